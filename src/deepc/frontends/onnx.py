@@ -1,0 +1,146 @@
+"""ONNX frontend: an .onnx file (default-domain opsets 7 and up) to the graph IR."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import helper, numpy_helper
+
+from deepc.errors import ConversionError, DeepcError, ModelLoadError, UnsupportedOpError
+from deepc.frontends.builder import GraphBuilder
+from deepc.frontends.onnx_node import OnnxNode, decode_attr
+from deepc.frontends.onnx_ops import CONVERTERS
+from deepc.ir.graph import Graph
+from deepc.ir.types import TensorType, dtype_name
+
+MIN_OPSET = 7
+DEFAULT_DIM = 1  # symbolic dimensions not fixed by --input-shape
+
+
+def read_model(path: Path) -> onnx.ModelProto:
+    """Read and sanity-check an ONNX file; every failure becomes a one-line ModelLoadError."""
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file — check the model path")
+    if path.is_dir():
+        raise ModelLoadError(f"{path}: is a directory, not an ONNX model file")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{path}: file is empty (0 bytes) — re-export or re-download it")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise ModelLoadError(
+            f"{path}: not a valid ONNX model ({type(exc).__name__}: {str(exc)[:80]}) — "
+            "the file is truncated, corrupted or in another format"
+        ) from None
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
+        raise ModelLoadError(
+            f"{path}: not an ONNX model (no IR version or graph) — the file is truncated, "
+            "corrupted or in another format"
+        )
+    try:
+        onnx.load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: external weight data could not be read: {exc}") from None
+    return model
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return MIN_OPSET
+
+
+def _value_type(vi: onnx.ValueInfoProto, shape: tuple[int, ...] | None) -> TensorType:
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type") or tt.elem_type == 0:
+        raise ConversionError(f"input {vi.name!r}: only tensor inputs are supported")
+    dtype = dtype_name(helper.tensor_dtype_to_np_dtype(tt.elem_type))
+    if shape is None:
+        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else DEFAULT_DIM
+                      for d in tt.shape.dim)
+    return TensorType(shape, dtype)
+
+
+def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    if not model.functions:
+        return model
+    import onnx.inliner
+
+    return onnx.inliner.inline_local_functions(model)
+
+
+def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+            name: str = "model") -> Graph:
+    """Translate an in-memory ONNX model to the graph IR."""
+    model = _inline_functions(model)
+    opset = default_opset(model)
+    if opset < MIN_OPSET:
+        raise ModelLoadError(
+            f"opset {opset} is older than the oldest supported ({MIN_OPSET}); upgrade the model "
+            "with onnx.version_converter.convert_version(model, 13)"
+        )
+    g = model.graph
+    shapes = dict(input_shapes or {})
+    b = GraphBuilder(g.name or name)
+    inits = {t.name: t for t in g.initializer}
+    for t in g.initializer:
+        b.add_constant(numpy_helper.to_array(t), name=t.name)
+    graph_inputs = {vi.name for vi in g.input}
+    unknown = set(shapes) - graph_inputs
+    if unknown:
+        raise ConversionError(
+            f"--input-shape names {', '.join(sorted(unknown))}, which the model has no input "
+            f"called; its inputs are {', '.join(vi.name for vi in g.input if vi.name not in inits)}"
+        )
+    for vi in g.input:
+        if vi.name in inits and vi.name not in shapes:
+            continue  # an initializer listed as an input (IR < 4): a constant
+        b.add_input(vi.name, _value_type(vi, shapes.get(vi.name)))
+
+    convert_nodes(b, g.node, opset)
+    b.outputs = [finish_output(b, vi.name) for vi in g.output]
+    return b.build()
+
+
+def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
+    missing: dict[str, list[str]] = {}
+    for i, proto in enumerate(nodes):
+        if proto.domain not in ("", "ai.onnx") or proto.op_type not in CONVERTERS:
+            key = proto.op_type if proto.domain in ("", "ai.onnx") else f"{proto.domain}.{proto.op_type}"
+            missing.setdefault(key, []).append(proto.name or f"#{i}")
+    if missing:
+        raise UnsupportedOpError(missing)
+    for i, proto in enumerate(nodes):
+        node = OnnxNode(
+            proto.op_type, proto.name or f"{proto.op_type}_{i}", tuple(proto.input),
+            tuple(proto.output), {a.name: decode_attr(a) for a in proto.attribute}, opset,
+        )
+        try:
+            CONVERTERS[proto.op_type](b, node)
+        except DeepcError:
+            raise
+        except Exception as exc:  # a converter's own bug or an odd model: name the node
+            raise ConversionError(
+                f"node {node.name!r} ({node.op_type}): cannot be translated: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        for out in node.outputs:
+            if out and out not in b.types:
+                raise ConversionError(f"node {node.name!r} ({node.op_type}): output {out!r} "
+                                      "was not produced by its converter")
+
+
+def finish_output(b: GraphBuilder, name: str) -> str:
+    """Graph outputs must be node outputs; a constant or pass-through output gets a copy."""
+    if name in b.constants or name in b.inputs:
+        return b.emit("identity", [name], outputs=[f"{name}:out"], fold=False)[0]
+    return name
+
+
+def load(path: str | Path, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Graph:
+    path = Path(path)
+    return convert(read_model(path), input_shapes, name=path.stem)

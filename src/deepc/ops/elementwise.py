@@ -1,0 +1,196 @@
+"""Elementwise and broadcasting ops: math, activations, comparisons, logic, cast, where."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from deepc.ir.graph import Attrs
+from deepc.ir.types import TensorType, np_dtype
+from deepc.ops.common import broadcast_shape, nary, unary
+from deepc.ops.registry import FusionKind, Op
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    return _erf(x.astype(np.float64)).astype(x.dtype) if x.size else x.copy()
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+def _round_half_even(x: np.ndarray, a: Attrs) -> np.ndarray:
+    return np.round(x)
+
+
+# -- unary math -------------------------------------------------------------------------------
+UNARY_MATH = {
+    "abs": lambda x, a: np.abs(x),
+    "neg": lambda x, a: np.negative(x),
+    "exp": lambda x, a: np.exp(x),
+    "log": lambda x, a: np.log(x),
+    "sqrt": lambda x, a: np.sqrt(x),
+    "reciprocal": lambda x, a: np.reciprocal(x),
+    "floor": lambda x, a: np.floor(x),
+    "ceil": lambda x, a: np.ceil(x),
+    "round": _round_half_even,
+    "sign": lambda x, a: np.sign(x),
+    "sin": lambda x, a: np.sin(x),
+    "cos": lambda x, a: np.cos(x),
+    "tan": lambda x, a: np.tan(x),
+    "asin": lambda x, a: np.arcsin(x),
+    "acos": lambda x, a: np.arccos(x),
+    "atan": lambda x, a: np.arctan(x),
+    "sinh": lambda x, a: np.sinh(x),
+    "cosh": lambda x, a: np.cosh(x),
+    "asinh": lambda x, a: np.arcsinh(x),
+    "acosh": lambda x, a: np.arccosh(x),
+    "atanh": lambda x, a: np.arctanh(x),
+    "erf": lambda x, a: erf(x),
+    "identity": lambda x, a: x.copy(),
+    "bitwise_not": lambda x, a: np.bitwise_not(x),
+    "not": lambda x, a: np.logical_not(x),
+}
+
+# -- activations (attrs follow ONNX names and defaults, filled in by the frontend) --------------
+ACTIVATIONS = {
+    "relu": lambda x, a: np.maximum(x, 0),
+    "sigmoid": lambda x, a: sigmoid(x),
+    "tanh": lambda x, a: np.tanh(x),
+    "softplus": lambda x, a: np.logaddexp(x, 0),
+    "softsign": lambda x, a: x / (1 + np.abs(x)),
+    "leaky_relu": lambda x, a: np.where(x >= 0, x, x * a["alpha"]),
+    "elu": lambda x, a: np.where(x > 0, x, a["alpha"] * (np.exp(np.minimum(x, 0)) - 1)),
+    "celu": lambda x, a: np.maximum(x, 0)
+    + np.minimum(0, a["alpha"] * (np.exp(np.minimum(x, 0) / a["alpha"]) - 1)),
+    "selu": lambda x, a: a["gamma"] * np.where(x > 0, x, a["alpha"] * (np.exp(np.minimum(x, 0)) - 1)),
+    "hard_sigmoid": lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0, 1),
+    "hard_swish": lambda x, a: x * np.clip(x / 6 + 0.5, 0, 1),
+    "thresholded_relu": lambda x, a: np.where(x > a["alpha"], x, 0),
+    "shrink": lambda x, a: np.where(x < -a["lambd"], x + a["bias"],
+                                    np.where(x > a["lambd"], x - a["bias"], 0)),
+    "mish": lambda x, a: x * np.tanh(np.logaddexp(x, 0)),
+    "gelu": lambda x, a: (
+        0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+        if a["approximate"] == "tanh" else 0.5 * x * (1 + erf(x / np.sqrt(2).astype(x.dtype)))
+    ),
+    # clip with static bounds; absent bounds are None
+    "clip": lambda x, a: np.clip(x, a["min"], a["max"]) if a["min"] is not None or a["max"] is not None else x.copy(),
+}
+
+for _name, _fn in {**UNARY_MATH, **ACTIVATIONS}.items():
+    unary(_name, lambda x, a, f=_fn: _with_errstate(f, x, a))
+
+unary("isnan", lambda x, a: np.isnan(x), out_dtype="bool")
+unary("isinf", lambda x, a: (np.isposinf(x) if a["detect_positive"] else False)
+      | (np.isneginf(x) if a["detect_negative"] else False), out_dtype="bool")
+
+
+def _with_errstate(fn, x: np.ndarray, a: Attrs) -> np.ndarray:  # type: ignore[no-untyped-def]
+    with np.errstate(all="ignore"):
+        return fn(x, a)
+
+
+# -- cast ---------------------------------------------------------------------------------------
+cast = Op("cast", FusionKind.ELEMWISE, doc="convert to attrs['to'] (a dtype name)")
+
+
+@cast.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    assert ins[0] is not None
+    return TensorType(ins[0].shape, str(attrs["to"]))
+
+
+@cast.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    x, to = ins[0], str(attrs["to"])
+    with np.errstate(all="ignore"):
+        if to == "string":
+            return np.vectorize(lambda v: str(v), otypes=[object])(x)
+        if x.dtype == object:  # strings to numbers
+            return x.astype(np.float64).astype(np_dtype(to))
+        return x.astype(np_dtype(to))
+
+
+# -- binary and n-ary arithmetic --------------------------------------------------------------
+def _div(x: np.ndarray, y: np.ndarray, a: Attrs) -> np.ndarray:
+    if np.issubdtype(x.dtype, np.integer):
+        with np.errstate(all="ignore"):
+            q = np.trunc(np.true_divide(x, y))
+        return q.astype(x.dtype)
+    with np.errstate(all="ignore"):
+        return np.true_divide(x, y)
+
+
+def _mod(x: np.ndarray, y: np.ndarray, a: Attrs) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.fmod(x, y) if a.get("fmod", 0) else np.mod(x, y)
+
+
+def _pow(x: np.ndarray, y: np.ndarray, a: Attrs) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.power(x, y.astype(x.dtype) if x.dtype.kind == "f" else y)
+
+
+BINARY = {
+    "add": lambda x, y, a: x + y,
+    "sub": lambda x, y, a: x - y,
+    "mul": lambda x, y, a: x * y,
+    "div": _div,
+    "mod": _mod,
+    "pow": _pow,
+    "prelu": lambda x, s, a: np.where(x < 0, x * s, x),
+    "bitwise_and": lambda x, y, a: np.bitwise_and(x, y),
+    "bitwise_or": lambda x, y, a: np.bitwise_or(x, y),
+    "bitwise_xor": lambda x, y, a: np.bitwise_xor(x, y),
+    "bit_shift": lambda x, y, a: np.left_shift(x, y) if a["direction"] == "LEFT" else np.right_shift(x, y),
+}
+for _name, _fn in BINARY.items():
+    nary(_name, _fn)
+
+NARY = {
+    "max": lambda *xs: _fold(np.maximum, xs),
+    "min": lambda *xs: _fold(np.minimum, xs),
+    "sum": lambda *xs: _fold(np.add, xs),
+    "mean": lambda *xs: _fold(np.add, xs) / len(xs),
+}
+
+
+def _fold(fn, xs):  # type: ignore[no-untyped-def]
+    acc = xs[0]
+    for x in xs[1:]:
+        acc = fn(acc, x)
+    return acc
+
+
+for _name, _fn in NARY.items():
+    nary(_name, lambda *args, f=_fn: f(*args[:-1]))
+
+COMPARE = {
+    "equal": np.equal, "less": np.less, "less_equal": np.less_equal,
+    "greater": np.greater, "greater_equal": np.greater_equal,
+    "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
+}
+for _name, _fn in COMPARE.items():
+    nary(_name, lambda x, y, a, f=_fn: f(x, y), out_dtype="bool")
+
+
+# -- where --------------------------------------------------------------------------------------
+where = Op("where", FusionKind.BROADCAST, doc="cond ? x : y with broadcasting")
+
+
+@where.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    c, x, y = ins
+    assert c is not None and x is not None and y is not None
+    return TensorType(broadcast_shape(c.shape, x.shape, y.shape), x.dtype)
+
+
+@where.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return np.where(ins[0], ins[1], ins[2])

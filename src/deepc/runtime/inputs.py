@@ -1,0 +1,38 @@
+"""Seeded random inputs for a graph: what `deepc run` and the tests feed a model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepc.ir.graph import Graph
+from deepc.ir.types import np_dtype
+
+
+def index_bound(graph: Graph, name: str) -> int | None:
+    """The largest safe value+1 for an integer input used as gather indices, if any."""
+    bound = None
+    for node in graph.consumers().get(name, []):
+        if node.op == "gather" and node.inputs[1] == name:
+            data = graph.types[node.inputs[0]]
+            axis = int(node.attr("axis", 0)) % max(data.rank, 1)
+            dim = data.shape[axis]
+            bound = dim if bound is None else min(bound, dim)
+    return bound
+
+
+def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for name in graph.inputs:
+        ty = graph.types[name]
+        dt = np_dtype(ty.dtype)
+        if dt.kind == "f":
+            out[name] = rng.standard_normal(ty.shape).astype(dt)
+        elif dt.kind == "b":
+            out[name] = rng.random(ty.shape) < 0.5
+        elif dt.kind in "iu":
+            hi = index_bound(graph, name) or 10
+            out[name] = rng.integers(0, hi, size=ty.shape).astype(dt)
+        else:
+            raise TypeError(f"cannot make random {ty.dtype} input {name!r}")
+    return out

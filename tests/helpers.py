@@ -1,0 +1,66 @@
+"""Test helpers: one-node ONNX models, and comparison of deepc's interpreter with onnxruntime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from deepc.frontends.onnx import convert
+from deepc.runtime.interpreter import run_graph
+
+
+def _vi(name: str, arr: np.ndarray) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(
+        name, helper.np_dtype_to_tensor_dtype(arr.dtype), list(arr.shape))
+
+
+def node_model(op_type: str, inputs: Mapping[str, np.ndarray | None], n_outputs: int = 1,
+               opset: int = 17, initializers: Sequence[str] = (), **attrs: Any) -> onnx.ModelProto:
+    """A model of one ONNX node. Inputs named in `initializers` become constants; a None
+    input is an omitted optional input."""
+    names = [k if v is not None else "" for k, v in inputs.items()]
+    outs = [f"out{i}" for i in range(n_outputs)]
+    node = helper.make_node(op_type, names, outs, **attrs)
+    graph_inputs = [_vi(k, v) for k, v in inputs.items()
+                    if v is not None and k not in initializers]
+    inits = [onnx.numpy_helper.from_array(np.asarray(inputs[k]), k) for k in initializers]
+    graph = helper.make_graph([node], "test", graph_inputs,
+                              [helper.make_value_info(o, onnx.TypeProto()) for o in outs],
+                              initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def run_ort(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, dict(feeds))
+
+
+def run_deepc(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    graph = convert(model, {k: tuple(v.shape) for k, v in feeds.items()})
+    out = run_graph(graph, feeds)
+    return [out[name] for name in graph.outputs]
+
+
+def check_op(op_type: str, inputs: Mapping[str, np.ndarray | None], *, n_outputs: int = 1,
+             opset: int = 17, initializers: Sequence[str] = (), rtol: float = 1e-5,
+             atol: float = 1e-6, **attrs: Any) -> list[np.ndarray]:
+    """Build a one-node model, run it in deepc's interpreter and onnxruntime, compare."""
+    model = node_model(op_type, inputs, n_outputs, opset, initializers, **attrs)
+    feeds = {k: v for k, v in inputs.items() if v is not None and k not in initializers}
+    expected = run_ort(model, feeds)
+    actual = run_deepc(model, feeds)
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape, (a.shape, e.shape)
+        assert a.dtype == e.dtype, (a.dtype, e.dtype)
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
+    return actual
