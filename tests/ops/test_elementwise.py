@@ -59,6 +59,6 @@ def test_clip(opset):
     if opset < 11:
         check_op("Clip", {"x": X}, opset=opset, min=-0.5, max=0.5)
     else:
-        lo, hi = np.float32(-0.5), np.float32(0.5)
+        lo, hi = np.array(-0.5, np.float32), np.array(0.5, np.float32)
         check_op("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset, initializers=["lo", "hi"])
         check_op("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset)
