@@ -1,0 +1,1 @@
+"""IR levels: the graph IR (graph.py), tensor expressions and the loop IR."""

@@ -1,0 +1,202 @@
+"""Data-movement ops with static attributes: reshape, transpose, broadcast, tile, concat, split,
+slice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+
+import numpy as np
+
+from deepc.ir.graph import Attrs
+from deepc.ir.types import TensorType
+from deepc.ops.common import broadcast_shape, present
+from deepc.ops.registry import FusionKind, Op
+
+
+def _first(ins: Sequence[TensorType | None]) -> TensorType:
+    x = ins[0]
+    if x is None:
+        raise ValueError("the data input is missing")
+    return x
+
+
+def _ints(attrs: Attrs, key: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in attrs[key])  # type: ignore[union-attr]
+
+
+# -- reshape ------------------------------------------------------------------------------------
+reshape = Op("reshape", FusionKind.INJECTIVE,
+             doc="row-major reshape to attrs['shape'], a full static shape (no 0 or -1)")
+
+
+@reshape.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, shape = _first(ins), _ints(attrs, "shape")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"reshape target {shape} has a negative dimension")
+    if prod(shape) != x.size:
+        raise ValueError(f"cannot reshape {x.size} elements to {shape}")
+    return TensorType(shape, x.dtype)
+
+
+@reshape.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return np.reshape(ins[0], _ints(attrs, "shape"))
+
+
+# -- transpose ----------------------------------------------------------------------------------
+transpose = Op("transpose", FusionKind.INJECTIVE,
+               doc="out.shape[i] = x.shape[perm[i]]; perm is a full permutation")
+
+
+@transpose.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, perm = _first(ins), _ints(attrs, "perm")
+    if sorted(perm) != list(range(x.rank)):
+        raise ValueError(f"perm {perm} is not a permutation of the {x.rank} axes")
+    return TensorType(tuple(x.shape[p] for p in perm), x.dtype)
+
+
+@transpose.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(ins[0], _ints(attrs, "perm")))
+
+
+# -- broadcast_to -------------------------------------------------------------------------------
+broadcast_to = Op("broadcast_to", FusionKind.BROADCAST,
+                  doc="numpy-broadcast x to attrs['shape'], the full output shape")
+
+
+@broadcast_to.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, shape = _first(ins), _ints(attrs, "shape")
+    if broadcast_shape(x.shape, shape) != shape:
+        raise ValueError(f"{x.shape} does not broadcast to {shape}")
+    return TensorType(shape, x.dtype)
+
+
+@broadcast_to.flops
+def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
+    return 0  # pure data movement
+
+
+@broadcast_to.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return np.array(np.broadcast_to(ins[0], _ints(attrs, "shape")))
+
+
+# -- tile ---------------------------------------------------------------------------------------
+tile = Op("tile", FusionKind.INJECTIVE, doc="repeat x attrs['repeats'][i] times along axis i")
+
+
+@tile.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, reps = _first(ins), _ints(attrs, "repeats")
+    if len(reps) != x.rank or any(r < 0 for r in reps):
+        raise ValueError(f"repeats {reps} must be {x.rank} non-negative counts")
+    return TensorType(tuple(d * r for d, r in zip(x.shape, reps)), x.dtype)
+
+
+@tile.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return np.tile(ins[0], _ints(attrs, "repeats"))
+
+
+# -- concat -------------------------------------------------------------------------------------
+concat = Op("concat", FusionKind.INJECTIVE, doc="join the inputs along attrs['axis'] (>= 0)")
+
+
+@concat.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    xs, axis = present(ins), int(attrs["axis"])  # type: ignore[arg-type]
+    if not xs:
+        raise ValueError("concat needs at least one input")
+    first = xs[0]
+    if not 0 <= axis < first.rank:
+        raise ValueError(f"axis {axis} out of range for rank {first.rank}")
+    for x in xs[1:]:
+        if x.dtype != first.dtype:
+            raise ValueError(f"mixed dtypes {first.dtype} and {x.dtype}")
+        if x.rank != first.rank or any(
+                a != b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis):
+            raise ValueError(f"shapes {first.shape} and {x.shape} differ off axis {axis}")
+    shape = list(first.shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    return TensorType(tuple(shape), first.dtype)
+
+
+@concat.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return np.concatenate(present(ins), axis=int(attrs["axis"]))  # type: ignore[arg-type]
+
+
+# -- split --------------------------------------------------------------------------------------
+split = Op("split", FusionKind.INJECTIVE,
+           doc="cut x along attrs['axis'] (>= 0) into pieces of attrs['sizes']; one output each")
+
+
+@split.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> list[TensorType]:
+    x, axis, sizes = _first(ins), int(attrs["axis"]), _ints(attrs, "sizes")  # type: ignore[arg-type]
+    if not 0 <= axis < x.rank:
+        raise ValueError(f"axis {axis} out of range for rank {x.rank}")
+    if sum(sizes) != x.shape[axis] or any(s < 0 for s in sizes):
+        raise ValueError(f"sizes {sizes} do not add up to dimension {x.shape[axis]}")
+    return [TensorType(x.shape[:axis] + (s,) + x.shape[axis + 1:], x.dtype) for s in sizes]
+
+
+@split.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> tuple[np.ndarray, ...]:
+    bounds = np.cumsum(_ints(attrs, "sizes"))[:-1]
+    parts = np.split(ins[0], bounds, axis=int(attrs["axis"]))  # type: ignore[arg-type]
+    return tuple(np.ascontiguousarray(p) for p in parts)
+
+
+# -- slice --------------------------------------------------------------------------------------
+slice_ = Op("slice", FusionKind.INJECTIVE, doc="""strided slice, attributes normalized:
+
+out[..., i, ...] = x[..., starts[k] + i * steps[k], ...] along each listed axis, where
+- `axes`: distinct axes in [0, rank), ascending; axes not listed are taken whole;
+- `steps`: non-zero integers;
+- `starts`: first index read, in [0, dim) (0 when the slice is empty);
+- `ends`: exclusive end in [-1, dim]; -1 only with a negative step (run down through index 0),
+  equal to `starts` when the slice is empty.
+The length along axis k is max(0, ceil((ends[k] - starts[k]) / steps[k])). The converter
+resolves ONNX's negative and out-of-range starts/ends into this form.""")
+
+
+def slice_lengths(shape: Sequence[int], attrs: Attrs) -> tuple[int, ...]:
+    out = list(shape)
+    for a, s, e, st in zip(_ints(attrs, "axes"), _ints(attrs, "starts"), _ints(attrs, "ends"),
+                           _ints(attrs, "steps")):
+        out[a] = max(0, -((s - e) // st))  # ceil division by a signed step
+    return tuple(out)
+
+
+@slice_.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x = _first(ins)
+    axes, starts, ends, steps = (_ints(attrs, k) for k in ("axes", "starts", "ends", "steps"))
+    if not len(axes) == len(starts) == len(ends) == len(steps):
+        raise ValueError("axes, starts, ends and steps differ in length")
+    if list(axes) != sorted(set(axes)) or any(not 0 <= a < x.rank for a in axes):
+        raise ValueError(f"axes {axes} must be distinct, ascending and in [0, {x.rank})")
+    if 0 in steps:
+        raise ValueError(f"steps {steps} contain 0")
+    lengths = slice_lengths(x.shape, attrs)
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        dim, last = x.shape[a], s + (lengths[a] - 1) * st
+        if (lengths[a] and not (0 <= s < dim and 0 <= last < dim)):
+            raise ValueError(f"axis {a}: start {s}, end {e}, step {st} are not normalized "
+                             f"for dimension {dim}")
+    return TensorType(lengths, x.dtype)
+
+
+@slice_.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    index = [slice(None)] * ins[0].ndim
+    for a, s, e, st in zip(_ints(attrs, "axes"), _ints(attrs, "starts"), _ints(attrs, "ends"),
+                           _ints(attrs, "steps")):
+        index[a] = slice(s, e if e >= 0 else None, st)  # end -1: through index 0
+    return np.ascontiguousarray(ins[0][tuple(index)])
