@@ -64,3 +64,32 @@ def check_op(op_type: str, inputs: Mapping[str, np.ndarray | None], *, n_outputs
         assert a.dtype == e.dtype, (a.dtype, e.dtype)
         np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
     return actual
+
+
+def check_compute(op_type: str, inputs: Mapping[str, np.ndarray | None], *, n_outputs: int = 1,
+                  opset: int = 17, initializers: Sequence[str] = (), rtol: float = 1e-5,
+                  atol: float = 1e-6, compiled: bool = False, **attrs: Any) -> list[np.ndarray]:
+    """Like check_op, but runs deepc's compute definitions instead of the numpy references
+    (evaluated with numpy, or with `compiled=True` lowered and JIT-compiled by the LLVM
+    backend, node by node), and compares with onnxruntime."""
+    from deepc.compiler.jit_graph import run_graph_jit
+    from deepc.compiler.te_graph import run_graph_te
+
+    run = run_graph_jit if compiled else run_graph_te
+    model = node_model(op_type, inputs, n_outputs, opset, initializers, **attrs)
+    feeds = {k: v for k, v in inputs.items() if v is not None and k not in initializers}
+    expected = run_ort(model, feeds)
+    graph = convert(model, {k: tuple(v.shape) for k, v in feeds.items()})
+    out = run(graph, feeds)
+    actual = [out[name] for name in graph.outputs]
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape, (a.shape, e.shape)
+        assert a.dtype == e.dtype, (a.dtype, e.dtype)
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
+    return actual
+
+
+def check_compiled(op_type: str, inputs: Mapping[str, np.ndarray | None],
+                   **kwargs: Any) -> list[np.ndarray]:
+    """check_compute through the LLVM backend."""
+    return check_compute(op_type, inputs, compiled=True, **kwargs)

@@ -1,9 +1,19 @@
 import numpy as np
 import pytest
 
-from tests.helpers import check_op
+from tests.helpers import check_compiled, check_compute, check_op
 
 rng = np.random.default_rng(0)
+
+
+@pytest.fixture(params=[check_op, check_compute, check_compiled],
+                ids=["reference", "compute", "compiled"])
+def check(request):
+    """Each case runs through the numpy reference, the compute definition evaluated with
+    numpy, and the compute definition compiled by the LLVM backend."""
+    return request.param
+
+
 X = rng.standard_normal((3, 4, 5)).astype(np.float32)
 POS = np.abs(X) + 0.1
 Y = rng.standard_normal((4, 1)).astype(np.float32)
@@ -13,13 +23,13 @@ Y = rng.standard_normal((4, 1)).astype(np.float32)
                                 "Cos", "Tan", "Atan", "Sinh", "Cosh", "Asinh", "Erf",
                                 "Identity", "Relu", "Sigmoid", "Tanh", "Softplus", "Softsign",
                                 "HardSwish", "Mish", "Reciprocal"])
-def test_unary(op):
-    check_op(op, {"x": X}, opset=18)
+def test_unary(check, op):
+    check(op, {"x": X}, opset=18)
 
 
 @pytest.mark.parametrize("op", ["Log", "Sqrt"])
-def test_unary_positive(op):
-    check_op(op, {"x": POS})
+def test_unary_positive(check, op):
+    check(op, {"x": POS})
 
 
 @pytest.mark.parametrize(("op", "attrs"), [
@@ -27,38 +37,38 @@ def test_unary_positive(op):
     ("HardSigmoid", {}), ("ThresholdedRelu", {"alpha": 0.5}), ("Shrink", {"lambd": 0.3}),
     ("Gelu", {}), ("Gelu", {"approximate": "tanh"}),
 ])
-def test_activation(op, attrs):
+def test_activation(check, op, attrs):
     opset = 20 if op == "Gelu" else 17
-    check_op(op, {"x": X}, opset=opset, **attrs)
+    check(op, {"x": X}, opset=opset, **attrs)
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "PRelu"])
-def test_binary_broadcast(op):
-    check_op(op, {"x": X, "y": Y})
+def test_binary_broadcast(check, op):
+    check(op, {"x": X, "y": Y})
 
 
 @pytest.mark.parametrize("op", ["Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"])
-def test_compare(op):
-    check_op(op, {"x": X, "y": Y})
+def test_compare(check, op):
+    check(op, {"x": X, "y": Y})
 
 
-def test_integer_div_truncates():
+def test_integer_div_truncates(check):
     a = np.array([7, -7, 9], np.int32)
     b = np.array([2, 2, -4], np.int32)
-    check_op("Div", {"a": a, "b": b})
+    check("Div", {"a": a, "b": b})
 
 
-def test_where_and_cast():
+def test_where_and_cast(check):
     c = X > 0
-    check_op("Where", {"c": c, "x": X, "y": Y})
-    check_op("Cast", {"x": X * 10}, to=6)
+    check("Where", {"c": c, "x": X, "y": Y})
+    check("Cast", {"x": X * 10}, to=6)
 
 
 @pytest.mark.parametrize("opset", [7, 17])
-def test_clip(opset):
+def test_clip(check, opset):
     if opset < 11:
-        check_op("Clip", {"x": X}, opset=opset, min=-0.5, max=0.5)
+        check("Clip", {"x": X}, opset=opset, min=-0.5, max=0.5)
     else:
         lo, hi = np.array(-0.5, np.float32), np.array(0.5, np.float32)
-        check_op("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset, initializers=["lo", "hi"])
-        check_op("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset)
+        check("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset, initializers=["lo", "hi"])
+        check("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset)

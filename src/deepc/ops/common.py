@@ -36,10 +36,26 @@ def same_as_first(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     return ins[0]
 
 
+def broadcast_index(axes: Sequence[Any], in_shape: Sequence[int]) -> tuple[Any, ...]:
+    """Indices into an input of shape `in_shape` for output axes under numpy broadcasting."""
+    lead = len(axes) - len(in_shape)
+    return tuple(0 if n == 1 else axes[lead + k] for k, n in enumerate(in_shape))
+
+
 def unary(name: str, fn: Callable[..., np.ndarray], *, out_dtype: str | None = None,
-          kind: FusionKind = FusionKind.ELEMWISE, doc: str = "") -> Op:
-    """Register an elementwise op of one input; `fn(x, attrs)` is its numpy reference."""
+          kind: FusionKind = FusionKind.ELEMWISE, doc: str = "",
+          te: Callable[..., Any] | None = None) -> Op:
+    """Register an elementwise op of one input; `fn(x, attrs)` is its numpy reference and
+    `te(x, attrs)` (an expression of the input element) its compute definition."""
     op = Op(name, kind, doc=doc)
+    if te is not None:
+
+        @op.def_compute
+        def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Any:
+            from deepc.ir.tensor import compute
+
+            x = ins[0]
+            return compute(x.shape, lambda *i: te(x[i], attrs).astype(outs[0].dtype), name)
 
     @op.infer
     def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
@@ -56,9 +72,20 @@ def unary(name: str, fn: Callable[..., np.ndarray], *, out_dtype: str | None = N
 
 
 def nary(name: str, fn: Callable[..., np.ndarray], *, out_dtype: str | None = None,
-         doc: str = "") -> Op:
-    """Register a broadcasting op of two or more inputs; `fn(*xs, attrs)` is its reference."""
+         doc: str = "", te: Callable[..., Any] | None = None) -> Op:
+    """Register a broadcasting op of two or more inputs; `fn(*xs, attrs)` is its reference,
+    `te(*elements, attrs)` its compute definition."""
     op = Op(name, FusionKind.BROADCAST, doc=doc)
+    if te is not None:
+
+        @op.def_compute
+        def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Any:
+            from deepc.ir.tensor import compute
+
+            xs = present(ins)
+            shape = outs[0].shape
+            return compute(shape, lambda *i: te(*(x[broadcast_index(i, x.shape)] for x in xs),
+                                                 attrs).astype(outs[0].dtype), name)
 
     @op.infer
     def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
 from deepc.ir.types import TensorType, np_dtype
-from deepc.ops.common import broadcast_shape, nary, unary
+from deepc.ops.common import broadcast_index, broadcast_shape, nary, unary
 from deepc.ops.registry import FusionKind, Op
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -83,12 +84,98 @@ ACTIVATIONS = {
     "clip": lambda x, a: np.clip(x, a["min"], a["max"]) if a["min"] is not None or a["max"] is not None else x.copy(),
 }
 
-for _name, _fn in {**UNARY_MATH, **ACTIVATIONS}.items():
-    unary(_name, lambda x, a, f=_fn: _with_errstate(f, x, a))
 
-unary("isnan", lambda x, a: np.isnan(x), out_dtype="bool")
+
+# -- compute definitions: the same functions as index-free expressions of one element --------
+def _c(x: E.Expr, v: float) -> E.Expr:
+    return E.as_expr(v, x)
+
+
+def _is_float(x: E.Expr) -> bool:
+    return x.dtype.startswith("float")
+
+
+def _exp(x: E.Expr) -> E.Expr:
+    return E.call("exp", x)
+
+
+def _sigmoid(x: E.Expr) -> E.Expr:
+    return _c(x, 1.0) / (_c(x, 1.0) + _exp(-x))
+
+
+def _softplus(x: E.Expr) -> E.Expr:
+    return E.maximum(x, _c(x, 0.0)) + E.call("log", _c(x, 1.0) + _exp(-E.call("fabs", x)))
+
+
+def _erf_gelu(x: E.Expr) -> E.Expr:
+    return _c(x, 0.5) * x * (_c(x, 1.0) + E.call("erf", x * _c(x, 1 / np.sqrt(2))))
+
+
+def _tanh_gelu(x: E.Expr) -> E.Expr:
+    inner = _c(x, np.sqrt(2 / np.pi)) * (x + _c(x, 0.044715) * x * x * x)
+    return _c(x, 0.5) * x * (_c(x, 1.0) + E.call("tanh", inner))
+
+
+def _clip(x: E.Expr, a: Attrs) -> E.Expr:
+    if a["min"] is not None:
+        x = E.maximum(x, _c(x, a["min"]))
+    if a["max"] is not None:
+        x = E.minimum(x, _c(x, a["max"]))
+    return x
+
+
+_ZERO_ONE = {"zero": 0.0, "one": 1.0}
+UNARY_TE = {
+    "abs": lambda x, a: E.call("fabs", x) if _is_float(x) else E.select(x < _c(x, 0), -x, x),
+    "neg": lambda x, a: -x,
+    "reciprocal": lambda x, a: _c(x, 1.0) / x,
+    "round": lambda x, a: E.call("round", x),
+    "sign": lambda x, a: E.select(x > _c(x, 0), _c(x, 1), E.select(x < _c(x, 0), _c(x, -1),
+                                                                 _c(x, 0))),
+    "identity": lambda x, a: x,
+    "bitwise_not": lambda x, a: ~x,
+    "not": lambda x, a: ~x,
+    "relu": lambda x, a: E.maximum(x, _c(x, 0)),
+    "sigmoid": lambda x, a: _sigmoid(x),
+    "softplus": lambda x, a: _softplus(x),
+    "softsign": lambda x, a: x / (_c(x, 1.0) + E.call("fabs", x)),
+    "leaky_relu": lambda x, a: E.select(x >= _c(x, 0), x, x * _c(x, a["alpha"])),
+    "elu": lambda x, a: E.select(x > _c(x, 0), x, _c(x, a["alpha"]) * (_exp(x) - _c(x, 1))),
+    "celu": lambda x, a: E.maximum(x, _c(x, 0)) + E.minimum(
+        _c(x, 0), _c(x, a["alpha"]) * (_exp(x / _c(x, a["alpha"])) - _c(x, 1))),
+    "selu": lambda x, a: _c(x, a["gamma"]) * E.select(
+        x > _c(x, 0), x, _c(x, a["alpha"]) * (_exp(x) - _c(x, 1))),
+    "hard_sigmoid": lambda x, a: E.minimum(E.maximum(
+        _c(x, a["alpha"]) * x + _c(x, a["beta"]), _c(x, 0)), _c(x, 1)),
+    "hard_swish": lambda x, a: x * E.minimum(E.maximum(
+        x * _c(x, 1 / 6) + _c(x, 0.5), _c(x, 0)), _c(x, 1)),
+    "thresholded_relu": lambda x, a: E.select(x > _c(x, a["alpha"]), x, _c(x, 0)),
+    "shrink": lambda x, a: E.select(x < _c(x, -a["lambd"]), x + _c(x, a["bias"]), E.select(
+        x > _c(x, a["lambd"]), x - _c(x, a["bias"]), _c(x, 0))),
+    "mish": lambda x, a: x * E.call("tanh", _softplus(x)),
+    "gelu": lambda x, a: _tanh_gelu(x) if a["approximate"] == "tanh" else _erf_gelu(x),
+    "clip": _clip,
+    "isnan": lambda x, a: E.call("isnan", x),
+}
+for _f in ("exp", "log", "sqrt", "floor", "ceil", "sin", "cos", "tan", "asin", "acos", "atan",
+           "sinh", "cosh", "asinh", "acosh", "atanh", "erf", "tanh"):
+    UNARY_TE[_f] = lambda x, a, f=_f: E.call(f, x)
+
+
+def _isinf_te(x: E.Expr, a: Attrs) -> E.Expr:
+    pos = (x > _c(x, 0)) & E.call("isinf", x)
+    neg = (x < _c(x, 0)) & E.call("isinf", x)
+    if a["detect_positive"] and a["detect_negative"]:
+        return E.call("isinf", x)
+    return pos if a["detect_positive"] else neg if a["detect_negative"] else E.as_expr(False)
+
+
+for _name, _fn in {**UNARY_MATH, **ACTIVATIONS}.items():
+    unary(_name, lambda x, a, f=_fn: _with_errstate(f, x, a), te=UNARY_TE.get(_name))
+
+unary("isnan", lambda x, a: np.isnan(x), out_dtype="bool", te=UNARY_TE["isnan"])
 unary("isinf", lambda x, a: (np.isposinf(x) if a["detect_positive"] else False)
-      | (np.isneginf(x) if a["detect_negative"] else False), out_dtype="bool")
+      | (np.isneginf(x) if a["detect_negative"] else False), out_dtype="bool", te=_isinf_te)
 
 
 def _with_errstate(fn, x: np.ndarray, a: Attrs) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -115,6 +202,16 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
         if x.dtype == object:  # strings to numbers
             return x.astype(np.float64).astype(np_dtype(to))
         return x.astype(np_dtype(to))
+
+
+@cast.def_compute
+def _(ins, attrs, outs):  # type: ignore[no-untyped-def]
+    from deepc.ir.tensor import compute
+
+    x, to = ins[0], str(attrs["to"])
+    if "string" in (to, x.dtype):
+        raise NotImplementedError("string casts are not compiled")
+    return compute(x.shape, lambda *i: x[i].astype(to), "cast")
 
 
 # -- binary and n-ary arithmetic --------------------------------------------------------------
@@ -150,8 +247,21 @@ BINARY = {
     "bitwise_xor": lambda x, y, a: np.bitwise_xor(x, y),
     "bit_shift": lambda x, y, a: np.left_shift(x, y) if a["direction"] == "LEFT" else np.right_shift(x, y),
 }
+BINARY_TE = {
+    "add": lambda x, y, a: x + y,
+    "sub": lambda x, y, a: x - y,
+    "mul": lambda x, y, a: x * y,
+    "div": lambda x, y, a: x / y,
+    "mod": lambda x, y, a: E.binary("fmod" if a.get("fmod", 0) else "mod", x, y),
+    "pow": lambda x, y, a: E.binary("pow", x, y.astype(x.dtype)),
+    "prelu": lambda x, s, a: E.select(x < _c(x, 0), x * s, x),
+    "bitwise_and": lambda x, y, a: E.binary("bitand", x, y),
+    "bitwise_or": lambda x, y, a: E.binary("bitor", x, y),
+    "bitwise_xor": lambda x, y, a: E.binary("bitxor", x, y),
+    "bit_shift": lambda x, y, a: E.binary("shl" if a["direction"] == "LEFT" else "shr", x, y),
+}
 for _name, _fn in BINARY.items():
-    nary(_name, _fn)
+    nary(_name, _fn, te=BINARY_TE[_name])
 
 NARY = {
     "max": lambda *xs: _fold(np.maximum, xs),
@@ -168,16 +278,25 @@ def _fold(fn, xs):  # type: ignore[no-untyped-def]
     return acc
 
 
+NARY_TE = {
+    "max": lambda *xs: _fold(E.maximum, xs),
+    "min": lambda *xs: _fold(E.minimum, xs),
+    "sum": lambda *xs: _fold(E.Expr.__add__, xs),
+    "mean": lambda *xs: _fold(E.Expr.__add__, xs) / _c(xs[0], len(xs)),
+}
 for _name, _fn in NARY.items():
-    nary(_name, lambda *args, f=_fn: f(*args[:-1]))
+    nary(_name, lambda *args, f=_fn: f(*args[:-1]), te=lambda *a, f=NARY_TE[_name]: f(*a[:-1]))
 
 COMPARE = {
     "equal": np.equal, "less": np.less, "less_equal": np.less_equal,
     "greater": np.greater, "greater_equal": np.greater_equal,
     "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
 }
+COMPARE_TE = {"equal": "eq", "less": "lt", "less_equal": "le", "greater": "gt",
+              "greater_equal": "ge", "and": "and", "or": "or", "xor": "xor"}
 for _name, _fn in COMPARE.items():
-    nary(_name, lambda x, y, a, f=_fn: f(x, y), out_dtype="bool")
+    nary(_name, lambda x, y, a, f=_fn: f(x, y), out_dtype="bool",
+         te=lambda x, y, a, op=COMPARE_TE[_name]: E.binary(op, x, y))
 
 
 # -- where --------------------------------------------------------------------------------------
@@ -194,3 +313,13 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 @where.reference
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.where(ins[0], ins[1], ins[2])
+
+
+@where.def_compute
+def _(ins, attrs, outs):  # type: ignore[no-untyped-def]
+    from deepc.ir.tensor import compute
+
+    c, x, y = ins
+    return compute(outs[0].shape, lambda *i: E.select(
+        c[broadcast_index(i, c.shape)], x[broadcast_index(i, x.shape)],
+        y[broadcast_index(i, y.shape)]), "where")

@@ -1,0 +1,1 @@
+"""LLVM backend (llvmlite): loop IR to LLVM IR, then to objects, assembly or a JIT."""

@@ -1,0 +1,440 @@
+"""Expression emission for the LLVM backend, scalar or across the lanes of a vector loop.
+
+In a vectorized loop the loop variable is the vector <0, 1, ..., n-1>; every other value
+stays scalar until it meets a vector, where it is broadcast. Loads whose flat offset moves by
+one element per lane become one vector load; loop-invariant loads stay scalar; anything else
+is gathered lane by lane.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+
+from deepc.backends.llvm.types import I1, I64, constant, is_float, is_signed, memory_type, value_type
+from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var, binary
+from deepc.ir.loop import Buffer
+from deepc.ir.tensor import walk
+
+# math functions LLVM has intrinsics for; the rest are libm calls
+_INTRINSIC_MATH = {"exp", "log", "sqrt", "sin", "cos", "floor", "ceil", "trunc", "fabs",
+                   "exp2", "log2"}
+_LIBM = {"tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
+_FP_FLAGS = ("contract",)
+
+
+def linear_offset(buf: Buffer, indices: tuple[Expr, ...]) -> Expr:
+    offset: Expr = Const(0, "int64")
+    stride = 1
+    for idx, n in reversed(list(zip(indices, buf.shape))):
+        offset = binary("add", offset, binary("mul", idx, Const(stride, "int64")))
+        stride *= n
+    return offset
+
+
+def lane_coefficient(e: Expr, v: Var) -> int | None:
+    """d(e)/d(v) when `e` is affine in `v` with a constant coefficient, else None."""
+    if isinstance(e, Var):
+        return 1 if e == v else 0
+    if isinstance(e, Const):
+        return 0
+    if isinstance(e, Binary) and e.op in ("add", "sub"):
+        a, b = lane_coefficient(e.a, v), lane_coefficient(e.b, v)
+        if a is None or b is None:
+            return None
+        return a + b if e.op == "add" else a - b
+    if isinstance(e, Binary) and e.op == "mul":
+        a, b = lane_coefficient(e.a, v), lane_coefficient(e.b, v)
+        if a == 0 and b == 0:
+            return 0
+        if a is not None and b == 0 and isinstance(e.b, Const):
+            return a * int(e.b.value)
+        if b is not None and a == 0 and isinstance(e.a, Const):
+            return b * int(e.a.value)
+        return None
+    return 0 if not depends_on(e, v) else None
+
+
+def depends_on(e: Expr, v: Var) -> bool:
+    return any(isinstance(x, Var) and x == v for x in walk(e))
+
+
+def non_negative(e: Expr) -> bool:
+    """Conservative: loop variables and non-negative constants combined by + * // %."""
+    if isinstance(e, Var):
+        return True
+    if isinstance(e, Const):
+        return e.value >= 0
+    if isinstance(e, Binary) and e.op in ("add", "mul", "floordiv", "mod", "min", "max"):
+        return non_negative(e.a) and non_negative(e.b)
+    return False
+
+
+def unsafe_to_speculate(e: Expr) -> bool:
+    """Loads and integer division may fault when evaluated for a lane a select discards."""
+    return any(isinstance(x, Load) or (isinstance(x, Binary) and x.op in
+               ("div", "floordiv", "mod", "fmod") and not is_float(x.dtype)) for x in walk(e))
+
+
+class ExprEmitter:
+    builder: ir.IRBuilder
+    module: ir.Module
+    vars: dict[Var, ir.Value]
+    buffers: dict[str, ir.Value]
+    vec_var: Var | None = None
+    lanes: int = 1
+
+    # -- helpers ------------------------------------------------------------------------------
+    def broadcast(self, value: ir.Value, lanes: int) -> ir.Value:
+        if isinstance(value.type, ir.VectorType):
+            return value
+        vty = ir.VectorType(value.type, lanes)
+        one = self.builder.insert_element(ir.Constant(vty, ir.Undefined), value,
+                                          ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        return self.builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), mask)
+
+    def unify(self, a: ir.Value, b: ir.Value) -> tuple[ir.Value, ir.Value]:
+        va, vb = isinstance(a.type, ir.VectorType), isinstance(b.type, ir.VectorType)
+        if va and not vb:
+            b = self.broadcast(b, a.type.count)
+        elif vb and not va:
+            a = self.broadcast(a, b.type.count)
+        return a, b
+
+    def intrinsic(self, name: str, ty: ir.Type) -> ir.Function:
+        suffix = _type_suffix(ty)
+        full = f"{name}.{suffix}"
+        if full in self.module.globals:
+            return self.module.globals[full]
+        return ir.Function(self.module, ir.FunctionType(ty, [ty]), full)
+
+    def intrinsic2(self, name: str, ty: ir.Type) -> ir.Function:
+        full = f"{name}.{_type_suffix(ty)}"
+        if full in self.module.globals:
+            return self.module.globals[full]
+        return ir.Function(self.module, ir.FunctionType(ty, [ty, ty]), full)
+
+    def libm(self, name: str, ty: ir.Type) -> ir.Function:
+        fname = {"float": f"{name}f", "double": name}.get(str(ty), f"{name}f")
+        if fname in self.module.globals:
+            return self.module.globals[fname]
+        return ir.Function(self.module, ir.FunctionType(ty, [ty]), fname)
+
+    def per_lane(self, fn: Any, x: ir.Value) -> ir.Value:
+        """Apply a scalar function to each lane of a vector."""
+        if not isinstance(x.type, ir.VectorType):
+            return fn(x)
+        out = ir.Constant(x.type, ir.Undefined)
+        for k in range(x.type.count):
+            lane = self.builder.extract_element(x, ir.Constant(ir.IntType(32), k))
+            out = self.builder.insert_element(out, fn(lane), ir.Constant(ir.IntType(32), k))
+        return out
+
+    # -- expressions --------------------------------------------------------------------------
+    def emit(self, e: Expr) -> ir.Value:
+        if isinstance(e, Var):
+            return self.vars[e]
+        if isinstance(e, Const):
+            return constant(e.dtype, e.value)
+        if isinstance(e, Binary):
+            return self.emit_binary(e)
+        if isinstance(e, Unary):
+            return self.emit_unary(e)
+        if isinstance(e, Cast):
+            return self.emit_cast(self.emit(e.x), e.x.dtype, e.to)
+        if isinstance(e, Call):
+            return self.emit_call(e)
+        if isinstance(e, Select):
+            return self.emit_select(e)
+        if isinstance(e, Load):
+            return self.emit_load(e)
+        raise TypeError(f"cannot emit {type(e).__name__}")
+
+    def emit_binary(self, e: Binary) -> ir.Value:
+        a, b = self.unify(self.emit(e.a), self.emit(e.b))
+        bld, dt, op = self.builder, e.a.dtype, e.op
+        if is_float(dt):
+            fl = _FP_FLAGS
+            simple = {"add": bld.fadd, "sub": bld.fsub, "mul": bld.fmul, "div": bld.fdiv,
+                      "fmod": bld.frem}
+            if op in simple:
+                return simple[op](a, b, flags=fl)
+            if op in ("min", "max"):
+                return bld.call(self.intrinsic2(f"llvm.{op}num", a.type), [a, b])
+            if op == "pow":
+                return self.per_lane2(lambda x, y: bld.call(self.libm2("pow", x.type), [x, y]),
+                                      a, b)
+            if op in ("lt", "le", "eq", "ne", "gt", "ge"):
+                cmp = {"lt": "<", "le": "<=", "eq": "==", "ne": "!=", "gt": ">", "ge": ">="}[op]
+                return (bld.fcmp_unordered(cmp, a, b) if op == "ne"
+                        else bld.fcmp_ordered(cmp, a, b))
+            if op == "floordiv":
+                return bld.call(self.intrinsic("llvm.floor", a.type), [bld.fdiv(a, b)])
+            if op == "mod":  # python-style: result has the divisor's sign
+                r = bld.frem(a, b)
+                zero = ir.Constant(r.type, ir.Undefined if False else None) if False else None
+                fix = bld.and_(bld.fcmp_ordered("!=", r, _fzero(r.type)),
+                               bld.xor(bld.fcmp_ordered("<", r, _fzero(r.type)),
+                                       bld.fcmp_ordered("<", b, _fzero(b.type))))
+                del zero
+                return bld.select(fix, bld.fadd(r, b), r)
+            raise TypeError(f"float op {op}")
+        return self.emit_int_binary(e, a, b)
+
+    def per_lane2(self, fn: Any, a: ir.Value, b: ir.Value) -> ir.Value:
+        if not isinstance(a.type, ir.VectorType):
+            return fn(a, b)
+        out = ir.Constant(a.type, ir.Undefined)
+        for k in range(a.type.count):
+            i = ir.Constant(ir.IntType(32), k)
+            lane = fn(self.builder.extract_element(a, i), self.builder.extract_element(b, i))
+            out = self.builder.insert_element(out, lane, i)
+        return out
+
+    def libm2(self, name: str, ty: ir.Type) -> ir.Function:
+        fname = f"{name}f" if str(ty) == "float" else name
+        if fname in self.module.globals:
+            return self.module.globals[fname]
+        return ir.Function(self.module, ir.FunctionType(ty, [ty, ty]), fname)
+
+    def emit_int_binary(self, e: Binary, a: ir.Value, b: ir.Value) -> ir.Value:
+        bld, dt, op = self.builder, e.a.dtype, e.op
+        signed = is_signed(dt)
+        nonneg = non_negative(e.a) and non_negative(e.b)
+        if op == "add":
+            return bld.add(a, b, flags=("nsw",) if dt == "int64" else ())
+        if op == "sub":
+            return bld.sub(a, b)
+        if op == "mul":
+            return bld.mul(a, b, flags=("nsw",) if dt == "int64" else ())
+        if op in ("div", "floordiv", "mod", "fmod") and (not signed or nonneg):
+            return (bld.urem if op in ("mod", "fmod") else bld.udiv)(a, b)
+        if op == "div":
+            return bld.sdiv(a, b)
+        if op == "fmod":
+            return bld.srem(a, b)
+        if op in ("floordiv", "mod"):
+            q, r = bld.sdiv(a, b), bld.srem(a, b)
+            zero = ir.Constant(r.type, None) if not isinstance(r.type, ir.VectorType) else \
+                ir.Constant(r.type, [0] * r.type.count)
+            adjust = bld.and_(bld.icmp_signed("!=", r, zero),
+                              bld.icmp_signed("<", bld.xor(r, b), zero))
+            if op == "floordiv":
+                return bld.sub(q, bld.zext(adjust, q.type))
+            return bld.select(adjust, bld.add(r, b), r)
+        if op in ("min", "max"):
+            kind = ("s" if signed else "u") + op
+            if dt == "bool":
+                return bld.and_(a, b) if op == "min" else bld.or_(a, b)
+            return bld.call(self.intrinsic2(f"llvm.{kind}", a.type), [a, b])
+        if op in ("lt", "le", "eq", "ne", "gt", "ge"):
+            cmp = {"lt": "<", "le": "<=", "eq": "==", "ne": "!=", "gt": ">", "ge": ">="}[op]
+            return (bld.icmp_signed if signed else bld.icmp_unsigned)(cmp, a, b)
+        if op in ("and", "bitand"):
+            return bld.and_(a, b)
+        if op in ("or", "bitor"):
+            return bld.or_(a, b)
+        if op in ("xor", "bitxor"):
+            return bld.xor(a, b)
+        if op == "shl":
+            return bld.shl(a, b)
+        if op == "shr":
+            return bld.ashr(a, b) if signed else bld.lshr(a, b)
+        if op == "pow":
+            fa = self.emit_cast(a, dt, "float64")
+            fb = self.emit_cast(b, dt, "float64")
+            p = self.per_lane2(lambda x, y: bld.call(self.libm2("pow", x.type), [x, y]), fa, fb)
+            return self.emit_cast(p, "float64", dt)
+        raise TypeError(f"int op {op}")
+
+    def emit_unary(self, e: Unary) -> ir.Value:
+        x = self.emit(e.x)
+        if e.op == "neg":
+            return self.builder.fneg(x) if is_float(e.dtype) else self.builder.neg(x)
+        ones = ir.Constant(x.type, None) if False else _all_ones(x.type)
+        return self.builder.xor(x, ones)
+
+    def emit_call(self, e: Call) -> ir.Value:
+        args = [self.emit(a) for a in e.args]
+        x = args[0]
+        bld = self.builder
+        if e.func in _INTRINSIC_MATH:
+            name = "llvm.fabs" if e.func == "fabs" else f"llvm.{e.func}"
+            return bld.call(self.intrinsic(name, x.type), [x])
+        if e.func == "round":
+            return bld.call(self.intrinsic("llvm.roundeven", x.type), [x])
+        if e.func == "rsqrt":
+            s = bld.call(self.intrinsic("llvm.sqrt", x.type), [x])
+            return bld.fdiv(_fone(x.type), s)
+        if e.func == "isnan":
+            return bld.fcmp_unordered("uno", x, x)
+        if e.func == "isinf":
+            a = bld.call(self.intrinsic("llvm.fabs", x.type), [x])
+            return bld.fcmp_ordered("==", a, _fconst(x.type, float("inf")))
+        if e.func in _LIBM:
+            return self.per_lane(lambda lane: bld.call(self.libm(e.func, lane.type), [lane]), x)
+        raise TypeError(f"no lowering for math function {e.func}")
+
+    def emit_cast(self, x: ir.Value, src: str, dst: str) -> ir.Value:
+        bld = self.builder
+        lanes = x.type.count if isinstance(x.type, ir.VectorType) else 0
+        to = value_type(dst)
+        to = ir.VectorType(to, lanes) if lanes else to
+        if src == dst:
+            return x
+        if dst == "bool":
+            if is_float(src):
+                return bld.fcmp_unordered("!=", x, _fzero(x.type))
+            return bld.icmp_unsigned("!=", x, _izero(x.type))
+        if is_float(src) and is_float(dst):
+            return bld.fpext(x, to) if _fbits(src) < _fbits(dst) else bld.fptrunc(x, to)
+        if is_float(dst):
+            return bld.sitofp(x, to) if is_signed(src) else bld.uitofp(x, to)
+        if is_float(src):
+            return bld.fptosi(x, to) if is_signed(dst) else bld.fptoui(x, to)
+        sw, dw = _ibits(src), _ibits(dst)
+        if sw == dw:
+            return x
+        if sw > dw:
+            return bld.trunc(x, to)
+        return bld.sext(x, to) if is_signed(src) else bld.zext(x, to)
+
+    def emit_select(self, e: Select) -> ir.Value:
+        if unsafe_to_speculate(e.t) or unsafe_to_speculate(e.f):
+            return self.emit_guarded_select(e)
+        c = self.emit(e.cond)
+        t, f = self.unify(self.emit(e.t), self.emit(e.f))
+        if isinstance(t.type, ir.VectorType) and not isinstance(c.type, ir.VectorType):
+            c = self.broadcast(c, t.type.count)
+        elif isinstance(c.type, ir.VectorType) and not isinstance(t.type, ir.VectorType):
+            t, f = self.broadcast(t, c.type.count), self.broadcast(f, c.type.count)
+        return self.builder.select(c, t, f)
+
+    def emit_guarded_select(self, e: Select) -> ir.Value:
+        """Branches so the discarded side is never evaluated (scalar code only)."""
+        bld = self.builder
+        c = self.emit(e.cond)
+        if isinstance(c.type, ir.VectorType):
+            raise TypeError("guarded select in vector code")
+        then_bb, else_bb = bld.append_basic_block("sel.t"), bld.append_basic_block("sel.f")
+        end_bb = bld.append_basic_block("sel.end")
+        bld.cbranch(c, then_bb, else_bb)
+        bld.position_at_end(then_bb)
+        tv = self.emit(e.t)
+        then_end = bld.block
+        bld.branch(end_bb)
+        bld.position_at_end(else_bb)
+        fv = self.emit(e.f)
+        else_end = bld.block
+        bld.branch(end_bb)
+        bld.position_at_end(end_bb)
+        phi = bld.phi(tv.type)
+        phi.add_incoming(tv, then_end)
+        phi.add_incoming(fv, else_end)
+        return phi
+
+    def element_pointer(self, buf: Buffer, offset: ir.Value) -> ir.Value:
+        return self.builder.gep(self.buffers[buf.name], [offset],
+                                source_etype=memory_type(buf.dtype))
+
+    def emit_load(self, e: Load) -> ir.Value:
+        buf: Buffer = e.source
+        off_expr = linear_offset(buf, e.indices)
+        bld = self.builder
+        v = self.vec_var
+        coef = None if v is None or not depends_on(off_expr, v) else lane_coefficient(off_expr, v)
+        if v is not None and depends_on(off_expr, v):
+            if coef == 1:
+                base = self.emit_with_lane_zero(off_expr)
+                ptr = self.element_pointer(buf, base)
+                vty = ir.VectorType(memory_type(buf.dtype), self.lanes)
+                val = bld.load(ptr, typ=vty, align=1 if buf.dtype == "bool" else None)
+                return self.from_memory(val, buf.dtype)
+            offsets = self.emit(off_expr)
+            return self.per_lane(lambda o: self.from_memory(
+                bld.load(self.element_pointer(buf, o), typ=memory_type(buf.dtype)), buf.dtype),
+                offsets) if buf.dtype != "bool" else self.gather_bool(buf, offsets)
+        ptr = self.element_pointer(buf, self.emit(off_expr))
+        return self.from_memory(bld.load(ptr, typ=memory_type(buf.dtype)), buf.dtype)
+
+    def gather_bool(self, buf: Buffer, offsets: ir.Value) -> ir.Value:
+        bld = self.builder
+        out = ir.Constant(ir.VectorType(I1, offsets.type.count), ir.Undefined)
+        for k in range(offsets.type.count):
+            i = ir.Constant(ir.IntType(32), k)
+            o = bld.extract_element(offsets, i)
+            byte = bld.load(self.element_pointer(buf, o), typ=memory_type("bool"))
+            out = bld.insert_element(out, bld.trunc(byte, I1), i)
+        return out
+
+    def emit_with_lane_zero(self, e: Expr) -> ir.Value:
+        saved = self.vec_var
+        assert saved is not None
+        old = self.vars[saved]
+        self.vars[saved] = ir.Constant(I64, 0)
+        self.vec_var = None
+        try:
+            return self.emit(e)
+        finally:
+            self.vars[saved] = old
+            self.vec_var = saved
+
+    def from_memory(self, val: ir.Value, dtype: str) -> ir.Value:
+        if dtype != "bool":
+            return val
+        lanes = val.type.count if isinstance(val.type, ir.VectorType) else 0
+        return self.builder.trunc(val, ir.VectorType(I1, lanes) if lanes else I1)
+
+    def to_memory(self, val: ir.Value, dtype: str) -> ir.Value:
+        if dtype != "bool":
+            return val
+        lanes = val.type.count if isinstance(val.type, ir.VectorType) else 0
+        return self.builder.zext(val, ir.VectorType(ir.IntType(8), lanes) if lanes
+                                 else ir.IntType(8))
+
+
+def _type_suffix(ty: ir.Type) -> str:
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{_type_suffix(ty.element)}"
+    s = str(ty)
+    return {"float": "f32", "double": "f64", "half": "f16"}.get(s, s)
+
+
+def _elem(ty: ir.Type) -> ir.Type:
+    return ty.element if isinstance(ty, ir.VectorType) else ty
+
+
+def _fconst(ty: ir.Type, v: float) -> ir.Constant:
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [ir.Constant(ty.element, v)] * ty.count)
+    return ir.Constant(ty, v)
+
+
+def _fzero(ty: ir.Type) -> ir.Constant:
+    return _fconst(ty, 0.0)
+
+
+def _fone(ty: ir.Type) -> ir.Constant:
+    return _fconst(ty, 1.0)
+
+
+def _izero(ty: ir.Type) -> ir.Constant:
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [0] * ty.count)
+    return ir.Constant(ty, 0)
+
+
+def _all_ones(ty: ir.Type) -> ir.Constant:
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [_all_ones(ty.element)] * ty.count)
+    return ir.Constant(ty, (1 << ty.width) - 1)
+
+
+def _fbits(dt: str) -> int:
+    return {"float16": 16, "float32": 32, "float64": 64}[dt]
+
+
+def _ibits(dt: str) -> int:
+    return 1 if dt == "bool" else int("".join(c for c in dt if c.isdigit()))

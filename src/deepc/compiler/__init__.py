@@ -1,0 +1,1 @@
+"""The compiler driver: graph groups to tensor expressions, kernels, plans and bundles."""

@@ -1,0 +1,55 @@
+"""ONNX pooling ops: MaxPool, AveragePool, LpPool and their Global* forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepc.errors import ConversionError
+from deepc.frontends.builder import GraphBuilder
+from deepc.frontends.onnx_node import OnnxNode
+from deepc.frontends.onnx_ops import converter, direct
+from deepc.frontends.onnx_ops.conv import auto_pad, resolve_pads, spatial_ints
+
+
+def window_attrs(b: GraphBuilder, n: OnnxNode) -> dict[str, Any]:
+    """kernel_shape, strides, dilations, explicit pads and ceil_mode of a pooling node."""
+    in_shape = b.type(n.inputs[0]).shape[2:]
+    nd = len(in_shape)
+    if n.attr("kernel_shape") is None:
+        raise ConversionError(f"node {n.name!r} ({n.op_type}): kernel_shape is required")
+    kernel = spatial_ints(n, "kernel_shape", nd, 1)
+    strides = spatial_ints(n, "strides", nd, 1)
+    dilations = spatial_ints(n, "dilations", nd, 1)
+    ceil_mode = int(n.attr("ceil_mode", 0))
+    if ceil_mode and auto_pad(n) != "NOTSET":
+        # SAME and VALID fix the output size themselves; ceil_mode cannot change it
+        ceil_mode = 0
+    return {"kernel_shape": kernel, "strides": strides, "dilations": dilations,
+            "pads": resolve_pads(n, in_shape, kernel, strides, dilations),
+            "ceil_mode": ceil_mode}
+
+
+@converter("MaxPool")
+def max_pool(b: GraphBuilder, n: OnnxNode) -> None:
+    if len(n.outputs) > 1 and n.outputs[1]:
+        raise ConversionError(
+            f"node {n.name!r} (MaxPool): the Indices output is not supported; export the model "
+            "without return_indices (it is only needed by MaxUnpool)")
+    b.emit("max_pool", n.inputs[:1], window_attrs(b, n), outputs=n.outputs[:1], name=n.name)
+
+
+@converter("AveragePool")
+def avg_pool(b: GraphBuilder, n: OnnxNode) -> None:
+    attrs = {**window_attrs(b, n), "count_include_pad": int(n.attr("count_include_pad", 0))}
+    b.emit("avg_pool", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
+
+
+@converter("LpPool")
+def lp_pool(b: GraphBuilder, n: OnnxNode) -> None:
+    attrs = {**window_attrs(b, n), "p": int(n.attr("p", 2))}
+    b.emit("lp_pool", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
+
+
+direct("GlobalAveragePool", "global_avg_pool")
+direct("GlobalMaxPool", "global_max_pool")
+direct("GlobalLpPool", "global_lp_pool", {"p": ("p", 2)})
