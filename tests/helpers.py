@@ -23,6 +23,8 @@ def node_model(op_type: str, inputs: Mapping[str, np.ndarray | None], n_outputs:
     """A model of one ONNX node. Inputs named in `initializers` become constants; a None
     input is an omitted optional input."""
     names = [k if v is not None else "" for k, v in inputs.items()]
+    while names and names[-1] == "":  # onnxruntime crashes on trailing omitted inputs
+        names.pop()
     outs = [f"out{i}" for i in range(n_outputs)]
     node = helper.make_node(op_type, names, outs, **attrs)
     graph_inputs = [_vi(k, v) for k, v in inputs.items()

@@ -5,7 +5,7 @@ from deepc.frontends.onnx import convert
 from deepc.ir.graph import Attrs
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
-from tests.helpers import check_op, node_model, run_deepc
+from tests.helpers import check_op, node_model, run_deepc, run_ort
 
 rng = np.random.default_rng(0)
 
@@ -126,3 +126,24 @@ def test_conv_flops():
     ins = [graph.types[i] for i in node.inputs]
     flops = op.estimate_flops(ins, [graph.types[node.outputs[0]]], node.attrs)
     assert flops == 2 * (6 * 8 * 8) * (2 * 3 * 3)
+
+
+def test_conv_transpose_output_shape_beyond_kernel_reach_is_output_padding():
+    inputs = {"x": rand(1, 2, 5, 5), "w": rand(2, 2, 3, 3), "b": rand(2)}
+    padded = node_model("ConvTranspose", inputs, strides=[2, 2], output_padding=[1, 1])
+    (expected,) = run_ort(padded, inputs)
+    model = node_model("ConvTranspose", inputs, strides=[2, 2], output_shape=[12, 12])
+    (actual,) = run_deepc(model, inputs)
+    np.testing.assert_allclose(actual, expected, **TOL)
+
+
+def test_conv_transpose_and_pool_flops():
+    x, w = TensorType((1, 4, 5, 5), "float32"), TensorType((4, 3, 2, 2), "float32")
+    attrs = Attrs({"strides": (2, 2)})
+    out = get_op("conv_transpose").infer_types([x, w], attrs)
+    assert out[0].shape == (1, 3, 10, 10)
+    assert get_op("conv_transpose").estimate_flops([x, w], out, attrs) == 2 * 4 * 25 * 3 * 4
+    pool_attrs = Attrs({"kernel_shape": (3, 3), "strides": (2, 2)})
+    out = get_op("max_pool").infer_types([x], pool_attrs)
+    assert out[0].shape == (1, 4, 2, 2)
+    assert get_op("max_pool").estimate_flops([x], out, pool_attrs) == 16 * 9

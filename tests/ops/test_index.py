@@ -157,16 +157,18 @@ def test_one_hot(axis, opset):
              initializers=["d", "v"], axis=axis)
 
 
-def test_one_hot_opset9_int_values_and_float_indices():
+def test_one_hot_opset9_float_indices_truncate():
     idx = np.array([0.0, 2.7, 1.0], np.float32)
     check_op("OneHot", {"i": idx, "d": np.array([3.0], np.float32),
+                        "v": np.array([-1, 9], np.float32)}, opset=9, initializers=["d", "v"])
+    check_op("OneHot", {"i": idx.astype(np.int64), "d": np.array([3.0], np.float32),
                         "v": np.array([-1, 9], np.int32)}, opset=9, initializers=["d", "v"])
 
 
 def test_one_hot_runtime_values():
-    idx = np.array([[1, 0], [2, -1]], np.int32)
+    idx = np.array([[1, 0], [2, -1]], np.int64)
     check_op("OneHot", {"i": idx, "d": np.array(3, np.int64),
-                        "v": np.array([0, 1], np.int64)}, initializers=["d"])
+                        "v": np.array([3, 8], np.int64)}, initializers=["d"])
 
 
 def test_one_hot_runtime_depth_is_rejected():

@@ -85,6 +85,13 @@ def acc_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
+def exact_dtype(dtype: np.dtype) -> np.dtype:
+    """Sum float32 and float16 in float64 so that each result is (nearly always) the correctly
+    rounded value: results that are equal in exact arithmetic stay bitwise equal whatever the
+    summation order, as ill-conditioned consumers (a softmax of huge logits) need."""
+    return np.dtype(np.float64) if dtype.kind == "f" else dtype
+
+
 def _check_conv_inputs(x: TensorType, w: TensorType, b: TensorType | None, channels_in: int,
                        channels_out: int, attrs: Attrs) -> int:
     if x.rank < 3 or w.rank != x.rank:
@@ -129,7 +136,7 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     group = int(attrs.get("group", 1))
     n, m, kernel = x.shape[0], w.shape[0], w.shape[2:]
     out = window_out_shape(x.shape[2:], kernel, attrs)
-    acc = acc_dtype(x.dtype)
+    acc = exact_dtype(x.dtype)
     xp = pad_spatial(x.astype(acc, copy=False), pads[:nd], pads[nd:])
     # im2col as one strided view, grouped: [N, G, Cg, *out, *K] -> [N, G, P, Cg*K]
     win = windows(xp, kernel, strides, dilations, out)
@@ -197,7 +204,7 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     n, c, in_sp, kernel = x.shape[0], x.shape[1], x.shape[2:], w.shape[2:]
     cg, mg = c // group, w.shape[1]
     m = mg * group
-    acc = acc_dtype(x.dtype)
+    acc = exact_dtype(x.dtype)
     # every input pixel scatters a [Mg, *K] patch: one matmul, then col2im over the K taps
     xm = x.astype(acc, copy=False).reshape(n, group, cg, -1).transpose(0, 1, 3, 2)
     cols = np.matmul(xm, w.astype(acc, copy=False).reshape(group, cg, -1))  # [N, G, P, Mg*K]

@@ -71,7 +71,7 @@ def _expect(ty: TensorType | None, shape: tuple[int, ...], what: str) -> None:
 
 def _infer(cell: CellKind, ins: Sequence[TensorType | None], attrs: Attrs) -> list[TensorType]:
     ins = list(ins) + [None] * (6 + 2 * (cell.states - 1) - len(ins))
-    x, w, r, b, lens, h0 = ins[:6]
+    x, w, r, b, lens = ins[:5]
     if x is None or w is None or r is None:
         raise ValueError("X, W and R are required")
     if x.dtype not in FLOAT_DTYPES or w.dtype != x.dtype or r.dtype != x.dtype:
@@ -102,7 +102,7 @@ def _infer(cell: CellKind, ins: Sequence[TensorType | None], attrs: Attrs) -> li
     return [TensorType(s, x.dtype) for s in (y, state, state)[:1 + cell.states]]
 
 
-# -- cells: one time step of every batch row, given x_t @ W^T + Wb precomputed ----------------------
+# -- cells: one time step of every batch row, given x_t @ W^T + Wb precomputed ------------------
 @dataclass(frozen=True)
 class Step:
     """The weights of one direction and its activations, bound to what a cell step needs."""

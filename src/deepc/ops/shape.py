@@ -143,7 +143,7 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> list[TensorType]:
         raise ValueError(f"axis {axis} out of range for rank {x.rank}")
     if sum(sizes) != x.shape[axis] or any(s < 0 for s in sizes):
         raise ValueError(f"sizes {sizes} do not add up to dimension {x.shape[axis]}")
-    return [TensorType(x.shape[:axis] + (s,) + x.shape[axis + 1:], x.dtype) for s in sizes]
+    return [TensorType((*x.shape[:axis], s, *x.shape[axis + 1:]), x.dtype) for s in sizes]
 
 
 @split.reference
@@ -200,3 +200,50 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
                            _ints(attrs, "steps")):
         index[a] = slice(s, e if e >= 0 else None, st)  # end -1: through index 0
     return np.ascontiguousarray(ins[0][tuple(index)])
+
+
+# -- depth_to_space / space_to_depth ------------------------------------------------------------
+depth_to_space = Op("depth_to_space", FusionKind.INJECTIVE, doc="""NCHW channels to blocks:
+[N, C*b*b, H, W] -> [N, C, H*b, W*b]; `mode` DCR reads channel (i*b + j)*C + c for block
+offset (i, j), CRD reads c*b*b + i*b + j.""")
+space_to_depth = Op("space_to_depth", FusionKind.INJECTIVE, doc="""NCHW blocks to channels:
+[N, C, H*b, W*b] -> [N, C*b*b, H, W], output channel (i*b + j)*C + c (the inverse of DCR).""")
+
+
+@depth_to_space.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, b = _first(ins), int(attrs["blocksize"])  # type: ignore[arg-type]
+    if x.rank != 4 or b < 1 or x.shape[1] % (b * b):
+        raise ValueError(f"needs a 4-d input whose channels divide by blocksize² ({b}²)")
+    if attrs["mode"] not in ("DCR", "CRD"):
+        raise ValueError(f"mode {attrs['mode']!r} is neither DCR nor CRD")
+    n, c, h, w = x.shape
+    return TensorType((n, c // (b * b), h * b, w * b), x.dtype)
+
+
+@depth_to_space.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    x, b = ins[0], int(attrs["blocksize"])  # type: ignore[arg-type]
+    n, c, h, w = x.shape
+    if attrs["mode"] == "DCR":
+        y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return np.ascontiguousarray(y.reshape(n, c // (b * b), h * b, w * b))
+
+
+@space_to_depth.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, b = _first(ins), int(attrs["blocksize"])  # type: ignore[arg-type]
+    if x.rank != 4 or b < 1 or x.shape[2] % b or x.shape[3] % b:
+        raise ValueError(f"needs a 4-d input whose height and width divide by blocksize {b}")
+    n, c, h, w = x.shape
+    return TensorType((n, c * b * b, h // b, w // b), x.dtype)
+
+
+@space_to_depth.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    x, b = ins[0], int(attrs["blocksize"])  # type: ignore[arg-type]
+    n, c, h, w = x.shape
+    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return np.ascontiguousarray(y.reshape(n, c * b * b, h // b, w // b))

@@ -54,7 +54,7 @@ def layer_norm(b: GraphBuilder, n: OnnxNode) -> None:
     rank = b.type(n.inputs[0]).rank
     attrs = {"axis": normalize_axis(int(n.attr("axis", -1)), rank),
              "epsilon": float(n.attr("epsilon", EPSILON)), "stats": int(any(n.outputs[1:]))}
-    outputs = n.outputs if attrs["stats"] else n.outputs[:1]
+    outputs = (*n.outputs, "", "")[:3] if attrs["stats"] else n.outputs[:1]
     b.emit("layer_norm", [i for i in n.inputs[:3] if i], attrs, outputs=outputs, name=n.name)
 
 

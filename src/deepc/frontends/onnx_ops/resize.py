@@ -31,7 +31,8 @@ def _sizes_from_scales(dims: Sequence[int], scales: Sequence[float],
 
 
 def _scales_from_sizes(dims: Sequence[int], sizes: Sequence[int]) -> list[float]:
-    return [float(f32(o) / f32(d)) if d else 1.0 for d, o in zip(dims, sizes)]
+    # the exact ratio (in float64): coordinates then land exactly on ties such as 3.5
+    return [o / d if d else 1.0 for d, o in zip(dims, sizes)]
 
 
 def _emit(b: GraphBuilder, n: OnnxNode, shape: Sequence[int], scales: Sequence[float],

@@ -1,0 +1,118 @@
+"""`deepc.compile`: the stage chain from a model to native code and an execution plan.
+
+frontend -> graph passes -> kernels (compute + lowering) -> schedules -> LLVM -> object code
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepc.compiler.kernels import Kernel, group_kernel
+from deepc.compiler.plan import Plan, make_plan, params_blob
+from deepc.ir.graph import Graph
+from deepc.ir.loop import PrimFunc
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class CompiledModel:
+    graph: Graph
+    target: Any  # deepc.target.Target
+    kernels: list[Kernel]
+    plan: Plan
+    llvm_ir: str
+    object_code: bytes
+    compile_seconds: float
+    schedules: dict[str, list[list[Any]]] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "kernels": len(self.kernels),
+            "arena_bytes": self.plan.workspace_bytes,
+            "params_bytes": self.plan.params_bytes,
+            "naive_bytes": self.plan.naive_bytes,
+            "compile_seconds": round(self.compile_seconds, 3),
+        }
+
+    def params(self) -> bytes:
+        return params_blob(self.graph, self.plan)
+
+    def save(self, path: str | Path) -> Path:
+        from deepc.compiler.package import write_cpu_bundle
+
+        return write_cpu_bundle(self, Path(path))
+
+
+def load_graph(model: str | Path | Graph,
+               input_shapes: Mapping[str, tuple[int, ...]] | None) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    from deepc.frontends import load
+
+    return load(model, input_shapes)
+
+
+def schedule_kernels(kernels: list[Kernel], target: Any,
+                     tuned: Mapping[str, Any] | None = None) -> tuple[list[PrimFunc], dict]:
+    from deepc.schedule.cpu import default_schedule
+
+    funcs, records = [], {}
+    for k in kernels:
+        sch = default_schedule(k.func, target.vector_bits, target.cores)
+        funcs.append(sch.apply(k.func))
+        records[k.name] = sch.to_list()
+    return funcs, records
+
+
+def compile(model: str | Path | Graph, target: Any = "host", *,
+            input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+            opt_level: int = 2, progress: Progress | None = None) -> CompiledModel:
+    """Compile a model (path or graph IR) for a target (name, path or Target)."""
+    from deepc.backends.llvm.codegen import emit_kernel
+    from deepc.backends.llvm.machine import emit_object, optimize
+    from deepc.compiler.entry import emit_entry
+    from deepc.passes import run_pipeline
+    from deepc.target import load_target
+
+    start = time.perf_counter()
+    tgt = load_target(target)
+    report = progress or (lambda stage, done, total: None)
+    report("import", 0, 1)
+    graph = run_pipeline(load_graph(model, input_shapes), opt_level)
+    groups = [[n] for n in graph.nodes]
+    kernels = []
+    for k, group in enumerate(groups):
+        report("lower", k, len(groups))
+        kernels.append(group_kernel(graph, group, k))
+    report("schedule", 0, 1)
+    funcs, records = schedule_kernels(kernels, tgt)
+    kernels = [Kernel(k.name, f, k.inputs, k.outputs, k.nodes, k.ops)
+               for k, f in zip(kernels, funcs)]
+    plan = make_plan(graph, kernels)
+    from llvmlite import ir
+
+    module = ir.Module(name=graph.name)
+    for k, kern in enumerate(kernels):
+        report("codegen", k, len(kernels))
+        emit_kernel(module, kern.func)
+    emit_entry(module, plan)
+    report("llvm", 0, 1)
+    spec = machine_spec(tgt)
+    mod = optimize(module, spec)
+    obj = emit_object(mod, spec)
+    return CompiledModel(graph, tgt, kernels, plan, str(mod), obj,
+                         time.perf_counter() - start, records)
+
+
+def machine_spec(target: Any) -> Any:
+    from deepc.backends.llvm.machine import MachineSpec
+
+    features = target.llvm_features
+    if not isinstance(features, str):
+        features = ",".join(features)
+    return MachineSpec(target.triple, target.cpu or "", features)

@@ -1,0 +1,102 @@
+"""Default CPU schedules derived from the target: threads over outer loops, vector lanes
+over contiguous inner loops. No tuning needed; `deepc tune` searches the same knobs."""
+
+from __future__ import annotations
+
+from deepc.ir.expr import Var
+from deepc.ir.loop import Allocate, For, ForKind, PrimFunc, Seq, Stmt, Store, walk_stmts
+from deepc.schedule.schedule import Schedule
+
+MIN_PARALLEL_WORK = 1 << 14  # iterations below which threads cost more than they save
+
+
+def top_level_nests(s: Stmt) -> list[For]:
+    if isinstance(s, For):
+        return [s]
+    if isinstance(s, Allocate):
+        return top_level_nests(s.body)
+    if isinstance(s, Seq):
+        return [n for x in s.stmts for n in top_level_nests(x)]
+    return []
+
+
+def perfect_chain(loop: For) -> list[For]:
+    chain = [loop]
+    while isinstance(chain[-1].body, For):
+        chain.append(chain[-1].body)
+    return chain
+
+
+def work(loop: For) -> int:
+    total = 0
+    for s in walk_stmts(loop):
+        if isinstance(s, Store):
+            total += 1
+    iters = 1
+    for x in walk_stmts(loop):
+        if isinstance(x, For):
+            iters = max(iters, _trip(loop, x))
+    return iters * max(total, 1)
+
+
+def _trip(root: For, target: For) -> int:
+    """Iterations of `target`'s body counting all enclosing loops from root."""
+    def go(s: Stmt, acc: int) -> int | None:
+        if s is target:
+            return acc * target.extent
+        if isinstance(s, For):
+            return go(s.body, acc * s.extent)
+        if isinstance(s, Allocate):
+            return go(s.body, acc)
+        if isinstance(s, Seq):
+            for x in s.stmts:
+                r = go(x, acc)
+                if r is not None:
+                    return r
+        from deepc.ir.expr import Var
+from deepc.ir.loop import IfThenElse
+
+        if isinstance(s, IfThenElse):
+            for x in (s.then, s.otherwise):
+                if x is not None:
+                    r = go(x, acc)
+                    if r is not None:
+                        return r
+        return None
+
+    return go(root, 1) or 1
+
+
+def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
+    sch = Schedule()
+    for nest in top_level_nests(f.body):
+        chain = perfect_chain(nest)
+        inner = chain[-1]
+        if isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL:
+            lanes = max(vector_bits // (8 * _itemsize(inner.body.buffer.dtype)), 1)
+            if inner.extent >= lanes and inner.extent % lanes == 0 and lanes > 1:
+                if inner.extent > lanes:
+                    sch.add("split", inner.var.name, lanes)
+                    sch.add("vectorize", f"{inner.var.name}_i")
+                    chain[-1] = For(Var(f"{inner.var.name}_o"), inner.extent // lanes,
+                                    ForKind.SERIAL, inner.body)
+                else:
+                    sch.add("vectorize", inner.var.name)
+                    chain = chain[:-1]
+        if cores > 1 and chain and work(nest) >= MIN_PARALLEL_WORK:
+            outer = chain[0]
+            name, extent = outer.var.name, outer.extent
+            k = 1
+            while extent < 4 * cores and k < len(chain):
+                sch.add("fuse", name, chain[k].var.name)
+                name, extent = f"{name}_{chain[k].var.name}", extent * chain[k].extent
+                k += 1
+            if extent > 1:
+                sch.add("parallel", name)
+    return sch
+
+
+def _itemsize(dtype: str) -> int:
+    from deepc.ir.types import itemsize
+
+    return max(itemsize(dtype), 1)

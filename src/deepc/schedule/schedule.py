@@ -1,0 +1,50 @@
+"""A schedule is data: a list of primitive applications, printable and replayable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepc.ir.loop import PrimFunc
+from deepc.schedule import primitives
+
+PRIMITIVES = {
+    "split": primitives.split, "fuse": primitives.fuse, "reorder": primitives.reorder,
+    "tile": primitives.tile, "vectorize": primitives.vectorize, "unroll": primitives.unroll,
+    "parallel": primitives.parallel, "bind": primitives.bind,
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    primitive: str
+    args: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        return f"{self.primitive}({', '.join(map(repr, self.args))})"
+
+
+@dataclass
+class Schedule:
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, primitive: str, *args: Any) -> Schedule:
+        if primitive not in PRIMITIVES:
+            raise KeyError(f"unknown schedule primitive {primitive!r}")
+        self.steps.append(Step(primitive, tuple(args)))
+        return self
+
+    def apply(self, f: PrimFunc) -> PrimFunc:
+        for step in self.steps:
+            f = PRIMITIVES[step.primitive](f, *step.args)
+        return f
+
+    def to_list(self) -> list[list[Any]]:
+        return [[s.primitive, *s.args] for s in self.steps]
+
+    @staticmethod
+    def from_list(items: list[list[Any]]) -> Schedule:
+        return Schedule([Step(i[0], tuple(i[1:])) for i in items])
+
+    def __str__(self) -> str:
+        return "\n".join(map(str, self.steps))

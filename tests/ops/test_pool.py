@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from deepc.errors import ConversionError
+from tests.helpers import check_op, node_model, run_deepc
+
+rng = np.random.default_rng(0)
+X2 = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
+X1 = rng.standard_normal((1, 2, 11)).astype(np.float32)
+X3 = rng.standard_normal((1, 2, 5, 6, 7)).astype(np.float32)
+
+WINDOWS = [
+    (X2, {"kernel_shape": [3, 3]}),
+    (X2, {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1]}),
+    (X2, {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    (X2, {"kernel_shape": [2, 2], "strides": [2, 3], "pads": [1, 1, 0, 1], "ceil_mode": 1}),
+    (X2, {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    (X2, {"kernel_shape": [4, 3], "strides": [3, 2], "auto_pad": "SAME_LOWER"}),
+    (X2, {"kernel_shape": [3, 3], "strides": [2, 1], "auto_pad": "VALID"}),
+    (X1, {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+    (X3, {"kernel_shape": [2, 3, 2], "strides": [2, 1, 2], "pads": [0, 1, 1, 1, 1, 0]}),
+]
+DILATED = [
+    (X2, {"kernel_shape": [2, 2], "dilations": [2, 2]}),
+    (X2, {"kernel_shape": [3, 2], "dilations": [2, 3], "strides": [2, 1], "pads": [1, 1, 2, 0]}),
+    (X2, {"kernel_shape": [2, 2], "dilations": [2, 1], "strides": [2, 2], "ceil_mode": 1}),
+]
+
+
+@pytest.mark.parametrize(("x", "attrs"), WINDOWS + DILATED)
+def test_max_pool(x, attrs):
+    check_op("MaxPool", {"x": x}, **attrs)
+
+
+@pytest.mark.parametrize("opset", [7, 8, 10, 11, 12, 22])
+def test_max_pool_opsets(opset):
+    check_op("MaxPool", {"x": X2}, opset=opset, kernel_shape=[2, 2], strides=[2, 2],
+             pads=[1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_max_pool_int(dtype):
+    x = rng.integers(0, 100, (1, 2, 6, 6)).astype(dtype)
+    check_op("MaxPool", {"x": x}, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2])
+
+
+def test_max_pool_indices_rejected():
+    model = node_model("MaxPool", {"x": X2}, n_outputs=2, kernel_shape=[2, 2])
+    with pytest.raises(ConversionError, match="Indices"):
+        run_deepc(model, {"x": X2})
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+@pytest.mark.parametrize(("x", "attrs"), WINDOWS)
+def test_avg_pool(x, attrs, count_include_pad):
+    check_op("AveragePool", {"x": x}, count_include_pad=count_include_pad, **attrs)
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+@pytest.mark.parametrize(("x", "attrs"), DILATED)
+def test_avg_pool_dilated(x, attrs, count_include_pad):
+    check_op("AveragePool", {"x": x}, opset=19, count_include_pad=count_include_pad, **attrs)
+
+
+@pytest.mark.parametrize("opset", [7, 10, 11, 19, 22])
+def test_avg_pool_opsets(opset):
+    check_op("AveragePool", {"x": X2}, opset=opset, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize(("x", "attrs"), WINDOWS[:2] + WINDOWS[4:8])
+def test_lp_pool(x, attrs, p):
+    check_op("LpPool", {"x": x}, p=p, rtol=1e-4, atol=1e-5, **attrs)
+
+
+@pytest.mark.parametrize(("x", "attrs"), DILATED + WINDOWS[2:4])
+def test_lp_pool_opset18(x, attrs):
+    check_op("LpPool", {"x": x}, opset=18, rtol=1e-4, atol=1e-5, **attrs)
+
+
+@pytest.mark.parametrize("x", [X1, X2, X3])
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pool(op, x):
+    check_op(op, {"x": x})
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_global_lp_pool(p):
+    check_op("GlobalLpPool", {"x": X2}, p=p, rtol=1e-4)
+
+
+def test_pool_float16():
+    x = X2.astype(np.float16)
+    check_op("AveragePool", {"x": x}, kernel_shape=[3, 3], rtol=1e-3, atol=1e-3)
+    check_op("MaxPool", {"x": x}, kernel_shape=[3, 3], strides=[2, 2])
+    check_op("GlobalAveragePool", {"x": x}, rtol=1e-3, atol=1e-3)

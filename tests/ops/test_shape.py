@@ -1,0 +1,253 @@
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from deepc.errors import ConversionError
+from deepc.frontends.onnx import convert
+from deepc.runtime.interpreter import run_graph
+from tests.helpers import check_op, run_ort
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+XI = rng.integers(-50, 50, (3, 4, 5)).astype(np.int32)
+
+
+def i64(*values: int) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+@pytest.mark.parametrize(("shape", "opset"), [
+    ((6, 20), 7), ((0, -1), 13), ((-1,), 13), ((2, 0, 4, 5), 13), ((1, -1, 5, 1), 14),
+])
+def test_reshape(shape, opset):
+    check_op("Reshape", {"x": X, "s": i64(*shape)}, initializers=["s"], opset=opset)
+
+
+def test_reshape_allowzero():
+    empty = np.zeros((0, 3), np.float32)
+    check_op("Reshape", {"x": empty, "s": i64(3, 0)}, initializers=["s"], opset=14, allowzero=1)
+
+
+def test_reshape_needs_a_constant_shape():
+    with pytest.raises(ConversionError, match="target shape"):
+        check_op("Reshape", {"x": X, "s": i64(6, 20)})
+
+
+@pytest.mark.parametrize(("axis", "opset"), [(0, 9), (1, 9), (3, 9), (4, 9), (-1, 13), (-4, 13)])
+def test_flatten(axis, opset):
+    check_op("Flatten", {"x": X}, axis=axis, opset=opset)
+
+
+def test_squeeze():
+    x = X.reshape(2, 1, 3, 1, 20)
+    check_op("Squeeze", {"x": x}, opset=11, axes=[1, -2])
+    check_op("Squeeze", {"x": x}, opset=7)
+    check_op("Squeeze", {"x": x, "a": i64(-2)}, initializers=["a"], opset=13)
+    check_op("Squeeze", {"x": x}, opset=13)
+
+
+def test_unsqueeze():
+    check_op("Unsqueeze", {"x": XI}, opset=7, axes=[0, 4])
+    check_op("Unsqueeze", {"x": XI}, opset=11, axes=[-1, 1])
+    check_op("Unsqueeze", {"x": XI, "a": i64(5, 0, -3)}, initializers=["a"], opset=13)
+
+
+def test_transpose():
+    check_op("Transpose", {"x": X})
+    check_op("Transpose", {"x": X}, perm=[0, 2, 3, 1])
+    check_op("Transpose", {"x": XI}, perm=[1, 0, 2], opset=7)
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 5), (2, 1, 1, 1), (1,), (4, 1, 1, 1, 1)])
+def test_expand(shape):
+    x = X[:, :, :1, :]
+    check_op("Expand", {"x": x, "s": i64(*shape)}, initializers=["s"], opset=13)
+
+
+def test_tile():
+    check_op("Tile", {"x": XI, "r": i64(2, 1, 3)}, initializers=["r"])
+    check_op("Tile", {"x": X, "r": i64(1, 2, 1, 2)}, initializers=["r"], opset=7)
+
+
+@pytest.mark.parametrize(("axis", "opset"), [(1, 7), (-1, 13), (0, 13)])
+def test_concat(axis, opset):
+    parts = [np.take(XI, range(i + 1), axis=axis) for i in range(3)]
+    check_op("Concat", {f"x{i}": p for i, p in enumerate(parts)}, axis=axis, opset=opset)
+
+
+def test_split_opset_11_attr():
+    check_op("Split", {"x": X}, n_outputs=3, opset=11, axis=-1, split=[1, 3, 1])
+    check_op("Split", {"x": X}, n_outputs=2, opset=7, axis=0)
+
+
+def test_split_opset_13_input():
+    check_op("Split", {"x": X, "s": i64(2, 2)}, initializers=["s"], n_outputs=2, opset=13,
+             axis=2)
+    check_op("Split", {"x": XI}, n_outputs=2, opset=13, axis=1)
+
+
+def test_split_opset_18_num_outputs():
+    check_op("Split", {"x": X}, n_outputs=2, opset=18, axis=3, num_outputs=2)
+    check_op("Split", {"x": X}, n_outputs=3, opset=18, axis=2, num_outputs=3)
+
+
+@pytest.mark.parametrize(("starts", "ends", "axes"), [
+    ([0, 1], [1, 3], None), ([-3, 1], [100, -1], [2, 1]), ([1], [-100], [3]),
+])
+def test_slice_opset_9_attrs(starts, ends, axes):
+    attrs = {} if axes is None else {"axes": axes}
+    check_op("Slice", {"x": X}, opset=9, starts=starts, ends=ends, **attrs)
+
+
+@pytest.mark.parametrize(("starts", "ends", "axes", "steps"), [
+    ((1,), (3,), None, None),
+    ((0, 1), (100, 5), (-1, 2), (2, 1)),
+    ((-1, 10), (-100, 0), (3, 2), (-1, -2)),
+    ((4, 2), (-6, -1), (-2, 1), (-3, -1)),
+    ((3,), (1,), (3,), (1,)),  # empty
+    ((-2**63,), (2**63 - 1,), (0,), (5,)),
+    ((2**63 - 1,), (-2**63,), (2,), (-2,)),
+])
+def test_slice(starts, ends, axes, steps):
+    inputs = {"x": X, "s": i64(*starts), "e": i64(*ends),
+              "a": None if axes is None else i64(*axes),
+              "p": None if steps is None else i64(*steps)}
+    check_op("Slice", inputs, initializers=[k for k in "seap" if inputs[k] is not None])
+
+
+def test_slice_int_dtype_opset_10():
+    inputs = {"x": XI, "s": i64(-1), "e": i64(0), "a": i64(0), "p": i64(-1)}
+    check_op("Slice", inputs, initializers=["s", "e", "a", "p"], opset=10)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad_opset_7_attrs(mode):
+    check_op("Pad", {"x": X}, opset=7, mode=mode, pads=[0, 1, 2, 1, 0, 0, 1, 3], value=1.5)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad_opset_13_inputs(mode):
+    pads = i64(0, 2, 1, 0, 3, 1)
+    check_op("Pad", {"x": XI, "p": pads}, initializers=["p"], opset=13, mode=mode)
+    value = np.array(-7, np.int32)
+    check_op("Pad", {"x": XI, "p": pads, "v": value}, initializers=["p", "v"], opset=13)
+
+
+def test_pad_negative_crops():
+    pads = i64(0, -1, 2, 0, 0, 1, -2, 1)
+    check_op("Pad", {"x": X, "p": pads}, initializers=["p"], opset=13)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+def test_pad_opset_19_axes(mode):
+    inputs = {"x": X, "p": i64(1, 2, 3, 2), "v": np.array(2.0, np.float32), "a": i64(-1, 2)}
+    check_op("Pad", inputs, initializers=["p", "v", "a"], opset=19, mode=mode)
+
+
+@pytest.mark.parametrize(("mode", "opset"), [(None, 7), ("DCR", 13), ("CRD", 13), ("CRD", 11)])
+def test_depth_to_space(mode, opset):
+    x = rng.standard_normal((2, 8, 3, 2)).astype(np.float32)
+    attrs = {} if mode is None else {"mode": mode}
+    check_op("DepthToSpace", {"x": x}, blocksize=2, opset=opset, **attrs)
+
+
+@pytest.mark.parametrize("opset", [7, 13])
+def test_space_to_depth(opset):
+    x = rng.standard_normal((2, 3, 6, 4)).astype(np.float32)
+    check_op("SpaceToDepth", {"x": x}, blocksize=2, opset=opset)
+
+
+def test_space_to_depth_inverts_depth_to_space():
+    x = rng.standard_normal((1, 18, 2, 3)).astype(np.float32)
+    y = check_op("DepthToSpace", {"x": x}, blocksize=3)[0]
+    np.testing.assert_array_equal(check_op("SpaceToDepth", {"y": y}, blocksize=3)[0], x)
+
+
+# -- ops that become constants ------------------------------------------------------------------
+@pytest.mark.parametrize(("opset", "attrs"), [
+    (13, {}), (15, {"start": 1}), (15, {"start": -3, "end": -1}), (15, {"end": 10}),
+    (15, {"start": 3, "end": 1}),
+])
+def test_shape(opset, attrs):
+    check_op("Shape", {"x": X}, opset=opset, **attrs)
+
+
+def test_size():
+    check_op("Size", {"x": XI})
+
+
+@pytest.mark.parametrize("attrs", [
+    {"value": onnx.numpy_helper.from_array(XI)},
+    {"value_float": 2.5}, {"value_floats": [1.0, 2.0]}, {"value_int": 7},
+    {"value_ints": [3, -4, 5]},
+])
+def test_constant(attrs):
+    check_op("Constant", {}, opset=13, **attrs)
+
+
+def _constant_value(**attrs: object) -> np.ndarray:
+    graph = convert(helper.make_model(helper.make_graph(
+        [helper.make_node("Constant", [], ["y"], **attrs)], "g", [],
+        [helper.make_tensor_value_info("y", TensorProto.UNDEFINED, None)])))
+    return run_graph(graph, {})[graph.outputs[0]]
+
+
+def test_constant_strings():
+    assert _constant_value(value_strings=["a", "bc"]).tolist() == ["a", "bc"]
+    assert _constant_value(value_string="xyz").tolist() == "xyz"
+
+
+@pytest.mark.parametrize(("indices", "shape"), [([1, 4, 5], [3]), ([0, 1, 1, 1, 1, 2], [3, 2])])
+def test_constant_sparse(indices, shape):
+    """onnxruntime returns a sparse tensor here, so the expected value is written out."""
+    sparse = helper.make_sparse_tensor(
+        helper.make_tensor("v", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0]),
+        helper.make_tensor("i", TensorProto.INT64, shape, indices), [2, 3])
+    expected = np.array([[0, 1, 0], [0, 2, 3]], np.float32)
+    np.testing.assert_array_equal(_constant_value(sparse_value=sparse), expected)
+
+
+@pytest.mark.parametrize(("shape", "value"), [
+    ((2, 3), None), ((), None), ((3, 0), None), ((4, 5), np.array([7], np.int32)),
+    ((64, 128), np.array([1.5], np.float32)),  # too big to fold: stays a broadcast_to
+])
+def test_constant_of_shape(shape, value):
+    attrs = {} if value is None else {"value": onnx.numpy_helper.from_array(value)}
+    check_op("ConstantOfShape", {"s": i64(*shape)}, initializers=["s"], **attrs)
+
+
+@pytest.mark.parametrize(("start", "limit", "delta"), [
+    (np.int64(2), np.int64(11), np.int64(3)), (np.int32(10), np.int32(-3), np.int32(-4)),
+    (np.int64(5), np.int64(1), np.int64(1)),
+    (np.float32(0.5), np.float32(3.3), np.float32(0.4)),
+])
+def test_range(start, limit, delta):
+    check_op("Range", {"a": start, "b": limit, "c": delta}, initializers=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("attrs", [{}, {"k": 1}, {"k": -2, "dtype": TensorProto.INT32}])
+def test_eye_like(attrs):
+    check_op("EyeLike", {"x": XI[0]}, **attrs)
+
+
+def test_exporter_shape_chain_folds_to_one_reshape():
+    """x.view(x.size(0), x.size(1), -1) as exporters write it: Shape -> Slice -> Concat ->
+    Reshape. Once Shape is a constant the whole chain folds away."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "two"], ["head"]),
+        helper.make_node("Concat", ["head", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = [onnx.numpy_helper.from_array(v, k) for k, v in
+             {"zero": i64(0), "two": i64(2), "minus_one": i64(-1)}.items()]
+    graph = helper.make_graph(nodes, "chain",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, X.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    ir = convert(model)
+    assert ir.op_counts() == {"reshape": 1}
+    assert ir.nodes[0].attrs["shape"] == (2, 3, 20)
+    np.testing.assert_array_equal(run_graph(ir, {"x": X})["y"], run_ort(model, {"x": X})[0])

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from deepc.frontends.onnx import convert
+from tests.helpers import check_op, node_model
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+OPS = ["Softmax", "LogSoftmax", "Hardmax"]
+TOL = {"rtol": 1e-5, "atol": 1e-6}
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("opset", [7, 11, 13, 21])
+@pytest.mark.parametrize("axis", [None, 0, 1, 2, -1, -3])
+def test_softmax_family(op, opset, axis):
+    attrs = {} if axis is None else {"axis": axis}
+    check_op(op, {"x": X}, opset=opset, **attrs, **TOL)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_softmax_family_rank1_and_f16(op):
+    check_op(op, {"x": X[0, 0, 0]}, **TOL)
+    if op == "Hardmax":
+        return  # onnxruntime implements Hardmax for float32 only
+    check_op(op, {"x": X.astype(np.float16)}, opset=13, axis=1, rtol=1e-3, atol=1e-3)
+    check_op(op, {"x": X.astype(np.float64)}, opset=13, axis=2)
+
+
+def test_hardmax_ties_pick_first():
+    x = np.array([[1, 3, 3, 0], [2, 2, 2, 2]], np.float32)
+    check_op("Hardmax", {"x": x}, opset=13)
+
+
+def test_softmax_large_values_stay_finite():
+    x = np.array([[1000, 1000, -1000], [-1e4, 0, 1e4]], np.float32)
+    out = check_op("Softmax", {"x": x}, opset=13, **TOL)
+    assert np.isfinite(out[0]).all()
+    check_op("LogSoftmax", {"x": x}, opset=13, **TOL)
+
+
+def test_old_opset_coerces_through_reshape():
+    graph = convert(node_model("Softmax", {"x": X}, opset=11, axis=1))
+    assert [n.op for n in graph.nodes] == ["reshape", "softmax", "reshape"]
+    assert graph.nodes[0].attrs["shape"] == (2, 60)
+    graph = convert(node_model("Softmax", {"x": X}, opset=11, axis=3))
+    assert [n.op for n in graph.nodes] == ["softmax"]
