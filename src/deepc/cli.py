@@ -65,20 +65,39 @@ def main() -> None:
 
 @main.command("inspect-ir")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--stage", type=click.Choice(["graph"]), default="graph", show_default=True,
-              help="Which IR level to print.")
+@click.option("--stage", type=click.Choice(["graph", "loop", "source", "asm"]),
+              default="graph", show_default=True,
+              help="graph IR, scheduled loop IR, LLVM IR of the kernels, or assembly.")
+@click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
+@click.option("--kernel", "-k", default=None, help="Only this kernel (loop/source/asm).")
+@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True)
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--no-constants", is_flag=True, help="Leave constants out of the text form.")
 @handle_errors
-def inspect_ir(model: Path, stage: str, input_shapes: tuple[str, ...], as_json: bool,
-               no_constants: bool) -> None:
-    """Print a model's IR: a summary (ops, parameters, FLOPs) and the canonical text."""
+def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_level: int,
+               input_shapes: tuple[str, ...], as_json: bool, no_constants: bool) -> None:
+    """Print a model's IR at one level of the stage chain.
+
+    `--stage graph` shows a summary (ops, parameters, FLOPs) and the canonical graph text;
+    `loop`, `source` and `asm` compile first and show each kernel.
+    """
     from deepc.frontends import load
     from deepc.ir.summary import summarize
     from deepc.ir.text import graph_to_dict, graph_to_text
 
     graph = load(model, parse_shapes(input_shapes))
+    if stage != "graph":
+        from deepc.compiler.inspect import kernel_texts
+
+        texts = kernel_texts(graph, target, stage, opt_level=opt_level, kernel=kernel)
+        if as_json:
+            click.echo(json.dumps(texts, indent=1))
+            return
+        for name, text in texts.items():
+            console.rule(f"[bold]{name}")
+            console.print(text, highlight=False, markup=False, soft_wrap=True)
+        return
     summary = summarize(graph)
     if as_json:
         click.echo(json.dumps({"summary": summary.to_dict(), "graph": graph_to_dict(graph)},
@@ -103,6 +122,96 @@ def summary_table(summary: Any) -> Table:
     for name, ty in summary.outputs.items():
         table.caption = (table.caption or "") + f"output {name}: {ty}  "
     return table
+
+
+def compile_progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<10}"), BarColumn(), TextColumn(
+        "{task.completed}/{task.total}"), TimeElapsedColumn(), console=err_console,
+        transient=True, disable=not err_console.is_terminal)
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
+              help="Bundle to write (a .tar).")
+@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True)
+@input_shape_option
+@click.option("--json", "as_json", is_flag=True, help="Print compile statistics as JSON.")
+@handle_errors
+def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
+                input_shapes: tuple[str, ...], as_json: bool) -> None:
+    """Compile MODEL for a target into one self-contained bundle."""
+    import deepc
+
+    with compile_progress() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done + 1, total=total)
+
+        compiled = deepc.compile(model, target, input_shapes=parse_shapes(input_shapes),
+                                 opt_level=opt_level, progress=progress)
+        compiled.save(output)
+    stats = compiled.stats()
+    if as_json:
+        click.echo(json.dumps(stats))
+        return
+    console.print(f"[green]wrote[/] {output} — {stats['kernels']} kernels, workspace "
+                  f"{stats['arena_bytes'] / 2**20:.2f} MiB, params "
+                  f"{stats['params_bytes'] / 2**20:.2f} MiB, {stats['compile_seconds']:.2f} s")
+
+
+@main.command("run")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--input", "-i", "inputs", multiple=True, metavar="NAME=FILE.npy",
+              help="An input array (.npy). Missing inputs are seeded random.")
+@click.option("--output-dir", "-d", type=click.Path(path_type=Path), default=None,
+              help="Write one NAME.npy per output here.")
+@click.option("--seed", default=0, show_default=True, help="Seed for random inputs.")
+@click.option("--threads", default=0, help="Threads (0 = all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of the outputs.")
+@handle_errors
+def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed: int,
+            threads: int, as_json: bool) -> None:
+    """Run a compiled bundle on inputs and save its outputs."""
+    import numpy as np
+
+    import deepc
+    from deepc.runtime.inputs import load_input_files
+
+    model = deepc.load(bundle)
+    if threads:
+        model.set_num_threads(threads)
+    feeds = load_input_files(inputs)
+    feeds = {**model.random_inputs(seed), **feeds}
+    outputs = model.run(feeds)
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name, value in outputs.items():
+            np.save(output_dir / f"{safe_filename(name)}.npy", value)
+    summary = {name: {"shape": list(v.shape), "dtype": str(v.dtype),
+                      "min": float(v.min()) if v.size else None,
+                      "max": float(v.max()) if v.size else None}
+               for name, v in outputs.items()}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    table = Table(title=f"{bundle.name}: outputs", title_justify="left")
+    for col in ("output", "shape", "dtype", "min", "max"):
+        table.add_column(col)
+    for name, s in summary.items():
+        table.add_row(name, "x".join(map(str, s["shape"])), s["dtype"], f"{s['min']:.5g}",
+                      f"{s['max']:.5g}")
+    console.print(table)
+
+
+def safe_filename(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 @main.command("targets")

@@ -36,3 +36,24 @@ def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
         else:
             raise TypeError(f"cannot make random {ty.dtype} input {name!r}")
     return out
+
+
+def load_input_files(specs: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
+    """Parse NAME=FILE.npy specs (as `deepc run --input` takes them)."""
+    from pathlib import Path
+
+    from deepc.errors import DeepcError
+
+    out = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise DeepcError(f"bad --input {spec!r}: expected NAME=FILE.npy")
+        p = Path(path)
+        if not p.exists():
+            raise DeepcError(f"input file {p} does not exist")
+        try:
+            out[name] = np.load(p, allow_pickle=False)
+        except Exception as exc:
+            raise DeepcError(f"input file {p} is not a .npy array: {exc}") from None
+    return out

@@ -4,7 +4,9 @@ over contiguous inner loops. No tuning needed; `deepc tune` searches the same kn
 from __future__ import annotations
 
 from deepc.ir.expr import Var
-from deepc.ir.loop import Allocate, For, ForKind, PrimFunc, Seq, Stmt, Store, walk_stmts
+from deepc.ir.loop import (
+    Allocate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store, walk_stmts,
+)
 from deepc.schedule.schedule import Schedule
 
 MIN_PARALLEL_WORK = 1 << 14  # iterations below which threads cost more than they save
@@ -53,9 +55,6 @@ def _trip(root: For, target: For) -> int:
                 r = go(x, acc)
                 if r is not None:
                     return r
-        from deepc.ir.expr import Var
-from deepc.ir.loop import IfThenElse
-
         if isinstance(s, IfThenElse):
             for x in (s.then, s.otherwise):
                 if x is not None:

@@ -103,6 +103,9 @@ def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         cycle = " -> ".join(p.stem for p in (*seen[seen.index(here):], here))
         raise fail(where, f"inherit cycle {cycle} — remove one of these inherit lines")
     data = _read(path)
+    if data.get("isa", {}).get("detect"):
+        # detection fills the file that asks for it; files inheriting it still override
+        data = merge(data, host.detect())
     ref = data.pop("inherit", None)
     if ref is None:
         return data
@@ -120,8 +123,6 @@ def load_file(path: Path, expected_name: str | None = None) -> Target:
     if data.pop("abstract", False):
         raise fail(where, f"{data['name']!r} is an abstract base (abstract = true)"
                           " — load a target that inherits it; `deepc targets` lists them")
-    if data.get("isa", {}).get("detect"):
-        data = merge(data, host.detect())
     return Target.from_dict(data, source=where)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from llvmlite import ir
 
 from deepc.backends.llvm.exprs import ExprEmitter, linear_offset, unsafe_to_speculate
-from deepc.backends.llvm.types import I1, I32, I64, PTR, memory_type
+from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import (
     Allocate, Buffer, Evaluate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store,
@@ -68,7 +68,8 @@ class FunctionEmitter(ExprEmitter):
             assert v is not None
             if depends_on(off_expr, v) and lane_coefficient(off_expr, v) == 1:
                 base = self.emit_with_lane_zero(off_expr)
-                bld.store(value, self.element_pointer(s.buffer, base))
+                bld.store(value, self.element_pointer(s.buffer, base),
+                          align=itemsize(s.buffer.dtype))
                 return
             offsets = self.emit(off_expr)
             if not isinstance(offsets.type, ir.VectorType):
@@ -171,23 +172,23 @@ class FunctionEmitter(ExprEmitter):
         self.task_count += 1
         task = ir.Function(self.module, TASK_TYPE, f"{self.name}.task{self.task_count}")
         task.linkage = "internal"
+        # the context is an array of 8-byte slots: loop variables, then buffer pointers
         slots = [self.vars[v] for v in free_vars] + [self.buffers[b] for b in bufs]
-        ctx_ty = ir.LiteralStructType([x.type for x in slots])
         bld = self.builder
-        ctx = ir.IRBuilder(self.entry).alloca(ctx_ty)
+        ctx = ir.IRBuilder(self.entry).alloca(I64, size=ir.Constant(I64, max(len(slots), 1)))
         for k, value in enumerate(slots):
-            bld.store(value, bld.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, k)],
-                                     source_etype=ctx_ty))
+            if k >= len(free_vars):
+                value = bld.ptrtoint(value, I64)
+            bld.store(value, bld.gep(ctx, [ir.Constant(I64, k)], source_etype=I64))
         inner = FunctionEmitter(self.module, task, task.name, in_parallel=True)
         ib = inner.builder
-        for k, value in enumerate(slots):
-            ptr = ib.gep(task.args[0], [ir.Constant(I32, 0), ir.Constant(I32, k)],
-                         source_etype=ctx_ty)
-            loaded = ib.load(ptr, typ=value.type)
+        for k in range(len(slots)):
+            ptr = ib.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
+            loaded = ib.load(ptr, typ=I64)
             if k < len(free_vars):
                 inner.vars[free_vars[k]] = loaded
             else:
-                inner.buffers[bufs[k - len(free_vars)]] = loaded
+                inner.buffers[bufs[k - len(free_vars)]] = ib.inttoptr(loaded, PTR)
         inner.serial_loop(s.var, task.args[1], task.args[2], s.body)
         inner.finish()
         pfor = self.runtime_fn("deepc_parallel_for",

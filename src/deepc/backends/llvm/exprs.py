@@ -350,7 +350,8 @@ class ExprEmitter:
                 base = self.emit_with_lane_zero(off_expr)
                 ptr = self.element_pointer(buf, base)
                 vty = ir.VectorType(memory_type(buf.dtype), self.lanes)
-                val = bld.load(ptr, typ=vty, align=1 if buf.dtype == "bool" else None)
+                # element alignment only: vector loads start anywhere in a buffer
+                val = bld.load(ptr, typ=vty, align=_align(buf.dtype))
                 return self.from_memory(val, buf.dtype)
             offsets = self.emit(off_expr)
             return self.per_lane(lambda o: self.from_memory(
@@ -393,6 +394,12 @@ class ExprEmitter:
         lanes = val.type.count if isinstance(val.type, ir.VectorType) else 0
         return self.builder.zext(val, ir.VectorType(ir.IntType(8), lanes) if lanes
                                  else ir.IntType(8))
+
+
+def _align(dtype: str) -> int:
+    from deepc.backends.llvm.types import itemsize
+
+    return itemsize(dtype)
 
 
 def _type_suffix(ty: ir.Type) -> str:

@@ -1,0 +1,58 @@
+"""Whole models compiled for the host, bundled, loaded and run; compared with onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import deepc
+from deepc.frontends import load
+from deepc.runtime.inputs import random_inputs
+from tests.conftest import ROOT, SHARED_MODELS, shared_model
+from tests.e2e.models import LIGHT_MODELS, light_inputs, light_model, light_reference_outputs
+from tests.helpers import run_ort
+
+RTOL, ATOL = 1e-3, 1e-4
+
+
+def compile_and_run(path: Path, feeds: dict[str, np.ndarray], tmp_path: Path) -> list[np.ndarray]:
+    compiled = deepc.compile(path, "host")
+    bundle = compiled.save(tmp_path / f"{path.stem}.tar")
+    model = deepc.load(bundle)
+    out = model.run(feeds)
+    return [out[name] for name in compiled.graph.outputs]
+
+
+def test_example_model(tmp_path: Path) -> None:
+    path = ROOT / "examples" / "tiny_cnn.onnx"
+    feeds = random_inputs(load(path), seed=7)
+    ours = compile_and_run(path, feeds, tmp_path)
+    for got, want in zip(ours, run_ort(onnx.load(str(path)), feeds)):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.models
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHARED_MODELS)
+def test_shared_model_compiled(name: str, tmp_path: Path) -> None:
+    path = shared_model(name)
+    feeds = random_inputs(load(path), seed=1234)
+    ours = compile_and_run(path, feeds, tmp_path)
+    for got, want in zip(ours, run_ort(onnx.load(str(path)), feeds)):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_light_model_compiled(name: str, tmp_path: Path) -> None:
+    path = light_model(name)
+    model = onnx.load(str(path))
+    feeds = light_inputs(model)
+    ours = compile_and_run(path, feeds, tmp_path)
+    for got, want in zip(ours, light_reference_outputs(name)):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    for got, want in zip(ours, run_ort(model, feeds)):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
