@@ -26,7 +26,8 @@ def split(f: PrimFunc, loop: str, factor: int) -> PrimFunc:
     split(i, 4) ->
         for i_o in 0..3 { for i_i in 0..4 { if i_o * 4 + i_i < 10 { B[..] = A[..] } } }
 
-    The guard appears only when `factor` does not divide the extent.
+    The guard appears only when `factor` does not divide the extent; it sits below any
+    loops nested perfectly inside, so they can still be reordered.
     """
     if factor < 1:
         raise ValueError("split factor must be at least 1")
@@ -36,11 +37,19 @@ def split(f: PrimFunc, loop: str, factor: int) -> PrimFunc:
         index = binary("add", binary("mul", outer, factor), inner)
         body = substitute_stmt(s.body, {s.var: index})
         if s.extent % factor:
-            body = IfThenElse(binary("lt", index, s.extent), body)
+            body = _guard_innermost(body, binary("lt", index, s.extent))
         n_outer = -(-s.extent // factor)
         return For(outer, n_outer, s.kind, For(inner, factor, ForKind.SERIAL, body))
 
     return _replace_loop(f, loop, fn)
+
+
+def _guard_innermost(body: Stmt, cond: object) -> Stmt:
+    """Put a split's bounds guard below the perfect loop nest, so loops stay reorderable."""
+    if isinstance(body, For):
+        return For(body.var, body.extent, body.kind, _guard_innermost(body.body, cond),
+                   body.thread_axis)
+    return IfThenElse(cond, body)  # type: ignore[arg-type]
 
 
 def fuse(f: PrimFunc, outer: str, inner: str) -> PrimFunc:
