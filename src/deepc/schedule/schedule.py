@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepc.ir.loop import PrimFunc
-from deepc.schedule import primitives
+from deepc.schedule import placement, primitives
 
 PRIMITIVES = {
     "split": primitives.split, "fuse": primitives.fuse, "reorder": primitives.reorder,
     "tile": primitives.tile, "vectorize": primitives.vectorize, "unroll": primitives.unroll,
     "parallel": primitives.parallel, "bind": primitives.bind,
+    "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
+    "cache_read": placement.cache_read, "cache_write": placement.cache_write,
 }
 
 

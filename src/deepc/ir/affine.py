@@ -1,0 +1,71 @@
+"""Affine analysis of integer index expressions: e = const + sum(coef * term)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepc.ir.expr import INDEX, Binary, Const, Expr, Var, binary
+
+
+@dataclass(frozen=True)
+class Affine:
+    """const + sum(coef * term); terms are variables or opaque sub-expressions."""
+
+    terms: tuple[tuple[Expr, int], ...]
+    const: int
+
+    def coef(self, term: Expr) -> int:
+        return dict(self.terms).get(term, 0)
+
+    def without(self, keep: set[Var] | None = None, drop: set[Var] | None = None) -> Affine:
+        terms = tuple((t, c) for t, c in self.terms
+                      if (drop is None or t not in drop) and (keep is None or t in keep))
+        return Affine(terms, self.const)
+
+    def minus(self, other: Affine) -> Affine:
+        acc = dict(self.terms)
+        for t, c in other.terms:
+            acc[t] = acc.get(t, 0) - c
+        return Affine(tuple((t, c) for t, c in acc.items() if c), self.const - other.const)
+
+    def to_expr(self) -> Expr:
+        e: Expr = Const(self.const, INDEX)
+        for t, c in self.terms:
+            e = binary("add", e, binary("mul", t, Const(c, INDEX)))
+        return e
+
+
+def affine(e: Expr) -> Affine:
+    """Decompose an int64 expression; non-affine parts become opaque terms."""
+    if isinstance(e, Const) and e.dtype == INDEX:
+        return Affine((), int(e.value))
+    if isinstance(e, Binary) and e.op in ("add", "sub"):
+        a, b = affine(e.a), affine(e.b)
+        if e.op == "sub":
+            b = Affine(tuple((t, -c) for t, c in b.terms), -b.const)
+        acc = dict(a.terms)
+        for t, c in b.terms:
+            acc[t] = acc.get(t, 0) + c
+        return Affine(tuple((t, c) for t, c in acc.items() if c), a.const + b.const)
+    if isinstance(e, Binary) and e.op == "mul":
+        a, b = affine(e.a), affine(e.b)
+        if not a.terms:
+            return Affine(tuple((t, c * a.const) for t, c in b.terms if c * a.const),
+                          a.const * b.const)
+        if not b.terms:
+            return Affine(tuple((t, c * b.const) for t, c in a.terms if c * b.const),
+                          a.const * b.const)
+    return Affine(((e, 1),), 0)
+
+
+def bounds(a: Affine, ranges: dict[Var, int]) -> tuple[Affine, int]:
+    """For variables ranging over [0, extent), the smallest value (an affine form in the
+    remaining terms) and the span (max - min + 1) of `a`."""
+    lo, span = a.without(drop=set(ranges)), 1
+    lo_const = lo.const
+    for t, c in a.terms:
+        if isinstance(t, Var) and t in ranges:
+            reach = c * (ranges[t] - 1)
+            lo_const += min(reach, 0)
+            span += abs(reach)
+    return Affine(lo.terms, lo_const), span
