@@ -3,10 +3,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from deepc.errors import ConversionError
+from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.onnx import convert
 from deepc.runtime.interpreter import run_graph
-from tests.helpers import check_op, run_ort
+from tests.helpers import check_op, node_model, run_deepc, run_ort
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
@@ -90,6 +90,14 @@ def test_split_opset_13_input():
 def test_split_opset_18_num_outputs():
     check_op("Split", {"x": X}, n_outputs=2, opset=18, axis=3, num_outputs=2)
     check_op("Split", {"x": X}, n_outputs=3, opset=18, axis=2, num_outputs=3)
+    check_op("Split", {"x": X, "s": i64(1, 0, 3)}, initializers=["s"], n_outputs=3, opset=18,
+             axis=-2)
+
+
+def test_expand_rejects_incompatible_shapes():
+    model = node_model("Expand", {"x": X, "s": i64(4, 1, 1, 1)}, initializers=["s"])
+    with pytest.raises(ShapeError):
+        convert(model)
 
 
 @pytest.mark.parametrize(("starts", "ends", "axes"), [
@@ -145,6 +153,25 @@ def test_pad_opset_19_axes(mode):
     check_op("Pad", inputs, initializers=["p", "v", "a"], opset=19, mode=mode)
 
 
+@pytest.mark.parametrize(("mode", "pads"), [
+    ("edge", (0, 5, 0, -1)), ("wrap", (0, 5, 2, 7)), ("wrap", (0, -1, 0, 3)),
+])
+def test_pad_beyond_the_dimension(mode, pads):
+    x = XI[0]
+    check_op("Pad", {"x": x, "p": i64(*pads)}, initializers=["p"], opset=19, mode=mode)
+
+
+def test_pad_reflect_must_stay_inside():
+    model = node_model("Pad", {"x": XI[0], "p": i64(0, 5, 0, 0)}, initializers=["p"],
+                       mode="reflect")
+    with pytest.raises(ShapeError, match="reflect"):
+        convert(model)
+
+
+def test_pad_bool():
+    check_op("Pad", {"x": XI > 0, "p": i64(1, 0, 0, 0, 2, 1)}, initializers=["p"])
+
+
 @pytest.mark.parametrize(("mode", "opset"), [(None, 7), ("DCR", 13), ("CRD", 13), ("CRD", 11)])
 def test_depth_to_space(mode, opset):
     x = rng.standard_normal((2, 8, 3, 2)).astype(np.float32)
@@ -158,10 +185,13 @@ def test_space_to_depth(opset):
     check_op("SpaceToDepth", {"x": x}, blocksize=2, opset=opset)
 
 
-def test_space_to_depth_inverts_depth_to_space():
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_space_to_depth_inverts_depth_to_space(mode):
+    """SpaceToDepth's mode is opset 28, newer than onnxruntime runs: check the round trip."""
     x = rng.standard_normal((1, 18, 2, 3)).astype(np.float32)
-    y = check_op("DepthToSpace", {"x": x}, blocksize=3)[0]
-    np.testing.assert_array_equal(check_op("SpaceToDepth", {"y": y}, blocksize=3)[0], x)
+    y = check_op("DepthToSpace", {"x": x}, blocksize=3, mode=mode)[0]
+    model = node_model("SpaceToDepth", {"y": y}, opset=28, blocksize=3, mode=mode)
+    np.testing.assert_array_equal(run_deepc(model, {"y": y})[0], x)
 
 
 # -- ops that become constants ------------------------------------------------------------------
@@ -215,6 +245,13 @@ def test_constant_sparse(indices, shape):
 def test_constant_of_shape(shape, value):
     attrs = {} if value is None else {"value": onnx.numpy_helper.from_array(value)}
     check_op("ConstantOfShape", {"s": i64(*shape)}, initializers=["s"], **attrs)
+
+
+def test_large_constant_of_shape_is_not_a_weight():
+    model = node_model("ConstantOfShape", {"s": i64(512, 512)}, initializers=["s"])
+    graph = convert(model)
+    assert graph.op_counts() == {"broadcast_to": 1}
+    assert graph.param_bytes == 4
 
 
 @pytest.mark.parametrize(("start", "limit", "delta"), [

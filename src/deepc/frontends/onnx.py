@@ -110,7 +110,8 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
     missing: dict[str, list[str]] = {}
     for i, proto in enumerate(nodes):
         if proto.domain not in ("", "ai.onnx") or proto.op_type not in CONVERTERS:
-            key = proto.op_type if proto.domain in ("", "ai.onnx") else f"{proto.domain}.{proto.op_type}"
+            default = proto.domain in ("", "ai.onnx")
+            key = proto.op_type if default else f"{proto.domain}.{proto.op_type}"
             missing.setdefault(key, []).append(proto.name or f"#{i}")
     if missing:
         raise UnsupportedOpError(missing)

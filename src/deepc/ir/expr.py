@@ -50,8 +50,11 @@ class Expr:
     def __rmod__(self, o: Any) -> Expr: return binary("mod", o, self)
     def __neg__(self) -> Expr: return Unary("neg", self)
     def __invert__(self) -> Expr: return Unary("not" if self.dtype == "bool" else "bitnot", self)
-    def __and__(self, o: Any) -> Expr: return binary("and" if self.dtype == "bool" else "bitand", self, o)
-    def __or__(self, o: Any) -> Expr: return binary("or" if self.dtype == "bool" else "bitor", self, o)
+    def __and__(self, o: Any) -> Expr:
+        return binary("and" if self.dtype == "bool" else "bitand", self, o)
+
+    def __or__(self, o: Any) -> Expr:
+        return binary("or" if self.dtype == "bool" else "bitor", self, o)
 
     # comparisons build expressions; structural equality of nodes is `same()`
     def __lt__(self, o: Any) -> Expr: return binary("lt", self, o)
@@ -192,9 +195,9 @@ def _fold(op: str, a: Expr, b: Expr) -> Expr | None:
         fn = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
               "floordiv": operator.floordiv, "mod": operator.mod, "min": min, "max": max}[op]
         return Const(int(fn(ca, cb)), INDEX)
-    if op == "add" and ca == 0 or op == "mul" and ca == 1:
+    if (op == "add" and ca == 0) or (op == "mul" and ca == 1):
         return b
-    if op in ("add", "sub") and cb == 0 or op in ("mul", "floordiv") and cb == 1:
+    if (op in ("add", "sub") and cb == 0) or (op in ("mul", "floordiv") and cb == 1):
         return a
     if op == "mul" and (ca == 0 or cb == 0):
         return Const(0, INDEX)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
 from deepc.ir.loop import (
-    Allocate, Evaluate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store,
+    Allocate,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
 )
 from deepc.ir.tensor import Reduce
 

@@ -150,7 +150,8 @@ class _Lowering:
                 epi_env = dict(zip(epi.axes, axes))
                 result = map_expr(
                     substitute(self.body_expr(epi.body), epi_env),
-                    lambda x: acc[0] if isinstance(x, Load) and x.source is self.buffer(t) else None,
+                    lambda x: acc[0] if isinstance(x, Load) and x.source is self.buffer(t)
+                    else None,
                 )
             nest = Allocate(acc, seq(Store(acc, (_zero(),), red.identity()), update,
                                      Store(out_buf, tuple(axes), result)))

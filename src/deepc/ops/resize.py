@@ -25,9 +25,8 @@ resize = Op("resize", FusionKind.INJECTIVE, doc="""resize every axis by interpol
   `cubic_coeff_a`, `exclude_outside`, `extrapolation_value`, `antialias`: as in ONNX Resize-19.
   nearest_mode `simple` is Resize-10 and Upsample: floor when an axis grows, ceil when it
   shrinks.
-Axes are resized one after another (interpolation is separable). Source coordinates are
-computed in float64, from the integer sizes when `scales` is their exact ratio, so that
-ties such as 14.5 round as the spec says.""")
+Axes are resized one after another (interpolation is separable); `source_coords` says how
+coordinates are rounded.""")
 
 
 @resize.infer
@@ -53,32 +52,43 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 def source_coords(out_len: int, in_len: int, scale: float, roi: tuple[float, float],
                   mode: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Input coordinate of each output index along one axis, and the out-of-range mask that
-    tf_crop_and_resize fills with the extrapolation value (None for other modes)."""
-    x = np.arange(out_len, dtype=np.float64)
+    tf_crop_and_resize fills with the extrapolation value (None for other modes).
+
+    A scale that is exactly out/in (the model gave sizes) is applied as the integer ratio in
+    float64, so ties such as 14.5 are exact; any other scale is a float32 from the model and
+    is applied in float32, as onnxruntime does.
+    """
+    exact = scale == out_len / in_len
+    t = np.float64 if exact else np.float32
+    x, half, n_in, n_out = np.arange(out_len, dtype=t), t(0.5), t(in_len), t(out_len)
 
     def to_input(v: np.ndarray) -> np.ndarray:
-        # with the exact size ratio, multiplying by in/out keeps ties (k + 0.5) exact
-        return v * in_len / out_len if scale == out_len / in_len else v / scale
+        return v * n_in / n_out if exact else v / t(scale)
 
+    outside = None
     if mode == "half_pixel":
-        return to_input(x + 0.5) - 0.5, None
-    if mode == "half_pixel_symmetric":
-        offset = in_len / 2 * (1 - out_len / (scale * in_len))
-        return offset + to_input(x + 0.5) - 0.5, None
-    if mode == "pytorch_half_pixel":
-        return (to_input(x + 0.5) - 0.5 if out_len > 1 else np.zeros_like(x)), None
-    if mode == "align_corners":
-        return (x * (in_len - 1) / (out_len - 1) if out_len > 1 else np.zeros_like(x)), None
-    if mode == "asymmetric":
-        return to_input(x), None
-    if mode == "tf_half_pixel_for_nn":
-        return to_input(x + 0.5), None
-    lo, hi = roi
-    if out_len > 1:
-        c = lo * (in_len - 1) + x * (hi - lo) * (in_len - 1) / (out_len - 1)
-    else:
-        c = np.full_like(x, 0.5 * (lo + hi) * (in_len - 1))
-    return c, (c < 0) | (c > in_len - 1)
+        c = to_input(x + half) - half
+    elif mode == "half_pixel_symmetric":
+        offset = n_in / t(2) * (t(1) - n_out / (t(scale) * n_in))
+        # onnxruntime adds the float32 offset to a float64 coordinate here
+        c = offset + (to_input(x + half) if exact else (x + 0.5) / np.float64(t(scale))) - 0.5
+        c = c.astype(t)
+    elif mode == "pytorch_half_pixel":
+        c = to_input(x + half) - half if out_len > 1 else np.zeros_like(x)
+    elif mode == "align_corners":
+        c = x * (n_in - t(1)) / (n_out - t(1)) if out_len > 1 else np.zeros_like(x)
+    elif mode == "asymmetric":
+        c = to_input(x)
+    elif mode == "tf_half_pixel_for_nn":
+        c = to_input(x + half)
+    else:  # tf_crop_and_resize
+        lo, hi = t(roi[0]), t(roi[1])
+        if out_len > 1:
+            c = lo * (n_in - t(1)) + x * (hi - lo) * (n_in - t(1)) / (n_out - t(1))
+        else:
+            c = np.full_like(x, half * (lo + hi) * (n_in - t(1)))
+        outside = (c < 0) | (c > n_in - t(1))
+    return c.astype(np.float64), outside
 
 
 def nearest_index(c: np.ndarray, in_len: int, rounding: str, shrinks: bool) -> np.ndarray:
@@ -133,6 +143,8 @@ def _to_dtype(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def _resize_axis(x: np.ndarray, axis: int, out_len: int, attrs: Attrs) -> np.ndarray:
     rank, in_len = x.ndim, x.shape[axis]
+    if out_len == 0 or in_len == 0:
+        return np.take(x, np.zeros(out_len, np.int64), axis=axis)
     scale = float(attrs["scales"][axis])  # type: ignore[index]
     roi = (float(attrs["roi"][axis]), float(attrs["roi"][axis + rank]))  # type: ignore[index]
     c, outside = source_coords(out_len, in_len, scale, roi,
@@ -164,3 +176,12 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
         if not _is_identity(x.shape[axis], int(out_len), axis, x.ndim, attrs):
             y = _resize_axis(y, axis, int(out_len), attrs)
     return _to_dtype(y, x.dtype) if y.dtype != x.dtype else np.ascontiguousarray(y)
+
+
+@resize.flops
+def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
+    x = ins[0]
+    assert x is not None
+    taps = {"nearest": 0, "linear": 2, "cubic": 4}[str(attrs["mode"])]
+    resized = sum(1 for i, o in zip(x.shape, outs[0].shape) if i != o)
+    return 2 * outs[0].size * taps**resized  # multiply-adds of the interpolation weights

@@ -1,5 +1,4 @@
-"""Data-movement ops with static attributes: reshape, transpose, broadcast, tile, concat, split,
-slice."""
+"""Data-movement ops with static attributes: reshape, transpose, concat, slice and kin."""
 
 from __future__ import annotations
 
@@ -207,7 +206,12 @@ depth_to_space = Op("depth_to_space", FusionKind.INJECTIVE, doc="""NCHW channels
 [N, C*b*b, H, W] -> [N, C, H*b, W*b]; `mode` DCR reads channel (i*b + j)*C + c for block
 offset (i, j), CRD reads c*b*b + i*b + j.""")
 space_to_depth = Op("space_to_depth", FusionKind.INJECTIVE, doc="""NCHW blocks to channels:
-[N, C, H*b, W*b] -> [N, C*b*b, H, W], output channel (i*b + j)*C + c (the inverse of DCR).""")
+[N, C, H*b, W*b] -> [N, C*b*b, H, W], the inverse of depth_to_space with the same `mode`.""")
+
+
+def _check_mode(attrs: Attrs) -> None:
+    if attrs["mode"] not in ("DCR", "CRD"):
+        raise ValueError(f"mode {attrs['mode']!r} is neither DCR nor CRD")
 
 
 @depth_to_space.infer
@@ -215,8 +219,7 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x, b = _first(ins), int(attrs["blocksize"])  # type: ignore[arg-type]
     if x.rank != 4 or b < 1 or x.shape[1] % (b * b):
         raise ValueError(f"needs a 4-d input whose channels divide by blocksize² ({b}²)")
-    if attrs["mode"] not in ("DCR", "CRD"):
-        raise ValueError(f"mode {attrs['mode']!r} is neither DCR nor CRD")
+    _check_mode(attrs)
     n, c, h, w = x.shape
     return TensorType((n, c // (b * b), h * b, w * b), x.dtype)
 
@@ -237,6 +240,7 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x, b = _first(ins), int(attrs["blocksize"])  # type: ignore[arg-type]
     if x.rank != 4 or b < 1 or x.shape[2] % b or x.shape[3] % b:
         raise ValueError(f"needs a 4-d input whose height and width divide by blocksize {b}")
+    _check_mode(attrs)
     n, c, h, w = x.shape
     return TensorType((n, c * b * b, h // b, w // b), x.dtype)
 
@@ -245,5 +249,6 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     x, b = ins[0], int(attrs["blocksize"])  # type: ignore[arg-type]
     n, c, h, w = x.shape
-    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // b, b, w // b, b)
+    y = y.transpose(0, 3, 5, 1, 2, 4) if attrs["mode"] == "DCR" else y.transpose(0, 1, 3, 5, 2, 4)
     return np.ascontiguousarray(y.reshape(n, c * b * b, h // b, w // b))

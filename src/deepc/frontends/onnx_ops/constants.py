@@ -1,5 +1,4 @@
-"""ONNX ops whose outputs are known at compile time (Shape, Size, Constant, ConstantOfShape,
-Range, EyeLike) to graph constants."""
+"""ONNX ops known at compile time (Shape, Size, Constant, Range, EyeLike...) to constants."""
 
 from __future__ import annotations
 

@@ -24,10 +24,11 @@ def _floats(b: GraphBuilder, n: OnnxNode, index: int, what: str) -> list[float] 
     return [float(v) for v in value] if value.size else None
 
 
-def _sizes_from_scales(dims: Sequence[int], scales: Sequence[float],
-                       extents: Sequence[float]) -> list[int]:
-    # float32 products, as onnxruntime computes them: floor(0.7f * 10) is 7, not 6
-    return [int(np.floor(f32(d) * f32(e) * f32(s))) for d, s, e in zip(dims, scales, extents)]
+def _sizes_from_scales(dims: Sequence[int], scales: Sequence[float]) -> list[int]:
+    """floor(dim * scale) as a float32 product, as onnxruntime computes it (floor(0.7f * 10)
+    is 7, not 6). Like onnxruntime and onnx's shape inference, and unlike the operator text,
+    the roi extent of tf_crop_and_resize does not scale the size."""
+    return [int(np.floor(f32(d) * f32(s))) for d, s in zip(dims, scales)]
 
 
 def _scales_from_sizes(dims: Sequence[int], sizes: Sequence[int]) -> list[float]:
@@ -53,7 +54,7 @@ def _legacy(b: GraphBuilder, n: OnnxNode, scales: Sequence[float]) -> None:
                               f"{len(dims)}")
     mode = str(n.attr("mode", "nearest"))
     mode = "linear" if mode == "bilinear" else mode
-    _emit(b, n, _sizes_from_scales(dims, scales, [1.0] * len(dims)), scales, mode=mode)
+    _emit(b, n, _sizes_from_scales(dims, scales), scales, mode=mode)
 
 
 @converter("Upsample")
@@ -94,8 +95,7 @@ def resize(b: GraphBuilder, n: OnnxNode) -> None:
     full_scales = [1.0] * rank
     shape = list(dims)
     if scales is not None:
-        extents = [full_roi[a + rank] - full_roi[a] for a in axes]
-        picked = _sizes_from_scales([dims[a] for a in axes], scales, extents)
+        picked = _sizes_from_scales([dims[a] for a in axes], scales)
         for i, a in enumerate(axes):
             full_scales[a], shape[a] = scales[i], picked[i]
     else:

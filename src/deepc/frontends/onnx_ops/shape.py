@@ -1,5 +1,4 @@
-"""ONNX shape and data-movement ops to reshape, transpose, broadcast_to, tile, concat, split,
-slice, pad, depth_to_space and space_to_depth."""
+"""ONNX shape and data-movement ops to reshape, transpose, broadcast_to, slice, pad and kin."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ from math import prod
 
 import numpy as np
 
-from deepc.errors import ConversionError
+from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.builder import GraphBuilder
 from deepc.frontends.onnx_node import OnnxNode
 from deepc.frontends.onnx_ops import converter
@@ -106,8 +105,12 @@ def expand(b: GraphBuilder, n: OnnxNode) -> None:
     """Expand broadcasts both ways: a 1 in `shape` keeps the input's dimension."""
     x = b.type(n.inputs[0])
     shape = const_ints(b, n.inputs[1], "the target shape", n)
-    b.emit("broadcast_to", n.inputs[:1], {"shape": broadcast_shape(x.shape, shape)},
-           outputs=n.outputs, name=n.name)
+    try:
+        out = broadcast_shape(x.shape, shape)
+    except ValueError:
+        raise ShapeError(f"node {n.name!r} (Expand): {x} does not broadcast with shape "
+                         f"{tuple(shape)}") from None
+    b.emit("broadcast_to", n.inputs[:1], {"shape": out}, outputs=n.outputs, name=n.name)
 
 
 @converter("Tile")
@@ -225,5 +228,6 @@ def depth_to_space(b: GraphBuilder, n: OnnxNode) -> None:
 
 @converter("SpaceToDepth")
 def space_to_depth(b: GraphBuilder, n: OnnxNode) -> None:
-    b.emit("space_to_depth", n.inputs[:1], {"blocksize": int(n.attr("blocksize"))},
-           outputs=n.outputs, name=n.name)
+    """`mode` arrived in opset 28; before it the order was DCR."""
+    attrs = {"blocksize": int(n.attr("blocksize")), "mode": str(n.attr("mode", "DCR"))}
+    b.emit("space_to_depth", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
