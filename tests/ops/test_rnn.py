@@ -5,13 +5,14 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from deepc.compiler.jit_graph import run_graph_jit
 from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.onnx import convert
 from deepc.ir.graph import Attrs
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
 from tests.conftest import shared_model
-from tests.helpers import check_op, node_model, run_deepc, run_ort
+from tests.helpers import check_compiled, check_op, node_model, run_deepc, run_ort
 
 SEQ, BATCH, INPUT, HIDDEN = 5, 3, 4, 6
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -41,33 +42,51 @@ def inputs(op, dirs=1, *, bias=True, lens=None, initial=True, peepholes=False, s
     return ins
 
 
-def check(op, ins, **attrs):
-    return check_op(op, ins, n_outputs=N_OUT[op], hidden_size=HIDDEN, **TOL, **attrs)
+@pytest.fixture(params=[check_op, check_compiled], ids=["reference", "compiled"])
+def check(request):
+    """Each case runs through the numpy reference and through the compute definition compiled
+    by the LLVM backend (an extern, which the numpy tensor-expression evaluator cannot run)."""
+    def run(op, ins, **attrs):
+        return request.param(op, ins, n_outputs=N_OUT[op], hidden_size=HIDDEN, **TOL, **attrs)
+
+    return run
+
+
+def run_compiled(model, feeds):
+    graph = convert(model, {k: tuple(v.shape) for k, v in feeds.items()})
+    out = run_graph_jit(graph, feeds)
+    return [out[name] for name in graph.outputs]
+
+
+@pytest.fixture(params=[run_deepc, run_compiled], ids=["reference", "compiled"])
+def run(request):
+    """Runs a model through deepc's interpreter, or node by node through compiled kernels."""
+    return request.param
 
 
 @pytest.mark.parametrize("op", list(GATES))
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_all_inputs(op, direction):
+def test_all_inputs(op, direction, check):
     dirs = 2 if direction == "bidirectional" else 1
     check(op, inputs(op, dirs, lens=[5, 3, 1], peepholes=True), direction=direction)
 
 
 @pytest.mark.parametrize("op", list(GATES))
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_required_inputs_only(op, direction):
+def test_required_inputs_only(op, direction, check):
     dirs = 2 if direction == "bidirectional" else 1
     check(op, inputs(op, dirs, bias=False, initial=False), direction=direction)
 
 
 @pytest.mark.parametrize("op", list(GATES))
 @pytest.mark.parametrize(("bias", "initial"), [(True, False), (False, True)])
-def test_optional_inputs(op, bias, initial):
+def test_optional_inputs(op, bias, initial, check):
     check(op, inputs(op, 2, bias=bias, initial=initial), direction="bidirectional")
 
 
 @pytest.mark.parametrize("op", list(GATES))
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_sequence_lens(op, direction):
+def test_sequence_lens(op, direction, check):
     """Rows past their length are zero in Y; Y_h is the state at the last valid step; an
     empty sequence ends with zero states."""
     dirs = 2 if direction == "bidirectional" else 1
@@ -77,30 +96,30 @@ def test_sequence_lens(op, direction):
 
 @pytest.mark.parametrize("opset", [7, 13, 14, 22])
 @pytest.mark.parametrize("op", list(GATES))
-def test_opsets(op, opset):
+def test_opsets(op, opset, check):
     check(op, inputs(op, 2, lens=[5, 2, 3]), direction="bidirectional", opset=opset)
 
 
-def test_lstm_peepholes_without_initial_state():
+def test_lstm_peepholes_without_initial_state(check):
     check("LSTM", inputs("LSTM", 2, initial=False, peepholes=True), direction="bidirectional")
 
 
 @pytest.mark.parametrize("peepholes", [False, True])
-def test_lstm_input_forget(peepholes):
+def test_lstm_input_forget(peepholes, check):
     check("LSTM", inputs("LSTM", 2, peepholes=peepholes), direction="bidirectional",
           input_forget=1)
 
 
 @pytest.mark.parametrize("lbr", [0, 1])
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_gru_linear_before_reset(lbr, direction):
+def test_gru_linear_before_reset(lbr, direction, check):
     dirs = 2 if direction == "bidirectional" else 1
     check("GRU", inputs("GRU", dirs, lens=[5, 4, 2]), direction=direction,
           linear_before_reset=lbr)
 
 
 @pytest.mark.parametrize("op", list(GATES))
-def test_clip(op):
+def test_clip(op, check):
     ins = inputs(op, 2, lens=[3, 5, 1], peepholes=True)
     check(op, ins, direction="bidirectional", clip=0.25)
     if op == "GRU":
@@ -117,7 +136,7 @@ ACTIVATIONS = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRel
 
 @pytest.mark.parametrize("act", ACTIVATIONS)
 @pytest.mark.parametrize("op", list(GATES))
-def test_activations(op, act):
+def test_activations(op, act, check):
     k = N_ACT[op]
     # A Softplus gate grows the state without bound until onnxruntime's log(1 + exp(x))
     # overflows; keep the gate a sigmoid there.
@@ -127,7 +146,7 @@ def test_activations(op, act):
 
 
 @pytest.mark.parametrize("op", list(GATES))
-def test_activation_params_consumed_in_order(op):
+def test_activation_params_consumed_in_order(op, check):
     """Alphas and betas go only to the functions that take them, in order, per direction;
     missing ones take the defaults (LeakyRelu 0.01, HardSigmoid 0.2/0.5, Elu 1.0)."""
     per_dir = {"LSTM": [["HardSigmoid", "LeakyRelu", "Elu"], ["Sigmoid", "Tanh", "LeakyRelu"]],
@@ -139,7 +158,7 @@ def test_activation_params_consumed_in_order(op):
     check(op, ins, direction="bidirectional", activations=per_dir[0] + per_dir[1])
 
 
-def test_rnn_extra_default_activation_is_ignored():
+def test_rnn_extra_default_activation_is_ignored(check):
     """The RNN schema's default activations list two; one direction uses the first."""
     check("RNN", inputs("RNN", 1), activations=["Relu", "Tanh"])
 
@@ -157,11 +176,11 @@ def test_activation_attrs_normalized():
     assert node.attr("input_forget") == 0 and node.attr("direction") == "forward"
 
 
-def test_hidden_size_from_r():
+def test_hidden_size_from_r(run):
     """hidden_size is optional in the schema (onnxruntime insists on it): R's last dim."""
     ins = inputs("GRU", 1)
     feeds = {k: v for k, v in ins.items() if v is not None}
-    actual = run_deepc(node_model("GRU", ins, 2), feeds)
+    actual = run(node_model("GRU", ins, 2), feeds)
     expected = run_ort(node_model("GRU", ins, 2, hidden_size=HIDDEN), feeds)
     for a, e in zip(actual, expected):
         np.testing.assert_allclose(a, e, **TOL)
@@ -178,7 +197,7 @@ def _batch_major(ins):
 
 @pytest.mark.parametrize("op", list(GATES))
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_layout_batch_major(op, direction):
+def test_layout_batch_major(op, direction, run):
     dirs = 2 if direction == "bidirectional" else 1
     ins = inputs(op, dirs, lens=[5, 2, 4], peepholes=True)
     feeds = {k: v for k, v in ins.items() if v is not None}
@@ -187,7 +206,7 @@ def test_layout_batch_major(op, direction):
     ins1 = _batch_major(ins)
     model = node_model(op, ins1, N_OUT[op], opset=14, hidden_size=HIDDEN, direction=direction,
                        layout=1)
-    actual = run_deepc(model, {k: v for k, v in ins1.items() if v is not None})
+    actual = run(model, {k: v for k, v in ins1.items() if v is not None})
     np.testing.assert_allclose(actual[0], expected[0].transpose(2, 0, 1, 3), **TOL)
     for a, e in zip(actual[1:], expected[1:]):
         np.testing.assert_allclose(a, e.transpose(1, 0, 2), **TOL)
@@ -201,7 +220,7 @@ def test_layout_ignored_before_opset_14():
 # -- omitted outputs ----------------------------------------------------------------------------
 @pytest.mark.parametrize("op", list(GATES))
 @pytest.mark.parametrize("keep", [(1,), (0,), (2,), (0, 2)])
-def test_omitted_outputs(op, keep):
+def test_omitted_outputs(op, keep, run, request):
     keep = tuple(k for k in keep if k < N_OUT[op])
     if not keep:
         return
@@ -217,10 +236,35 @@ def test_omitted_outputs(op, keep):
     del graph.output[:]
     graph.output.extend(kept)
     feeds = {k: v for k, v in ins.items() if v is not None}
-    actual, expected = run_deepc(model, feeds), run_ort(model, feeds)
+    actual, expected = run(model, feeds), run_ort(model, feeds)
     assert len(actual) == len(expected) == len(keep)
     for a, e in zip(actual, expected):
         np.testing.assert_allclose(a, e, **TOL)
+
+
+def test_outputs_lowered_in_any_order():
+    """However the outputs of a node are ordered for lowering, each gets its own values."""
+    from deepc.backends.llvm.codegen import emit_module
+    from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
+    from deepc.compiler.te_graph import node_compute, node_placeholders
+    from deepc.ir.lower import lower
+
+    ins = inputs("LSTM", 2, lens=[5, 2, 3])
+    model = node_model("LSTM", ins, 3, hidden_size=HIDDEN, direction="bidirectional")
+    feeds = {k: v for k, v in ins.items() if v is not None}
+    graph = convert(model, {k: v.shape for k, v in feeds.items()})
+    node = graph.nodes[0]
+    phs = node_placeholders(graph, node)
+    outs = node_compute(node, phs, [graph.types[o] for o in node.outputs])
+    order = [2, 0, 1]
+    func = lower([t for t in phs if t is not None], [outs[k] for k in order], "lstm")
+    jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))
+    args = [np.ascontiguousarray(feeds[name]) for name in node.inputs if name]
+    results = [np.zeros(outs[k].shape, np.float32) for k in order]
+    jit.kernel(func.name, len(args) + 3)(*[a.ctypes.data for a in args + results])
+    expected = run_ort(model, feeds)
+    for k, got in zip(order, results):
+        np.testing.assert_allclose(got, expected[k], **TOL)
 
 
 # -- type rule, errors, flops -------------------------------------------------------------------
@@ -277,21 +321,21 @@ def onnx_cases():
 
 
 @pytest.mark.parametrize("op", list(GATES))
-def test_onnx_conformance_cases(onnx_cases, op):
+def test_onnx_conformance_cases(onnx_cases, op, run):
     cases = [c for c in onnx_cases if c.model.graph.node[0].op_type == op]
     assert cases
     for case in cases:
         for ins, expected in case.data_sets:
             graph = case.model.graph
             feeds = {vi.name: v for vi, v in zip(graph.input, ins)}
-            actual = run_deepc(case.model, feeds)
+            actual = run(case.model, feeds)
             for a, e in zip(actual, expected):
                 np.testing.assert_allclose(a, e, **TOL, err_msg=case.name)
 
 
 # -- the shared LSTM language model ---------------------------------------------------------------
 @pytest.mark.models
-def test_shared_lstm_model_nodes():
+def test_shared_lstm_model_nodes(run):
     """Each LSTM node of models/lstm.onnx, with its weights, against onnxruntime."""
     model = onnx.load(str(shared_model("lstm")))
     inits = {t.name: t for t in model.graph.initializer}
@@ -314,5 +358,5 @@ def test_shared_lstm_model_nodes():
             [helper.make_value_info(o, onnx.TypeProto()) for o in ("Y", "Y_h", "Y_c")],
             initializer=[inits[name] for name in node.input[1:4]])
         one = helper.make_model(graph, opset_imports=model.opset_import)
-        for a, e in zip(run_deepc(one, feeds), run_ort(one, feeds)):
+        for a, e in zip(run(one, feeds), run_ort(one, feeds)):
             np.testing.assert_allclose(a, e, **TOL)

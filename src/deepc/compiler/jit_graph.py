@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from deepc.compiler.te_graph import node_compute, node_placeholders
+from deepc.compiler.te_graph import node_outputs, node_placeholders
 from deepc.ir.graph import Graph
 from deepc.ir.lower import lower
 from deepc.ir.types import np_dtype
@@ -25,9 +25,9 @@ def run_graph_jit(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, n
     values.update(check_inputs(graph, inputs))
     for k, node in enumerate(graph.nodes):
         ins = node_placeholders(graph, node)
-        outs_named = [o for o in node.outputs if o]
+        named = node_outputs(graph, node, ins)
+        outs_named, outs = list(named), list(named.values())
         out_types = [graph.types[o] for o in outs_named]
-        outs = node_compute(node, ins, out_types)
         present = [t for t in ins if t is not None]
         func = lower(present, outs, f"k{k}_{node.op}")
         jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))

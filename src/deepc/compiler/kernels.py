@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deepc.compiler.te_graph import node_compute, node_placeholders
+from deepc.compiler.te_graph import node_outputs, node_placeholders
 from deepc.ir.graph import Graph, Node
 from deepc.ir.loop import PrimFunc
 from deepc.ir.lower import lower
@@ -49,12 +49,10 @@ def group_kernel(graph: Graph, nodes: Sequence[Node], index: int) -> Kernel:
                 tensors[i] = ph
                 external.append(i)
         ins = [tensors[i] if i else None for i in node.inputs]
-        outs = [o for o in node.outputs if o]
-        for name, t in zip(outs, node_compute(node, ins, [graph.types[o] for o in outs])):
+        for name, t in node_outputs(graph, node, ins).items():
             tensors[name] = t
-    results = [o for o in produced if o in graph.outputs or
-               any(id(u) not in group_ids for u in users.get(o, []))]
-    results.sort(key=lambda o: [o in n.outputs for n in nodes].index(True))
+    results = [o for n in nodes for o in n.outputs if o and (
+        o in graph.outputs or any(id(u) not in group_ids for u in users.get(o, [])))]
     name = kernel_name(index, nodes)
     func = lower([tensors[i] for i in external], [tensors[o] for o in results], name)
     return Kernel(name, func, tuple(external), tuple(results),

@@ -101,11 +101,14 @@ class _Lowering:
         stmts: list[Stmt] = []
         allocs: list[Buffer] = []
         fused_into: set[int] = set()
+        externs_done: set[int] = set()
         for t in self.order:
             if t.is_placeholder or id(t) in fused_into or id(t) not in self.materialized:
                 continue
             if t.extern is not None:
-                stmts.append(self.lower_extern(t))
+                if id(t.extern) not in externs_done:  # one loop nest for all its outputs
+                    externs_done.add(id(t.extern))
+                    stmts.append(self.lower_extern(t))
                 continue
             epi = self.epilogue_of(t)
             target = epi if epi is not None else t
@@ -123,7 +126,7 @@ class _Lowering:
     def lower_extern(self, t: Tensor) -> Stmt:
         op = t.extern
         assert op is not None
-        outs = [o for o in self.order if o.extern is op]
+        outs = sorted((o for o in self.order if o.extern is op), key=lambda o: o.extern_index)
         return op.build([self.buffer(i) for i in op.inputs], [self.buffer(o) for o in outs])
 
     def lower_stage(self, t: Tensor, epi: Tensor | None) -> Stmt:

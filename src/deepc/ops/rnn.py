@@ -227,12 +227,48 @@ def _flops(cell: CellKind, ins: Sequence[TensorType | None], outs: Sequence[Tens
     return 2 * steps * num_directions(attrs) * cell.gates * hidden * (x.shape[2] + hidden)
 
 
+# -- compute: one extern whose loops are written in rnn_loops --------------------------------
+def _produced(full: Sequence[TensorType],
+              outs: Sequence[TensorType | None]) -> tuple[int, ...]:
+    """Which of Y, Y_h(, Y_c) the node keeps. `outs` lists the types of all outputs with
+    None for omitted ones, or (as compilers pass them today) only the kept outputs' types.
+
+    From the kept types alone, an lstm keeping one state could keep Y_h or Y_c: it is taken
+    to be Y_h, which models keep far more often (Y_c alone is wrong until the compiler passes
+    None for omitted outputs).
+    """
+    if len(outs) == len(full):
+        return tuple(k for k, o in enumerate(outs) if o is not None)
+    with_y = bool(outs) and outs[0] == full[0]
+    return (0,) * with_y + tuple(range(1, 1 + len(outs) - with_y))
+
+
+def _compute(kind: str, ins: Sequence[Any], attrs: Attrs,
+             outs: Sequence[TensorType | None]) -> list[Any]:
+    from deepc.ir.tensor import extern
+    from deepc.ops.rnn_loops import INPUTS, OUTPUTS, Recurrence
+
+    cell = CELLS[kind]
+    ins = list(ins) + [None] * (len(INPUTS) - len(ins))
+    full = _infer(cell, [None if t is None else TensorType(t.shape, t.dtype) for t in ins],
+                  attrs)
+    kept = _produced(full, outs)
+    x = ins[0]
+    seq, batch = (x.shape[1], x.shape[0]) if attrs["layout"] else x.shape[:2]
+    rec = Recurrence(kind, attrs, cell.gates, seq, batch, x.shape[2], x.dtype,
+                     tuple(n for n, t in zip(INPUTS, ins) if t is not None),
+                     tuple(OUTPUTS[k] for k in kept), tuple(full[k].shape for k in kept))
+    return extern(kind, [t for t in ins if t is not None],
+                  [(full[k].shape, full[k].dtype) for k in kept], rec.build)
+
+
 def _register(kind: str, doc: str) -> Op:
     cell = CELLS[kind]
     op = Op(kind, FusionKind.OPAQUE, doc=doc)
     op.infer(lambda ins, attrs: _infer(cell, ins, attrs))
     op.reference(lambda ins, attrs: _reference(kind, ins, attrs))
     op.flops(lambda ins, outs, attrs: _flops(cell, ins, outs, attrs))
+    op.def_compute(lambda ins, attrs, outs: _compute(kind, ins, attrs, outs))
     return op
 
 

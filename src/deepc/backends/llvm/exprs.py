@@ -12,7 +12,15 @@ from typing import Any
 
 from llvmlite import ir
 
-from deepc.backends.llvm.types import I1, I64, constant, is_float, is_signed, memory_type, value_type
+from deepc.backends.llvm.types import (
+    I1,
+    I64,
+    constant,
+    is_float,
+    is_signed,
+    memory_type,
+    value_type,
+)
 from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var, binary
 from deepc.ir.loop import Buffer
 from deepc.ir.tensor import walk
@@ -257,6 +265,10 @@ class ExprEmitter:
         return self.builder.xor(x, ones)
 
     def emit_call(self, e: Call) -> ir.Value:
+        if e.args[0].dtype == "float16" and e.func not in ("isnan", "isinf"):
+            # libm has no half-precision functions: compute in float32
+            wide = Call(e.func, tuple(Cast("float32", a) for a in e.args), "float32")
+            return self.emit_cast(self.emit(wide), "float32", "float16")
         args = [self.emit(a) for a in e.args]
         x = args[0]
         bld = self.builder

@@ -1,0 +1,319 @@
+"""Loop IR of the recurrent ops: per direction, batch row and time step, the gate sums,
+activations and state updates of lstm, gru and rnn.
+
+Each direction is one loop nest over batch rows (rows are independent, so the nest may run
+in parallel; its scratch state is allocated inside the row loop for that reason). A row runs
+its time steps in order, skipping those at or past its sequence length (their Y is zero and
+the state stays frozen), then writes the final states. One step first sums the gate
+pre-activations `x_t . W[row] + h . R[row] + biases` into a scratch vector, reducing over
+contiguous rows of W and R, then applies clip and activations elementwise over the hidden
+units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from deepc.errors import VerifyError
+from deepc.ir import expr as E
+from deepc.ir.expr import INDEX, Const, Expr, Var
+from deepc.ir.graph import Attrs
+from deepc.ir.loop import Allocate, Buffer, For, ForKind, IfThenElse, Stmt, Store, seq
+from deepc.ir.types import itemsize
+from deepc.ops.elementwise import UNARY_TE
+
+# The inputs of a recurrence in ONNX order, and its outputs.
+INPUTS = ("x", "w", "r", "b", "lens", "h0", "c0", "p")
+OUTPUTS = ("y", "y_h", "y_c")
+LOCAL_SCRATCH_BYTES = 16 * 1024  # larger scratch vectors are "global" (heap) buffers
+
+Unary = Callable[[Expr], Expr]
+
+
+def _c(like: Expr, value: float) -> Expr:
+    return E.as_expr(value, like)
+
+
+def activation(name: str, alpha: float, beta: float) -> Unary:
+    """An activation as an expression builder; the ones that are also elementwise ops share
+    that op's compute definition."""
+    if name == "affine":
+        return lambda x: _c(x, alpha) * x + _c(x, beta)
+    if name == "scaled_tanh":
+        return lambda x: _c(x, alpha) * E.call("tanh", _c(x, beta) * x)
+    te = UNARY_TE[name]
+    params = {"alpha": alpha, "beta": beta}
+    return lambda x: te(x, params)
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """The static facts of one recurrent node that its loops depend on."""
+
+    kind: str  # "lstm" | "gru" | "rnn"
+    attrs: Attrs
+    gates: int
+    seq: int
+    batch: int
+    input_size: int
+    dtype: str
+    inputs: tuple[str, ...]  # names (from INPUTS) of the inputs present, in order
+    outputs: tuple[str, ...]  # names (from OUTPUTS) of the outputs produced, in order
+    shapes: tuple[tuple[int, ...], ...]  # of the outputs produced
+
+    @property
+    def hidden(self) -> int:
+        return int(self.attrs["hidden_size"])
+
+    @property
+    def rows(self) -> int:
+        return self.gates * self.hidden
+
+    @property
+    def dirs(self) -> int:
+        return 2 if self.attrs["direction"] == "bidirectional" else 1
+
+    def build(self, in_buffers: Sequence[Buffer], out_buffers: Sequence[Buffer]) -> Stmt:
+        """The extern's loops: one nest per direction."""
+        bufs: dict[str, Buffer] = dict(zip(self.inputs, in_buffers))
+        bufs.update(zip(self.outputs, _in_output_order(out_buffers, self.shapes, self.kind)))
+        taken = frozenset(b.name for b in [*in_buffers, *out_buffers])
+        base = out_buffers[0].name if out_buffers else self.kind
+        return seq(*(_Direction(self, bufs, d, _Names(base, taken)).nest()
+                     for d in range(self.dirs)))
+
+
+def _in_output_order(buffers: Sequence[Buffer], shapes: Sequence[tuple[int, ...]],
+                     kind: str) -> list[Buffer]:
+    """The output buffers ordered as `shapes`. Callers may pass them in another order (the
+    kernel builder collects a node's results in a set), so Y, the only one of rank 4, is found
+    by its shape; the states keep their relative order, as they have one shape."""
+    ordered = sorted(buffers, key=lambda b: len(b.shape) != 4)
+    if sorted(b.shape for b in ordered) != sorted(shapes) or len(ordered) != len(shapes):
+        raise VerifyError(f"{kind}: output buffers of shapes {[b.shape for b in buffers]} "
+                          f"given for outputs of shapes {list(shapes)}")
+    return ordered
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Names of scratch buffers (prefixed with `base`) and loop variables that differ from
+    the parameter buffers' names, so that no renderer sees one shadow another."""
+
+    base: str
+    taken: frozenset[str]
+
+    def fresh(self, stem: str) -> str:
+        candidate, k = stem, 1
+        while candidate in self.taken:
+            k += 1
+            candidate = f"{stem}_{k}"
+        return candidate
+
+    def var(self, stem: str) -> Var:
+        return Var(self.fresh(stem))
+
+    def scratch(self, stem: str, n: int, dtype: str) -> Buffer:
+        """A scratch vector: on the stack when small, else a heap ("global") buffer."""
+        scope = "local" if n * itemsize(dtype) <= LOCAL_SCRATCH_BYTES else "global"
+        return Buffer(self.fresh(f"{self.base}_{stem}"), (n,), dtype, scope)
+
+
+class _Direction:
+    """The loop nest of direction `d`: over batch rows `n`, then time steps (`t` is the step
+    index, running backwards in reverse), then hidden units `j` or gate rows `row`."""
+
+    def __init__(self, rec: Recurrence, bufs: dict[str, Buffer], d: int, names: _Names):
+        self.rec, self.bufs, self.d = rec, bufs, d
+        self.layout = int(rec.attrs["layout"])
+        self.n, self.tv, self.j, self.row, self.k = (
+            names.var(v) for v in ("n", "t", "j", "row", "k"))
+        reverse = rec.attrs["direction"] == "reverse" or d == 1
+        self.t: Expr = Const(rec.seq - 1, INDEX) - self.tv if reverse else self.tv
+        dtype, hidden = rec.dtype, rec.hidden
+        self.h = names.scratch("h", hidden, dtype)
+        self.c = names.scratch("c", hidden, dtype) if rec.kind == "lstm" else None
+        self.gates = names.scratch("gates", rec.rows, dtype)
+        # gru without linear_before_reset sums r * h over the h gate's rows of R
+        self.rh = (names.scratch("rh", hidden, dtype)
+                   if rec.kind == "gru" and not rec.attrs["linear_before_reset"] else None)
+        self.acc = Buffer(names.fresh(f"{names.base}_acc"), (1,), dtype, "local")
+        per_dir = len(rec.attrs["activations"]) // rec.dirs
+        k = slice(d * per_dir, (d + 1) * per_dir)
+        self.acts = tuple(activation(*t) for t in zip(
+            rec.attrs["activations"][k], rec.attrs["activation_alpha"][k],
+            rec.attrs["activation_beta"][k]))
+        bound = rec.attrs["clip"]
+        self.clip: Unary = (lambda v: v) if bound is None else (
+            lambda v: E.minimum(E.maximum(v, _c(v, -bound)), _c(v, bound)))
+
+    # -- indexing, layout aware -------------------------------------------------------------
+    def x(self, i: Expr) -> Expr:
+        idx = (self.n, self.t, i) if self.layout else (self.t, self.n, i)
+        return self.bufs["x"][idx]
+
+    def y_index(self, j: Expr) -> tuple[Expr, ...]:
+        d = Const(self.d, INDEX)
+        return (self.n, self.t, d, j) if self.layout else (self.t, d, self.n, j)
+
+    def state_index(self, j: Expr) -> tuple[Expr, ...]:
+        d = Const(self.d, INDEX)
+        return (self.n, d, j) if self.layout else (d, self.n, j)
+
+    def zero(self) -> Expr:
+        return E.const(0, self.rec.dtype)
+
+    def bias(self, row: Expr, recurrent: bool) -> Expr | None:
+        """B's input (Wb) or recurrent (Rb) bias of a gate row; None when B is omitted."""
+        if "b" not in self.bufs:
+            return None
+        offset = Const(self.rec.rows, INDEX) if recurrent else Const(0, INDEX)
+        return self.bufs["b"][Const(self.d, INDEX), row + offset]
+
+    # -- the nest ---------------------------------------------------------------------------
+    def nest(self) -> Stmt:
+        rec = self.rec
+        length = (self.bufs["lens"][self.n].astype(INDEX) if "lens" in self.bufs
+                  else Const(rec.seq, INDEX))
+        step = self.step()
+        if "lens" in self.bufs:
+            zero_y = (For(self.j, rec.hidden, ForKind.SERIAL,
+                          Store(self.bufs["y"], self.y_index(self.j), self.zero()))
+                      if "y" in self.bufs else None)
+            step = IfThenElse(self.t < length, step, zero_y)
+        body = seq(self.init_states(), For(self.tv, rec.seq, ForKind.SERIAL, step),
+                   self.final_states(length))
+        for buf in (self.acc, self.rh, self.gates, self.c, self.h):
+            if buf is not None:
+                body = Allocate(buf, body)
+        return For(self.n, rec.batch, ForKind.SERIAL, body)
+
+    def states(self) -> list[tuple[Buffer, str, str]]:
+        """(scratch, initial-value input, final-value output) of each state."""
+        pairs = [(self.h, "h0", "y_h")]
+        if self.c is not None:
+            pairs.append((self.c, "c0", "y_c"))
+        return pairs
+
+    def init_states(self) -> Stmt:
+        j = self.j
+        stores = [Store(s, (j,), self.bufs[i][self.state_index(j)] if i in self.bufs
+                        else self.zero()) for s, i, _ in self.states()]
+        return For(j, self.rec.hidden, ForKind.SERIAL, seq(*stores))
+
+    def final_states(self, length: Expr) -> Stmt | None:
+        """An empty sequence ends with zero states (as onnxruntime does)."""
+        j = self.j
+        stores = []
+        for s, _, out in self.states():
+            if out in self.bufs:
+                value = s[j]
+                if "lens" in self.bufs or self.rec.seq == 0:
+                    value = E.select(length > Const(0, INDEX), value, self.zero())
+                stores.append(Store(self.bufs[out], self.state_index(j), value))
+        return For(j, self.rec.hidden, ForKind.SERIAL, seq(*stores)) if stores else None
+
+    def y_at(self, j: Expr) -> Stmt | None:
+        return Store(self.bufs["y"], self.y_index(j), self.h[j]) if "y" in self.bufs else None
+
+    def step(self) -> Stmt:
+        return {"lstm": self.lstm_step, "gru": self.gru_step, "rnn": self.rnn_step}[
+            self.rec.kind]()
+
+    # -- reductions -------------------------------------------------------------------------
+    def dot(self, init: Expr, terms: Sequence[tuple[int, Callable[[Expr], Expr]]],
+            out: Callable[[Expr], Stmt]) -> Stmt:
+        """acc = init + sum over each (n, term) of term(k) for k < n; then out(acc)."""
+        stmts: list[Stmt] = [Store(self.acc, (Const(0, INDEX),), init)]
+        for n, term in terms:
+            stmts.append(For(self.k, n, ForKind.SERIAL, Store(
+                self.acc, (Const(0, INDEX),), self.acc[Const(0, INDEX)] + term(self.k))))
+        stmts.append(out(self.acc[Const(0, INDEX)]))
+        return seq(*stmts)
+
+    def gate_sums(self, first: int, count: int, recurrent: bool) -> Stmt:
+        """gates[row] = x_t . W[row] + Wb[row] (+ h . R[row] + Rb[row] when `recurrent`)
+        for `count` rows from `first`."""
+        d, rv = Const(self.d, INDEX), self.row
+        row = rv + Const(first, INDEX)
+        biases = [self.bias(row, False)] + ([self.bias(row, True)] if recurrent else [])
+        init: Expr = self.zero()
+        if biases[0] is not None:
+            init = biases[0] if len(biases) == 1 else biases[0] + biases[1]
+        terms = [(self.rec.input_size, lambda i: self.x(i) * self.bufs["w"][d, row, i])]
+        if recurrent:
+            terms.append((self.rec.hidden, lambda k: self.h[k] * self.bufs["r"][d, row, k]))
+        body = self.dot(init, terms, lambda acc: Store(self.gates, (row,), acc))
+        return For(rv, count, ForKind.SERIAL, body)
+
+    def gate(self, g: int, j: Expr) -> Expr:
+        return self.gates[j + Const(g * self.rec.hidden, INDEX)]
+
+    def set_gate(self, g: int, j: Expr, value: Expr) -> Stmt:
+        return Store(self.gates, (j + Const(g * self.rec.hidden, INDEX),), value)
+
+    # -- cells ------------------------------------------------------------------------------
+    def rnn_step(self) -> Stmt:
+        (f,) = self.acts
+        j = self.j
+        update = Store(self.h, (j,), f(self.clip(self.gate(0, j))))
+        return seq(self.gate_sums(0, self.rec.rows, True),
+                   For(j, self.rec.hidden, ForKind.SERIAL, seq(update, self.y_at(j))))
+
+    def lstm_step(self) -> Stmt:
+        """Gates in ONNX order i, o, f, c; peepholes read the old cell state for i and f and
+        the new one for o."""
+        f, g, hact = self.acts
+        c, j, d = self.c, self.j, Const(self.d, INDEX)
+        assert c is not None
+        hid = self.rec.hidden
+
+        def with_peep(pre: Expr, k: int, state: Expr) -> Expr:
+            if "p" not in self.bufs:
+                return pre
+            return pre + self.bufs["p"][d, j + Const(k * hid, INDEX)] * state
+
+        i_gate = self.set_gate(0, j, f(self.clip(with_peep(self.gate(0, j), 0, c[j]))))
+        forget = (_c(self.gate(0, j), 1.0) - self.gate(0, j) if self.rec.attrs["input_forget"]
+                  else f(self.clip(with_peep(self.gate(2, j), 2, c[j]))))
+        f_gate = self.set_gate(2, j, forget)
+        cell = Store(c, (j,), self.gate(2, j) * c[j] + self.gate(0, j)
+                     * g(self.clip(self.gate(3, j))))
+        out = f(self.clip(with_peep(self.gate(1, j), 1, c[j])))
+        hidden = Store(self.h, (j,), out * hact(c[j]))
+        return seq(self.gate_sums(0, self.rec.rows, True),
+                   For(j, hid, ForKind.SERIAL,
+                       seq(i_gate, f_gate, cell, hidden, self.y_at(j))))
+
+    def gru_step(self) -> Stmt:
+        """Gates in ONNX order z, r, h. The h gate's recurrent sum reads r * h, or (with
+        linear_before_reset) is scaled by r after its bias."""
+        f, g = self.acts
+        hid, d = self.rec.hidden, Const(self.d, INDEX)
+        lbr = bool(self.rec.attrs["linear_before_reset"])
+        j = self.j
+        zr = [self.set_gate(0, j, f(self.clip(self.gate(0, j)))),
+              self.set_gate(1, j, f(self.clip(self.gate(1, j))))]
+        if self.rh is not None:
+            zr.append(Store(self.rh, (j,), self.gate(1, j) * self.h[j]))
+        source = self.h if self.rh is None else self.rh
+        row = j + Const(2 * hid, INDEX)
+        rb = self.bias(row, True)
+
+        def finish(acc: Expr) -> Stmt:
+            rec_part = acc if rb is None else acc + rb
+            if lbr:
+                rec_part = self.gate(1, j) * rec_part
+            return self.set_gate(2, j, self.gate(2, j) + rec_part)
+
+        h_pre = self.dot(self.zero(), [(hid, lambda k: source[k] * self.bufs["r"][d, row, k])],
+                         finish)
+        z = self.gate(0, j)
+        update = Store(self.h, (j,), (_c(z, 1.0) - z) * g(self.clip(self.gate(2, j)))
+                       + z * self.h[j])
+        return seq(self.gate_sums(0, 2 * hid, True), self.gate_sums(2 * hid, hid, False),
+                   For(j, hid, ForKind.SERIAL, seq(*zr)),
+                   For(j, hid, ForKind.SERIAL, h_pre),
+                   For(j, hid, ForKind.SERIAL, seq(update, self.y_at(j))))
+
