@@ -1,11 +1,15 @@
+from functools import partial
+
 import numpy as np
 import pytest
 
+from deepc.compiler.jit_graph import run_graph_jit
+from deepc.compiler.te_graph import run_graph_te
 from deepc.frontends.onnx import convert
 from deepc.ir.graph import Attrs
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
-from tests.helpers import check_op, node_model, run_deepc, run_ort
+from tests.helpers import check_compiled, check_compute, check_op, node_model, run_deepc, run_ort
 
 rng = np.random.default_rng(0)
 
@@ -15,6 +19,28 @@ def rand(*shape: int, dtype: type = np.float32) -> np.ndarray:
 
 
 TOL = {"rtol": 1e-4, "atol": 1e-4}
+
+
+@pytest.fixture(params=[check_op, check_compute, check_compiled],
+                ids=["reference", "compute", "compiled"])
+def check(request):
+    """Each case runs through the numpy reference, the compute definition evaluated with
+    numpy, and the compute definition compiled by the LLVM backend."""
+    return request.param
+
+
+def run_compute(model, feeds, compiled):
+    """deepc's outputs through the compute definitions (numpy-evaluated or compiled)."""
+    graph = convert(model, {k: v.shape for k, v in feeds.items()})
+    out = (run_graph_jit if compiled else run_graph_te)(graph, feeds)
+    return [out[name] for name in graph.outputs]
+
+
+@pytest.fixture(params=[None, False, True], ids=["reference", "compute", "compiled"])
+def run(request):
+    """run(model, feeds) -> deepc's outputs through the references, or the compute
+    definitions evaluated with numpy or compiled: for cases not compared with onnxruntime."""
+    return run_deepc if request.param is None else partial(run_compute, compiled=request.param)
 
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "attrs"), [
@@ -28,52 +54,59 @@ TOL = {"rtol": 1e-4, "atol": 1e-4}
     ((1, 6, 8, 8), (4, 3, 1, 1), {"group": 2}),
 ])
 @pytest.mark.parametrize("bias", [False, True])
-def test_conv(x_shape, w_shape, attrs, bias):
+def test_conv(check, x_shape, w_shape, attrs, bias):
     inputs = {"x": rand(*x_shape), "w": rand(*w_shape)}
     if bias:
         inputs["b"] = rand(w_shape[0])
-    check_op("Conv", inputs, initializers=["w"], **attrs, **TOL)
+    check("Conv", inputs, initializers=["w"], **attrs, **TOL)
 
 
 @pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 @pytest.mark.parametrize(("size", "kernel", "stride", "dilation"),
                          [(7, 3, 1, 1), (8, 4, 2, 1), (9, 3, 2, 2), (6, 2, 3, 1)])
-def test_conv_auto_pad(mode, size, kernel, stride, dilation):
+def test_conv_auto_pad(check, mode, size, kernel, stride, dilation):
     if dilation > 1 and mode != "VALID":
         pytest.skip("onnxruntime rejects dilations with SAME auto_pad")
     x, w = rand(1, 2, size, size + 1), rand(3, 2, kernel, kernel)
-    check_op("Conv", {"x": x, "w": w}, auto_pad=mode, strides=[stride, stride],
-             dilations=[dilation, dilation], **TOL)
+    check("Conv", {"x": x, "w": w}, auto_pad=mode, strides=[stride, stride],
+          dilations=[dilation, dilation], **TOL)
 
 
 @pytest.mark.parametrize("opset", [7, 11, 22])
-def test_conv_opsets_and_runtime_weight(opset):
-    check_op("Conv", {"x": rand(1, 3, 6, 6), "w": rand(2, 3, 3, 3), "b": rand(2)},
-             opset=opset, kernel_shape=[3, 3], pads=[1, 1, 1, 1], **TOL)
+def test_conv_opsets_and_runtime_weight(check, opset):
+    check("Conv", {"x": rand(1, 3, 6, 6), "w": rand(2, 3, 3, 3), "b": rand(2)},
+          opset=opset, kernel_shape=[3, 3], pads=[1, 1, 1, 1], **TOL)
 
 
-def check_with_onnx_reference(op_type, inputs, rtol=1e-5, atol=1e-5, **attrs):
+@pytest.mark.parametrize("op", ["Conv", "ConvTranspose"])
+def test_conv_float16(check, op):
+    # float16 sums accumulate in float32, as onnxruntime's do
+    inputs = {"x": rand(1, 4, 6, 6, dtype=np.float16), "w": rand(4, 2, 3, 3, dtype=np.float16),
+              "b": rand(4, dtype=np.float16)}
+    check(op, inputs, group=2, strides=[2, 2], pads=[1, 0, 1, 1], rtol=1e-2, atol=1e-2)
+
+
+def check_with_onnx_reference(run, op_type, inputs, rtol=1e-5, atol=1e-5, **attrs):
     """For cases onnxruntime does not implement: compare with onnx's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
 
     model = node_model(op_type, inputs, **attrs)
     expected = ReferenceEvaluator(model).run(None, inputs)
-    actual = run_deepc(model, inputs)
+    actual = run(model, inputs)
     for a, e in zip(actual, expected):
         assert a.shape == e.shape and a.dtype == e.dtype
         np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER"])
-def test_conv_same_dilated(mode):
-    check_with_onnx_reference("Conv", {"x": rand(1, 2, 9, 8), "w": rand(3, 2, 3, 3)},
+def test_conv_same_dilated(run, mode):
+    check_with_onnx_reference(run, "Conv", {"x": rand(1, 2, 9, 8), "w": rand(3, 2, 3, 3)},
                               auto_pad=mode, strides=[2, 2], dilations=[2, 2])
 
 
-def test_conv_float64():
-    check_with_onnx_reference("Conv", {"x": rand(1, 2, 5, 5, dtype=np.float64),
-                                       "w": rand(3, 2, 2, 2, dtype=np.float64)},
-                              pads=[1, 0, 0, 1], rtol=1e-10, atol=1e-10)
+def test_conv_float64(run):
+    inputs = {"x": rand(1, 2, 5, 5, dtype=np.float64), "w": rand(3, 2, 2, 2, dtype=np.float64)}
+    check_with_onnx_reference(run, "Conv", inputs, pads=[1, 0, 0, 1], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "attrs"), [
@@ -83,6 +116,9 @@ def test_conv_float64():
     ((1, 2, 4, 4), (2, 1, 3, 3), {"strides": [2, 2], "output_padding": [1, 1],
                                   "pads": [1, 1, 1, 1]}),
     ((1, 2, 4, 4), (2, 3, 2, 2), {"dilations": [2, 2], "strides": [2, 2]}),
+    ((1, 2, 4, 5), (2, 2, 3, 3), {"strides": [3, 2], "dilations": [2, 3], "pads": [1, 2, 0, 1]}),
+    ((1, 1, 3, 4), (1, 2, 4, 3), {"strides": [4, 3], "dilations": [2, 3],
+                                  "output_padding": [1, 2]}),
     ((1, 3, 6), (3, 2, 4), {"strides": [2], "pads": [1, 2]}),
     ((1, 2, 3, 3, 3), (2, 2, 2, 2, 2), {"strides": [2, 1, 2]}),
     ((1, 2, 5, 5), (2, 2, 3, 3), {"strides": [2, 2], "output_shape": [10, 11]}),
@@ -94,17 +130,17 @@ def test_conv_float64():
     ((1, 2, 5, 5), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "VALID"}),
 ])
 @pytest.mark.parametrize("bias", [False, True])
-def test_conv_transpose(x_shape, w_shape, attrs, bias):
+def test_conv_transpose(check, x_shape, w_shape, attrs, bias):
     inputs = {"x": rand(*x_shape), "w": rand(*w_shape)}
     if bias:
         inputs["b"] = rand(w_shape[1] * attrs.get("group", 1))
-    check_op("ConvTranspose", inputs, initializers=["w"], **attrs, **TOL)
+    check("ConvTranspose", inputs, initializers=["w"], **attrs, **TOL)
 
 
 @pytest.mark.parametrize("opset", [7, 11, 22])
-def test_conv_transpose_opsets(opset):
-    check_op("ConvTranspose", {"x": rand(1, 2, 3, 3), "w": rand(2, 2, 2, 2)}, opset=opset,
-             strides=[2, 2], **TOL)
+def test_conv_transpose_opsets(check, opset):
+    check("ConvTranspose", {"x": rand(1, 2, 3, 3), "w": rand(2, 2, 2, 2)}, opset=opset,
+          strides=[2, 2], **TOL)
 
 
 def test_conv_shape_errors():
@@ -128,12 +164,12 @@ def test_conv_flops():
     assert flops == 2 * (6 * 8 * 8) * (2 * 3 * 3)
 
 
-def test_conv_transpose_output_shape_beyond_kernel_reach_is_output_padding():
+def test_conv_transpose_output_shape_beyond_kernel_reach_is_output_padding(run):
     inputs = {"x": rand(1, 2, 5, 5), "w": rand(2, 2, 3, 3), "b": rand(2)}
     padded = node_model("ConvTranspose", inputs, strides=[2, 2], output_padding=[1, 1])
     (expected,) = run_ort(padded, inputs)
     model = node_model("ConvTranspose", inputs, strides=[2, 2], output_shape=[12, 12])
-    (actual,) = run_deepc(model, inputs)
+    (actual,) = run(model, inputs)
     np.testing.assert_allclose(actual, expected, **TOL)
 
 

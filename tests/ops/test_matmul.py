@@ -1,11 +1,15 @@
+from functools import partial
+
 import numpy as np
 import pytest
 
+from deepc.compiler.jit_graph import run_graph_jit
+from deepc.compiler.te_graph import run_graph_te
 from deepc.frontends.onnx import convert
 from deepc.ir.graph import Attrs
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
-from tests.helpers import check_op, node_model, run_deepc
+from tests.helpers import check_compiled, check_compute, check_op, node_model, run_deepc
 
 rng = np.random.default_rng(0)
 
@@ -15,6 +19,29 @@ def rand(*shape: int, dtype: type = np.float32) -> np.ndarray:
 
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+@pytest.fixture(params=[check_op, check_compute, check_compiled],
+                ids=["reference", "compute", "compiled"])
+def check(request):
+    """Each case runs through the numpy reference, the compute definition evaluated with
+    numpy, and the compute definition compiled by the LLVM backend."""
+    return request.param
+
+
+def run_compute(model, feeds, compiled):
+    """deepc's outputs through the compute definitions (numpy-evaluated or compiled)."""
+    graph = convert(model, {k: v.shape for k, v in feeds.items()})
+    out = (run_graph_jit if compiled else run_graph_te)(graph, feeds)
+    return [out[name] for name in graph.outputs]
+
+
+@pytest.fixture(params=[None, False, True], ids=["reference", "compute", "compiled"])
+def run(request):
+    """run(model, feeds) -> deepc's outputs through the references, or the compute
+    definitions evaluated with numpy or compiled: for cases not compared with onnxruntime."""
+    return run_deepc if request.param is None else partial(run_compute, compiled=request.param)
+
 
 
 @pytest.mark.parametrize(("a", "b"), [
@@ -29,22 +56,22 @@ TOL = {"rtol": 1e-5, "atol": 1e-5}
     ((1, 1, 7), (3, 7, 2)),
 ])
 @pytest.mark.parametrize("opset", [9, 13])
-def test_matmul(a, b, opset):
-    check_op("MatMul", {"a": rand(*a), "b": rand(*b)}, opset=opset, **TOL)
+def test_matmul(check, a, b, opset):
+    check("MatMul", {"a": rand(*a), "b": rand(*b)}, opset=opset, **TOL)
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32, np.float64])
-def test_matmul_dtypes(dtype):
+def test_matmul_dtypes(check, dtype):
     a = rng.integers(-5, 5, (2, 3, 4)).astype(dtype) if dtype != np.uint32 else \
         rng.integers(0, 5, (2, 3, 4)).astype(dtype)
     b = rng.integers(0, 5, (4, 2)).astype(dtype)
-    check_op("MatMul", {"a": a, "b": b})
+    check("MatMul", {"a": a, "b": b})
 
 
-def test_matmul_float16_and_constant_weight():
-    check_op("MatMul", {"a": rand(3, 8, dtype=np.float16), "b": rand(8, 4, dtype=np.float16)},
-             rtol=1e-2, atol=1e-2)
-    check_op("MatMul", {"a": rand(2, 3, 8), "b": rand(8, 4)}, initializers=["b"], **TOL)
+def test_matmul_float16_and_constant_weight(check):
+    check("MatMul", {"a": rand(3, 8, dtype=np.float16), "b": rand(8, 4, dtype=np.float16)},
+          rtol=1e-2, atol=1e-2)
+    check("MatMul", {"a": rand(2, 3, 8), "b": rand(8, 4)}, initializers=["b"], **TOL)
 
 
 @pytest.mark.parametrize(("a", "b", "c", "attrs"), [
@@ -56,28 +83,46 @@ def test_matmul_float16_and_constant_weight():
     ((3, 4), (4, 5), None, {"alpha": 1.5}),
 ])
 @pytest.mark.parametrize("opset", [7, 9, 11, 13])
-def test_gemm(a, b, c, attrs, opset):
+def test_gemm(check, a, b, c, attrs, opset):
     if c is None and opset < 11:
         pytest.skip("C is required before opset 11")
     inputs = {"a": rand(*a), "b": rand(*b)}
     if c is not None:
         inputs["c"] = rand(*c)
-    check_op("Gemm", inputs, opset=opset, initializers=["b"], **attrs, **TOL)
+    check("Gemm", inputs, opset=opset, initializers=["b"], **attrs, **TOL)
 
 
-def test_gemm_int():
+def test_gemm_int(run):
     # onnxruntime has no integer Gemm kernel: compare with numpy
     a = rng.integers(-5, 5, (4, 3)).astype(np.int32)
     b = rng.integers(-5, 5, (4, 2)).astype(np.int32)
     c = np.arange(2, dtype=np.int32)
     model = node_model("Gemm", {"a": a, "b": b, "c": c}, transA=1)
-    (y,) = run_deepc(model, {"a": a, "b": b, "c": c})
+    (y,) = run(model, {"a": a, "b": b, "c": c})
     assert y.dtype == np.int32
     np.testing.assert_array_equal(y, a.T @ b + c)
 
 
-def test_gemm_float64():
-    check_op("Gemm", {"a": rand(3, 4, dtype=np.float64), "b": rand(4, 2, dtype=np.float64),
+@pytest.mark.parametrize(("alpha", "beta"), [(0.5, 1.0), (1.0, 0.5), (2.5, -1.5)])
+def test_gemm_int_scaled(run, alpha, beta):
+    # numpy's promotion in the reference: a fractional alpha or beta scales in float64, and
+    # the sum is truncated back to the integer type
+    a = rng.integers(-5, 5, (3, 4)).astype(np.int32)
+    b = rng.integers(-5, 5, (4, 2)).astype(np.int32)
+    c = rng.integers(-5, 5, (3, 1)).astype(np.int32)
+    model = node_model("Gemm", {"a": a, "b": b, "c": c}, alpha=alpha, beta=beta)
+    (y,) = run(model, {"a": a, "b": b, "c": c})
+    assert y.dtype == np.int32
+    np.testing.assert_array_equal(y, (alpha * (a @ b) + beta * c).astype(np.int32))
+
+
+def test_gemm_float16(check):
+    check("Gemm", {"a": rand(3, 8, dtype=np.float16), "b": rand(4, 8, dtype=np.float16),
+                   "c": rand(4, dtype=np.float16)}, transB=1, alpha=0.5, rtol=1e-2, atol=1e-2)
+
+
+def test_gemm_float64(check):
+    check("Gemm", {"a": rand(3, 4, dtype=np.float64), "b": rand(4, 2, dtype=np.float64),
                       "c": rand(2, dtype=np.float64)}, alpha=0.3, beta=-1.0)
 
 
@@ -98,15 +143,15 @@ def test_gemm_float64():
     ("i...->...", [(3, 2, 4)]),
     ("abc->", [(2, 3, 4)]),
 ])
-def test_einsum(equation, shapes):
+def test_einsum(check, equation, shapes):
     inputs = {f"x{i}": rand(*s) for i, s in enumerate(shapes)}
-    check_op("Einsum", inputs, opset=12, equation=equation, **TOL)
+    check("Einsum", inputs, opset=12, equation=equation, **TOL)
 
 
-def test_einsum_int_and_spaces():
+def test_einsum_int_and_spaces(check):
     a = rng.integers(-3, 3, (3, 4)).astype(np.int64)
     b = rng.integers(-3, 3, (4, 2)).astype(np.int64)
-    check_op("Einsum", {"a": a, "b": b}, equation="ij, jk -> ik")
+    check("Einsum", {"a": a, "b": b}, equation="ij, jk -> ik")
 
 
 @pytest.mark.parametrize(("op", "ins", "attrs"), [

@@ -1,8 +1,13 @@
+from functools import partial
+
 import numpy as np
 import pytest
 
+from deepc.compiler.jit_graph import run_graph_jit
+from deepc.compiler.te_graph import run_graph_te
 from deepc.errors import ConversionError
-from tests.helpers import check_op, node_model, run_deepc
+from deepc.frontends.onnx import convert
+from tests.helpers import check_compiled, check_compute, check_op, node_model, run_deepc
 
 rng = np.random.default_rng(0)
 
@@ -19,25 +24,47 @@ def bn_params(c: int, dtype: type = np.float32) -> dict[str, np.ndarray]:
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
+@pytest.fixture(params=[check_op, check_compute, check_compiled],
+                ids=["reference", "compute", "compiled"])
+def check(request):
+    """Each case runs through the numpy reference, the compute definition evaluated with
+    numpy, and the compute definition compiled by the LLVM backend."""
+    return request.param
+
+
+def run_compute(model, feeds, compiled):
+    """deepc's outputs through the compute definitions (numpy-evaluated or compiled)."""
+    graph = convert(model, {k: v.shape for k, v in feeds.items()})
+    out = (run_graph_jit if compiled else run_graph_te)(graph, feeds)
+    return [out[name] for name in graph.outputs]
+
+
+@pytest.fixture(params=[None, False, True], ids=["reference", "compute", "compiled"])
+def run(request):
+    """run(model, feeds) -> deepc's outputs through the references, or the compute
+    definitions evaluated with numpy or compiled: for cases not compared with onnxruntime."""
+    return run_deepc if request.param is None else partial(run_compute, compiled=request.param)
+
+
 @pytest.mark.parametrize("opset", [7, 9, 14, 15])
 @pytest.mark.parametrize("shape", [(2, 3), (2, 3, 5), (1, 4, 3, 5), (1, 2, 3, 2, 4)])
-def test_batch_norm(opset, shape):
-    check_op("BatchNormalization", {"x": rand(*shape), **bn_params(shape[1])}, opset=opset,
-             initializers=["scale", "bias", "mean", "var"], epsilon=1e-3, **TOL)
+def test_batch_norm(check, opset, shape):
+    check("BatchNormalization", {"x": rand(*shape), **bn_params(shape[1])}, opset=opset,
+          initializers=["scale", "bias", "mean", "var"], epsilon=1e-3, **TOL)
 
 
-def test_batch_norm_runtime_params_and_f16():
-    check_op("BatchNormalization", {"x": rand(2, 3, 4, 4), **bn_params(3)}, **TOL)
-    check_op("BatchNormalization", {"x": rand(2, 3, 4, 4, dtype=np.float16),
+def test_batch_norm_runtime_params_and_f16(check):
+    check("BatchNormalization", {"x": rand(2, 3, 4, 4), **bn_params(3)}, **TOL)
+    check("BatchNormalization", {"x": rand(2, 3, 4, 4, dtype=np.float16),
                                     **bn_params(3, np.float16)}, rtol=1e-2, atol=1e-2)
 
 
-def test_batch_norm_mixed_precision():
-    check_op("BatchNormalization", {"x": rand(2, 3, 4, dtype=np.float16), **bn_params(3)},
-             opset=15, rtol=1e-2, atol=1e-2)
+def test_batch_norm_mixed_precision(check):
+    check("BatchNormalization", {"x": rand(2, 3, 4, dtype=np.float16), **bn_params(3)},
+          opset=15, rtol=1e-2, atol=1e-2)
 
 
-def test_batch_norm_per_activation():
+def test_batch_norm_per_activation(run):
     x = rand(2, 3, 4)
     params = {"scale": rand(3, 4), "bias": rand(3, 4), "mean": rand(3, 4),
               "var": np.abs(rand(3, 4)) + 0.5}
@@ -45,7 +72,7 @@ def test_batch_norm_per_activation():
                        initializers=list(params))
     expected = (x - params["mean"]) / np.sqrt(params["var"] + 1e-5) * params["scale"] \
         + params["bias"]
-    np.testing.assert_allclose(run_deepc(model, {"x": x})[0], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run(model, {"x": x})[0], expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("opset", "attrs", "n_outputs"),
@@ -59,42 +86,42 @@ def test_batch_norm_training_rejected(opset, attrs, n_outputs):
 
 @pytest.mark.parametrize("shape", [(2, 3, 5), (1, 4, 3, 5), (1, 2, 3, 2, 4)])
 @pytest.mark.parametrize("opset", [7, 22])
-def test_instance_norm(shape, opset):
-    check_op("InstanceNormalization", {"x": rand(*shape), "s": rand(shape[1]),
+def test_instance_norm(check, shape, opset):
+    check("InstanceNormalization", {"x": rand(*shape), "s": rand(shape[1]),
                                        "b": rand(shape[1])}, opset=opset, epsilon=1e-3, **TOL)
 
 
 @pytest.mark.parametrize(("axis", "with_bias"), [(-1, True), (-1, False), (1, True), (0, True),
                                                  (-2, True)])
 @pytest.mark.parametrize("n_outputs", [1, 3])
-def test_layer_norm(axis, with_bias, n_outputs):
+def test_layer_norm(check, axis, with_bias, n_outputs):
     x = rand(2, 3, 4)
     inner = x.shape[axis % 3:]
     inputs = {"x": x, "s": rand(*inner)}
     if with_bias:  # (onnxruntime crashes on an explicitly empty bias name)
         inputs["b"] = rand(*inner)
-    check_op("LayerNormalization", inputs, opset=17, axis=axis, n_outputs=n_outputs, **TOL)
+    check("LayerNormalization", inputs, opset=17, axis=axis, n_outputs=n_outputs, **TOL)
 
 
-def test_layer_norm_float64_stats_are_float32():
-    check_op("LayerNormalization", {"x": rand(2, 3, dtype=np.float64),
+def test_layer_norm_float64_stats_are_float32(check):
+    check("LayerNormalization", {"x": rand(2, 3, dtype=np.float64),
                                     "s": rand(3, dtype=np.float64)}, opset=17, n_outputs=3)
 
 
-def test_layer_norm_broadcast_scale_and_f16():
-    check_op("LayerNormalization", {"x": rand(2, 3, 4), "s": rand(1, 4), "b": rand(4)},
-             opset=17, axis=1, **TOL)
-    check_op("LayerNormalization", {"x": rand(2, 3, 8, dtype=np.float16),
+def test_layer_norm_broadcast_scale_and_f16(check):
+    check("LayerNormalization", {"x": rand(2, 3, 4), "s": rand(1, 4), "b": rand(4)},
+          opset=17, axis=1, **TOL)
+    check("LayerNormalization", {"x": rand(2, 3, 8, dtype=np.float16),
                                     "s": rand(8, dtype=np.float16)},
              opset=17, rtol=1e-2, atol=1e-2)
 
 
 @pytest.mark.parametrize("opset", [18, 21])
 @pytest.mark.parametrize(("shape", "groups"), [((2, 6, 4, 3), 3), ((1, 4, 5), 4), ((2, 4, 5), 1)])
-def test_group_norm(opset, shape, groups):
+def test_group_norm(check, opset, shape, groups):
     n = groups if opset < 21 else shape[1]
-    check_op("GroupNormalization", {"x": rand(*shape), "s": rand(n), "b": rand(n)},
-             opset=opset, num_groups=groups, initializers=["s", "b"], epsilon=1e-3, **TOL)
+    check("GroupNormalization", {"x": rand(*shape), "s": rand(n), "b": rand(n)},
+          opset=opset, num_groups=groups, initializers=["s", "b"], epsilon=1e-3, **TOL)
 
 
 def test_group_norm_opset18_needs_constant_params():
@@ -107,12 +134,12 @@ def test_group_norm_opset18_needs_constant_params():
 @pytest.mark.parametrize(("size", "attrs"), [(3, {}), (5, {"alpha": 0.01, "beta": 0.5,
                                                            "bias": 2.0}), (1, {})])
 @pytest.mark.parametrize("opset", [7, 13])
-def test_lrn(size, attrs, opset):
-    check_op("LRN", {"x": rand(2, 6, 3, 4)}, opset=opset, size=size, **attrs, **TOL)
+def test_lrn(check, size, attrs, opset):
+    check("LRN", {"x": rand(2, 6, 3, 4)}, opset=opset, size=size, **attrs, **TOL)
 
 
 @pytest.mark.parametrize("size", [2, 4])
-def test_lrn_even_size(size):
+def test_lrn_even_size(run, size):
     # onnxruntime only implements odd sizes; the spec's window is asymmetric for even ones
     x = rand(1, 6, 2, 3)
     model = node_model("LRN", {"x": x}, size=size, alpha=0.1)
@@ -120,42 +147,42 @@ def test_lrn_even_size(size):
     square_sum = np.stack([np.square(x[:, max(0, c - lo):c + hi + 1]).sum(axis=1)
                            for c in range(6)], axis=1)
     expected = x / (1 + 0.1 / size * square_sum) ** 0.75
-    np.testing.assert_allclose(run_deepc(model, {"x": x})[0], expected, **TOL)
+    np.testing.assert_allclose(run(model, {"x": x})[0], expected, **TOL)
 
 
 @pytest.mark.parametrize(("axis", "p"), [(-1, 2), (1, 1), (0, 2), (2, 1)])
-def test_lp_normalization(axis, p):
-    check_op("LpNormalization", {"x": rand(3, 4, 5)}, axis=axis, p=p, **TOL)
+def test_lp_normalization(check, axis, p):
+    check("LpNormalization", {"x": rand(3, 4, 5)}, axis=axis, p=p, **TOL)
 
 
 @pytest.mark.parametrize("opset", [9, 13])
 @pytest.mark.parametrize("axes", [None, [1], [0, 2], [-1, -2]])
-def test_mean_variance_normalization(opset, axes):
+def test_mean_variance_normalization(check, opset, axes):
     attrs = {} if axes is None else {"axes": axes}
-    check_op("MeanVarianceNormalization", {"x": rand(2, 3, 4, 5)}, opset=opset, **attrs, **TOL)
+    check("MeanVarianceNormalization", {"x": rand(2, 3, 4, 5)}, opset=opset, **attrs, **TOL)
 
 
 @pytest.mark.parametrize("opset", [7, 10, 12, 13, 22])
-def test_dropout(opset):
-    check_op("Dropout", {"x": rand(2, 3, 4)}, opset=opset)
+def test_dropout(check, opset):
+    check("Dropout", {"x": rand(2, 3, 4)}, opset=opset)
     if opset >= 12:
-        check_op("Dropout", {"x": rand(2, 3, 4)}, opset=opset, n_outputs=2)
+        check("Dropout", {"x": rand(2, 3, 4)}, opset=opset, n_outputs=2)
 
 
 @pytest.mark.parametrize(("opset", "dtype"), [(7, np.float32), (10, np.bool_)])
-def test_dropout_old_mask_keeps_everything(opset, dtype):
+def test_dropout_old_mask_keeps_everything(run, opset, dtype):
     # the mask marks kept elements; onnxruntime returns zeros before opset 12, the onnx
     # reference and opset 12+ all-true, which deepc follows
     x = rand(2, 3)
-    y, mask = run_deepc(node_model("Dropout", {"x": x}, opset=opset, n_outputs=2), {"x": x})
+    y, mask = run(node_model("Dropout", {"x": x}, opset=opset, n_outputs=2), {"x": x})
     np.testing.assert_array_equal(y, x)
     assert mask.dtype == dtype and mask.shape == x.shape and mask.all()
 
 
-def test_dropout_inference_inputs():
+def test_dropout_inference_inputs(check):
     ratio, training = np.array(0.3, np.float32), np.array(False)
-    check_op("Dropout", {"x": rand(2, 3), "r": ratio, "t": training}, opset=13, n_outputs=2,
-             initializers=["r", "t"])
+    check("Dropout", {"x": rand(2, 3), "r": ratio, "t": training}, opset=13, n_outputs=2,
+          initializers=["r", "t"])
     model = node_model("Dropout", {"x": rand(2, 3), "r": ratio, "t": np.array(True)},
                        opset=13, initializers=["r", "t"])
     with pytest.raises(ConversionError, match="training_mode"):

@@ -2,12 +2,21 @@ import numpy as np
 import pytest
 
 from deepc.errors import ConversionError
-from tests.helpers import check_op, node_model, run_deepc
+from tests.helpers import check_compiled, check_compute, check_op, node_model, run_deepc
 
 rng = np.random.default_rng(0)
 X2 = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
 X1 = rng.standard_normal((1, 2, 11)).astype(np.float32)
 X3 = rng.standard_normal((1, 2, 5, 6, 7)).astype(np.float32)
+
+
+@pytest.fixture(params=[check_op, check_compute, check_compiled],
+                ids=["reference", "compute", "compiled"])
+def check(request):
+    """Each case runs through the numpy reference, the compute definition evaluated with
+    numpy, and the compute definition compiled by the LLVM backend."""
+    return request.param
+
 
 WINDOWS = [
     (X2, {"kernel_shape": [3, 3]}),
@@ -28,20 +37,20 @@ DILATED = [
 
 
 @pytest.mark.parametrize(("x", "attrs"), WINDOWS + DILATED)
-def test_max_pool(x, attrs):
-    check_op("MaxPool", {"x": x}, **attrs)
+def test_max_pool(check, x, attrs):
+    check("MaxPool", {"x": x}, **attrs)
 
 
 @pytest.mark.parametrize("opset", [7, 8, 10, 11, 12, 22])
-def test_max_pool_opsets(opset):
-    check_op("MaxPool", {"x": X2}, opset=opset, kernel_shape=[2, 2], strides=[2, 2],
-             pads=[1, 1, 1, 1])
+def test_max_pool_opsets(check, opset):
+    check("MaxPool", {"x": X2}, opset=opset, kernel_shape=[2, 2], strides=[2, 2],
+          pads=[1, 1, 1, 1])
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
-def test_max_pool_int(dtype):
+def test_max_pool_int(check, dtype):
     x = rng.integers(0, 100, (1, 2, 6, 6)).astype(dtype)
-    check_op("MaxPool", {"x": x}, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2])
+    check("MaxPool", {"x": x}, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2])
 
 
 def test_max_pool_indices_rejected():
@@ -52,45 +61,48 @@ def test_max_pool_indices_rejected():
 
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize(("x", "attrs"), WINDOWS)
-def test_avg_pool(x, attrs, count_include_pad):
-    check_op("AveragePool", {"x": x}, count_include_pad=count_include_pad, **attrs)
+def test_avg_pool(check, x, attrs, count_include_pad):
+    check("AveragePool", {"x": x}, count_include_pad=count_include_pad, **attrs)
 
 
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize(("x", "attrs"), DILATED)
-def test_avg_pool_dilated(x, attrs, count_include_pad):
-    check_op("AveragePool", {"x": x}, opset=19, count_include_pad=count_include_pad, **attrs)
+def test_avg_pool_dilated(check, x, attrs, count_include_pad):
+    check("AveragePool", {"x": x}, opset=19, count_include_pad=count_include_pad, **attrs)
 
 
 @pytest.mark.parametrize("opset", [7, 10, 11, 19, 22])
-def test_avg_pool_opsets(opset):
-    check_op("AveragePool", {"x": X2}, opset=opset, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+def test_avg_pool_opsets(check, opset):
+    check("AveragePool", {"x": X2}, opset=opset, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
 
 
 @pytest.mark.parametrize("p", [1, 2, 3])
 @pytest.mark.parametrize(("x", "attrs"), WINDOWS[:2] + WINDOWS[4:8])
-def test_lp_pool(x, attrs, p):
-    check_op("LpPool", {"x": x}, p=p, rtol=1e-4, atol=1e-5, **attrs)
+def test_lp_pool(check, x, attrs, p):
+    check("LpPool", {"x": x}, p=p, rtol=1e-4, atol=1e-5, **attrs)
 
 
 @pytest.mark.parametrize(("x", "attrs"), DILATED + WINDOWS[2:4])
-def test_lp_pool_opset18(x, attrs):
-    check_op("LpPool", {"x": x}, opset=18, rtol=1e-4, atol=1e-5, **attrs)
+def test_lp_pool_opset18(check, x, attrs):
+    check("LpPool", {"x": x}, opset=18, rtol=1e-4, atol=1e-5, **attrs)
 
 
 @pytest.mark.parametrize("x", [X1, X2, X3])
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
-def test_global_pool(op, x):
-    check_op(op, {"x": x})
+def test_global_pool(check, op, x):
+    check(op, {"x": x})
 
 
 @pytest.mark.parametrize("p", [1, 2, 3])
-def test_global_lp_pool(p):
-    check_op("GlobalLpPool", {"x": X2}, p=p, rtol=1e-4)
+def test_global_lp_pool(check, p):
+    check("GlobalLpPool", {"x": X2}, p=p, rtol=1e-4)
 
 
-def test_pool_float16():
+def test_pool_float16(check):
     x = X2.astype(np.float16)
-    check_op("AveragePool", {"x": x}, kernel_shape=[3, 3], rtol=1e-3, atol=1e-3)
-    check_op("MaxPool", {"x": x}, kernel_shape=[3, 3], strides=[2, 2])
-    check_op("GlobalAveragePool", {"x": x}, rtol=1e-3, atol=1e-3)
+    check("AveragePool", {"x": x}, kernel_shape=[3, 3], rtol=1e-3, atol=1e-3)
+    check("MaxPool", {"x": x}, kernel_shape=[3, 3], strides=[2, 2])
+    check("GlobalAveragePool", {"x": x}, rtol=1e-3, atol=1e-3)
+    check("AveragePool", {"x": x}, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+          rtol=1e-3, atol=1e-3)
+    check("LpPool", {"x": x}, kernel_shape=[2, 2], p=3, rtol=1e-3, atol=1e-3)

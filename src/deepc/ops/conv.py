@@ -7,7 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
+from deepc.ir.tensor import IterVar, Tensor, compute, reduce_axis, rsum
 from deepc.ir.types import TensorType
 from deepc.ops.registry import FusionKind, Op
 
@@ -92,6 +94,47 @@ def exact_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float64) if dtype.kind == "f" else dtype
 
 
+def all_of(conds: Sequence[E.Expr]) -> E.Expr | None:
+    """The conjunction of `conds`, or None when there is nothing to test."""
+    out: E.Expr | None = None
+    for c in conds:
+        out = c if out is None else out & c
+    return out
+
+
+def window_load(x: Tensor, lead: Sequence[E.Expr], outs: Sequence[E.Expr],
+                taps: Sequence[IterVar], strides: Sequence[int], pads: Sequence[int],
+                dilations: Sequence[int], out_sizes: Sequence[int], fill: float) -> E.Expr:
+    """x[*lead, o*stride + k*dilation - pad_begin] along each spatial axis, or `fill` where
+    the tap falls outside x (in the padding or a ceil_mode tail). Bounds that no window can
+    cross are not tested, so unpadded windows load without a select."""
+    idx, conds = [], []
+    for i, (o, k) in enumerate(zip(outs, taps)):
+        pos = o * strides[i] + k * dilations[i] - pads[i]
+        size = x.shape[len(lead) + i]
+        if pads[i] > 0:
+            conds.append(pos >= 0)
+        if (out_sizes[i] - 1) * strides[i] + (k.extent - 1) * dilations[i] - pads[i] >= size:
+            conds.append(pos < size)
+        idx.append(pos)
+    value = x[(*lead, *idx)]
+    cond = all_of(conds)
+    return value if cond is None else E.select(cond, value, E.as_expr(fill, value))
+
+
+def with_bias(y: Tensor, b: Tensor | None, dtype: str, name: str) -> Tensor:
+    """The epilogue of a conv-like reduction y[N, M, ...]: + bias[M], then the cast to the
+    output dtype; the lowering fuses it into the reduction's store."""
+    if b is None and y.dtype == dtype:
+        return y
+
+    def body(n: E.Expr, m: E.Expr, *rest: E.Expr) -> E.Expr:
+        v = y[(n, m, *rest)]
+        return (v if b is None else v + b[m].astype(v.dtype)).astype(dtype)
+
+    return compute(y.shape, body, name)
+
+
 def _check_conv_inputs(x: TensorType, w: TensorType, b: TensorType | None, channels_in: int,
                        channels_out: int, attrs: Attrs) -> int:
     if x.rank < 3 or w.rank != x.rank:
@@ -150,6 +193,30 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     if b is not None:
         y = y + b.astype(acc, copy=False).reshape(m, *(1,) * nd)
     return y.astype(x.dtype, copy=False)
+
+
+@conv.def_compute
+def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    """One reduction over (input channels of the group, kernel taps); the group of output
+    channel m is m // (M / group)."""
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    assert x is not None and w is not None
+    nd = x.rank - 2
+    strides, pads, dilations = spatial_attrs(attrs, nd)
+    group = int(attrs.get("group", 1))
+    cg, mg = w.shape[1], w.shape[0] // group
+    acc = acc_dtype(np.dtype(x.dtype)).name
+    out = outs[0].shape
+    rc = reduce_axis(cg, "conv.rc")
+    taps = [reduce_axis(k, f"conv.rk{i}") for i, k in enumerate(w.shape[2:])]
+
+    def body(n: E.Expr, m: E.Expr, *o: E.Expr) -> E.Expr:
+        c = rc if group == 1 else m // mg * cg + rc
+        xv = window_load(x, (n, c), o, taps, strides, pads, dilations, out[2:], 0)
+        return rsum(xv.astype(acc) * w[(m, rc, *taps)].astype(acc), (rc, *taps))
+
+    return with_bias(compute(out, body, "conv"), b, outs[0].dtype, "conv_bias")
 
 
 @conv.flops
@@ -223,6 +290,63 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     if b is not None:
         y = y + b.astype(acc, copy=False).reshape(m, *(1,) * nd)
     return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+
+def transpose_taps(o: E.Expr, j: IterVar, kernel: int, stride: int, dilation: int,
+                   pad_begin: int, size: int, out_size: int
+                   ) -> tuple[E.Expr, E.Expr, list[E.Expr]]:
+    """The j-th kernel tap k reaching output o of a transposed conv along one axis, the input
+    position i it reads, and the conditions for that tap to exist.
+
+    o + pad_begin = i*stride + k*dilation. With g = gcd(dilation, stride), only outputs with
+    (o + pad_begin) % g == 0 have taps, and those are k = k0 + j*(stride/g) where k0 solves
+    k*(dilation/g) = (o + pad_begin)/g modulo stride/g: iterating j visits only the taps
+    that contribute, instead of all `kernel` taps of which 1 in stride/g would.
+    """
+    g = math.gcd(dilation, stride)
+    step, inverse = stride // g, pow(dilation // g, -1, stride // g) if stride > g else 0
+    t = o + pad_begin
+    conds = [(t % g).eq(0)] if g > 1 else []
+    k = (t // g * inverse) % step + j * step if step > 1 else j
+    if j.extent * step > kernel:
+        conds.append(k < kernel)
+    conds.append(t - k * dilation >= 0)
+    i = (t - k * dilation) // stride
+    if (out_size - 1 + pad_begin) // stride >= size:
+        conds.append(i < size)
+    return k, i, conds
+
+
+@conv_transpose.def_compute
+def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    """Gather form: each output sums, over the input channels of its group, the taps of
+    `transpose_taps` that reach it."""
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    assert x is not None and w is not None
+    nd = x.rank - 2
+    strides, pads, dilations = spatial_attrs(attrs, nd)
+    group = int(attrs.get("group", 1))
+    cg, mg = x.shape[1] // group, w.shape[1]
+    acc = acc_dtype(np.dtype(x.dtype)).name
+    out = outs[0].shape
+    rc = reduce_axis(cg, "convt.rc")
+    kernel = w.shape[2:]
+    steps = [s // math.gcd(d, s) for s, d in zip(strides, dilations)]
+    js = [reduce_axis(-(-k // st), f"convt.rj{i}") for i, (k, st) in enumerate(zip(kernel, steps))]
+
+    def body(n: E.Expr, m: E.Expr, *o: E.Expr) -> E.Expr:
+        c = rc if group == 1 else m // mg * cg + rc
+        taps = [transpose_taps(o[i], js[i], kernel[i], strides[i], dilations[i], pads[i],
+                               x.shape[2 + i], out[2 + i]) for i in range(nd)]
+        xv = x[(n, c, *(i for _, i, _ in taps))].astype(acc)
+        wv = w[(c, m if group == 1 else m % mg, *(k for k, _, _ in taps))].astype(acc)
+        cond = all_of([cd for _, _, conds in taps for cd in conds])
+        term = xv * wv if cond is None else E.select(cond, xv * wv, E.const(0, acc))
+        return rsum(term, (rc, *js))
+
+    return with_bias(compute(out, body, "conv_transpose"), b, outs[0].dtype,
+                     "conv_transpose_bias")
 
 
 @conv_transpose.flops

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
+from deepc.ir.tensor import IterVar, Reduce, Tensor, compute, reduce_axis, rmax, rsum
 from deepc.ir.types import TensorType
 from deepc.ops.common import present
-from deepc.ops.conv import acc_dtype, pad_spatial, spatial_attrs, window_out_shape, windows
+from deepc.ops.conv import (
+    acc_dtype,
+    pad_spatial,
+    spatial_attrs,
+    window_load,
+    window_out_shape,
+    windows,
+)
 from deepc.ops.registry import FusionKind, Op
 
 WINDOW_DOC = ("attrs kernel_shape, strides, pads (begins then ends), dilations, ceil_mode "
@@ -62,6 +71,38 @@ def window_counts(x_shape: Sequence[int], attrs: Attrs, include_pad: bool) -> np
     return counts
 
 
+def window_count_expr(o: E.Expr, size: int, kernel: int, stride: int, dilation: int,
+                      pad_begin: int, pad_end: int, include_pad: bool) -> E.Expr:
+    """`window_counts` along one axis as an index formula of the window position `o`: the
+    taps k in [0, kernel) with lo <= o*stride + k*dilation - pad_begin < hi."""
+    lo, hi = (-pad_begin, size + pad_end) if include_pad else (0, size)
+    base = o * stride - pad_begin
+
+    def first_tap_at_or_after(bound: int) -> E.Expr:  # ceil((bound - base) / dilation)
+        return (bound - base + (dilation - 1)) // dilation
+
+    first = E.maximum(first_tap_at_or_after(lo), 0)
+    return E.minimum(first_tap_at_or_after(hi), kernel) - first
+
+
+Term = Callable[[E.Expr], E.Expr]
+Combiner = Callable[[E.Expr, list[IterVar]], Reduce]
+
+
+def _window_reduce(x: Tensor, attrs: Attrs, out: TensorType, name: str, combiner: Combiner,
+                   term: Term, fill: float) -> Tensor:
+    """combiner(term(tap) for each tap of each window), taps outside x reading `fill`."""
+    nd = x.rank - 2
+    strides, pads, dilations = spatial_attrs(attrs, nd)
+    taps = [reduce_axis(k, f"{name}.k{i}") for i, k in enumerate(attrs["kernel_shape"])]
+
+    def body(n: E.Expr, c: E.Expr, *o: E.Expr) -> Reduce:
+        v = window_load(x, (n, c), o, taps, strides, pads, dilations, out.shape[2:], fill)
+        return combiner(term(v), taps)
+
+    return compute(out.shape, body, name)
+
+
 # -- max_pool -----------------------------------------------------------------------------------
 max_pool = Op("max_pool", FusionKind.REDUCTION, doc=f"maximum over each window; {WINDOW_DOC}")
 max_pool.infer(_pool_type)
@@ -73,6 +114,13 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     win, taps = pooled_windows(x, attrs, fill)
     return win.max(axis=taps)
+
+
+@max_pool.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x = ins[0]
+    fill = -np.inf if x.dtype.startswith("float") else np.iinfo(x.dtype).min
+    return _window_reduce(x, attrs, outs[0], "max_pool", rmax, lambda v: v, fill)
 
 
 # -- avg_pool -----------------------------------------------------------------------------------
@@ -89,6 +137,30 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return (win.sum(axis=taps) / counts).astype(x.dtype, copy=False)
 
 
+@avg_pool.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, out = ins[0], outs[0]
+    acc = acc_dtype(np.dtype(x.dtype)).name
+    total = _window_reduce(x, attrs, out, "avg_pool", rsum, lambda v: v.astype(acc), 0)
+    include_pad = bool(attrs.get("count_include_pad", 0))
+    counts = window_counts(x.shape, attrs, include_pad)
+    uniform = counts.min() == counts.max()  # every window counts the same taps: a constant
+    nd = x.rank - 2
+    strides, pads, dilations = spatial_attrs(attrs, nd)
+    kernel = attrs["kernel_shape"]
+
+    def count(o: Sequence[E.Expr]) -> E.Expr:
+        if uniform:
+            return E.const(int(counts.flat[0]), acc)
+        per_axis = [window_count_expr(o[i], x.shape[2 + i], kernel[i], strides[i],
+                                      dilations[i], pads[i], pads[nd + i], include_pad)
+                    for i in range(nd)]
+        return math.prod(per_axis[1:], start=per_axis[0]).astype(acc)
+
+    return compute(out.shape, lambda n, c, *o: (total[(n, c, *o)] / count(o)).astype(out.dtype),
+                   "avg_pool_mean")
+
+
 # -- lp_pool ------------------------------------------------------------------------------------
 lp_pool = Op("lp_pool", FusionKind.REDUCTION,
              doc=f"p-norm over each window, (sum |x|^p)^(1/p); {WINDOW_DOC}, p")
@@ -103,6 +175,31 @@ def lp_norm(x: np.ndarray, p: float, axes: tuple[int, ...], keepdims: bool = Fal
     if p == 2:
         return np.sqrt(np.square(a).sum(axis=axes, keepdims=keepdims))
     return np.power(np.power(a, p).sum(axis=axes, keepdims=keepdims), 1.0 / p)
+
+
+def lp_terms(p: float) -> tuple[Term, Term]:
+    """The p-norm as (term of one element, finish of the sum of terms), like `lp_norm`."""
+    if p == 1:
+        return (lambda v: E.call("fabs", v)), (lambda s: s)
+    if p == 2:
+        return (lambda v: v * v), (lambda s: E.call("sqrt", s))
+    return ((lambda v: E.binary("pow", E.call("fabs", v), E.as_expr(p, v))),
+            (lambda s: E.binary("pow", s, E.as_expr(1.0 / p, s))))
+
+
+def _lp_compute(x: Tensor, attrs: Attrs, out: TensorType, name: str,
+                reduce: Callable[[Term], Tensor]) -> Tensor:
+    """finish(sum of term(x)) with the sum built by `reduce(term)`, cast to the output."""
+    acc = acc_dtype(np.dtype(x.dtype)).name
+    term, finish = lp_terms(float(attrs.get("p", 2)))
+    total = reduce(lambda v: term(v.astype(acc)))
+    return compute(out.shape, lambda *i: finish(total[i]).astype(out.dtype), f"{name}_root")
+
+
+@lp_pool.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    return _lp_compute(ins[0], attrs, outs[0], "lp_pool", lambda term: _window_reduce(
+        ins[0], attrs, outs[0], "lp_pool", rsum, term, 0))
 
 
 @lp_pool.reference
@@ -128,9 +225,26 @@ def _global_type(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     return TensorType((*x.shape[:2], *(1,) * (x.rank - 2)), x.dtype)
 
 
-def _global(name: str, doc: str, fn) -> Op:  # type: ignore[no-untyped-def]
+SpatialReduce = Callable[[Combiner, Term], Tensor]
+
+
+def _global(name: str, doc: str, fn: Callable[[np.ndarray, tuple[int, ...], Attrs], np.ndarray],
+            te: Callable[[Tensor, Attrs, TensorType, SpatialReduce], Tensor]) -> Op:
+    """A pool over all spatial axes; `te(x, attrs, out, reduce)` is its compute, where
+    `reduce(combiner, term)` reduces term(x) over the spatial axes of each (n, c)."""
     op = Op(name, FusionKind.REDUCTION, doc=doc)
     op.infer(_global_type)
+
+    @op.def_compute
+    def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+        x = present(ins)[0]
+        axes = [reduce_axis(s, f"{name}.r{i}") for i, s in enumerate(x.shape[2:])]
+
+        def reduce(combiner: Combiner, term: Term) -> Tensor:
+            return compute(outs[0].shape, lambda n, c, *_: combiner(term(x[(n, c, *axes)]),
+                                                                     axes), name)
+
+        return te(x, attrs, outs[0], reduce)
 
     @op.reference
     def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
@@ -142,9 +256,19 @@ def _global(name: str, doc: str, fn) -> Op:  # type: ignore[no-untyped-def]
     return op
 
 
+def _global_avg(x: Tensor, attrs: Attrs, out: TensorType, reduce: SpatialReduce) -> Tensor:
+    acc = acc_dtype(np.dtype(x.dtype)).name
+    total = reduce(rsum, lambda v: v.astype(acc))
+    size = E.const(math.prod(x.shape[2:]), acc)
+    return compute(out.shape, lambda *i: (total[i] / size).astype(out.dtype), "global_avg_mean")
+
+
 _global("global_avg_pool", "mean over all spatial axes, kept as size 1",
-        lambda x, axes, a: x.mean(axis=axes, keepdims=True))
+        lambda x, axes, a: x.mean(axis=axes, keepdims=True), _global_avg)
 _global("global_max_pool", "maximum over all spatial axes, kept as size 1",
-        lambda x, axes, a: x.max(axis=axes, keepdims=True))
+        lambda x, axes, a: x.max(axis=axes, keepdims=True),
+        lambda x, attrs, out, reduce: reduce(rmax, lambda v: v))
 _global("global_lp_pool", "p-norm over all spatial axes, kept as size 1; attr p",
-        lambda x, axes, a: lp_norm(x, float(a.get("p", 2)), axes, keepdims=True))
+        lambda x, axes, a: lp_norm(x, float(a.get("p", 2)), axes, keepdims=True),
+        lambda x, attrs, out, reduce: _lp_compute(
+            x, attrs, out, "global_lp_pool", lambda term: reduce(rsum, term)))

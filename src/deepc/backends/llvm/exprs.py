@@ -170,7 +170,10 @@ class ExprEmitter:
             if op in simple:
                 return simple[op](a, b, flags=fl)
             if op in ("min", "max"):
-                return bld.call(self.intrinsic2(f"llvm.{op}num", a.type), [a, b])
+                # compare + select (NaN propagates as numpy's maximum does); llvm.maxnum
+                # reductions crash LLVM 22's loop vectorizer for some trip counts
+                better = bld.fcmp_ordered(">" if op == "max" else "<", a, b)
+                return bld.select(bld.or_(better, bld.fcmp_unordered("uno", a, a)), a, b)
             if op == "pow":
                 return self.per_lane2(lambda x, y: bld.call(self.libm2("pow", x.type), [x, y]),
                                       a, b)
