@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from deepc.errors import DeepcError
+
+if TYPE_CHECKING:
+    import os
+
+    from deepc.runtime.model import Model
 
 __version__ = "0.1.0"
 
@@ -15,4 +22,11 @@ def compile(model, target="host", **options):  # type: ignore[no-untyped-def]
     return _compile(model, target, **options)
 
 
-__all__ = ["DeepcError", "__version__", "compile"]
+def load(path: str | os.PathLike[str]) -> Model:
+    """Load a compiled bundle to run it: `deepc.load("model.tar").run({"x": array})`."""
+    from deepc.runtime.model import Model
+
+    return Model(path)
+
+
+__all__ = ["DeepcError", "__version__", "compile", "load"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deepc.compiler.kernels import Kernel, group_kernel
-from deepc.compiler.plan import Plan, make_plan, params_blob
+from deepc.compiler.plan import Plan, make_plan
 from deepc.ir.graph import Graph
 from deepc.ir.loop import PrimFunc
 
@@ -40,7 +40,9 @@ class CompiledModel:
         }
 
     def params(self) -> bytes:
-        return params_blob(self.graph, self.plan)
+        from deepc.compiler.package import params_of
+
+        return bytes(params_of(self).data)
 
     def save(self, path: str | Path) -> Path:
         from deepc.compiler.package import write_cpu_bundle

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from deepc.compiler.kernels import Kernel
 from deepc.ir.graph import Graph
 
@@ -59,15 +57,6 @@ def layout_params(graph: Graph, used: set[str]) -> tuple[dict[str, int], int, li
         offsets[name] = pos
         pos = align(pos + max(int(graph.constants[name].nbytes), 1))
     return offsets, pos, order
-
-
-def params_blob(graph: Graph, plan: Plan) -> bytes:
-    blob = bytearray(plan.params_bytes)
-    for name in plan.param_order:
-        arr = np.ascontiguousarray(graph.constants[name])
-        off = plan.locations[name].offset
-        blob[off:off + arr.nbytes] = arr.tobytes()
-    return bytes(blob)
 
 
 def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:

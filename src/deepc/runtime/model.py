@@ -1,0 +1,160 @@
+"""`Model`: a CPU bundle's library loaded with ctypes and run on numpy arrays."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepc.errors import BundleError, DeepcError, ShapeError
+from deepc.ir.types import np_dtype
+from deepc.runtime.bundle import BundleContents, TensorSpec, read_bundle
+from deepc.runtime.memory import ALIGN, aligned_array, aligned_empty
+
+# the architecture part of a triple, as one name per instruction set
+_ARCH_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64"}
+
+
+def _arch(triple: str) -> str:
+    arch = triple.split("-", 1)[0].lower()
+    arch = _ARCH_ALIASES.get(arch, arch)
+    if arch.startswith(("armv", "thumbv")) or arch in ("arm", "armhf", "armel"):
+        return "arm"
+    if arch in ("i386", "i486", "i586", "i686"):
+        return "x86"
+    return arch
+
+
+def _os(triple: str) -> str:
+    parts = triple.lower().split("-")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def check_runnable_here(bundle: BundleContents) -> None:
+    """Raise DeepcError unless this process can run the bundle's library natively."""
+    from deepc.target.host import llvm_host
+
+    where = str(bundle.source)
+    kind = bundle.target.get("device", {}).get("kind", "cpu")
+    if kind != "cpu":
+        raise DeepcError(f"{where} is a {kind} bundle; this runtime runs cpu bundles only —"
+                         " compile the model for a cpu target")
+    triple = bundle.triple or ""
+    host_triple, _, host_features = llvm_host()
+    if _arch(triple) != _arch(host_triple) or _os(triple) != _os(host_triple):
+        raise DeepcError(f"{where} is compiled for {triple or 'an unknown machine'} and cannot be"
+                         f" loaded on this machine ({host_triple}) — run it on such a machine,"
+                         " or compile the model for --target host")
+    # an instruction this CPU lacks would kill the process (SIGILL) instead of raising
+    wanted = {f for f in bundle.target.get("isa", {}).get("features", []) if f.startswith("+")}
+    missing = sorted(wanted - set(host_features)) if host_features else []
+    if missing:
+        raise DeepcError(f"{where} uses CPU features this machine lacks ({', '.join(missing)})"
+                         " — compile the model for --target host")
+
+
+def _describe(specs: tuple[TensorSpec, ...]) -> str:
+    return ", ".join(str(s) for s in specs) or "nothing"
+
+
+class Model:
+    """A loaded CPU bundle: `run({name: array}) -> {name: array}`.
+
+    The library's `deepc_run` gets the params (mapped from params.bin) and one workspace
+    allocated here; runs are serialised by a lock because they share that workspace.
+    """
+
+    def __init__(self, bundle: BundleContents | str | os.PathLike[str]):
+        self.bundle = bundle if isinstance(bundle, BundleContents) else read_bundle(bundle)
+        check_runnable_here(self.bundle)
+        self.inputs, self.outputs = self.bundle.inputs, self.bundle.outputs
+        self._lib = self._load_library(self.bundle.library)
+        self._params = self._map_params()
+        self._workspace = aligned_empty(self.bundle.workspace_bytes)
+        self._in_ptrs = (ctypes.c_void_p * max(len(self.inputs), 1))()
+        self._out_ptrs = (ctypes.c_void_p * max(len(self.outputs), 1))()
+        self._lock = threading.Lock()
+
+    def _load_library(self, path: Path) -> ctypes.CDLL:
+        try:
+            lib = ctypes.CDLL(str(path))
+            run = lib.deepc_run
+        except (OSError, AttributeError) as e:
+            raise BundleError(f"{self.bundle.source}: cannot load lib/model.so ({e}) — recompile"
+                              " the model for this machine") from e
+        run.argtypes = [ctypes.c_void_p] * 4
+        run.restype = ctypes.c_int32
+        return lib
+
+    def _map_params(self) -> np.ndarray:
+        path, size = self.bundle.params_path, self.bundle.params_bytes
+        if path.stat().st_size != size:
+            raise BundleError(f"{self.bundle.source}: params.bin holds {path.stat().st_size}"
+                              f" bytes, the manifest says {size} — recompile the model")
+        if size == 0:
+            return aligned_empty(0)
+        # a private mapping: pages load lazily, and a stray write could never reach the file
+        params = np.memmap(path, dtype=np.uint8, mode="c", shape=(size,))
+        assert params.ctypes.data % ALIGN == 0  # mappings start on a page
+        return params
+
+    def _feed(self, spec: TensorSpec, value: Any) -> np.ndarray:
+        array = np.asarray(value)
+        want = np_dtype(spec.dtype)
+        if tuple(array.shape) != spec.shape:
+            shape = "x".join(map(str, array.shape)) or "scalar"
+            raise ShapeError(f"input {spec.name!r} has shape {shape}, the model expects {spec}"
+                             " — compile with --input-shape for another shape")
+        if array.dtype != want and not np.can_cast(array.dtype, want, casting="safe"):
+            raise ShapeError(f"input {spec.name!r} is {array.dtype}, the model expects"
+                             f" {spec.dtype}, and converting could change values — convert it"
+                             f" first, e.g. x.astype(np.{want.name})")
+        # the kernels take native byte order (astype), C order and aligned elements
+        return np.require(array.astype(want, copy=False), requirements="CA")
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run the model on inputs by name; returns fresh output arrays by name."""
+        if not isinstance(inputs, Mapping):
+            raise DeepcError("Model.run takes a dict of input name -> array; the model takes"
+                             f" {_describe(self.inputs)}")
+        names = [s.name for s in self.inputs]
+        missing = [n for n in names if n not in inputs]
+        unknown = sorted(set(inputs) - set(names))
+        if missing or unknown:
+            problem = (f"missing input(s) {', '.join(missing)}" if missing
+                       else f"unknown input(s) {', '.join(unknown)}")
+            raise DeepcError(f"{problem} — the model takes {_describe(self.inputs)}")
+        feeds = [self._feed(spec, inputs[spec.name]) for spec in self.inputs]
+        outs = [aligned_array(s.shape, np_dtype(s.dtype)) for s in self.outputs]
+        with self._lock:
+            for k, array in enumerate(feeds):
+                self._in_ptrs[k] = array.ctypes.data
+            for k, array in enumerate(outs):
+                self._out_ptrs[k] = array.ctypes.data
+            rc = self._lib.deepc_run(self._in_ptrs, self._out_ptrs, self._params.ctypes.data,
+                                     self._workspace.ctypes.data)
+        if rc != 0:
+            raise DeepcError(f"{self.bundle.source}: deepc_run returned {rc} — the compiled model"
+                             " failed; report it with the bundle attached")
+        return {spec.name: array for spec, array in zip(self.outputs, outs)}
+
+    def set_num_threads(self, n: int) -> None:
+        """Threads the kernels use (the caller included); 0 means all cores."""
+        self._lib.deepc_set_num_threads(ctypes.c_int32(int(n)))
+
+    @property
+    def num_threads(self) -> int:
+        return int(self._lib.deepc_get_num_threads())
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.bundle.manifest
+
+    def __repr__(self) -> str:
+        return (f"Model({str(self.bundle.source)!r}: {_describe(self.inputs)} ->"
+                f" {_describe(self.outputs)}, target {self.bundle.target.get('name', '?')})")
