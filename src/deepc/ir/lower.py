@@ -109,6 +109,8 @@ class _Lowering:
                 if id(t.extern) not in externs_done:  # one loop nest for all its outputs
                     externs_done.add(id(t.extern))
                     stmts.append(self.lower_extern(t))
+                    out_ids = {id(o) for o in self.outputs}
+                    allocs += [self.buffer(o) for o in t.extern.outputs if id(o) not in out_ids]
                 continue
             epi = self.epilogue_of(t)
             target = epi if epi is not None else t
@@ -126,7 +128,8 @@ class _Lowering:
     def lower_extern(self, t: Tensor) -> Stmt:
         op = t.extern
         assert op is not None
-        outs = sorted((o for o in self.order if o.extern is op), key=lambda o: o.extern_index)
+        outs = op.outputs or sorted((o for o in self.order if o.extern is op),
+                                    key=lambda o: o.extern_index)
         return op.build([self.buffer(i) for i in op.inputs], [self.buffer(o) for o in outs])
 
     def lower_stage(self, t: Tensor, epi: Tensor | None) -> Stmt:

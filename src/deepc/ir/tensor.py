@@ -65,6 +65,7 @@ class ExternOp:
     inputs: tuple[Tensor, ...]
     build: Callable[..., Any]
     attrs: dict[str, Any] = field(default_factory=dict)
+    outputs: tuple[Tensor, ...] = ()  # set once by `extern`
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,8 +127,10 @@ def compute(shape: Sequence[int], fn: Callable[..., Any], name: str,
 def extern(name: str, inputs: Sequence[Tensor], outs: Sequence[tuple[Sequence[int], str]],
            build: Callable[..., Any], **attrs: Any) -> list[Tensor]:
     op = ExternOp(name, tuple(inputs), build, attrs)
-    return [Tensor(f"{name}.{k}" if len(outs) > 1 else name, tuple(int(s) for s in shape),
-                   dtype, extern=op, extern_index=k) for k, (shape, dtype) in enumerate(outs)]
+    tensors = [Tensor(f"{name}.{k}" if len(outs) > 1 else name, tuple(int(s) for s in shape),
+                      dtype, extern=op, extern_index=k) for k, (shape, dtype) in enumerate(outs)]
+    object.__setattr__(op, "outputs", tuple(tensors))  # the op and its outputs refer to each other
+    return tensors
 
 
 def reduce_axis(extent: int, name: str) -> IterVar:

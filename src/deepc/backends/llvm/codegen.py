@@ -10,7 +10,15 @@ from deepc.backends.llvm.exprs import ExprEmitter, linear_offset, unsafe_to_spec
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import (
-    Allocate, Buffer, Evaluate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store,
+    Allocate,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
     walk_stmts,
 )
 from deepc.ir.tensor import walk
@@ -91,7 +99,7 @@ class FunctionEmitter(ExprEmitter):
         if kind is ForKind.PARALLEL and not self.in_parallel and s.extent > 1:
             self.parallel_loop(s)
             return
-        if kind is ForKind.UNROLLED and s.extent <= MAX_UNROLL or s.extent == 1:
+        if (kind is ForKind.UNROLLED and s.extent <= MAX_UNROLL) or s.extent == 1:
             for k in range(s.extent):
                 self.vars[s.var] = ir.Constant(I64, k)
                 self.stmt(s.body)

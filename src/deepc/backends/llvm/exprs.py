@@ -134,10 +134,11 @@ class ExprEmitter:
         """Apply a scalar function to each lane of a vector."""
         if not isinstance(x.type, ir.VectorType):
             return fn(x)
-        out = ir.Constant(x.type, ir.Undefined)
-        for k in range(x.type.count):
-            lane = self.builder.extract_element(x, ir.Constant(ir.IntType(32), k))
-            out = self.builder.insert_element(out, fn(lane), ir.Constant(ir.IntType(32), k))
+        lanes = [fn(self.builder.extract_element(x, ir.Constant(ir.IntType(32), k)))
+                 for k in range(x.type.count)]
+        out = ir.Constant(ir.VectorType(lanes[0].type, len(lanes)), ir.Undefined)
+        for k, lane in enumerate(lanes):
+            out = self.builder.insert_element(out, lane, ir.Constant(ir.IntType(32), k))
         return out
 
     # -- expressions --------------------------------------------------------------------------
