@@ -102,6 +102,7 @@ class _Lowering:
         allocs: list[Buffer] = []
         fused_into: set[int] = set()
         externs_done: set[int] = set()
+        serial: list[str] = []
         for t in self.order:
             if t.is_placeholder or id(t) in fused_into or id(t) not in self.materialized:
                 continue
@@ -109,6 +110,7 @@ class _Lowering:
                 if id(t.extern) not in externs_done:  # one loop nest for all its outputs
                     externs_done.add(id(t.extern))
                     stmts.append(self.lower_extern(t))
+                    serial += _outer_loop_names(stmts[-1])
                     out_ids = {id(o) for o in self.outputs}
                     allocs += [self.buffer(o) for o in t.extern.outputs if id(o) not in out_ids]
                 continue
@@ -123,7 +125,8 @@ class _Lowering:
         for buf in reversed(allocs):
             body = Allocate(buf, body)
         params = tuple(self.buffer(t) for t in [*self.inputs, *self.outputs])
-        return PrimFunc(_ident(name), params, body)
+        # hand-written loops may carry dependences between iterations: schedules leave them
+        return PrimFunc(_ident(name), params, body, {"serial_nests": serial})
 
     def lower_extern(self, t: Tensor) -> Stmt:
         op = t.extern
@@ -164,6 +167,18 @@ class _Lowering:
         for v, n in reversed(list(zip(axes, t.shape))):
             nest = For(v, n, ForKind.SERIAL, nest)
         return nest
+
+
+def _outer_loop_names(s: Stmt) -> list[str]:
+    from deepc.ir.loop import Seq
+
+    if isinstance(s, For):
+        return [s.var.name]
+    if isinstance(s, Allocate):
+        return _outer_loop_names(s.body)
+    if isinstance(s, Seq):
+        return [n for x in s.stmts for n in _outer_loop_names(x)]
+    return []
 
 
 def _zero() -> Expr:

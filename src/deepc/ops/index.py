@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
+from functools import reduce
 from math import prod
+from typing import Any
 
 import numpy as np
 
+from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
+from deepc.ir.loop import Buffer, For, ForKind, IfThenElse, Seq, Stmt, Store, seq
+from deepc.ir.tensor import Tensor, compute, extern
 from deepc.ir.types import TensorType, np_dtype
 from deepc.ops.registry import FusionKind, Op
 
@@ -61,10 +67,89 @@ def _scatter(out: np.ndarray, where: tuple[np.ndarray, ...], updates: np.ndarray
     return out
 
 
+def wrap_index(raw: E.Expr, extent: int) -> E.Expr:
+    """An index value as int64 (a float one truncates) with ONNX's convention: [-extent, 0)
+    counts from the end."""
+    i = raw.astype("int64")
+    return E.select(i < 0, i + extent, i)
+
+
+def clamped_index(raw: E.Expr, extent: int) -> E.Expr:
+    """wrap_index clamped into [0, extent): an invalid index (the reference raises) reads an
+    element at the edge, never outside the buffer."""
+    return E.minimum(E.maximum(wrap_index(raw, extent), 0), extent - 1)
+
+
+def in_range(raw: E.Expr, extent: int) -> E.Expr:
+    return (raw.astype("int64") >= -extent) & (raw.astype("int64") < extent)
+
+
+def loop_nest(shape: Sequence[int], prefix: str, body: Callable[[tuple[E.Var, ...]], Stmt]
+              ) -> Stmt:
+    """Serial loops over `shape` (outermost first, variables `prefix0`, `prefix1`...) around
+    `body(loop variables)`: the skeleton of hand-written (extern) loop nests."""
+    vs = tuple(E.Var(f"{prefix}{d}") for d in range(len(shape)))
+    stmt = body(vs)
+    for v, n in reversed(list(zip(vs, shape))):
+        stmt = For(v, n, ForKind.SERIAL, stmt)
+    return stmt
+
+
+def row_loops(rows: Sequence[int], prefix: str, body: Callable[[tuple[E.Var, ...]], Stmt]
+              ) -> Stmt:
+    """Loops over independent rows (a schedule may spread them over threads) around
+    `body(row variables)`, which holds loops that must run in order (a scan, updates that
+    may hit one element twice). Default schedules spread and vectorize perfect loop nests,
+    so the body is kept from continuing one and a single row still gets its loop: until the
+    loop IR can mark a loop as ordered, this keeps schedules off the ordered loops."""
+
+    def guarded(vs: tuple[E.Var, ...]) -> Stmt:
+        stmt = body(vs if rows else ())
+        return Seq((stmt,)) if isinstance(stmt, For) else stmt
+
+    return loop_nest(tuple(rows) or (1,), prefix, guarded)
+
+
 def _check_reduction(attrs: Attrs) -> None:
     reduction = attrs.get("reduction", "none")
     if reduction != "none" and reduction not in SCATTER_REDUCTIONS:
         raise ValueError(f"unknown scatter reduction {reduction!r}")
+
+
+_COMBINE: dict[str, Callable[[E.Expr, E.Expr], E.Expr]] = {
+    "none": lambda old, new: new, "add": lambda a, b: a + b, "mul": lambda a, b: a * b,
+    "max": E.maximum, "min": E.minimum,
+}
+
+
+def _scatter_compute(name: str, ins: Sequence[Any], attrs: Attrs, lead: int,
+                     where: Callable[[Buffer, tuple[E.Var, ...]], dict[int, E.Expr]]) -> Tensor:
+    """Copy data, then visit updates in order: the last duplicate wins (or they reduce), as
+    in the reference. Update u (its `lead` leading indices) goes where the dims in
+    `where(indices, u)` take those raw index values and the others u's; its trailing dims
+    are a slice written whole. Updates at invalid indices (the reference raises) are skipped."""
+    data = ins[0]
+    combine = _COMBINE[str(attrs.get("reduction", "none"))]
+
+    def build(bufs: Sequence[Buffer], out_bufs: Sequence[Buffer]) -> Stmt:
+        (src, idx, upd), (out,) = bufs, out_bufs
+
+        def update(u: tuple[E.Var, ...]) -> Stmt:
+            raws = where(idx, u)
+            target = [wrap_index(raws[d], src.shape[d]) if d in raws else u[d]
+                      for d in range(len(src.shape) - len(upd.shape) + lead)]
+            valid = reduce(operator.and_, (in_range(r, src.shape[d]) for d, r in raws.items()))
+
+            def store(s: tuple[E.Var, ...]) -> Stmt:
+                return Store(out, (*target, *s), combine(out[(*target, *s)], upd[(*u, *s)]))
+
+            return IfThenElse(valid, loop_nest(upd.shape[lead:], f"{name}_s", store))
+
+        copy = loop_nest(src.shape, f"{name}_c", lambda i: Store(out, i, src[i]))
+        return seq(copy, row_loops((), f"{name}_once", lambda _: loop_nest(
+            upd.shape[:lead], f"{name}_u", update)))
+
+    return extern(name, ins[:3], [(data.shape, data.dtype)], build)[0]
 
 
 # -- gather -----------------------------------------------------------------------------------
@@ -85,6 +170,18 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     data, idx = ins[0], ins[1]
     axis = int(attrs["axis"])
     return np.take(data, wrap_indices(idx, data.shape[axis]), axis=axis)
+
+
+@gather.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    data, idx = ins[0], ins[1]
+    axis, q = int(attrs["axis"]), idx.rank
+
+    def fn(*o: E.Var) -> E.Expr:
+        pos = clamped_index(idx[o[axis:axis + q]], data.shape[axis])
+        return data[(*o[:axis], pos, *o[axis + q:])]
+
+    return compute(outs[0].shape, fn, "gather")
 
 
 # -- gather_elements --------------------------------------------------------------------------
@@ -109,6 +206,13 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     data, idx = ins[0], ins[1]
     axis = int(attrs["axis"])
     return data[_element_index(idx, axis, data.shape[axis])]
+
+
+@gather_elements.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    data, idx, axis = ins[0], ins[1], int(attrs["axis"])
+    return compute(outs[0].shape, lambda *o: data[
+        (*o[:axis], clamped_index(idx[o], data.shape[axis]), *o[axis + 1:])], "gather_elements")
 
 
 # -- gather_nd --------------------------------------------------------------------------------
@@ -144,6 +248,18 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return flat_data[where].reshape(idx.shape[:-1] + data.shape[b + k:])
 
 
+@gather_nd.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    data, idx = ins[0], ins[1]
+    b, q, k = int(attrs["batch_dims"]), idx.rank, idx.shape[-1]
+
+    def fn(*o: E.Var) -> E.Expr:
+        coords = (clamped_index(idx[(*o[:q - 1], j)], data.shape[b + j]) for j in range(k))
+        return data[(*o[:b], *coords, *o[q - 1:])]
+
+    return compute(outs[0].shape, fn, "gather_nd")
+
+
 # -- scatter_elements -------------------------------------------------------------------------
 scatter_elements = Op("scatter_elements", FusionKind.OPAQUE,
                       doc="copy of data with updates written (or reduced) at gather_elements "
@@ -173,6 +289,13 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return _scatter(data.copy(), where, upd, str(attrs.get("reduction", "none")))
 
 
+@scatter_elements.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    axis = int(attrs["axis"])
+    return _scatter_compute("scatter_elements", ins, attrs, ins[1].rank,
+                            lambda idx, u: {axis: idx[u]})
+
+
 # -- scatter_nd -------------------------------------------------------------------------------
 scatter_nd = Op("scatter_nd", FusionKind.OPAQUE,
                 doc="copy of data with update slices written (or reduced) at k-d indices")
@@ -198,6 +321,13 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     data, idx, upd = ins[0], ins[1], ins[2]
     where = tuple(wrap_indices(idx[..., j], data.shape[j]) for j in range(idx.shape[-1]))
     return _scatter(data.copy(), where, upd, str(attrs.get("reduction", "none")))
+
+
+@scatter_nd.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    q, k = ins[1].rank, ins[1].shape[-1]
+    return _scatter_compute("scatter_nd", ins, attrs, q - 1,
+                            lambda idx, u: {j: idx[(*u, j)] for j in range(k)})
 
 
 # -- one_hot ----------------------------------------------------------------------------------
@@ -232,6 +362,20 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.where(hot, on, off)
 
 
+@one_hot.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    idx = ins[0]
+    axis, depth, dtype = int(attrs["axis"]), int(attrs["depth"]), outs[0].dtype
+    on, off = E.const(attrs["on_value"], dtype), E.const(attrs["off_value"], dtype)
+
+    def fn(*o: E.Var) -> E.Expr:
+        # a float index truncates toward zero in the cast, as in the reference
+        hot = wrap_index(idx[(*o[:axis], *o[axis + 1:])], depth).eq(o[axis])
+        return E.select(hot, on, off)
+
+    return compute(outs[0].shape, fn, "one_hot")
+
+
 # -- trilu ------------------------------------------------------------------------------------
 # out[.., i, j] depends only on x[.., i, j] and (i, j): elementwise with an index predicate
 trilu = Op("trilu", FusionKind.ELEMWISE,
@@ -251,3 +395,14 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     x, k = ins[0], int(attrs["k"])
     return np.triu(x, k) if attrs["upper"] else np.tril(x, k)
+
+
+@trilu.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, k, upper = ins[0], int(attrs["k"]), bool(attrs["upper"])
+
+    def fn(*o: E.Var) -> E.Expr:
+        keep = o[-1] - o[-2] >= k if upper else o[-1] - o[-2] <= k
+        return E.select(keep, x[o], E.const(0, x.dtype))
+
+    return compute(x.shape, fn, "trilu")

@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from math import prod
+from typing import Any
 
 import numpy as np
 
+from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
+from deepc.ir.loop import Buffer, For, ForKind, Stmt, Store, seq
+from deepc.ir.tensor import (
+    IterVar,
+    Reduce,
+    Tensor,
+    compute,
+    extern,
+    reduce_axis,
+    rmax,
+    rmin,
+    rprod,
+    rsum,
+)
 from deepc.ir.types import TensorType
+from deepc.ops.conv import acc_dtype
+from deepc.ops.elementwise import UNARY_TE
+from deepc.ops.index import loop_nest, row_loops
 from deepc.ops.registry import FusionKind, Op
 
 Axes = tuple[int, ...]
@@ -75,6 +93,104 @@ REDUCTIONS: dict[str, Callable[[np.ndarray, Axes], np.ndarray]] = {
 UNDEFINED_WHEN_EMPTY = ("reduce_max", "reduce_min")
 
 
+# -- compute definitions --------------------------------------------------------------------
+def _acc(dtype: str) -> str:
+    return acc_dtype(np.dtype(dtype)).name
+
+
+def _float_math(fn: str, e: E.Expr) -> E.Expr:
+    """A math function of an integer sum goes through float64, as numpy's does."""
+    return E.call(fn, e if e.dtype.startswith("float") else e.astype("float64"))
+
+
+def _source(x: Tensor, attrs: Attrs, o: Sequence[E.Var], rs: dict[int, IterVar]) -> E.Expr:
+    """x's element at output index `o` and reduction variables `rs` (by input dim)."""
+    keep, rest, idx = bool(attrs["keepdims"]), iter(o), []
+    for d in range(x.rank):
+        if d not in rs:
+            idx.append(next(rest))
+            continue
+        idx.append(rs[d])
+        if keep:
+            next(rest)  # the reduced axis kept with size 1
+    return x[tuple(idx)]
+
+
+def reduce_stage(x: Tensor, attrs: Attrs, axes: Axes, shape: Sequence[int], name: str,
+                 rfn: Callable[[E.Expr, list[IterVar]], Reduce],
+                 term: Callable[[E.Expr, tuple[E.Var, ...]], E.Expr]) -> Tensor:
+    """One reduction stage over `axes` of x: rfn(term(x element, output index), axes)."""
+
+    def fn(*o: E.Var) -> Reduce:
+        rs = {d: reduce_axis(x.shape[d], f"{name}.r{d}") for d in axes}
+        return rfn(term(_source(x, attrs, o, rs), o), list(rs.values()))
+
+    return compute(shape, fn, name)
+
+
+def _square(v: E.Expr) -> E.Expr:
+    return v * v
+
+
+def _same(v: E.Expr) -> E.Expr:
+    return v
+
+
+# reduce_x: (combiner, widen the input, term of an element, finish of the accumulator given
+# the count of reduced elements, or None)
+ReduceTE = tuple[Callable[..., Reduce], bool, Callable[[E.Expr], E.Expr],
+                 Callable[[E.Expr, int], E.Expr] | None]
+REDUCTIONS_TE: dict[str, ReduceTE] = {
+    "reduce_sum": (rsum, True, _same, None),
+    # integer division truncates toward zero, as the reference's integer mean does
+    "reduce_mean": (rsum, True, _same, lambda s, n: s / E.as_expr(max(n, 1), s)),
+    "reduce_max": (rmax, False, _same, None),
+    "reduce_min": (rmin, False, _same, None),
+    "reduce_prod": (rprod, True, _same, None),
+    "reduce_l1": (rsum, True, lambda v: UNARY_TE["abs"](v, {}), None),
+    "reduce_l2": (rsum, True, _square, lambda s, n: _float_math("sqrt", s)),
+    "reduce_log_sum": (rsum, True, _same, lambda s, n: _float_math("log", s)),
+    "reduce_sum_square": (rsum, True, _square, None),
+}
+
+
+def _reduction_compute(name: str, ins: Sequence[Any], attrs: Attrs,
+                       outs: Sequence[TensorType]) -> Tensor:
+    x, out = ins[0], outs[0]
+    axes = reduced_axes(attrs, x.rank)
+    rfn, widen, term, finish = REDUCTIONS_TE[name]
+    wide = _acc(x.dtype) if widen else x.dtype
+    alone = finish is None and wide == out.dtype  # the reduction is the whole op
+    acc = reduce_stage(x, attrs, axes, out.shape, name if alone else f"{name}.acc", rfn,
+                       lambda v, o: term(v.astype(wide)))
+    if alone:
+        return acc
+    count = prod(x.shape[d] for d in axes)
+    done = finish or (lambda s, n: s)
+    return compute(out.shape, lambda *o: done(acc[o], count).astype(out.dtype), name)
+
+
+def _log_sum_exp_compute(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]
+                         ) -> Tensor:
+    """Shifted by the maximum so exp cannot overflow; an infinite (or all -inf) maximum is no
+    shift, as in the reference."""
+    x, out, name = ins[0], outs[0], "reduce_log_sum_exp"
+    axes = reduced_axes(attrs, x.rank)
+    wide = _acc(x.dtype) if x.dtype.startswith("float") else "float64"
+    top = reduce_stage(x, attrs, axes, out.shape, f"{name}.max", rmax,
+                       lambda v, o: v.astype(wide))
+
+    def shift(o: Sequence[E.Var]) -> E.Expr:
+        m = top[tuple(o)]
+        finite = ~(E.call("isinf", m) | E.call("isnan", m))
+        return E.select(finite, m, E.as_expr(0.0, m))
+
+    total = reduce_stage(x, attrs, axes, out.shape, f"{name}.sum", rsum,
+                         lambda v, o: E.call("exp", v.astype(wide) - shift(o)))
+    return compute(out.shape, lambda *o: (E.call("log", total[o]) + shift(o)).astype(out.dtype),
+                   name)
+
+
 def _register_reduction(name: str, fn: Callable[[np.ndarray, Axes], np.ndarray]) -> Op:
     op = Op(name, FusionKind.REDUCTION,
             doc="reduce attrs['axes'] (empty: all) and keep them as size 1 if attrs['keepdims']")
@@ -96,6 +212,12 @@ def _register_reduction(name: str, fn: Callable[[np.ndarray, Axes], np.ndarray])
             out = fn(x, axes)
         out = np.asarray(out).astype(x.dtype, copy=False)
         return out if attrs["keepdims"] else out.reshape(reduced_shape(x.shape, axes, False))
+
+    @op.def_compute
+    def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+        if name == "reduce_log_sum_exp":
+            return _log_sum_exp_compute(ins, attrs, outs)
+        return _reduction_compute(name, ins, attrs, outs)
 
     return op
 
@@ -130,6 +252,28 @@ def _register_arg(name: str, fn: Callable[..., np.ndarray]) -> Op:
         out = out.astype(np.int64)
         return out if attrs["keepdims"] else np.squeeze(out, axis)
 
+    @op.def_compute
+    def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+        """The extreme value, then the first (or last) position holding it. A NaN counts as
+        the extreme, as in numpy, whether or not the max/min combiner propagates NaN: NaN
+        positions get keys that win over the others, and the epilogue folds keys back."""
+        x, out, axis = ins[0], outs[0], int(attrs["axis"])
+        n, last = x.shape[axis], bool(attrs["select_last_index"])
+        top = reduce_stage(x, attrs, (axis,), out.shape, f"{name}.value",
+                           rmax if name == "argmax" else rmin, lambda v, o: v)
+
+        def key(*o: E.Var) -> Reduce:
+            r = reduce_axis(n, f"{name}.r")
+            v = _source(x, attrs, o, {axis: r})
+            nan = E.call("isnan", v) if v.dtype.startswith("float") else E.as_expr(False)
+            # nothing matching (impossible unless the combiner lost a NaN) stays in range
+            if last:  # NaN keys in [n, 2n), extremes in [0, n): the largest key wins
+                return rmax(E.select(nan, r + n, E.select(v.eq(top[o]), r, 0)), r)
+            return rmin(E.select(nan, r, E.select(v.eq(top[o]), r + n, 2 * n - 1)), r)
+
+        keys = compute(out.shape, key, f"{name}.key")
+        return compute(out.shape, lambda *o: E.select(keys[o] >= n, keys[o] - n, keys[o]), name)
+
     return op
 
 
@@ -163,6 +307,39 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
         pad = [(1, 0) if d == axis else (0, 0) for d in range(out.ndim)]
         out = np.take(np.pad(out, pad), np.arange(out.shape[axis]), axis=axis)
     return np.flip(out, axis) if attrs["reverse"] else out
+
+
+@cumsum.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    """Per row of the axes before `axis`, a loop along it adding each input to the previous
+    output, the axes after it innermost (contiguous and independent). An exclusive sum starts
+    one position later with the first input, so results equal the reference's (shifted
+    inclusive sums) bit for bit, signed zeros included."""
+    x, axis = ins[0], int(attrs["axis"])
+    n, reverse, shift = x.shape[axis], bool(attrs["reverse"]), int(bool(attrs["exclusive"]))
+    inner = x.shape[axis + 1:]
+
+    def build(bufs: Sequence[Buffer], out_bufs: Sequence[Buffer]) -> Stmt:
+        (src,), (out,) = bufs, out_bufs
+
+        def row(o: tuple[E.Var, ...]) -> Stmt:
+            def at(t: E.Expr | int, i: tuple[E.Var, ...]) -> tuple[E.Expr, ...]:
+                return (*o, E.as_expr((n - 1) - t if reverse else t), *i)
+
+            def nest(prefix: str, t: E.Expr | int, value: Callable[..., E.Expr]) -> Stmt:
+                return loop_nest(inner, prefix, lambda i: Store(out, at(t, i), value(i)))
+
+            t = E.Var("cumsum_t")  # writes position t + shift + 1
+            step = nest("cumsum_i", t + (shift + 1),
+                        lambda i: out[at(t + shift, i)] + src[at(t + 1, i)])
+            return seq(
+                nest("cumsum_z", 0, lambda i: E.const(0, x.dtype)) if shift else None,
+                nest("cumsum_f", shift, lambda i: src[at(0, i)]) if n > shift else None,
+                For(t, n - 1 - shift, ForKind.SERIAL, step) if n - 1 - shift > 0 else None)
+
+        return row_loops(x.shape[:axis], "cumsum_r", row) if n else seq()
+
+    return extern("cumsum", [x], [(x.shape, x.dtype)], build)[0]
 
 
 @cumsum.flops

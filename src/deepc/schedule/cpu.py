@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from deepc.ir.expr import Var
 from deepc.ir.loop import (
-    Allocate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store, walk_stmts,
+    Allocate,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
+    walk_stmts,
 )
 from deepc.schedule.schedule import Schedule
 
@@ -68,7 +76,10 @@ def _trip(root: For, target: For) -> int:
 
 def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
     sch = Schedule()
+    serial = set(f.attrs.get("serial_nests", ()))
     for nest in top_level_nests(f.body):
+        if nest.var.name in serial:
+            continue
         chain = perfect_chain(nest)
         inner = chain[-1]
         if isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL:
