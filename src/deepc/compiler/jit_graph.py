@@ -13,6 +13,7 @@ import numpy as np
 from deepc.compiler.te_graph import node_outputs, node_placeholders
 from deepc.ir.graph import Graph
 from deepc.ir.lower import lower
+from deepc.ir.loop_verify import verify_func
 from deepc.ir.types import np_dtype
 
 
@@ -29,7 +30,7 @@ def run_graph_jit(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, n
         outs_named, outs = list(named), list(named.values())
         out_types = [graph.types[o] for o in outs_named]
         present = [t for t in ins if t is not None]
-        func = lower(present, outs, f"k{k}_{node.op}")
+        func = verify_func(lower(present, outs, f"k{k}_{node.op}"))
         jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))
         args = [np.ascontiguousarray(values[name]) for t, name in zip(ins, node.inputs)
                 if t is not None]

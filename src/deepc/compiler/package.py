@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from deepc.runtime.bundle import TensorSpec, layout_params, write_bundle
+from deepc.runtime.inputs import input_bounds
 
 
 def tensor_specs(compiled: Any, names: tuple[str, ...]) -> list[TensorSpec]:
@@ -34,5 +35,6 @@ def write_cpu_bundle(compiled: Any, path: Path) -> Path:
             target=compiled.target, workspace_bytes=compiled.plan.workspace_bytes,
             name=compiled.graph.name, kernels=[k.name for k in compiled.kernels],
             plan=compiled.plan.to_dict(),
-            extra={"compile": compiled.stats(), "schedules": compiled.schedules},
+            extra={"compile": compiled.stats(), "schedules": compiled.schedules,
+                   "input_bounds": input_bounds(compiled.graph)},
         )

@@ -63,10 +63,12 @@ def schedule_kernels(kernels: list[Kernel], target: Any,
                      tuned: Mapping[str, Any] | None = None) -> tuple[list[PrimFunc], dict]:
     from deepc.schedule.cpu import default_schedule
 
+    from deepc.ir.loop_verify import verify_func
+
     funcs, records = [], {}
     for k in kernels:
-        sch = default_schedule(k.func, target.vector_bits, target.cores)
-        funcs.append(sch.apply(k.func))
+        sch = default_schedule(verify_func(k.func), target.vector_bits, target.cores)
+        funcs.append(verify_func(sch.apply(k.func)))
         records[k.name] = sch.to_list()
     return funcs, records
 

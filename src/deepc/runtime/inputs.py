@@ -20,22 +20,34 @@ def index_bound(graph: Graph, name: str) -> int | None:
     return bound
 
 
-def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+def input_bounds(graph: Graph) -> dict[str, int]:
+    """Exclusive upper bounds for integer inputs that index something (recorded in bundles)."""
+    return {n: b for n in graph.inputs if (b := index_bound(graph, n)) is not None}
+
+
+def random_arrays(specs: list[tuple[str, tuple[int, ...], str]], seed: int = 0,
+                  bounds: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Seeded arrays for (name, shape, dtype) specs: normal floats, coin-flip bools, and
+    integers in [0, bound) (bound 10 unless the input indexes something smaller)."""
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
-    for name in graph.inputs:
-        ty = graph.types[name]
-        dt = np_dtype(ty.dtype)
+    for name, shape, dtype in specs:
+        dt = np_dtype(dtype)
         if dt.kind == "f":
-            out[name] = rng.standard_normal(ty.shape).astype(dt)
+            out[name] = rng.standard_normal(shape).astype(dt)
         elif dt.kind == "b":
-            out[name] = rng.random(ty.shape) < 0.5
+            out[name] = rng.random(shape) < 0.5
         elif dt.kind in "iu":
-            hi = index_bound(graph, name) or 10
-            out[name] = rng.integers(0, hi, size=ty.shape).astype(dt)
+            hi = (bounds or {}).get(name) or 10
+            out[name] = rng.integers(0, hi, size=shape).astype(dt)
         else:
-            raise TypeError(f"cannot make random {ty.dtype} input {name!r}")
+            raise TypeError(f"cannot make random {dtype} input {name!r}")
     return out
+
+
+def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    specs = [(n, graph.types[n].shape, graph.types[n].dtype) for n in graph.inputs]
+    return random_arrays(specs, seed, input_bounds(graph))
 
 
 def load_input_files(specs: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:

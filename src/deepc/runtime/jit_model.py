@@ -10,16 +10,7 @@ import numpy as np
 
 from deepc.ir.types import np_dtype
 from deepc.runtime.interpreter import check_inputs
-
-ALIGN = 64
-
-
-def aligned_empty(nbytes: int) -> np.ndarray:
-    """A byte array whose data starts on a 64-byte boundary."""
-    raw = np.empty(max(nbytes, 1) + ALIGN, np.uint8)
-    off = (-raw.ctypes.data) % ALIGN
-    return raw[off:off + max(nbytes, 1)]
-
+from deepc.runtime.memory import aligned_empty
 
 class JitModel:
     def __init__(self, compiled: Any):

@@ -143,6 +143,13 @@ class Model:
                              " failed; report it with the bundle attached")
         return {spec.name: array for spec, array in zip(self.outputs, outs)}
 
+    def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Seeded random inputs of the right shapes (index inputs kept in range)."""
+        from deepc.runtime.inputs import random_arrays
+
+        specs = [(s.name, s.shape, s.dtype) for s in self.inputs]
+        return random_arrays(specs, seed, self.manifest.get("input_bounds", {}))
+
     def set_num_threads(self, n: int) -> None:
         """Threads the kernels use (the caller included); 0 means all cores."""
         self._lib.deepc_set_num_threads(ctypes.c_int32(int(n)))

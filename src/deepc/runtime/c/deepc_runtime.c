@@ -2,18 +2,20 @@
  *
  * Design (kernels may be a few microseconds long, so dispatch must cost far less):
  *  - Workers start lazily on the first parallel_for that can use them and stay alive.
- *  - Each worker owns a cache line with a job counter. The caller writes the job (fn, ctx, n,
- *    chunk count), then bumps the counter of every worker that gets a chunk; workers spin on
- *    their own line, so a dispatch touches only the lines of the threads it uses.
- *  - A chunk belongs to whoever claims it first: its worker, or the caller once chunk 0 is
- *    done. A worker that is asleep, or descheduled on a busy machine, then costs the caller
- *    its chunk's time instead of a wake-up latency (tens to hundreds of microseconds).
+ *  - Every worker owns a cache line holding its wake-up counter, its claim and its done flag.
+ *    A dispatch writes only the lines of the workers it uses, and the caller learns of the end
+ *    of each chunk from that chunk's line, so no line is fought over by all the threads.
+ *  - Each job gets a ticket. The caller puts it in the claim slot of every worker that gets a
+ *    chunk; whoever takes it out first (the worker, or the caller once chunk 0 is done) runs
+ *    the chunk and writes the ticket to the done flag. A worker that is asleep, or descheduled
+ *    on a busy machine, then costs the caller its chunk's time instead of a wake-up latency.
  *  - After spinning for a short while (DEEPC_SPIN_US, default 100 us; none when there are more
  *    threads than cores) a worker sleeps on its condition variable; the caller signals it only
- *    when the worker said it sleeps. The caller waits for claimed chunks the same way.
- *  - The "announce, then re-check" handshakes (counter/sleeping, pending/caller_sleeping) rely
- *    on sequentially consistent atomics: of two threads that each store one flag and then load
- *    the other's, at least one sees the other's store, so no wake-up is lost.
+ *    when the worker said it sleeps. The caller waits for the done flags the same way.
+ *  - The "announce, then re-check" handshakes (counter/sleeping, done/caller_sleeping) rely on
+ *    sequential consistency (seq_cst operations, or one seq_cst fence after a batch of release
+ *    stores): of two threads that each store one flag and then load the other's, at least one
+ *    sees the other's store, so no wake-up is lost.
  */
 #define _GNU_SOURCE /* sched_getaffinity; also exposes POSIX when built with -std=c11 */
 
@@ -31,10 +33,10 @@
 #define DEFAULT_SPIN_US 100
 
 typedef struct {
-    /* jobs handed to this worker so far (atomic signed arithmetic wraps, per C11 7.17.7.5) */
-    _Alignas(CACHE_LINE) atomic_int assigned;
-    atomic_int claim;    /* 1 while this worker's chunk of the current job is unclaimed */
-    atomic_int sleeping; /* set while blocked (or about to block) */
+    _Alignas(CACHE_LINE) atomic_uint assigned; /* wake-ups sent to this worker so far */
+    atomic_uint claim;                          /* ticket of the job whose chunk is free, or 0 */
+    atomic_uint done;                           /* ticket of the last job whose chunk finished */
+    atomic_int sleeping;                        /* set while blocked (or about to block) */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t thread;
@@ -42,14 +44,14 @@ typedef struct {
 } worker_t;
 
 static struct {
-    /* the current job: written by the caller before any worker's counter is bumped */
+    /* the current job: written before its ticket is published, fixed until it is done */
     deepc_task_fn fn;
     void *ctx;
     int64_t n;
     int32_t nchunks;
+    unsigned ticket;
 
-    _Alignas(CACHE_LINE) atomic_int pending; /* chunks 1.. of the current job not finished */
-    atomic_int caller_sleeping;
+    _Alignas(CACHE_LINE) atomic_int caller_sleeping;
     atomic_int stop;
 
     pthread_mutex_t done_lock;
@@ -67,7 +69,7 @@ static struct {
     .busy = PTHREAD_MUTEX_INITIALIZER,
 };
 
-/* Set on worker threads, and on the caller while it runs chunk 0: nested calls run serially. */
+/* Set on worker threads, and on the caller while it runs chunks: nested calls run serially. */
 static _Thread_local int tls_in_task;
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -86,11 +88,11 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spins until *word == value (until_equal) or != value (otherwise); 0 when the time is up. */
-static int spin_wait(atomic_int *word, int value, int until_equal, int64_t spin_ns) {
+/* Spins until ready(arg); 0 when spin_ns ran out first. */
+static int spin_until(int (*ready)(const void *), const void *arg, int64_t spin_ns) {
     int64_t deadline = 0;
     for (uint32_t i = 0;; i++) {
-        if ((atomic_load(word) == value) == until_equal) return 1;
+        if (ready(arg)) return 1;
         if ((i & 63) == 0) {
             int64_t t = now_ns();
             if (deadline == 0) deadline = t + spin_ns;
@@ -134,38 +136,44 @@ static int32_t requested_threads(void) {
     return n;
 }
 
-static void chunk_bounds(int64_t n, int32_t nchunks, int32_t i, int64_t *begin, int64_t *end) {
-    int64_t q = n / nchunks, r = n % nchunks;
-    *begin = i * q + (i < r ? i : r);
-    *end = *begin + q + (i < r ? 1 : 0);
+/* Runs chunk i of the current job: contiguous chunks whose sizes differ by at most one. */
+static void run_chunk(int32_t i) {
+    int64_t q = P.n / P.nchunks, r = P.n % P.nchunks;
+    int64_t begin = i * q + (i < r ? i : r);
+    P.fn(P.ctx, begin, begin + q + (i < r ? 1 : 0));
 }
 
-/* Runs chunk i of the current job; the job stays put until pending drops to zero. */
-static void run_chunk(int32_t i) {
-    int64_t begin, end;
-    chunk_bounds(P.n, P.nchunks, i, &begin, &end);
-    P.fn(P.ctx, begin, end);
+typedef struct {
+    worker_t *w;
+    unsigned seen;
+} wake_arg;
+
+static int woken(const void *arg) {
+    const wake_arg *a = (const wake_arg *)arg;
+    return atomic_load(&a->w->assigned) != a->seen;
 }
 
 static void *worker_main(void *arg) {
-    worker_t *w = (worker_t *)arg;
-    int seen = 0;
+    wake_arg a = {(worker_t *)arg, 0};
+    worker_t *w = a.w;
     tls_in_task = 1;
     for (;;) {
-        if (!spin_wait(&w->assigned, seen, 0, P.spin_ns)) {
+        if (!spin_until(woken, &a, P.spin_ns)) {
             pthread_mutex_lock(&w->lock);
             atomic_store(&w->sleeping, 1);
-            while (atomic_load(&w->assigned) == seen) pthread_cond_wait(&w->wake, &w->lock);
+            while (!woken(&a)) pthread_cond_wait(&w->wake, &w->lock);
             atomic_store(&w->sleeping, 0);
             pthread_mutex_unlock(&w->lock);
         }
-        seen = atomic_load(&w->assigned);
+        a.seen = atomic_load(&w->assigned);
         if (atomic_load(&P.stop)) return NULL;
-        /* a claim that succeeds is always for the job now published (the caller publishes the
-         * next one only after this chunk finishes), even if `seen` lags behind */
-        if (!atomic_exchange(&w->claim, 0)) continue;
+        /* the ticket says which job this is, even if `seen` lags behind: the caller publishes
+         * the next job only after this one's chunks are done */
+        unsigned ticket = atomic_exchange(&w->claim, 0u);
+        if (ticket == 0) continue; /* the caller ran the chunk */
         run_chunk(w->index);
-        if (atomic_fetch_sub(&P.pending, 1) == 1 && atomic_load(&P.caller_sleeping)) {
+        atomic_store(&w->done, ticket);
+        if (atomic_load(&P.caller_sleeping)) {
             pthread_mutex_lock(&P.done_lock);
             pthread_cond_signal(&P.done);
             pthread_mutex_unlock(&P.done_lock);
@@ -173,14 +181,43 @@ static void *worker_main(void *arg) {
     }
 }
 
-static void notify(worker_t *w, int claim) {
-    atomic_store(&w->claim, claim);
-    atomic_fetch_add(&w->assigned, 1);
-    if (atomic_load(&w->sleeping)) {
-        pthread_mutex_lock(&w->lock);
-        pthread_cond_signal(&w->wake);
-        pthread_mutex_unlock(&w->lock);
+/* Hands the first `count` workers a ticket (0: stop). The counters are release stores to
+ * distinct lines, so their cache misses overlap, and one fence orders them all before the
+ * sleeping flags are read. */
+static void publish(int32_t count, unsigned ticket) {
+    for (int32_t i = 0; i < count; i++) {
+        worker_t *w = &P.workers[i];
+        /* release: whoever takes the ticket out also sees the job it belongs to */
+        atomic_store_explicit(&w->claim, ticket, memory_order_release);
+        /* only the caller (one at a time, ordered by P.busy) writes the counter */
+        unsigned next = atomic_load_explicit(&w->assigned, memory_order_relaxed) + 1u;
+        atomic_store_explicit(&w->assigned, next, memory_order_release);
     }
+    atomic_thread_fence(memory_order_seq_cst);
+    for (int32_t i = 0; i < count; i++) {
+        worker_t *w = &P.workers[i];
+        if (atomic_load(&w->sleeping)) {
+            pthread_mutex_lock(&w->lock);
+            pthread_cond_signal(&w->wake);
+            pthread_mutex_unlock(&w->lock);
+        }
+    }
+}
+
+static int chunks_done(const void *arg) {
+    (void)arg;
+    for (int32_t i = 1; i < P.nchunks; i++)
+        if (atomic_load(&P.workers[i - 1].done) != P.ticket) return 0;
+    return 1;
+}
+
+static void wait_for_workers(void) {
+    if (spin_until(chunks_done, NULL, P.spin_ns)) return;
+    pthread_mutex_lock(&P.done_lock);
+    atomic_store(&P.caller_sleeping, 1);
+    while (!chunks_done(NULL)) pthread_cond_wait(&P.done, &P.done_lock);
+    atomic_store(&P.caller_sleeping, 0);
+    pthread_mutex_unlock(&P.done_lock);
 }
 
 /* A forked child has none of the parent's worker threads: forget them. */
@@ -190,7 +227,6 @@ static void reset_after_fork(void) {
     P.nworkers = 0;
     P.built_for = 0;
     atomic_store(&P.stop, 0);
-    atomic_store(&P.pending, 0);
     atomic_store(&P.caller_sleeping, 0);
     pthread_mutex_init(&P.done_lock, NULL);
     pthread_cond_init(&P.done, NULL);
@@ -204,7 +240,7 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, reset_after_fork)
 static void stop_pool(void) {
     if (P.built_for == 0) return;
     atomic_store(&P.stop, 1);
-    for (int32_t i = 0; i < P.nworkers; i++) notify(&P.workers[i], 0);
+    publish(P.nworkers, 0u);
     for (int32_t i = 0; i < P.nworkers; i++) {
         pthread_join(P.workers[i].thread, NULL);
         pthread_mutex_destroy(&P.workers[i].lock);
@@ -229,8 +265,9 @@ static void start_pool(int32_t threads) {
     if (P.workers == NULL) return;
     for (int32_t i = 0; i < threads - 1; i++) {
         worker_t *w = &P.workers[i];
-        atomic_init(&w->assigned, 0);
-        atomic_init(&w->claim, 0);
+        atomic_init(&w->assigned, 0u);
+        atomic_init(&w->claim, 0u);
+        atomic_init(&w->done, 0u);
         atomic_init(&w->sleeping, 0);
         w->index = i + 1;
         pthread_mutex_init(&w->lock, NULL);
@@ -242,15 +279,6 @@ static void start_pool(int32_t threads) {
         }
         P.nworkers = i + 1;
     }
-}
-
-static void wait_for_workers(void) {
-    if (spin_wait(&P.pending, 0, 1, P.spin_ns)) return;
-    pthread_mutex_lock(&P.done_lock);
-    atomic_store(&P.caller_sleeping, 1);
-    while (atomic_load(&P.pending) != 0) pthread_cond_wait(&P.done, &P.done_lock);
-    atomic_store(&P.caller_sleeping, 0);
-    pthread_mutex_unlock(&P.done_lock);
 }
 
 void deepc_parallel_for(deepc_task_fn fn, void *ctx, int64_t n) {
@@ -275,15 +303,15 @@ void deepc_parallel_for(deepc_task_fn fn, void *ctx, int64_t n) {
     P.ctx = ctx;
     P.n = n;
     P.nchunks = nchunks;
-    atomic_store(&P.pending, nchunks - 1);
-    for (int32_t i = 1; i < nchunks; i++) notify(&P.workers[i - 1], 1);
+    P.ticket = P.ticket + 1u == 0u ? 1u : P.ticket + 1u; /* 0 means "no chunk" */
+    publish(nchunks - 1, P.ticket);
     tls_in_task = 1;
     run_chunk(0);
     for (int32_t i = 1; i < nchunks; i++) {
-        atomic_int *claim = &P.workers[i - 1].claim;
-        if (atomic_load(claim) && atomic_exchange(claim, 0)) {
+        worker_t *w = &P.workers[i - 1];
+        if (atomic_load(&w->claim) != 0u && atomic_exchange(&w->claim, 0u) != 0u) {
             run_chunk(i);
-            atomic_fetch_sub(&P.pending, 1);
+            atomic_store_explicit(&w->done, P.ticket, memory_order_relaxed);
         }
     }
     tls_in_task = 0;
