@@ -46,6 +46,14 @@ class ConversionError(DeepcError):
     exit_code = 2
 
 
+class NeedsConstantError(ConversionError):
+    """A value that fixes a shape (axes, pads, a target shape) is computed at run time."""
+
+    def __init__(self, message: str, value: str):
+        super().__init__(message)
+        self.value = value
+
+
 class TargetError(DeepcError):
     """A target file is missing or malformed; the message names the file and the field."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from deepc.errors import ConversionError, ShapeError
+from deepc.errors import NeedsConstantError, ShapeError
 from deepc.ir.graph import Attrs, Graph, Node
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
@@ -115,11 +115,10 @@ class GraphBuilder:
     def require_const(self, name: str, what: str, node: str) -> np.ndarray:
         value = self.const(name)
         if value is None:
-            raise ConversionError(
+            raise NeedsConstantError(
                 f"node {node!r}: {what} must be known at compile time but is computed at run "
                 "time; fix the dynamic dimensions with --input-shape or re-export with static "
-                "shapes"
-            )
+                "shapes", name)
         return value
 
     def build(self) -> Graph:

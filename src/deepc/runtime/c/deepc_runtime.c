@@ -56,7 +56,9 @@ static struct {
 
     pthread_mutex_t done_lock;
     pthread_cond_t done;
-    pthread_mutex_t busy; /* held by the one thread dispatching on the pool */
+    /* held by the one thread dispatching on the pool; on a line of its own, as every dispatch
+     * writes it while the workers read caller_sleeping and stop */
+    _Alignas(CACHE_LINE) pthread_mutex_t busy;
 
     worker_t *workers;
     int32_t nworkers;     /* threads actually started (the caller is thread 0) */
