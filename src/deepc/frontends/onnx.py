@@ -11,6 +11,7 @@ from onnx import helper, numpy_helper
 
 from deepc.errors import ConversionError, DeepcError, ModelLoadError, UnsupportedOpError
 from deepc.frontends.builder import GraphBuilder
+from deepc.frontends.onnx_functions import expand, is_function_op
 from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
 from deepc.ir.graph import Graph
@@ -109,6 +110,8 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
 def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
     missing: dict[str, list[str]] = {}
     for i, proto in enumerate(nodes):
+        if is_function_op(proto, opset) and proto.op_type not in CONVERTERS:
+            continue
         if proto.domain not in ("", "ai.onnx") or proto.op_type not in CONVERTERS:
             default = proto.domain in ("", "ai.onnx")
             key = proto.op_type if default else f"{proto.domain}.{proto.op_type}"
@@ -116,6 +119,9 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
     if missing:
         raise UnsupportedOpError(missing)
     for i, proto in enumerate(nodes):
+        if proto.op_type not in CONVERTERS:  # a function op: convert its body instead
+            convert_nodes(b, expand(proto, opset, b, i), opset)
+            continue
         node = OnnxNode(
             proto.op_type, proto.name or f"{proto.op_type}_{i}", tuple(proto.input),
             tuple(proto.output), {a.name: decode_attr(a) for a in proto.attribute}, opset,
