@@ -79,16 +79,23 @@ class _Lowering:
 
         return map_expr(e, to_buffer)
 
-    def epilogue_of(self, t: Tensor) -> Tensor | None:
-        """The single elementwise consumer that can be applied to `t`'s accumulator."""
+    def epilogue_of(self, t: Tensor, fused: set[int]) -> Tensor | None:
+        """The single elementwise consumer that can be applied to `t`'s accumulator: it
+        reads `t` only at its own indices, is not fused elsewhere, and everything else it
+        reads is computed before `t`."""
         users = self.users.get(id(t), [])
         if not t.is_reduction or len(users) != 1 or any(t is o for o in self.outputs):
             return None
         user = users[0]
-        if user.body is None or user.is_reduction or user.shape != t.shape:
+        if user.body is None or user.is_reduction or user.shape != t.shape or id(user) in fused:
             return None
-        for node in _loads_of(self.body_expr_raw(user), t):
+        body = self.body_expr_raw(user)
+        for node in _loads_of(body, t):
             if node.indices != user.axes:
+                return None
+        position = {id(s): k for k, s in enumerate(self.order)}
+        for src in tensors_read(body):
+            if src is not t and not src.is_placeholder and position[id(src)] > position[id(t)]:
                 return None
         return user
 
@@ -114,7 +121,7 @@ class _Lowering:
                     out_ids = {id(o) for o in self.outputs}
                     allocs += [self.buffer(o) for o in t.extern.outputs if id(o) not in out_ids]
                 continue
-            epi = self.epilogue_of(t)
+            epi = self.epilogue_of(t, fused_into)
             target = epi if epi is not None else t
             if epi is not None:
                 fused_into.add(id(epi))

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
-from deepc.ir.types import TensorType
+from deepc.ir.tensor import Tensor, compute
+from deepc.ir.types import TensorType, np_dtype
 from deepc.ops.registry import FusionKind, Op
 
 MODES = ("constant", "reflect", "edge", "wrap")
@@ -59,3 +61,44 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
         return np.pad(x, widths, mode="constant",
                       constant_values=np.asarray(attrs["value"]).astype(x.dtype))
     return np.pad(x, widths, mode=mode)
+
+
+def _source(o: E.Expr, dim: int, begin: int, end: int, mode: str) -> tuple[E.Expr, list[E.Expr]]:
+    """The input index that output index `o` reads along one axis, and the conditions under
+    which it lies inside (mode constant; other modes always read inside).
+
+    `r` below indexes the cropped axis [crop, crop + n); only a side that grows needs a rule,
+    and reflect needs one mirror per side since its pads are shorter than the axis."""
+    crop, n, pb = -min(begin, 0), dim + min(begin, 0) + min(end, 0), max(begin, 0)
+    r = o - pb
+    if mode == "constant":
+        inside = ([o >= pb] if begin > 0 else []) + ([o < pb + n] if end > 0 else [])
+        return r + crop, inside
+    if mode == "wrap" and (begin > 0 or end > 0):
+        lift = -(-pb // n) * n  # a multiple of n that makes the dividend non-negative
+        return (o + (lift - pb)) % n + crop, []
+    if begin > 0:
+        r = E.maximum(r, 0) if mode == "edge" else E.maximum(r, -r)
+    if end > 0:
+        r = E.minimum(r, n - 1) if mode == "edge" else E.minimum(r, 2 * (n - 1) - r)
+    return r + crop, []
+
+
+@pad.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, mode = ins[0], str(attrs["mode"])
+    begins, ends = _pads(TensorType(x.shape, x.dtype), attrs)
+    fill = E.const(np.asarray(attrs["value"]).astype(np_dtype(x.dtype)).item(), x.dtype)
+
+    def fn(*o: E.Var) -> E.Expr:
+        srcs = [_source(*args, mode) for args in zip(o, x.shape, begins, ends)]
+        inside = [c for _, conds in srcs for c in conds]
+        value = x[tuple(s for s, _ in srcs)]
+        if not inside:
+            return value
+        cond = inside[0]
+        for c in inside[1:]:
+            cond = cond & c
+        return E.select(cond, value, fill)
+
+    return compute(outs[0].shape, fn, "pad")

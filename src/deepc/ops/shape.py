@@ -7,9 +7,11 @@ from math import prod
 
 import numpy as np
 
+from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
+from deepc.ir.tensor import Tensor, compute
 from deepc.ir.types import TensorType
-from deepc.ops.common import broadcast_shape, present
+from deepc.ops.common import broadcast_index, broadcast_shape, present
 from deepc.ops.registry import FusionKind, Op
 
 
@@ -22,6 +24,44 @@ def _first(ins: Sequence[TensorType | None]) -> TensorType:
 
 def _ints(attrs: Attrs, key: str) -> tuple[int, ...]:
     return tuple(int(v) for v in attrs[key])  # type: ignore[union-attr]
+
+
+def empty_output(out: TensorType, name: str) -> Tensor | None:
+    """A stage for an output with no elements (its body never runs), or None if it has some.
+    Index formulas divide by extents, so ops call this before building them."""
+    if out.size:
+        return None
+    return compute(out.shape, lambda *i: E.const(0, out.dtype), name)
+
+
+def _strides(shape: Sequence[int]) -> list[int]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return strides[::-1]
+
+
+def reshape_index(i: Sequence[E.Expr], out_shape: Sequence[int],
+                  in_shape: Sequence[int]) -> list[E.Expr]:
+    """Input indices of a row-major reshape. Leading and trailing axes that the reshape keeps
+    map straight through; only the axes in between go through a flat offset."""
+    lo = 0
+    while lo < min(len(out_shape), len(in_shape)) and out_shape[lo] == in_shape[lo]:
+        lo += 1
+    hi = 0
+    while (hi < min(len(out_shape), len(in_shape)) - lo
+           and out_shape[-1 - hi] == in_shape[-1 - hi]):
+        hi += 1
+    o_mid, i_mid = out_shape[lo:len(out_shape) - hi], in_shape[lo:len(in_shape) - hi]
+    flat: E.Expr = E.Const(0, E.INDEX)
+    for k, stride in zip(range(lo, lo + len(o_mid)), _strides(o_mid)):
+        flat = flat + E.as_expr(i[k]) * stride
+    mid: list[E.Expr] = []
+    for k, (d, stride) in enumerate(zip(i_mid, _strides(i_mid))):
+        j = flat // stride if d > 1 else E.Const(0, E.INDEX)
+        mid.append(j % d if k and d > 1 else j)  # the first axis needs no modulo
+    return [*i[:lo], *mid, *i[len(i) - hi:]]
 
 
 # -- reshape ------------------------------------------------------------------------------------
@@ -44,6 +84,13 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.reshape(ins[0], _ints(attrs, "shape"))
 
 
+@reshape.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, out = ins[0], outs[0]
+    return empty_output(out, "reshape") or compute(
+        out.shape, lambda *i: x[tuple(reshape_index(i, out.shape, x.shape))], "reshape")
+
+
 # -- transpose ----------------------------------------------------------------------------------
 transpose = Op("transpose", FusionKind.INJECTIVE,
                doc="out.shape[i] = x.shape[perm[i]]; perm is a full permutation")
@@ -60,6 +107,19 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 @transpose.reference
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(ins[0], _ints(attrs, "perm")))
+
+
+@transpose.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, perm = ins[0], _ints(attrs, "perm")
+
+    def fn(*i: E.Var) -> E.Expr:
+        src: list[E.Expr] = [E.Const(0, E.INDEX)] * x.rank
+        for k, p in enumerate(perm):
+            src[p] = i[k]
+        return x[tuple(src)]
+
+    return compute(outs[0].shape, fn, "transpose")
 
 
 # -- broadcast_to -------------------------------------------------------------------------------
@@ -85,6 +145,12 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.array(np.broadcast_to(ins[0], _ints(attrs, "shape")))
 
 
+@broadcast_to.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x = ins[0]
+    return compute(outs[0].shape, lambda *i: x[broadcast_index(i, x.shape)], "broadcast_to")
+
+
 # -- tile ---------------------------------------------------------------------------------------
 tile = Op("tile", FusionKind.INJECTIVE, doc="repeat x attrs['repeats'][i] times along axis i")
 
@@ -100,6 +166,13 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 @tile.reference
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.tile(ins[0], _ints(attrs, "repeats"))
+
+
+@tile.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, reps = ins[0], _ints(attrs, "repeats")
+    return empty_output(outs[0], "tile") or compute(outs[0].shape, lambda *i: x[tuple(
+        0 if d == 1 else o if r == 1 else o % d for o, d, r in zip(i, x.shape, reps))], "tile")
 
 
 # -- concat -------------------------------------------------------------------------------------
@@ -130,6 +203,31 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.concatenate(present(ins), axis=int(attrs["axis"]))  # type: ignore[arg-type]
 
 
+@concat.def_compute
+def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    axis = int(attrs["axis"])  # type: ignore[arg-type]
+    empty = empty_output(outs[0], "concat")
+    if empty is not None:
+        return empty
+    parts, offset = [], 0  # (input, its first index on the axis), empty inputs dropped
+    for x in present(ins):
+        if x.shape[axis]:
+            parts.append((x, offset))
+            offset += x.shape[axis]
+
+    def fn(*i: E.Var) -> E.Expr:
+        def load(x: Tensor, start: int) -> E.Expr:
+            return x[(*i[:axis], i[axis] - start, *i[axis + 1:])]
+
+        # a chain of selects, each guarding the loads of one input
+        value = load(*parts[-1])
+        for x, start in reversed(parts[:-1]):
+            value = E.select(i[axis] < start + x.shape[axis], load(x, start), value)
+        return value
+
+    return compute(outs[0].shape, fn, "concat")
+
+
 # -- split --------------------------------------------------------------------------------------
 split = Op("split", FusionKind.INJECTIVE,
            doc="cut x along attrs['axis'] (>= 0) into pieces of attrs['sizes']; one output each")
@@ -150,6 +248,18 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> tuple[np.ndarray, ...]:
     bounds = np.cumsum(_ints(attrs, "sizes"))[:-1]
     parts = np.split(ins[0], bounds, axis=int(attrs["axis"]))  # type: ignore[arg-type]
     return tuple(np.ascontiguousarray(p) for p in parts)
+
+
+@split.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> list[Tensor]:
+    x, axis = ins[0], int(attrs["axis"])  # type: ignore[arg-type]
+    starts = np.cumsum((0, *_ints(attrs, "sizes")))
+
+    def piece(k: int, start: int) -> Tensor:
+        return compute(outs[k].shape, lambda *i: x[(*i[:axis], i[axis] + start, *i[axis + 1:])],
+                       f"split{k}")
+
+    return [piece(k, int(s)) for k, s in enumerate(starts[:-1])]
 
 
 # -- slice --------------------------------------------------------------------------------------
@@ -201,6 +311,17 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.ascontiguousarray(ins[0][tuple(index)])
 
 
+@slice_.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x = ins[0]
+    first = dict.fromkeys(range(x.rank), 0)
+    step = dict.fromkeys(range(x.rank), 1)
+    for a, s, st in zip(_ints(attrs, "axes"), _ints(attrs, "starts"), _ints(attrs, "steps")):
+        first[a], step[a] = s, st
+    return compute(outs[0].shape, lambda *i: x[tuple(
+        first[k] + o * step[k] for k, o in enumerate(i))], "slice")
+
+
 # -- depth_to_space / space_to_depth ------------------------------------------------------------
 depth_to_space = Op("depth_to_space", FusionKind.INJECTIVE, doc="""NCHW channels to blocks:
 [N, C*b*b, H, W] -> [N, C, H*b, W*b]; `mode` DCR reads channel (i*b + j)*C + c for block
@@ -235,6 +356,18 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     return np.ascontiguousarray(y.reshape(n, c // (b * b), h * b, w * b))
 
 
+@depth_to_space.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, b, out = ins[0], int(attrs["blocksize"]), outs[0]  # type: ignore[arg-type]
+
+    def fn(n: E.Var, c: E.Var, y: E.Var, w: E.Var) -> E.Expr:
+        i, j = y % b, w % b  # the offset in the block
+        depth = (i * b + j) * out.shape[1] + c if attrs["mode"] == "DCR" else (c * b + i) * b + j
+        return x[n, depth, y // b, w // b]
+
+    return compute(out.shape, fn, "depth_to_space")
+
+
 @space_to_depth.infer
 def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x, b = _first(ins), int(attrs["blocksize"])  # type: ignore[arg-type]
@@ -252,3 +385,18 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     y = x.reshape(n, c, h // b, b, w // b, b)
     y = y.transpose(0, 3, 5, 1, 2, 4) if attrs["mode"] == "DCR" else y.transpose(0, 1, 3, 5, 2, 4)
     return np.ascontiguousarray(y.reshape(n, c * b * b, h // b, w // b))
+
+
+@space_to_depth.def_compute
+def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, b = ins[0], int(attrs["blocksize"])  # type: ignore[arg-type]
+    channels = x.shape[1]
+
+    def fn(n: E.Var, k: E.Var, h: E.Var, w: E.Var) -> E.Expr:
+        if attrs["mode"] == "DCR":  # k = (i * b + j) * C + c
+            i, j, c = k // (b * channels), k // channels % b, k % channels
+        else:  # k = (c * b + i) * b + j
+            i, j, c = k // b % b, k % b, k // (b * b)
+        return x[n, c, h * b + i, w * b + j]
+
+    return compute(outs[0].shape, fn, "space_to_depth")

@@ -2,7 +2,14 @@
 
 from deepc.schedule.placement import cache_read, cache_write, compute_at, compute_inline
 from deepc.schedule.primitives import (
-    bind, fuse, parallel, reorder, split, tile, unroll, vectorize,
+    bind,
+    fuse,
+    parallel,
+    reorder,
+    split,
+    tile,
+    unroll,
+    vectorize,
 )
 from deepc.schedule.schedule import Schedule, Step
 

@@ -6,7 +6,17 @@ from __future__ import annotations
 from deepc.ir.affine import Affine, affine, bounds
 from deepc.ir.expr import INDEX, Const, Expr, Load, Var, binary
 from deepc.ir.loop import (
-    Allocate, Buffer, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store, find_loop, seq,
+    Allocate,
+    Buffer,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
+    find_loop,
+    seq,
     walk_stmts,
 )
 from deepc.ir.rewrite import substitute

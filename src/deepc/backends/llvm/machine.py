@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -86,6 +87,14 @@ class JitModule:
     def address(self, name: str) -> int:
         return self.engine.get_function_address(name)
 
-    def kernel(self, name: str, nargs: int) -> ctypes._CFuncPtr:
+    def kernel(self, name: str, nargs: int) -> Callable[..., None]:
+        """A callable for a kernel taking `nargs` pointers; it keeps this module (and so the
+        machine code) alive for as long as it is referenced."""
         proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nargs))
-        return proto(self.address(name))
+        fn = proto(self.address(name))
+
+        def call(*pointers: int) -> None:
+            fn(*pointers)
+
+        call.module = self  # type: ignore[attr-defined]
+        return call
