@@ -75,20 +75,26 @@ def schedule_kernels(kernels: list[Kernel], target: Any,
 
 def compile(model: str | Path | Graph, target: Any = "host", *,
             input_shapes: Mapping[str, tuple[int, ...]] | None = None,
-            opt_level: int = 2, progress: Progress | None = None) -> CompiledModel:
-    """Compile a model (path or graph IR) for a target (name, path or Target)."""
+            opt_level: int = 2, pass_context: Any = None,
+            progress: Progress | None = None) -> CompiledModel:
+    """Compile a model (path or graph IR) for a target (name, path or Target).
+
+    `pass_context` (a deepc.passes.PassContext) carries pass options: disabled passes,
+    passes to print after, and collects pass times and dumps for the caller.
+    """
     from deepc.backends.llvm.codegen import emit_kernel
     from deepc.backends.llvm.machine import emit_object, optimize
     from deepc.compiler.entry import emit_entry
     from deepc.passes import run_pipeline
+    from deepc.passes.fuse import groups_of
     from deepc.target import load_target
 
     start = time.perf_counter()
     tgt = load_target(target)
     report = progress or (lambda stage, done, total: None)
     report("import", 0, 1)
-    graph = run_pipeline(load_graph(model, input_shapes), opt_level)
-    groups = [[n] for n in graph.nodes]
+    graph = run_pipeline(load_graph(model, input_shapes), opt_level, pass_context)
+    groups = groups_of(graph)
     kernels = []
     for k, group in enumerate(groups):
         report("lower", k, len(groups))
