@@ -1,6 +1,6 @@
 """Operator fusion: which nodes become one kernel.
 
-Fusion marks nodes with a `group` attribute (see `groups_of`); kernels are built one per
+Fusion marks nodes with a `fuse_group` attribute (see `groups_of`); kernels are built one per
 group. Until the fusion pass runs, every node is its own group.
 """
 
@@ -14,7 +14,7 @@ def groups_of(graph: Graph) -> list[list[Node]]:
     groups: list[list[Node]] = []
     index: dict[object, int] = {}
     for node in graph.nodes:
-        key = node.attr("group")
+        key = node.attr("fuse_group")
         if key is None or key not in index:
             if key is not None:
                 index[key] = len(groups)
