@@ -111,3 +111,16 @@ def test_split_docstring_shape() -> None:
 def test_unknown_loop_is_named() -> None:
     with pytest.raises(KeyError, match="nope"):
         split(elementwise(2, 2), "nope", 2)
+
+
+@SETTINGS
+@given(n=dims, m=dims, k=dims, mr=st.integers(1, 6), nr=st.sampled_from([1, 4, 8, 16]))
+def test_tile_reduction_preserves_results(n: int, m: int, k: int, mr: int, nr: int) -> None:
+    from deepc.schedule.reduction import tile_reduction
+
+    f = split(split(matmul_relu(n, m, k), "C_i0", mr), "C_i1", nr)
+    f = reorder(f, "C_i0_o", "C_i1_o", "C_i0_i", "C_i1_i")
+    g = tile_reduction(f, "C_i0_i", "C_i1_i")
+    assert "C_acc: float32[" in func_to_text(g)
+    check_mm(g, n, m, k)
+    check_mm(vectorize(unroll(g, "C_i0_i"), "C_i1_i"), n, m, k)

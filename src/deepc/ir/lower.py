@@ -1,6 +1,7 @@
 """Lowering: tensor expressions of a fused group into one loop-IR function.
 
-Stages that are not reductions, externs or outputs are inlined into their consumers. Each
+Stages that are not reductions, externs, outputs or padding read by a reduction are inlined
+into their consumers. Each
 remaining stage becomes a loop nest over its shape; a reduction accumulates in a register
 (a one-element local buffer), and an elementwise consumer that reads a reduction at its own
 indices is applied to the accumulator before the store (epilogue fusion), so conv + bias +
@@ -31,9 +32,14 @@ class _Lowering:
         if missing:
             raise ValueError(f"placeholders {[t.name for t in missing]} are not inputs")
         out_ids = {id(t) for t in outputs}
+        # padding read by a reduction is computed once into a buffer rather than inlined:
+        # the reduction's loads then need no bounds tests and vectorize
+        padded_inputs = {id(src) for t in self.order if t.is_reduction
+                         for src in t.inputs() if src.tag == "pad"}
         self.materialized = {
             id(t) for t in self.order
             if t.is_placeholder or t.extern is not None or t.is_reduction or id(t) in out_ids
+            or id(t) in padded_inputs
         }
         # consumers among materialized stages, seen through inlined ones
         self.users: dict[int, list[Tensor]] = {}

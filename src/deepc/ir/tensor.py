@@ -79,6 +79,7 @@ class Tensor:
     body: Expr | None = None
     extern: ExternOp | None = None
     extern_index: int = 0
+    tag: str = ""  # what the stage is, for lowering and schedules: "pad", ...
 
     def __getitem__(self, idx: Any) -> Load:
         idx = idx if isinstance(idx, tuple) else (idx,)
@@ -114,14 +115,14 @@ def placeholder(shape: Sequence[int], dtype: str, name: str) -> Tensor:
 
 
 def compute(shape: Sequence[int], fn: Callable[..., Any], name: str,
-            dtype: str | None = None) -> Tensor:
+            dtype: str | None = None, tag: str = "") -> Tensor:
     shape = tuple(int(s) for s in shape)
     axes = tuple(Var(f"{name}.i{k}") for k in range(len(shape)))
     body = as_expr(fn(*axes))
     if dtype is not None and body.dtype != dtype:
         body = body.astype(dtype)
     _check_reduce_at_top(body, name)
-    return Tensor(name, shape, body.dtype, axes, body)
+    return Tensor(name, shape, body.dtype, axes, body, tag=tag)
 
 
 def extern(name: str, inputs: Sequence[Tensor], outs: Sequence[tuple[Sequence[int], str]],

@@ -211,12 +211,42 @@ def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) ->
     rc = reduce_axis(cg, "conv.rc")
     taps = [reduce_axis(k, f"conv.rk{i}") for i, k in enumerate(w.shape[2:])]
 
+    xp, offsets = padded(x, taps, strides, pads, dilations, out[2:])
+
     def body(n: E.Expr, m: E.Expr, *o: E.Expr) -> E.Expr:
         c = rc if group == 1 else m // mg * cg + rc
-        xv = window_load(x, (n, c), o, taps, strides, pads, dilations, out[2:], 0)
+        pos = [oi * s + k * d + off for oi, k, s, d, off in zip(o, taps, strides, dilations,
+                                                                 offsets)]
+        xv = xp[(n, c, *pos)]
         return rsum(xv.astype(acc) * w[(m, rc, *taps)].astype(acc), (rc, *taps))
 
     return with_bias(compute(out, body, "conv"), b, outs[0].dtype, "conv_bias")
+
+
+def padded(x: Tensor, taps: Sequence[IterVar], strides: Sequence[int], pads: Sequence[int],
+           dilations: Sequence[int], out_sizes: Sequence[int]) -> tuple[Tensor, list[int]]:
+    """x zero-padded to cover every window (a stage tagged "pad"), and the offset to add
+    to window positions in it; x itself (offsets 0, or negative where the windows stop
+    short of x's end) when no window leaves x."""
+    nd = len(taps)
+    need = [(out_sizes[i] - 1) * strides[i] + (taps[i].extent - 1) * dilations[i] + 1
+            for i in range(nd)]
+    size = x.shape[2:]
+    if all(pads[i] == 0 and need[i] <= size[i] for i in range(nd)):
+        return x, [0] * nd
+    shape = (*x.shape[:2], *need)
+
+    def body(n: E.Expr, c: E.Expr, *p: E.Expr) -> E.Expr:
+        pos = [pi - pads[i] for i, pi in enumerate(p)]
+        conds = [cd for i, q in enumerate(pos)
+                 for cd in ([q >= 0] if pads[i] > 0 else []) + ([q < size[i]]
+                                                                if need[i] - pads[i] > size[i]
+                                                                else [])]
+        value = x[(n, c, *pos)]
+        cond = all_of(conds)
+        return value if cond is None else E.select(cond, value, E.as_expr(0, value))
+
+    return compute(shape, body, "conv_pad", tag="pad"), [0] * nd
 
 
 @conv.flops

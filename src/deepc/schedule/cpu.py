@@ -15,6 +15,7 @@ from deepc.ir.loop import (
     Store,
     walk_stmts,
 )
+from deepc.schedule.cpu_reduction import plan_reduction_tile
 from deepc.schedule.schedule import Schedule
 
 MIN_PARALLEL_WORK = 1 << 14  # iterations below which threads cost more than they save
@@ -82,6 +83,12 @@ def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
             continue
         chain = perfect_chain(nest)
         inner = chain[-1]
+        tile = plan_reduction_tile(chain, vector_bits)
+        if tile is not None:
+            for step in tile.steps:
+                sch.add(*step)
+            _parallel(sch, tile.outer, nest, cores)
+            continue
         if isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL:
             lanes = max(vector_bits // (8 * _itemsize(inner.body.buffer.dtype)), 1)
             if inner.extent >= lanes and inner.extent % lanes == 0 and lanes > 1:
@@ -93,17 +100,22 @@ def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
                 else:
                     sch.add("vectorize", inner.var.name)
                     chain = chain[:-1]
-        if cores > 1 and chain and work(nest) >= MIN_PARALLEL_WORK:
-            outer = chain[0]
-            name, extent = outer.var.name, outer.extent
-            k = 1
-            while extent < 4 * cores and k < len(chain):
-                sch.add("fuse", name, chain[k].var.name)
-                name, extent = f"{name}_{chain[k].var.name}", extent * chain[k].extent
-                k += 1
-            if extent > 1:
-                sch.add("parallel", name)
+        _parallel(sch, [(c.var.name, c.extent) for c in chain], nest, cores)
     return sch
+
+
+def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int) -> None:
+    """Spread the outer loops over the cores, fusing loops until there is enough work."""
+    if cores < 2 or not chain or work(nest) < MIN_PARALLEL_WORK:
+        return
+    name, extent = chain[0]
+    k = 1
+    while extent < 4 * cores and k < len(chain):
+        sch.add("fuse", name, chain[k][0])
+        name, extent = f"{name}_{chain[k][0]}", extent * chain[k][1]
+        k += 1
+    if extent > 1:
+        sch.add("parallel", name)
 
 
 def _itemsize(dtype: str) -> int:

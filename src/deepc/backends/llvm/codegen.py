@@ -69,6 +69,8 @@ class FunctionEmitter(ExprEmitter):
         value = self.to_memory(self.emit(s.value), s.buffer.dtype)
         off_expr = linear_offset(s.buffer, s.indices)
         bld = self.builder
+        if self.vec_var is not None and _mentions(off_expr, self.vec_var):
+            value = self.broadcast(value, self.lanes)  # a uniform value stored per lane
         if isinstance(value.type, ir.VectorType):
             from deepc.backends.llvm.exprs import depends_on, lane_coefficient
 
@@ -142,6 +144,9 @@ class FunctionEmitter(ExprEmitter):
             entry = ir.IRBuilder(self.entry)
             ptr = entry.alloca(ety, size=ir.Constant(I64, buf.size), name=buf.name)
             ptr.align = 64
+            # an untyped pointer, so vector loads and stores may use it like a parameter
+            # (llvmlite types allocas as typed pointers; the IR text is the same)
+            ptr.type = PTR
             self.buffers[buf.name] = ptr
             self.stmt(s.body)
             return
