@@ -6,7 +6,17 @@ from __future__ import annotations
 from deepc.errors import VerifyError
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import (
-    SCOPES, Allocate, Buffer, Evaluate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store,
+    SCOPES,
+    Allocate,
+    Buffer,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
 )
 from deepc.ir.tensor import Reduce, walk
 
