@@ -56,3 +56,22 @@ def test_light_model_compiled(name: str, tmp_path: Path) -> None:
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
     for got, want in zip(ours, run_ort(model, feeds)):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_resnet18_through_the_cli(tmp_path: Path) -> None:
+    """`deepc compile` then `deepc run --input` on a real model, compared with onnxruntime."""
+    from tests.test_cli import run
+
+    path = shared_model("resnet18")
+    feeds = random_inputs(load(path), seed=11)
+    np.save(tmp_path / "x.npy", feeds["input"])
+    code, _, err = run("compile", str(path), "-t", "host", "-o", str(tmp_path / "r.tar"))
+    assert code == 0, err
+    code, _, err = run("run", str(tmp_path / "r.tar"), "-i", f"input={tmp_path / 'x.npy'}",
+                       "-d", str(tmp_path / "out"))
+    assert code == 0, err
+    want = run_ort(onnx.load(str(path)), feeds)[0]
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "output.npy"), want, rtol=RTOL,
+                               atol=ATOL)
