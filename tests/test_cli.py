@@ -53,6 +53,7 @@ def test_inspect_ir_example() -> None:
 
 def test_inspect_ir_json() -> None:
     code, out, _ = run("inspect-ir", str(EXAMPLE), "--json")
+    assert code == 0
     data = json.loads(out)
     assert data["summary"]["op_counts"]["conv"] == 5
     assert data["summary"]["flops"] > 0

@@ -27,7 +27,6 @@ class DeepcRep(BackendRep):
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         from deepc.compiler.pipeline import compile
-        from deepc.frontends.onnx import convert
         from deepc.runtime.jit_model import JitModel
 
         names = self._inputs()

@@ -12,8 +12,8 @@ import numpy as np
 
 from deepc.compiler.te_graph import node_outputs, node_placeholders
 from deepc.ir.graph import Graph
-from deepc.ir.lower import lower
 from deepc.ir.loop_verify import verify_func
+from deepc.ir.lower import lower
 from deepc.ir.types import np_dtype
 
 

@@ -61,9 +61,8 @@ def load_graph(model: str | Path | Graph,
 
 def schedule_kernels(kernels: list[Kernel], target: Any,
                      tuned: Mapping[str, Any] | None = None) -> tuple[list[PrimFunc], dict]:
-    from deepc.schedule.cpu import default_schedule
-
     from deepc.ir.loop_verify import verify_func
+    from deepc.schedule.cpu import default_schedule
 
     funcs, records = [], {}
     for k in kernels:

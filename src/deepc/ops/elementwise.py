@@ -22,7 +22,8 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
-        return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _round_half_even(x: np.ndarray, a: Attrs) -> np.ndarray:
@@ -69,7 +70,8 @@ ACTIVATIONS = {
     "elu": lambda x, a: np.where(x > 0, x, a["alpha"] * (np.exp(np.minimum(x, 0)) - 1)),
     "celu": lambda x, a: np.maximum(x, 0)
     + np.minimum(0, a["alpha"] * (np.exp(np.minimum(x, 0) / a["alpha"]) - 1)),
-    "selu": lambda x, a: a["gamma"] * np.where(x > 0, x, a["alpha"] * (np.exp(np.minimum(x, 0)) - 1)),
+    "selu": lambda x, a: a["gamma"] * np.where(
+        x > 0, x, a["alpha"] * (np.exp(np.minimum(x, 0)) - 1)),
     "hard_sigmoid": lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0, 1),
     "hard_swish": lambda x, a: x * np.clip(x / 6 + 0.5, 0, 1),
     "thresholded_relu": lambda x, a: np.where(x > a["alpha"], x, 0),
@@ -81,7 +83,8 @@ ACTIVATIONS = {
         if a["approximate"] == "tanh" else 0.5 * x * (1 + erf(x / np.sqrt(2).astype(x.dtype)))
     ),
     # clip with static bounds; absent bounds are None
-    "clip": lambda x, a: np.clip(x, a["min"], a["max"]) if a["min"] is not None or a["max"] is not None else x.copy(),
+    "clip": lambda x, a: (np.clip(x, a["min"], a["max"])
+                          if a["min"] is not None or a["max"] is not None else x.copy()),
 }
 
 
@@ -245,7 +248,8 @@ BINARY = {
     "bitwise_and": lambda x, y, a: np.bitwise_and(x, y),
     "bitwise_or": lambda x, y, a: np.bitwise_or(x, y),
     "bitwise_xor": lambda x, y, a: np.bitwise_xor(x, y),
-    "bit_shift": lambda x, y, a: np.left_shift(x, y) if a["direction"] == "LEFT" else np.right_shift(x, y),
+    "bit_shift": lambda x, y, a: (np.left_shift(x, y) if a["direction"] == "LEFT"
+                                  else np.right_shift(x, y)),
 }
 BINARY_TE = {
     "add": lambda x, y, a: x + y,

@@ -12,6 +12,7 @@ from deepc.ir.types import np_dtype
 from deepc.runtime.interpreter import check_inputs
 from deepc.runtime.memory import aligned_empty
 
+
 class JitModel:
     def __init__(self, compiled: Any):
         import llvmlite.binding as llvm
