@@ -214,6 +214,62 @@ def safe_filename(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+@main.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
+@click.option("--threads", "threads", multiple=True, type=int, default=(0,), show_default=True,
+              help="Threads (0 = all cores). Repeat to bench several settings.")
+@click.option("--compare", default="onnxruntime", show_default=True,
+              help="Peer to time alongside (onnxruntime, or none).")
+@click.option("--runs", default=50, show_default=True, help="Timed runs of each.")
+@click.option("--warmup", default=5, show_default=True, help="Untimed runs first.")
+@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=3, show_default=True)
+@click.option("--profile", is_flag=True, help="Per-kernel time share and GFLOP/s.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
+@handle_errors
+def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
+              runs: int, warmup: int, opt_level: int, profile: bool, as_json: bool) -> None:
+    """Time compiled models against onnxruntime, side by side in one process."""
+    from deepc.bench import bench_model, geomean
+
+    results = []
+    with compile_progress() as bar:
+        task = bar.add_task("bench", total=len(models) * len(threads))
+        for n in threads:
+            for model in models:
+                results.append(bench_model(model, target, threads=n, compare=compare,
+                                           runs=runs, warmup=warmup, profile=profile,
+                                           opt_level=opt_level))
+                bar.advance(task)
+    if as_json:
+        for r in results:
+            click.echo(json.dumps(r.to_dict()))
+        return
+    table = Table(title=f"deepc vs {compare} on {target} (median of {runs} interleaved runs)",
+                  title_justify="left")
+    for col in ("model", "threads", "deepc ms", "p90", f"{compare} ms", "ratio", "match"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in results:
+        peer = "-" if r.peer is None else f"{r.peer.median_ms:.2f}"
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+        table.add_row(r.model, str(r.threads), f"{r.deepc.median_ms:.2f}",
+                      f"{r.deepc.p90_ms:.2f}", peer, ratio, str(r.matches))
+    for n in sorted({r.threads for r in results}):
+        ratios = [r.ratio for r in results if r.threads == n and r.ratio is not None]
+        if len(ratios) > 1:
+            table.add_row("geomean", str(n), "", "", "", f"{geomean(ratios):.2f}", "")
+    console.print(table)
+    if profile:
+        for r in results:
+            prof = Table(title=f"{r.model}: kernels by time", title_justify="left")
+            for col in ("kernel", "ops", "ms", "share", "GFLOP/s"):
+                prof.add_column(col)
+            for row in sorted(r.profile, key=lambda x: -x["ms"])[:25]:
+                prof.add_row(row["kernel"], ",".join(row["ops"]), f"{row['ms']:.3f}",
+                             f"{row['share']:.1%}", f"{row['gflops']:.1f}")
+            console.print(prof)
+
+
 @main.command("targets")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @handle_errors

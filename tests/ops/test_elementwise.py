@@ -72,3 +72,11 @@ def test_clip(check, opset):
         lo, hi = np.array(-0.5, np.float32), np.array(0.5, np.float32)
         check("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset, initializers=["lo", "hi"])
         check("Clip", {"x": X, "lo": lo, "hi": hi}, opset=opset)
+
+
+@pytest.mark.parametrize("op", ["Exp", "Tanh", "Sigmoid", "Softplus", "Elu", "Mish"])
+def test_vector_math_over_the_whole_float_range(op):
+    """exp and tanh are inline polynomials in compiled code: check them at the extremes."""
+    x = np.concatenate([np.linspace(-110, 110, 2001), [0.0, -0.0, 1e-8, -1e-8, np.inf,
+                                                        -np.inf, np.nan, 88.7, -87.4]])
+    check_compiled(op, {"x": x.astype(np.float32)}, opset=18, rtol=2e-6, atol=1e-7)

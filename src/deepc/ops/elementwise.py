@@ -107,7 +107,11 @@ def _sigmoid(x: E.Expr) -> E.Expr:
 
 
 def _softplus(x: E.Expr) -> E.Expr:
-    return E.maximum(x, _c(x, 0.0)) + E.call("log", _c(x, 1.0) + _exp(-E.call("fabs", x)))
+    t = _exp(-E.call("fabs", x))
+    # log1p(t) without a log1p: log(u) * t / (u - 1) with u = 1 + t rounded (Goldberg)
+    u = _c(x, 1.0) + t
+    log1p = E.select(u.eq(_c(x, 1.0)), t, E.call("log", u) * t / (u - _c(x, 1.0)))
+    return E.maximum(x, _c(x, 0.0)) + log1p
 
 
 def _erf_gelu(x: E.Expr) -> E.Expr:

@@ -15,7 +15,7 @@ from deepc.ir.loop import (
     Store,
     walk_stmts,
 )
-from deepc.schedule.cpu_reduction import plan_reduction_tile
+from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile
 from deepc.schedule.schedule import Schedule
 
 MIN_PARALLEL_WORK = 1 << 14  # iterations below which threads cost more than they save
@@ -91,11 +91,13 @@ def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
             continue
         if isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL:
             lanes = max(vector_bits // (8 * _itemsize(inner.body.buffer.dtype)), 1)
-            if inner.extent >= lanes and inner.extent % lanes == 0 and lanes > 1:
-                if inner.extent > lanes:
-                    sch.add("split", inner.var.name, lanes)
+            # a vector of the whole loop, or of a divisor of it that fills half the lanes
+            width = best_factor(inner.extent, lanes)
+            if inner.extent % width == 0 and width >= 2 and lanes > 1:
+                if inner.extent > width:
+                    sch.add("split", inner.var.name, width)
                     sch.add("vectorize", f"{inner.var.name}_i")
-                    chain[-1] = For(Var(f"{inner.var.name}_o"), inner.extent // lanes,
+                    chain[-1] = For(Var(f"{inner.var.name}_o"), inner.extent // width,
                                     ForKind.SERIAL, inner.body)
                 else:
                     sch.add("vectorize", inner.var.name)

@@ -24,7 +24,7 @@ class TilePlan:
     outer: list[tuple[str, int]]  # the loops left outside the tile, outermost first
 
 
-def _best_factor(extent: int, limit: int) -> int:
+def best_factor(extent: int, limit: int) -> int:
     """The largest divisor of extent not above limit, or limit itself when divisors are
     poor (a bounds test then guards the last tile)."""
     if extent <= limit:
@@ -43,7 +43,7 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
     vec = chain[-1]
     if vec.extent < 2 or lanes < 2:
         return None
-    nr = vec.extent if vec.extent <= lanes else _best_factor(vec.extent, lanes)
+    nr = vec.extent if vec.extent <= lanes else best_factor(vec.extent, lanes)
     vector_vars = _vars_of_vector_loads(alloc, vec.var)
     candidates = [c for c in chain[:-1] if c.extent >= 2 and c.var not in vector_vars]
     budget = 16 if vector_bits >= 512 else 8
@@ -58,7 +58,7 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
     tile_i = None
     if candidates:
         tile = candidates[-1]
-        mr = _best_factor(tile.extent, budget)
+        mr = best_factor(tile.extent, budget)
         tile_i = tile.var.name
         if mr < tile.extent:
             steps.append(("split", tile_i, mr))

@@ -118,6 +118,9 @@ class ExprEmitter:
             return self.module.globals[full]
         return ir.Function(self.module, ir.FunctionType(ty, [ty]), full)
 
+    def intrinsic_n(self, name: str, ty: ir.Type, arity: int) -> ir.Function:
+        return self.intrinsic(name, ty) if arity == 1 else self.intrinsic2(name, ty)
+
     def intrinsic2(self, name: str, ty: ir.Type) -> ir.Function:
         full = f"{name}.{_type_suffix(ty)}"
         if full in self.module.globals:
@@ -276,6 +279,11 @@ class ExprEmitter:
         args = [self.emit(a) for a in e.args]
         x = args[0]
         bld = self.builder
+        if e.dtype == "float32" and e.func in ("exp", "tanh"):
+            from deepc.backends.llvm import fastmath
+
+            fn = fastmath.exp_f32 if e.func == "exp" else fastmath.tanh_f32
+            return fn(bld, x, self.intrinsic_n)
         if e.func in _INTRINSIC_MATH:
             name = "llvm.fabs" if e.func == "fabs" else f"llvm.{e.func}"
             return bld.call(self.intrinsic(name, x.type), [x])

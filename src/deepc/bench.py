@@ -1,0 +1,128 @@
+"""Benchmarks: deepc against a peer runtime, side by side in one process.
+
+The two run alternately on the same inputs (warm-up first, then interleaved timed runs), so
+drift on a shared machine hits both alike; the result is the median and p90 of each and the
+ratio deepc / peer.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    p90_ms: float
+    runs: int
+
+    @staticmethod
+    def of(seconds: list[float]) -> Timing:
+        ms = sorted(s * 1e3 for s in seconds)
+        return Timing(statistics.median(ms), ms[min(len(ms) - 1, int(0.9 * len(ms)))], len(ms))
+
+
+@dataclass
+class BenchResult:
+    model: str
+    threads: int
+    deepc: Timing
+    peer: Timing | None = None
+    peer_name: str = ""
+    compile_seconds: float = 0.0
+    matches: bool | None = None
+    emulated: bool = False
+    profile: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.peer is None else self.deepc.median_ms / self.peer.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "threads": self.threads,
+            "deepc_ms": round(self.deepc.median_ms, 4), "deepc_p90_ms": round(self.deepc.p90_ms, 4),
+            f"{self.peer_name or 'peer'}_ms": None if self.peer is None
+            else round(self.peer.median_ms, 4),
+            "ratio": None if self.ratio is None else round(self.ratio, 4),
+            "runs": self.deepc.runs, "compile_seconds": round(self.compile_seconds, 3),
+            "outputs_match": self.matches, "emulated": self.emulated,
+            **({"profile": self.profile} if self.profile else {}),
+        }
+
+
+def interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[list[float]]:
+    """Time each function `runs` times, alternating between them, after `warmup` rounds."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return times
+
+
+def onnxruntime_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
+                compare: str | None = "onnxruntime", runs: int = 50, warmup: int = 5,
+                seed: int = 0, profile: bool = False, opt_level: int = 3) -> BenchResult:
+    """Compile `path`, then time deepc and (optionally) onnxruntime alternately."""
+    import os
+    import tempfile
+
+    import deepc
+    from deepc.runtime.inputs import random_inputs
+
+    path = Path(path)
+    compiled = deepc.compile(path, target, opt_level=opt_level)
+    with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp:
+        model = deepc.load(compiled.save(Path(tmp) / "model.tar"))
+    cores = os.cpu_count() or 1
+    model.set_num_threads(threads)
+    feeds = random_inputs(compiled.graph, seed)
+    fns: list[Callable[[], Any]] = [lambda: model.run(feeds)]
+    peer = None
+    if compare == "onnxruntime":
+        peer = onnxruntime_session(path, threads or cores)
+        fns.append(lambda: peer.run(None, feeds))
+    elif compare not in (None, "none"):
+        from deepc.errors import DeepcError
+
+        raise DeepcError(f"--compare {compare!r}: only onnxruntime is available on this target")
+    times = interleaved(fns, runs, warmup)
+    result = BenchResult(path.stem, threads or cores, Timing.of(times[0]),
+                         compile_seconds=compiled.compile_seconds)
+    if peer is not None:
+        result.peer, result.peer_name = Timing.of(times[1]), "onnxruntime"
+        ours, theirs = model.run(feeds), peer.run(None, feeds)
+        result.matches = all(np.allclose(a, b, rtol=1e-3, atol=1e-4)
+                             for a, b in zip(ours.values(), theirs))
+    if profile:
+        from deepc.runtime.profile import profile_kernels
+
+        result.profile = profile_kernels(model, compiled, feeds)
+    return result
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
