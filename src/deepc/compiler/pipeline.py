@@ -92,7 +92,11 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     tgt = load_target(target)
     report = progress or (lambda stage, done, total: None)
     report("import", 0, 1)
-    graph = run_pipeline(load_graph(model, input_shapes), opt_level, pass_context)
+    from deepc.passes import PassContext
+
+    ctx = pass_context or PassContext(opt_level)
+    ctx.target = tgt
+    graph = run_pipeline(load_graph(model, input_shapes), opt_level, ctx)
     groups = groups_of(graph)
     kernels = []
     for k, group in enumerate(groups):

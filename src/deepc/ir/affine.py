@@ -69,3 +69,13 @@ def bounds(a: Affine, ranges: dict[Var, int]) -> tuple[Affine, int]:
             lo_const += min(reach, 0)
             span += abs(reach)
     return Affine(lo.terms, lo_const), span
+
+
+def flat_offset(shape: tuple[int, ...], indices: tuple[Expr, ...]) -> Expr:
+    """Row-major element offset of `indices` into a buffer of `shape`."""
+    offset: Expr = Const(0, INDEX)
+    stride = 1
+    for idx, n in reversed(list(zip(indices, shape))):
+        offset = binary("add", offset, binary("mul", idx, Const(stride, INDEX)))
+        stride *= n
+    return offset

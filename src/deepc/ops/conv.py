@@ -155,7 +155,20 @@ def _check_conv_inputs(x: TensorType, w: TensorType, b: TensorType | None, chann
 # -- conv ---------------------------------------------------------------------------------------
 conv = Op("conv", FusionKind.OUT_FUSABLE,
           doc="N-d grouped convolution: x[N,C,*S], w[M,C/group,*K], optional bias[M]; "
-              "attrs strides, pads (begins then ends), dilations, group")
+              "attrs strides, pads (begins then ends), dilations, group, and kernel_layout "
+              "'OIHW' (default) or 'IHWO' (w[C/group,*K,M]: output channels contiguous, set "
+              "by the layout pass for weights that are constants)")
+
+
+def kernel_is_ihwo(attrs: Attrs) -> bool:
+    return attrs.get("kernel_layout", "OIHW") == "IHWO"
+
+
+def oihw_type(w: TensorType, attrs: Attrs) -> TensorType:
+    """The weight's type in the default layout."""
+    if not kernel_is_ihwo(attrs):
+        return w
+    return TensorType((w.shape[-1], w.shape[0], *w.shape[1:-1]), w.dtype)
 
 
 @conv.infer
@@ -163,6 +176,7 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
     assert x is not None and w is not None
+    w = oihw_type(w, attrs)
     group = int(attrs.get("group", 1))
     _check_conv_inputs(x, w, b, w.shape[1] * group, w.shape[0], attrs)
     out = window_out_shape(x.shape[2:], w.shape[2:], attrs)
@@ -174,6 +188,8 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
     assert x is not None and w is not None
+    if kernel_is_ihwo(attrs):
+        w = np.moveaxis(w, -1, 0)
     nd = x.ndim - 2
     strides, pads, dilations = spatial_attrs(attrs, nd)
     group = int(attrs.get("group", 1))
@@ -205,11 +221,13 @@ def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) ->
     nd = x.rank - 2
     strides, pads, dilations = spatial_attrs(attrs, nd)
     group = int(attrs.get("group", 1))
-    cg, mg = w.shape[1], w.shape[0] // group
+    ihwo = kernel_is_ihwo(attrs)
+    wt = oihw_type(TensorType(w.shape, w.dtype), attrs)
+    cg, mg = wt.shape[1], wt.shape[0] // group
     acc = acc_dtype(np.dtype(x.dtype)).name
     out = outs[0].shape
     rc = reduce_axis(cg, "conv.rc")
-    taps = [reduce_axis(k, f"conv.rk{i}") for i, k in enumerate(w.shape[2:])]
+    taps = [reduce_axis(k, f"conv.rk{i}") for i, k in enumerate(wt.shape[2:])]
 
     xp, offsets = padded(x, taps, strides, pads, dilations, out[2:])
 
@@ -218,7 +236,8 @@ def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) ->
         pos = [oi * s + k * d + off for oi, k, s, d, off in zip(o, taps, strides, dilations,
                                                                  offsets)]
         xv = xp[(n, c, *pos)]
-        return rsum(xv.astype(acc) * w[(m, rc, *taps)].astype(acc), (rc, *taps))
+        wv = w[(rc, *taps, m)] if ihwo else w[(m, rc, *taps)]
+        return rsum(xv.astype(acc) * wv.astype(acc), (rc, *taps))
 
     return with_bias(compute(out, body, "conv"), b, outs[0].dtype, "conv_bias")
 
@@ -253,7 +272,7 @@ def padded(x: Tensor, taps: Sequence[IterVar], strides: Sequence[int], pads: Seq
 def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
     w = ins[1]
     assert w is not None
-    return 2 * outs[0].size * math.prod(w.shape[1:])
+    return 2 * outs[0].size * math.prod(oihw_type(w, attrs).shape[1:])
 
 
 # -- conv_transpose -----------------------------------------------------------------------------

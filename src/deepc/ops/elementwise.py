@@ -266,8 +266,20 @@ BINARY_TE = {
     "bitwise_and": lambda x, y, a: E.binary("bitand", x, y),
     "bitwise_or": lambda x, y, a: E.binary("bitor", x, y),
     "bitwise_xor": lambda x, y, a: E.binary("bitxor", x, y),
-    "bit_shift": lambda x, y, a: E.binary("shl" if a["direction"] == "LEFT" else "shr", x, y),
+    "bit_shift": lambda x, y, a: _bit_shift(x, y, a["direction"] == "LEFT"),
 }
+def _bit_shift(x: E.Expr, y: E.Expr, left: bool) -> E.Expr:
+    """Shifts by a negative amount or by the width or more give what numpy gives (0, or the
+    sign for a right shift of a negative number) instead of LLVM's poison."""
+    width = int("".join(c for c in x.dtype if c.isdigit()))
+    shifted = E.binary("shl" if left else "shr", x, y)
+    in_range = (y >= _c(y, 0)) & (y < _c(y, width))
+    past = _c(x, 0)
+    if not left and x.dtype.startswith("int"):
+        past = E.select(x < _c(x, 0), _c(x, -1), _c(x, 0))
+    return E.select(in_range, shifted, past)
+
+
 for _name, _fn in BINARY.items():
     nary(_name, _fn, te=BINARY_TE[_name])
 

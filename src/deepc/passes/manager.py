@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from deepc.ir.graph import Graph
 from deepc.ir.verify import verify_graph
@@ -17,11 +18,13 @@ class PassContext:
     dumps: list[tuple[str, str]] = field(default_factory=list)
     times: list[tuple[str, float]] = field(default_factory=list)
     verify: bool = True
+    target: Any = None  # the deepc.target.Target compiled for, when known
 
 
 GraphPass = Callable[[Graph, PassContext], Graph]
 PASSES: dict[str, GraphPass] = {}
-PIPELINES: dict[int, list[str]] = {0: [], 1: ["dce"], 2: ["dce"], 3: ["dce"]}
+PIPELINES: dict[int, list[str]] = {0: [], 1: ["dce"], 2: ["dce", "kernel_layout", "fuse"],
+                                   3: ["dce", "kernel_layout", "fuse"]}
 
 
 def register_pass(name: str) -> Callable[[GraphPass], GraphPass]:

@@ -89,11 +89,12 @@ def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
                 sch.add(*step)
             _parallel(sch, tile.outer, nest, cores)
             continue
-        if isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL:
+        if (isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL
+                and contiguous_store(inner.body, inner.var)):
             lanes = max(vector_bits // (8 * _itemsize(inner.body.buffer.dtype)), 1)
             # a vector of the whole loop, or of a divisor of it that fills half the lanes
             width = best_factor(inner.extent, lanes)
-            if inner.extent % width == 0 and width >= 2 and lanes > 1:
+            if width >= 2 and lanes > 1 and inner.extent % width == 0:
                 if inner.extent > width:
                     sch.add("split", inner.var.name, width)
                     sch.add("vectorize", f"{inner.var.name}_i")
@@ -104,6 +105,13 @@ def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
                     chain = chain[:-1]
         _parallel(sch, [(c.var.name, c.extent) for c in chain], nest, cores)
     return sch
+
+
+def contiguous_store(store: Store, var: Var) -> bool:
+    """Each iteration writes the next element (a reduction into one place is not)."""
+    from deepc.ir.affine import affine, flat_offset
+
+    return affine(flat_offset(store.buffer.shape, store.indices)).coef(var) == 1
 
 
 def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, For, Store, walk_stmts
 from deepc.ir.tensor import walk
@@ -40,15 +41,21 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
         return None
     acc = alloc.buffer
     lanes = max(vector_bits // (8 * max(itemsize(acc.dtype), 1)), 1)
-    vec = chain[-1]
-    if vec.extent < 2 or lanes < 2:
+    vec = choose_vector_loop(chain, alloc, lanes)
+    if vec is None or lanes < 2:
         return None
     nr = vec.extent if vec.extent <= lanes else best_factor(vec.extent, lanes)
     vector_vars = _vars_of_vector_loads(alloc, vec.var)
-    candidates = [c for c in chain[:-1] if c.extent >= 2 and c.var not in vector_vars]
+    candidates = [c for c in chain if c is not vec and c.extent >= 2
+                  and c.var not in vector_vars]
     budget = 16 if vector_bits >= 512 else 8
     steps: list[tuple] = []
     names = [(c.var.name, c.extent) for c in chain]
+    if vec is not chain[-1]:  # the vector loop goes innermost
+        after = [n for n, _ in names[[n for n, _ in names].index(vec.var.name) + 1:]]
+        steps.append(("reorder", *after, vec.var.name))
+        names.remove((vec.var.name, vec.extent))
+        names.append((vec.var.name, vec.extent))
     vec_i = vec.var.name
     if nr < vec.extent:
         steps.append(("split", vec_i, nr))
@@ -79,6 +86,32 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
     steps.append(("vectorize", vec_i))
     outer = [(n, e) for n, e in names if n not in tile_names]
     return TilePlan(steps, outer)
+
+
+def choose_vector_loop(chain: list[For], alloc: Allocate, lanes: int) -> For | None:
+    """The output loop to run as vector lanes: one along which every load is contiguous or
+    invariant (no gathers), preferring loops that fill the lanes, then inner ones."""
+    loads = [n for s in walk_stmts(alloc.body) if isinstance(s, Store)
+             for n in walk(s.value) if isinstance(n, Load)]
+
+    def gathers(loop: For) -> int:
+        count = 0
+        for load in loads:
+            offset = flat_offset(load.source.shape, load.indices)
+            if any(isinstance(x, Var) and x == loop.var for x in walk(offset)):
+                count += affine(offset).coef(loop.var) != 1 or _opaque_use(offset, loop.var)
+        return count
+
+    scored = [((gathers(c) == 0, min(c.extent, lanes) * 2 >= lanes, k), c)
+              for k, c in enumerate(chain) if c.extent >= 2]
+    return max(scored, key=lambda sc: sc[0])[1] if scored else None
+
+
+def _opaque_use(offset, var: Var) -> bool:  # type: ignore[no-untyped-def]
+    """Whether `var` occurs inside a non-affine part of the offset (a // or %)."""
+    return any(isinstance(t, Var) is False and any(isinstance(x, Var) and x == var
+                                                    for x in walk(t))
+               for t, _ in affine(offset).terms)
 
 
 def _vars_of_vector_loads(alloc: Allocate, v: Var) -> set[Var]:

@@ -21,7 +21,8 @@ from deepc.backends.llvm.types import (
     memory_type,
     value_type,
 )
-from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var, binary
+from deepc.ir.affine import flat_offset
+from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
 from deepc.ir.loop import Buffer
 from deepc.ir.tensor import walk
 
@@ -33,12 +34,7 @@ _FP_FLAGS = ("contract",)
 
 
 def linear_offset(buf: Buffer, indices: tuple[Expr, ...]) -> Expr:
-    offset: Expr = Const(0, "int64")
-    stride = 1
-    for idx, n in reversed(list(zip(indices, buf.shape))):
-        offset = binary("add", offset, binary("mul", idx, Const(stride, "int64")))
-        stride *= n
-    return offset
+    return flat_offset(buf.shape, indices)
 
 
 def lane_coefficient(e: Expr, v: Var) -> int | None:
