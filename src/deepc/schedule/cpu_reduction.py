@@ -34,6 +34,15 @@ def best_factor(extent: int, limit: int) -> int:
     return best if best * 2 > limit else limit
 
 
+def vector_width(extent: int, lanes: int) -> int:
+    """Lanes for the vector loop: up to four registers' worth when they divide the loop (so
+    each broadcast operand feeds several vectors), else one register or a fitting divisor."""
+    for nvec in (4, 3, 2):
+        if extent % (nvec * lanes) == 0:
+            return nvec * lanes
+    return extent if extent <= lanes else best_factor(extent, lanes)
+
+
 def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
@@ -44,11 +53,13 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
     vec = choose_vector_loop(chain, alloc, lanes)
     if vec is None or lanes < 2:
         return None
-    nr = vec.extent if vec.extent <= lanes else best_factor(vec.extent, lanes)
+    nr = vector_width(vec.extent, lanes)
     vector_vars = _vars_of_vector_loads(alloc, vec.var)
     candidates = [c for c in chain if c is not vec and c.extent >= 2
                   and c.var not in vector_vars]
-    budget = 16 if vector_bits >= 512 else 8
+    # accumulators held in registers: most of a 32-register file (AVX-512, AArch64 NEON),
+    # half of a 16-register one, shared between the vectors of a row and the rows
+    budget = max((24 if vector_bits >= 512 else 12) // -(-nr // lanes), 1)
     steps: list[tuple] = []
     names = [(c.var.name, c.extent) for c in chain]
     if vec is not chain[-1]:  # the vector loop goes innermost
@@ -79,6 +90,14 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
             steps.append(("reorder", *between, tile_i))
             moved = names.pop(t)
             names.insert(v - 1, moved)
+    order = [n for n, _ in names]
+    vec_o, tile_o = vec_i.removesuffix("_i") + "_o", (tile_i or "").removesuffix("_i") + "_o"
+    if vec_o in order and tile_o in order and order.index(tile_o) < order.index(vec_o):
+        # panels of the vector operand (B columns, conv weights) stay in cache while the
+        # tiles of the other operand stream past them
+        steps.append(("reorder", vec_o, tile_o))
+        a, b = order.index(tile_o), order.index(vec_o)
+        names[a], names[b] = names[b], names[a]
     tile_names = [tile_i, vec_i] if tile_i else [vec_i]
     steps.append(("tile_reduction", *tile_names))
     if tile_i:
@@ -88,11 +107,17 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
     return TilePlan(steps, outer)
 
 
+def update_stores(alloc: Allocate) -> list[Store]:
+    """The accumulator updates inside the reduction loops: the work that the tile shapes.
+    (The epilogue's loads, a bias or a residual, run once per output and do not count.)"""
+    return [s for loop in walk_stmts(alloc.body) if isinstance(loop, For)
+            for s in walk_stmts(loop.body) if isinstance(s, Store) and s.buffer == alloc.buffer]
+
+
 def choose_vector_loop(chain: list[For], alloc: Allocate, lanes: int) -> For | None:
     """The output loop to run as vector lanes: one along which every load is contiguous or
     invariant (no gathers), preferring loops that fill the lanes, then inner ones."""
-    loads = [n for s in walk_stmts(alloc.body) if isinstance(s, Store)
-             for n in walk(s.value) if isinstance(n, Load)]
+    loads = [n for s in update_stores(alloc) for n in walk(s.value) if isinstance(n, Load)]
 
     def gathers(loop: For) -> int:
         count = 0
@@ -117,9 +142,7 @@ def _opaque_use(offset, var: Var) -> bool:  # type: ignore[no-untyped-def]
 def _vars_of_vector_loads(alloc: Allocate, v: Var) -> set[Var]:
     """Variables in the indices of loads that move with the vector loop variable."""
     found: set[Var] = set()
-    for s in walk_stmts(alloc.body):
-        if not isinstance(s, Store):
-            continue
+    for s in update_stores(alloc):
         for node in walk(s.value):
             if isinstance(node, Load) and any(
                     isinstance(x, Var) and x == v for i in node.indices for x in walk(i)):
