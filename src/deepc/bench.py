@@ -126,3 +126,40 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
 
 def geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def matmul_model(n: int) -> Any:
+    """An n x n x n float32 MatMul as an ONNX model."""
+    from onnx import TensorProto, helper
+
+    tensor = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], f"matmul{n}",
+        [tensor("a", TensorProto.FLOAT, [n, n]), tensor("b", TensorProto.FLOAT, [n, n])],
+        [tensor("c", TensorProto.FLOAT, [n, n])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def bench_matmul(n: int = 1024, *, threads: int = 1, runs: int = 10, warmup: int = 2,
+                 target: Any = "host") -> dict[str, Any]:
+    """GFLOP/s of deepc's compiled n^3 matmul and of numpy's (BLAS), interleaved. numpy's
+    BLAS uses its own thread count (OPENBLAS_NUM_THREADS / all cores)."""
+    import tempfile
+
+    import deepc
+    from deepc.frontends.onnx import convert
+
+    compiled = deepc.compile(convert(matmul_model(n)), target)
+    with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp:
+        model = deepc.load(compiled.save(Path(tmp) / "mm.tar"))
+    model.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    feeds = {"a": a, "b": b}
+    times = interleaved([lambda: model.run(feeds), lambda: a @ b], runs, warmup)
+    flops = 2 * n ** 3
+    ours, theirs = (flops / statistics.median(t) / 1e9 for t in times)
+    ok = bool(np.allclose(model.run(feeds)["c"], a @ b, rtol=1e-3, atol=1e-2))
+    return {"n": n, "threads": threads, "deepc_gflops": round(ours, 1),
+            "numpy_gflops": round(theirs, 1), "fraction_of_numpy": round(ours / theirs, 3),
+            "outputs_match": ok}

@@ -215,7 +215,7 @@ def safe_filename(name: str) -> str:
 
 
 @main.command("bench")
-@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
 @click.option("--threads", "threads", multiple=True, type=int, default=(0,), show_default=True,
               help="Threads (0 = all cores). Repeat to bench several settings.")
@@ -226,11 +226,29 @@ def safe_filename(name: str) -> str:
 @click.option("-O", "opt_level", type=click.IntRange(0, 3), default=3, show_default=True)
 @click.option("--profile", is_flag=True, help="Per-kernel time share and GFLOP/s.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
+@click.option("--matmul", type=int, default=None, metavar="N",
+              help="Also time an NxNxN float32 matmul against numpy's BLAS.")
 @handle_errors
 def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
-              runs: int, warmup: int, opt_level: int, profile: bool, as_json: bool) -> None:
+              runs: int, warmup: int, opt_level: int, profile: bool, as_json: bool,
+              matmul: int | None) -> None:
     """Time compiled models against onnxruntime, side by side in one process."""
-    from deepc.bench import bench_model, geomean
+    from deepc.bench import bench_matmul, bench_model, geomean
+
+    if not models and matmul is None:
+        fail("name at least one MODEL, or --matmul N", 2)
+    if matmul is not None:
+        for n in threads:
+            mm = bench_matmul(matmul, threads=n, target=target)
+            if as_json:
+                click.echo(json.dumps(mm))
+            else:
+                console.print(f"matmul {matmul}^3, {n or 'all'} thread(s): deepc "
+                              f"{mm['deepc_gflops']} GFLOP/s, numpy {mm['numpy_gflops']} "
+                              f"GFLOP/s ({mm['fraction_of_numpy']:.0%}), match "
+                              f"{mm['outputs_match']}")
+        if not models:
+            return
 
     results = []
     with compile_progress() as bar:
