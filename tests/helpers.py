@@ -95,3 +95,14 @@ def check_compiled(op_type: str, inputs: Mapping[str, np.ndarray | None],
                    **kwargs: Any) -> list[np.ndarray]:
     """check_compute through the LLVM backend."""
     return check_compute(op_type, inputs, compiled=True, **kwargs)
+
+
+def run_compute(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                compiled: bool) -> list[np.ndarray]:
+    """deepc's outputs through the compute definitions (numpy-evaluated or compiled)."""
+    from deepc.compiler.jit_graph import run_graph_jit
+    from deepc.compiler.te_graph import run_graph_te
+
+    graph = convert(model, {k: tuple(v.shape) for k, v in feeds.items()})
+    out = (run_graph_jit if compiled else run_graph_te)(graph, feeds)
+    return [out[name] for name in graph.outputs]

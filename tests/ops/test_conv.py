@@ -1,15 +1,12 @@
-from functools import partial
 
 import numpy as np
 import pytest
 
-from deepc.compiler.jit_graph import run_graph_jit
-from deepc.compiler.te_graph import run_graph_te
 from deepc.frontends.onnx import convert
 from deepc.ir.graph import Attrs
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
-from tests.helpers import check_compiled, check_compute, check_op, node_model, run_deepc, run_ort
+from tests.helpers import node_model, run_ort
 
 rng = np.random.default_rng(0)
 
@@ -19,28 +16,6 @@ def rand(*shape: int, dtype: type = np.float32) -> np.ndarray:
 
 
 TOL = {"rtol": 1e-4, "atol": 1e-4}
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
-
-
-def run_compute(model, feeds, compiled):
-    """deepc's outputs through the compute definitions (numpy-evaluated or compiled)."""
-    graph = convert(model, {k: v.shape for k, v in feeds.items()})
-    out = (run_graph_jit if compiled else run_graph_te)(graph, feeds)
-    return [out[name] for name in graph.outputs]
-
-
-@pytest.fixture(params=[None, False, True], ids=["reference", "compute", "compiled"])
-def run(request):
-    """run(model, feeds) -> deepc's outputs through the references, or the compute
-    definitions evaluated with numpy or compiled: for cases not compared with onnxruntime."""
-    return run_deepc if request.param is None else partial(run_compute, compiled=request.param)
 
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "attrs"), [

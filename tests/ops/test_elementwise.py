@@ -1,17 +1,9 @@
 import numpy as np
 import pytest
 
-from tests.helpers import check_compiled, check_compute, check_op
+from tests.helpers import check_compiled
 
 rng = np.random.default_rng(0)
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
 
 
 X = rng.standard_normal((3, 4, 5)).astype(np.float32)

@@ -5,25 +5,10 @@ import deepc
 from deepc.errors import ConversionError
 from deepc.frontends.onnx import convert
 from deepc.runtime.jit_model import JitModel
-from tests.helpers import check_compiled, check_compute, check_op, node_model, run_deepc, run_ort
+from tests.helpers import node_model, run_deepc, run_ort
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((3, 4, 5)).astype(np.float32)
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
-
-
-@pytest.fixture(params=[check_op, check_compiled], ids=["reference", "compiled"])
-def check_loops(request):
-    """Scatters are hand-written loop nests (extern stages), which only compile: the numpy
-    evaluator of compute definitions cannot run them."""
-    return request.param
 
 
 # -- Gather -----------------------------------------------------------------------------------

@@ -2,20 +2,12 @@ import numpy as np
 import pytest
 
 from deepc.errors import ConversionError
-from tests.helpers import check_compiled, check_compute, check_op, node_model, run_deepc
+from tests.helpers import node_model, run_deepc
 
 rng = np.random.default_rng(0)
 X2 = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
 X1 = rng.standard_normal((1, 2, 11)).astype(np.float32)
 X3 = rng.standard_normal((1, 2, 5, 6, 7)).astype(np.float32)
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
 
 
 WINDOWS = [

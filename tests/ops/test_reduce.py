@@ -8,9 +8,6 @@ from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.onnx import convert
 from deepc.runtime.jit_model import JitModel
 from tests.helpers import (
-    check_compiled,
-    check_compute,
-    check_op,
     node_model,
     run_deepc,
     run_ort,
@@ -22,21 +19,6 @@ POS = np.abs(X) + 0.1
 REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
               "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"]
 AXES_INPUT_SINCE = {op: 13 if op == "ReduceSum" else 18 for op in REDUCE_OPS}
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
-
-
-@pytest.fixture(params=[check_op, check_compiled], ids=["reference", "compiled"])
-def check_loops(request):
-    """CumSum is a hand-written loop nest (an extern stage), which only compiles: the numpy
-    evaluator of compute definitions cannot run it."""
-    return request.param
 
 
 def check_reduce(check, op: str, x: np.ndarray, axes: list[int] | None, opset: int,

@@ -5,7 +5,7 @@ from deepc.compiler.jit_graph import run_graph_jit
 from deepc.compiler.te_graph import run_graph_te
 from deepc.frontends.onnx import convert
 from deepc.runtime.interpreter import run_graph
-from tests.helpers import check_compiled, check_compute, check_op, node_model
+from tests.helpers import node_model
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((1, 2, 5, 7)).astype(np.float32)
@@ -14,14 +14,6 @@ COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_cor
           "asymmetric", "tf_half_pixel_for_nn"]
 SCALES = [f32([1, 1, 2, 3]), f32([1, 1, 0.6, 0.5]), f32([1, 1, 1.7, 0.3]), f32([1, 1, 0.7, 1.43])]
 SIZES = [(1, 2, 9, 4), (1, 2, 3, 13)]
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
 
 
 # for cases onnxruntime cannot check: deepc's three ways of running a graph

@@ -8,19 +8,11 @@ from deepc.compiler.te_graph import run_graph_te
 from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.onnx import convert
 from deepc.runtime.interpreter import run_graph
-from tests.helpers import check_compiled, check_compute, check_op, node_model, run_ort
+from tests.helpers import check_op, node_model, run_ort
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
 XI = rng.integers(-50, 50, (3, 4, 5)).astype(np.int32)
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
 
 
 # for cases onnxruntime cannot check: deepc's three ways of running a graph

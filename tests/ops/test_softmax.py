@@ -2,20 +2,12 @@ import numpy as np
 import pytest
 
 from deepc.frontends.onnx import convert
-from tests.helpers import check_compiled, check_compute, check_op, node_model
+from tests.helpers import check_compiled, node_model
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
 OPS = ["Softmax", "LogSoftmax", "Hardmax"]
 TOL = {"rtol": 1e-5, "atol": 1e-6}
-
-
-@pytest.fixture(params=[check_op, check_compute, check_compiled],
-                ids=["reference", "compute", "compiled"])
-def check(request):
-    """Each case runs through the numpy reference, the compute definition evaluated with
-    numpy, and the compute definition compiled by the LLVM backend."""
-    return request.param
 
 
 
