@@ -30,7 +30,7 @@ from deepc.ir.tensor import walk
 _INTRINSIC_MATH = {"exp", "log", "sqrt", "sin", "cos", "floor", "ceil", "trunc", "fabs",
                    "exp2", "log2"}
 _LIBM = {"tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
-_FP_FLAGS = ("contract",)
+_FP_FLAGS = ("contract", "reassoc")  # reassoc lets LLVM vectorize scalar sums
 
 
 def linear_offset(buf: Buffer, indices: tuple[Expr, ...]) -> Expr:
