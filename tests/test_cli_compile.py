@@ -85,8 +85,8 @@ def test_compile_failure_leaves_no_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stage", ["loop", "source", "asm"])
 def test_inspect_lower_stages(stage: str) -> None:
-    code, out, err = run("inspect-ir", str(EXAMPLE), "--stage", stage, "--kernel",
-                         "k000_conv", "--json")
+    code, out, err = run("inspect-ir", str(EXAMPLE), "--stage", stage, "-O", "0",
+                         "--kernel", "k000_conv", "--json")
     assert code == 0, err
     text = json.loads(out)["k000_conv"]
     marker = {"loop": "parallel for", "source": "define", "asm": "k000_conv"}[stage]

@@ -65,7 +65,7 @@ def main() -> None:
 
 @main.command("inspect-ir")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--stage", type=click.Choice(["graph", "loop", "source", "asm"]),
+@click.option("--stage", type=click.Choice(["graph", "fused", "loop", "source", "asm"]),
               default="graph", show_default=True,
               help="graph IR, scheduled loop IR, LLVM IR of the kernels, or assembly.")
 @click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")

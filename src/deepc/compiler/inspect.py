@@ -1,11 +1,12 @@
-"""Per-kernel text of the lower IR levels, for `deepc inspect-ir --stage loop|source|asm`."""
+"""Per-kernel text of the lower IR levels, for `deepc inspect-ir --stage fused|loop|source|asm`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from deepc.errors import DeepcError
-from deepc.ir.graph import Graph
+from deepc.ir.graph import Attrs, Graph
 
 
 def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
@@ -13,6 +14,8 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
     from deepc.compiler.pipeline import compile, machine_spec
     from deepc.ir.loop_text import func_to_text
 
+    if stage == "fused":
+        return fused_texts(graph, target, opt_level=opt_level, kernel=kernel)
     compiled = compile(graph, target, opt_level=opt_level)
     names = [k.name for k in compiled.kernels]
     if kernel is not None and kernel not in names:
@@ -56,3 +59,44 @@ def asm_function(asm: str, name: str) -> str:
         if keep:
             out.append(line)
     return "\n".join(out)
+
+
+def fused_texts(graph: Graph, target: Any, *, opt_level: int = 2,
+                kernel: str | None = None) -> dict[str, str]:
+    """The graph after the passes as fused groups: an overview (one line per kernel: its
+    ops and master), then each group's nodes with the values it reads and writes."""
+    from deepc.compiler.kernels import kernel_name
+    from deepc.ir.text import format_node
+    from deepc.passes import PassContext, run_pipeline
+    from deepc.passes.fuse import groups_of, master_of
+    from deepc.target import load_target
+
+    ctx = PassContext(opt_level)
+    ctx.target = load_target(target)
+    fused = run_pipeline(graph, opt_level, ctx)
+    groups = {kernel_name(k, g): g for k, g in enumerate(groups_of(fused))}
+    if kernel is not None and kernel not in groups:
+        raise DeepcError(f"no kernel named {kernel!r}; kernels are: {', '.join(groups)}")
+    users = fused.consumers()
+    overview, texts = [], {}
+    for name, nodes in groups.items():
+        master = master_of(nodes)
+        ops = "+".join(n.op for n in nodes)
+        overview.append(f"{name:<40} {len(nodes):>3} nodes  master "
+                        f"{master.op if master else '-':<16} {ops}")
+        if kernel not in (None, name):
+            continue
+        inside = {id(n) for n in nodes}
+        made = {o for n in nodes for o in n.outputs if o}
+        reads = dict.fromkeys(i for n in nodes for i in n.inputs if i and i not in made)
+        writes = [o for o in made if o in fused.outputs
+                  or any(id(u) not in inside for u in users.get(o, []))]
+        plain = [replace(n, attrs=Attrs({k: v for k, v in n.attrs.items()
+                                          if k != "fuse_group"})) for n in nodes]
+        texts[name] = "\n".join([
+            f"# master: {master.name or master.op if master else 'none (injective)'}",
+            f"# reads:  {', '.join('%' + r for r in reads)}",
+            f"# writes: {', '.join('%' + w for w in sorted(writes))}",
+            *(format_node(fused, n) for n in plain)])
+    summary = f"{len(graph.nodes)} nodes -> {len(groups)} kernels at -O{opt_level}"
+    return {"groups": "\n".join([summary, *overview]), **texts} if kernel is None else texts

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from deepc.compiler.inplace import inplace_pairs
 from deepc.compiler.te_graph import node_outputs, node_placeholders
 from deepc.ir.graph import Graph, Node
 from deepc.ir.loop import PrimFunc
@@ -55,6 +56,10 @@ def group_kernel(graph: Graph, nodes: Sequence[Node], index: int) -> Kernel:
         o in graph.outputs or any(id(u) not in group_ids for u in users.get(o, [])))]
     name = kernel_name(index, nodes)
     func = lower([tensors[i] for i in external], [tensors[o] for o in results], name)
+    if any(external[i] not in graph.constants and external[i] not in graph.inputs
+           for i, _ in inplace_pairs(func)):
+        # the planner may run it in place: its buffer parameters must not promise noalias
+        func = PrimFunc(func.name, func.params, func.body, {**func.attrs, "may_alias": True})
     return Kernel(name, func, tuple(external), tuple(results),
                   tuple(n.name for n in nodes), tuple(n.op for n in nodes))
 

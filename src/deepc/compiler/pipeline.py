@@ -33,9 +33,12 @@ class CompiledModel:
     def stats(self) -> dict[str, Any]:
         return {
             "kernels": len(self.kernels),
+            "kernel_calls": len(self.plan.calls),  # zero-copy reshapes are not called
             "arena_bytes": self.plan.workspace_bytes,
-            "params_bytes": self.plan.params_bytes,
+            "arena_lower_bound_bytes": self.plan.lower_bound_bytes,
             "naive_bytes": self.plan.naive_bytes,
+            "inplace_values": len(self.plan.inplace),
+            "params_bytes": self.plan.params_bytes,
             "compile_seconds": round(self.compile_seconds, 3),
         }
 

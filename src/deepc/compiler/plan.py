@@ -1,19 +1,30 @@
 """Execution plan: kernel call order and where every value lives.
 
 Inputs and outputs are the caller's buffers, constants live in the params blob, and every
-other value gets an offset in one workspace arena, reused once the value is dead (first fit
-by liveness over the call order).
+other value gets an offset in one workspace arena, planned statically:
+
+- a kernel that only reshapes (reshape, identity) is not called: its output is a zero-copy
+  alias of its input's memory;
+- a kernel that may run in place (`inplace.py`) writes its output over an input that dies
+  at that kernel;
+- values whose lifetimes do not meet share memory (`arena.py` packs them);
+- the call order is the graph's or a greedy one that runs first the kernels that free the
+  most memory, whichever packs into the smaller arena.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from deepc.compiler.arena import Block, pack, peak_bytes
+from deepc.compiler.inplace import inplace_pairs
 from deepc.compiler.kernels import Kernel
 from deepc.ir.graph import Graph
 
 ALIGN = 64
+ZERO_COPY_OPS = frozenset({"reshape", "identity"})
 
 
 def align(n: int, a: int = ALIGN) -> int:
@@ -37,7 +48,10 @@ class Plan:
     workspace_bytes: int
     params_bytes: int
     param_order: list[str] = field(default_factory=list)
-    naive_bytes: int = 0
+    naive_bytes: int = 0  # every intermediate value in its own buffer
+    lower_bound_bytes: int = 0  # most bytes live at once in the call order: no arena is smaller
+    inplace: dict[str, str] = field(default_factory=dict)  # output -> input it overwrites
+    aliases: dict[str, str] = field(default_factory=dict)  # zero-copy output -> its input
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -45,7 +59,11 @@ class Plan:
                       for k in self.calls],
             "locations": {k: v.to_dict() for k, v in self.locations.items()},
             "arena_bytes": self.workspace_bytes,
+            "arena_lower_bound_bytes": self.lower_bound_bytes,
+            "naive_bytes": self.naive_bytes,
             "params_bytes": self.params_bytes,
+            "inplace": dict(self.inplace),
+            "aliases": dict(self.aliases),
         }
 
 
@@ -59,6 +77,23 @@ def layout_params(graph: Graph, used: set[str]) -> tuple[dict[str, int], int, li
     return offsets, pos, order
 
 
+def value_bytes(graph: Graph, name: str) -> int:
+    return align(max(graph.types[name].nbytes, 1))
+
+
+@dataclass
+class _Arena:
+    """Memory for one call order: each value's owner (the value whose memory it uses) and
+    the owners' offsets."""
+
+    order: list[Kernel]
+    owner: dict[str, str]
+    offsets: dict[str, int]
+    size: int
+    lower_bound: int
+    inplace: dict[str, str]
+
+
 def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
     locations: dict[str, Location] = {}
     for k, name in enumerate(graph.inputs):
@@ -66,51 +101,120 @@ def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
     for k, name in enumerate(graph.outputs):
         locations[name] = Location("output", k)
     used = {a for kern in kernels for a in kern.args}
-    offsets, params_bytes, order = layout_params(graph, used)
+    offsets, params_bytes, param_order = layout_params(graph, used)
     for name, off in offsets.items():
         locations[name] = Location("param", offset=off)
 
-    last_use: dict[str, int] = {}
-    for step, kern in enumerate(kernels):
-        for a in kern.args:
-            last_use[a] = step
-    free: list[tuple[int, int]] = []  # (offset, size) holes
-    end = 0
-    naive = 0
-    live: dict[str, tuple[int, int]] = {}
-    for step, kern in enumerate(kernels):
+    aliases = {k.outputs[0]: k.inputs[0] for k in kernels if is_zero_copy(graph, k, locations)}
+    called = [k for k in kernels if not (len(k.outputs) == 1 and k.outputs[0] in aliases)]
+    best: _Arena | None = None
+    for order in (called, memory_order(graph, called, aliases, locations)):
+        arena = _assign(graph, order, aliases, locations)
+        if best is None or arena.size < best.size:
+            best = arena
+    assert best is not None
+    for kern in kernels:
         for out in kern.outputs:
             if out in locations:
                 continue
-            size = align(max(graph.types[out].nbytes, 1))
-            naive += size
-            off = _first_fit(free, size)
-            if off is None:
-                off, end = end, end + size
-            locations[out] = Location("workspace", offset=off)
-            live[out] = (off, size)
-        for name in [n for n in live if last_use.get(n, -1) <= step]:
-            free.append(live.pop(name))
-            free[:] = _coalesce(free)
-    return Plan(list(kernels), locations, end, params_bytes, order, naive)
+            root = best.owner.get(out, out)
+            locations[out] = locations.get(root) or Location("workspace",
+                                                             offset=best.offsets[root])
+    naive = sum(value_bytes(graph, o) for k in kernels for o in k.outputs
+                if o not in graph.outputs)
+    return Plan(best.order, locations, best.size, params_bytes, param_order, naive,
+                best.lower_bound, best.inplace, aliases)
 
 
-def _first_fit(free: list[tuple[int, int]], size: int) -> int | None:
-    for k, (off, n) in enumerate(free):
-        if n >= size:
-            if n == size:
-                free.pop(k)
-            else:
-                free[k] = (off + size, n - size)
-            return off
-    return None
+def is_zero_copy(graph: Graph, kern: Kernel, fixed: dict[str, Location]) -> bool:
+    """A kernel that copies one value unchanged in row-major order into an intermediate."""
+    if not kern.ops or any(op not in ZERO_COPY_OPS for op in kern.ops):
+        return False
+    # aliases live in the arena or the params blob: the caller's buffers keep one name each
+    if len(kern.inputs) != 1 or len(kern.outputs) != 1 or kern.outputs[0] in fixed:
+        return False
+    source = fixed.get(kern.inputs[0])
+    if source is not None and source.kind != "param":
+        return False
+    src, dst = graph.types[kern.inputs[0]], graph.types[kern.outputs[0]]
+    return src.nbytes == dst.nbytes and src.dtype == dst.dtype
 
 
-def _coalesce(free: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for off, n in sorted(free):
-        if merged and merged[-1][0] + merged[-1][1] == off:
-            merged[-1] = (merged[-1][0], merged[-1][1] + n)
-        else:
-            merged.append((off, n))
-    return merged
+def _owner_of(owner: dict[str, str], value: str) -> str:
+    while value in owner:
+        value = owner[value]
+    return value
+
+
+def _assign(graph: Graph, order: Sequence[Kernel], aliases: dict[str, str],
+            fixed: dict[str, Location]) -> _Arena:
+    """Owners (zero-copy aliases, then in-place outputs) and arena offsets for one order."""
+    owner = dict(aliases)
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for step, kern in enumerate(order):
+        for a in kern.inputs:
+            last[_owner_of(owner, a)] = step
+        for o in kern.outputs:
+            first.setdefault(o, step)
+    inplace: dict[str, str] = {}
+    for step, kern in enumerate(order):
+        if not kern.func.attrs.get("may_alias"):
+            continue
+        for i, o in inplace_pairs(kern.func):
+            src, out = kern.args[i], kern.args[o]
+            root = _owner_of(owner, src)
+            if (root in fixed or out in fixed or out in owner or root not in first
+                    or last.get(root) != step
+                    or any(_owner_of(owner, a) == root for a in kern.args if a != src)):
+                continue
+            owner[out] = root
+            inplace[out] = src
+            last[root] = max(step, last.get(out, step))
+    roots = [o for kern in order for o in kern.outputs if o not in fixed and o not in owner]
+    blocks = [Block(first[r], max(first[r], last.get(r, first[r])), value_bytes(graph, r))
+              for r in roots]
+    offsets, size = pack(blocks)
+    return _Arena(list(order), owner, dict(zip(roots, offsets)), size, peak_bytes(blocks),
+                  inplace)
+
+
+def memory_order(graph: Graph, kernels: Sequence[Kernel], aliases: dict[str, str],
+                 fixed: dict[str, Location]) -> list[Kernel]:
+    """A topological order that, among the kernels ready to run, picks the one that grows
+    the live memory least (frees the most), the earliest in the graph's order on ties."""
+    producer = {o: k for k, kern in enumerate(kernels) for o in kern.outputs}
+    reads = [{_owner_of(aliases, a) for a in kern.inputs} for kern in kernels]
+    readers: dict[str, int] = {}
+    for values in reads:
+        for v in values:
+            readers[v] = readers.get(v, 0) + 1
+    deps = [{producer[v] for v in values if v in producer} for values in reads]
+    waiting = [len(d) for d in deps]
+    after: list[list[int]] = [[] for _ in kernels]
+    for k, d in enumerate(deps):
+        for p in d:
+            after[p].append(k)
+
+    def growth(k: int) -> int:
+        grown = sum(value_bytes(graph, o) for o in kernels[k].outputs if o not in fixed)
+        freed = sum(value_bytes(graph, v) for v in reads[k]
+                    if readers[v] == 1 and v in producer and v not in fixed)
+        return grown - freed
+
+    ready = [(growth(k), k) for k in range(len(kernels)) if waiting[k] == 0]
+    heapq.heapify(ready)
+    order: list[Kernel] = []
+    while ready:
+        _, k = heapq.heappop(ready)
+        order.append(kernels[k])
+        for v in reads[k]:
+            readers[v] -= 1
+        for s in after[k]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                heapq.heappush(ready, (growth(s), s))
+        # a kernel's growth changes as others free its inputs' last readers
+        ready = [(growth(j), j) for _, j in ready]
+        heapq.heapify(ready)
+    return order

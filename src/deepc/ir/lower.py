@@ -97,7 +97,7 @@ class _Lowering:
             return None
         body = self.body_expr_raw(user)
         for node in _loads_of(body, t):
-            if node.indices != user.axes:
+            if not _same_point(node.indices, user.axes, t.shape):
                 return None
         position = {id(s): k for k, s in enumerate(self.order)}
         for src in tensors_read(body):
@@ -207,6 +207,16 @@ def _combine(combiner: str, acc: Expr, term: Expr) -> Expr:
     elif term.dtype == "bool":
         op = "and"
     return binary(op, acc, term)
+
+
+def _same_point(indices: tuple[Expr, ...], axes: tuple[Var, ...], shape: tuple[int, ...]) -> bool:
+    """Whether `indices` name the element at `axes`; broadcasting ops read an axis of extent
+    1 at index 0, which is the same element."""
+    from deepc.ir.expr import Const
+
+    return len(indices) == len(axes) and all(
+        i == a or (n == 1 and isinstance(i, Const) and i.value == 0)
+        for i, a, n in zip(indices, axes, shape))
 
 
 def _loads_of(e: Expr, t: Tensor) -> list[Load]:

@@ -1,12 +1,39 @@
-"""Operator fusion: which nodes become one kernel.
+"""Operator fusion: the graph's nodes grouped into kernels by fusion kind (`fuse_group`).
 
-Fusion marks nodes with a `fuse_group` attribute (see `groups_of`); kernels are built one per
-group. Until the fusion pass runs, every node is its own group.
+TVM's rules on the dataflow graph. A group has at most one *master*, an OUT_FUSABLE or
+REDUCTION node whose output pattern drives the kernel's loops; everything else in it is
+elementwise, broadcast or injective:
+
+- chains of elementwise / broadcast / injective ops fuse together;
+- elementwise epilogues (bias, activation, residual add, clip, `x * sigmoid(x)`) fuse into
+  a master when they keep the master's output shape and the master's output reaches nothing
+  else (the lowering applies them to the accumulator before the one store);
+- injective producers fuse into a reduction (its loops read them inlined); into a
+  conv/matmul only pure index remaps (reshape, identity) do, so flatten costs nothing;
+- OPAQUE ops stay alone, and a producer never joins a group whose loops would recompute
+  it for every broadcast copy of an element.
+
+A producer group joins a consumer group only when every consumer of its values is in that
+group (the consumer post-dominates it), so groups stay convex and the kernel graph acyclic.
+The pass reorders nodes so that each group is contiguous and numbers groups 0, 1, ... in
+execution order; kernels are built one per group (`groups_of`).
 """
 
 from __future__ import annotations
 
+import heapq
+from dataclasses import replace
+
 from deepc.ir.graph import Graph, Node
+from deepc.ops import get_op
+from deepc.ops.registry import FusionKind
+from deepc.passes.manager import PassContext, register_pass
+
+MASTER_KINDS = (FusionKind.OUT_FUSABLE, FusionKind.REDUCTION)
+# pure index remaps: inlining them anywhere costs index arithmetic only
+DATA_MOVES = frozenset({"reshape", "identity"})
+# injective ops whose output outgrows an input yet read each input element once
+READ_ONCE = frozenset({"concat", "pad"})
 
 
 def groups_of(graph: Graph) -> list[list[Node]]:
@@ -22,3 +49,163 @@ def groups_of(graph: Graph) -> list[list[Node]]:
         else:
             groups[index[key]].append(node)
     return groups
+
+
+def master_of(nodes: list[Node]) -> Node | None:
+    """The OUT_FUSABLE or REDUCTION node of a group, if any."""
+    return next((n for n in nodes if get_op(n.op).kind in MASTER_KINDS), None)
+
+
+class _Fusion:
+    """Groups as sets of node positions; `group[k]` is the id of node k's group."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.nodes = graph.nodes
+        self.kind = [get_op(n.op).kind for n in graph.nodes]
+        self.producer = {o: k for k, n in enumerate(graph.nodes) for o in n.outputs if o}
+        self.users: dict[str, list[int]] = {}
+        for k, n in enumerate(graph.nodes):
+            for i in dict.fromkeys(n.inputs):
+                if i:
+                    self.users.setdefault(i, []).append(k)
+        self.group = list(range(len(graph.nodes)))
+        self.members: dict[int, list[int]] = {k: [k] for k in range(len(graph.nodes))}
+        self.graph_outputs = set(graph.outputs)
+
+    def run(self) -> list[list[int]]:
+        for k in range(len(self.nodes)):
+            self.grow(self.group[k])
+        return self.ordered_groups()
+
+    def grow(self, h: int) -> None:
+        """Pull producer groups into group `h` until none can join; a join can make
+        another producer's consumers all lie in `h` (diamonds such as x * sigmoid(x))."""
+        changed = True
+        while changed:
+            changed = False
+            for g in self.producer_groups(h):
+                if self.can_fuse(g, h):
+                    self.merge(g, h)
+                    changed = True
+                    break
+
+    def producer_groups(self, h: int) -> list[int]:
+        """Groups producing values that group `h` reads, the latest producer first."""
+        found: dict[int, int] = {}
+        for k in self.members[h]:
+            for i in self.nodes[k].inputs:
+                p = self.producer.get(i)
+                if p is not None and self.group[p] != h:
+                    found[self.group[p]] = max(found.get(self.group[p], -1), p)
+        return sorted(found, key=lambda g: -found[g])
+
+    def merge(self, g: int, h: int) -> None:
+        for k in self.members.pop(g):
+            self.group[k] = h
+            self.members[h].append(k)
+        self.members[h].sort()
+
+    def master(self, g: int) -> int | None:
+        return next((k for k in self.members[g] if self.kind[k] in MASTER_KINDS), None)
+
+    def edges(self, g: int, h: int) -> list[tuple[str, int]] | None:
+        """(value, consumer) pairs from group g into group h, or None when a value of g
+        is a graph output or is read outside g and h."""
+        found = []
+        for k in self.members[g]:
+            for out in self.nodes[k].outputs:
+                if not out:
+                    continue
+                if out in self.graph_outputs:
+                    return None
+                for u in self.users.get(out, []):
+                    if self.group[u] == h:
+                        found.append((out, u))
+                    elif self.group[u] != g:
+                        return None
+        return found
+
+    def can_fuse(self, g: int, h: int) -> bool:
+        both = self.members[g] + self.members[h]
+        if any(self.kind[k] == FusionKind.OPAQUE for k in both):
+            return False
+        edges = self.edges(g, h)
+        if not edges:
+            return False
+        only_moves = all(self.nodes[k].op in DATA_MOVES for k in self.members[g])
+        if not only_moves and any(self.expands(v, u) for v, u in edges):
+            return False
+        mg, mh = self.master(g), self.master(h)
+        if mg is not None and mh is not None:
+            return False
+        if mg is not None:  # h would be mg's epilogue: elementwise at the master's shape
+            shape = self.graph.types[self.nodes[mg].outputs[0]].shape
+            return all(self.kind[k] <= FusionKind.BROADCAST
+                       and all(self.graph.types[o].shape == shape
+                               for o in self.nodes[k].outputs if o)
+                       for k in self.members[h])
+        if any(self.kind[k] > FusionKind.INJECTIVE for k in self.members[g]):
+            return False
+        if mh is not None and self.kind[mh] == FusionKind.OUT_FUSABLE:
+            feeding = self.upstream(mh, h)
+            return only_moves or not any(u in feeding for _, u in edges)
+        return True
+
+    def expands(self, value: str, user: int) -> bool:
+        """Whether `user`'s loops would read `value` once per broadcast copy."""
+        if self.kind[user] > FusionKind.INJECTIVE or self.nodes[user].op in READ_ONCE:
+            return False
+        size = self.graph.types[value].size
+        return any(self.graph.types[o].size > size for o in self.nodes[user].outputs if o)
+
+    def upstream(self, master: int, h: int) -> set[int]:
+        """The master and the nodes of group h it reads from, transitively."""
+        seen, stack = {master}, [master]
+        while stack:
+            for i in self.nodes[stack.pop()].inputs:
+                p = self.producer.get(i)
+                if p is not None and self.group[p] == h and p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return seen
+
+    def ordered_groups(self) -> list[list[int]]:
+        """Groups in a topological order, each in node order; ties keep the graph's order."""
+        deps: dict[int, set[int]] = {g: set() for g in self.members}
+        for g, members in self.members.items():
+            for k in members:
+                for i in self.nodes[k].inputs:
+                    p = self.producer.get(i)
+                    if p is not None and self.group[p] != g:
+                        deps[g].add(self.group[p])
+        waiting = {g: len(d) for g, d in deps.items()}
+        after: dict[int, list[int]] = {}
+        for g, d in deps.items():
+            for p in d:
+                after.setdefault(p, []).append(g)
+        ready = [(self.members[g][0], g) for g, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        order: list[list[int]] = []
+        while ready:
+            _, g = heapq.heappop(ready)
+            order.append(self.members[g])
+            for s in after.get(g, []):
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    heapq.heappush(ready, (self.members[s][0], s))
+        assert len(order) == len(self.members), "fusion made the kernel graph cyclic"
+        return order
+
+
+def fusion_groups(graph: Graph) -> list[list[Node]]:
+    """The fused groups of a graph, in an execution order (without marking the nodes)."""
+    return [[graph.nodes[k] for k in g] for g in _Fusion(graph).run()]
+
+
+@register_pass("fuse")
+def fuse(graph: Graph, ctx: PassContext) -> Graph:
+    """Mark every node with its group's number; nodes are reordered group by group."""
+    nodes = [replace(n, attrs=n.attrs.with_(fuse_group=k))
+             for k, group in enumerate(fusion_groups(graph)) for n in group]
+    return graph.replace(nodes=tuple(nodes))
