@@ -4,6 +4,7 @@ interpreter)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -201,6 +202,17 @@ def test_fusion_is_part_of_o2_and_o3_only() -> None:
     assert deepc.compile(graph, "host", opt_level=1).stats()["kernels"] == 5
     for level in (2, 3):
         assert assert_compiled_matches(graph, level).stats()["kernels"] == 1
+
+
+def test_inspect_ir_fused_stage_lists_groups_and_masters() -> None:
+    from tests.test_cli import EXAMPLE, run
+
+    code, out, err = run("inspect-ir", str(EXAMPLE), "--stage", "fused", "--json")
+    assert code == 0, err
+    texts = json.loads(out)
+    overview = texts.pop("groups")
+    assert "kernels at -O2" in overview and len(texts) == len(overview.splitlines()) - 1
+    assert any("# master: " in t and "conv(" in t for t in texts.values())
 
 
 # -- real models --------------------------------------------------------------------------------

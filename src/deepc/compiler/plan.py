@@ -117,7 +117,7 @@ def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
         for out in kern.outputs:
             if out in locations:
                 continue
-            root = best.owner.get(out, out)
+            root = _owner_of(best.owner, out)
             locations[out] = locations.get(root) or Location("workspace",
                                                              offset=best.offsets[root])
     naive = sum(value_bytes(graph, o) for k in kernels for o in k.outputs
