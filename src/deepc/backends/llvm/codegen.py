@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 
 from llvmlite import ir
 
-from deepc.backends.llvm.exprs import ExprEmitter, linear_offset, unsafe_to_speculate
+from deepc.backends.llvm.analysis import linear_offset, unsafe_to_speculate
+from deepc.backends.llvm.exprs import ExprEmitter
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import (
@@ -72,7 +73,7 @@ class FunctionEmitter(ExprEmitter):
         if self.vec_var is not None and _mentions(off_expr, self.vec_var):
             value = self.broadcast(value, self.lanes)  # a uniform value stored per lane
         if isinstance(value.type, ir.VectorType):
-            from deepc.backends.llvm.exprs import depends_on, lane_coefficient
+            from deepc.backends.llvm.analysis import depends_on, lane_coefficient
 
             v = self.vec_var
             assert v is not None

@@ -12,73 +12,39 @@ from typing import Any
 
 from llvmlite import ir
 
+from deepc.backends.llvm.analysis import (
+    depends_on,
+    lane_coefficient,
+    linear_offset,
+    non_negative,
+    unsafe_to_speculate,
+)
 from deepc.backends.llvm.types import (
     I1,
     I64,
+    align,
+    all_ones,
     constant,
+    fbits,
+    fconst,
+    fone,
+    fzero,
+    ibits,
     is_float,
     is_signed,
+    izero,
     memory_type,
+    type_suffix,
     value_type,
 )
-from deepc.ir.affine import flat_offset
 from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
 from deepc.ir.loop import Buffer
-from deepc.ir.tensor import walk
 
 # math functions LLVM has intrinsics for; the rest are libm calls
 _INTRINSIC_MATH = {"exp", "log", "sqrt", "sin", "cos", "floor", "ceil", "trunc", "fabs",
                    "exp2", "log2"}
 _LIBM = {"tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
 _FP_FLAGS = ("contract", "reassoc")  # reassoc lets LLVM vectorize scalar sums
-
-
-def linear_offset(buf: Buffer, indices: tuple[Expr, ...]) -> Expr:
-    return flat_offset(buf.shape, indices)
-
-
-def lane_coefficient(e: Expr, v: Var) -> int | None:
-    """d(e)/d(v) when `e` is affine in `v` with a constant coefficient, else None."""
-    if isinstance(e, Var):
-        return 1 if e == v else 0
-    if isinstance(e, Const):
-        return 0
-    if isinstance(e, Binary) and e.op in ("add", "sub"):
-        a, b = lane_coefficient(e.a, v), lane_coefficient(e.b, v)
-        if a is None or b is None:
-            return None
-        return a + b if e.op == "add" else a - b
-    if isinstance(e, Binary) and e.op == "mul":
-        a, b = lane_coefficient(e.a, v), lane_coefficient(e.b, v)
-        if a == 0 and b == 0:
-            return 0
-        if a is not None and b == 0 and isinstance(e.b, Const):
-            return a * int(e.b.value)
-        if b is not None and a == 0 and isinstance(e.a, Const):
-            return b * int(e.a.value)
-        return None
-    return 0 if not depends_on(e, v) else None
-
-
-def depends_on(e: Expr, v: Var) -> bool:
-    return any(isinstance(x, Var) and x == v for x in walk(e))
-
-
-def non_negative(e: Expr) -> bool:
-    """Conservative: loop variables and non-negative constants combined by + * // %."""
-    if isinstance(e, Var):
-        return True
-    if isinstance(e, Const):
-        return e.value >= 0
-    if isinstance(e, Binary) and e.op in ("add", "mul", "floordiv", "mod", "min", "max"):
-        return non_negative(e.a) and non_negative(e.b)
-    return False
-
-
-def unsafe_to_speculate(e: Expr) -> bool:
-    """Loads and integer division may fault when evaluated for a lane a select discards."""
-    return any(isinstance(x, Load) or (isinstance(x, Binary) and x.op in
-               ("div", "floordiv", "mod", "fmod") and not is_float(x.dtype)) for x in walk(e))
 
 
 class ExprEmitter:
@@ -108,7 +74,7 @@ class ExprEmitter:
         return a, b
 
     def intrinsic(self, name: str, ty: ir.Type) -> ir.Function:
-        suffix = _type_suffix(ty)
+        suffix = type_suffix(ty)
         full = f"{name}.{suffix}"
         if full in self.module.globals:
             return self.module.globals[full]
@@ -118,7 +84,7 @@ class ExprEmitter:
         return self.intrinsic(name, ty) if arity == 1 else self.intrinsic2(name, ty)
 
     def intrinsic2(self, name: str, ty: ir.Type) -> ir.Function:
-        full = f"{name}.{_type_suffix(ty)}"
+        full = f"{name}.{type_suffix(ty)}"
         if full in self.module.globals:
             return self.module.globals[full]
         return ir.Function(self.module, ir.FunctionType(ty, [ty, ty]), full)
@@ -186,9 +152,9 @@ class ExprEmitter:
             if op == "mod":  # python-style: result has the divisor's sign
                 r = bld.frem(a, b)
                 zero = ir.Constant(r.type, ir.Undefined if False else None) if False else None
-                fix = bld.and_(bld.fcmp_ordered("!=", r, _fzero(r.type)),
-                               bld.xor(bld.fcmp_ordered("<", r, _fzero(r.type)),
-                                       bld.fcmp_ordered("<", b, _fzero(b.type))))
+                fix = bld.and_(bld.fcmp_ordered("!=", r, fzero(r.type)),
+                               bld.xor(bld.fcmp_ordered("<", r, fzero(r.type)),
+                                       bld.fcmp_ordered("<", b, fzero(b.type))))
                 del zero
                 return bld.select(fix, bld.fadd(r, b), r)
             raise TypeError(f"float op {op}")
@@ -264,7 +230,7 @@ class ExprEmitter:
         x = self.emit(e.x)
         if e.op == "neg":
             return self.builder.fneg(x) if is_float(e.dtype) else self.builder.neg(x)
-        ones = ir.Constant(x.type, None) if False else _all_ones(x.type)
+        ones = ir.Constant(x.type, None) if False else all_ones(x.type)
         return self.builder.xor(x, ones)
 
     def emit_call(self, e: Call) -> ir.Value:
@@ -287,12 +253,12 @@ class ExprEmitter:
             return bld.call(self.intrinsic("llvm.roundeven", x.type), [x])
         if e.func == "rsqrt":
             s = bld.call(self.intrinsic("llvm.sqrt", x.type), [x])
-            return bld.fdiv(_fone(x.type), s)
+            return bld.fdiv(fone(x.type), s)
         if e.func == "isnan":
             return bld.fcmp_unordered("uno", x, x)
         if e.func == "isinf":
             a = bld.call(self.intrinsic("llvm.fabs", x.type), [x])
-            return bld.fcmp_ordered("==", a, _fconst(x.type, float("inf")))
+            return bld.fcmp_ordered("==", a, fconst(x.type, float("inf")))
         if e.func in _LIBM:
             return self.per_lane(lambda lane: bld.call(self.libm(e.func, lane.type), [lane]), x)
         raise TypeError(f"no lowering for math function {e.func}")
@@ -306,19 +272,19 @@ class ExprEmitter:
             return x
         if dst == "bool":
             if is_float(src):
-                return bld.fcmp_unordered("!=", x, _fzero(x.type))
-            return bld.icmp_unsigned("!=", x, _izero(x.type))
+                return bld.fcmp_unordered("!=", x, fzero(x.type))
+            return bld.icmp_unsigned("!=", x, izero(x.type))
         if is_float(src) and is_float(dst):
             if (src, dst) == ("float64", "float16"):
                 # no double->half instruction on x86: LLVM would call a compiler-rt helper
                 # that a JIT cannot resolve; go through float32 (rare 1-ulp double rounding)
                 return self.emit_cast(self.emit_cast(x, src, "float32"), "float32", dst)
-            return bld.fpext(x, to) if _fbits(src) < _fbits(dst) else bld.fptrunc(x, to)
+            return bld.fpext(x, to) if fbits(src) < fbits(dst) else bld.fptrunc(x, to)
         if is_float(dst):
             return bld.sitofp(x, to) if is_signed(src) else bld.uitofp(x, to)
         if is_float(src):
             return bld.fptosi(x, to) if is_signed(dst) else bld.fptoui(x, to)
-        sw, dw = _ibits(src), _ibits(dst)
+        sw, dw = ibits(src), ibits(dst)
         if sw == dw:
             return x
         if sw > dw:
@@ -375,7 +341,7 @@ class ExprEmitter:
                 ptr = self.element_pointer(buf, base)
                 vty = ir.VectorType(memory_type(buf.dtype), self.lanes)
                 # element alignment only: vector loads start anywhere in a buffer
-                val = bld.load(ptr, typ=vty, align=_align(buf.dtype))
+                val = bld.load(ptr, typ=vty, align=align(buf.dtype))
                 return self.from_memory(val, buf.dtype)
             offsets = self.emit(off_expr)
             return self.per_lane(lambda o: self.from_memory(
@@ -418,54 +384,3 @@ class ExprEmitter:
         lanes = val.type.count if isinstance(val.type, ir.VectorType) else 0
         return self.builder.zext(val, ir.VectorType(ir.IntType(8), lanes) if lanes
                                  else ir.IntType(8))
-
-
-def _align(dtype: str) -> int:
-    from deepc.backends.llvm.types import itemsize
-
-    return itemsize(dtype)
-
-
-def _type_suffix(ty: ir.Type) -> str:
-    if isinstance(ty, ir.VectorType):
-        return f"v{ty.count}{_type_suffix(ty.element)}"
-    s = str(ty)
-    return {"float": "f32", "double": "f64", "half": "f16"}.get(s, s)
-
-
-def _elem(ty: ir.Type) -> ir.Type:
-    return ty.element if isinstance(ty, ir.VectorType) else ty
-
-
-def _fconst(ty: ir.Type, v: float) -> ir.Constant:
-    if isinstance(ty, ir.VectorType):
-        return ir.Constant(ty, [ir.Constant(ty.element, v)] * ty.count)
-    return ir.Constant(ty, v)
-
-
-def _fzero(ty: ir.Type) -> ir.Constant:
-    return _fconst(ty, 0.0)
-
-
-def _fone(ty: ir.Type) -> ir.Constant:
-    return _fconst(ty, 1.0)
-
-
-def _izero(ty: ir.Type) -> ir.Constant:
-    if isinstance(ty, ir.VectorType):
-        return ir.Constant(ty, [0] * ty.count)
-    return ir.Constant(ty, 0)
-
-
-def _all_ones(ty: ir.Type) -> ir.Constant:
-    if isinstance(ty, ir.VectorType):
-        return ir.Constant(ty, [_all_ones(ty.element)] * ty.count)
-    return ir.Constant(ty, (1 << ty.width) - 1)
-
-
-def _fbits(dt: str) -> int:
-    return {"float16": 16, "float32": 32, "float64": 64}[dt]
-
-
-def _ibits(dt: str) -> int:
-    return 1 if dt == "bool" else int("".join(c for c in dt if c.isdigit()))

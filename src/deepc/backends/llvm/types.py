@@ -61,3 +61,53 @@ def constant(dtype: str, value: float | int | bool) -> ir.Constant:
 
 def vector(ty: ir.Type, lanes: int) -> ir.VectorType:
     return ir.VectorType(ty, lanes)
+
+
+# -- constants and names for scalar or vector types -----------------------------------------
+def align(dtype: str) -> int:
+    return itemsize(dtype)
+
+
+def type_suffix(ty: ir.Type) -> str:
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{type_suffix(ty.element)}"
+    s = str(ty)
+    return {"float": "f32", "double": "f64", "half": "f16"}.get(s, s)
+
+
+def elem(ty: ir.Type) -> ir.Type:
+    return ty.element if isinstance(ty, ir.VectorType) else ty
+
+
+def fconst(ty: ir.Type, v: float) -> ir.Constant:
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [ir.Constant(ty.element, v)] * ty.count)
+    return ir.Constant(ty, v)
+
+
+def fzero(ty: ir.Type) -> ir.Constant:
+    return fconst(ty, 0.0)
+
+
+def fone(ty: ir.Type) -> ir.Constant:
+    return fconst(ty, 1.0)
+
+
+def izero(ty: ir.Type) -> ir.Constant:
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [0] * ty.count)
+    return ir.Constant(ty, 0)
+
+
+def all_ones(ty: ir.Type) -> ir.Constant:
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [all_ones(ty.element)] * ty.count)
+    return ir.Constant(ty, (1 << ty.width) - 1)
+
+
+def fbits(dt: str) -> int:
+    return {"float16": 16, "float32": 32, "float64": 64}[dt]
+
+
+def ibits(dt: str) -> int:
+    return 1 if dt == "bool" else int("".join(c for c in dt if c.isdigit()))
