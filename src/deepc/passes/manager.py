@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepc.errors import DeepcError, VerifyError
 from deepc.ir.graph import Graph
+from deepc.ir.text import graph_to_text
 from deepc.ir.verify import verify_graph
+
+PRINT_AFTER_ENV = "DEEPC_PRINT_AFTER"  # comma-separated pass names, added to print_after
+FOLD_MAX_BYTES = 64 << 20  # fold never stores a constant larger than this
+FOLD_GROWTH_MAX_BYTES = 1 << 20  # nor one this large that outgrows the op's inputs
+
+
+class UnknownPassError(DeepcError):
+    """A pass name (in --disable-pass, --print-after or DEEPC_PRINT_AFTER) is not registered."""
+
+    exit_code = 2
+
+
+def print_after_from_env() -> frozenset[str]:
+    return frozenset(n.strip() for n in os.environ.get(PRINT_AFTER_ENV, "").split(",")
+                     if n.strip())
 
 
 @dataclass
 class PassContext:
+    """Options that reach every pass, and what the pipeline reports back.
+
+    `print_after` starts with the names in $DEEPC_PRINT_AFTER; after each pass so named the
+    canonical text of the graph (without constant values) is appended to `dumps`. `times`
+    gets (pass name, seconds) for every pass run.
+    """
+
     opt_level: int = 2
     disabled: frozenset[str] = frozenset()
     print_after: frozenset[str] = frozenset()
@@ -19,28 +45,58 @@ class PassContext:
     times: list[tuple[str, float]] = field(default_factory=list)
     verify: bool = True
     target: Any = None  # the deepc.target.Target compiled for, when known
+    fold_max_bytes: int = FOLD_MAX_BYTES
+    fold_growth_max_bytes: int = FOLD_GROWTH_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        self.disabled = frozenset(self.disabled)
+        self.print_after = frozenset(self.print_after) | print_after_from_env()
 
 
 GraphPass = Callable[[Graph, PassContext], Graph]
 PASSES: dict[str, GraphPass] = {}
-PIPELINES: dict[int, list[str]] = {0: [], 1: ["dce"], 2: ["dce", "kernel_layout", "fuse"],
-                                   3: ["dce", "kernel_layout", "fuse"]}
+
+# The -O levels as lists of pass names, resolved when a pipeline runs, so a pass may live in
+# any module of deepc.passes (all of them are imported by the package).
+SIMPLIFY = ["fold", "cse", "simplify", "cse", "dce"]  # simplify exposes more to merge
+PIPELINES: dict[int, list[str]] = {
+    0: [],  # nothing is needed for correctness: the imported graph compiles as it is
+    1: ["fold", "dce"],
+    2: [*SIMPLIFY,
+        # -- layout and fusion passes (they read the target; fuse stays last) --
+        "kernel_layout", "fuse"],
+    3: [*SIMPLIFY,
+        # -- layout and fusion passes; -O3-only ones (blocked layouts) join here --
+        "kernel_layout", "fuse"],
+}
 
 
 def register_pass(name: str) -> Callable[[GraphPass], GraphPass]:
     def deco(fn: GraphPass) -> GraphPass:
+        if name in PASSES and PASSES[name] is not fn:
+            raise ValueError(f"pass {name!r} registered twice")
         PASSES[name] = fn
         return fn
 
     return deco
 
 
+def check_pass_names(names: Iterable[str]) -> None:
+    """Raise UnknownPassError (one line, listing the known passes) for an unknown name."""
+    unknown = sorted(set(names) - set(PASSES))
+    if unknown:
+        raise UnknownPassError(f"unknown pass{'es' if len(unknown) > 1 else ''} "
+                               f"{', '.join(unknown)}; known passes: {', '.join(sorted(PASSES))}")
+
+
 def run_pipeline(graph: Graph, opt_level: int = 2, ctx: PassContext | None = None) -> Graph:
-    import time
-
-    from deepc.ir.text import graph_to_text
-
+    """Run the -O`opt_level` pipeline over `graph`, minus `ctx.disabled`; with `ctx.verify`
+    the verifier checks the graph after every pass."""
     ctx = ctx or PassContext(opt_level)
+    if opt_level not in PIPELINES:
+        raise DeepcError(f"no optimisation level -O{opt_level}; levels are "
+                         f"{', '.join(f'-O{k}' for k in sorted(PIPELINES))}")
+    check_pass_names([*PIPELINES[opt_level], *ctx.disabled, *ctx.print_after])
     for name in PIPELINES[opt_level]:
         if name in ctx.disabled:
             continue
@@ -48,23 +104,10 @@ def run_pipeline(graph: Graph, opt_level: int = 2, ctx: PassContext | None = Non
         graph = PASSES[name](graph, ctx)
         ctx.times.append((name, time.perf_counter() - start))
         if ctx.verify:
-            verify_graph(graph)
+            try:
+                verify_graph(graph)
+            except VerifyError as exc:
+                raise VerifyError(f"after pass {name!r}: {exc}") from None
         if name in ctx.print_after:
             ctx.dumps.append((name, graph_to_text(graph, constants=False)))
     return graph
-
-
-@register_pass("dce")
-def dead_code_elimination(graph: Graph, ctx: PassContext) -> Graph:
-    """Drop nodes none of whose outputs reach a graph output, and unused constants."""
-    live = set(graph.outputs)
-    kept = []
-    for node in reversed(graph.nodes):
-        if any(o in live for o in node.outputs if o):
-            kept.append(node)
-            live.update(i for i in node.inputs if i)
-    kept.reverse()
-    constants = {k: v for k, v in graph.constants.items() if k in live}
-    defined = set(graph.inputs) | set(constants) | {o for n in kept for o in n.outputs if o}
-    types = {k: v for k, v in graph.types.items() if k in defined}
-    return graph.replace(nodes=tuple(kept), constants=constants, types=types)
