@@ -52,6 +52,48 @@ def parse_shapes(specs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return dict(parse_input_shape(s) for s in specs)
 
 
+def pass_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--disable-pass, --print-after and --print-pass-times (compile and inspect-ir)."""
+    fn = click.option("--print-pass-times", "pass_times", is_flag=True,
+                      help="Print a table of the time each graph pass took.")(fn)
+    fn = click.option("--print-after", "print_after", multiple=True, metavar="PASS",
+                      help="Print the graph IR after this pass (also: DEEPC_PRINT_AFTER="
+                           "a,b). Repeatable.")(fn)
+    return click.option("--disable-pass", "disabled", multiple=True, metavar="PASS",
+                        help="Leave this pass out of the -O pipeline. Repeatable.")(fn)
+
+
+def pass_context(opt_level: int, disabled: tuple[str, ...], print_after: tuple[str, ...]) -> Any:
+    """The pass options as a PassContext; an unknown pass name is a one-line error."""
+    from deepc.passes import PIPELINES, PassContext, check_pass_names
+
+    ctx = PassContext(opt_level, disabled=frozenset(disabled),
+                      print_after=frozenset(print_after))
+    try:
+        check_pass_names([*ctx.disabled, *ctx.print_after])
+    except DeepcError as exc:
+        fail(str(exc), 2)
+    for name in sorted(ctx.print_after - set(PIPELINES[opt_level])):
+        err_console.print(f"note: pass {name} is not part of -O{opt_level}: nothing to print "
+                          "after it", highlight=False)
+    return ctx
+
+
+def report_passes(ctx: Any, out: Console, pass_times: bool) -> None:
+    """The graph dumps collected by --print-after, then the pass-times table."""
+    for name, text in ctx.dumps:
+        out.rule(f"[bold]graph IR after {name}")
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+    if pass_times:
+        table = Table()
+        table.add_column(f"pass (-O{ctx.opt_level})")
+        table.add_column("ms", justify="right")
+        for name, seconds in ctx.times:
+            table.add_row(name, f"{seconds * 1e3:.2f}")
+        table.add_row("total", f"{sum(s for _, s in ctx.times) * 1e3:.2f}", style="bold")
+        out.print(table)
+
+
 input_shape_option = click.option(
     "--input-shape", "input_shapes", multiple=True, metavar="NAME:1x3x224x224",
     help="Fix an input's shape (symbolic dimensions default to 1). Repeatable.")
@@ -70,27 +112,36 @@ def main() -> None:
               help="graph IR, scheduled loop IR, LLVM IR of the kernels, or assembly.")
 @click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
 @click.option("--kernel", "-k", default=None, help="Only this kernel (loop/source/asm).")
-@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True)
+@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=None,
+              help="Optimisation level [default: 2; --stage graph shows the imported graph "
+                   "unless -O is given].")
+@pass_options
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--no-constants", is_flag=True, help="Leave constants out of the text form.")
 @handle_errors
-def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_level: int,
+def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_level: int | None,
+               disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
                input_shapes: tuple[str, ...], as_json: bool, no_constants: bool) -> None:
     """Print a model's IR at one level of the stage chain.
 
-    `--stage graph` shows a summary (ops, parameters, FLOPs) and the canonical graph text;
-    `loop`, `source` and `asm` compile first and show each kernel.
+    `--stage graph` shows a summary (ops, parameters, FLOPs) and the canonical graph text,
+    after the -O pipeline when -O or a pass option is given; `loop`, `source` and `asm`
+    compile first and show each kernel.
     """
     from deepc.frontends import load
     from deepc.ir.summary import summarize
     from deepc.ir.text import graph_to_dict, graph_to_text
 
     graph = load(model, parse_shapes(input_shapes))
+    ctx = pass_context(opt_level if opt_level is not None else 2, disabled, print_after)
     if stage != "graph":
         from deepc.compiler.inspect import kernel_texts
 
-        texts = kernel_texts(graph, target, stage, opt_level=opt_level, kernel=kernel)
+        if disabled or print_after or pass_times:
+            fail("--disable-pass, --print-after and --print-pass-times work with --stage "
+                 "graph here; use them with `deepc compile` for the compiled stages", 2)
+        texts = kernel_texts(graph, target, stage, opt_level=ctx.opt_level, kernel=kernel)
         if as_json:
             click.echo(json.dumps(texts, indent=1))
             return
@@ -98,6 +149,13 @@ def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_lev
             console.rule(f"[bold]{name}")
             console.print(text, highlight=False, markup=False, soft_wrap=True)
         return
+    if opt_level is not None or disabled or print_after or pass_times:
+        from deepc.passes import run_pipeline
+        from deepc.target import load_target
+
+        ctx.target = load_target(target)
+        graph = run_pipeline(graph, ctx.opt_level, ctx)
+    report_passes(ctx, err_console if as_json else console, pass_times)
     summary = summarize(graph)
     if as_json:
         click.echo(json.dumps({"summary": summary.to_dict(), "graph": graph_to_dict(graph)},
@@ -138,13 +196,20 @@ def compile_progress() -> Any:
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Bundle to write (a .tar).")
 @click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True)
+@pass_options
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print compile statistics as JSON.")
 @handle_errors
 def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
+                disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
                 input_shapes: tuple[str, ...], as_json: bool) -> None:
-    """Compile MODEL for a target into one self-contained bundle."""
+    """Compile MODEL for a target into one self-contained bundle.
+
+    Graph IR printed by --print-after and the --print-pass-times table go to stderr.
+    """
     import deepc
+
+    ctx = pass_context(opt_level, disabled, print_after)
 
     with compile_progress() as bar:
         tasks: dict[str, Any] = {}
@@ -155,8 +220,9 @@ def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
             bar.update(tasks[stage], completed=done + 1, total=total)
 
         compiled = deepc.compile(model, target, input_shapes=parse_shapes(input_shapes),
-                                 opt_level=opt_level, progress=progress)
+                                 opt_level=opt_level, pass_context=ctx, progress=progress)
         compiled.save(output)
+    report_passes(ctx, err_console, pass_times)
     stats = compiled.stats()
     if as_json:
         click.echo(json.dumps(stats))

@@ -20,13 +20,14 @@ N = 1000  # fake_model.c's X_SIZE
 SCALE, BIAS = np.float32(1.5), np.float32(-0.25)
 
 
-def bundle(path: Path, library: Path, target: Any) -> Path:
+def bundle(path: Path, library: Path, target: Any, **more: Any) -> Path:
+    """The fake model's bundle; `more` goes to write_bundle (extra manifest keys, files)."""
     # scale lands at offset 0 and bias at 64: where fake_model.c reads them
     return write_bundle(
         path, library=library, params={"scale": np.array([SCALE]), "bias": np.array([BIAS])},
         inputs=[TensorSpec("x", (4, 250), "float32")],
         outputs=[TensorSpec("y", (4, 250), "float32"), TensorSpec("total", (), "float64")],
-        target=target, workspace_bytes=N * 4, name="fake")
+        target=target, workspace_bytes=N * 4, name="fake", **more)
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +100,20 @@ def _retarget(target: Target, **isa: Any) -> dict[str, Any]:
     return data
 
 
+def _no_emulator(target: Target) -> dict[str, Any]:
+    data = target.to_dict()
+    del data["toolchain"]["emulator"]
+    return data
+
+
 @pytest.mark.parametrize(("target", "message"), [
-    (lambda host: load_target("rpi3"), "compiled for armv7-unknown-linux-gnueabihf and cannot"
-                                       " be loaded on this machine"),
+    (lambda host: _no_emulator(load_target("rpi3")),
+     "compiled for armv7-unknown-linux-gnueabihf and cannot be loaded on this machine"),
+    (lambda host: load_target("rpi3"), "cannot be loaded on this machine .* carries no runner"),
     (lambda host: _retarget(host, features=["+deepc-imaginary-ext"]),
      r"uses CPU features this machine lacks \(\+deepc-imaginary-ext\)"),
     (lambda host: load_target("cuda-sm90"), "is a cuda bundle"),
-], ids=["foreign-arch", "missing-feature", "other-device"])
+], ids=["foreign-arch", "foreign-arch-no-runner", "missing-feature", "other-device"])
 def test_bundles_for_other_machines_are_refused(fake_model_lib: Path, host: Target,
                                                 tmp_path: Path, target: Any,
                                                 message: str) -> None:

@@ -1,4 +1,9 @@
-"""Packaging for CPU targets: link the object code with the runtime, write the bundle."""
+"""Packaging for CPU targets: link the object code with the runtime, write the bundle.
+
+Every CPU bundle carries the C example (example/main.c + Makefile); a bundle for a target that
+names an emulator (a cross target) also carries bin/run_model, that example prebuilt, through
+which the Python runtime runs the model under the emulator on this machine.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deepc.runtime.bundle import TensorSpec, layout_params, write_bundle
+from deepc.runtime.bundle import HEADER, LIBRARY, TensorSpec, layout_params, write_bundle
+from deepc.runtime.c_example import RUNNER, example_files, runner_argv
+from deepc.runtime.header import render_header
 from deepc.runtime.inputs import input_bounds
+from deepc.runtime.memory import ALIGN
 
 
 def tensor_specs(compiled: Any, names: tuple[str, ...]) -> list[TensorSpec]:
@@ -23,18 +31,59 @@ def params_of(compiled: Any) -> Any:
     return blob
 
 
+def needs_runner(target: Any) -> bool:
+    """Whether bundles for `target` carry bin/run_model: when the target is run emulated."""
+    return bool(getattr(target.toolchain, "emulator", None))
+
+
+def build_runner(root: Path, target: Any) -> Path:
+    """Compile `root`/example/main.c against `root`/lib/model.so into `root`/bin/run_model."""
+    from deepc.backends.link import _run, compiler
+
+    (root / RUNNER).parent.mkdir(parents=True, exist_ok=True)
+    _run(runner_argv(target, compiler(target), root), "build the example program bin/run_model",
+         target)
+    return root / RUNNER
+
+
+def header_text(compiled: Any, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                params_bytes: int) -> str:
+    """include/deepc_model.h, rendered before the bundle is written so the runner can use it;
+    render_header reads only these manifest keys (tests check it matches the manifest's)."""
+    from deepc import __version__
+
+    return render_header({
+        "name": compiled.graph.name, "deepc_version": __version__,
+        "target": compiled.target.to_dict(), "inputs": [t.to_dict() for t in inputs],
+        "outputs": [t.to_dict() for t in outputs],
+        "workspace_bytes": compiled.plan.workspace_bytes,
+        "params": {"bytes": params_bytes, "align": ALIGN},
+    })
+
+
 def write_cpu_bundle(compiled: Any, path: Path) -> Path:
     from deepc.backends.link import link_model
 
+    target = compiled.target
+    params = params_of(compiled)
+    inputs = tensor_specs(compiled, compiled.graph.inputs)
+    outputs = tensor_specs(compiled, compiled.graph.outputs)
+    header = header_text(compiled, inputs, outputs, len(params.data))
+    files: dict[str, Any] = dict(example_files(target, len(inputs), len(outputs)))
+    extra: dict[str, Any] = {"compile": compiled.stats(), "schedules": compiled.schedules,
+                             "input_bounds": input_bounds(compiled.graph)}
     with tempfile.TemporaryDirectory(prefix="deepc-bundle-") as tmp:
-        library = link_model(compiled.object_code, compiled.target, Path(tmp) / "model.so")
+        # laid out like the bundle, so the runner links and finds model.so as on the device
+        root = Path(tmp)
+        library = link_model(compiled.object_code, target, root / LIBRARY)
+        if needs_runner(target):
+            for member, text in [(HEADER, header), *files.items()]:
+                (root / member).parent.mkdir(parents=True, exist_ok=True)
+                (root / member).write_text(text)
+            files[RUNNER] = build_runner(root, target)
+            extra["runner"] = RUNNER
         return write_bundle(
-            path, library=library, params=params_of(compiled),
-            inputs=tensor_specs(compiled, compiled.graph.inputs),
-            outputs=tensor_specs(compiled, compiled.graph.outputs),
-            target=compiled.target, workspace_bytes=compiled.plan.workspace_bytes,
+            path, library=library, params=params, inputs=inputs, outputs=outputs,
+            target=target, workspace_bytes=compiled.plan.workspace_bytes,
             name=compiled.graph.name, kernels=[k.name for k in compiled.kernels],
-            plan=compiled.plan.to_dict(),
-            extra={"compile": compiled.stats(), "schedules": compiled.schedules,
-                   "input_bounds": input_bounds(compiled.graph)},
-        )
+            plan=compiled.plan.to_dict(), extra=extra, header=header, extra_files=files)

@@ -1,13 +1,15 @@
-"""`Model`: a CPU bundle's library loaded with ctypes and run on numpy arrays."""
+"""`Model`: a CPU bundle run on numpy arrays, in-process with ctypes or under an emulator."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +17,9 @@ from deepc.errors import BundleError, DeepcError, ShapeError
 from deepc.ir.types import np_dtype
 from deepc.runtime.bundle import BundleContents, TensorSpec, read_bundle
 from deepc.runtime.memory import ALIGN, aligned_array, aligned_empty
+
+if TYPE_CHECKING:
+    from deepc.runtime.emulated import EmulatedLibrary
 
 # the architecture part of a triple, as one name per instruction set
 _ARCH_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64"}
@@ -35,6 +40,17 @@ def _os(triple: str) -> str:
     return parts[2] if len(parts) > 2 else ""
 
 
+def _host_mismatch(bundle: BundleContents) -> tuple[str, str] | None:
+    """(bundle triple, host triple) when the bundle is for another instruction set or OS."""
+    from deepc.target.host import llvm_host
+
+    triple = bundle.triple or ""
+    host_triple = llvm_host()[0]
+    if _arch(triple) != _arch(host_triple) or _os(triple) != _os(host_triple):
+        return triple or "an unknown machine", host_triple
+    return None
+
+
 def check_runnable_here(bundle: BundleContents) -> None:
     """Raise DeepcError unless this process can run the bundle's library natively."""
     from deepc.target.host import llvm_host
@@ -44,13 +60,13 @@ def check_runnable_here(bundle: BundleContents) -> None:
     if kind != "cpu":
         raise DeepcError(f"{where} is a {kind} bundle; this runtime runs cpu bundles only —"
                          " compile the model for a cpu target")
-    triple = bundle.triple or ""
-    host_triple, _, host_features = llvm_host()
-    if _arch(triple) != _arch(host_triple) or _os(triple) != _os(host_triple):
-        raise DeepcError(f"{where} is compiled for {triple or 'an unknown machine'} and cannot be"
-                         f" loaded on this machine ({host_triple}) — run it on such a machine,"
-                         " or compile the model for --target host")
+    mismatch = _host_mismatch(bundle)
+    if mismatch:
+        raise DeepcError(f"{where} is compiled for {mismatch[0]} and cannot be loaded on this"
+                         f" machine ({mismatch[1]}) — run it on such a machine, or compile the"
+                         " model for --target host")
     # an instruction this CPU lacks would kill the process (SIGILL) instead of raising
+    host_features = llvm_host()[2]
     wanted = {f for f in bundle.target.get("isa", {}).get("features", []) if f.startswith("+")}
     missing = sorted(wanted - set(host_features)) if host_features else []
     if missing:
@@ -58,26 +74,47 @@ def check_runnable_here(bundle: BundleContents) -> None:
                          " — compile the model for --target host")
 
 
+def open_library(bundle: BundleContents) -> NativeLibrary | EmulatedLibrary:
+    """The bundle's model loaded into this process, or, for a bundle compiled for another
+    machine whose target names an emulator, its bin/run_model run under that emulator."""
+    runner = bundle.manifest.get("runner")
+    emulator = bundle.target.get("toolchain", {}).get("emulator")
+    mismatch = _host_mismatch(bundle)
+    if mismatch and emulator and bundle.target.get("device", {}).get("kind") == "cpu":
+        if not runner:
+            raise DeepcError(f"{bundle.source} is compiled for {mismatch[0]} and cannot be loaded"
+                             f" on this machine ({mismatch[1]}), and it carries no runner to run"
+                             " under the target's emulator — recompile it with this deepc")
+        from deepc.runtime.emulated import EmulatedLibrary
+
+        return EmulatedLibrary(bundle, str(runner))
+    check_runnable_here(bundle)
+    return NativeLibrary(bundle)
+
+
+def run_failed(source: Path, rc: int) -> DeepcError:
+    return DeepcError(f"{source}: deepc_run returned {rc} — the compiled model failed; report"
+                      " it with the bundle attached")
+
+
 def _describe(specs: tuple[TensorSpec, ...]) -> str:
     return ", ".join(str(s) for s in specs) or "nothing"
 
 
-class Model:
-    """A loaded CPU bundle: `run({name: array}) -> {name: array}`.
+class NativeLibrary:
+    """lib/model.so loaded with ctypes: `deepc_run` gets the params (mapped from params.bin)
+    and one workspace allocated here; runs are serialised by a lock as they share it."""
 
-    The library's `deepc_run` gets the params (mapped from params.bin) and one workspace
-    allocated here; runs are serialised by a lock because they share that workspace.
-    """
+    emulated = False
+    emulator_text: str | None = None
 
-    def __init__(self, bundle: BundleContents | str | os.PathLike[str]):
-        self.bundle = bundle if isinstance(bundle, BundleContents) else read_bundle(bundle)
-        check_runnable_here(self.bundle)
-        self.inputs, self.outputs = self.bundle.inputs, self.bundle.outputs
-        self._lib = self._load_library(self.bundle.library)
+    def __init__(self, bundle: BundleContents):
+        self.bundle = bundle
+        self._lib = self._load_library(bundle.library)
         self._params = self._map_params()
-        self._workspace = aligned_empty(self.bundle.workspace_bytes)
-        self._in_ptrs = (ctypes.c_void_p * max(len(self.inputs), 1))()
-        self._out_ptrs = (ctypes.c_void_p * max(len(self.outputs), 1))()
+        self._workspace = aligned_empty(bundle.workspace_bytes)
+        self._in_ptrs = (ctypes.c_void_p * max(len(bundle.inputs), 1))()
+        self._out_ptrs = (ctypes.c_void_p * max(len(bundle.outputs), 1))()
         self._lock = threading.Lock()
 
     def _load_library(self, path: Path) -> ctypes.CDLL:
@@ -103,6 +140,69 @@ class Model:
         assert params.ctypes.data % ALIGN == 0  # mappings start on a page
         return params
 
+    def run(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
+        with self._lock:
+            for k, array in enumerate(feeds):
+                self._in_ptrs[k] = array.ctypes.data
+            for k, array in enumerate(outs):
+                self._out_ptrs[k] = array.ctypes.data
+            rc = self._lib.deepc_run(self._in_ptrs, self._out_ptrs, self._params.ctypes.data,
+                                     self._workspace.ctypes.data)
+        if rc != 0:
+            raise run_failed(self.bundle.source, rc)
+
+    def time_runs(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray], runs: int,
+                  warmup: int) -> list[float]:
+        for _ in range(warmup):
+            self.run(feeds, outs)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            self.run(feeds, outs)
+            times.append(time.perf_counter() - start)
+        return times
+
+    def set_num_threads(self, n: int) -> None:
+        self._lib.deepc_set_num_threads(ctypes.c_int32(int(n)))
+
+    @property
+    def num_threads(self) -> int:
+        return int(self._lib.deepc_get_num_threads())
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """Seconds of each timed run. Emulated runs ran under `emulator` on this machine: they
+    check the code runs, and say nothing of how fast it runs on the device."""
+
+    seconds: tuple[float, ...]
+    emulated: bool = False
+    emulator: str | None = None
+
+
+class Model:
+    """A loaded CPU bundle: `run({name: array}) -> {name: array}`.
+
+    A bundle for this machine runs in-process (NativeLibrary); one compiled for another
+    architecture runs, transparently and slowly, under the emulator its target file names
+    (runtime/emulated.py), where the target has one.
+    """
+
+    def __init__(self, bundle: BundleContents | str | os.PathLike[str]):
+        self.bundle = bundle if isinstance(bundle, BundleContents) else read_bundle(bundle)
+        self.inputs, self.outputs = self.bundle.inputs, self.bundle.outputs
+        self._library = open_library(self.bundle)
+
+    @property
+    def emulated(self) -> bool:
+        """Whether runs go through an emulator (the bundle is for another architecture)."""
+        return self._library.emulated
+
+    @property
+    def emulator(self) -> str | None:
+        """The emulator command line emulated runs use, else None."""
+        return self._library.emulator_text
+
     def _feed(self, spec: TensorSpec, value: Any) -> np.ndarray:
         array = np.asarray(value)
         want = np_dtype(spec.dtype)
@@ -117,8 +217,8 @@ class Model:
         # the kernels take native byte order (astype), C order and aligned elements
         return np.require(array.astype(want, copy=False), requirements="CA")
 
-    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Run the model on inputs by name; returns fresh output arrays by name."""
+    def _prepare(self, inputs: Mapping[str, Any]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Checked, converted input arrays in model order, and fresh output arrays."""
         if not isinstance(inputs, Mapping):
             raise DeepcError("Model.run takes a dict of input name -> array; the model takes"
                              f" {_describe(self.inputs)}")
@@ -130,18 +230,24 @@ class Model:
                        else f"unknown input(s) {', '.join(unknown)}")
             raise DeepcError(f"{problem} — the model takes {_describe(self.inputs)}")
         feeds = [self._feed(spec, inputs[spec.name]) for spec in self.inputs]
-        outs = [aligned_array(s.shape, np_dtype(s.dtype)) for s in self.outputs]
-        with self._lock:
-            for k, array in enumerate(feeds):
-                self._in_ptrs[k] = array.ctypes.data
-            for k, array in enumerate(outs):
-                self._out_ptrs[k] = array.ctypes.data
-            rc = self._lib.deepc_run(self._in_ptrs, self._out_ptrs, self._params.ctypes.data,
-                                     self._workspace.ctypes.data)
-        if rc != 0:
-            raise DeepcError(f"{self.bundle.source}: deepc_run returned {rc} — the compiled model"
-                             " failed; report it with the bundle attached")
+        return feeds, [aligned_array(s.shape, np_dtype(s.dtype)) for s in self.outputs]
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run the model on inputs by name; returns fresh output arrays by name."""
+        feeds, outs = self._prepare(inputs)
+        self._library.run(feeds, outs)
         return {spec.name: array for spec, array in zip(self.outputs, outs)}
+
+    def time_runs(self, inputs: Mapping[str, Any], runs: int = 10,
+                  warmup: int = 1) -> RunTimes:
+        """The benchmark hook: time `runs` runs after `warmup` untimed ones.
+
+        Native bundles are timed around each call; emulated ones by the runner itself inside
+        one emulator process (start-up and translation excluded), and flagged `emulated`.
+        """
+        feeds, outs = self._prepare(inputs)
+        seconds = self._library.time_runs(feeds, outs, max(int(runs), 1), max(int(warmup), 0))
+        return RunTimes(tuple(seconds), self.emulated, self.emulator)
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs of the right shapes (index inputs kept in range)."""
@@ -152,11 +258,11 @@ class Model:
 
     def set_num_threads(self, n: int) -> None:
         """Threads the kernels use (the caller included); 0 means all cores."""
-        self._lib.deepc_set_num_threads(ctypes.c_int32(int(n)))
+        self._library.set_num_threads(n)
 
     @property
     def num_threads(self) -> int:
-        return int(self._lib.deepc_get_num_threads())
+        return self._library.num_threads
 
     @property
     def manifest(self) -> dict[str, Any]:
