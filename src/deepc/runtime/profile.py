@@ -19,10 +19,16 @@ def profile_kernels(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
     from deepc.ops import get_op
 
     plan, graph = compiled.plan, compiled.graph
-    lib = model._lib  # the bundle's shared library
+    native = model._library
+    if native.emulated:
+        from deepc.errors import DeepcError
+
+        raise DeepcError("--profile times kernels in-process: it needs a bundle for this"
+                         " machine (compile with --target host)")
+    lib = native._lib  # the bundle's shared library
     outs = {n: aligned_array(graph.types[n].shape, graph.types[n].dtype) for n in graph.outputs}
     ins = {n: np.ascontiguousarray(feeds[n]) for n in graph.inputs}
-    params, workspace = model._params.ctypes.data, model._workspace.ctypes.data
+    params, workspace = native._params.ctypes.data, native._workspace.ctypes.data
 
     def pointer(value: str) -> int:
         loc = plan.locations[value]
