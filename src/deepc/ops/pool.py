@@ -12,7 +12,8 @@ from deepc.ir.graph import Attrs
 from deepc.ir.tensor import IterVar, Reduce, Tensor, compute, reduce_axis, rmax, rsum
 from deepc.ir.types import TensorType
 from deepc.ops.common import present
-from deepc.ops.conv import (
+from deepc.ops.registry import FusionKind, Op
+from deepc.ops.window import (
     acc_dtype,
     pad_spatial,
     spatial_attrs,
@@ -20,22 +21,58 @@ from deepc.ops.conv import (
     window_out_shape,
     windows,
 )
-from deepc.ops.registry import FusionKind, Op
 
 WINDOW_DOC = ("attrs kernel_shape, strides, pads (begins then ends), dilations, ceil_mode "
               "(0/1; the window count along an axis is rounded up)")
 
 
+def is_blocked(attrs: Attrs) -> bool:
+    """Whether the input is channel-blocked, [N, C/b, *spatial, b] (attr layout 'NCHWc',
+    set by the nchwc_layout pass): the block axis rides along like the batch."""
+    layout = attrs.get("layout", "NCHW")
+    if layout not in ("NCHW", "NCHWc"):
+        raise ValueError(f"pooling layout {layout!r} is neither 'NCHW' nor 'NCHWc'")
+    return layout == "NCHWc"
+
+
+def plain_type(x: TensorType, attrs: Attrs) -> TensorType:
+    """The input's type with a channel block folded into the channels."""
+    if not is_blocked(attrs):
+        return x
+    return TensorType((x.shape[0], x.shape[1] * x.shape[-1], *x.shape[2:-1]), x.dtype)
+
+
+def _block_out(x: TensorType, attrs: Attrs, out: TensorType) -> TensorType:
+    if not is_blocked(attrs):
+        return out
+    return TensorType((*x.shape[:2], *out.shape[2:], x.shape[-1]), out.dtype)
+
+
+def blocked_reference(fn: Callable[[Sequence[np.ndarray], Attrs], np.ndarray]
+                      ) -> Callable[[Sequence[np.ndarray], Attrs], np.ndarray]:
+    """The plain reference between unblocking and blocking, for blocked inputs."""
+    from deepc.ops.layout import block_array, unblock_array
+
+    def ref(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+        if not is_blocked(attrs):
+            return fn(ins, attrs)
+        x = ins[0]
+        return block_array(fn([unblock_array(x), *ins[1:]], attrs), x.shape[-1])
+
+    return ref
+
+
 def _pool_type(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x = ins[0]
     assert x is not None
-    if x.rank < 3:
+    if x.rank < 3 + is_blocked(attrs):
         raise ValueError(f"pooling needs an N-d input [N, C, *spatial] with N >= 3, got {x}")
+    p = plain_type(x, attrs)
     kernel = tuple(attrs["kernel_shape"])
-    if len(kernel) != x.rank - 2 or min(kernel) < 1:
-        raise ValueError(f"kernel_shape {kernel} does not fit {x.rank - 2} spatial axes")
-    out = window_out_shape(x.shape[2:], kernel, attrs, bool(attrs.get("ceil_mode", 0)))
-    return TensorType((*x.shape[:2], *out), x.dtype)
+    if len(kernel) != p.rank - 2 or min(kernel) < 1:
+        raise ValueError(f"kernel_shape {kernel} does not fit {p.rank - 2} spatial axes")
+    out = window_out_shape(p.shape[2:], kernel, attrs, bool(attrs.get("ceil_mode", 0)))
+    return _block_out(x, attrs, TensorType((*p.shape[:2], *out), x.dtype))
 
 
 def pooled_windows(x: np.ndarray, attrs: Attrs, fill: float | int) -> tuple[np.ndarray, tuple]:
@@ -92,12 +129,13 @@ Combiner = Callable[[E.Expr, list[IterVar]], Reduce]
 def _window_reduce(x: Tensor, attrs: Attrs, out: TensorType, name: str, combiner: Combiner,
                    term: Term, fill: float) -> Tensor:
     """combiner(term(tap) for each tap of each window), taps outside x reading `fill`."""
-    nd = x.rank - 2
+    nd = len(attrs["kernel_shape"])
     strides, pads, dilations = spatial_attrs(attrs, nd)
     taps = [reduce_axis(k, f"{name}.k{i}") for i, k in enumerate(attrs["kernel_shape"])]
 
     def body(n: E.Expr, c: E.Expr, *o: E.Expr) -> Reduce:
-        v = window_load(x, (n, c), o, taps, strides, pads, dilations, out.shape[2:], fill)
+        v = window_load(x, (n, c), o[:nd], taps, strides, pads, dilations,
+                        out.shape[2:2 + nd], fill, o[nd:])
         return combiner(term(v), taps)
 
     return compute(out.shape, body, name)
@@ -109,6 +147,7 @@ max_pool.infer(_pool_type)
 
 
 @max_pool.reference
+@blocked_reference
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     x = ins[0]
     fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
@@ -130,6 +169,7 @@ avg_pool.infer(_pool_type)
 
 
 @avg_pool.reference
+@blocked_reference
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     x = ins[0]
     win, taps = pooled_windows(x.astype(acc_dtype(x.dtype), copy=False), attrs, 0)
@@ -143,16 +183,17 @@ def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor
     acc = acc_dtype(np.dtype(x.dtype)).name
     total = _window_reduce(x, attrs, out, "avg_pool", rsum, lambda v: v.astype(acc), 0)
     include_pad = bool(attrs.get("count_include_pad", 0))
-    counts = window_counts(x.shape, attrs, include_pad)
+    plain = plain_type(TensorType(x.shape, x.dtype), attrs)
+    counts = window_counts(plain.shape, attrs, include_pad)
     uniform = counts.min() == counts.max()  # every window counts the same taps: a constant
-    nd = x.rank - 2
+    nd = plain.rank - 2
     strides, pads, dilations = spatial_attrs(attrs, nd)
     kernel = attrs["kernel_shape"]
 
     def count(o: Sequence[E.Expr]) -> E.Expr:
         if uniform:
             return E.const(int(counts.flat[0]), acc)
-        per_axis = [window_count_expr(o[i], x.shape[2 + i], kernel[i], strides[i],
+        per_axis = [window_count_expr(o[i], plain.shape[2 + i], kernel[i], strides[i],
                                       dilations[i], pads[i], pads[nd + i], include_pad)
                     for i in range(nd)]
         return math.prod(per_axis[1:], start=per_axis[0]).astype(acc)
@@ -220,9 +261,10 @@ def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs
 def _global_type(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x = ins[0]
     assert x is not None
-    if x.rank < 2:
+    if x.rank < 2 + is_blocked(attrs):
         raise ValueError(f"global pooling needs an input [N, C, *spatial], got {x}")
-    return TensorType((*x.shape[:2], *(1,) * (x.rank - 2)), x.dtype)
+    p = plain_type(x, attrs)
+    return _block_out(x, attrs, TensorType((*p.shape[:2], *(1,) * (p.rank - 2)), x.dtype))
 
 
 SpatialReduce = Callable[[Combiner, Term], Tensor]
@@ -238,15 +280,18 @@ def _global(name: str, doc: str, fn: Callable[[np.ndarray, tuple[int, ...], Attr
     @op.def_compute
     def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
         x = present(ins)[0]
-        axes = [reduce_axis(s, f"{name}.r{i}") for i, s in enumerate(x.shape[2:])]
+        trail = int(is_blocked(attrs))
+        axes = [reduce_axis(s, f"{name}.r{i}")
+                for i, s in enumerate(x.shape[2:x.rank - trail])]
 
         def reduce(combiner: Combiner, term: Term) -> Tensor:
-            return compute(outs[0].shape, lambda n, c, *_: combiner(term(x[(n, c, *axes)]),
-                                                                     axes), name)
+            return compute(outs[0].shape, lambda n, c, *r: combiner(
+                term(x[(n, c, *axes, *r[len(r) - trail:])]), axes), name)
 
         return te(x, attrs, outs[0], reduce)
 
     @op.reference
+    @blocked_reference
     def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
         x = present(ins)[0]
         axes = tuple(range(2, x.ndim))
@@ -259,7 +304,7 @@ def _global(name: str, doc: str, fn: Callable[[np.ndarray, tuple[int, ...], Attr
 def _global_avg(x: Tensor, attrs: Attrs, out: TensorType, reduce: SpatialReduce) -> Tensor:
     acc = acc_dtype(np.dtype(x.dtype)).name
     total = reduce(rsum, lambda v: v.astype(acc))
-    size = E.const(math.prod(x.shape[2:]), acc)
+    size = E.const(math.prod(plain_type(TensorType(x.shape, x.dtype), attrs).shape[2:]), acc)
     return compute(out.shape, lambda *i: (total[i] / size).astype(out.dtype), "global_avg_mean")
 
 

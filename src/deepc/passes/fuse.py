@@ -31,7 +31,7 @@ from deepc.passes.manager import PassContext, register_pass
 
 MASTER_KINDS = (FusionKind.OUT_FUSABLE, FusionKind.REDUCTION)
 # pure index remaps: inlining them anywhere costs index arithmetic only
-DATA_MOVES = frozenset({"reshape", "identity"})
+DATA_MOVES = frozenset({"reshape", "identity", "layout_transform"})
 # injective ops whose output outgrows an input yet read each input element once
 READ_ONCE = frozenset({"concat", "pad"})
 

@@ -64,10 +64,10 @@ PIPELINES: dict[int, list[str]] = {
     1: ["fold", "dce"],
     2: [*SIMPLIFY,
         # -- layout and fusion passes (they read the target; fuse stays last) --
-        "kernel_layout", "fuse"],
+        "nchwc_layout", "kernel_layout", "fuse"],
     3: [*SIMPLIFY,
-        # -- layout and fusion passes; -O3-only ones (blocked layouts) join here --
-        "kernel_layout", "fuse"],
+        # -- layout and fusion passes; -O3-only ones join here --
+        "nchwc_layout", "kernel_layout", "fuse"],
 }
 
 

@@ -57,6 +57,13 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
     vector_vars = _vars_of_vector_loads(alloc, vec.var)
     candidates = [c for c in chain if c is not vec and c.extent >= 2
                   and c.var not in vector_vars]
+    if not candidates:
+        # every vector operand moves with every loop (a depthwise conv): a tile along a loop
+        # that some vector operand (the weights) ignores still reuses that one from a
+        # register, and its independent accumulators hide the multiply-add latency
+        shared = _vars_of_each_vector_load(alloc, vec.var)
+        candidates = [c for c in chain if c is not vec and c.extent >= 2
+                      and any(c.var not in vs for vs in shared)]
     # accumulators held in registers: most of a 32-register file (AVX-512, AArch64 NEON),
     # half of a 16-register one, shared between the vectors of a row and the rows
     budget = max((24 if vector_bits >= 512 else 12) // -(-nr // lanes), 1)
@@ -73,10 +80,21 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
         i = [n for n, _ in names].index(vec_i)
         names[i:i + 1] = [(f"{vec_i}_o", -(-vec.extent // nr)), (f"{vec_i}_i", nr)]
         vec_i = f"{vec_i}_i"
-    tile_i = None
+    tile_i, pair = None, None
     if candidates:
         tile = candidates[-1]
+        # a short prime row (13 pixels) is better held whole, a little over budget, than
+        # tiled with a guarded tail
         mr = best_factor(tile.extent, budget)
+        if tile.extent % mr and tile.extent <= budget + budget // 4:
+            mr = tile.extent
+        pair = _pair_loop(chain, vec, tile, alloc)
+        half = best_factor(tile.extent, budget // 2)
+        if (pair is None or nr != lanes or pair.extent % 2 or tile.extent % half
+                or half < 4):
+            pair = None
+        else:
+            mr = half
         tile_i = tile.var.name
         if mr < tile.extent:
             steps.append(("split", tile_i, mr))
@@ -90,6 +108,8 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
             steps.append(("reorder", *between, tile_i))
             moved = names.pop(t)
             names.insert(v - 1, moved)
+        if pair is not None:
+            pair_i = _split_pair(steps, names, pair.var.name, tile_i)
     order = [n for n, _ in names]
     vec_o, tile_o = vec_i.removesuffix("_i") + "_o", (tile_i or "").removesuffix("_i") + "_o"
     if vec_o in order and tile_o in order and order.index(tile_o) < order.index(vec_o):
@@ -99,12 +119,45 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
         a, b = order.index(tile_o), order.index(vec_o)
         names[a], names[b] = names[b], names[a]
     tile_names = [tile_i, vec_i] if tile_i else [vec_i]
+    if pair is not None:
+        tile_names.insert(0, pair_i)
     steps.append(("tile_reduction", *tile_names))
-    if tile_i:
-        steps.append(("unroll", tile_i))
+    for name in tile_names[:-1]:
+        steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
     outer = [(n, e) for n, e in names if n not in tile_names]
     return TilePlan(steps, outer)
+
+
+def _pair_loop(chain: list[For], vec: For, tile: For, alloc: Allocate) -> For | None:
+    """An output loop that the vector operand moves with and the broadcast operand does not
+    (the output-channel blocks of a blocked conv): two of its iterations in the tile share
+    each broadcast, so a 2 x (budget/2) tile loads fewer operands per multiply-add."""
+    loads = [n for s in update_stores(alloc) for n in walk(s.value) if isinstance(n, Load)]
+    var_sets = [{x for i in ld.indices for x in walk(i) if isinstance(x, Var)} for ld in loads]
+    moving = set().union(*(vs for vs in var_sets if vec.var in vs))
+    still = set().union(*(vs for vs in var_sets if vec.var not in vs))
+    if not still:
+        return None
+    found = [c for c in chain if c is not vec and c is not tile and c.extent >= 2
+             and c.var in moving and c.var not in still]
+    return found[-1] if found else None
+
+
+def _split_pair(steps: list[tuple], names: list[tuple[str, int]], pair: str,
+                tile_i: str) -> str:
+    """Split `pair` by 2 and move its inner loop just outside the tile loop."""
+    steps.append(("split", pair, 2))
+    i = [n for n, _ in names].index(pair)
+    extent = names[i][1]
+    names[i:i + 1] = [(f"{pair}_o", extent // 2), (f"{pair}_i", 2)]
+    order = [n for n, _ in names]
+    p, t = order.index(f"{pair}_i"), order.index(tile_i)
+    if t != p + 1:
+        steps.append(("reorder", *order[p + 1:t], f"{pair}_i"))
+        moved = names.pop(p)
+        names.insert(t - 1, moved)
+    return f"{pair}_i"
 
 
 def update_stores(alloc: Allocate) -> list[Store]:
@@ -139,12 +192,18 @@ def _opaque_use(offset, var: Var) -> bool:  # type: ignore[no-untyped-def]
                for t, _ in affine(offset).terms)
 
 
-def _vars_of_vector_loads(alloc: Allocate, v: Var) -> set[Var]:
-    """Variables in the indices of loads that move with the vector loop variable."""
-    found: set[Var] = set()
+def _vars_of_each_vector_load(alloc: Allocate, v: Var) -> list[set[Var]]:
+    """The variables in the indices of each load that moves with the vector loop variable."""
+    found: list[set[Var]] = []
     for s in update_stores(alloc):
         for node in walk(s.value):
-            if isinstance(node, Load) and any(
-                    isinstance(x, Var) and x == v for i in node.indices for x in walk(i)):
-                found |= {x for i in node.indices for x in walk(i) if isinstance(x, Var)}
+            if isinstance(node, Load):
+                names = {x for i in node.indices for x in walk(i) if isinstance(x, Var)}
+                if v in names:
+                    found.append(names)
     return found
+
+
+def _vars_of_vector_loads(alloc: Allocate, v: Var) -> set[Var]:
+    """Variables in the indices of loads that move with the vector loop variable."""
+    return set().union(*_vars_of_each_vector_load(alloc, v))

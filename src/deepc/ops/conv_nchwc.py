@@ -1,0 +1,127 @@
+"""Convolution in the channel-blocked layout: x[N, C/ic, H, W, ic] and pre-blocked weights
+w[O/oc, C/ic, KH, KW, ic, oc] into y[N, O/oc, OH, OW, oc] (`conv_nchwc`).
+
+The output-channel block `oc` is the innermost axis of both the weights and the output, so
+a vector of `oc` lanes multiplies one broadcast input scalar: the x86 recipe of TVM's conv.
+Depthwise convs (group = C = O) use the same weight rank with C/ic = ic = 1, and the input
+is blocked like the output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from deepc.ir import expr as E
+from deepc.ir.graph import Attrs
+from deepc.ir.tensor import Tensor, compute, reduce_axis, rsum
+from deepc.ir.types import TensorType
+from deepc.ops.conv import padded
+from deepc.ops.layout import block_array, unblock_array
+from deepc.ops.registry import FusionKind, Op, get_op
+from deepc.ops.window import acc_dtype, spatial_attrs, window_out_shape
+
+conv_nchwc = Op(
+    "conv_nchwc", FusionKind.OUT_FUSABLE,
+    doc="2-D convolution in blocked layout: x[N,C/ic,H,W,ic], w[O/oc,C/ic,KH,KW,ic,oc] (for "
+        "a depthwise conv, group = C: w[C/oc,1,KH,KW,1,oc] and ic = oc), optional bias[O]; "
+        "attrs strides, pads, dilations, group")
+
+
+def weight_to_blocked(w: np.ndarray, ic: int, oc: int, depthwise: bool) -> np.ndarray:
+    """OIHW weights [O, C/group, KH, KW] -> [O/oc, C'/ic, KH, KW, ic, oc]."""
+    o, c, kh, kw = w.shape
+    if depthwise:
+        ic = 1
+    w6 = w.reshape(o // oc, oc, c // ic, ic, kh, kw)
+    return np.ascontiguousarray(w6.transpose(0, 2, 4, 5, 3, 1))
+
+
+def weight_to_oihw(w: np.ndarray) -> np.ndarray:
+    ob, cb, kh, kw, ic, oc = w.shape
+    return w.transpose(0, 5, 1, 4, 2, 3).reshape(ob * oc, cb * ic, kh, kw)
+
+
+def _is_depthwise(x: TensorType, w: TensorType, group: int) -> bool:
+    return group > 1 and w.shape[1] == w.shape[4] == 1 and group == x.shape[1] * x.shape[-1]
+
+
+@conv_nchwc.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    assert x is not None and w is not None
+    if x.rank != 5 or w.rank != 6 or x.dtype != w.dtype:
+        raise ValueError(f"conv_nchwc needs x[N,C/ic,H,W,ic] and w[O/oc,C/ic,KH,KW,ic,oc] of "
+                         f"one dtype, got {x} and {w}")
+    group = int(attrs.get("group", 1))
+    if _is_depthwise(x, w, group):
+        if w.shape[0] != x.shape[1] or w.shape[5] != x.shape[4]:
+            raise ValueError(f"depthwise weight {w} does not fit input {x}")
+    elif group != 1 or w.shape[1] != x.shape[1] or w.shape[4] != x.shape[4]:
+        raise ValueError(f"weight {w} does not fit input {x} with group {group}")
+    out_c = w.shape[0] * w.shape[5]
+    if b is not None and b.shape != (out_c,):
+        raise ValueError(f"bias {b} must have shape ({out_c},)")
+    out = window_out_shape(x.shape[2:4], w.shape[2:4], attrs)
+    return TensorType((x.shape[0], w.shape[0], *out, w.shape[5]), x.dtype)
+
+
+@conv_nchwc.reference
+def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
+    """The plain conv's reference between unblocking and blocking: the spec of this op."""
+    x, w = ins[0], ins[1]
+    assert x is not None and w is not None
+    (y,) = get_op("conv").evaluate([unblock_array(x), weight_to_oihw(w), *ins[2:]], attrs)
+    return block_array(y, w.shape[5])
+
+
+@conv_nchwc.def_compute
+def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    """Reduction axes ordered (input block, taps, input lane) so the lanes of one input
+    pixel are read consecutively against the same weight panel."""
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    assert x is not None and w is not None
+    strides, pads, dilations = spatial_attrs(attrs, 2)
+    xt, wt = TensorType(x.shape, x.dtype), TensorType(w.shape, w.dtype)
+    depthwise = _is_depthwise(xt, wt, int(attrs.get("group", 1)))
+    acc = acc_dtype(np.dtype(x.dtype)).name
+    out = outs[0].shape
+    oc = w.shape[5]
+    taps = [reduce_axis(k, f"convc.rk{i}") for i, k in enumerate(w.shape[2:4])]
+    xp, offsets = padded(x, taps, strides, pads, dilations, out[2:4])
+    rcb = None if depthwise else reduce_axis(w.shape[1], "convc.rcb")
+    ri = None if depthwise else reduce_axis(w.shape[4], "convc.ri")
+    zero = E.const(0, E.INDEX)
+
+    def body(n: E.Expr, ob: E.Expr, oh: E.Expr, ow: E.Expr, oi: E.Expr) -> E.Expr:
+        pos = [o * s + k * d + off for o, k, s, d, off in zip((oh, ow), taps, strides,
+                                                               dilations, offsets)]
+        if rcb is None or ri is None:
+            xv, wv = xp[(n, ob, *pos, oi)], w[(ob, zero, *taps, zero, oi)]
+            axes = tuple(taps)
+        else:
+            xv, wv = xp[(n, rcb, *pos, ri)], w[(ob, rcb, *taps, ri, oi)]
+            axes = (rcb, *taps, ri)
+        return rsum(xv.astype(acc) * wv.astype(acc), axes)
+
+    y = compute(out, body, "conv_nchwc")
+    if b is None and y.dtype == outs[0].dtype:
+        return y
+    dtype = outs[0].dtype
+
+    def epilogue(n: E.Expr, ob: E.Expr, oh: E.Expr, ow: E.Expr, oi: E.Expr) -> E.Expr:
+        v = y[(n, ob, oh, ow, oi)]
+        return (v if b is None else v + b[ob * oc + oi].astype(v.dtype)).astype(dtype)
+
+    return compute(out, epilogue, "conv_nchwc_bias")
+
+
+@conv_nchwc.flops
+def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
+    w = ins[1]
+    assert w is not None
+    return 2 * outs[0].size * math.prod(w.shape[1:5])

@@ -1,0 +1,226 @@
+"""The `nchwc_layout` pass: 2-D convs on CPU targets to the channel-blocked layout
+NCHW[b]c, with the layout carried through elementwise ops, broadcasts, pools and channel concats.
+
+The block b is the target's float32 vector lanes (`vector_bits // 32`). A conv is blocked
+when its weights are constants and its output channels divide by b (a depthwise conv: its
+channels; other grouped convs stay plain); its input block is b when the input channels
+divide by it, else the largest divisor of them up to b (a 3-channel image: one block of 3).
+Convs whose channels do not divide stay NCHW rather than pad. `layout_transform` nodes are
+inserted only where a plain consumer (or a model output) reads a blocked value, or a
+blocked conv reads a plain one; a graph with a single blockable conv stays plain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepc.ir.graph import Attrs, Graph, Node
+from deepc.ir.types import TensorType
+from deepc.ops import get_op
+from deepc.ops.conv_nchwc import weight_to_blocked
+from deepc.ops.registry import FusionKind
+from deepc.passes.manager import PassContext, register_pass
+
+PASS_THROUGH = (FusionKind.ELEMWISE, FusionKind.BROADCAST)
+MIN_CONVS = 2  # fewer blocked convs than this: the graph stays plain
+POOLS = frozenset({"max_pool", "avg_pool", "global_avg_pool", "global_max_pool"})
+
+
+def block_lanes(target: object) -> int:
+    """The channel block for float32 on a CPU target, 0 when the pass does not apply."""
+    if target is None or getattr(target, "kind", "cpu") != "cpu":
+        return 0
+    lanes = int(getattr(target, "vector_bits", 0)) // 32
+    return lanes if lanes >= 2 else 0
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+class _Blocker:
+    def __init__(self, graph: Graph, lanes: int):
+        self.g, self.lanes = graph, lanes
+        self.nodes: list[Node] = []
+        self.types = dict(graph.types)
+        self.constants = dict(graph.constants)
+        self.blocked: dict[str, str] = {}  # plain value -> its blocked twin (block = lanes)
+        self.plain: set[str] = set(graph.inputs) | set(graph.constants)  # plain values exist
+        self.views: dict[tuple[str, int], str] = {}  # (value, block) -> transformed value
+
+    # -- values in either layout, made on demand --------------------------------------------
+    def add_value(self, name: str, t: TensorType) -> str:
+        k, base = 0, name
+        while name in self.types:
+            k += 1
+            name = f"{base}:{k}"
+        self.types[name] = t
+        return name
+
+    def emit(self, op: str, inputs: tuple[str, ...], attrs: dict, out: str, name: str) -> str:
+        attrs_ = Attrs(attrs)
+        (t,) = get_op(op).infer_types([self.types[i] if i else None for i in inputs], attrs_)
+        if out in self.types and self.types[out] != t:
+            out = self.add_value(out, t)
+        self.types[out] = t
+        self.nodes.append(Node(op, inputs, (out,), attrs_, name))
+        return out
+
+    def plain_of(self, v: str) -> str:
+        if v in self.plain or v not in self.blocked:
+            return v
+        self.plain.add(v)
+        src = self.blocked[v]
+        if all(d == 1 for d in self.types[v].shape[2:]):
+            # one pixel: the blocked order is the plain order, a reshape (that fuses anywhere)
+            self.emit("reshape", (src,), {"shape": self.types[v].shape}, v, f"{v}:unblock")
+        else:
+            self.emit("layout_transform", (src,),
+                      {"src_layout": f"NCHW{self.lanes}c", "dst_layout": "NCHW"}, v,
+                      f"{v}:unblock")
+        return v
+
+    def blocked_of(self, v: str, block: int) -> str:
+        if block == self.lanes and v in self.blocked:
+            return self.blocked[v]
+        if (v, block) not in self.views:
+            src = self.plain_of(v)
+            out = self.add_value(f"{v}:nchw{block}c", self.types[v])
+            del self.types[out]
+            t = self.types[v]
+            if all(d == 1 for d in t.shape[2:]):
+                op, attrs = "reshape", {"shape": (t.shape[0], t.shape[1] // block,
+                                                  *t.shape[2:], block)}
+            else:
+                op, attrs = "layout_transform", {"src_layout": "NCHW",
+                                                 "dst_layout": f"NCHW{block}c"}
+            self.views[v, block] = self.emit(op, (src,), attrs, out, f"{v}:block")
+        return self.views[v, block]
+
+    # -- per op ------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        for node in self.g.nodes:
+            if not (self.conv(node) or self.pass_through(node) or self.concat(node)
+                    or self.pool(node)):
+                self.keep(node)
+        for out in self.g.outputs:
+            self.plain_of(out)
+        used = {i for n in self.nodes for i in n.inputs} | set(self.g.outputs)
+        constants = {k: v for k, v in self.constants.items() if k in used}
+        produced = {o for n in self.nodes for o in n.outputs}
+        types = {k: t for k, t in self.types.items()
+                 if k in used or k in produced or k in self.g.inputs}
+        return self.g.replace(nodes=tuple(self.nodes), constants=constants, types=types)
+
+    def keep(self, node: Node) -> None:
+        inputs = tuple(self.plain_of(i) if i else i for i in node.inputs)
+        self.nodes.append(Node(node.op, inputs, node.outputs, node.attrs, node.name))
+        self.plain.update(o for o in node.outputs if o)
+
+    def finish(self, node: Node, op: str, inputs: tuple[str, ...], attrs: dict) -> None:
+        out = node.outputs[0]
+        self.blocked[out] = self.emit(op, inputs, attrs, f"{out}:nchwc", node.name)
+
+    def conv(self, node: Node) -> bool:
+        if node.op != "conv" or node.attr("kernel_layout", "OIHW") != "OIHW":
+            return False
+        x, w = self.types[node.inputs[0]], node.inputs[1]
+        if x.rank != 4 or x.dtype != "float32" or w not in self.constants:
+            return False
+        wv = self.constants[w]
+        out_c, in_c, group = wv.shape[0], x.shape[1], int(node.attr("group", 1))
+        depthwise = group == in_c == out_c and group > 1
+        if out_c % self.lanes or (group != 1 and not depthwise):
+            return False
+        ic = self.lanes if depthwise else _largest_divisor(in_c, self.lanes)
+        if depthwise and in_c % self.lanes:
+            return False
+        wb = weight_to_blocked(wv, ic, self.lanes, depthwise)
+        wname = self.add_value(f"{w}:blocked", TensorType(wb.shape, str(wb.dtype)))
+        self.constants[wname] = wb
+        inputs = (self.blocked_of(node.inputs[0], ic), wname, *node.inputs[2:])
+        attrs = {k: v for k, v in node.attrs.items() if k != "kernel_layout"}
+        self.finish(node, "conv_nchwc", inputs, attrs)
+        return True
+
+    def pass_through(self, node: Node) -> bool:
+        """An elementwise or broadcast op over a blocked value stays blocked when every other
+        input is blocked too or broadcasts along the channels (constants are reblocked)."""
+        if get_op(node.op).kind not in PASS_THROUGH or len(node.outputs) != 1:
+            return False
+        if not any(i in self.blocked for i in node.inputs):
+            return False
+        out = self.g.types[node.outputs[0]]
+        if out.rank != 4:
+            return False
+        inputs = []
+        for i in node.inputs:
+            v = self.operand(i, out) if i else i
+            if v is None:
+                return False
+            inputs.append(v)
+        if any(isinstance(v, np.ndarray) for v in inputs):
+            inputs = [self.const_operand(i, v) if isinstance(v, np.ndarray) else v
+                      for i, v in zip(node.inputs, inputs)]
+        self.finish(node, node.op, tuple(inputs), dict(node.attrs))
+        return True
+
+    def operand(self, v: str, out: TensorType) -> str | np.ndarray | None:
+        if v in self.blocked:
+            return self.blocked[v]
+        t = self.types[v]
+        shape = (1,) * (4 - t.rank) + t.shape if t.rank <= 4 else None
+        if shape is None:
+            return None
+        if v in self.constants:
+            arr = self.constants[v].reshape(shape)
+            if shape[1] == 1:
+                return arr.reshape(*shape, 1)
+            c = shape[1]
+            if c % self.lanes:
+                return None
+            return np.ascontiguousarray(np.moveaxis(
+                arr.reshape(shape[0], c // self.lanes, self.lanes, *shape[2:]), 2, -1))
+        if all(d == 1 for d in t.shape):
+            return v
+        if t.rank == 4 and t.shape[1] == out.shape[1]:
+            return self.blocked_of(v, self.lanes)
+        return None
+
+    def const_operand(self, name: str, arr: np.ndarray) -> str:
+        new = self.add_value(f"{name}:nchwc", TensorType(arr.shape, str(arr.dtype)))
+        self.constants[new] = arr
+        return new
+
+    def pool(self, node: Node) -> bool:
+        """Pools over the spatial axes of a blocked value carry its block along."""
+        if node.op not in POOLS or node.inputs[0] not in self.blocked:
+            return False
+        if self.types[node.inputs[0]].rank != 4 or node.attr("layout", "NCHW") != "NCHW":
+            return False
+        self.finish(node, node.op, (self.blocked[node.inputs[0]],),
+                    {**dict(node.attrs), "layout": "NCHWc"})
+        return True
+
+    def concat(self, node: Node) -> bool:
+        """Blocks of parts that all divide by the block concatenate as blocks."""
+        if node.op != "concat" or not node.inputs:
+            return False
+        rank = self.types[node.inputs[0]].rank
+        if rank != 4 or int(node.attr("axis", 0)) % rank != 1:
+            return False
+        if not all(i in self.blocked for i in node.inputs):
+            return False
+        self.finish(node, "concat", tuple(self.blocked[i] for i in node.inputs),
+                    {**dict(node.attrs), "axis": 1})
+        return True
+
+
+@register_pass("nchwc_layout")
+def nchwc_layout(graph: Graph, ctx: PassContext) -> Graph:
+    lanes = block_lanes(ctx.target)
+    if not lanes or sum(n.op == "conv" for n in graph.nodes) < MIN_CONVS:
+        return graph
+    out = _Blocker(graph, lanes).run()
+    # transforms in and out cost more than a lone blocked conv gains
+    return out if sum(n.op == "conv_nchwc" for n in out.nodes) >= MIN_CONVS else graph

@@ -1,0 +1,83 @@
+"""The nchwc_layout pass: convs to the blocked layout, the layout carried through
+elementwise ops and concats, transforms only at the edges; numbers kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepc.passes import PassContext
+from deepc.target import load_target
+from tests.passes.support import Net, check_pass, ops, weights
+
+
+def ctx(target: str = "host") -> PassContext:
+    c = PassContext()
+    c.target = load_target(target)
+    return c
+
+
+def lanes(target: str = "host") -> int:
+    return load_target(target).vector_bits // 32
+
+
+def conv(n: Net, x: str, c: int, o: int, k: int = 3, group: int = 1, **attrs) -> str:
+    return n("conv", x, n.const(weights(o, c // group, k, k)), n.const(weights(o)),
+             pads=(k // 2,) * 4, group=group, **attrs)
+
+
+def test_resnet_block_stays_blocked_between_convs() -> None:
+    b = lanes()
+    n = Net(x=(1, 3, 12, 12))
+    a = n("relu", conv(n, "x", 3, 2 * b, k=7, strides=(2, 2)))
+    y = n("relu", conv(n, a, 2 * b, 2 * b))
+    y = n("add", n("mul", y, n.const(weights(2 * b, 1, 1))), a)
+    s = n("mul", y, n("sigmoid", y))
+    cat = n("concat", s, conv(n, s, 2 * b, b, k=1), axis=1)
+    g = n("global_avg_pool", cat)
+    out = n("reshape", g, shape=(1, 3 * b))
+    after = check_pass(n.graph(out), "nchwc_layout", ctx())
+    assert ops(after).count("conv_nchwc") == 3 and "conv" not in ops(after)
+    # one transform into the first conv; the pooled pixel unblocks as a reshape
+    assert ops(after).count("layout_transform") == 1 and ops(after).count("reshape") == 2
+    pool = next(x for x in after.nodes if x.op == "global_avg_pool")
+    assert pool.attr("layout") == "NCHWc"
+
+
+def test_convs_whose_channels_do_not_divide_stay_plain() -> None:
+    b = lanes()
+    n = Net(x=(1, b, 6, 6))
+    y = conv(n, "x", b, b + 1)  # output channels do not divide
+    z = conv(n, conv(n, y, b + 1, 2 * b), 2 * b, b)
+    after = check_pass(n.graph(z), "nchwc_layout", ctx())
+    assert ops(after) == ["conv", "layout_transform", "conv_nchwc", "conv_nchwc",
+                          "layout_transform"]
+
+
+def test_depthwise_and_grouped_convs() -> None:
+    b = lanes()
+    n = Net(x=(1, 2 * b, 7, 7))
+    d = conv(n, conv(n, "x", 2 * b, 2 * b, k=1), 2 * b, 2 * b, group=2 * b, strides=(2, 2))
+    g = conv(n, n("clip", d, min=0.0, max=6.0), 2 * b, 2 * b,
+             group=2)  # a grouped, not depthwise, conv stays plain
+    after = check_pass(n.graph(g), "nchwc_layout", ctx())
+    assert ops(after).count("conv_nchwc") == 2 and ops(after).count("conv") == 1
+    assert after.constants[after.nodes[2].inputs[1]].shape == (2, 1, 3, 3, 1, b)
+
+
+@pytest.mark.parametrize("target", ["rpi3", "host"])
+def test_block_follows_the_target_vector_width(target: str) -> None:
+    c = 16  # divides by every target's lanes (4 on NEON, 8 on AVX2, 16 on AVX-512)
+    n = Net(x=(1, c, 5, 5))
+    after = check_pass(n.graph(conv(n, conv(n, "x", c, c), c, c)), "nchwc_layout",
+                       ctx(target))
+    node = next(x for x in after.nodes if x.op == "conv_nchwc")
+    assert after.types[node.outputs[0]].shape[-1] == lanes(target)
+
+
+def test_no_target_or_a_lone_conv_leaves_the_graph() -> None:
+    n = Net(x=(1, 8, 5, 5))
+    graph = n.graph(conv(n, "x", 8, 8))
+    assert check_pass(graph, "nchwc_layout", ctx()) is graph
+    n = Net(x=(1, 8, 5, 5))
+    graph = n.graph(conv(n, conv(n, "x", 8, 8), 8, 8))
+    assert check_pass(graph, "nchwc_layout") is graph
