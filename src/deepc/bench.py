@@ -8,6 +8,7 @@ ratio deepc / peer.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ class BenchResult:
     matches: bool | None = None
     emulated: bool = False
     profile: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)  # more peers: name -> median ms
 
     @property
     def ratio(self) -> float | None:
@@ -56,6 +58,7 @@ class BenchResult:
             "runs": self.deepc.runs, "compile_seconds": round(self.compile_seconds, 3),
             "outputs_match": self.matches, "emulated": self.emulated,
             **({"profile": self.profile} if self.profile else {}),
+            **({"peers_ms": self.extra} if self.extra else {}),
         }
 
 
@@ -85,8 +88,12 @@ def onnxruntime_session(path: Path, threads: int) -> Any:
 
 def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                 compare: str | None = "onnxruntime", runs: int = 50, warmup: int = 5,
-                seed: int = 0, profile: bool = False, opt_level: int = 3) -> BenchResult:
-    """Compile `path`, then time deepc and (optionally) onnxruntime alternately."""
+                seed: int = 0, profile: bool = False, opt_level: int = 3, batch: int = 0,
+                allow_tf32: bool = False) -> BenchResult:
+    """Compile `path`, then time deepc and (optionally) onnxruntime alternately.
+
+    `batch` (when set) replaces the first input's leading dimension. On CUDA targets the
+    peer may be "torch" (eager, and torch.compile where it works; see runtime/cuda_bench)."""
     import os
     import tempfile
 
@@ -94,7 +101,14 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
     from deepc.runtime.inputs import random_inputs
 
     path = Path(path)
-    compiled = deepc.compile(path, target, opt_level=opt_level)
+    shapes = None
+    if batch:
+        from deepc.compiler.pipeline import load_graph
+
+        first = load_graph(path, None)
+        name = first.inputs[0]
+        shapes = {name: (batch, *first.types[name].shape[1:])}
+    compiled = deepc.compile(path, target, opt_level=opt_level, input_shapes=shapes)
     with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp:
         model = deepc.load(compiled.save(Path(tmp) / "model.tar"))
     cores = os.cpu_count() or 1
@@ -102,6 +116,8 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
     feeds = random_inputs(compiled.graph, seed)
     fns: list[Callable[[], Any]] = [lambda: model.run(feeds)]
     peer = None
+    if compiled.target.kind == "cuda":
+        return _bench_cuda(path, compiled, model, feeds, compare, runs, warmup, allow_tf32)
     if compare == "onnxruntime":
         peer = onnxruntime_session(path, threads or cores)
         fns.append(lambda: peer.run(None, feeds))
@@ -121,6 +137,38 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
         from deepc.runtime.profile import profile_kernels
 
         result.profile = profile_kernels(model, compiled, feeds)
+    return result
+
+
+def _bench_cuda(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
+                compare: str | None, runs: int, warmup: int, allow_tf32: bool) -> BenchResult:
+    """deepc's kernels against torch on the GPU (inputs on the device for both); outputs are
+    checked against onnxruntime on the CPU where the batch is the file's own."""
+    from deepc.runtime.cuda_bench import device_runner, torch_peers
+
+    fns: list[Callable[[], Any]] = [device_runner(model, feeds)]
+    peers: dict[str, Callable[[], Any]] = {}
+    if compare == "torch":
+        shape = compiled.graph.types[compiled.graph.inputs[0]].shape
+        peers = torch_peers(path.stem, shape, allow_tf32)
+    elif compare not in (None, "none", "onnxruntime"):
+        from deepc.errors import DeepcError
+
+        raise DeepcError(f"--compare {compare!r}: CUDA targets compare with torch or none")
+    times = interleaved(fns + list(peers.values()), runs, warmup)
+    result = BenchResult(path.stem, 1, Timing.of(times[0]),
+                         compile_seconds=compiled.compile_seconds)
+    if peers:
+        result.peer, result.peer_name = Timing.of(times[1]), "torch"
+        result.extra = {name: round(Timing.of(t).median_ms, 4)
+                        for name, t in zip(peers, times[1:])}
+    try:
+        session = onnxruntime_session(path, os.cpu_count() or 1)
+        theirs = session.run(None, feeds)
+        result.matches = all(np.allclose(a, b, rtol=1e-3, atol=1e-4)
+                             for a, b in zip(model.run(feeds).values(), theirs))
+    except Exception:  # a batch other than the ONNX file's own: left unchecked
+        result.matches = None
     return result
 
 

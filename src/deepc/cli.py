@@ -286,7 +286,10 @@ def safe_filename(name: str) -> str:
 @click.option("--threads", "threads", multiple=True, type=int, default=(0,), show_default=True,
               help="Threads (0 = all cores). Repeat to bench several settings.")
 @click.option("--compare", default="onnxruntime", show_default=True,
-              help="Peer to time alongside (onnxruntime, or none).")
+              help="Peer to time alongside (onnxruntime; torch on CUDA targets; or none).")
+@click.option("--batch", default=0, help="Replace the first input's batch dimension.")
+@click.option("--allow-tf32", is_flag=True,
+              help="CUDA: let the torch peer use TF32 (its defaults); strict fp32 otherwise.")
 @click.option("--runs", default=50, show_default=True, help="Timed runs of each.")
 @click.option("--warmup", default=5, show_default=True, help="Untimed runs first.")
 @click.option("-O", "opt_level", type=click.IntRange(0, 3), default=3, show_default=True)
@@ -296,8 +299,8 @@ def safe_filename(name: str) -> str:
               help="Also time an NxNxN float32 matmul against numpy's BLAS.")
 @handle_errors
 def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
-              runs: int, warmup: int, opt_level: int, profile: bool, as_json: bool,
-              matmul: int | None) -> None:
+              batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
+              profile: bool, as_json: bool, matmul: int | None) -> None:
     """Time compiled models against onnxruntime, side by side in one process."""
     from deepc.bench import bench_matmul, bench_model, geomean
 
@@ -323,7 +326,8 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
             for model in models:
                 results.append(bench_model(model, target, threads=n, compare=compare,
                                            runs=runs, warmup=warmup, profile=profile,
-                                           opt_level=opt_level))
+                                           opt_level=opt_level, batch=batch,
+                                           allow_tf32=allow_tf32))
                 bar.advance(task)
     if as_json:
         for r in results:
@@ -343,6 +347,11 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
         if len(ratios) > 1:
             table.add_row("geomean", str(n), "", "", "", f"{geomean(ratios):.2f}", "")
     console.print(table)
+    for r in results:
+        if r.extra:  # several peers (torch eager and torch.compile on CUDA)
+            console.print(f"{r.model}: deepc {r.deepc.median_ms:.3f} ms; " + "; ".join(
+                f"{name} {ms:.3f} ms (deepc/{name} {r.deepc.median_ms / ms:.2f})"
+                for name, ms in r.extra.items()))
     if profile:
         for r in results:
             prof = Table(title=f"{r.model}: kernels by time", title_justify="left")

@@ -105,6 +105,10 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     for k, group in enumerate(groups):
         report("lower", k, len(groups))
         kernels.append(group_kernel(graph, group, k))
+    if tgt.backend == "cuda":
+        from deepc.compiler.cuda import compile_cuda
+
+        return compile_cuda(graph, kernels, tgt, start, report)  # type: ignore[return-value]
     report("schedule", 0, 1)
     funcs, records = schedule_kernels(kernels, tgt)
     kernels = [Kernel(k.name, f, k.inputs, k.outputs, k.nodes, k.ops)

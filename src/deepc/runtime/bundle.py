@@ -152,7 +152,8 @@ def write_bundle(path: str | os.PathLike[str], *, library: Path | bytes,
                  target: Any, workspace_bytes: int, name: str = "model",
                  kernels: Sequence[Any] = (), plan: Mapping[str, Any] | None = None,
                  extra: Mapping[str, Any] | None = None, header: str | None = None,
-                 extra_files: Mapping[str, FileData] | None = None) -> Path:
+                 extra_files: Mapping[str, FileData] | None = None,
+                 library_member: str = LIBRARY) -> Path:
     """Write a bundle to `path` atomically and return the path.
 
     `target` is a Target (or its `to_dict()`); `header` defaults to `render_header` of the
@@ -176,7 +177,7 @@ def write_bundle(path: str | os.PathLike[str], *, library: Path | bytes,
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION, "deepc_version": __version__, "created": created,
         "name": name, "target": target.to_dict() if hasattr(target, "to_dict") else dict(target),
-        "entry": ENTRY, "library": LIBRARY, "header": HEADER,
+        "entry": ENTRY, "library": library_member, "header": HEADER,
         "inputs": [t.to_dict() for t in ins], "outputs": [t.to_dict() for t in outs],
         "workspace_bytes": int(workspace_bytes),
         "params": {"file": PARAMS, "bytes": len(blob.data), "align": ALIGN,
@@ -184,7 +185,7 @@ def write_bundle(path: str | os.PathLike[str], *, library: Path | bytes,
         "kernels": list(kernels), "plan": dict(plan or {}), **(extra or {}),
     }
     files: dict[str, FileData] = {
-        LIBRARY: library if isinstance(library, bytes) else Path(library),
+        library_member: library if isinstance(library, bytes) else Path(library),
         PARAMS: blob.data,
         HEADER: header if header is not None else render_header(manifest),
     }

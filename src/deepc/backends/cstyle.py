@@ -1,0 +1,281 @@
+"""Loop IR to C-like source text: one renderer, parameterised by a small dialect table.
+
+CUDA C, OpenCL C, Metal, HLS C++ and plain C differ in qualifiers, thread indices, barriers,
+type and math-function names; everything else (loops, loads, stores, expressions) is shared
+here. Rendering is pure: no toolchain is needed to produce or test the text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from deepc.ir.affine import flat_offset
+from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
+from deepc.ir.loop import (
+    Allocate,
+    Buffer,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
+    walk_stmts,
+)
+
+_C_TYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
+            "int32": "int", "int64": "long long", "uint8": "unsigned char",
+            "uint16": "unsigned short", "uint32": "unsigned int",
+            "uint64": "unsigned long long", "bool": "bool", "float16": "half"}
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",
+          "gt": ">", "ge": ">=", "and": "&&", "or": "||", "bitand": "&", "bitor": "|",
+          "bitxor": "^", "shl": "<<", "shr": ">>"}
+# float32 spelling of each math function; double drops the `f`
+_MATH_F32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "erf": "erff",
+             "sin": "sinf", "cos": "cosf", "tan": "tanf", "asin": "asinf", "acos": "acosf",
+             "atan": "atanf", "sinh": "sinhf", "cosh": "coshf", "asinh": "asinhf",
+             "acosh": "acoshf", "atanh": "atanhf", "floor": "floorf", "ceil": "ceilf",
+             "round": "rintf", "trunc": "truncf", "fabs": "fabsf", "exp2": "exp2f",
+             "log2": "log2f", "pow": "powf", "fmod": "fmodf"}
+
+# helpers every dialect needs with numpy's semantics (NaN-propagating min/max, floor division)
+_HELPERS = """\
+{fn} float deepc_maxf(float a, float b) {{ return (a > b || a != a) ? a : b; }}
+{fn} float deepc_minf(float a, float b) {{ return (a < b || a != a) ? a : b; }}
+{fn} double deepc_maxd(double a, double b) {{ return (a > b || a != a) ? a : b; }}
+{fn} double deepc_mind(double a, double b) {{ return (a < b || a != a) ? a : b; }}
+{fn} long long deepc_maxi(long long a, long long b) {{ return a > b ? a : b; }}
+{fn} long long deepc_mini(long long a, long long b) {{ return a < b ? a : b; }}
+{fn} long long deepc_floordiv(long long a, long long b) {{
+  long long q = a / b; return (a % b != 0 && ((a % b < 0) != (b < 0))) ? q - 1 : q; }}
+{fn} long long deepc_mod(long long a, long long b) {{
+  long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }}
+{fn} float deepc_fmodpy(float a, float b) {{
+  float r = fmodf(a, b); return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r; }}
+"""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What one C-like language spells differently."""
+
+    name: str
+    prelude: str = ""  # includes and definitions before the helpers
+    kernel_qualifier: str = ""  # before a kernel's return type, e.g. `extern "C" __global__`
+    helper_qualifier: str = "static inline"
+    global_qualifier: str = ""  # pointer parameters' address space
+    restrict: str = "restrict"
+    thread_index: dict[str, str] = field(default_factory=dict)  # "threadIdx.x" -> spelling
+    barrier: str = ""
+    shared_qualifier: str = ""
+    types: dict[str, str] = field(default_factory=dict)  # overrides of _C_TYPES
+    math: dict[str, str] = field(default_factory=dict)  # overrides of _MATH_F32
+    inf: str = "INFINITY"
+    nan: str = "NAN"
+    float_loops_serial: bool = True  # vector/parallel loop kinds run as plain loops
+
+    def ctype(self, dtype: str) -> str:
+        return self.types.get(dtype) or _C_TYPES[dtype]
+
+
+class RenderError(Exception):
+    """The loop IR holds something this renderer cannot express."""
+
+
+def _non_negative(e: Expr) -> bool:
+    if isinstance(e, Var):
+        return True
+    if isinstance(e, Const):
+        return e.value >= 0
+    if isinstance(e, Binary) and e.op in ("add", "mul", "floordiv", "mod", "min", "max"):
+        return _non_negative(e.a) and _non_negative(e.b)
+    return False
+
+
+class Renderer:
+    """Renders expressions and statements of one function in one dialect."""
+
+    def __init__(self, dialect: Dialect, index_type: str = "long long"):
+        self.d = dialect
+        self.index_type = index_type
+
+    # -- expressions ------------------------------------------------------------------------
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Var):
+            return e.name
+        if isinstance(e, Const):
+            return self.const(e)
+        if isinstance(e, Binary):
+            return self.binary(e)
+        if isinstance(e, Unary):
+            op = {"neg": "-", "not": "!", "bitnot": "~"}[e.op]
+            return f"({op}{self.expr(e.x)})"
+        if isinstance(e, Cast):
+            if e.to == "bool":
+                return f"({self.expr(e.x)} != 0)"
+            return f"(({self.d.ctype(e.to)}){self.expr(e.x)})"
+        if isinstance(e, Call):
+            return self.call(e)
+        if isinstance(e, Select):
+            return f"({self.expr(e.cond)} ? {self.expr(e.t)} : {self.expr(e.f)})"
+        if isinstance(e, Load):
+            return f"{e.source.name}[{self.offset(e.source, e.indices)}]"
+        raise RenderError(f"cannot render expression {type(e).__name__}")
+
+    def offset(self, buf: Buffer, indices: tuple[Expr, ...]) -> str:
+        return self.expr(flat_offset(buf.shape, indices))
+
+    def const(self, e: Const) -> str:
+        v = e.value
+        if e.dtype == "bool":
+            return "true" if v else "false"
+        if e.dtype in ("float32", "float64", "float16"):
+            f = float(v)
+            if math.isnan(f):
+                text = self.d.nan
+            elif math.isinf(f):
+                text = self.d.inf if f > 0 else f"(-{self.d.inf})"
+            else:
+                text = repr(f) + ("" if e.dtype == "float64" else "f")
+            return text if e.dtype != "float16" else f"(({self.d.ctype('float16')}){text})"
+        iv = int(v)
+        if -(2**31) <= iv < 2**31:
+            return str(iv) if iv >= 0 else f"({iv})"
+        return f"({iv}LL)" if e.dtype.startswith("int") else f"{iv}ULL"
+
+    def binary(self, e: Binary) -> str:
+        a, b, op, dt = self.expr(e.a), self.expr(e.b), e.op, e.a.dtype
+        is_float = dt.startswith(("float", "bfloat"))
+        if op in _INFIX:
+            return f"({a} {_INFIX[op]} {b})"
+        if op == "xor":
+            return f"({a} != {b})"
+        if op in ("min", "max"):
+            if is_float:
+                suffix = "d" if dt == "float64" else "f"
+                return f"deepc_{op}{suffix}({a}, {b})"
+            return f"(({self.d.ctype(dt)})deepc_{op}i({a}, {b}))"
+        if is_float:
+            if op == "div":
+                return f"({a} / {b})"
+            if op in ("fmod", "pow"):
+                return f"{self.math(op, dt)}({a}, {b})"
+            if op == "floordiv":
+                return f"{self.math('floor', dt)}({a} / {b})"
+            if op == "mod":
+                return f"deepc_fmodpy({a}, {b})"
+        else:
+            nonneg = dt.startswith("uint") or (_non_negative(e.a) and _non_negative(e.b))
+            if op == "div" or (op == "floordiv" and nonneg):
+                return f"({a} / {b})"
+            if op == "fmod" or (op == "mod" and nonneg):
+                return f"({a} % {b})"
+            if op in ("floordiv", "mod"):
+                return f"(({self.d.ctype(dt)})deepc_{op}({a}, {b}))"
+            if op == "pow":
+                return f"(({self.d.ctype(dt)})pow((double){a}, (double){b}))"
+        raise RenderError(f"cannot render {op} on {dt}")
+
+    def math(self, func: str, dtype: str) -> str:
+        name = self.d.math.get(func) or _MATH_F32.get(func)
+        if name is None:
+            raise RenderError(f"no math function {func}")
+        return name[:-1] if dtype == "float64" and name.endswith("f") else name
+
+    def call(self, e: Call) -> str:
+        x = e.args[0]
+        if x.dtype == "float16" and e.func not in ("isnan", "isinf"):
+            wide = Call(e.func, tuple(Cast("float32", a) for a in e.args), "float32")
+            return f"(({self.d.ctype('float16')}){self.call(wide)})"
+        args = ", ".join(self.expr(a) for a in e.args)
+        if e.func in ("isnan", "isinf"):
+            return f"{e.func}({args})"
+        if e.func == "rsqrt" and "rsqrt" not in self.d.math:
+            one = "1.0" if x.dtype == "float64" else "1.0f"
+            return f"({one} / {self.math('sqrt', x.dtype)}({args}))"
+        return f"{self.math(e.func, x.dtype)}({args})"
+
+    # -- statements -------------------------------------------------------------------------
+    def stmt(self, s: Stmt, indent: int) -> list[str]:
+        pad = "  " * indent
+        if isinstance(s, For):
+            return self.loop(s, indent)
+        if isinstance(s, Store):
+            return [f"{pad}{s.buffer.name}[{self.offset(s.buffer, s.indices)}] = "
+                    f"{self.expr(s.value)};"]
+        if isinstance(s, Allocate):
+            b = s.buffer
+            if b.scope == "global":
+                raise RenderError(f"global buffer {b.name} allocated inside a kernel")
+            qual = f"{self.d.shared_qualifier} " if b.scope == "shared" else ""
+            decl = f"{pad}{qual}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];"
+            return [decl, *self.stmt(s.body, indent)]
+        if isinstance(s, Seq):
+            return [line for x in s.stmts for line in self.stmt(x, indent)]
+        if isinstance(s, IfThenElse):
+            lines = [f"{pad}if ({self.expr(s.cond)}) {{", *self.stmt(s.then, indent + 1)]
+            if s.otherwise is not None:
+                lines += [f"{pad}}} else {{", *self.stmt(s.otherwise, indent + 1)]
+            return [*lines, f"{pad}}}"]
+        if isinstance(s, Evaluate):
+            if s.intrinsic == "barrier" and self.d.barrier:
+                return [f"{pad}{self.d.barrier};"]
+            raise RenderError(f"no {s.intrinsic} in dialect {self.d.name}")
+        raise RenderError(f"cannot render statement {type(s).__name__}")
+
+    def loop(self, s: For, indent: int) -> list[str]:
+        pad, v = "  " * indent, s.var.name
+        if s.kind in (ForKind.GPU_BLOCK, ForKind.GPU_THREAD):
+            tag = f"{s.kind.value}.{s.thread_axis or 'x'}"
+            index = self.d.thread_index.get(tag)
+            if index is None:
+                raise RenderError(f"dialect {self.d.name} has no {tag}")
+            # the launch has exactly `extent` blocks/threads on this axis
+            return [f"{pad}{{ const {self.index_type} {v} = {index};",
+                    *self.stmt(s.body, indent + 1), f"{pad}}}"]
+        head = [f"{pad}#pragma unroll"] if s.kind is ForKind.UNROLLED else []
+        return [*head, f"{pad}for ({self.index_type} {v} = 0; {v} < {s.extent}; ++{v}) {{",
+                *self.stmt(s.body, indent + 1), f"{pad}}}"]
+
+    # -- functions --------------------------------------------------------------------------
+    def function(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
+        """A kernel whose parameters are `f`'s buffers (then `extra`), as restrict pointers
+        unless the function says its buffers may alias."""
+        restrict = "" if f.attrs.get("may_alias") else f" {self.d.restrict}"
+        gq = f"{self.d.global_qualifier} " if self.d.global_qualifier else ""
+        written = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)}
+        # read-only inputs are `const`: lets GPU compilers use the read-only data path
+        params = ", ".join(
+            f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*{restrict}"
+            f" {b.name}" for b in (*f.params, *extra))
+        qual = f"{self.d.kernel_qualifier} " if self.d.kernel_qualifier else ""
+        return "\n".join([f"{qual}void {f.name}({params}) {{", *self.stmt(f.body, 1), "}"])
+
+
+def helpers(dialect: Dialect) -> str:
+    return _HELPERS.format(fn=dialect.helper_qualifier)
+
+
+def render_module(funcs: list[PrimFunc], dialect: Dialect, index_type: str = "long long") -> str:
+    """One source file: prelude, helpers, then every function."""
+    r = Renderer(dialect, index_type)
+    parts = [dialect.prelude, helpers(dialect), *(r.function(f) for f in funcs)]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def index_type_for(funcs: list[PrimFunc], narrow: str = "int", wide: str = "long long") -> str:
+    """32-bit index arithmetic when every buffer fits (it is much faster on GPUs)."""
+    biggest = 0
+    for f in funcs:
+        biggest = max([biggest, *(b.size for b in f.params)])
+        for s in walk_stmts(f.body):
+            if isinstance(s, Allocate):
+                biggest = max(biggest, s.buffer.size)
+    return narrow if biggest < 2**31 else wide
+
+
+__all__ = ["Dialect", "RenderError", "Renderer", "helpers", "index_type_for",
+           "render_module"]

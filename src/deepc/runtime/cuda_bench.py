@@ -1,0 +1,67 @@
+"""Benchmark peers on the GPU: a CUDA bundle's kernels against PyTorch on the same device.
+
+Both sides keep their inputs on the device and are timed to the end of the GPU work, run
+alternately. PyTorch runs the torchvision model named like the ONNX file (the architecture;
+its weights are random, which does not change the work done), in eager mode and, where it
+works, `torch.compile(mode="reduce-overhead")` (CUDA graphs). Strict fp32 unless
+`allow_tf32`: cuDNN and cuBLAS may not use TF32 tensor cores, as deepc does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from deepc.errors import DeepcError
+
+
+def torch_peers(name: str, shape: tuple[int, ...], allow_tf32: bool,
+                with_compile: bool = True) -> dict[str, Callable[[], Any]]:
+    """Timed callables by peer name ("torch", "torch.compile")."""
+    try:
+        import torch
+        import torchvision
+    except ImportError as e:
+        raise DeepcError(f"--compare torch needs torch and torchvision ({e})") from e
+    if not torch.cuda.is_available():
+        raise DeepcError("--compare torch needs a CUDA GPU visible to torch")
+    ctor = getattr(torchvision.models, name, None)
+    if ctor is None:
+        raise DeepcError(f"--compare torch: torchvision has no model {name!r} — name the ONNX"
+                         " file after its torchvision constructor (e.g. resnet18.onnx)")
+    if not allow_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    model = ctor().eval().cuda()
+    x = torch.randn(*shape, device="cuda")
+
+    def run(fn: Callable[[Any], Any]) -> Callable[[], Any]:
+        def call() -> None:
+            with torch.no_grad():
+                fn(x)
+            torch.cuda.synchronize()
+        return call
+
+    peers = {"torch": run(model)}
+    if with_compile:
+        try:
+            compiled = torch.compile(model, mode="reduce-overhead")
+            call = run(compiled)
+            for _ in range(3):  # compiles, records the graph
+                call()
+            peers["torch.compile"] = call
+        except Exception:  # inductor needs a working toolchain; eager remains
+            pass
+    return peers
+
+
+def device_runner(model: Any, feeds: dict[str, Any]) -> Callable[[], None]:
+    """A CudaModel's kernels alone on inputs already uploaded (as torch is timed)."""
+    lib = model._library
+    model.run(feeds)
+
+    def call() -> None:
+        lib.execute()
+        lib.stream.synchronize()
+
+    return call

@@ -1,0 +1,160 @@
+"""Default GPU schedules: a kernel's loop IR to launchable stages bound to blocks and threads.
+
+A lowered kernel is a list of stages (loop nests) that may pass values through global
+intermediates. Every stage becomes its own launch, so a stage reads what the previous one
+wrote without a grid-wide barrier; the intermediates become extra pointer parameters
+("scratch") that the packager places in the device arena.
+
+Within a stage the outer loops that every global store indexes by (one output element per
+iteration: elementwise maps, and the spatial loops of conv/matmul/pool/reductions) are fused
+into one loop, split by a block size the target allows, and bound to blockIdx.x/threadIdx.x,
+so each thread computes one output element with its reduction in registers. A stage with
+no such loop runs on one thread (a correct but slow fallback, e.g. recurrent cells).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepc.ir.expr import Var
+from deepc.ir.loop import Allocate, Buffer, For, PrimFunc, Seq, Stmt, Store, loops, walk_stmts
+from deepc.ir.tensor import walk
+from deepc.schedule.gpu_block import block_schedule
+from deepc.schedule.schedule import Schedule
+
+SHARED_STATIC_BYTES = 48 * 1024  # the most a kernel may declare statically
+REGISTER_TILE = 8  # outputs per thread in reductions with shared loads
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One launch: `func` takes the kernel's parameters, then `scratch`."""
+
+    func: PrimFunc
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    schedule: Schedule
+    note: str = ""  # how a stage not described by `schedule` alone was mapped
+
+
+def split_stages(func: PrimFunc) -> tuple[list[Stmt], tuple[Buffer, ...]]:
+    """The stages of a kernel and the global intermediates allocated around them."""
+    scratch: list[Buffer] = []
+    body = func.body
+    while isinstance(body, Allocate) and body.buffer.scope == "global":
+        scratch.append(body.buffer)
+        body = body.body
+    stmts = list(body.stmts) if isinstance(body, Seq) else [body]
+    return stmts, tuple(scratch)
+
+
+def _uses(e: object, v: Var) -> bool:
+    return any(isinstance(x, Var) and x == v for x in walk(e))  # type: ignore[arg-type]
+
+
+def parallel_chain(stage: Stmt) -> list[For]:
+    """The perfectly nested outer loops whose iterations write disjoint global elements."""
+    chain: list[For] = []
+    s = stage
+    while isinstance(s, For):
+        stores = [x for x in walk_stmts(s.body) if isinstance(x, Store)
+                  and x.buffer.scope != "local"]
+        if not stores or not all(any(_uses(i, s.var) for i in x.indices) for x in stores):
+            break
+        chain.append(s)
+        s = s.body
+    return chain
+
+
+def block_size(extent: int, target: object, cap: int = 256) -> int:
+    """Threads per block: a multiple of the warp size, at most `cap` (256 leaves registers
+    for the reduction loops) and no more than the work needs."""
+    warp = int(getattr(target, "warp_size", 32) or 32)
+    cap = min(cap, int(getattr(target, "max_threads_per_block", 1024) or 1024))
+    need = -(-extent // warp) * warp
+    return max(warp, min(cap, need))
+
+
+def schedule_stage(func: PrimFunc, target: object) -> Stage:
+    """fuse the parallel chain, split it by the block size, bind it to blocks x threads."""
+    sch = Schedule()
+    chain = parallel_chain(func.body)
+    extent = 1
+    for loop in chain:
+        extent *= loop.extent
+    if extent < int(getattr(target, "warp_size", 32) or 32):
+        # too little outer parallelism for a grid: spread inner loops over one block
+        threads = block_size(max([1, *(lp.extent for lp in loops(func.body))]), target,
+                             cap=int(getattr(target, "max_threads_per_block", 1024) or 1024))
+        block = block_schedule(func, threads, SHARED_STATIC_BYTES)
+        if block is not None:
+            return Stage(block, (1, 1, 1), (threads, 1, 1), sch, f"block({threads})")
+    if not chain:
+        return Stage(func, (1, 1, 1), (1, 1, 1), sch, "single thread")
+    names = [lp.var.name for lp in chain]
+    tile = tile_loop(chain, extent, target)
+    if tile is not None:
+        # split it, move the tile innermost, give each tile point its own accumulator
+        pos = names.index(tile)
+        order = [*names[:pos], f"{tile}_o", *names[pos + 1:], f"{tile}_i"]
+        sch.add("split", tile, REGISTER_TILE).add("reorder", *order[pos + 1:])
+        sch.add("tile_reduction", f"{tile}_i").add("unroll", f"{tile}_i")
+        names, extent = order[:-1], extent // REGISTER_TILE
+    name = names[0]
+    for inner in names[1:]:
+        sch.add("fuse", name, inner)
+        name = f"{name}_{inner}"
+    threads = block_size(extent, target)
+    sch.add("split", name, threads)
+    sch.add("bind", f"{name}_o", "blockIdx.x").add("bind", f"{name}_i", "threadIdx.x")
+    blocks = -(-extent // threads)
+    return Stage(sch.apply(func), (blocks, 1, 1), (threads, 1, 1), sch)
+
+
+def _reuse(loop: For, body: Stmt, lane: Var) -> int:
+    """How many of the reduction's per-thread loads (those moving with the thread index
+    `lane`; the others are one broadcast per warp) do not move with `loop`: a tile of its
+    iterations shares them from registers."""
+    from deepc.ir.expr import Load
+
+    count = 0
+    for x in walk_stmts(body):
+        if isinstance(x, For):  # loads inside the reduction loops
+            for st in walk_stmts(x.body):
+                if isinstance(st, Store):
+                    count += sum(1 for e in walk(st.value) if isinstance(e, Load)
+                                 and e.source.scope == "global"
+                                 and any(_uses(i, lane) for i in e.indices)
+                                 and not any(_uses(i, loop.var) for i in e.indices))
+            break
+    return count
+
+
+def tile_loop(chain: list[For], extent: int, target: object) -> str | None:
+    """The chain loop along which a thread computes REGISTER_TILE outputs: the one whose tile
+    shares the most loads (e.g. a conv's output channels share the input window), when the
+    grid keeps enough threads to fill the GPU. None when no tile pays."""
+    inner = chain[-1].body
+    if not (isinstance(inner, Allocate) and inner.buffer.scope == "local"
+            and inner.buffer.shape == (1,)) or len(chain) < 2:
+        return None
+    sms = int(getattr(target, "sm_count", 0) or 0) or 80
+    if extent // REGISTER_TILE < sms * 512:
+        return None
+    lane = chain[-1].var
+    best = max(chain[:-1], key=lambda lp: (_reuse(lp, inner, lane), lp.extent))
+    if best.extent % REGISTER_TILE or _reuse(best, inner, lane) == 0:
+        return None
+    return best.var.name
+
+
+def gpu_stages(func: PrimFunc, target: object) -> tuple[list[Stage], tuple[Buffer, ...]]:
+    """The launches of one kernel, in order, and its scratch buffers."""
+    stmts, scratch = split_stages(func)
+    params = func.params + scratch
+    out = []
+    for k, body in enumerate(stmts):
+        name = func.name if len(stmts) == 1 else f"{func.name}_s{k}"
+        stage = PrimFunc(name, params, body, dict(func.attrs))
+        out.append(schedule_stage(stage, target))
+    return out, scratch

@@ -1,0 +1,63 @@
+"""Runs GPU-scheduled kernels on the CPU: the renderer's C dialect with blockIdx/threadIdx as
+globals, compiled by gcc, every (block, thread) pair called in turn. Stages that share memory
+between threads (barriers) cannot run this way and are refused."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepc.backends.cstyle import Dialect
+from deepc.compiler.cuda import render_cuda
+from deepc.compiler.kernels import graph_kernels
+from deepc.ir.graph import Graph
+from deepc.ir.types import np_dtype
+
+SIM = Dialect(name="c-sim", prelude="#include <math.h>\n#include <stdbool.h>\n"
+              "static long long deepc_bx, deepc_tx;",
+              thread_index={"blockIdx.x": "deepc_bx", "threadIdx.x": "deepc_tx"},
+              types={"float16": "_Float16"})
+
+
+def simulate(graph: Graph, target: object, feeds: dict[str, np.ndarray],
+             tmp: Path) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """Each node its own kernel, scheduled for `target`, run on the CPU in graph order;
+    the outputs, and the schedule records by kernel."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not found: the CPU simulation of GPU kernels compiles C with it")
+    kernels = graph_kernels(graph)
+    source, launches, scratch, records = render_cuda(kernels, target, SIM)
+    assert "__syncthreads" not in source
+    drivers = []
+    for k in kernels:
+        for launch in launches[k.name]:
+            n = len(k.args) + len(scratch[k.name])
+            params = ", ".join(f"void* a{i}" for i in range(n))
+            args = ", ".join(f"a{i}" for i in range(n))
+            drivers.append(
+                f"void run_{launch.func}({params}) {{\n"
+                f"  for (deepc_bx = 0; deepc_bx < {launch.grid[0]}; ++deepc_bx)\n"
+                f"    for (deepc_tx = 0; deepc_tx < {launch.block[0]}; ++deepc_tx)\n"
+                f"      {launch.func}({args});\n}}")
+    src = tmp / "sim.c"
+    src.write_text(source + "\n".join(drivers) + "\n")
+    lib = tmp / "sim.so"
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-w", "-o", str(lib), str(src), "-lm"],
+                   check=True)
+    so = ctypes.CDLL(str(lib))
+    values = {**{n: np.ascontiguousarray(v) for n, v in graph.constants.items()}, **feeds}
+    for k in kernels:
+        for o in k.outputs:
+            t = graph.types[o]
+            values[o] = np.zeros(t.shape, np_dtype(t.dtype))
+        temps = [np.zeros(b.shape, np_dtype(b.dtype)) for b in scratch[k.name]]
+        ptrs = [values[a].ctypes.data_as(ctypes.c_void_p) for a in k.args]
+        ptrs += [t.ctypes.data_as(ctypes.c_void_p) for t in temps]
+        for launch in launches[k.name]:
+            getattr(so, f"run_{launch.func}")(*ptrs)
+    return {o: values[o] for o in graph.outputs}, records
