@@ -18,8 +18,9 @@ from tests.helpers import run_ort
 RTOL, ATOL = 1e-3, 1e-4
 
 
-def compile_and_run(path: Path, feeds: dict[str, np.ndarray], tmp_path: Path) -> list[np.ndarray]:
-    compiled = deepc.compile(path, "host")
+def compile_and_run(path: Path, feeds: dict[str, np.ndarray], tmp_path: Path,
+                    opt_level: int = 3) -> list[np.ndarray]:
+    compiled = deepc.compile(path, "host", opt_level=opt_level)
     bundle = compiled.save(tmp_path / f"{path.stem}.tar")
     model = deepc.load(bundle)
     out = model.run(feeds)
@@ -41,6 +42,19 @@ def test_shared_model_compiled(name: str, tmp_path: Path) -> None:
     path = shared_model(name)
     feeds = random_inputs(load(path), seed=1234)
     ours = compile_and_run(path, feeds, tmp_path)
+    for got, want in zip(ours, run_ort(onnx.load(str(path)), feeds)):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.models
+@pytest.mark.slow
+@pytest.mark.parametrize("opt_level", [0, 1, 2])
+@pytest.mark.parametrize("name", SHARED_MODELS)
+def test_shared_model_at_lower_opt_levels(name: str, opt_level: int, tmp_path: Path) -> None:
+    """Each pipeline (-O0 plain kernels, -O1 graph rewrites, -O2 fusion) keeps the numbers."""
+    path = shared_model(name)
+    feeds = random_inputs(load(path), seed=99 + opt_level)
+    ours = compile_and_run(path, feeds, tmp_path, opt_level)
     for got, want in zip(ours, run_ort(onnx.load(str(path)), feeds)):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
