@@ -40,7 +40,8 @@ class BenchResult:
     peer_name: str = ""
     compile_seconds: float = 0.0
     matches: bool | None = None
-    emulated: bool = False
+    emulated: bool = False  # timed under `emulator` here: not the device's speed
+    emulator: str | None = None
     profile: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)  # more peers: name -> median ms
 
@@ -57,6 +58,7 @@ class BenchResult:
             "ratio": None if self.ratio is None else round(self.ratio, 4),
             "runs": self.deepc.runs, "compile_seconds": round(self.compile_seconds, 3),
             "outputs_match": self.matches, "emulated": self.emulated,
+            **({"emulator": self.emulator} if self.emulated else {}),
             **({"profile": self.profile} if self.profile else {}),
             **({"peers_ms": self.extra} if self.extra else {}),
         }
@@ -118,6 +120,8 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
     peer = None
     if compiled.target.kind == "cuda":
         return _bench_cuda(path, compiled, model, feeds, compare, runs, warmup, allow_tf32)
+    if model.emulated:
+        return _bench_emulated(path, compiled, model, feeds, compare, runs, warmup, profile)
     if compare == "onnxruntime":
         peer = onnxruntime_session(path, threads or cores)
         fns.append(lambda: peer.run(None, feeds))
@@ -137,6 +141,33 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
         from deepc.runtime.profile import profile_kernels
 
         result.profile = profile_kernels(model, compiled, feeds)
+    return result
+
+
+def _bench_emulated(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
+                    compare: str | None, runs: int, warmup: int, profile: bool) -> BenchResult:
+    """A bundle for another architecture, timed through Model.time_runs: the runner times
+    each run inside one emulator process. The times are the emulator's on this machine, not
+    the device's, so no peer is timed (a ratio would mean nothing); onnxruntime here only
+    checks the outputs."""
+    from deepc.errors import DeepcError
+
+    if profile:
+        raise DeepcError("--profile times kernels in-process: it needs a bundle for this"
+                         f" machine, not one run under `{model.emulator}` — compile with"
+                         " --target host")
+    if compare not in (None, "none", "onnxruntime"):
+        raise DeepcError(f"--compare {compare!r}: emulated targets check outputs against"
+                         " onnxruntime, or none")
+    times = model.time_runs(feeds, runs=runs, warmup=warmup)
+    result = BenchResult(path.stem, model.num_threads, Timing.of(list(times.seconds)),
+                         compile_seconds=compiled.compile_seconds, emulated=True,
+                         emulator=times.emulator)
+    if compare == "onnxruntime":
+        result.peer_name = "onnxruntime"  # untimed: onnxruntime_ms stays null
+        session = onnxruntime_session(path, os.cpu_count() or 1)
+        result.matches = all(np.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in
+                             zip(model.run(feeds).values(), session.run(None, feeds)))
     return result
 
 

@@ -138,10 +138,9 @@ def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_lev
     if stage != "graph":
         from deepc.compiler.inspect import kernel_texts
 
-        if disabled or print_after or pass_times:
-            fail("--disable-pass, --print-after and --print-pass-times work with --stage "
-                 "graph here; use them with `deepc compile` for the compiled stages", 2)
-        texts = kernel_texts(graph, target, stage, opt_level=ctx.opt_level, kernel=kernel)
+        texts = kernel_texts(graph, target, stage, opt_level=ctx.opt_level, kernel=kernel,
+                             pass_context=ctx)
+        report_passes(ctx, err_console if as_json else console, pass_times)
         if as_json:
             click.echo(json.dumps(texts, indent=1))
             return
@@ -251,6 +250,11 @@ def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed
     from deepc.runtime.inputs import load_input_files
 
     model = deepc.load(bundle)
+    if model.emulated:
+        target_name = model.bundle.target.get("name", "?")
+        err_console.print(f"note: {bundle.name} is compiled for {model.bundle.triple}; it runs"
+                          f" under the emulator `{model.emulator}` (toolchain.emulator of"
+                          f" target {target_name!r}), slowly", highlight=False, soft_wrap=True)
     if threads:
         model.set_num_threads(threads)
     feeds = load_input_files(inputs)
@@ -334,7 +338,10 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
             click.echo(json.dumps(r.to_dict()))
         return
     table = Table(title=f"deepc vs {compare} on {target} (median of {runs} interleaved runs)",
-                  title_justify="left")
+                  title_justify="left", caption=emulated_caption(results),
+                  caption_justify="left")
+    if all(r.emulated for r in results):
+        table.title = f"deepc on {target}, emulated (median of {runs} runs)"
     for col in ("model", "threads", "deepc ms", "p90", f"{compare} ms", "ratio", "match"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
@@ -361,6 +368,16 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
                 prof.add_row(row["kernel"], ",".join(row["ops"]), f"{row['ms']:.3f}",
                              f"{row['share']:.1%}", f"{row['gflops']:.1f}")
             console.print(prof)
+
+
+def emulated_caption(results: list[Any]) -> str | None:
+    """The warning under a bench table with emulated rows: their times are not the device's."""
+    emulators = sorted({r.emulator for r in results if r.emulated})
+    if not emulators:
+        return None
+    how = ", ".join(f"`{e}`" for e in emulators)
+    return (f"EMULATED: timed under {how} on this machine, not on the device — these times"
+            " show the code runs, not how fast it runs there; no peer is timed against them")
 
 
 @main.command("targets")

@@ -60,6 +60,12 @@ class TargetError(DeepcError):
     exit_code = 2
 
 
+class UnknownPassError(DeepcError):
+    """A pass name (in --disable-pass, --print-after or DEEPC_PRINT_AFTER) is not registered."""
+
+    exit_code = 2
+
+
 class VerifyError(DeepcError):
     """An IR invariant is broken: a bug in a pass or a frontend, not in the user's model."""
 

@@ -130,6 +130,36 @@ def test_timing_hook_says_times_are_emulated(tiny_bundles: TinyBundles) -> None:
     assert len(times.seconds) == 3 and all(s > 0 for s in times.seconds)
 
 
+def test_bench_times_emulated_runs_through_the_timing_hook(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`deepc bench` on a cross target: Model.time_runs (one emulator process, runner-timed),
+    flagged as emulated, outputs checked against onnxruntime, no peer timed."""
+    from deepc.runtime.model import Model
+
+    target = cross_target("rpi3")
+    calls: list[int] = []
+    original = Model.time_runs
+
+    def spy(self: Model, inputs: dict[str, np.ndarray], runs: int = 10,
+            warmup: int = 1) -> object:
+        calls.append(runs)
+        return original(self, inputs, runs, warmup)
+
+    monkeypatch.setattr(Model, "time_runs", spy)
+    code, out, err = run("bench", str(EXAMPLE), "--target", "rpi3", "--runs", "4",
+                         "--warmup", "1", "--threads", "1", "--json")
+    assert code == 0, err
+    row = json.loads(out)
+    assert calls == [4] and row["runs"] == 4 and row["threads"] == 1
+    assert row["emulated"] is True and row["emulator"] == target.toolchain.emulator
+    assert row["outputs_match"] is True
+    assert row["onnxruntime_ms"] is None and row["ratio"] is None
+    code, out, err = run("bench", str(EXAMPLE), "--target", "rpi3", "--runs", "2",
+                         "--warmup", "0")
+    assert code == 0, err
+    assert "emulated" in out and "EMULATED: timed under `qemu-arm" in " ".join(out.split())
+
+
 def matmul_model(path: Path) -> Path:
     w = np.random.default_rng(0).standard_normal((128, 256)).astype(np.float32)
     graph = helper.make_graph(
@@ -160,6 +190,8 @@ def test_cli_run_under_emulation(tiny_bundles: TinyBundles, tmp_path: Path) -> N
     code, _, err = run("run", str(tiny_bundles["rpi4"]), "-i", f"input={tmp_path / 'x.npy'}",
                        "-d", str(tmp_path / "out"), "--threads", "1")
     assert code == 0, err
+    emulator = load_target("rpi4").toolchain.emulator
+    assert f"emulator `{emulator}`" in err and "target 'rpi4'" in err, err
     np.testing.assert_allclose(np.load(tmp_path / "out" / "probs.npy"),
                                run_ort(onnx.load(str(EXAMPLE)), feeds)[0], rtol=RTOL, atol=ATOL)
 

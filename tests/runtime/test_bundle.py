@@ -96,6 +96,18 @@ def test_params_blob_is_taken_as_laid_out(tmp_path: Path) -> None:
                                                                          "nbytes": 4}}))
 
 
+def test_executables_under_bin_get_mode_0755(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.tar", extra_files={"bin/run_model": b"#!runner",
+                                                  "docs/README.txt": "read me"})
+    with tarfile.open(path) as tar:
+        modes = {info.name: info.mode for info in tar}
+    assert modes.pop("bin/run_model") == 0o755
+    assert set(modes.values()) == {0o644}, modes  # the library and params included
+    extracted = read_bundle(path)
+    assert extracted.file("bin/run_model").stat().st_mode & 0o777 == 0o755
+    assert not extracted.file("docs/README.txt").stat().st_mode & 0o111
+
+
 def test_read_reuses_and_repairs_the_extraction(tmp_path: Path) -> None:
     path = write(tmp_path / "m.tar")
     first = read_bundle(path)

@@ -7,6 +7,7 @@ that misbehaves), which exercises the file protocol, threads, timing and error w
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -135,3 +136,30 @@ def test_runner_is_built_only_for_targets_with_an_emulator(host: Target, tmp_pat
     with_runner = read_bundle(compiled.save(tmp_path / "runner.tar"))
     assert with_runner.manifest["runner"] == RUNNER
     assert with_runner.file(RUNNER).read_bytes()[:4] == b"\x7fELF"
+
+
+def test_cli_run_says_it_ran_under_the_emulator(fake_model_lib: Path, host_runner: Path,
+                                                host: Target, tmp_path: Path) -> None:
+    target = foreign(host, "env")
+    path = emulated_bundle(tmp_path / "m.tar", fake_model_lib, host_runner, target)
+    code, out, err = run("run", str(path), "--json")
+    assert code == 0, err
+    assert set(json.loads(out)) == {"y", "total"}  # stdout stays JSON; the note is on stderr
+    assert "emulator `env`" in err and f"target {target['name']!r}" in err and FOREIGN in err
+    native = bundle(tmp_path / "native.tar", fake_model_lib, host)
+    code, out, err = run("run", str(native), "--json")
+    assert code == 0 and "emulator" not in err, err
+
+
+def test_bench_table_flags_emulated_times() -> None:
+    from deepc.bench import BenchResult, Timing
+    from deepc.cli import emulated_caption
+
+    native = BenchResult("m", 1, Timing(1.0, 1.0, 3))
+    emulated = BenchResult("m", 1, Timing(1.0, 1.0, 3), emulated=True, emulator="qemu-arm -x")
+    assert emulated_caption([native]) is None
+    caption = emulated_caption([native, emulated])
+    assert caption is not None and "`qemu-arm -x`" in caption and "not on the device" in caption
+    assert emulated.to_dict()["emulated"] is True
+    assert emulated.to_dict()["emulator"] == "qemu-arm -x"
+    assert "emulator" not in native.to_dict()

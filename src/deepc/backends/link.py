@@ -80,7 +80,9 @@ def _tool_identity(path: str) -> str:
     return f"{resolved}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _run(argv: Sequence[str], what: str, target: Any) -> None:
+def run_tool(argv: Sequence[str], what: str, target: Any) -> None:
+    """Run a toolchain command (compiler, linker) for `target`; a failure is a ToolchainError
+    naming the tool, the step (`what`) and the tail of its output."""
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     except OSError as e:
@@ -105,7 +107,7 @@ def compile_runtime(target: Any) -> Path:
     out = cache_dir("runtime") / f"deepc_runtime-{triple}-{key.hexdigest()[:20]}.o"
     if not out.exists():
         with atomic_output(out) as tmp:
-            _run([*cc, *flags, "-c", str(RUNTIME_SOURCE), "-o", str(tmp)],
+            run_tool([*cc, *flags, "-c", str(RUNTIME_SOURCE), "-o", str(tmp)],
                  "compile the deepc runtime", target)
     return out
 
@@ -116,7 +118,7 @@ def link_shared(objects: Sequence[Path], target: Any, out: Path) -> Path:
     ldflags = list(getattr(getattr(target, "toolchain", None), "ldflags", ()) or ())
     out = Path(out)
     with atomic_output(out) as tmp:
-        _run([*cc, *arch_flags(target), *LINK_FLAGS, "-o", str(tmp), *map(str, objects),
+        run_tool([*cc, *arch_flags(target), *LINK_FLAGS, "-o", str(tmp), *map(str, objects),
               *ldflags, *LINK_LIBS], f"link {out.name}", target)
         tmp.chmod(0o755)
     return out

@@ -10,13 +10,16 @@ from deepc.ir.graph import Attrs, Graph
 
 
 def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
-                 kernel: str | None = None) -> dict[str, str]:
+                 kernel: str | None = None, pass_context: Any = None) -> dict[str, str]:
+    """Each kernel's text at `stage`. The graph passes run as `compile` runs them: with
+    `pass_context` (disabled passes, print-after dumps, pass times) where given."""
     from deepc.compiler.pipeline import compile, machine_spec
     from deepc.ir.loop_text import func_to_text
 
     if stage == "fused":
-        return fused_texts(graph, target, opt_level=opt_level, kernel=kernel)
-    compiled = compile(graph, target, opt_level=opt_level)
+        return fused_texts(graph, target, opt_level=opt_level, kernel=kernel,
+                           pass_context=pass_context)
+    compiled = compile(graph, target, opt_level=opt_level, pass_context=pass_context)
     names = [k.name for k in compiled.kernels]
     if kernel is not None and kernel not in names:
         raise DeepcError(f"no kernel named {kernel!r}; kernels are: {', '.join(names)}")
@@ -24,8 +27,13 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
     if stage == "loop":
         return {k.name: f"# schedule: {compiled.schedules.get(k.name)}\n{func_to_text(k.func)}"
                 for k in chosen}
+    if stage == "source" and hasattr(compiled, "source"):  # C-style backends (CUDA)
+        return {k.name: cstyle_text(compiled.source, k.name) for k in chosen}
     if stage == "source":
         return {k.name: function_text(compiled.llvm_ir, k.func.name) for k in chosen}
+    if not hasattr(compiled, "llvm_ir"):
+        raise DeepcError(f"--stage {stage} needs an LLVM target; use --stage source for"
+                         f" {getattr(compiled.target, 'name', target)}")
     if stage == "asm":
         import llvmlite.binding as llvm
 
@@ -34,6 +42,18 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
         asm = emit_assembly(llvm.parse_assembly(compiled.llvm_ir), machine_spec(compiled.target))
         return {k.name: asm_function(asm, k.func.name) for k in chosen}
     raise DeepcError(f"unknown stage {stage!r}")
+
+
+def cstyle_text(source: str, name: str) -> str:
+    """One kernel's functions (all its stages) from a C-style module: from its `// name:`
+    comment to the next kernel's."""
+    out, keep = [], False
+    for line in source.splitlines():
+        if line.startswith("// k"):
+            keep = line.startswith(f"// {name}:")
+        if keep:
+            out.append(line)
+    return "\n".join(out)
 
 
 def function_text(llvm_ir: str, name: str) -> str:
@@ -62,16 +82,17 @@ def asm_function(asm: str, name: str) -> str:
 
 
 def fused_texts(graph: Graph, target: Any, *, opt_level: int = 2,
-                kernel: str | None = None) -> dict[str, str]:
+                kernel: str | None = None, pass_context: Any = None) -> dict[str, str]:
     """The graph after the passes as fused groups: an overview (one line per kernel: its
-    ops and master), then each group's nodes with the values it reads and writes."""
+    ops and master), then each group's nodes with the values it reads and writes. The passes
+    run with `pass_context` where given, as in `compile`."""
     from deepc.compiler.kernels import kernel_name
     from deepc.ir.text import format_node
     from deepc.passes import PassContext, run_pipeline
     from deepc.passes.fuse import groups_of, master_of
     from deepc.target import load_target
 
-    ctx = PassContext(opt_level)
+    ctx = pass_context or PassContext(opt_level)
     ctx.target = load_target(target)
     fused = run_pipeline(graph, opt_level, ctx)
     groups = {kernel_name(k, g): g for k, g in enumerate(groups_of(fused))}

@@ -38,11 +38,11 @@ def needs_runner(target: Any) -> bool:
 
 def build_runner(root: Path, target: Any) -> Path:
     """Compile `root`/example/main.c against `root`/lib/model.so into `root`/bin/run_model."""
-    from deepc.backends.link import _run, compiler
+    from deepc.backends.link import compiler, run_tool
 
     (root / RUNNER).parent.mkdir(parents=True, exist_ok=True)
-    _run(runner_argv(target, compiler(target), root), "build the example program bin/run_model",
-         target)
+    run_tool(runner_argv(target, compiler(target), root),
+             "build the example program bin/run_model", target)
     return root / RUNNER
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepc.errors import DeepcError, VerifyError
+from deepc.errors import DeepcError, UnknownPassError, VerifyError
 from deepc.ir.graph import Graph
 from deepc.ir.text import graph_to_text
 from deepc.ir.verify import verify_graph
@@ -16,12 +16,6 @@ from deepc.ir.verify import verify_graph
 PRINT_AFTER_ENV = "DEEPC_PRINT_AFTER"  # comma-separated pass names, added to print_after
 FOLD_MAX_BYTES = 64 << 20  # fold never stores a constant larger than this
 FOLD_GROWTH_MAX_BYTES = 1 << 20  # nor one this large that outgrows the op's inputs
-
-
-class UnknownPassError(DeepcError):
-    """A pass name (in --disable-pass, --print-after or DEEPC_PRINT_AFTER) is not registered."""
-
-    exit_code = 2
 
 
 def print_after_from_env() -> frozenset[str]:

@@ -40,6 +40,7 @@ LIBRARY = "lib/model.so"
 PARAMS = "params.bin"
 HEADER = "include/deepc_model.h"
 RESERVED_FILES = (MANIFEST, LIBRARY, PARAMS, HEADER)
+BIN_DIR = "bin/"  # executables (the prebuilt runner): mode 0755 in the tar and once extracted
 # manifest keys write_bundle sets itself; `extra` may not override them
 RESERVED_KEYS = frozenset({
     "format_version", "deepc_version", "created", "name", "target", "inputs", "outputs",
@@ -138,6 +139,11 @@ def _check_member_name(name: str) -> str:
     return name
 
 
+def member_mode(member: str) -> int:
+    """The mode a member gets in the tar: 0755 for the executables under bin/, else 0644."""
+    return 0o755 if member.startswith(BIN_DIR) else 0o644
+
+
 def _created() -> tuple[int, str]:
     """Seconds and ISO text of the creation time; SOURCE_DATE_EPOCH pins it (reproducible)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -200,7 +206,7 @@ def write_bundle(path: str | os.PathLike[str], *, library: Path | bytes,
         for member, data in [(MANIFEST, text), *contents.items()]:
             info = tarfile.TarInfo(member)
             info.size, info.mtime = len(data), seconds
-            info.mode = 0o755 if member == LIBRARY else 0o644
+            info.mode = member_mode(member)
             tar.addfile(info, io.BytesIO(data))
     return out
 
@@ -329,6 +335,8 @@ def _unpack(tar: tarfile.TarFile, dest: Path, where: str) -> dict[str, str]:
             while chunk := src.read(1 << 20):
                 digest.update(chunk)
                 f.write(chunk)
+        if member.startswith(BIN_DIR) and info.mode & 0o100:
+            target.chmod(0o755)
         digests[member] = digest.hexdigest()
     return digests
 

@@ -73,7 +73,8 @@ class EmulatedLibrary:
         self.runner = bundle.file(runner)
         if not self.runner.is_file():
             raise DeepcError(f"{bundle.source}: {runner} is missing — recompile the model")
-        # extraction does not keep modes, and qemu-user refuses a file without an execute bit
+        # bundles keep bin/ at 0755, but older ones did not, and qemu-user refuses a file
+        # without an execute bit
         if not os.access(self.runner, os.X_OK):
             self.runner.chmod(0o755)
         self.order = byte_order(bundle.triple or "")
