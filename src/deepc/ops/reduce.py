@@ -26,7 +26,7 @@ from deepc.ir.tensor import (
 from deepc.ir.types import TensorType
 from deepc.ops.conv import acc_dtype
 from deepc.ops.elementwise import UNARY_TE
-from deepc.ops.index import loop_nest, row_loops
+from deepc.ops.loop_nests import loop_nest, row_loops
 from deepc.ops.registry import FusionKind, Op
 
 Axes = tuple[int, ...]

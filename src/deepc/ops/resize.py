@@ -14,8 +14,8 @@ from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
 from deepc.ir.tensor import Tensor, compute, reduce_axis, rsum
 from deepc.ir.types import TensorType
+from deepc.ops.movement import empty_output
 from deepc.ops.registry import FusionKind, Op
-from deepc.ops.shape import empty_output
 
 MODES = ("nearest", "linear", "cubic")
 COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",

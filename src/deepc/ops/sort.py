@@ -13,7 +13,7 @@ from deepc.ir.graph import Attrs
 from deepc.ir.loop import Allocate, Buffer, For, ForKind, IfThenElse, Stmt, Store, seq
 from deepc.ir.tensor import Tensor, extern
 from deepc.ir.types import TensorType
-from deepc.ops.index import row_loops
+from deepc.ops.loop_nests import row_loops
 from deepc.ops.registry import FusionKind, Op
 
 # the k best of a row are kept in registers/stack up to this k; larger ones go to the heap
