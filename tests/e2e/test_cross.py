@@ -96,27 +96,40 @@ def test_tiny_cnn_runs_under_emulation(name: str, tiny_bundles: TinyBundles) -> 
                                atol=ATOL)
 
 
+def run_c_example(bundle: Path, name: str, feeds: dict[str, np.ndarray],
+                  like: list[np.ndarray], tmp_path: Path) -> list[np.ndarray]:
+    """Unpack `bundle`, build example/ with its Makefile (the target's cross compiler), run
+    it under qemu on `feeds`; the outputs read back with the dtypes and shapes of `like`."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed: apt-get install make")
+    root = tmp_path / "board"
+    with tarfile.open(bundle) as tar:
+        tar.extractall(root, filter="data")
+    build = subprocess.run(["make", "-C", str(root / "example")], capture_output=True,
+                           text=True, check=False)
+    assert build.returncode == 0, build.stderr
+    ins = []
+    for k, value in enumerate(feeds.values()):
+        value.tofile(root / f"in{k}.bin")
+        ins.append(str(root / f"in{k}.bin"))
+    outs = [str(root / f"out{k}.bin") for k in range(len(like))]
+    argv = [*emulator_argv(load_target(name).to_dict()), str(root / "example" / "run_model"),
+            str(root / "params.bin"), *ins, *outs]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"run 1 [0-9.]+ ms\n", done.stdout)
+    return [np.fromfile(out, ref.dtype).reshape(ref.shape) for out, ref in zip(outs, like)]
+
+
 @pytest.mark.parametrize("name", PI_TARGETS)
 def test_c_example_builds_and_matches(name: str, tiny_bundles: TinyBundles,
                                       tmp_path: Path) -> None:
     """example/Makefile with the cross compiler, run under qemu: the same outputs as Python."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed: apt-get install make")
     path = tiny_bundles[name]
-    with tarfile.open(path) as tar:
-        tar.extractall(tmp_path, filter="data")
-    build = subprocess.run(["make", "-C", str(tmp_path / "example")], capture_output=True,
-                           text=True, check=False)
-    assert build.returncode == 0, build.stderr
     feeds = random_inputs(load(EXAMPLE), seed=3)
-    feeds["input"].tofile(tmp_path / "input.bin")
-    argv = [*emulator_argv(load_target(name).to_dict()), str(tmp_path / "example" / "run_model"),
-            str(tmp_path / "params.bin"), str(tmp_path / "input.bin"), str(tmp_path / "probs.bin")]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"run 1 [0-9.]+ ms\n", done.stdout)
-    got = np.fromfile(tmp_path / "probs.bin", np.float32).reshape(1, 10)
-    np.testing.assert_array_equal(got, deepc.load(path).run(feeds)["probs"])
+    want = deepc.load(path).run(feeds)["probs"]
+    (got,) = run_c_example(path, name, feeds, [want], tmp_path)
+    np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got, run_ort(onnx.load(str(EXAMPLE)), feeds)[0], rtol=RTOL,
                                atol=ATOL)
 
@@ -213,6 +226,9 @@ def test_shared_model_through_deepc_run(model: str, name: str, tmp_path: Path) -
         args += ["-i", f"{input_name}={tmp_path / f'{input_name}.npy'}"]
     code, _, err = run("run", str(bundle), *args, "-d", str(tmp_path / "out"))
     assert code == 0, err
-    for output_name, want in zip(graph.outputs, run_ort(onnx.load(str(path)), feeds)):
-        got = np.load(tmp_path / "out" / f"{safe_filename(output_name)}.npy")
+    ours = [np.load(tmp_path / "out" / f"{safe_filename(n)}.npy") for n in graph.outputs]
+    for got, want in zip(ours, run_ort(onnx.load(str(path)), feeds)):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    # the bundled C example, built with the cross compiler: the same numbers, no Python
+    for got, want in zip(run_c_example(bundle, name, feeds, ours, tmp_path), ours):
+        np.testing.assert_array_equal(got, want)
