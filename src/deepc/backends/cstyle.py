@@ -241,8 +241,8 @@ class Renderer:
                 *self.stmt(s.body, indent + 1), f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
-    def function(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
-        """A kernel whose parameters are `f`'s buffers (then `extra`), as restrict pointers
+    def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
+        """A kernel's head: its parameters are `f`'s buffers (then `extra`), as restrict pointers
         unless the function says its buffers may alias."""
         restrict = "" if f.attrs.get("may_alias") else f" {self.d.restrict}"
         gq = f"{self.d.global_qualifier} " if self.d.global_qualifier else ""
@@ -252,7 +252,11 @@ class Renderer:
             f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*{restrict}"
             f" {b.name}" for b in (*f.params, *extra))
         qual = f"{self.d.kernel_qualifier} " if self.d.kernel_qualifier else ""
-        return "\n".join([f"{qual}void {f.name}({params}) {{", *self.stmt(f.body, 1), "}"])
+        return f"{qual}void {f.name}({params})"
+
+    def function(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
+        """The kernel `f` (its buffers, then `extra`, are the parameters)."""
+        return "\n".join([f"{self.signature(f, extra)} {{", *self.stmt(f.body, 1), "}"])
 
 
 def helpers(dialect: Dialect) -> str:

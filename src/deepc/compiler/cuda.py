@@ -54,14 +54,30 @@ class CompiledCudaModel:
         return write_cuda_bundle(self, Path(path))
 
 
-def render_cuda(kernels: list[Kernel], target: Any,
-                dialect: Any = None) -> tuple[str, dict, dict, dict]:
+def tf32_allowed(target: Any, allow_tf32: bool | None = None) -> bool:
+    """TF32 tensor cores: asked for (argument, else DEEPC_ALLOW_TF32=1) and declared by the
+    target's matrix intrinsics."""
+    import os
+
+    if allow_tf32 is None:
+        allow_tf32 = os.environ.get("DEEPC_ALLOW_TF32", "") not in ("", "0")
+    matrix = tuple(getattr(target, "matrix_intrinsics", ()) or ())
+    return bool(allow_tf32) and "mma.m16n8k8.tf32" in matrix
+
+
+def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
+                allow_tf32: bool | None = None) -> tuple[str, dict, dict, dict]:
     """CUDA C for all kernels, with each kernel's launches, scratch buffers and schedules.
-    (`dialect` swaps CUDA C for another C-like language with the same thread model.)"""
+    (`dialect` swaps CUDA C for another C-like language with the same thread model; only
+    CUDA C gets the tiled matrix-product kernels.)"""
     from deepc.backends.cstyle import Renderer, helpers, index_type_for
     from deepc.backends.cuda.dialect import CUDA
+    from deepc.backends.cuda.gemm import MMA_HELPERS, render_gemm
+    from deepc.backends.cuda.warp import render_warp
 
     dialect = dialect or CUDA
+    gemm = dialect is CUDA
+    tf32 = gemm and tf32_allowed(target, allow_tf32)
     from deepc.ir.loop_verify import verify_func
     from deepc.schedule.gpu import gpu_stages
 
@@ -70,7 +86,7 @@ def render_cuda(kernels: list[Kernel], target: Any,
     records: dict[str, list[list[Any]]] = {}
     stages_of = {}
     for k in kernels:
-        stages, scratch[k.name] = gpu_stages(verify_func(k.func), target)
+        stages, scratch[k.name] = gpu_stages(verify_func(k.func), target, gemm, tf32)
         stages_of[k.name] = stages
         launches[k.name] = [Launch(s.func.name, s.grid, s.block) for s in stages]
         # one list of steps per stage (a stage is one launch)
@@ -78,20 +94,22 @@ def render_cuda(kernels: list[Kernel], target: Any,
                            for s in stages]
     funcs = [s.func for st in stages_of.values() for s in st]
     r = Renderer(dialect, index_type_for(funcs))
-    parts = [dialect.prelude, helpers(dialect)]
+    parts = [dialect.prelude, helpers(dialect)] + ([MMA_HELPERS] if tf32 else [])
     for k in kernels:
         parts += [f"// {k.name}: {' '.join(k.ops)}"]
-        parts += [r.function(s.func) for s in stages_of[k.name]]
+        parts += [render_gemm(r, s.func, *s.gemm) if s.gemm is not None
+                  else render_warp(r, s.func, s.warp) if s.warp is not None
+                  else r.function(s.func) for s in stages_of[k.name]]
     return "\n".join(parts) + "\n", launches, scratch, records
 
 
 def compile_cuda(graph: Graph, kernels: list[Kernel], target: Any, start: float,
-                 report: Any) -> CompiledCudaModel:
+                 report: Any, allow_tf32: bool | None = None) -> CompiledCudaModel:
     from deepc.backends.cuda.build import build_cubin
 
     report("schedule", 0, 1)
     plan = make_plan(graph, kernels)
-    source, launches, scratch, records = render_cuda(kernels, target)
+    source, launches, scratch, records = render_cuda(kernels, target, allow_tf32=allow_tf32)
     report("nvcc", 0, 1)
     cubin = build_cubin(source, target)
     return CompiledCudaModel(graph, target, kernels, plan, source, cubin, launches, scratch,

@@ -4,7 +4,8 @@ Both sides keep their inputs on the device and are timed to the end of the GPU w
 alternately. PyTorch runs the torchvision model named like the ONNX file (the architecture;
 its weights are random, which does not change the work done), in eager mode and, where it
 works, `torch.compile(mode="reduce-overhead")` (CUDA graphs). Strict fp32 unless
-`allow_tf32`: cuDNN and cuBLAS may not use TF32 tensor cores, as deepc does not.
+`allow_tf32`: cuDNN and cuBLAS may not use TF32 tensor cores; with it, torch's defaults
+(cuDNN convolutions on TF32, matmuls strict) against deepc's TF32 mma kernels.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def torch_peers(name: str, shape: tuple[int, ...], allow_tf32: bool,
     if ctor is None:
         raise DeepcError(f"--compare torch: torchvision has no model {name!r} — name the ONNX"
                          " file after its torchvision constructor (e.g. resnet18.onnx)")
-    if not allow_tf32:
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    # set both ways: an earlier strict call in the same process must not leak into this one
+    torch.backends.cudnn.allow_tf32 = allow_tf32  # torch's default: True
+    torch.backends.cuda.matmul.allow_tf32 = False  # torch's default
     model = ctor().eval().cuda()
     x = torch.randn(*shape, device="cuda")
 

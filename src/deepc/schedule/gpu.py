@@ -15,6 +15,7 @@ no such loop runs on one thread (a correct but slow fallback, e.g. recurrent cel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from deepc.ir.expr import Var
 from deepc.ir.loop import Allocate, Buffer, For, PrimFunc, Seq, Stmt, Store, loops, walk_stmts
@@ -35,6 +36,8 @@ class Stage:
     block: tuple[int, int, int]
     schedule: Schedule
     note: str = ""  # how a stage not described by `schedule` alone was mapped
+    gemm: Any = None  # (GemmParts, GemmTile): rendered by backends/cuda/gemm.py instead
+    warp: Any = None  # WarpParts: rendered by backends/cuda/warp.py instead
 
 
 def split_stages(func: PrimFunc) -> tuple[list[Stmt], tuple[Buffer, ...]]:
@@ -44,8 +47,24 @@ def split_stages(func: PrimFunc) -> tuple[list[Stmt], tuple[Buffer, ...]]:
     while isinstance(body, Allocate) and body.buffer.scope == "global":
         scratch.append(body.buffer)
         body = body.body
+    body = _hoist_global(body, scratch)
     stmts = list(body.stmts) if isinstance(body, Seq) else [body]
     return stmts, tuple(scratch)
+
+
+def _hoist_global(body: Stmt, scratch: list[Buffer]) -> Stmt:
+    """Global buffers allocated deeper (e.g. a recurrent op's per-sequence scratch inside its
+    batch loop) become scratch parameters too: their shapes are static, and a loop whose
+    iterations share one is never spread over threads (its stores do not move with it)."""
+    from deepc.schedule.stmt_rewrite import map_stmt
+
+    def fix(s: Stmt) -> Stmt | None:
+        if isinstance(s, Allocate) and s.buffer.scope == "global":
+            scratch.append(s.buffer)
+            return s.body
+        return None
+
+    return map_stmt(body, fix)
 
 
 def _uses(e: object, v: Var) -> bool:
@@ -75,8 +94,37 @@ def block_size(extent: int, target: object, cap: int = 256) -> int:
     return max(warp, min(cap, need))
 
 
-def schedule_stage(func: PrimFunc, target: object) -> Stage:
-    """fuse the parallel chain, split it by the block size, bind it to blocks x threads."""
+def gemm_stage(func: PrimFunc, target: object, tf32: bool) -> Stage | None:
+    """A matrix-product stage (conv, Gemm) with enough tiles to fill the GPU as a tiled
+    shared-memory kernel (TF32 tensor cores when `tf32`); None otherwise."""
+    from deepc.schedule.gpu_gemm_match import choose_tile, match_gemm
+
+    parts = match_gemm(func)
+    tile = choose_tile(parts, target, tf32) if parts is not None else None
+    if parts is None or tile is None:
+        return None
+    kind = "mma.m16n8k8.tf32" if tile.mma else "simt"
+    note = (f"gemm {parts.m}x{parts.n}x{parts.k} tile {tile.bm}x{tile.bn}x{tile.bk} {kind}")
+    return Stage(func, tile.grid(parts), (tile.threads, 1, 1), Schedule(), note,
+                 (parts, tile))
+
+
+def schedule_stage(func: PrimFunc, target: object, gemm: bool = False,
+                   tf32: bool = False) -> Stage:
+    """fuse the parallel chain, split it by the block size, bind it to blocks x threads
+    (or, with `gemm`, a tiled matrix-product kernel where the stage is one)."""
+    if gemm:
+        tiled = gemm_stage(func, target, tf32)
+        if tiled is not None:
+            return tiled
+        from deepc.backends.cuda.warp import warp_grid
+        from deepc.schedule.gpu_warp import match_warp
+
+        red = match_warp(func, target)
+        if red is not None:
+            grid, block = warp_grid(red)
+            note = f"warp reduce {red.outputs} x {red.length} ({red.op})"
+            return Stage(func, grid, block, Schedule(), note, warp=red)
     sch = Schedule()
     chain = parallel_chain(func.body)
     extent = 1
@@ -148,13 +196,15 @@ def tile_loop(chain: list[For], extent: int, target: object) -> str | None:
     return best.var.name
 
 
-def gpu_stages(func: PrimFunc, target: object) -> tuple[list[Stage], tuple[Buffer, ...]]:
-    """The launches of one kernel, in order, and its scratch buffers."""
+def gpu_stages(func: PrimFunc, target: object, gemm: bool = False,
+               tf32: bool = False) -> tuple[list[Stage], tuple[Buffer, ...]]:
+    """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
+    stages become tiled kernels (CUDA only); `tf32`: on TF32 tensor cores."""
     stmts, scratch = split_stages(func)
     params = func.params + scratch
     out = []
     for k, body in enumerate(stmts):
         name = func.name if len(stmts) == 1 else f"{func.name}_s{k}"
         stage = PrimFunc(name, params, body, dict(func.attrs))
-        out.append(schedule_stage(stage, target))
+        out.append(schedule_stage(stage, target, gemm, tf32))
     return out, scratch

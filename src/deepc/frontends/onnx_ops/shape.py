@@ -53,6 +53,11 @@ def reshape(b: GraphBuilder, n: OnnxNode) -> None:
         if known == 0 or x.size % known:
             raise ConversionError(f"node {n.name!r} (Reshape): cannot reshape {x} to {shape}")
         shape[shape.index(-1)] = x.size // known
+    elif (shape and x.rank and prod(shape) != x.size and shape[0] != x.shape[0]
+          and prod(shape[1:]) * x.shape[0] == x.size):
+        # a target shape exported with a fixed batch (e.g. shufflenet's channel shuffle,
+        # 1x2x58x28x28) under a replaced batch dimension: the batch follows the input
+        shape[0] = x.shape[0]
     emit_reshape(b, n, shape)
 
 

@@ -1,0 +1,165 @@
+"""Recognise a GPU stage that is a (implicit) matrix product.
+
+The shape matched (convolutions, Gemm/MatMul, 1x1 convs with fused prologues/epilogues):
+
+    for i0..in {                       # parallel chain: one output element per iteration
+      alloc acc: float32[1] local
+      acc[0] = C                        # a constant
+      for r0..rk { acc[0] = acc[0] + X * Y }
+      out[...] = f(acc[0], ...)         # the epilogue: any stores
+    }
+
+The chain loops split in two groups: those X's indices use (the "M" axes, with the innermost
+output loop, so that a block's consecutive rows are consecutive output elements) and those
+only Y's use (the "N" axes). A loop both use (depthwise convolution) is no matrix product.
+M = prod(M extents), N = prod(N extents), K = prod(reduction extents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from deepc.ir.expr import Binary, Const, Expr, Load, Var
+from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
+from deepc.ir.tensor import walk
+from deepc.schedule.gpu import parallel_chain
+
+
+@dataclass(frozen=True)
+class GemmParts:
+    m_axes: tuple[tuple[Var, int], ...]  # outer to inner
+    n_axes: tuple[tuple[Var, int], ...]
+    k_axes: tuple[tuple[Var, int], ...]
+    a: Expr  # the operand over (M, K)
+    b: Expr  # the operand over (N, K)
+    acc: Store  # acc[0] = init
+    init: Const
+    epilogue: tuple[Stmt, ...]
+
+    @property
+    def m(self) -> int:
+        return prod(e for _, e in self.m_axes)
+
+    @property
+    def n(self) -> int:
+        return prod(e for _, e in self.n_axes)
+
+    @property
+    def k(self) -> int:
+        return prod(e for _, e in self.k_axes)
+
+
+def _vars(e: Expr) -> set[Var]:
+    return {x for x in walk(e) if isinstance(x, Var)}  # type: ignore[arg-type]
+
+
+def _product(update: Store, acc_name: str) -> tuple[Expr, Expr] | None:
+    v = update.value
+    if not (isinstance(v, Binary) and v.op == "add"):
+        return None
+    for acc, term in ((v.a, v.b), (v.b, v.a)):
+        if (isinstance(acc, Load) and acc.source.name == acc_name
+                and isinstance(term, Binary) and term.op == "mul"):
+            return term.a, term.b
+    return None
+
+
+def match_gemm(func: PrimFunc) -> GemmParts | None:
+    """The stage's matrix-product parts, or None when it is not one."""
+    chain = parallel_chain(func.body)
+    if len(chain) < 2 or not isinstance(chain[-1].body, Allocate):
+        return None
+    alloc = chain[-1].body
+    buf = alloc.buffer
+    if buf.scope != "local" or buf.shape != (1,) or buf.dtype != "float32":
+        return None
+    body = list(alloc.body.stmts) if isinstance(alloc.body, Seq) else [alloc.body]
+    if len(body) < 3 or not isinstance(body[0], Store) or not isinstance(body[1], For):
+        return None
+    init, red = body[0], body[1]
+    if init.buffer.name != buf.name or not isinstance(init.value, Const):
+        return None
+    k_axes: list[tuple[Var, int]] = []
+    s: Stmt = red
+    while isinstance(s, For):
+        k_axes.append((s.var, s.extent))
+        s = s.body
+    if not isinstance(s, Store) or s.buffer.name != buf.name:
+        return None
+    pair = _product(s, buf.name)
+    if pair is None:
+        return None
+    epilogue = tuple(body[2:])
+    if any(isinstance(x, For) for e in epilogue for x in walk_stmts(e)):
+        return None
+    kvars = {v for v, _ in k_axes}
+    chain_vars = {lp.var for lp in chain}
+    x, y = pair
+    xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
+    if xv & yv or not (_vars(x) | _vars(y)) <= chain_vars | kvars:
+        return None
+    inner = chain[-1].var
+    if inner in yv:
+        x, y, xv, yv = y, x, yv, xv
+    if not yv:
+        return None
+    m_axes = tuple((lp.var, lp.extent) for lp in chain if lp.var not in yv)
+    n_axes = tuple((lp.var, lp.extent) for lp in chain if lp.var in yv)
+    parts = GemmParts(m_axes, n_axes, tuple(k_axes), x, y, init, init.value, epilogue)
+    if parts.m < 16 or parts.n < 8 or parts.k < 8:
+        return None
+    return parts
+
+
+@dataclass(frozen=True)
+class GemmTile:
+    """A block computes bm x bn outputs over k-steps of bk, with `threads` threads; `mma`:
+    TF32 tensor cores (mma.sync m16n8k8), each warp a (bm/warps_m) x (bn/warps_n) tile."""
+
+    bm: int
+    bn: int
+    bk: int
+    threads: int = 256
+    mma: bool = False
+    warps_m: int = 1
+    warps_n: int = 1
+    tx: int = 16  # SIMT: threads along M (threads / tx along N)
+
+    def grid(self, parts: GemmParts) -> tuple[int, int, int]:
+        return (-(-parts.m // self.bm), -(-parts.n // self.bn), 1)
+
+
+_SIZES = ((128, 128), (128, 64), (64, 128), (64, 64), (128, 32))
+
+
+def choose_tile(parts: GemmParts, target: object, tf32: bool) -> GemmTile | None:
+    """The largest tile that still gives every SM a block and wastes little on edges; None
+    when even the smallest leaves most SMs idle (the one-output-per-thread schedule wins)."""
+    sms = int(getattr(target, "sm_count", 0) or 0) or 80
+    max_threads = int(getattr(target, "max_threads_per_block", 1024) or 1024)
+    threads = min(256, max_threads)
+    if threads < 256:
+        return None
+    best = None
+    for bm, bn in _SIZES:
+        waste = (-(-parts.m // bm) * bm) * (-(-parts.n // bn) * bn) / (parts.m * parts.n)
+        blocks = -(-parts.m // bm) * -(-parts.n // bn)
+        if waste > 1.35:
+            continue
+        if blocks >= sms:
+            best = (bm, bn)
+            break
+    if best is None:
+        return None
+    bm, bn = best
+    if not tf32:
+        return GemmTile(bm, bn, 8 if bm * bn >= 128 * 128 else 16, threads,
+                        tx=32 if bn == 32 else 16)
+    # eight warps: the split whose warp tile is closest to twice as tall as wide
+    options = [(wm, 8 // wm) for wm in (1, 2, 4, 8)
+               if bm // wm >= 16 and bm % (wm * 16) == 0 and bn % ((8 // wm) * 8) == 0]
+    if not options:
+        return GemmTile(bm, bn, 16, threads, tx=32 if bn == 32 else 16)
+    wm, wn = min(options, key=lambda o: abs((bm // o[0]) - 2 * (bn // o[1])))
+    return GemmTile(bm, bn, 32, threads, True, wm, wn)

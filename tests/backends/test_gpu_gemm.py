@@ -1,0 +1,127 @@
+"""Tiled matrix-product and warp-reduction GPU kernels: which stages they take, and their
+CUDA C run on the CPU (tests/backends/cuda/omp_blocks.py) against numpy references."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from deepc.compiler.cuda import render_cuda, tf32_allowed
+from deepc.compiler.kernels import graph_kernels
+from deepc.target import load_target
+
+
+def _graph(nodes, x_shape, inits):  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    from deepc.frontends.onnx import convert
+
+    proto = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", 1, list(x_shape))],
+        [helper.make_tensor_value_info("y", 1, None)],
+        initializer=[helper.make_tensor(k, 1, v.shape, v.ravel()) for k, v in inits.items()])
+    return convert(helper.make_model(proto, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _small_gpu():  # type: ignore[no-untyped-def]
+    """sm90 with one SM: test-sized problems fill it, so the tiled kernels are chosen."""
+    target = load_target("cuda-sm90")
+    return replace(target, gpu=replace(target.gpu, sm_count=1))
+
+
+def _conv_graph(rng, oc: int, group: int = 1):  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    ic = 16
+    w = rng.standard_normal((oc, ic // group, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(oc).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], group=group),
+             helper.make_node("Relu", ["c"], ["y"])]
+    return _graph(nodes, (2, ic, 12, 12), {"w": w, "b": b})
+
+
+def _notes(records: dict) -> str:
+    return str(records)
+
+
+def test_conv_and_matmul_stages_become_tiled_gemms() -> None:
+    rng = np.random.default_rng(0)
+    target = _small_gpu()
+    for graph, want in ((_conv_graph(rng, 64), "gemm 288x64x144"),
+                        (_conv_graph(rng, 16, group=16), None)):  # depthwise: no GEMM
+        _, _, _, records = render_cuda(graph_kernels(graph), target)
+        assert (want in _notes(records)) if want else "gemm" not in _notes(records)
+
+
+def test_too_small_for_the_gpu_keeps_one_output_per_thread() -> None:
+    rng = np.random.default_rng(0)
+    _, _, _, records = render_cuda(graph_kernels(_conv_graph(rng, 64)), load_target("cuda-sm90"))
+    assert "gemm" not in _notes(records)  # 288x64 outputs: 5 tiles for 132 SMs
+
+
+def test_tf32_needs_the_flag_and_the_target_intrinsic(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    target = _small_gpu()
+    monkeypatch.delenv("DEEPC_ALLOW_TF32", raising=False)
+    assert not tf32_allowed(target)
+    assert tf32_allowed(target, True)
+    bare = replace(target, intrinsics=replace(target.intrinsics, matrix=()))
+    assert not tf32_allowed(bare, True)
+    rng = np.random.default_rng(0)
+    source, _, _, records = render_cuda(graph_kernels(_conv_graph(rng, 64)), target,
+                                        allow_tf32=True)
+    assert "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" in source
+    assert "mma.m16n8k8.tf32" in _notes(records)
+
+
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ runs the CUDA C here")
+
+
+@needs_gxx
+@pytest.mark.parametrize("oc", [32, 64, 56])
+def test_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Shared-memory tiles, register tiles and edge guards (56 channels by 288 rows: partial
+    tiles both ways); the input window comes from a compile-time k-offset table."""
+    from deepc.runtime.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(oc)
+    graph = _conv_graph(rng, oc)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
+    assert "gemm" in _notes(records)
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-4, atol=1e-4)
+
+
+@needs_gxx
+def test_tiled_matmul_matches_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((72, 64)).astype(np.float32)
+    graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (200, 72), {"w": w})
+    x = rng.standard_normal((200, 72)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
+    assert "gemm" in _notes(records)
+    np.testing.assert_allclose(got["y"], x @ w, rtol=1e-4, atol=1e-4)
+
+
+@needs_gxx
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_warp_reductions_match_numpy(op: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 8, 15, 15)).astype(np.float32)
+    graph = _graph([helper.make_node(op, ["x"], ["y"])], x.shape, {})
+    got, records = run_blocks(graph, load_target("cuda-sm90"), {"x": x}, tmp_path)
+    assert "warp reduce 16 x 225" in _notes(records)
+    want = x.mean(axis=(2, 3), keepdims=True) if op == "GlobalAveragePool" else \
+        x.max(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(got["y"], want, rtol=1e-5, atol=1e-5)
