@@ -4,10 +4,11 @@ activations and state updates of lstm, gru and rnn.
 Each direction is one loop nest over batch rows (rows are independent, so the nest may run
 in parallel; its scratch state is allocated inside the row loop for that reason). A row runs
 its time steps in order, skipping those at or past its sequence length (their Y is zero and
-the state stays frozen), then writes the final states. One step first sums the gate
-pre-activations `x_t . W[row] + h . R[row] + biases` into a scratch vector, reducing over
-contiguous rows of W and R, then applies clip and activations elementwise over the hidden
-units.
+the state stays frozen), then writes the final states. Before the steps, the input parts of
+the gate pre-activations, `x_t . W[row] + Wb[row]`, are summed for every step at once (each
+row of W is read once, not once per step). One step then adds `h . R[row] + Rb[row]` into a
+scratch vector, reducing over contiguous rows of R, and applies clip and activations
+elementwise over the hidden units.
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ class _Direction:
         self.rh = (names.scratch("rh", hidden, dtype)
                    if rec.kind == "gru" and not rec.attrs["linear_before_reset"] else None)
         self.acc = Buffer(names.fresh(f"{names.base}_acc"), (1,), dtype, "local")
+        # x_t . W[row] + Wb[row] for every step, summed before the recurrence (a GEMM-like
+        # pass that reuses each row of W across the steps, leaving R alone in cache per step)
+        self.xw = names.scratch("xw", max(rec.seq * rec.rows, 1), dtype)
         per_dir = len(rec.attrs["activations"]) // rec.dirs
         k = slice(d * per_dir, (d + 1) * per_dir)
         self.acts = tuple(activation(*t) for t in zip(
@@ -149,8 +153,8 @@ class _Direction:
             lambda v: E.minimum(E.maximum(v, _c(v, -bound)), _c(v, bound)))
 
     # -- indexing, layout aware -------------------------------------------------------------
-    def x(self, i: Expr) -> Expr:
-        idx = (self.n, self.t, i) if self.layout else (self.t, self.n, i)
+    def x(self, t: Expr, i: Expr) -> Expr:
+        idx = (self.n, t, i) if self.layout else (t, self.n, i)
         return self.bufs["x"][idx]
 
     def y_index(self, j: Expr) -> tuple[Expr, ...]:
@@ -182,9 +186,9 @@ class _Direction:
                           Store(self.bufs["y"], self.y_index(self.j), self.zero()))
                       if "y" in self.bufs else None)
             step = IfThenElse(self.t < length, step, zero_y)
-        body = seq(self.init_states(), For(self.tv, rec.seq, ForKind.SERIAL, step),
-                   self.final_states(length))
-        for buf in (self.acc, self.rh, self.gates, self.c, self.h):
+        body = seq(self.input_sums(), self.init_states(),
+                   For(self.tv, rec.seq, ForKind.SERIAL, step), self.final_states(length))
+        for buf in (self.acc, self.xw, self.rh, self.gates, self.c, self.h):
             if buf is not None:
                 body = Allocate(buf, body)
         return For(self.n, rec.batch, ForKind.SERIAL, body)
@@ -232,18 +236,28 @@ class _Direction:
         stmts.append(out(self.acc[Const(0, INDEX)]))
         return seq(*stmts)
 
+    def input_sums(self) -> Stmt:
+        """xw[t, row] = x_t . W[row] + Wb[row] for all steps t and gate rows, row by row (the
+        row of W stays in L1 while the steps go past)."""
+        d, rv, tv, rows = Const(self.d, INDEX), self.row, self.tv, self.rec.rows
+        wb = self.bias(rv, False)
+        body = self.dot(self.zero() if wb is None else wb,
+                        [(self.rec.input_size, lambda i: self.x(tv, i) * self.bufs["w"][d, rv, i])],
+                        lambda acc: Store(self.xw, (tv * Const(rows, INDEX) + rv,), acc))
+        return For(rv, rows, ForKind.SERIAL, For(tv, self.rec.seq, ForKind.SERIAL, body))
+
     def gate_sums(self, first: int, count: int, recurrent: bool) -> Stmt:
         """gates[row] = x_t . W[row] + Wb[row] (+ h . R[row] + Rb[row] when `recurrent`)
-        for `count` rows from `first`."""
+        for `count` rows from `first`; the input part comes from `input_sums`."""
         d, rv = Const(self.d, INDEX), self.row
         row = rv + Const(first, INDEX)
-        biases = [self.bias(row, False)] + ([self.bias(row, True)] if recurrent else [])
-        init: Expr = self.zero()
-        if biases[0] is not None:
-            init = biases[0] if len(biases) == 1 else biases[0] + biases[1]
-        terms = [(self.rec.input_size, lambda i: self.x(i) * self.bufs["w"][d, row, i])]
-        if recurrent:
-            terms.append((self.rec.hidden, lambda k: self.h[k] * self.bufs["r"][d, row, k]))
+        init: Expr = self.xw[self.t * Const(self.rec.rows, INDEX) + row]
+        rb = self.bias(row, True) if recurrent else None
+        if rb is not None:
+            init = init + rb
+        if not recurrent:
+            return For(rv, count, ForKind.SERIAL, Store(self.gates, (row,), init))
+        terms = [(self.rec.hidden, lambda k: self.h[k] * self.bufs["r"][d, row, k])]
         body = self.dot(init, terms, lambda acc: Store(self.gates, (row,), acc))
         return For(rv, count, ForKind.SERIAL, body)
 

@@ -75,7 +75,10 @@ def _trip(root: For, target: For) -> int:
     return go(root, 1) or 1
 
 
-def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
+def default_schedule(f: PrimFunc, vector_bits: int, cores: int,
+                     target: object | None = None) -> Schedule:
+    from deepc.schedule.cpu_gemm import CacheSizes, plan_gemm
+
     sch = Schedule()
     serial = set(f.attrs.get("serial_nests", ()))
     for nest in top_level_nests(f.body):
@@ -83,6 +86,12 @@ def default_schedule(f: PrimFunc, vector_bits: int, cores: int) -> Schedule:
             continue
         chain = perfect_chain(nest)
         inner = chain[-1]
+        gemm = plan_gemm(chain, vector_bits, cores, CacheSizes.of(target))
+        if gemm is not None:  # packed GEMM (cpu_gemm)
+            for step in gemm.steps:
+                sch.add(*step)
+            _parallel(sch, gemm.parallel, nest, cores)
+            continue
         tile = plan_reduction_tile(chain, vector_bits)
         if tile is not None:
             for step in tile.steps:

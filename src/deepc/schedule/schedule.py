@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepc.ir.loop import PrimFunc
-from deepc.schedule import placement, primitives, reduction
+from deepc.schedule import packing, placement, primitives, reduction
 
 PRIMITIVES = {
     "split": primitives.split, "fuse": primitives.fuse, "reorder": primitives.reorder,
@@ -14,7 +14,7 @@ PRIMITIVES = {
     "parallel": primitives.parallel, "bind": primitives.bind,
     "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
-    "tile_reduction": reduction.tile_reduction,
+    "tile_reduction": reduction.tile_reduction, "pack": packing.pack,
 }
 
 

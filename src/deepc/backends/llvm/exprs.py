@@ -241,10 +241,11 @@ class ExprEmitter:
         args = [self.emit(a) for a in e.args]
         x = args[0]
         bld = self.builder
-        if e.dtype == "float32" and e.func in ("exp", "tanh"):
+        if e.dtype == "float32" and e.func in ("exp", "tanh", "erf"):
             from deepc.backends.llvm import fastmath
 
-            fn = fastmath.exp_f32 if e.func == "exp" else fastmath.tanh_f32
+            fn = {"exp": fastmath.exp_f32, "tanh": fastmath.tanh_f32,
+                  "erf": fastmath.erf_f32}[e.func]
             return fn(bld, x, self.intrinsic_n)
         if e.func in _INTRINSIC_MATH:
             name = "llvm.fabs" if e.func == "fabs" else f"llvm.{e.func}"

@@ -1,4 +1,4 @@
-"""Vectorizable float32 math: exp and tanh as inline polynomials instead of libm calls.
+"""Vectorizable float32 math: exp, tanh and erf as inline polynomials instead of libm calls.
 
 LLVM turns `llvm.exp` on a vector into one libm call per lane; these expansions stay in
 vector registers. exp uses a Cephes-style degree-6 polynomial after range reduction by
@@ -7,6 +7,7 @@ ln 2 (about 1 ulp), with the overflow, underflow and NaN cases of libm restored 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from llvmlite import ir
@@ -71,3 +72,30 @@ def tanh_f32(b: ir.IRBuilder, x: ir.Value, intrinsic: Callable[[str, ir.Type], i
         _splat(ty, -1 / 3), b.fmul(x2, _splat(ty, 2 / 15))))))
     signed = b.call(intrinsic("llvm.copysign", ty, 2), [t, x])
     return b.select(b.fcmp_ordered("<", ax, _splat(ty, 0.0625)), poly, signed)
+
+
+# erf: its Maclaurin series below |x| = 1 (terms to x^21, under 1e-8 there), and above the
+# rational approximation 1 - t(a1 + a2 t + .. + a5 t^4) exp(-x^2), t = 1 / (1 + p|x|), of
+# Abramowitz & Stegun 7.1.26 (absolute error under 1.5e-7, where erf(x) > 0.84)
+ERF_SERIES = tuple((-1) ** n * 1.1283791670955126 / (math.factorial(n) * (2 * n + 1))
+                   for n in range(11))
+ERF_P = 0.3275911
+ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def erf_f32(b: ir.IRBuilder, x: ir.Value, intrinsic: Callable[[str, ir.Type], ir.Function]
+            ) -> ir.Value:
+    ty = x.type
+    ax = b.call(intrinsic("llvm.fabs", ty, 1), [x])
+    x2 = b.fmul(x, x)
+    p = _splat(ty, ERF_SERIES[-1])
+    for c in reversed(ERF_SERIES[:-1]):
+        p = b.fadd(b.fmul(p, x2), _splat(ty, c))
+    small = b.fmul(x, p)
+    t = b.fdiv(_splat(ty, 1.0), b.fadd(b.fmul(ax, _splat(ty, ERF_P)), _splat(ty, 1.0)))
+    q = _splat(ty, ERF_A[-1])
+    for c in reversed(ERF_A[:-1]):
+        q = b.fadd(b.fmul(q, t), _splat(ty, c))
+    tail = b.fmul(b.fmul(q, t), exp_f32(b, b.fneg(x2), intrinsic))
+    large = b.call(intrinsic("llvm.copysign", ty, 2), [b.fsub(_splat(ty, 1.0), tail), x])
+    return b.select(b.fcmp_ordered("<", ax, _splat(ty, 1.0)), small, large)

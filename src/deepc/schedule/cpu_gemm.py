@@ -1,0 +1,150 @@
+"""CPU schedule for GEMM-shaped reductions (matmul, dense, gemm, batched matmul): packed B
+panels feeding a register-blocked micro-kernel.
+
+    parallel for (batch, j_o) {                  NR columns of B per panel
+      alloc Bp[K, NR]; Bp[k, jj] = B(k, j_o*NR + jj)     (contiguous rows, any B layout)
+      for i_o {                                  MR rows of A per tile
+        acc[MR, NR] = 0                          MR x NR/lanes vector registers
+        for k { acc[ii, :] += A[i_o*MR + ii, k] * Bp[k, :] }   (vector FMA, A broadcast)
+        C[..] = epilogue(acc) } }
+
+The register tile (MR x NR) comes from cpu_reduction's planner, which sizes it from the
+target's vector width and register file. This module adds the packing and the threading:
+each thread packs its own B panel once (a transposed B, `trans_b` or `x @ W^T`, becomes
+contiguous there) and sweeps the A tiles past it while the panel stays in L2. The panel is
+K x NR; when it would not fit half of L2 (`l2_kib` from the target), the tile stays unpacked
+rather than thrash, unless B is read transposed (a gather per lane is worse still).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepc.ir.affine import affine, flat_offset
+from deepc.ir.expr import Load, Var
+from deepc.ir.loop import Allocate, For, IfThenElse, Store, walk_stmts
+from deepc.ir.tensor import walk
+from deepc.ir.types import itemsize
+from deepc.schedule.cpu_reduction import plan_reduction_tile, update_stores
+
+MIN_TILES_TO_PACK = 4  # A tiles that reuse one packed panel; below this, packing costs more
+DEFAULT_L2_KIB = 512
+
+
+@dataclass(frozen=True)
+class CacheSizes:
+    l1d_kib: int
+    l2_kib: int
+
+    @staticmethod
+    def of(target: object | None) -> CacheSizes:
+        """The target's data cache sizes (defaults when the target file declares none)."""
+        from deepc.errors import TargetError
+
+        def read(name: str, default: int) -> int:
+            try:
+                value = getattr(target, name) if target is not None else None
+            except TargetError:
+                value = None
+            return int(value) if value else default
+
+        return CacheSizes(read("l1d_kib", 32), read("l2_kib", DEFAULT_L2_KIB))
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    steps: list[tuple]
+    parallel: list[tuple[str, int]]  # loops to fuse and spread over threads, outermost first
+
+
+def plan_gemm(chain: list[For], vector_bits: int, cores: int,
+              cache: CacheSizes) -> GemmPlan | None:
+    """A packed GEMM schedule for the perfect nest `chain` around one accumulator, or None
+    when the nest is not a single-reduction contraction with a packable B operand."""
+    alloc = chain[-1].body
+    if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
+            and alloc.buffer.shape == (1,)):
+        return None
+    red_loops = [x for x in walk_stmts(alloc.body) if isinstance(x, For)]
+    if len(red_loops) != 1:
+        return None
+    k_loop = red_loops[0]
+    tile = plan_reduction_tile(chain, vector_bits)
+    if tile is None:
+        return None
+    tile_steps = [s for s in tile.steps if s[0] == "tile_reduction"]
+    if len(tile_steps) != 1 or len(tile_steps[0]) != 3:
+        return None  # the pair-tiled (blocked conv) shape is not a GEMM
+    vec_name = tile_steps[0][2]
+    vec_loop = _original(chain, vec_name)
+    if vec_loop is None:
+        return None
+    b_load = _b_operand(alloc, vec_loop.var, k_loop.var)
+    if b_load is None or _loads_of(chain[0], b_load.source.name) != 1:
+        return None  # B read elsewhere too (an epilogue): its panel would not be K x NR
+    outer_names = [n for n, _ in tile.outer]
+    vec_o = f"{vec_loop.var.name}_o"
+    if vec_o not in outer_names:
+        return None
+    pos = outer_names.index(vec_o)
+    a_tiles = 1
+    for _, extent in tile.outer[pos + 1:]:
+        a_tiles *= extent
+    gather = not _contiguous(b_load, vec_loop.var)
+    nr = -(-vec_loop.extent // dict(tile.outer)[vec_o])
+    panel_bytes = k_loop.extent * nr * max(itemsize(b_load.source.dtype), 1)
+    fits = panel_bytes <= cache.l2_kib * 1024 // 2
+    panels = 1
+    for _, extent in tile.outer[:pos + 1]:
+        panels *= extent
+    # threads split the panels; with fewer panels than cores, the default schedule (which
+    # also splits the row tiles) keeps them busy instead
+    if not gather and (a_tiles < MIN_TILES_TO_PACK or not fits or panels < min(cores, 2)):
+        return None
+    steps = list(tile.steps)
+    steps.append(("pack", b_load.source.name, vec_o, vec_name))
+    return GemmPlan(steps, list(tile.outer[:pos + 1]))
+
+
+def _original(chain: list[For], name: str) -> For | None:
+    """The loop of `chain` that the tile's loop `name` (maybe `x_i`) was split from."""
+    base = name.removesuffix("_i")
+    for c in chain:
+        if c.var.name in (name, base):
+            return c
+    return None
+
+
+def _b_operand(alloc: Allocate, v: Var, k: Var) -> Load | None:
+    """The load that moves with both the vector loop and the reduction (the B operand)."""
+    found = []
+    for s in update_stores(alloc):
+        for n in walk(s.value):
+            if isinstance(n, Load) and n.source.scope == "global":
+                names = {x for i in n.indices for x in walk(i) if isinstance(x, Var)}
+                if v in names and k in names:
+                    found.append(n)
+    if len({ld.source.name for ld in found}) != 1:
+        return None
+    load = found[0]
+    for idx in load.indices:  # plain affine indices: the region of a panel is a box
+        if any(t for t, _ in affine(idx).terms if not isinstance(t, Var)):
+            return None
+    return load
+
+
+def _loads_of(nest: For, name: str) -> int:
+    count = 0
+    for s in walk_stmts(nest):
+        exprs = [*s.indices, s.value] if isinstance(s, Store) else (
+            [s.cond] if isinstance(s, IfThenElse) else [])
+        count += sum(isinstance(n, Load) and n.source.name == name
+                     for e in exprs for n in walk(e))
+    return count
+
+
+def _contiguous(load: Load, v: Var) -> bool:
+    return affine(flat_offset(load.source.shape, load.indices)).coef(v) == 1
+
+
+__all__ = ["CacheSizes", "GemmPlan", "plan_gemm"]
