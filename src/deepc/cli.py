@@ -198,10 +198,12 @@ def compile_progress() -> Any:
 @pass_options
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print compile statistics as JSON.")
+@click.option("--allow-tf32", is_flag=True,
+              help="CUDA: fp32 matrix products on TF32 tensor cores where the target has them.")
 @handle_errors
 def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
                 disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
-                input_shapes: tuple[str, ...], as_json: bool) -> None:
+                input_shapes: tuple[str, ...], as_json: bool, allow_tf32: bool) -> None:
     """Compile MODEL for a target into one self-contained bundle.
 
     Graph IR printed by --print-after and the --print-pass-times table go to stderr.
@@ -219,7 +221,8 @@ def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
             bar.update(tasks[stage], completed=done + 1, total=total)
 
         compiled = deepc.compile(model, target, input_shapes=parse_shapes(input_shapes),
-                                 opt_level=opt_level, pass_context=ctx, progress=progress)
+                                 opt_level=opt_level, pass_context=ctx, progress=progress,
+                                 allow_tf32=allow_tf32 or None)
         compiled.save(output)
     report_passes(ctx, err_console, pass_times)
     stats = compiled.stats()

@@ -69,7 +69,7 @@ def schedule_kernels(kernels: list[Kernel], target: Any,
 
     funcs, records = [], {}
     for k in kernels:
-        sch = default_schedule(verify_func(k.func), target.vector_bits, target.cores)
+        sch = default_schedule(verify_func(k.func), target.vector_bits, target.cores, target)
         funcs.append(verify_func(sch.apply(k.func)))
         records[k.name] = sch.to_list()
     return funcs, records
@@ -78,8 +78,11 @@ def schedule_kernels(kernels: list[Kernel], target: Any,
 def compile(model: str | Path | Graph, target: Any = "host", *,
             input_shapes: Mapping[str, tuple[int, ...]] | None = None,
             opt_level: int = 2, pass_context: Any = None,
-            progress: Progress | None = None) -> CompiledModel:
+            progress: Progress | None = None, allow_tf32: bool | None = None) -> CompiledModel:
     """Compile a model (path or graph IR) for a target (name, path or Target).
+
+    `allow_tf32` lets CUDA targets that declare TF32 tensor cores use them for fp32 matrix
+    products (rtol ~1e-2 instead of ~1e-3); None reads DEEPC_ALLOW_TF32.
 
     `pass_context` (a deepc.passes.PassContext) carries pass options: disabled passes,
     passes to print after, and collects pass times and dumps for the caller.
@@ -108,7 +111,8 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     if tgt.backend == "cuda":
         from deepc.compiler.cuda import compile_cuda
 
-        return compile_cuda(graph, kernels, tgt, start, report)  # type: ignore[return-value]
+        return compile_cuda(graph, kernels, tgt, start, report,  # type: ignore[return-value]
+                            allow_tf32=allow_tf32)
     report("schedule", 0, 1)
     funcs, records = schedule_kernels(kernels, tgt)
     kernels = [Kernel(k.name, f, k.inputs, k.outputs, k.nodes, k.ops)
