@@ -64,8 +64,17 @@ class BenchResult:
         }
 
 
-def interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[list[float]]:
-    """Time each function `runs` times, alternating between them, after `warmup` rounds."""
+SETTLE_S = 0.002  # untimed pause after each call: the last runtime's spinning workers park
+
+
+def interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int,
+                settle_s: float = SETTLE_S) -> list[list[float]]:
+    """Time each function `runs` times, alternating between them, after `warmup` rounds.
+
+    Thread pools (deepc's, onnxruntime's) spin a while after a run before they sleep; on a
+    machine with few cores that spinning would be charged to whichever runs next, so each
+    call is followed by a short untimed pause.
+    """
     for _ in range(warmup):
         for fn in fns:
             fn()
@@ -75,6 +84,8 @@ def interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[li
             start = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - start)
+            if settle_s:
+                time.sleep(settle_s)
     return times
 
 
@@ -187,7 +198,7 @@ def _bench_cuda(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
         from deepc.errors import DeepcError
 
         raise DeepcError(f"--compare {compare!r}: CUDA targets compare with torch or none")
-    times = interleaved(fns + list(peers.values()), runs, warmup)
+    times = interleaved(fns + list(peers.values()), runs, warmup, settle_s=0)
     result = BenchResult(path.stem, 1, Timing.of(times[0]),
                          compile_seconds=compiled.compile_seconds)
     if peers:
