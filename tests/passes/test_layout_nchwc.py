@@ -81,3 +81,32 @@ def test_no_target_or_a_lone_conv_leaves_the_graph() -> None:
     n = Net(x=(1, 8, 5, 5))
     graph = n.graph(conv(n, conv(n, "x", 8, 8), 8, 8))
     assert check_pass(graph, "nchwc_layout") is graph
+
+
+def test_channels_that_fill_half_a_register_block_by_half() -> None:
+    b = lanes()
+    half = b // 2  # 24 channels on a 16-lane target block by 8
+    n = Net(x=(1, 3 * half, 6, 6))
+    y = n("relu", conv(n, "x", 3 * half, 3 * half))
+    d = conv(n, y, 3 * half, 3 * half, group=3 * half)
+    z = conv(n, n("add", d, y), 3 * half, 2 * b, k=1)
+    after = check_pass(n.graph(z), "nchwc_layout", ctx())
+    assert ops(after).count("conv_nchwc") == 3 and "conv" not in ops(after)
+    blocks = [after.types[x.outputs[0]].shape[-1] for x in after.nodes if x.op == "conv_nchwc"]
+    assert blocks == [half, half, b]
+    # the last conv reads its input in the block it already has
+    last = [x for x in after.nodes if x.op == "conv_nchwc"][-1]
+    assert after.constants[last.inputs[1]].shape[4:] == (half, b)
+    assert ops(after).count("layout_transform") == 2
+
+
+def test_parts_of_different_blocks_concatenate_in_the_narrower() -> None:
+    b = lanes()
+    n = Net(x=(1, b, 5, 5))
+    a = conv(n, "x", b, b)
+    h = conv(n, "x", b, b // 2 * 3)  # divides by b/2 only
+    cat = n("concat", a, h, axis=1)
+    after = check_pass(n.graph(conv(n, cat, b // 2 * 5, b, k=1)), "nchwc_layout", ctx())
+    node = next(x for x in after.nodes if x.op == "concat")
+    assert after.types[node.outputs[0]].shape[-1] == b // 2
+    assert ops(after).count("conv_nchwc") == 3

@@ -4,7 +4,10 @@ w[O/oc, C/ic, KH, KW, ic, oc] into y[N, O/oc, OH, OW, oc] (`conv_nchwc`).
 The output-channel block `oc` is the innermost axis of both the weights and the output, so
 a vector of `oc` lanes multiplies one broadcast input scalar: the x86 recipe of TVM's conv.
 Depthwise convs (group = C = O) use the same weight rank with C/ic = ic = 1, and the input
-is blocked like the output.
+is blocked like the output. A depthwise conv reads each input pixel for one output channel
+block only, so a zero-padded copy of its input would cost as much memory traffic as the conv
+itself: it reads x at positions clamped into the image instead, times a 0/1 mask of the taps
+that fall in the padding (uniform across the lanes of a block, so it stays vectorized).
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
-from deepc.ir.tensor import Tensor, compute, reduce_axis, rsum
+from deepc.ir.tensor import IterVar, Tensor, compute, reduce_axis, rsum
 from deepc.ir.types import TensorType
 from deepc.ops.conv import padded
 from deepc.ops.layout import block_array, unblock_array
 from deepc.ops.registry import FusionKind, Op, get_op
-from deepc.ops.window import acc_dtype, spatial_attrs, window_out_shape
+from deepc.ops.window import acc_dtype, all_of, spatial_attrs, window_out_shape
 
 conv_nchwc = Op(
     "conv_nchwc", FusionKind.OUT_FUSABLE,
@@ -92,6 +95,9 @@ def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) ->
     out = outs[0].shape
     oc = w.shape[5]
     taps = [reduce_axis(k, f"convc.rk{i}") for i, k in enumerate(w.shape[2:4])]
+    if depthwise:
+        y = _depthwise_unpadded(x, w, taps, strides, pads, dilations, out, acc)
+        return _with_bias(y, b, outs[0].dtype, oc)
     xp, offsets = padded(x, taps, strides, pads, dilations, out[2:4])
     rcb = None if depthwise else reduce_axis(w.shape[1], "convc.rcb")
     ri = None if depthwise else reduce_axis(w.shape[4], "convc.ri")
@@ -108,16 +114,50 @@ def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) ->
             axes = (rcb, *taps, ri)
         return rsum(xv.astype(acc) * wv.astype(acc), axes)
 
-    y = compute(out, body, "conv_nchwc")
-    if b is None and y.dtype == outs[0].dtype:
+    return _with_bias(compute(out, body, "conv_nchwc"), b, outs[0].dtype, oc)
+
+
+def _depthwise_unpadded(x: Tensor, w: Tensor, taps: Sequence[IterVar],
+                        strides: Sequence[int], pads: Sequence[int],
+                        dilations: Sequence[int], out: Sequence[int], acc: str) -> Tensor:
+    """sum over taps of x[clamp(pos)] * mask(pos) * w: no padded copy (module docstring).
+    A tap in the padding reads a border pixel and multiplies it by 0."""
+    zero = E.const(0, E.INDEX)
+    size = x.shape[2:4]
+
+    def body(n: E.Expr, ob: E.Expr, oh: E.Expr, ow: E.Expr, oi: E.Expr) -> E.Expr:
+        idx, conds = [], []
+        for i, (o, k) in enumerate(zip((oh, ow), taps)):
+            pos = o * strides[i] + k * dilations[i] - pads[i]
+            low = pads[i] > 0
+            high = (out[2 + i] - 1) * strides[i] + (k.extent - 1) * dilations[i] - pads[i] \
+                >= size[i]
+            if low:
+                conds.append(pos >= 0)
+                pos = E.maximum(pos, 0)
+            if high:
+                conds.append(pos < size[i])
+                pos = E.minimum(pos, size[i] - 1)
+            idx.append(pos)
+        xv = x[(n, ob, *idx, oi)].astype(acc)
+        wv = w[(ob, zero, *taps, zero, oi)].astype(acc)
+        cond = all_of(conds)
+        if cond is not None:
+            wv = wv * E.select(cond, E.const(1, acc), E.const(0, acc))
+        return rsum(xv * wv, tuple(taps))
+
+    return compute(tuple(out), body, "conv_nchwc")
+
+
+def _with_bias(y: Tensor, b: Tensor | None, dtype: str, oc: int) -> Tensor:
+    if b is None and y.dtype == dtype:
         return y
-    dtype = outs[0].dtype
 
     def epilogue(n: E.Expr, ob: E.Expr, oh: E.Expr, ow: E.Expr, oi: E.Expr) -> E.Expr:
         v = y[(n, ob, oh, ow, oi)]
         return (v if b is None else v + b[ob * oc + oi].astype(v.dtype)).astype(dtype)
 
-    return compute(out, epilogue, "conv_nchwc_bias")
+    return compute(y.shape, epilogue, "conv_nchwc_bias")
 
 
 @conv_nchwc.flops

@@ -1,11 +1,15 @@
 """The `nchwc_layout` pass: 2-D convs on CPU targets to the channel-blocked layout
 NCHW[b]c, with the layout carried through elementwise ops, broadcasts, pools and channel concats.
 
-The block b is the target's float32 vector lanes (`vector_bits // 32`). A conv is blocked
-when its weights are constants and its output channels divide by b (a depthwise conv: its
-channels; other grouped convs stay plain); its input block is b when the input channels
-divide by it, else the largest divisor of them up to b (a 3-channel image: one block of 3).
-Convs whose channels do not divide stay NCHW rather than pad. `layout_transform` nodes are
+The block b is chosen per conv from the target's float32 vector lanes L (`vector_bits //
+32`): L when the output channels divide by it, else L/2 (half a register: 24, 40 or 1000
+channels on a 16-lane target block by 8), never below 4. A conv is blocked when its weights
+are constants and its output channels divide by such a block (a depthwise conv: its
+channels; other grouped convs stay plain); its input block is the block its input already
+has when that divides the input channels, else the largest divisor of them up to L (a
+3-channel image: one block of 3). Convs whose channels divide by neither stay NCHW rather
+than pad. Each blocked value keeps its own block; an elementwise op or concat whose blocked
+operands differ reblocks them to one. `layout_transform` nodes are
 inserted only where a plain consumer (or a model output) reads a blocked value, or a
 blocked conv reads a plain one; a graph with a single blockable conv stays plain.
 """
@@ -23,6 +27,7 @@ from deepc.passes.manager import PassContext, register_pass
 
 PASS_THROUGH = (FusionKind.ELEMWISE, FusionKind.BROADCAST)
 MIN_CONVS = 2  # fewer blocked convs than this: the graph stays plain
+MIN_BLOCK = 4  # narrower blocks fill too little of a vector to pay for the transforms
 POOLS = frozenset({"max_pool", "avg_pool", "global_avg_pool", "global_max_pool"})
 
 
@@ -38,13 +43,22 @@ def _largest_divisor(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
+def channel_block(channels: int, lanes: int) -> int:
+    """The block for `channels` output channels: a register's lanes or half of them, 0 when
+    neither divides."""
+    for b in (lanes, lanes // 2):
+        if b >= min(MIN_BLOCK, lanes) and channels % b == 0:
+            return b
+    return 0
+
+
 class _Blocker:
     def __init__(self, graph: Graph, lanes: int):
         self.g, self.lanes = graph, lanes
         self.nodes: list[Node] = []
         self.types = dict(graph.types)
         self.constants = dict(graph.constants)
-        self.blocked: dict[str, str] = {}  # plain value -> its blocked twin (block = lanes)
+        self.blocked: dict[str, str] = {}  # plain value -> its blocked twin
         self.plain: set[str] = set(graph.inputs) | set(graph.constants)  # plain values exist
         self.views: dict[tuple[str, int], str] = {}  # (value, block) -> transformed value
 
@@ -66,6 +80,10 @@ class _Blocker:
         self.nodes.append(Node(op, inputs, (out,), attrs_, name))
         return out
 
+    def block(self, v: str) -> int:
+        """The block of a blocked value (the last axis of its twin)."""
+        return self.types[self.blocked[v]].shape[-1]
+
     def plain_of(self, v: str) -> str:
         if v in self.plain or v not in self.blocked:
             return v
@@ -76,12 +94,12 @@ class _Blocker:
             self.emit("reshape", (src,), {"shape": self.types[v].shape}, v, f"{v}:unblock")
         else:
             self.emit("layout_transform", (src,),
-                      {"src_layout": f"NCHW{self.lanes}c", "dst_layout": "NCHW"}, v,
+                      {"src_layout": f"NCHW{self.block(v)}c", "dst_layout": "NCHW"}, v,
                       f"{v}:unblock")
         return v
 
     def blocked_of(self, v: str, block: int) -> str:
-        if block == self.lanes and v in self.blocked:
+        if v in self.blocked and self.block(v) == block:
             return self.blocked[v]
         if (v, block) not in self.views:
             src = self.plain_of(v)
@@ -130,12 +148,17 @@ class _Blocker:
         wv = self.constants[w]
         out_c, in_c, group = wv.shape[0], x.shape[1], int(node.attr("group", 1))
         depthwise = group == in_c == out_c and group > 1
-        if out_c % self.lanes or (group != 1 and not depthwise):
+        oc = channel_block(out_c, self.lanes)
+        if not oc or (group != 1 and not depthwise):
             return False
-        ic = self.lanes if depthwise else _largest_divisor(in_c, self.lanes)
-        if depthwise and in_c % self.lanes:
-            return False
-        wb = weight_to_blocked(wv, ic, self.lanes, depthwise)
+        src = node.inputs[0]
+        if depthwise:
+            ic = oc
+        elif src in self.blocked and in_c % self.block(src) == 0:
+            ic = self.block(src)
+        else:
+            ic = _largest_divisor(in_c, self.lanes)
+        wb = weight_to_blocked(wv, ic, oc, depthwise)
         wname = self.add_value(f"{w}:blocked", TensorType(wb.shape, str(wb.dtype)))
         self.constants[wname] = wb
         inputs = (self.blocked_of(node.inputs[0], ic), wname, *node.inputs[2:])
@@ -148,14 +171,16 @@ class _Blocker:
         input is blocked too or broadcasts along the channels (constants are reblocked)."""
         if get_op(node.op).kind not in PASS_THROUGH or len(node.outputs) != 1:
             return False
-        if not any(i in self.blocked for i in node.inputs):
+        first = next((i for i in node.inputs if i in self.blocked), None)
+        if first is None:
             return False
         out = self.g.types[node.outputs[0]]
         if out.rank != 4:
             return False
+        block = self.block(first)
         inputs = []
         for i in node.inputs:
-            v = self.operand(i, out) if i else i
+            v = self.operand(i, out, block) if i else i
             if v is None:
                 return False
             inputs.append(v)
@@ -165,9 +190,9 @@ class _Blocker:
         self.finish(node, node.op, tuple(inputs), dict(node.attrs))
         return True
 
-    def operand(self, v: str, out: TensorType) -> str | np.ndarray | None:
+    def operand(self, v: str, out: TensorType, block: int) -> str | np.ndarray | None:
         if v in self.blocked:
-            return self.blocked[v]
+            return self.blocked_of(v, block)
         t = self.types[v]
         shape = (1,) * (4 - t.rank) + t.shape if t.rank <= 4 else None
         if shape is None:
@@ -177,14 +202,14 @@ class _Blocker:
             if shape[1] == 1:
                 return arr.reshape(*shape, 1)
             c = shape[1]
-            if c % self.lanes:
+            if c % block:
                 return None
             return np.ascontiguousarray(np.moveaxis(
-                arr.reshape(shape[0], c // self.lanes, self.lanes, *shape[2:]), 2, -1))
+                arr.reshape(shape[0], c // block, block, *shape[2:]), 2, -1))
         if all(d == 1 for d in t.shape):
             return v
         if t.rank == 4 and t.shape[1] == out.shape[1]:
-            return self.blocked_of(v, self.lanes)
+            return self.blocked_of(v, block)
         return None
 
     def const_operand(self, name: str, arr: np.ndarray) -> str:
@@ -211,7 +236,10 @@ class _Blocker:
             return False
         if not all(i in self.blocked for i in node.inputs):
             return False
-        self.finish(node, "concat", tuple(self.blocked[i] for i in node.inputs),
+        block = min(self.block(i) for i in node.inputs)
+        if any(self.types[i].shape[1] % block for i in node.inputs):
+            return False
+        self.finish(node, "concat", tuple(self.blocked_of(i, block) for i in node.inputs),
                     {**dict(node.attrs), "axis": 1})
         return True
 
