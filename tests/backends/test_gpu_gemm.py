@@ -125,3 +125,133 @@ def test_warp_reductions_match_numpy(op: str, tmp_path) -> None:  # type: ignore
     want = x.mean(axis=(2, 3), keepdims=True) if op == "GlobalAveragePool" else \
         x.max(axis=(2, 3), keepdims=True)
     np.testing.assert_allclose(got["y"], want, rtol=1e-5, atol=1e-5)
+
+
+def _arch(target, arch: str):  # type: ignore[no-untyped-def]
+    return replace(target, gpu=replace(target.gpu, arch=arch))
+
+
+def _padded_conv_graph(rng, stride: int, pads: list[int], kernel: int):  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    w = rng.standard_normal((64, 3, kernel, kernel)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=pads, strides=[stride, stride])]
+    return _graph(nodes, (2, 3, 23, 21), {"w": w})
+
+
+def test_padding_copy_folds_into_the_tiled_conv() -> None:
+    """The pad stage's copy kernel and scratch buffer go: one launch, guarded loads."""
+    rng = np.random.default_rng(3)
+    graph = _conv_graph(rng, 64)
+    for target in (_small_gpu(), load_target("cuda-sm90")):
+        _, launches, scratch, records = render_cuda(graph_kernels(graph), target)
+        name = next(k for k in launches if "conv" in k)
+        tiled = "gemm" in _notes(records)
+        assert len(launches[name]) == (1 if tiled else 2)  # untiled: the copy stays
+        assert (len(scratch[name]) == 0) == tiled
+    assert "int4" in render_cuda(graph_kernels(graph), _small_gpu())[0]
+
+
+@needs_gxx
+@pytest.mark.parametrize("arch", ["sm_90", "sm_70"])  # cp.async double buffer / registers
+@pytest.mark.parametrize("stride,pads,kernel", [(2, [3, 3, 3, 3], 7), (1, [0, 2, 1, 0], 3)])
+def test_padded_conv_matches_numpy(arch: str, stride: int, pads: list[int], kernel: int,
+                                   tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Zero padding as guarded loads (strided, asymmetric pads, K = 3 * k * k not a
+    multiple of the K step), on both K-loop variants."""
+    from deepc.runtime.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(stride)
+    graph = _padded_conv_graph(rng, stride, pads, kernel)
+    x = rng.standard_normal((2, 3, 23, 21)).astype(np.float32)
+    target = _arch(_small_gpu(), arch)
+    source = render_cuda(graph_kernels(graph), target)[0]
+    assert ("cp.async" in source) == (arch == "sm_90")
+    assert "conv_pad" not in source.split("__global__")[-1].split("{")[0]  # no scratch
+    got, records = run_blocks(graph, target, {"x": x}, tmp_path)
+    assert "gemm" in _notes(records)
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-4, atol=1e-4)
+
+
+def test_guards_split_into_side_and_k_parts() -> None:
+    from deepc.backends.cuda.gemm_operand import direct
+    from deepc.ir.expr import INDEX, Binary, Const, Load, Select, Var
+    from deepc.ir.loop import Buffer
+
+    h, r = Var("h", INDEX), Var("r", INDEX)
+    i = Binary("sub", Binary("add", h, r, INDEX), Const(2, INDEX), INDEX)
+    cond = Binary("and", Binary("ge", i, Const(0, INDEX), "bool"),
+                  Binary("lt", i, Const(10, INDEX), "bool"), "bool")
+    buf = Buffer("x", (10,), "float32", "global")
+    d = direct(Select(cond, Load(buf, (i,)), Const(0.0, "float32")), ((h, 12),), ((r, 5),),
+               guarded=True)
+    assert d is not None and len(d.guards) == 1
+    g = d.guards[0]
+    assert (g.lo, g.hi, g.table) == (2, 11, [0, 1, 2, 3, 4])  # 2 <= h + r <= 11
+    assert direct(Select(cond, Load(buf, (i,)), Const(0.0, "float32")), ((h, 12),),
+                  ((r, 5),)) is None  # unguarded use refuses a select
+
+
+def test_sm_version_reads_the_target_arch() -> None:
+    from deepc.schedule.gpu_gemm_match import sm_version
+
+    assert sm_version(load_target("cuda-sm90")) == 90
+    assert sm_version(_arch(load_target("cuda-sm90"), "sm_75")) == 75
+    assert sm_version(object()) == 0
+
+
+@needs_gxx
+@pytest.mark.parametrize("arch", ["sm_90", "sm_70"])
+def test_split_k_conv_matches_numpy(arch: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One 100x64 output tile on a 1-SM GPU: K = 576 in chunks over blockIdx.z, summed in
+    order by a second kernel that then adds the bias and applies the ReLU (fused epilogue)."""
+    from onnx import helper
+
+    from deepc.runtime.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = _graph(nodes, (1, 64, 10, 10), {"w": w, "b": b})
+    target = _arch(_small_gpu(), arch)
+    _, launches, scratch, records = render_cuda(graph_kernels(graph), target)
+    conv = next(k for k in launches if "conv" in k)
+    assert [lc.grid[2] for lc in launches[conv]] == [2, 1]
+    assert "split-k 2x" in _notes(records) and scratch[conv][-1].shape == (2, 64, 100)
+    x = rng.standard_normal((1, 64, 10, 10)).astype(np.float32)
+    got, _ = run_blocks(graph, target, {"x": x}, tmp_path)
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-4, atol=1e-4)
+
+
+@needs_gxx
+def test_split_k_matmul_matches_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """K = 600: the last chunk is shorter (304 + 296) and ends in a partial K step."""
+    from onnx import helper
+
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((600, 64)).astype(np.float32)
+    graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (100, 600), {"w": w})
+    x = rng.standard_normal((100, 600)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
+    assert "split-k 2x304" in _notes(records)
+    np.testing.assert_allclose(got["y"], x @ w, rtol=1e-4, atol=1e-4)
+
+
+def test_enough_tiles_are_not_split() -> None:
+    from deepc.schedule.gpu_gemm_match import GemmTile, split_k
+
+    class Parts:
+        m, n, k = 1024, 256, 4096
+
+    tile = GemmTile(128, 64, 16)
+    assert split_k(tile, Parts(), 4) == tile  # 32 tiles for 4 SMs
+    assert split_k(tile, Parts(), 32).split == 2  # one tile per SM: two chunks
+    assert split_k(tile, Parts(), 200).split == 8  # at most 8
+    assert split_k(tile, Parts(), 16) == tile  # two tiles per SM already
+    assert split_k(tile, Parts(), 24).split == 3  # busiest SM: 2 tiles -> 4 thirds
