@@ -201,78 +201,10 @@ def gpu_stages(func: PrimFunc, target: object, gemm: bool = False,
     """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
     stages become tiled kernels (CUDA only); `tf32`: on TF32 tensor cores."""
     stmts, scratch = split_stages(func)
-    if gemm:
-        stmts, scratch = _inline_copies(func, stmts, scratch, target, tf32)
-    names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
-    partials = {}  # stage -> its split-K partial sums' buffer
-    for k, body in enumerate(stmts):
-        probe = gemm_stage(PrimFunc(names[k], func.params + scratch, body, dict(func.attrs)),
-                           target, tf32) if gemm else None
-        if probe is not None and probe.gemm[1].role == "partial":
-            parts, tile = probe.gemm
-            partials[k] = Buffer(f"{names[k]}_partial", (tile.split, parts.n, parts.m),
-                                 "float32", "global")
-    scratch = scratch + tuple(partials.values())
     params = func.params + scratch
     out = []
     for k, body in enumerate(stmts):
-        stage = PrimFunc(names[k], params, body, dict(func.attrs))
-        if k in partials:
-            out += split_k_stages(stage, target, tf32, partials[k].name)
-        else:
-            out.append(schedule_stage(stage, target, gemm, tf32))
-    return out, scratch
-
-
-def split_k_stages(func: PrimFunc, target: object, tf32: bool, buf: str) -> list[Stage]:
-    """A split-K matrix product's two launches: partial sums over K chunks (blockIdx.z) into
-    `buf`, then one thread per output adds them in a fixed order and runs the epilogue."""
-    from dataclasses import replace
-
-    stage = gemm_stage(func, target, tf32)
-    assert stage is not None and stage.gemm is not None
-    parts, tile = stage.gemm
-    part = replace(tile, scratch=buf)
-    red = replace(tile, role="reduce", scratch=buf)
-    red_func = PrimFunc(f"{func.name}_sum", func.params, func.body, dict(func.attrs))
-    return [
-        Stage(func, part.grid(parts), stage.block, Schedule(),
-              f"{stage.note} split-k {tile.split}x{tile.kc}", (parts, part)),
-        Stage(red_func, red.grid(parts), (tile.threads, 1, 1), Schedule(),
-              f"split-k sum {tile.split} x {parts.m}x{parts.n}", (parts, red)),
-    ]
-
-
-def _reads(s: Stmt, name: str) -> bool:
-    from deepc.ir.expr import Load
-
-    return any(isinstance(e, Load) and e.source.name == name
-               for x in walk_stmts(s) if isinstance(x, Store)
-               for e in walk(x.value))
-
-
-def _inline_copies(func: PrimFunc, stmts: list[Stmt], scratch: tuple[Buffer, ...],
-                   target: object, tf32: bool) -> tuple[list[Stmt], tuple[Buffer, ...]]:
-    """Fold a padding copy stage into the tiled matrix product that alone reads it: its
-    loads become guarded loads of the unpadded source (no copy launch, no scratch)."""
-    from deepc.schedule.gpu_gemm_match import inline_copy
-
-    out: list[Stmt] = []
-    k = 0
-    while k < len(stmts):
-        done = None
-        if k + 1 < len(stmts):
-            done = inline_copy(stmts[k], stmts[k + 1])
-        if done is not None:
-            body, buf = done
-            others = [s for j, s in enumerate(stmts) if j not in (k, k + 1)]
-            probe = PrimFunc(func.name, func.params + scratch, body, dict(func.attrs))
-            if (buf in scratch and _reads(stmts[k + 1], buf.name)
-                    and not any(_reads(s, buf.name) for s in others)
-                    and gemm_stage(probe, target, tf32) is not None):
-                scratch = tuple(b for b in scratch if b is not buf)
-                stmts = [*stmts[:k], body, *stmts[k + 2:]]
-                continue
-        out.append(stmts[k])
-        k += 1
+        name = func.name if len(stmts) == 1 else f"{func.name}_s{k}"
+        stage = PrimFunc(name, params, body, dict(func.attrs))
+        out.append(schedule_stage(stage, target, gemm, tf32))
     return out, scratch

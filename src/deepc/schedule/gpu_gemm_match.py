@@ -17,12 +17,11 @@ M = prod(M extents), N = prod(N extents), K = prod(reduction extents).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import prod
 
-from deepc.ir.expr import Binary, Const, Expr, Load, Select, Var
-from deepc.ir.loop import Allocate, Buffer, For, PrimFunc, Seq, Stmt, Store, walk_stmts
-from deepc.ir.rewrite import substitute
+from deepc.ir.expr import Binary, Const, Expr, Load, Var
+from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu import parallel_chain
 
@@ -116,8 +115,7 @@ def match_gemm(func: PrimFunc) -> GemmParts | None:
 @dataclass(frozen=True)
 class GemmTile:
     """A block computes bm x bn outputs over k-steps of bk, with `threads` threads; `mma`:
-    TF32 tensor cores (mma.sync m16n8k8), each warp a (bm/warps_m) x (bn/warps_n) tile;
-    `stages`: shared buffers per operand (2 only where both operands are plain loads)."""
+    TF32 tensor cores (mma.sync m16n8k8), each warp a (bm/warps_m) x (bn/warps_n) tile."""
 
     bm: int
     bn: int
@@ -127,16 +125,9 @@ class GemmTile:
     warps_m: int = 1
     warps_n: int = 1
     tx: int = 16  # SIMT: threads along M (threads / tx along N)
-    stages: int = 1  # 2: cp.async double-buffered shared tiles (sm_80+), else register prefetch
-    split: int = 1  # split-K: blockIdx.z takes K chunk `kc` into a partial sum (role "partial")
-    kc: int = 0
-    role: str = ""  # "" one kernel; "partial" / "reduce": the two launches of a split-K
-    scratch: str = ""  # split-K: the partial sums' buffer, float32[split][N][M]
 
     def grid(self, parts: GemmParts) -> tuple[int, int, int]:
-        if self.role == "reduce":
-            return (-(-parts.m * parts.n // self.threads), 1, 1)
-        return (-(-parts.m // self.bm), -(-parts.n // self.bn), self.split)
+        return (-(-parts.m // self.bm), -(-parts.n // self.bn), 1)
 
 
 _SIZES = ((128, 128), (128, 64), (64, 128), (64, 64), (128, 32))
@@ -162,99 +153,13 @@ def choose_tile(parts: GemmParts, target: object, tf32: bool) -> GemmTile | None
     if best is None:
         return None
     bm, bn = best
-    tile = _tile(parts, bm, bn, threads, tf32, sm_version(target) >= 80)
-    return split_k(tile, parts, sms)
-
-
-def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
-    """Fewer output tiles than two per SM (a late ResNet stage at batch 32): K in chunks
-    over blockIdx.z (each at least MIN_SPLIT_K long), summed by a second kernel. The split
-    minimises the busiest SM's time (whole-tile units, blocks spread evenly; one block
-    alone hides latency worse) with a 3% charge per chunk for the partial sums' traffic."""
-    blocks = -(-parts.m // tile.bm) * -(-parts.n // tile.bn)
-    steps = -(-parts.k // tile.bk)
-    if blocks >= 2 * sms:
-        return tile
-
-    def cost(s: int) -> float:
-        busiest = -(-blocks * s // sms)  # blocks on the busiest SM; alone, it runs slower
-        return busiest / s / (1.0 if busiest >= 2 else LONE_BLOCK_RATE) * (
-            1 + 0.03 * s if s > 1 else 1)
-
-    options = [s for s in range(1, 9) if s == 1 or parts.k // s >= MIN_SPLIT_K]
-    split = min(options, key=lambda s: (cost(s), s))
-    if split < 2:
-        return tile
-    kc = -(-steps // split) * tile.bk
-    return replace(tile, split=-(-parts.k // kc), kc=kc, role="partial")
-
-
-MIN_SPLIT_K = 256
-LONE_BLOCK_RATE = 0.6  # an SM's speed with one 256-thread tile block, relative to two
-
-
-def _tile(parts: GemmParts, bm: int, bn: int, threads: int, tf32: bool,
-          cp_async: bool) -> GemmTile:
-    stages = 2 if cp_async else 1
     if not tf32:
         return GemmTile(bm, bn, 8 if bm * bn >= 128 * 128 else 16, threads,
-                        tx=32 if bn == 32 else 16, stages=stages)
+                        tx=32 if bn == 32 else 16)
     # eight warps: the split whose warp tile is closest to twice as tall as wide
     options = [(wm, 8 // wm) for wm in (1, 2, 4, 8)
                if bm // wm >= 16 and bm % (wm * 16) == 0 and bn % ((8 // wm) * 8) == 0]
     if not options:
-        return GemmTile(bm, bn, 16, threads, tx=32 if bn == 32 else 16, stages=stages)
+        return GemmTile(bm, bn, 16, threads, tx=32 if bn == 32 else 16)
     wm, wn = min(options, key=lambda o: abs((bm // o[0]) - 2 * (bn // o[1])))
-    bk = 32 if stages * 32 * (bm + bn + 16) * 4 <= SHARED_BYTES else 16
-    return GemmTile(bm, bn, bk, threads, True, wm, wn, stages=stages)
-
-
-SHARED_BYTES = 48 * 1024  # static shared memory a block may declare
-
-
-def sm_version(target: object) -> int:
-    """The target's compute capability as a number (sm_90 -> 90; 0 when not given)."""
-    gpu = getattr(target, "gpu", None)
-    arch = str(getattr(gpu, "arch", "") or getattr(target, "arch", "") or "")
-    digits = "".join(ch for ch in arch.removeprefix("sm_") if ch.isdigit())
-    return int(digits) if arch.startswith("sm_") and digits else 0
-
-
-def _copy_stage(stage: Stmt) -> tuple[Buffer, tuple[Var, ...], Expr] | None:
-    """A stage `for i... { buf[i...] = value }` whose value is one load, optionally guarded
-    (`cond ? x[...] : c`, a convolution's zero padding): cheap to recompute where read."""
-    loop_vars: list[Var] = []
-    s = stage
-    while isinstance(s, For):
-        loop_vars.append(s.var)
-        s = s.body
-    if not isinstance(s, Store) or s.buffer.scope != "global" or s.indices != tuple(loop_vars):
-        return None
-    v = s.value
-    load = v.t if isinstance(v, Select) and isinstance(v.f, Const) else v
-    if not isinstance(load, Load) or load.source.scope != "global":
-        return None
-    if any(isinstance(x, Load) and x is not load for x in walk(v)):
-        return None  # the condition reads memory
-    return s.buffer, tuple(loop_vars), v
-
-
-def inline_copy(producer: Stmt, consumer: Stmt) -> tuple[Stmt, Buffer] | None:
-    """`consumer` with its reads of the copy stage `producer`'s buffer replaced by the
-    copied (padded) value, so a tiled matrix product loads the source itself and the copy
-    kernel and its scratch buffer go; None when `producer` is no such copy."""
-    from deepc.schedule.stmt_rewrite import rewrite_loads
-
-    copy = _copy_stage(producer)
-    if copy is None:
-        return None
-    buf, loop_vars, value = copy
-    if any(isinstance(x, Store) and x.buffer.name == buf.name for x in walk_stmts(consumer)):
-        return None
-
-    def fn(e: Expr) -> Expr | None:
-        if isinstance(e, Load) and e.source.name == buf.name:
-            return substitute(value, dict(zip(loop_vars, e.indices)))
-        return None
-
-    return rewrite_loads(consumer, fn), buf
+    return GemmTile(bm, bn, 32, threads, True, wm, wn)

@@ -1,8 +1,7 @@
 """Runs the CUDA C that deepc emits (tiled GEMM kernels with shared memory and barriers,
 warp-shuffle reductions) on the CPU: g++ with OpenMP, one block at a time, its threads as
 OpenMP threads; __shared__ arrays are function statics (shared by the team), a barrier is
-`omp barrier`, a cp.async a plain copy (the barriers order it), and a warp shuffle
-goes through a per-team exchange array between barriers.
+`omp barrier`, and a warp shuffle goes through a per-team exchange array between barriers.
 TF32 mma kernels (inline PTX) cannot run here."""
 
 from __future__ import annotations
@@ -35,11 +34,6 @@ static deepc_dim3 deepc_block;
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
 struct float4 { float x, y, z, w; };
-struct int4 { int x, y, z, w; };
-#define DEEPC_CP_ASYNC  /* cp.async as a plain copy (zero-filled when predicated off) */
-static inline void deepc_cp_async4(float* dst, const float* src, bool p) { *dst = p ? *src : 0.0f; }
-static inline void deepc_cp_commit() {}
-static inline void deepc_cp_wait1() {}
 static float deepc_xchg[1024];
 static inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   const int t = omp_get_thread_num();
@@ -66,13 +60,12 @@ def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray],
             n = len(k.args) + len(scratch[k.name])
             params = ", ".join(f"void* a{i}" for i in range(n))
             args = ", ".join(f"a{i}" for i in range(n))  # void* -> T*: -fpermissive
-            gx, gy, gz = launch.grid
+            gx, gy, _ = launch.grid
             drivers.append(
                 f'extern "C" void run_{launch.func}({params}) {{\n'
                 f"  omp_set_dynamic(0);\n"
-                f"  for (int bz = 0; bz < {gz}; ++bz)\n"
                 f"  for (int by = 0; by < {gy}; ++by) for (int bx = 0; bx < {gx}; ++bx) {{\n"
-                f"    deepc_block = deepc_dim3{{bx, by, bz}};\n"
+                f"    deepc_block = deepc_dim3{{bx, by, 0}};\n"
                 f"    _Pragma(\"omp parallel num_threads({launch.block[0]})\")\n"
                 f"    {launch.func}({args});\n"
                 f"  }}\n}}")

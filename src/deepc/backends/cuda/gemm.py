@@ -16,13 +16,11 @@ MMA: eight warps, each a grid of m16n8k8 TF32 tiles (operands rounded with cvt.r
 
 from __future__ import annotations
 
-import re
+from itertools import product
 
 from deepc.backends.cstyle import Renderer
-from deepc.backends.cuda.gemm_async import ASYNC_HELPERS, async_loop
-from deepc.backends.cuda.gemm_operand import direct, guard_cond, guard_decls, table
-from deepc.backends.cuda.gemm_split import partial_store, render_split_sum, split_range
-from deepc.ir.expr import Expr, Var
+from deepc.ir.affine import affine, flat_offset
+from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import PrimFunc
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile
 
@@ -48,32 +46,65 @@ def _decode(axes: tuple[tuple[Var, int], ...], flat: str, it: str) -> list[str]:
     return out
 
 
+class _Direct:
+    """An operand that is one load at base(side) + koff(k): the side part computed once per
+    thread, the k part as `scale * k` or from a compile-time table (conv windows)."""
+
+    def __init__(self, buf: str, side: Expr, k: dict[Var, int], axes: tuple[tuple[Var, int], ...]):
+        self.buf, self.side = buf, side
+        strides, stride = {}, 1
+        for var, extent in reversed(axes):
+            strides[var] = stride
+            stride *= extent
+        first = axes[-1][0]
+        scale = k.get(first, 0)
+        self.scale = scale if all(k.get(v, 0) == scale * strides[v] for v, _ in axes) else None
+        self.table = [sum(k.get(v, 0) * i for (v, _), i in zip(axes, idx))
+                      for idx in product(*(range(e) for _, e in axes))]
+
+    def koff(self, table: str, k: str) -> str:
+        return f"{self.scale} * {k}" if self.scale is not None else f"{table}[{k}]"
+
+
+def _direct(x: Expr, side: tuple[tuple[Var, int], ...],
+            k_axes: tuple[tuple[Var, int], ...]) -> _Direct | None:
+    if not isinstance(x, Load) or x.source.scope != "global":
+        return None
+    try:
+        a = affine(flat_offset(x.source.shape, x.indices))
+    except (TypeError, ValueError):
+        return None
+    side_vars, k_vars = {v for v, _ in side}, {v for v, _ in k_axes}
+    if not all(isinstance(t, Var) and t in side_vars | k_vars for t, _ in a.terms):
+        return None
+    k = {t: c for t, c in a.terms if t in k_vars}
+    return _Direct(x.source.name, a.without(keep=side_vars).to_expr(), k, k_axes)
+
+
+def _table(name: str, values: list[int], it: str) -> str:
+    body = ",".join(str(v) for v in values)
+    return f"__device__ const {it} {name}[{len(values)}] = {{{body}}};"
+
+
 def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -> str:
     it, t = r.index_type, tile.threads
     bm, bn, bk = tile.bm, tile.bn, tile.bk
     pad_a, pad_b = (8, 8) if tile.mma else (0, 4)
     a_per, b_per = bk * bm // t, bk * bn // t
-    m, n = parts.m, parts.n
-    if tile.role == "reduce":
-        return render_split_sum(r, func, parts, tile)
-    # the K range: all of it, or blockIdx.z's chunk of a split-K
-    klo, k = ("g_klo", "g_khi") if tile.role == "partial" else ("0", str(parts.k))
+    m, n, k = parts.m, parts.n, parts.k
     cvt = "deepc_tf32" if tile.mma else ""
     a_expr, b_expr = r.expr(parts.a), r.expr(parts.b)
     kdec = " ".join(_decode(parts.k_axes, "g_k", it))
     ndec = " ".join(_decode(parts.n_axes, "g_n", it))
-    da = direct(parts.a, parts.m_axes, parts.k_axes, guarded=True)
-    db = direct(parts.b, parts.n_axes, parts.k_axes)
+    da, db = _direct(parts.a, parts.m_axes, parts.k_axes), _direct(parts.b, parts.n_axes,
+                                                                  parts.k_axes)
     ta, tb = f"{func.name}_ka", f"{func.name}_kb"
-    tables = [x for x in (table(ta, da, it) if da is not None else None,
-                          table(tb, db, it) if db is not None else None) if x is not None]
+    tables = [_table(t_, d.table, it) for t_, d in ((ta, da), (tb, db))
+              if d is not None and d.scale is None]
     kdec_a = "" if da is not None else kdec
     kdec_b = "" if db is not None else kdec
     if da is not None:
         a_expr = f"{da.buf}[g_abase + {da.koff(ta, 'g_k')}]"
-        if da.guards:
-            kdec_a = f"const int4 g_kt = {ta}[g_k];"
-            a_expr = f"({guard_cond(da)} ? {a_expr} : {r.expr(da.otherwise)})"
     if db is not None:
         b_expr = f"{db.buf}[g_bbase[g_e] + {db.koff(tb, 'g_k')}]"
         ndec = ""
@@ -93,67 +124,41 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
             "  g_rb[g_e] = g_v; }",
         ]
 
-    zero_pad = da is not None and (da.otherwise is None or float(da.otherwise.value) == 0.0)
-    use_async = tile.stages == 2 and db is not None and zero_pad
-    head = [
+    sig = r.signature(func).replace(f"void {func.name}(",
+                                    f"void __launch_bounds__({t}, 2) {func.name}(")
+    lines = [
+        f"{sig} {{",
+        f"__shared__ float g_As[{bk}][{bm + pad_a}];",
+        f"__shared__ float g_Bs[{bk}][{bn + pad_b}];",
         "const int g_tid = threadIdx.x;",
-        *split_range(parts, tile, it),
         f"const {it} g_m0 = (({it})blockIdx.x) * {bm}, g_n0 = (({it})blockIdx.y) * {bn};",
         f"const {it} g_am = g_m0 + g_tid % {bm};",
+        f"float g_ra[{a_per}], g_rb[{b_per}];",
         *_compute_decls(tile, r.expr(parts.init)),
         "{",  # the A rows' loop variables, fixed for the whole K loop
         f"const {it} g_amc = g_am < {m} ? g_am : {m - 1};",
         *_decode(parts.m_axes, "g_amc", it),
         *([f"const {it} g_abase = {r.expr(da.side)};"] if da is not None else []),
-        *(guard_decls(da, r.expr, it) if da is not None else []),
         *(_bbase(r, parts, tile, db.side) if db is not None else []),
+        *fetch("0"),
+        f"for ({it} g_k0 = 0; g_k0 < {k}; g_k0 += {bk}) {{",
+        "#pragma unroll",
+        f"for (int g_e = 0; g_e < {a_per}; ++g_e)"
+        f" g_As[g_tid / {bm} + g_e * {t // bm}][g_tid % {bm}] = {cvt}(g_ra[g_e]);",
+        "#pragma unroll",
+        f"for (int g_e = 0; g_e < {b_per}; ++g_e)"
+        f" g_Bs[g_tid % {bk}][g_tid / {bk} + g_e * {t // bk}] = {cvt}(g_rb[g_e]);",
+        "__syncthreads();",
+        f"if (g_k0 + {bk} < {k}) {{",
+        *fetch(f"g_k0 + {bk}"),
+        "}",
+        *(_mma_step(tile) if tile.mma else _simt_step(tile)),
+        "__syncthreads();",
+        "}",
+        "}",
+        *_epilogue(r, parts, tile),
+        "}",
     ]
-    if use_async:
-        assert da is not None and db is not None
-        a_fetch = f"g_src = &{da.buf}[g_abase + {da.koff(ta, 'g_k')}];"
-        if da.guards:
-            a_fetch = f"{kdec_a} g_p = {guard_cond(da)}; if (g_p) {a_fetch}"
-        step = (_mma_step(tile, "g_As[g_s]", "g_Bs[g_s]", "deepc_tf32") if tile.mma
-                else _simt_step(tile, "g_As[g_s]", "g_Bs[g_s]"))
-        body = [
-            f"__shared__ float g_As[2][{bk}][{bm + pad_a}];",
-            f"__shared__ float g_Bs[2][{bk}][{bn + pad_b}];",
-            *head,
-            *async_loop(it=it, m=m, n=n, klo=klo, k=k, bm=bm, bn=bn, bk=bk, t=t, a_buf=da.buf,
-                        a_fetch=a_fetch, b_buf=db.buf,
-                        b_src=f"{db.buf}[g_bbase[g_e] + {db.koff(tb, 'g_k')}]", step=step),
-        ]
-    else:
-        body = [
-            f"__shared__ float g_As[{bk}][{bm + pad_a}];",
-            f"__shared__ float g_Bs[{bk}][{bn + pad_b}];",
-            f"float g_ra[{a_per}], g_rb[{b_per}];",
-            *head,
-            *fetch(klo),
-            f"for ({it} g_k0 = {klo}; g_k0 < {k}; g_k0 += {bk}) {{",
-            "#pragma unroll",
-            f"for (int g_e = 0; g_e < {a_per}; ++g_e)"
-            f" g_As[g_tid / {bm} + g_e * {t // bm}][g_tid % {bm}] = {cvt}(g_ra[g_e]);",
-            "#pragma unroll",
-            f"for (int g_e = 0; g_e < {b_per}; ++g_e)"
-            f" g_Bs[g_tid % {bk}][g_tid / {bk} + g_e * {t // bk}] = {cvt}(g_rb[g_e]);",
-            "__syncthreads();",
-            f"if (g_k0 + {bk} < {k}) {{",
-            *fetch(f"g_k0 + {bk}"),
-            "}",
-            *(_mma_step(tile) if tile.mma else _simt_step(tile)),
-            "__syncthreads();",
-            "}",
-        ]
-    sig = r.signature(func).replace(f"void {func.name}(",
-                                    f"void __launch_bounds__({t}, 2) {func.name}(")
-    store = None
-    if tile.role == "partial":  # the partial sums' buffer is written here
-        store = partial_store(parts, tile)
-        sig = re.sub(rf"const (float\*[^,)]* {tile.scratch})(?=[,)])", r"\1", sig)
-    lines = [f"{sig} {{", *body, "}", *_epilogue(r, parts, tile, store), "}"]
-    if use_async:
-        tables.insert(0, ASYNC_HELPERS)
     return "\n".join([*tables, *lines])
 
 
@@ -189,7 +194,7 @@ def _compute_decls(tile: GemmTile, init: str) -> list[str]:
             f"  for (int g_j = 0; g_j < {tn}; ++g_j) g_c[g_i][g_j] = {init};"]
 
 
-def _simt_step(tile: GemmTile, a: str = "g_As", b: str = "g_Bs") -> list[str]:
+def _simt_step(tile: GemmTile) -> list[str]:
     """Thread (tm, tn) = (tid % TX, tid / TX) owns rows 4*tm + 4*TX*i + 0..3 and columns
     4*tn + 4*TY*j + 0..3: 16-byte shared loads, four values each."""
     tx, ty = tile.tx, tile.threads // tile.tx
@@ -201,13 +206,13 @@ def _simt_step(tile: GemmTile, a: str = "g_As", b: str = "g_Bs") -> list[str]:
         "#pragma unroll",
         f"  for (int g_i = 0; g_i < {tm // 4}; ++g_i) {{",
         "    const float4 g_v = *reinterpret_cast<const float4*>("
-        f"&{a}[g_kk][4 * (g_tid % {tx}) + {4 * tx} * g_i]);",
+        f"&g_As[g_kk][4 * (g_tid % {tx}) + {4 * tx} * g_i]);",
         "    g_a[4 * g_i] = g_v.x; g_a[4 * g_i + 1] = g_v.y; g_a[4 * g_i + 2] = g_v.z;"
         " g_a[4 * g_i + 3] = g_v.w; }",
         "#pragma unroll",
         f"  for (int g_j = 0; g_j < {tn // 4}; ++g_j) {{",
         "    const float4 g_v = *reinterpret_cast<const float4*>("
-        f"&{b}[g_kk][4 * (g_tid / {tx}) + {4 * ty} * g_j]);",
+        f"&g_Bs[g_kk][4 * (g_tid / {tx}) + {4 * ty} * g_j]);",
         "    g_b[4 * g_j] = g_v.x; g_b[4 * g_j + 1] = g_v.y; g_b[4 * g_j + 2] = g_v.z;"
         " g_b[4 * g_j + 3] = g_v.w; }",
         "#pragma unroll",
@@ -219,9 +224,7 @@ def _simt_step(tile: GemmTile, a: str = "g_As", b: str = "g_Bs") -> list[str]:
     ]
 
 
-def _mma_step(tile: GemmTile, a: str = "g_As", b: str = "g_Bs", cvt: str = "") -> list[str]:
-    """Fragments from shared memory (`cvt`: TF32 rounding applied here, when the stores
-    did not) into m16n8k8 mma.sync."""
+def _mma_step(tile: GemmTile) -> list[str]:
     wm, wn = tile.bm // tile.warps_m, tile.bn // tile.warps_n
     mi, ni = wm // 16, wn // 8
     return [
@@ -235,15 +238,15 @@ def _mma_step(tile: GemmTile, a: str = "g_As", b: str = "g_Bs", cvt: str = "") -
         "#pragma unroll",
         f"  for (int g_i = 0; g_i < {mi}; ++g_i) {{",
         "    const int g_r = g_wm + g_i * 16 + g_g;",
-        f"    g_a[g_i][0] = __float_as_uint({cvt}({a}[g_ks + g_t][g_r]));",
-        f"    g_a[g_i][1] = __float_as_uint({cvt}({a}[g_ks + g_t][g_r + 8]));",
-        f"    g_a[g_i][2] = __float_as_uint({cvt}({a}[g_ks + g_t + 4][g_r]));",
-        f"    g_a[g_i][3] = __float_as_uint({cvt}({a}[g_ks + g_t + 4][g_r + 8])); }}",
+        "    g_a[g_i][0] = __float_as_uint(g_As[g_ks + g_t][g_r]);",
+        "    g_a[g_i][1] = __float_as_uint(g_As[g_ks + g_t][g_r + 8]);",
+        "    g_a[g_i][2] = __float_as_uint(g_As[g_ks + g_t + 4][g_r]);",
+        "    g_a[g_i][3] = __float_as_uint(g_As[g_ks + g_t + 4][g_r + 8]); }",
         "#pragma unroll",
         f"  for (int g_j = 0; g_j < {ni}; ++g_j) {{",
         "    const int g_col = g_wn + g_j * 8 + g_g;",
-        f"    g_b[g_j][0] = __float_as_uint({cvt}({b}[g_ks + g_t][g_col]));",
-        f"    g_b[g_j][1] = __float_as_uint({cvt}({b}[g_ks + g_t + 4][g_col])); }}",
+        "    g_b[g_j][0] = __float_as_uint(g_Bs[g_ks + g_t][g_col]);",
+        "    g_b[g_j][1] = __float_as_uint(g_Bs[g_ks + g_t + 4][g_col]); }",
         "#pragma unroll",
         f"  for (int g_i = 0; g_i < {mi}; ++g_i)",
         "#pragma unroll",
@@ -254,26 +257,16 @@ def _mma_step(tile: GemmTile, a: str = "g_As", b: str = "g_Bs", cvt: str = "") -
     ]
 
 
-def epilogue_body(r: Renderer, parts: GemmParts, value: str) -> list[str]:
-    """The fused epilogue for output (g_m, g_n) whose sum is `value`."""
+def _epilogue(r: Renderer, parts: GemmParts, tile: GemmTile) -> list[str]:
     it, acc = r.index_type, parts.acc.buffer.name
     body = [line.strip() for s in parts.epilogue for line in r.stmt(s, 0)]
-    return [
+    inner = [
         f"if (g_m < {parts.m} && g_n < {parts.n}) {{",
         *_decode(parts.m_axes, "g_m", it), *_decode(parts.n_axes, "g_n", it),
-        f"float {acc}[1]; {acc}[0] = {value};",
+        f"float {acc}[1]; {acc}[0] = VALUE;",
         *body,
         "}",
     ]
-
-
-def _epilogue(r: Renderer, parts: GemmParts, tile: GemmTile,
-              store: str | None = None) -> list[str]:
-    """Each thread's outputs through the epilogue (or, with `store`, a split-K partial
-    store with VALUE for the sum)."""
-    it = r.index_type
-    inner = ([f"if (g_m < {parts.m} && g_n < {parts.n}) {store}"] if store is not None
-             else epilogue_body(r, parts, "VALUE"))
     if tile.mma:
         wm, wn = tile.bm // tile.warps_m, tile.bn // tile.warps_n
         mi, ni = wm // 16, wn // 8
