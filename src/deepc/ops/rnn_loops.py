@@ -28,6 +28,7 @@ from deepc.ops.elementwise import UNARY_TE
 INPUTS = ("x", "w", "r", "b", "lens", "h0", "c0", "p")
 OUTPUTS = ("y", "y_h", "y_c")
 LOCAL_SCRATCH_BYTES = 16 * 1024  # larger scratch vectors are "global" (heap) buffers
+ROW_BLOCK = 4  # gate rows whose dot products share one pass over their common operand
 
 Unary = Callable[[Expr], Expr]
 
@@ -139,7 +140,7 @@ class _Direction:
         # gru without linear_before_reset sums r * h over the h gate's rows of R
         self.rh = (names.scratch("rh", hidden, dtype)
                    if rec.kind == "gru" and not rec.attrs["linear_before_reset"] else None)
-        self.acc = Buffer(names.fresh(f"{names.base}_acc"), (1,), dtype, "local")
+        self.acc = Buffer(names.fresh(f"{names.base}_acc"), (ROW_BLOCK,), dtype, "local")
         # x_t . W[row] + Wb[row] for every step, summed before the recurrence (a GEMM-like
         # pass that reuses each row of W across the steps, leaving R alone in cache per step)
         self.xw = names.scratch("xw", max(rec.seq * rec.rows, 1), dtype)
@@ -229,37 +230,64 @@ class _Direction:
     def dot(self, init: Expr, terms: Sequence[tuple[int, Callable[[Expr], Expr]]],
             out: Callable[[Expr], Stmt]) -> Stmt:
         """acc = init + sum over each (n, term) of term(k) for k < n; then out(acc)."""
-        stmts: list[Stmt] = [Store(self.acc, (Const(0, INDEX),), init)]
+        zero = Const(0, INDEX)
+        stmts: list[Stmt] = [Store(self.acc, (zero,), init)]
         for n, term in terms:
             stmts.append(For(self.k, n, ForKind.SERIAL, Store(
-                self.acc, (Const(0, INDEX),), self.acc[Const(0, INDEX)] + term(self.k))))
-        stmts.append(out(self.acc[Const(0, INDEX)]))
+                self.acc, (zero,), self.acc[zero] + term(self.k))))
+        stmts.append(out(self.acc[zero]))
         return seq(*stmts)
 
+    def row_dots(self, rows: int, n: int, init: Callable[[Expr], Expr],
+                 term: Callable[[Expr, Expr], Expr], out: Callable[[Expr, Expr], Stmt],
+                 repeat: Callable[[Stmt], Stmt] = lambda s: s) -> Stmt:
+        """For every row < rows: out(row, init(row) + sum over k < n of term(row, k)), the
+        rows ROW_BLOCK at a time so that each k step loads the shared operand once for all of
+        them (and the vectorized reductions run side by side); `repeat` wraps the work of one
+        block of rows (in a loop over steps, say)."""
+        rv, k = self.row, self.k
+        block = ROW_BLOCK if rows % ROW_BLOCK == 0 else 1
+        lanes = [Const(q, INDEX) for q in range(block)]
+        row = [rv * Const(block, INDEX) + q if block > 1 else rv for q in lanes]
+        body = seq(*(Store(self.acc, (q,), init(r)) for q, r in zip(lanes, row)),
+                   For(k, n, ForKind.SERIAL, seq(*(
+                       Store(self.acc, (q,), self.acc[q] + term(r, k))
+                       for q, r in zip(lanes, row)))),
+                   *(out(r, self.acc[q]) for q, r in zip(lanes, row)))
+        return For(rv, rows // block, ForKind.SERIAL, repeat(body))
+
     def input_sums(self) -> Stmt:
-        """xw[t, row] = x_t . W[row] + Wb[row] for all steps t and gate rows, row by row (the
-        row of W stays in L1 while the steps go past)."""
-        d, rv, tv, rows = Const(self.d, INDEX), self.row, self.tv, self.rec.rows
-        wb = self.bias(rv, False)
-        body = self.dot(self.zero() if wb is None else wb,
-                        [(self.rec.input_size, lambda i: self.x(tv, i) * self.bufs["w"][d, rv, i])],
-                        lambda acc: Store(self.xw, (tv * Const(rows, INDEX) + rv,), acc))
-        return For(rv, rows, ForKind.SERIAL, For(tv, self.rec.seq, ForKind.SERIAL, body))
+        """xw[t, row] = x_t . W[row] + Wb[row] for all steps t and gate rows, by blocks of
+        rows (the rows of W stay in L1 while the steps go past)."""
+        d, tv, rows = Const(self.d, INDEX), self.tv, self.rec.rows
+        zero = self.zero()
+
+        def init(r: Expr) -> Expr:
+            wb = self.bias(r, False)
+            return zero if wb is None else wb
+
+        body = self.row_dots(
+            rows, self.rec.input_size, init,
+            lambda r, i: self.x(tv, i) * self.bufs["w"][d, r, i],
+            lambda r, acc: Store(self.xw, (tv * Const(rows, INDEX) + r,), acc),
+            lambda block: For(tv, self.rec.seq, ForKind.SERIAL, block))
+        return body
 
     def gate_sums(self, first: int, count: int, recurrent: bool) -> Stmt:
         """gates[row] = x_t . W[row] + Wb[row] (+ h . R[row] + Rb[row] when `recurrent`)
         for `count` rows from `first`; the input part comes from `input_sums`."""
-        d, rv = Const(self.d, INDEX), self.row
-        row = rv + Const(first, INDEX)
-        init: Expr = self.xw[self.t * Const(self.rec.rows, INDEX) + row]
-        rb = self.bias(row, True) if recurrent else None
-        if rb is not None:
-            init = init + rb
+        d, rv, offset = Const(self.d, INDEX), self.row, Const(first, INDEX)
+
+        def init(r: Expr) -> Expr:
+            pre: Expr = self.xw[self.t * Const(self.rec.rows, INDEX) + r + offset]
+            rb = self.bias(r + offset, True) if recurrent else None
+            return pre if rb is None else pre + rb
+
         if not recurrent:
-            return For(rv, count, ForKind.SERIAL, Store(self.gates, (row,), init))
-        terms = [(self.rec.hidden, lambda k: self.h[k] * self.bufs["r"][d, row, k])]
-        body = self.dot(init, terms, lambda acc: Store(self.gates, (row,), acc))
-        return For(rv, count, ForKind.SERIAL, body)
+            return For(rv, count, ForKind.SERIAL, Store(self.gates, (rv + offset,), init(rv)))
+        return self.row_dots(count, self.rec.hidden, init,
+                             lambda r, k: self.h[k] * self.bufs["r"][d, r + offset, k],
+                             lambda r, acc: Store(self.gates, (r + offset,), acc))
 
     def gate(self, g: int, j: Expr) -> Expr:
         return self.gates[j + Const(g * self.rec.hidden, INDEX)]

@@ -12,6 +12,7 @@ from typing import Any
 
 from llvmlite import ir
 
+from deepc.backends.llvm import fastmath
 from deepc.backends.llvm.analysis import (
     depends_on,
     lane_coefficient,
@@ -127,6 +128,8 @@ class ExprEmitter:
         raise TypeError(f"cannot emit {type(e).__name__}")
 
     def emit_binary(self, e: Binary) -> ir.Value:
+        if e.dtype == "float32" and (s := fastmath.sigmoid_operand(e)) is not None:
+            return fastmath.sigmoid_f32(self.builder, self.emit(s), self.intrinsic_n)
         a, b = self.unify(self.emit(e.a), self.emit(e.b))
         bld, dt, op = self.builder, e.a.dtype, e.op
         if is_float(dt):
@@ -242,8 +245,6 @@ class ExprEmitter:
         x = args[0]
         bld = self.builder
         if e.dtype == "float32" and e.func in ("exp", "tanh", "erf"):
-            from deepc.backends.llvm import fastmath
-
             fn = {"exp": fastmath.exp_f32, "tanh": fastmath.tanh_f32,
                   "erf": fastmath.erf_f32}[e.func]
             return fn(bld, x, self.intrinsic_n)
