@@ -38,12 +38,12 @@ def target_machine(spec: MachineSpec) -> llvm.TargetMachine:
     return new_target_machine(spec)
 
 
-def new_target_machine(spec: MachineSpec) -> llvm.TargetMachine:
+def new_target_machine(spec: MachineSpec, codemodel: str = "default") -> llvm.TargetMachine:
     """A target machine of its own (an execution engine takes ownership of the one it gets)."""
     _init()
     target = llvm.Target.from_triple(spec.triple)
     return target.create_target_machine(cpu=spec.cpu, features=spec.features, opt=3,
-                                        reloc=spec.reloc, codemodel="default")
+                                        reloc=spec.reloc, codemodel=codemodel)
 
 
 def optimize(module: ir.Module | str, spec: MachineSpec) -> llvm.ModuleRef:
@@ -79,7 +79,10 @@ class JitModule:
 
             load_runtime_for_jit()
         spec = MachineSpec.host()
-        self.engine = llvm.create_mcjit_compiler(mod, new_target_machine(spec))
+        # the JIT code model: MCJIT may place a module's code and its constants more than 2 GiB
+        # apart in a long-lived process with a large heap, which overflows the small model's
+        # 32-bit PC-relative relocations and aborts the whole process inside finalize_object
+        self.engine = llvm.create_mcjit_compiler(mod, new_target_machine(spec, "jitdefault"))
         self.engine.finalize_object()
         self.engine.run_static_constructors()
         self._mod = mod
