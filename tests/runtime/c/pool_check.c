@@ -48,26 +48,41 @@ static void visit(void *ctx, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) atomic_fetch_add(&v->visits[i], 1);
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static void check_visits(int64_t n, int32_t threads) {
     memset(&V, 0, sizeof(V));
     V.caller = pthread_self();
     deepc_parallel_for(visit, &V, n);
     for (int64_t i = 0; i < n; i++) CHECK(V.visits[i] == 1, "n=%lld index %lld visited %d times", (long long)n, (long long)i, V.visits[i]);
-    int64_t want = n <= 0 ? 0 : (n < threads ? n : threads);
-    CHECK(V.calls == want, "n=%lld threads=%d: %d chunks, expected %lld", (long long)n, threads, V.calls, (long long)want);
-    /* contiguous chunks covering [0, n) whose sizes differ by at most one */
-    int64_t total = 0, lo = n, hi = 0;
-    for (int k = 0; k < V.calls && k < MAX_CHUNKS; k++) {
-        int64_t size = V.ends[k] - V.begins[k];
-        total += size;
-        if (size < lo) lo = size;
-        if (size > hi) hi = size;
+    if (n <= 0) {
+        CHECK(V.calls == 0, "n=%lld: %d calls", (long long)n, V.calls);
+        return;
     }
-    if (n > 0) {
-        CHECK(total == n, "n=%lld: chunks cover %lld", (long long)n, (long long)total);
-        CHECK(hi - lo <= 1, "n=%lld: chunk sizes %lld..%lld", (long long)n, (long long)lo, (long long)hi);
-        CHECK(V.caller_ran_first_chunk, "n=%lld: the caller did not run chunk 0", (long long)n);
+    /* each share (one per thread, sizes differing by at most one) is cut into at most four
+     * blocks, one call each */
+    int64_t shares = n < threads ? n : threads;
+    CHECK(V.calls >= shares && V.calls <= 4 * shares, "n=%lld threads=%d: %d calls", (long long)n, threads, V.calls);
+    if (V.calls > MAX_CHUNKS) return;
+    /* the blocks tile [0, n) and none crosses a share's boundary */
+    int64_t begins[MAX_CHUNKS], ends[MAX_CHUNKS];
+    memcpy(begins, V.begins, sizeof(begins));
+    qsort(begins, (size_t)V.calls, sizeof(int64_t), cmp_i64);
+    for (int k = 0; k < V.calls; k++)
+        for (int j = 0; j < V.calls; j++)
+            if (V.begins[j] == begins[k]) ends[k] = V.ends[j];
+    int64_t q = n / shares, r = n % shares;
+    for (int k = 0; k < V.calls; k++) {
+        CHECK(ends[k] > begins[k], "n=%lld: empty block", (long long)n);
+        CHECK(k + 1 == V.calls || ends[k] == begins[k + 1], "n=%lld: blocks leave a gap", (long long)n);
+        int64_t share = begins[k] < r * (q + 1) ? begins[k] / (q + 1) : r + (begins[k] - r * (q + 1)) / q;
+        int64_t share_end = (share + 1) * q + (share + 1 < r ? share + 1 : r);
+        CHECK(ends[k] <= share_end, "n=%lld: block [%lld, %lld) crosses a share", (long long)n, (long long)begins[k], (long long)ends[k]);
     }
+    CHECK(begins[0] == 0 && ends[V.calls - 1] == n, "n=%lld: blocks do not cover the range", (long long)n);
 }
 
 typedef struct {

@@ -16,9 +16,11 @@ extern "C" {
 /* One chunk of a parallel loop: run iterations [begin, end) with the loop's context. */
 typedef void (*deepc_task_fn)(void *ctx, int64_t begin, int64_t end);
 
-/* Runs fn over [0, n) split into contiguous chunks, one per thread, and returns when all are
- * done. The calling thread runs chunk 0. A call made from inside a task, or while another
- * thread is using the pool, runs serially on the calling thread. n <= 0 does nothing. */
+/* Runs fn over [0, n) and returns when all is done. The range is cut into one contiguous
+ * share per thread and each share into a few blocks (one fn call each); a thread runs the
+ * blocks of its own share first (the caller's share starts at 0), then helps with the others.
+ * A call made from inside a task, or while another thread is using the pool, runs serially
+ * on the calling thread (one call over [0, n)). n <= 0 does nothing. */
 void deepc_parallel_for(deepc_task_fn fn, void *ctx, int64_t n);
 
 /* Threads a parallel_for uses, the caller included. n <= 0 means all cores available to the
