@@ -252,9 +252,11 @@ def matmul_model(n: int) -> Any:
 
 def bench_matmul(n: int = 1024, *, threads: int = 1, runs: int = 10, warmup: int = 2,
                  target: Any = "host") -> dict[str, Any]:
-    """GFLOP/s of deepc's compiled n^3 matmul and of numpy's (BLAS), interleaved. numpy's
-    BLAS uses its own thread count (OPENBLAS_NUM_THREADS / all cores)."""
+    """GFLOP/s of deepc's compiled n^3 matmul and of numpy's (BLAS), interleaved, both on
+    `threads` threads (0: all cores; numpy's BLAS is limited through threadpoolctl)."""
     import tempfile
+
+    from threadpoolctl import threadpool_limits
 
     import deepc
     from deepc.frontends.onnx import convert
@@ -266,7 +268,9 @@ def bench_matmul(n: int = 1024, *, threads: int = 1, runs: int = 10, warmup: int
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
     feeds = {"a": a, "b": b}
-    times = interleaved([lambda: model.run(feeds), lambda: a @ b], runs, warmup)
+    with threadpool_limits(limits=threads or None, user_api="blas"):
+        # OpenBLAS workers busy-wait a while after a call: let them park before deepc runs
+        times = interleaved([lambda: model.run(feeds), lambda: a @ b], runs, warmup, settle_s=0.1)
     flops = 2 * n ** 3
     ours, theirs = (flops / statistics.median(t) / 1e9 for t in times)
     ok = bool(np.allclose(model.run(feeds)["c"], a @ b, rtol=1e-3, atol=1e-2))
