@@ -15,6 +15,15 @@ from rich.console import Console
 from rich.table import Table
 
 from deepc import __version__
+from deepc.cli_bench import (
+    emulated_caption as emulated_caption,  # re-exported: part of the CLI's surface
+)
+from deepc.cli_bench import (
+    matmul_line,
+    peer_lines,
+    profile_table,
+    results_table,
+)
 from deepc.errors import DeepcError
 
 console = Console()
@@ -309,7 +318,7 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
               batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
               profile: bool, as_json: bool, matmul: int | None) -> None:
     """Time compiled models against onnxruntime, side by side in one process."""
-    from deepc.bench import bench_matmul, bench_model, geomean
+    from deepc.bench import bench_matmul, bench_model
 
     if not models and matmul is None:
         fail("name at least one MODEL, or --matmul N", 2)
@@ -319,10 +328,7 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
             if as_json:
                 click.echo(json.dumps(mm))
             else:
-                console.print(f"matmul {matmul}^3, {n or 'all'} thread(s): deepc "
-                              f"{mm['deepc_gflops']} GFLOP/s, numpy {mm['numpy_gflops']} "
-                              f"GFLOP/s ({mm['fraction_of_numpy']:.0%}), match "
-                              f"{mm['outputs_match']}")
+                console.print(matmul_line(mm))
         if not models:
             return
 
@@ -340,47 +346,12 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
         for r in results:
             click.echo(json.dumps(r.to_dict()))
         return
-    table = Table(title=f"deepc vs {compare} on {target} (median of {runs} interleaved runs)",
-                  title_justify="left", caption=emulated_caption(results),
-                  caption_justify="left")
-    if all(r.emulated for r in results):
-        table.title = f"deepc on {target}, emulated (median of {runs} runs)"
-    for col in ("model", "threads", "deepc ms", "p90", f"{compare} ms", "ratio", "match"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for r in results:
-        peer = "-" if r.peer is None else f"{r.peer.median_ms:.2f}"
-        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
-        table.add_row(r.model, str(r.threads), f"{r.deepc.median_ms:.2f}",
-                      f"{r.deepc.p90_ms:.2f}", peer, ratio, str(r.matches))
-    for n in sorted({r.threads for r in results}):
-        ratios = [r.ratio for r in results if r.threads == n and r.ratio is not None]
-        if len(ratios) > 1:
-            table.add_row("geomean", str(n), "", "", "", f"{geomean(ratios):.2f}", "")
-    console.print(table)
-    for r in results:
-        if r.extra:  # several peers (torch eager and torch.compile on CUDA)
-            console.print(f"{r.model}: deepc {r.deepc.median_ms:.3f} ms; " + "; ".join(
-                f"{name} {ms:.3f} ms (deepc/{name} {r.deepc.median_ms / ms:.2f})"
-                for name, ms in r.extra.items()))
+    console.print(results_table(results, compare, target, runs))
+    for line in peer_lines(results):
+        console.print(line)
     if profile:
         for r in results:
-            prof = Table(title=f"{r.model}: kernels by time", title_justify="left")
-            for col in ("kernel", "ops", "ms", "share", "GFLOP/s"):
-                prof.add_column(col)
-            for row in sorted(r.profile, key=lambda x: -x["ms"])[:25]:
-                prof.add_row(row["kernel"], ",".join(row["ops"]), f"{row['ms']:.3f}",
-                             f"{row['share']:.1%}", f"{row['gflops']:.1f}")
-            console.print(prof)
-
-
-def emulated_caption(results: list[Any]) -> str | None:
-    """The warning under a bench table with emulated rows: their times are not the device's."""
-    emulators = sorted({r.emulator for r in results if r.emulated})
-    if not emulators:
-        return None
-    how = ", ".join(f"`{e}`" for e in emulators)
-    return (f"EMULATED: timed under {how} on this machine, not on the device — these times"
-            " show the code runs, not how fast it runs there; no peer is timed against them")
+            console.print(profile_table(r))
 
 
 @main.command("targets")
