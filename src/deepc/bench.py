@@ -151,9 +151,7 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                          compile_seconds=compiled.compile_seconds)
     if peer is not None:
         result.peer, result.peer_name = Timing.of(times[1]), "onnxruntime"
-        ours, theirs = model.run(feeds), peer.run(None, feeds)
-        result.matches = all(np.allclose(a, b, rtol=1e-3, atol=1e-4)
-                             for a, b in zip(ours.values(), theirs))
+        result.matches = outputs_match(model.run(feeds), peer.run(None, feeds))
     if profile:
         from deepc.runtime.profile import profile_kernels
 
@@ -183,8 +181,7 @@ def _bench_emulated(path: Path, compiled: Any, model: Any, feeds: dict[str, Any]
     if compare == "onnxruntime":
         result.peer_name = "onnxruntime"  # untimed: onnxruntime_ms stays null
         session = onnxruntime_session(path, os.cpu_count() or 1)
-        result.matches = all(np.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in
-                             zip(model.run(feeds).values(), session.run(None, feeds)))
+        result.matches = outputs_match(model.run(feeds), session.run(None, feeds))
     return result
 
 
@@ -213,11 +210,16 @@ def _bench_cuda(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
     rtol, atol = (1e-2, 1e-3) if allow_tf32 else (1e-3, 1e-4)
     try:
         theirs = ort_outputs(onnxruntime_session(path, os.cpu_count() or 1), feeds)
-        result.matches = all(np.allclose(a, b, rtol=rtol, atol=atol)
-                             for a, b in zip(model.run(feeds).values(), theirs))
+        result.matches = outputs_match(model.run(feeds), theirs, rtol, atol)
     except Exception:  # onnxruntime refuses these inputs: left unchecked
         result.matches = None
     return result
+
+
+def outputs_match(ours: dict[str, Any], theirs: list[Any], rtol: float = 1e-3,
+                  atol: float = 1e-4) -> bool:
+    """deepc's outputs (by name, in graph order) against the peer's (in order)."""
+    return all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(ours.values(), theirs))
 
 
 def ort_outputs(session: Any, feeds: dict[str, Any]) -> list[Any]:
