@@ -1,8 +1,9 @@
 """Runs the CUDA C that deepc emits (tiled GEMM kernels with shared memory and barriers,
-warp-shuffle reductions) on the CPU: g++ with OpenMP, one block at a time, its threads as
-OpenMP threads; __shared__ arrays are function statics (shared by the team), a barrier is
-`omp barrier`, and a warp shuffle goes through a per-team exchange array between barriers.
-TF32 mma kernels (inline PTX) cannot run here."""
+warp-shuffle reductions, TF32 mma tiles) on the CPU: g++ with OpenMP, one block at a time,
+its threads as OpenMP threads; __shared__ arrays are function statics (shared by the team), a
+barrier is `omp barrier`, and a warp shuffle or an mma.sync goes through per-team exchange
+arrays between barriers (the PTX helpers are swapped for C that follows the PTX ISA's
+m16n8k8 TF32 fragment layout and cvt.rna rounding)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepc.backends.cuda.gemm import MMA_HELPERS
 from deepc.compiler.cuda import render_cuda
 from deepc.compiler.kernels import graph_kernels
 from deepc.ir.graph import Graph
@@ -34,6 +36,7 @@ static deepc_dim3 deepc_block;
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
 struct float4 { float x, y, z, w; };
+struct int4 { int x, y, z, w; };
 static float deepc_xchg[1024];
 static inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   const int t = omp_get_thread_num();
@@ -44,15 +47,43 @@ static inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
 }
 """
 
+MMA_SHIM = r"""
+static float deepc_tf32(float x) {  // cvt.rna.tf32.f32: round half away, keep 10 bits
+  unsigned u; memcpy(&u, &x, 4); u = (u + 0x1000u) & 0xffffe000u;
+  float r; memcpy(&r, &u, 4); return r; }
+static unsigned __float_as_uint(float x) { unsigned u; memcpy(&u, &x, 4); return u; }
+static float deepc_u2f(unsigned u) { float r; memcpy(&r, &u, 4); return r; }
+static unsigned deepc_fa[1024][4], deepc_fb[1024][2];
+static void deepc_mma_tf32(float* c, const unsigned* a, const unsigned* b) {
+  const int t = omp_get_thread_num(), w = t & ~31, lane = t & 31;
+  _Pragma("omp barrier")
+  for (int i = 0; i < 4; ++i) deepc_fa[t][i] = a[i];
+  deepc_fb[t][0] = b[0]; deepc_fb[t][1] = b[1];
+  _Pragma("omp barrier")
+  const int g = lane / 4, tt = lane % 4;
+  for (int q = 0; q < 4; ++q) {
+    const int row = g + (q >> 1) * 8, col = 2 * tt + (q & 1);
+    float acc = c[q];
+    for (int k = 0; k < 8; ++k)  // a: lane (row % 8, k % 4), reg row / 8 + 2 (k / 4)
+      acc += deepc_u2f(deepc_fa[w + (row % 8) * 4 + k % 4][row / 8 + 2 * (k / 4)])
+           * deepc_u2f(deepc_fb[w + col * 4 + k % 4][k / 4]);  // b: lane (n, k % 4), reg k / 4
+    c[q] = acc;
+  }
+  _Pragma("omp barrier")
+}
+"""
 
-def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray],
-               tmp: Path) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+
+def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: Path,
+               allow_tf32: bool = False) -> tuple[dict[str, np.ndarray], dict[str, list]]:
     """Each node its own kernel, rendered as CUDA C for `target`, run on the CPU."""
     if shutil.which("g++") is None:
         pytest.skip("g++ not found: CUDA C is run on the CPU through g++ -fopenmp")
     kernels = graph_kernels(graph)
-    source, launches, scratch, records = render_cuda(kernels, target)
-    assert "mma.sync" not in source, "TF32 mma kernels cannot run on the CPU"
+    source, launches, scratch, records = render_cuda(kernels, target, allow_tf32=allow_tf32)
+    if allow_tf32:
+        source = source.replace(MMA_HELPERS, MMA_SHIM)
+    assert "asm" not in source, "inline PTX cannot run on the CPU"
     source = source.replace("#include <cuda_fp16.h>", SHIM)
     drivers = []
     for k in kernels:

@@ -16,11 +16,9 @@ MMA: eight warps, each a grid of m16n8k8 TF32 tiles (operands rounded with cvt.r
 
 from __future__ import annotations
 
-from itertools import product
-
 from deepc.backends.cstyle import Renderer
-from deepc.ir.affine import affine, flat_offset
-from deepc.ir.expr import Expr, Load, Var
+from deepc.backends.cuda.gemm_operand import direct, guard_cond, guard_decls, table
+from deepc.ir.expr import Expr, Var
 from deepc.ir.loop import PrimFunc
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile
 
@@ -46,65 +44,28 @@ def _decode(axes: tuple[tuple[Var, int], ...], flat: str, it: str) -> list[str]:
     return out
 
 
-class _Direct:
-    """An operand that is one load at base(side) + koff(k): the side part computed once per
-    thread, the k part as `scale * k` or from a compile-time table (conv windows)."""
-
-    def __init__(self, buf: str, side: Expr, k: dict[Var, int], axes: tuple[tuple[Var, int], ...]):
-        self.buf, self.side = buf, side
-        strides, stride = {}, 1
-        for var, extent in reversed(axes):
-            strides[var] = stride
-            stride *= extent
-        first = axes[-1][0]
-        scale = k.get(first, 0)
-        self.scale = scale if all(k.get(v, 0) == scale * strides[v] for v, _ in axes) else None
-        self.table = [sum(k.get(v, 0) * i for (v, _), i in zip(axes, idx))
-                      for idx in product(*(range(e) for _, e in axes))]
-
-    def koff(self, table: str, k: str) -> str:
-        return f"{self.scale} * {k}" if self.scale is not None else f"{table}[{k}]"
-
-
-def _direct(x: Expr, side: tuple[tuple[Var, int], ...],
-            k_axes: tuple[tuple[Var, int], ...]) -> _Direct | None:
-    if not isinstance(x, Load) or x.source.scope != "global":
-        return None
-    try:
-        a = affine(flat_offset(x.source.shape, x.indices))
-    except (TypeError, ValueError):
-        return None
-    side_vars, k_vars = {v for v, _ in side}, {v for v, _ in k_axes}
-    if not all(isinstance(t, Var) and t in side_vars | k_vars for t, _ in a.terms):
-        return None
-    k = {t: c for t, c in a.terms if t in k_vars}
-    return _Direct(x.source.name, a.without(keep=side_vars).to_expr(), k, k_axes)
-
-
-def _table(name: str, values: list[int], it: str) -> str:
-    body = ",".join(str(v) for v in values)
-    return f"__device__ const {it} {name}[{len(values)}] = {{{body}}};"
-
-
 def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -> str:
     it, t = r.index_type, tile.threads
     bm, bn, bk = tile.bm, tile.bn, tile.bk
-    pad_a, pad_b = (8, 8) if tile.mma else (0, 4)
+    pad_a, pad_b = (8, 0) if tile.mma else (0, 4)
     a_per, b_per = bk * bm // t, bk * bn // t
     m, n, k = parts.m, parts.n, parts.k
     cvt = "deepc_tf32" if tile.mma else ""
     a_expr, b_expr = r.expr(parts.a), r.expr(parts.b)
     kdec = " ".join(_decode(parts.k_axes, "g_k", it))
     ndec = " ".join(_decode(parts.n_axes, "g_n", it))
-    da, db = _direct(parts.a, parts.m_axes, parts.k_axes), _direct(parts.b, parts.n_axes,
-                                                                  parts.k_axes)
+    da = direct(parts.a, parts.m_axes, parts.k_axes, guarded=True)
+    db = direct(parts.b, parts.n_axes, parts.k_axes)
     ta, tb = f"{func.name}_ka", f"{func.name}_kb"
-    tables = [_table(t_, d.table, it) for t_, d in ((ta, da), (tb, db))
-              if d is not None and d.scale is None]
+    tables = [x for x in (table(ta, da, it) if da is not None else None,
+                          table(tb, db, it) if db is not None else None) if x is not None]
     kdec_a = "" if da is not None else kdec
     kdec_b = "" if db is not None else kdec
     if da is not None:
         a_expr = f"{da.buf}[g_abase + {da.koff(ta, 'g_k')}]"
+        if da.guards:
+            kdec_a = f"const int4 g_kt = {ta}[g_k];"
+            a_expr = f"({guard_cond(da)} ? {a_expr} : {r.expr(da.otherwise)})"
     if db is not None:
         b_expr = f"{db.buf}[g_bbase[g_e] + {db.koff(tb, 'g_k')}]"
         ndec = ""
@@ -125,7 +86,7 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
         ]
 
     sig = r.signature(func).replace(f"void {func.name}(",
-                                    f"void __launch_bounds__({t}, 2) {func.name}(")
+                                    f"void __launch_bounds__({t}, {tile.min_blocks}) {func.name}(")
     lines = [
         f"{sig} {{",
         f"__shared__ float g_As[{bk}][{bm + pad_a}];",
@@ -139,6 +100,7 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
         f"const {it} g_amc = g_am < {m} ? g_am : {m - 1};",
         *_decode(parts.m_axes, "g_amc", it),
         *([f"const {it} g_abase = {r.expr(da.side)};"] if da is not None else []),
+        *(guard_decls(da, r.expr, it) if da is not None else []),
         *(_bbase(r, parts, tile, db.side) if db is not None else []),
         *fetch("0"),
         f"for ({it} g_k0 = 0; g_k0 < {k}; g_k0 += {bk}) {{",
@@ -147,7 +109,8 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
         f" g_As[g_tid / {bm} + g_e * {t // bm}][g_tid % {bm}] = {cvt}(g_ra[g_e]);",
         "#pragma unroll",
         f"for (int g_e = 0; g_e < {b_per}; ++g_e)"
-        f" g_Bs[g_tid % {bk}][g_tid / {bk} + g_e * {t // bk}] = {cvt}(g_rb[g_e]);",
+        f" g_Bs[g_tid % {bk}][{_bcol(tile, f'g_tid / {bk} + g_e * {t // bk}', f'g_tid % {bk}')}]"
+        f" = {cvt}(g_rb[g_e]);",
         "__syncthreads();",
         f"if (g_k0 + {bk} < {k}) {{",
         *fetch(f"g_k0 + {bk}"),
@@ -174,6 +137,16 @@ def _bbase(r: Renderer, parts: GemmParts, tile: GemmTile, side: Expr) -> list[st
         f"  {' '.join(_decode(parts.n_axes, 'g_n', it))}",
         f"  g_bbase[g_e] = {r.expr(side)}; }}",
     ]
+
+
+def _bcol(tile: GemmTile, col: str, k: str) -> str:
+    """The B tile's shared column of (k, col). MMA tiles store B with the threads walking K
+    (the weights' contiguous axis) and read it in fragments that walk N; an unpadded row
+    with columns XOR-swizzled by k keeps both bank-conflict free: the 32 k of a store hit 32
+    banks, and a fragment's 4 k x 8 columns too (the swizzle's bits 3-4 come from k % 4)."""
+    if not tile.mma:
+        return col
+    return f"({col}) ^ ((({k}) & 3) << 3 | (({k}) >> 2 & 7))"
 
 
 def _compute_decls(tile: GemmTile, init: str) -> list[str]:
@@ -245,8 +218,10 @@ def _mma_step(tile: GemmTile) -> list[str]:
         "#pragma unroll",
         f"  for (int g_j = 0; g_j < {ni}; ++g_j) {{",
         "    const int g_col = g_wn + g_j * 8 + g_g;",
-        "    g_b[g_j][0] = __float_as_uint(g_Bs[g_ks + g_t][g_col]);",
-        "    g_b[g_j][1] = __float_as_uint(g_Bs[g_ks + g_t + 4][g_col]); }",
+        "    g_b[g_j][0] = __float_as_uint("
+        f"g_Bs[g_ks + g_t][{_bcol(tile, 'g_col', 'g_ks + g_t')}]);",
+        "    g_b[g_j][1] = __float_as_uint("
+        f"g_Bs[g_ks + g_t + 4][{_bcol(tile, 'g_col', 'g_ks + g_t + 4')}]); }}",
         "#pragma unroll",
         f"  for (int g_i = 0; g_i < {mi}; ++g_i)",
         "#pragma unroll",
