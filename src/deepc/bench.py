@@ -136,7 +136,12 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
     fns: list[Callable[[], Any]] = [lambda: model.run(feeds)]
     peer = None
     if compiled.target.kind == "cuda":
-        return _bench_cuda(path, compiled, model, feeds, compare, runs, warmup, allow_tf32)
+        result = _bench_cuda(path, compiled, model, feeds, compare, runs, warmup, allow_tf32)
+        if profile:
+            from deepc.runtime.profile import profile_cuda
+
+            result.profile = profile_cuda(model, compiled, feeds)
+        return result
     if model.emulated:
         return _bench_emulated(path, compiled, model, feeds, compare, runs, warmup, profile)
     if compare == "onnxruntime":

@@ -49,11 +49,15 @@ def peer_lines(results: list[Any]) -> Iterator[str]:
 def profile_table(result: Any, top: int = 25) -> Table:
     """The `top` kernels of one model by time: ops, ms, share and achieved GFLOP/s."""
     prof = Table(title=f"{result.model}: kernels by time", title_justify="left")
-    for col in ("kernel", "ops", "ms", "share", "GFLOP/s"):
+    launches = any("stages" in row for row in result.profile)  # CUDA: ms and mapping each
+    for col in ("kernel", "ops", "ms", "share", "GFLOP/s", *(["launches"] if launches else [])):
         prof.add_column(col)
     for row in sorted(result.profile, key=lambda x: -x["ms"])[:top]:
+        stages = "; ".join(f"{s['ms']:.3f} {s['note'] or 'per-thread'}"
+                           for s in row.get("stages", []))
         prof.add_row(row["kernel"], ",".join(row["ops"]), f"{row['ms']:.3f}",
-                     f"{row['share']:.1%}", f"{row['gflops']:.1f}")
+                     f"{row['share']:.1%}", f"{row['gflops']:.1f}",
+                     *([stages] if launches else []))
     return prof
 
 

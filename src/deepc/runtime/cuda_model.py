@@ -117,6 +117,23 @@ class CudaLibrary:
         else:
             self._launch_all()
 
+    def time_launches(self, repeats: int = 20) -> list[float]:
+        """Milliseconds of each launch on its own, in plan order: the median of `repeats`
+        back-to-back calls timed by CUDA events, after one untimed call."""
+        start, end = self.cuda.Event(), self.cuda.Event()
+        out = []
+        for fn, grid, block, args in self.launches:
+            fn.prepared_async_call(grid, block, self.stream, *args)
+            times = []
+            for _ in range(repeats):
+                start.record(self.stream)
+                fn.prepared_async_call(grid, block, self.stream, *args)
+                end.record(self.stream)
+                end.synchronize()
+                times.append(start.time_till(end))
+            out.append(float(np.median(times)))
+        return out
+
     def run(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
         for ptr, array in zip(self.inputs, feeds):
             self.cuda.memcpy_htod(ptr, array)

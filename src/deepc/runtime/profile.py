@@ -1,4 +1,5 @@
-"""Per-kernel profile of a loaded CPU bundle: each kernel timed on its own, in plan order."""
+"""Per-kernel profile of a loaded bundle: each kernel timed on its own, in plan order (CPU
+kernels by wall clock; CUDA kernels' launches by CUDA events)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ def profile_kernels(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
                     repeats: int = 10) -> list[dict[str, Any]]:
     """Time share and achieved GFLOP/s of every kernel (median of `repeats` calls), calling
     the bundle's exported kernels with the plan's buffers."""
-    from deepc.ops import get_op
-
     plan, graph = compiled.plan, compiled.graph
     native = model._library
     if native.emulated:
@@ -49,15 +48,43 @@ def profile_kernels(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
             start = time.perf_counter()
             fn(*args)
             times.append(time.perf_counter() - start)
-        flops = 0
-        for node in graph.nodes:
-            if node.name in kern.nodes:
-                op_ins = [graph.types[i] if i else None for i in node.inputs]
-                op_outs = [graph.types[o] for o in node.outputs if o]
-                flops += get_op(node.op).estimate_flops(op_ins, op_outs, node.attrs)
-        seconds = float(np.median(times))
-        rows.append({"kernel": kern.name, "ops": list(kern.ops), "ms": seconds * 1e3,
-                     "gflops": flops / seconds / 1e9 if seconds > 0 else 0.0})
+        rows.append(_row(graph, kern, float(np.median(times))))
+    return _shares(rows)
+
+
+def profile_cuda(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
+                 repeats: int = 20) -> list[dict[str, Any]]:
+    """The same table for a CUDA bundle: a kernel's time is the sum of its launches' (each
+    the median of `repeats` on its own), and `stages` lists those launches' notes (how each
+    was mapped: tiled GEMM, warp reduction, one output per thread)."""
+    model.run(dict(feeds))
+    launch_ms = iter(model._library.time_launches(repeats))
+    rows = []
+    for kern in compiled.plan.calls:
+        stages = compiled.launches[kern.name]
+        ms = [next(launch_ms) for _ in stages]
+        notes = [" ".join(str(step[0]) for step in rec if len(step) == 1)
+                 for rec in compiled.schedules.get(kern.name, [[] for _ in stages])]
+        row = _row(compiled.graph, kern, sum(ms) / 1e3)
+        row["stages"] = [{"ms": t, "note": n} for t, n in zip(ms, notes)]
+        rows.append(row)
+    return _shares(rows)
+
+
+def _row(graph: Any, kern: Any, seconds: float) -> dict[str, Any]:
+    from deepc.ops import get_op
+
+    flops = 0
+    for node in graph.nodes:
+        if node.name in kern.nodes:
+            op_ins = [graph.types[i] if i else None for i in node.inputs]
+            op_outs = [graph.types[o] for o in node.outputs if o]
+            flops += get_op(node.op).estimate_flops(op_ins, op_outs, node.attrs)
+    return {"kernel": kern.name, "ops": list(kern.ops), "ms": seconds * 1e3,
+            "gflops": flops / seconds / 1e9 if seconds > 0 else 0.0}
+
+
+def _shares(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     total = sum(r["ms"] for r in rows) or 1.0
     for r in rows:
         r["share"] = r["ms"] / total
