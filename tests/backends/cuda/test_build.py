@@ -71,15 +71,21 @@ def test_loading_without_gpu_is_one_clear_error(tmp_path) -> None:  # type: igno
 @pytest.mark.toolchain
 @pytest.mark.models
 @pytest.mark.skipif(not _has_gpu(), reason="no CUDA GPU (or no pycuda) on this machine")
+@pytest.mark.parametrize("tf32", [False, True], ids=["fp32", "tf32"])
 @pytest.mark.parametrize("name", SHARED_MODELS)
-def test_shared_model_runs_on_gpu(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_shared_model_runs_on_gpu(name: str, tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
     import onnxruntime as ort
 
+    from deepc.bench import tolerances
+
     path = shared_model(name)
-    model = deepc.load(deepc.compile(path, "cuda-sm90").save(tmp_path / "m.tar"))
+    compiled = deepc.compile(path, "cuda-sm90", allow_tf32=tf32)
+    model = deepc.load(compiled.save(tmp_path / "m.tar"))
     feeds = model.random_inputs(seed=0)
     got = model.run(feeds)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for g, w in zip(got.values(), sess.run(None, feeds)):
-        np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
+    want = sess.run(None, feeds)
+    rtol, atol = tolerances(tf32, want)
+    for g, w in zip(got.values(), want):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
