@@ -145,6 +145,7 @@ def test_warp_reductions_match_numpy(op: str, tmp_path) -> None:  # type: ignore
     np.testing.assert_allclose(got["y"], want, rtol=1e-5, atol=1e-5)
 
 
+
 def _padded_conv_graph(rng, stride: int, pads: list[int], kernel: int):  # type: ignore[no-untyped-def]
     from onnx import helper
 
@@ -153,55 +154,21 @@ def _padded_conv_graph(rng, stride: int, pads: list[int], kernel: int):  # type:
     return _graph(nodes, (2, 3, 23, 21), {"w": w})
 
 
-def test_padding_copy_folds_into_the_tiled_conv() -> None:
-    """The pad stage's copy kernel and scratch buffer go where the conv is a tiled GEMM (one
-    launch, guarded loads from an int4 k-table); an untiled conv keeps the copy."""
-    rng = np.random.default_rng(3)
-    graph = _conv_graph(rng, 64)
-    for target in (_small_gpu(), load_target("cuda-sm90")):
-        _, launches, scratch, records = render_cuda(graph_kernels(graph), target)
-        name = next(k for k in launches if "conv" in k)
-        tiled = "gemm" in _notes(records)
-        assert len(launches[name]) == (1 if tiled else 2)
-        assert (len(scratch[name]) == 0) == tiled
-    assert "int4" in render_cuda(graph_kernels(graph), _small_gpu())[0]
-
-
 @needs_gxx
 @pytest.mark.parametrize("tf32", [False, True])
 @pytest.mark.parametrize("stride,pads,kernel", [(2, [3, 3, 3, 3], 7), (1, [0, 2, 1, 0], 3)])
 def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], kernel: int,
                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Zero padding as guarded loads: strided, asymmetric pads, K = 3 * k * k not a multiple
-    of the K step; SIMT and TF32 tiles."""
+    """Strided convs, asymmetric pads, K = 3 * k * k not a multiple of the K step; SIMT and
+    TF32 tiles. (The padded copy stays a launch of its own: folding it into guarded loads
+    measured 2x slower on an H200.)"""
     from deepc.runtime.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(stride)
     graph = _padded_conv_graph(rng, stride, pads, kernel)
     x = rng.standard_normal((2, 3, 23, 21)).astype(np.float32)
-    source = render_cuda(graph_kernels(graph), _small_gpu(), allow_tf32=tf32)[0]
-    assert "conv_pad" not in source.split("__global__")[-1].split("{")[0]  # no scratch
     got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=tf32)
     assert "gemm" in _notes(records)
     tol = 1e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
-
-
-def test_guards_split_into_side_and_k_parts() -> None:
-    from deepc.backends.cuda.gemm_operand import direct
-    from deepc.ir.expr import INDEX, Binary, Const, Load, Select, Var
-    from deepc.ir.loop import Buffer
-
-    h, r = Var("h", INDEX), Var("r", INDEX)
-    i = Binary("sub", Binary("add", h, r, INDEX), Const(2, INDEX), INDEX)
-    cond = Binary("and", Binary("ge", i, Const(0, INDEX), "bool"),
-                  Binary("lt", i, Const(10, INDEX), "bool"), "bool")
-    buf = Buffer("x", (10,), "float32", "global")
-    d = direct(Select(cond, Load(buf, (i,)), Const(0.0, "float32")), ((h, 12),), ((r, 5),),
-               guarded=True)
-    assert d is not None and len(d.guards) == 1
-    g = d.guards[0]
-    assert (g.lo, g.hi, g.table) == (2, 11, [0, 1, 2, 3, 4])  # 2 <= h + r <= 11
-    assert direct(Select(cond, Load(buf, (i,)), Const(0.0, "float32")), ((h, 12),),
-                  ((r, 5),)) is None  # unguarded use refuses a select

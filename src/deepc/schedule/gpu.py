@@ -201,10 +201,6 @@ def gpu_stages(func: PrimFunc, target: object, gemm: bool = False,
     """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
     stages become tiled kernels (CUDA only); `tf32`: on TF32 tensor cores."""
     stmts, scratch = split_stages(func)
-    if gemm:
-        from deepc.schedule.gpu_inline import inline_copies
-
-        stmts, scratch = inline_copies(func, stmts, scratch, target, tf32)
     params = func.params + scratch
     out = []
     for k, body in enumerate(stmts):

@@ -36,7 +36,6 @@ static deepc_dim3 deepc_block;
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
 struct float4 { float x, y, z, w; };
-struct int4 { int x, y, z, w; };
 static float deepc_xchg[1024];
 static inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   const int t = omp_get_thread_num();

@@ -16,9 +16,11 @@ MMA: eight warps, each a grid of m16n8k8 TF32 tiles (operands rounded with cvt.r
 
 from __future__ import annotations
 
+from itertools import product
+
 from deepc.backends.cstyle import Renderer
-from deepc.backends.cuda.gemm_operand import direct, guard_cond, guard_decls, table
-from deepc.ir.expr import Expr, Var
+from deepc.ir.affine import affine, flat_offset
+from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import PrimFunc
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile
 
@@ -44,6 +46,46 @@ def _decode(axes: tuple[tuple[Var, int], ...], flat: str, it: str) -> list[str]:
     return out
 
 
+class _Direct:
+    """An operand that is one load at base(side) + koff(k): the side part computed once per
+    thread, the k part as `scale * k` or from a compile-time table (conv windows)."""
+
+    def __init__(self, buf: str, side: Expr, k: dict[Var, int], axes: tuple[tuple[Var, int], ...]):
+        self.buf, self.side = buf, side
+        strides, stride = {}, 1
+        for var, extent in reversed(axes):
+            strides[var] = stride
+            stride *= extent
+        first = axes[-1][0]
+        scale = k.get(first, 0)
+        self.scale = scale if all(k.get(v, 0) == scale * strides[v] for v, _ in axes) else None
+        self.table = [sum(k.get(v, 0) * i for (v, _), i in zip(axes, idx))
+                      for idx in product(*(range(e) for _, e in axes))]
+
+    def koff(self, table: str, k: str) -> str:
+        return f"{self.scale} * {k}" if self.scale is not None else f"{table}[{k}]"
+
+
+def _direct(x: Expr, side: tuple[tuple[Var, int], ...],
+            k_axes: tuple[tuple[Var, int], ...]) -> _Direct | None:
+    if not isinstance(x, Load) or x.source.scope != "global":
+        return None
+    try:
+        a = affine(flat_offset(x.source.shape, x.indices))
+    except (TypeError, ValueError):
+        return None
+    side_vars, k_vars = {v for v, _ in side}, {v for v, _ in k_axes}
+    if not all(isinstance(t, Var) and t in side_vars | k_vars for t, _ in a.terms):
+        return None
+    k = {t: c for t, c in a.terms if t in k_vars}
+    return _Direct(x.source.name, a.without(keep=side_vars).to_expr(), k, k_axes)
+
+
+def _table(name: str, values: list[int], it: str) -> str:
+    body = ",".join(str(v) for v in values)
+    return f"__device__ const {it} {name}[{len(values)}] = {{{body}}};"
+
+
 def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -> str:
     it, t = r.index_type, tile.threads
     bm, bn, bk = tile.bm, tile.bn, tile.bk
@@ -54,18 +96,15 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
     a_expr, b_expr = r.expr(parts.a), r.expr(parts.b)
     kdec = " ".join(_decode(parts.k_axes, "g_k", it))
     ndec = " ".join(_decode(parts.n_axes, "g_n", it))
-    da = direct(parts.a, parts.m_axes, parts.k_axes, guarded=True)
-    db = direct(parts.b, parts.n_axes, parts.k_axes)
+    da, db = _direct(parts.a, parts.m_axes, parts.k_axes), _direct(parts.b, parts.n_axes,
+                                                                  parts.k_axes)
     ta, tb = f"{func.name}_ka", f"{func.name}_kb"
-    tables = [x for x in (table(ta, da, it) if da is not None else None,
-                          table(tb, db, it) if db is not None else None) if x is not None]
+    tables = [_table(t_, d.table, it) for t_, d in ((ta, da), (tb, db))
+              if d is not None and d.scale is None]
     kdec_a = "" if da is not None else kdec
     kdec_b = "" if db is not None else kdec
     if da is not None:
         a_expr = f"{da.buf}[g_abase + {da.koff(ta, 'g_k')}]"
-        if da.guards:
-            kdec_a = f"const int4 g_kt = {ta}[g_k];"
-            a_expr = f"({guard_cond(da)} ? {a_expr} : {r.expr(da.otherwise)})"
     if db is not None:
         b_expr = f"{db.buf}[g_bbase[g_e] + {db.koff(tb, 'g_k')}]"
         ndec = ""
@@ -107,7 +146,6 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
         f"const {it} g_amc = g_am < {m} ? g_am : {m - 1};",
         *_decode(parts.m_axes, "g_amc", it),
         *([f"const {it} g_abase = {r.expr(da.side)};"] if da is not None else []),
-        *(guard_decls(da, r.expr, it) if da is not None else []),
         *(_bbase(r, parts, tile, db.side) if db is not None else []),
         *fetch("0"),
         f"for ({it} g_k0 = 0; g_k0 < {k}; g_k0 += {bk}) {{",
