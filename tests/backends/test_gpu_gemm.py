@@ -172,3 +172,61 @@ def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], ker
     assert "gemm" in _notes(records)
     tol = 1e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
+
+
+@needs_gxx
+@pytest.mark.parametrize("tf32", [False, True])
+def test_split_k_conv_matches_numpy(tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """100x64 outputs on a 1-SM GPU fill too few block slots: K = 576 in two chunks over
+    blockIdx.z, summed in order by a second kernel that then adds the bias and applies the
+    ReLU (the fused epilogue)."""
+    from onnx import helper
+
+    from deepc.runtime.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = _graph(nodes, (1, 64, 10, 10), {"w": w, "b": b})
+    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(),
+                                                allow_tf32=tf32)
+    conv = next(k for k in launches if "conv" in k)
+    assert [lc.grid[2] for lc in launches[conv]][-2:] == [2, 1]  # after the pad copy
+    assert "split-k 2x288" in _notes(records) and scratch[conv][-1].shape == (2, 64, 100)
+    x = rng.standard_normal((1, 64, 10, 10)).astype(np.float32)
+    got, _ = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=tf32)
+    tol = 2e-2 if tf32 else 1e-4
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
+
+
+@needs_gxx
+def test_split_k_matmul_matches_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """K = 600: the last chunk is shorter (304 + 296) and ends in a partial K step."""
+    from onnx import helper
+
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((600, 64)).astype(np.float32)
+    graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (100, 600), {"w": w})
+    x = rng.standard_normal((100, 600)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
+    assert "split-k 2x304" in _notes(records)
+    np.testing.assert_allclose(got["y"], x @ w, rtol=1e-4, atol=1e-4)
+
+
+def test_enough_tiles_are_not_split() -> None:
+    from deepc.schedule.gpu_gemm_match import GemmTile, split_k
+
+    class Parts:
+        m, n, k = 1568, 512, 4608  # ResNet-18's last stage at batch 32
+
+    tile = GemmTile(64, 64, 16, 128, True, 2, 2, min_blocks=3)
+    assert split_k(tile, Parts(), 132).split == 2  # 200 tiles, 396 slots
+    assert split_k(tile, Parts(), 66) == tile  # 200 tiles fill 198 slots
+    assert split_k(tile, Parts(), 1000).split == 8  # at most 8 chunks
+    Parts.k = 600
+    assert split_k(tile, Parts(), 132).split == 2  # chunks of at least 256

@@ -201,10 +201,41 @@ def gpu_stages(func: PrimFunc, target: object, gemm: bool = False,
     """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
     stages become tiled kernels (CUDA only); `tf32`: on TF32 tensor cores."""
     stmts, scratch = split_stages(func)
+    names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
+    partials = {}  # stage -> its split-K partial sums' buffer
+    for k, body in enumerate(stmts):
+        probe = gemm_stage(PrimFunc(names[k], func.params + scratch, body, dict(func.attrs)),
+                           target, tf32) if gemm else None
+        if probe is not None and probe.gemm[1].role == "partial":
+            parts, tile = probe.gemm
+            partials[k] = Buffer(f"{names[k]}_partial", (tile.split, parts.n, parts.m),
+                                 "float32", "global")
+    scratch = scratch + tuple(partials.values())
     params = func.params + scratch
     out = []
     for k, body in enumerate(stmts):
-        name = func.name if len(stmts) == 1 else f"{func.name}_s{k}"
-        stage = PrimFunc(name, params, body, dict(func.attrs))
-        out.append(schedule_stage(stage, target, gemm, tf32))
+        stage = PrimFunc(names[k], params, body, dict(func.attrs))
+        if k in partials:
+            out += split_k_stages(stage, target, tf32, partials[k].name)
+        else:
+            out.append(schedule_stage(stage, target, gemm, tf32))
     return out, scratch
+
+
+def split_k_stages(func: PrimFunc, target: object, tf32: bool, buf: str) -> list[Stage]:
+    """A split-K matrix product's two launches: partial sums over K chunks (blockIdx.z) into
+    `buf`, then one thread per output adds them in a fixed order and runs the epilogue."""
+    from dataclasses import replace
+
+    stage = gemm_stage(func, target, tf32)
+    assert stage is not None and stage.gemm is not None
+    parts, tile = stage.gemm
+    part = replace(tile, scratch=buf)
+    red = replace(tile, role="reduce", scratch=buf)
+    red_func = PrimFunc(f"{func.name}_sum", func.params, func.body, dict(func.attrs))
+    return [
+        Stage(func, part.grid(parts), stage.block, Schedule(),
+              f"{stage.note} split-k {tile.split}x{tile.kc}", (parts, part)),
+        Stage(red_func, red.grid(parts), (tile.threads, 1, 1), Schedule(),
+              f"split-k sum {tile.split} x {parts.m}x{parts.n}", (parts, red)),
+    ]

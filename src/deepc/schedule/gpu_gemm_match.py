@@ -17,7 +17,7 @@ M = prod(M extents), N = prod(N extents), K = prod(reduction extents).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 
 from deepc.ir.expr import Binary, Const, Expr, Load, Var
@@ -126,9 +126,35 @@ class GemmTile:
     warps_n: int = 1
     tx: int = 16  # SIMT: threads along M (threads / tx along N)
     min_blocks: int = 2  # blocks an SM should hold (caps registers per thread)
+    split: int = 1  # split-K: blockIdx.z sums K chunk `kc` into a partial buffer
+    kc: int = 0
+    role: str = ""  # "" one launch; "partial" / "reduce": the two launches of a split-K
+    scratch: str = ""  # split-K: the partial sums' buffer, float32[split][N][M]
 
     def grid(self, parts: GemmParts) -> tuple[int, int, int]:
-        return (-(-parts.m // self.bm), -(-parts.n // self.bn), 1)
+        if self.role == "reduce":
+            return (-(-parts.m * parts.n // self.threads), 1, 1)
+        return (-(-parts.m // self.bm), -(-parts.n // self.bn), self.split)
+
+
+MIN_SPLIT_K = 256  # the shortest K chunk worth a block
+
+
+def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
+    """Too few output tiles to give every SM its `min_blocks` (ResNet-18's last stage at
+    batch 32: 200 tiles for 396 block slots): K in chunks over blockIdx.z, each at least
+    MIN_SPLIT_K long, the fewest that fill the slots; a second launch adds them in order."""
+    blocks = -(-parts.m // tile.bm) * -(-parts.n // tile.bn)
+    slots = sms * tile.min_blocks
+    if blocks * 10 >= slots * 9:
+        return tile
+    options = [s for s in range(2, 9) if parts.k // s >= MIN_SPLIT_K]
+    if not options:
+        return tile
+    split = next((s for s in options if blocks * s >= slots), options[-1])
+    steps = -(-parts.k // tile.bk)
+    kc = -(-steps // split) * tile.bk
+    return replace(tile, split=-(-parts.k // kc), kc=kc, role="partial")
 
 
 _SIZES = ((128, 128), (128, 64), (64, 128), (64, 64), (128, 32))
@@ -156,10 +182,11 @@ def choose_tile(parts: GemmParts, target: object, tf32: bool) -> GemmTile | None
         for i, (bm, bn, bk, wm, wn, per_sm) in enumerate(_MMA):
             last = i == len(_MMA) - 1
             if _fits(parts, bm, bn, sms if last else int(sms * _MMA_WAVES)):
-                return GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=per_sm)
+                return split_k(GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn,
+                                        min_blocks=per_sm), parts, sms)
         return None
     for bm, bn in _SIZES:
         if _fits(parts, bm, bn, sms):
-            return GemmTile(bm, bn, 8 if bm * bn >= 128 * 128 else 16, 256,
-                            tx=32 if bn == 32 else 16)
+            return split_k(GemmTile(bm, bn, 8 if bm * bn >= 128 * 128 else 16, 256,
+                                    tx=32 if bn == 32 else 16), parts, sms)
     return None

@@ -90,12 +90,13 @@ def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: 
             n = len(k.args) + len(scratch[k.name])
             params = ", ".join(f"void* a{i}" for i in range(n))
             args = ", ".join(f"a{i}" for i in range(n))  # void* -> T*: -fpermissive
-            gx, gy, _ = launch.grid
+            gx, gy, gz = launch.grid
             drivers.append(
                 f'extern "C" void run_{launch.func}({params}) {{\n'
                 f"  omp_set_dynamic(0);\n"
+                f"  for (int bz = 0; bz < {gz}; ++bz)\n"
                 f"  for (int by = 0; by < {gy}; ++by) for (int bx = 0; bx < {gx}; ++bx) {{\n"
-                f"    deepc_block = deepc_dim3{{bx, by, 0}};\n"
+                f"    deepc_block = deepc_dim3{{bx, by, bz}};\n"
                 f"    _Pragma(\"omp parallel num_threads({launch.block[0]})\")\n"
                 f"    {launch.func}({args});\n"
                 f"  }}\n}}")

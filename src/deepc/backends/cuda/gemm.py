@@ -19,6 +19,7 @@ from __future__ import annotations
 from itertools import product
 
 from deepc.backends.cstyle import Renderer
+from deepc.backends.cuda import gemm_split as split
 from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import PrimFunc
@@ -87,11 +88,15 @@ def _table(name: str, values: list[int], it: str) -> str:
 
 
 def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -> str:
+    if tile.role == "reduce":
+        return split.render_split_sum(r, func, parts, tile)
     it, t = r.index_type, tile.threads
     bm, bn, bk = tile.bm, tile.bn, tile.bk
     pad_a, pad_b = (8, 0) if tile.mma else (0, 4)
     a_per, b_per = bk * bm // t, bk * bn // t
-    m, n, k = parts.m, parts.n, parts.k
+    m, n = parts.m, parts.n
+    # the K range: all of it, or blockIdx.z's chunk of a split-K
+    klo, k = ("g_klo", "g_khi") if tile.role == "partial" else ("0", str(parts.k))
     cvt = "deepc_tf32" if tile.mma else ""
     a_expr, b_expr = r.expr(parts.a), r.expr(parts.b)
     kdec = " ".join(_decode(parts.k_axes, "g_k", it))
@@ -133,11 +138,16 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
     sig = r.signature(PrimFunc(func.name, func.params, func.body, plain))
     sig = sig.replace(f"void {func.name}(",
                       f"void __launch_bounds__({t}, {tile.min_blocks}) {func.name}(")
+    store = None
+    if tile.role == "partial":
+        store = split.partial_store(parts, tile)
+        sig = split.writable(sig, tile.scratch)
     lines = [
         f"{sig} {{",
         f"__shared__ float g_As[{bk}][{bm + pad_a}];",
         f"__shared__ float g_Bs[{bk}][{bn + pad_b}];",
         "const int g_tid = threadIdx.x;",
+        *split.split_range(parts, tile, it),
         f"const {it} g_m0 = (({it})blockIdx.x) * {bm}, g_n0 = (({it})blockIdx.y) * {bn};",
         f"const {it} g_am = g_m0 + g_tid % {bm};",
         f"float g_ra[{a_per}], g_rb[{b_per}];",
@@ -147,8 +157,8 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
         *_decode(parts.m_axes, "g_amc", it),
         *([f"const {it} g_abase = {r.expr(da.side)};"] if da is not None else []),
         *(_bbase(r, parts, tile, db.side) if db is not None else []),
-        *fetch("0"),
-        f"for ({it} g_k0 = 0; g_k0 < {k}; g_k0 += {bk}) {{",
+        *fetch(klo),
+        f"for ({it} g_k0 = {klo}; g_k0 < {k}; g_k0 += {bk}) {{",
         "#pragma unroll",
         f"for (int g_e = 0; g_e < {a_per}; ++g_e)"
         f" g_As[g_tid / {bm} + g_e * {t // bm}][g_tid % {bm}] = {cvt}(g_ra[g_e]);",
@@ -164,7 +174,7 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
         "__syncthreads();",
         "}",
         "}",
-        *_epilogue(r, parts, tile),
+        *_epilogue(r, parts, tile, store),
         "}",
     ]
     return "\n".join([*tables, *lines])
@@ -277,16 +287,24 @@ def _mma_step(tile: GemmTile) -> list[str]:
     ]
 
 
-def _epilogue(r: Renderer, parts: GemmParts, tile: GemmTile) -> list[str]:
+def epilogue_body(r: Renderer, parts: GemmParts, value: str) -> list[str]:
+    """Output (g_m, g_n)'s fused epilogue on its sum `value`, where in bounds."""
     it, acc = r.index_type, parts.acc.buffer.name
-    body = [line.strip() for s in parts.epilogue for line in r.stmt(s, 0)]
-    inner = [
+    return [
         f"if (g_m < {parts.m} && g_n < {parts.n}) {{",
         *_decode(parts.m_axes, "g_m", it), *_decode(parts.n_axes, "g_n", it),
-        f"float {acc}[1]; {acc}[0] = VALUE;",
-        *body,
+        f"float {acc}[1]; {acc}[0] = {value};",
+        *[line.strip() for s in parts.epilogue for line in r.stmt(s, 0)],
         "}",
     ]
+
+
+def _epilogue(r: Renderer, parts: GemmParts, tile: GemmTile, store: str | None) -> list[str]:
+    """Each accumulator to its output (or, given `store`, a statement on VALUE: a split-K
+    chunk's partial sum)."""
+    it = r.index_type
+    inner = ([f"if (g_m < {parts.m} && g_n < {parts.n}) {{ {store} }}"] if store is not None
+             else epilogue_body(r, parts, "VALUE"))
     if tile.mma:
         wm, wn = tile.bm // tile.warps_m, tile.bn // tile.warps_n
         mi, ni = wm // 16, wn // 8
