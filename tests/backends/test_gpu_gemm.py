@@ -114,17 +114,20 @@ def test_tf32_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: igno
 
 
 @needs_gxx
-def test_tiled_matmul_matches_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("m,k,note", [(200, 72, "gemm"), (100, 600, "split-k 2x304")])
+def test_tiled_matmul_matches_numpy(m: int, k: int, note: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Partial tiles; and at K = 600 on 100 x 64 outputs, a split-K whose last chunk is
+    shorter (304 + 296) and ends in a partial K step."""
     from onnx import helper
 
     from tests.backends.cuda.omp_blocks import run_blocks
 
-    rng = np.random.default_rng(1)
-    w = rng.standard_normal((72, 64)).astype(np.float32)
-    graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (200, 72), {"w": w})
-    x = rng.standard_normal((200, 72)).astype(np.float32)
+    rng = np.random.default_rng(k)
+    w = rng.standard_normal((k, 64)).astype(np.float32)
+    graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (m, k), {"w": w})
+    x = rng.standard_normal((m, k)).astype(np.float32)
     got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
-    assert "gemm" in _notes(records)
+    assert note in _notes(records)
     np.testing.assert_allclose(got["y"], x @ w, rtol=1e-4, atol=1e-4)
 
 
@@ -200,22 +203,6 @@ def test_split_k_conv_matches_numpy(tf32: bool, tmp_path) -> None:  # type: igno
     got, _ = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=tf32)
     tol = 2e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
-
-
-@needs_gxx
-def test_split_k_matmul_matches_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """K = 600: the last chunk is shorter (304 + 296) and ends in a partial K step."""
-    from onnx import helper
-
-    from tests.backends.cuda.omp_blocks import run_blocks
-
-    rng = np.random.default_rng(6)
-    w = rng.standard_normal((600, 64)).astype(np.float32)
-    graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (100, 600), {"w": w})
-    x = rng.standard_normal((100, 600)).astype(np.float32)
-    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
-    assert "split-k 2x304" in _notes(records)
-    np.testing.assert_allclose(got["y"], x @ w, rtol=1e-4, atol=1e-4)
 
 
 def test_enough_tiles_are_not_split() -> None:
