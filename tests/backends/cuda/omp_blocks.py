@@ -19,7 +19,7 @@ from deepc.backends.cuda.gemm import MMA_HELPERS
 from deepc.compiler.cuda import render_cuda
 from deepc.compiler.kernels import graph_kernels
 from deepc.ir.graph import Graph
-from deepc.ir.types import np_dtype
+from tests.backends.cuda.simulate import execute
 
 SHIM = r"""
 #include <math.h>
@@ -107,15 +107,5 @@ def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: 
                            "-o", str(lib), str(src)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    so = ctypes.CDLL(str(lib))
-    values = {**{n: np.ascontiguousarray(v) for n, v in graph.constants.items()}, **feeds}
-    for k in kernels:
-        for o in k.outputs:
-            t = graph.types[o]
-            values[o] = np.full(t.shape, np.nan, np_dtype(t.dtype))  # poisoned
-        temps = [np.zeros(b.shape, np_dtype(b.dtype)) for b in scratch[k.name]]
-        ptrs = [values[a].ctypes.data_as(ctypes.c_void_p) for a in k.args]
-        ptrs += [t.ctypes.data_as(ctypes.c_void_p) for t in temps]
-        for launch in launches[k.name]:
-            getattr(so, f"run_{launch.func}")(*ptrs)
-    return {o: values[o] for o in graph.outputs}, records
+    outs = execute(ctypes.CDLL(str(lib)), graph, kernels, (launches, scratch), feeds, np.nan)
+    return outs, records

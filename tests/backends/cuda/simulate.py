@@ -49,15 +49,23 @@ def simulate(graph: Graph, target: object, feeds: dict[str, np.ndarray],
     lib = tmp / "sim.so"
     subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-w", "-o", str(lib), str(src), "-lm"],
                    check=True)
-    so = ctypes.CDLL(str(lib))
+    outs = execute(ctypes.CDLL(str(lib)), graph, kernels, (launches, scratch), feeds, 0.0)
+    return outs, records
+
+
+def execute(so: ctypes.CDLL, graph: Graph, kernels: list, plan: tuple[dict, dict],
+            feeds: dict[str, np.ndarray], fill: float) -> dict[str, np.ndarray]:
+    """Each kernel's `run_<launch>` drivers in graph order, outputs first filled with `fill`
+    (NaN poisons what a kernel fails to write), scratch buffers zeroed; the graph's outputs."""
+    launches, scratch = plan
     values = {**{n: np.ascontiguousarray(v) for n, v in graph.constants.items()}, **feeds}
     for k in kernels:
         for o in k.outputs:
             t = graph.types[o]
-            values[o] = np.zeros(t.shape, np_dtype(t.dtype))
+            values[o] = np.full(t.shape, fill, np_dtype(t.dtype))
         temps = [np.zeros(b.shape, np_dtype(b.dtype)) for b in scratch[k.name]]
         ptrs = [values[a].ctypes.data_as(ctypes.c_void_p) for a in k.args]
         ptrs += [t.ctypes.data_as(ctypes.c_void_p) for t in temps]
         for launch in launches[k.name]:
             getattr(so, f"run_{launch.func}")(*ptrs)
-    return {o: values[o] for o in graph.outputs}, records
+    return {o: values[o] for o in graph.outputs}
