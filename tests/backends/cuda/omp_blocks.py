@@ -11,6 +11,7 @@ import ctypes
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from deepc.backends.cuda.gemm import MMA_HELPERS
 from deepc.compiler.cuda import render_cuda
 from deepc.compiler.kernels import graph_kernels
 from deepc.ir.graph import Graph
-from tests.backends.cuda.simulate import execute
+from tests.backends.cuda.simulate import drivers, execute
 
 SHIM = r"""
 #include <math.h>
@@ -84,24 +85,18 @@ def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: 
         source = source.replace(MMA_HELPERS, MMA_SHIM)
     assert "asm" not in source, "inline PTX cannot run on the CPU"
     source = source.replace("#include <cuda_fp16.h>", SHIM)
-    drivers = []
-    for k in kernels:
-        for launch in launches[k.name]:
-            n = len(k.args) + len(scratch[k.name])
-            params = ", ".join(f"void* a{i}" for i in range(n))
-            args = ", ".join(f"a{i}" for i in range(n))  # void* -> T*: -fpermissive
-            gx, gy, gz = launch.grid
-            drivers.append(
-                f'extern "C" void run_{launch.func}({params}) {{\n'
-                f"  omp_set_dynamic(0);\n"
+    def body(launch: Any, args: str) -> str:  # void* -> T*: -fpermissive
+        gx, gy, gz = launch.grid
+        return (f"  omp_set_dynamic(0);\n"
                 f"  for (int bz = 0; bz < {gz}; ++bz)\n"
                 f"  for (int by = 0; by < {gy}; ++by) for (int bx = 0; bx < {gx}; ++bx) {{\n"
                 f"    deepc_block = deepc_dim3{{bx, by, bz}};\n"
                 f"    _Pragma(\"omp parallel num_threads({launch.block[0]})\")\n"
                 f"    {launch.func}({args});\n"
-                f"  }}\n}}")
+                f"  }}\n")
+
     src = tmp / "blocks.cpp"
-    src.write_text(source + "\n".join(drivers) + "\n")
+    src.write_text(source + drivers(kernels, (launches, scratch), 'extern "C" ', body))
     lib = tmp / "blocks.so"
     done = subprocess.run(["g++", "-O1", "-fopenmp", "-shared", "-fPIC", "-w", "-fpermissive",
                            "-o", str(lib), str(src)],

@@ -7,7 +7,9 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,24 +35,32 @@ def simulate(graph: Graph, target: object, feeds: dict[str, np.ndarray],
     kernels = graph_kernels(graph)
     source, launches, scratch, records = render_cuda(kernels, target, SIM)
     assert "__syncthreads" not in source
-    drivers = []
-    for k in kernels:
-        for launch in launches[k.name]:
-            n = len(k.args) + len(scratch[k.name])
-            params = ", ".join(f"void* a{i}" for i in range(n))
-            args = ", ".join(f"a{i}" for i in range(n))
-            drivers.append(
-                f"void run_{launch.func}({params}) {{\n"
-                f"  for (deepc_bx = 0; deepc_bx < {launch.grid[0]}; ++deepc_bx)\n"
-                f"    for (deepc_tx = 0; deepc_tx < {launch.block[0]}; ++deepc_tx)\n"
-                f"      {launch.func}({args});\n}}")
+    loops = drivers(kernels, (launches, scratch), "", lambda launch, args: (
+        f"  for (deepc_bx = 0; deepc_bx < {launch.grid[0]}; ++deepc_bx)\n"
+        f"    for (deepc_tx = 0; deepc_tx < {launch.block[0]}; ++deepc_tx)\n"
+        f"      {launch.func}({args});\n"))
     src = tmp / "sim.c"
-    src.write_text(source + "\n".join(drivers) + "\n")
+    src.write_text(source + loops)
     lib = tmp / "sim.so"
     subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-w", "-o", str(lib), str(src), "-lm"],
                    check=True)
     outs = execute(ctypes.CDLL(str(lib)), graph, kernels, (launches, scratch), feeds, 0.0)
     return outs, records
+
+
+def drivers(kernels: list, plan: tuple[dict, dict], head: str,
+            body: Callable[[Any, str], str]) -> str:
+    """C functions `run_<launch>(void* a0, ...)`, one per launch, each `body(launch, args)`
+    (the kernel's parameters, then its scratch buffers)."""
+    launches, scratch = plan
+    out = []
+    for k in kernels:
+        n = len(k.args) + len(scratch[k.name])
+        params = ", ".join(f"void* a{i}" for i in range(n))
+        args = ", ".join(f"a{i}" for i in range(n))
+        out += [f"{head}void run_{launch.func}({params}) {{\n{body(launch, args)}}}\n"
+                for launch in launches[k.name]]
+    return "".join(out)
 
 
 def execute(so: ctypes.CDLL, graph: Graph, kernels: list, plan: tuple[dict, dict],
