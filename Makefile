@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 JOBS ?= auto
 STAMP := .deepc-cache/installed.stamp
 
-.PHONY: install demo test test-fast bench lint format clean
+.PHONY: install demo test test-fast bench bench-cuda lint format clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test]'
@@ -26,6 +26,15 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE deepc bench $(wildcard ../shared/models/*.onnx) \
 		--threads 1 --threads 0 --runs 30 --matmul 1024
+
+# on a machine with an NVIDIA GPU, pycuda, torch and torchvision: the vision models against
+# torch eager and torch.compile at batch 1 and 32, strict fp32 then TF32 (#7's table)
+VISION := $(wildcard $(addprefix ../shared/models/,resnet18.onnx squeezenet1_1.onnx \
+	mobilenet_v2.onnx shufflenet_v2_x1_0.onnx efficientnet_b0.onnx))
+bench-cuda: $(STAMP)
+	for b in 1 32; do for tf32 in "" --allow-tf32; do \
+		deepc bench $(VISION) --target cuda-sm90 --compare torch --batch $$b $$tf32 --runs 50 \
+		|| exit 1; done; done
 
 lint: $(STAMP)
 	ruff check src tests
