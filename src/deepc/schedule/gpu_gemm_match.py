@@ -144,7 +144,7 @@ def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
     """Too few output tiles to give every SM its `min_blocks` (ResNet-18's last stage at
     batch 32: 200 tiles for 396 block slots): K in chunks over blockIdx.z, each at least
     MIN_SPLIT_K long, the fewest that fill the slots; a second launch adds them in order.
-    (On an H200, ResNet-18's third stage at batch 32 — 392 TF32 tiles of K = 2304 — ran 1.7x
+    (On an H200, ResNet-18's third stage at batch 32 — 392 TF32 tiles of K = 2304 — ran 1.6x
     faster per FLOP than its last — 200 tiles of K = 4608; a split of the last makes it the
     former's shape. Tiles filling four fifths of the slots are left whole.)"""
     blocks = -(-parts.m // tile.bm) * -(-parts.n // tile.bn)
