@@ -11,7 +11,10 @@ scaling) and epilogue (bias, activation, residual add, several outputs) carry ov
 
 SIMT: TX x (256/TX) threads, each BM/TX x BN/(256/TX) outputs in runs of four (16-byte
 shared loads).
-MMA: eight warps, each a grid of m16n8k8 TF32 tiles (operands rounded with cvt.rna).
+MMA: warps_m x warps_n warps, each a grid of m16n8k8 TF32 tiles (operands rounded with
+cvt.rna); the B tile's columns XOR-swizzled by k (see _bcol).
+Split-K (a tile's role "partial"): blockIdx.z's chunk of K, its sums stored to a partial
+buffer instead of the epilogue; gemm_split.py renders the summing launch.
 """
 
 from __future__ import annotations
