@@ -241,12 +241,15 @@ class Renderer:
                 *self.stmt(s.body, indent + 1), f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
-    def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
+    def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = (),
+                  writes: tuple[str, ...] = ()) -> str:
         """A kernel's head: its parameters are `f`'s buffers (then `extra`), as restrict pointers
-        unless the function says its buffers may alias."""
+        unless the function says its buffers may alias; those it stores to, or names in
+        `writes` (stored by code rendered beside the IR), are not const."""
         restrict = "" if f.attrs.get("may_alias") else f" {self.d.restrict}"
         gq = f"{self.d.global_qualifier} " if self.d.global_qualifier else ""
         written = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)}
+        written |= set(writes)
         # read-only inputs are `const`: lets GPU compilers use the read-only data path
         params = ", ".join(
             f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*{restrict}"

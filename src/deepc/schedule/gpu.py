@@ -14,7 +14,7 @@ no such loop runs on one thread (a correct but slow fallback, e.g. recurrent cel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from deepc.ir.expr import Var
@@ -109,14 +109,10 @@ def gemm_stage(func: PrimFunc, target: object, tf32: bool) -> Stage | None:
                  (parts, tile))
 
 
-def schedule_stage(func: PrimFunc, target: object, gemm: bool = False,
-                   tf32: bool = False) -> Stage:
+def schedule_stage(func: PrimFunc, target: object, warp: bool = False) -> Stage:
     """fuse the parallel chain, split it by the block size, bind it to blocks x threads
-    (or, with `gemm`, a tiled matrix-product kernel where the stage is one)."""
-    if gemm:
-        tiled = gemm_stage(func, target, tf32)
-        if tiled is not None:
-            return tiled
+    (or, with `warp`, a warp per output where the stage is a few long reductions)."""
+    if warp:
         from deepc.backends.cuda.warp import warp_grid
         from deepc.schedule.gpu_warp import match_warp
 
@@ -202,40 +198,39 @@ def gpu_stages(func: PrimFunc, target: object, gemm: bool = False,
     stages become tiled kernels (CUDA only); `tf32`: on TF32 tensor cores."""
     stmts, scratch = split_stages(func)
     names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
-    partials = {}  # stage -> its split-K partial sums' buffer
-    for k, body in enumerate(stmts):
-        probe = gemm_stage(PrimFunc(names[k], func.params + scratch, body, dict(func.attrs)),
-                           target, tf32) if gemm else None
-        if probe is not None and probe.gemm[1].role == "partial":
-            parts, tile = probe.gemm
-            partials[k] = Buffer(f"{names[k]}_partial", (tile.split, parts.n, parts.m),
-                                 "float32", "global")
+    # the tiled matrix products, once each (the tiling reads the body, not the parameters)
+    tiled = [gemm_stage(PrimFunc(names[k], func.params, body, dict(func.attrs)), target, tf32)
+             if gemm else None for k, body in enumerate(stmts)]
+    partials = {  # stage -> its split-K partial sums' buffer
+        k: Buffer(f"{names[k]}_partial", (st.gemm[1].split, st.gemm[0].n, st.gemm[0].m),
+                  "float32", "global")
+        for k, st in enumerate(tiled) if st is not None and st.gemm[1].role == "partial"}
     scratch = scratch + tuple(partials.values())
     params = func.params + scratch
     out = []
     for k, body in enumerate(stmts):
         stage = PrimFunc(names[k], params, body, dict(func.attrs))
-        if k in partials:
-            out += split_k_stages(stage, target, tf32, partials[k].name)
+        st = tiled[k]
+        if st is None:
+            out.append(schedule_stage(stage, target, warp=gemm))
+        elif k in partials:
+            out += split_k_stages(replace(st, func=stage), partials[k].name)
         else:
-            out.append(schedule_stage(stage, target, gemm, tf32))
+            out.append(replace(st, func=stage))
     return out, scratch
 
 
-def split_k_stages(func: PrimFunc, target: object, tf32: bool, buf: str) -> list[Stage]:
+def split_k_stages(stage: Stage, buf: str) -> list[Stage]:
     """A split-K matrix product's two launches: partial sums over K chunks (blockIdx.z) into
     `buf`, then one thread per output adds them in a fixed order and runs the epilogue."""
-    from dataclasses import replace
-
-    stage = gemm_stage(func, target, tf32)
-    assert stage is not None and stage.gemm is not None
     parts, tile = stage.gemm
     part = replace(tile, scratch=buf)
     red = replace(tile, role="reduce", scratch=buf)
+    func = stage.func
     red_func = PrimFunc(f"{func.name}_sum", func.params, func.body, dict(func.attrs))
     return [
-        Stage(func, part.grid(parts), stage.block, Schedule(),
-              f"{stage.note} split-k {tile.split}x{tile.kc}", (parts, part)),
+        replace(stage, grid=part.grid(parts), note=f"{stage.note} split-k {tile.split}x{tile.kc}",
+                gemm=(parts, part)),
         Stage(red_func, red.grid(parts), (tile.threads, 1, 1), Schedule(),
               f"split-k sum {tile.split} x {parts.m}x{parts.n}", (parts, red)),
     ]

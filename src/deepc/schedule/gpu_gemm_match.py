@@ -131,10 +131,18 @@ class GemmTile:
     role: str = ""  # "" one launch; "partial" / "reduce": the two launches of a split-K
     scratch: str = ""  # split-K: the partial sums' buffer, float32[split][N][M]
 
+    def tiles(self, parts: GemmParts) -> int:
+        return tiles(parts, self.bm, self.bn)
+
     def grid(self, parts: GemmParts) -> tuple[int, int, int]:
         if self.role == "reduce":
             return (-(-parts.m * parts.n // self.threads), 1, 1)
         return (-(-parts.m // self.bm), -(-parts.n // self.bn), self.split)
+
+
+def tiles(parts: GemmParts, bm: int, bn: int) -> int:
+    """Output tiles of bm x bn (partial ones at the edges included)."""
+    return -(-parts.m // bm) * -(-parts.n // bn)
 
 
 MIN_SPLIT_K = 256  # the shortest K chunk worth a block
@@ -147,7 +155,7 @@ def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
     (On an H200, ResNet-18's third stage at batch 32 — 392 TF32 tiles of K = 2304 — ran 1.6x
     faster per FLOP than its last — 200 tiles of K = 4608; a split of the last makes it the
     former's shape. Tiles filling four fifths of the slots are left whole.)"""
-    blocks = -(-parts.m // tile.bm) * -(-parts.n // tile.bn)
+    blocks = tile.tiles(parts)
     slots = sms * tile.min_blocks
     if blocks * 5 >= slots * 4:
         return tile
@@ -170,8 +178,8 @@ _MMA_WAVES = 2.5  # blocks per SM the larger tile must still give
 
 def _fits(parts: GemmParts, bm: int, bn: int, sms: int) -> bool:
     """Every SM gets a block, and partial edge tiles waste little."""
-    waste = (-(-parts.m // bm) * bm) * (-(-parts.n // bn) * bn) / (parts.m * parts.n)
-    return waste <= 1.35 and -(-parts.m // bm) * -(-parts.n // bn) >= sms
+    blocks = tiles(parts, bm, bn)
+    return blocks * bm * bn <= 1.35 * parts.m * parts.n and blocks >= sms
 
 
 def choose_tile(parts: GemmParts, target: object, tf32: bool) -> GemmTile | None:

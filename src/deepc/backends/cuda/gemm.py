@@ -138,13 +138,12 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
     # without it every epilogue load waits for the store before it (ResNet-18's residual
     # convs took ~30% longer)
     plain = {k: v for k, v in func.attrs.items() if k != "may_alias"}
-    sig = r.signature(PrimFunc(func.name, func.params, func.body, plain))
+    partial = tile.role == "partial"  # stores its sums to the split-K buffer, not the outputs
+    sig = r.signature(PrimFunc(func.name, func.params, func.body, plain),
+                      writes=(tile.scratch,) if partial else ())
     sig = sig.replace(f"void {func.name}(",
                       f"void __launch_bounds__({t}, {tile.min_blocks}) {func.name}(")
-    store = None
-    if tile.role == "partial":
-        store = split.partial_store(parts, tile)
-        sig = split.writable(sig, tile.scratch)
+    store = split.partial_store(parts, tile) if partial else None
     lines = [
         f"{sig} {{",
         f"__shared__ float g_As[{bk}][{bm + pad_a}];",

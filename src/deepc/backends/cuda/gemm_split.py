@@ -6,7 +6,6 @@ fused epilogue. M is the partial buffer's contiguous axis, as it is the output's
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from deepc.ir.loop import PrimFunc
@@ -28,12 +27,6 @@ def split_range(parts: GemmParts, tile: GemmTile, it: str) -> list[str]:
 def partial_store(parts: GemmParts, tile: GemmTile) -> str:
     """The statement storing VALUE, output (g_m, g_n)'s sum over this chunk."""
     return f"{tile.scratch}[(blockIdx.z * {parts.n} + g_n) * {parts.m} + g_m] = VALUE;"
-
-
-def writable(sig: str, name: str) -> str:
-    """A kernel head with parameter `name` writable (the partial stage stores to it, which
-    the loop IR, whose stores are the epilogue's, does not show)."""
-    return re.sub(rf"const (float\*[^,)]* {name})(?=[,)])", r"\1", sig)
 
 
 def render_split_sum(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -> str:
