@@ -26,10 +26,10 @@ def _graph(nodes, x_shape, inits):  # type: ignore[no-untyped-def]
     return convert(helper.make_model(proto, opset_imports=[helper.make_opsetid("", 17)]))
 
 
-def _small_gpu():  # type: ignore[no-untyped-def]
+def _small_gpu(sms: int = 1):  # type: ignore[no-untyped-def]
     """sm90 with one SM: test-sized problems fill it, so the tiled kernels are chosen."""
     target = load_target("cuda-sm90")
-    return replace(target, gpu=replace(target.gpu, sm_count=1))
+    return replace(target, gpu=replace(target.gpu, sm_count=sms))
 
 
 def _conv_graph(rng, oc: int, group: int = 1):  # type: ignore[no-untyped-def]
@@ -180,7 +180,7 @@ def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], ker
 @needs_gxx
 @pytest.mark.parametrize("tf32", [False, True])
 def test_split_k_conv_matches_numpy(tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """100x64 outputs on a 1-SM GPU fill too few block slots: K = 576 in two chunks over
+    """100x64 outputs on a 2-SM GPU fill too few block slots: K = 576 in two chunks over
     blockIdx.z, summed in order by a second kernel that then adds the bias and applies the
     ReLU (the fused epilogue)."""
     from onnx import helper
@@ -194,13 +194,13 @@ def test_split_k_conv_matches_numpy(tf32: bool, tmp_path) -> None:  # type: igno
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["y"])]
     graph = _graph(nodes, (1, 64, 10, 10), {"w": w, "b": b})
-    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(),
+    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(2),
                                                 allow_tf32=tf32)
     conv = next(k for k in launches if "conv" in k)
     assert [lc.grid[2] for lc in launches[conv]][-2:] == [2, 1]  # after the pad copy
     assert "split-k 2x288" in _notes(records) and scratch[conv][-1].shape == (2, 64, 100)
     x = rng.standard_normal((1, 64, 10, 10)).astype(np.float32)
-    got, _ = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=tf32)
+    got, _ = run_blocks(graph, _small_gpu(2), {"x": x}, tmp_path, allow_tf32=tf32)
     tol = 2e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
 
@@ -212,8 +212,9 @@ def test_enough_tiles_are_not_split() -> None:
         m, n, k = 1568, 512, 4608  # ResNet-18's last stage at batch 32
 
     tile = GemmTile(64, 64, 16, 128, True, 2, 2, min_blocks=3)
-    assert split_k(tile, Parts(), 132).split == 2  # 200 tiles, 396 slots
+    assert split_k(tile, Parts(), 132) == tile  # 200 tiles: two chunks, 400 > 396 slots
+    assert split_k(tile, Parts(), 134).split == 2  # 402 slots: one wave
     assert split_k(tile, Parts(), 66) == tile  # 200 tiles fill 198 slots
     assert split_k(tile, Parts(), 1000).split == 8  # at most 8 chunks
     Parts.k = 600
-    assert split_k(tile, Parts(), 132).split == 2  # chunks of at least 256
+    assert split_k(tile, Parts(), 1000).split == 2  # chunks of at least 256

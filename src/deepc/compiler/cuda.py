@@ -73,6 +73,7 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
     from deepc.backends.cstyle import Renderer, helpers, index_type_for
     from deepc.backends.cuda.dialect import CUDA
     from deepc.backends.cuda.gemm import MMA_HELPERS, render_gemm
+    from deepc.backends.cuda.ktable import KTables
     from deepc.backends.cuda.warp import render_warp
 
     dialect = dialect or CUDA
@@ -94,13 +95,16 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
                            for s in stages]
     funcs = [s.func for st in stages_of.values() for s in st]
     r = Renderer(dialect, index_type_for(funcs))
-    parts = [dialect.prelude, helpers(dialect)] + ([MMA_HELPERS] if tf32 else [])
+    tables = KTables()
+    parts = []
     for k in kernels:
         parts += [f"// {k.name}: {' '.join(k.ops)}"]
-        parts += [render_gemm(r, s.func, *s.gemm) if s.gemm is not None
+        parts += [render_gemm(r, s.func, *s.gemm, tables) if s.gemm is not None
                   else render_warp(r, s.func, s.warp) if s.warp is not None
                   else r.function(s.func) for s in stages_of[k.name]]
-    return "\n".join(parts) + "\n", launches, scratch, records
+    head = [dialect.prelude, helpers(dialect), *([MMA_HELPERS] if tf32 else []),
+            *tables.declarations()]
+    return "\n".join([*head, *parts]) + "\n", launches, scratch, records
 
 
 def compile_cuda(graph: Graph, kernels: list[Kernel], target: Any, start: float,

@@ -149,20 +149,18 @@ MIN_SPLIT_K = 256  # the shortest K chunk worth a block
 
 
 def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
-    """Too few output tiles to give every SM its `min_blocks` (ResNet-18's last stage at
-    batch 32: 200 tiles for 396 block slots): K in chunks over blockIdx.z, each at least
-    MIN_SPLIT_K long, the fewest that fill the slots; a second launch adds them in order.
-    (On an H200, ResNet-18's third stage at batch 32 — 392 TF32 tiles of K = 2304 — ran 1.6x
-    faster per FLOP than its last — 200 tiles of K = 4608; a split of the last makes it the
-    former's shape. Tiles filling four fifths of the slots are left whole.)"""
+    """Too few output tiles to give every SM its `min_blocks`: K in chunks over blockIdx.z,
+    each at least MIN_SPLIT_K long, as many as still fit one wave of block slots; a second
+    launch adds them in order. (On an H200, splitting ResNet-18's last stage at batch 32 in
+    two — 200 tiles, 400 blocks for 396 slots — made it 5% slower in TF32 and 20% in fp32:
+    the blocks past one wave cost a whole block's time, on top of the summing launch.)"""
     blocks = tile.tiles(parts)
     slots = sms * tile.min_blocks
-    if blocks * 5 >= slots * 4:
-        return tile
-    options = [s for s in range(2, 9) if parts.k // s >= MIN_SPLIT_K]
+    options = [s for s in range(2, 9)
+               if parts.k // s >= MIN_SPLIT_K and blocks * s <= slots]
     if not options:
         return tile
-    split = next((s for s in options if blocks * s >= slots), options[-1])
+    split = options[-1]
     steps = -(-parts.k // tile.bk)
     kc = -(-steps // split) * tile.bk
     return replace(tile, split=-(-parts.k // kc), kc=kc, role="partial")

@@ -3,7 +3,8 @@ warp-shuffle reductions, TF32 mma tiles) on the CPU: g++ with OpenMP, one block 
 its threads as OpenMP threads; __shared__ arrays are function statics (shared by the team), a
 barrier is `omp barrier`, and a warp shuffle or an mma.sync goes through per-team exchange
 arrays between barriers (the PTX helpers are swapped for C that follows the PTX ISA's
-m16n8k8 TF32 fragment layout and cvt.rna rounding)."""
+m16n8k8 TF32 fragment layout, cvt.rna rounding and the tensor core's truncation of
+operands to TF32)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ static deepc_dim3 deepc_block;
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __constant__
 #define __syncthreads() _Pragma("omp barrier")
 struct float4 { float x, y, z, w; };
 static float deepc_xchg[1024];
@@ -52,7 +54,8 @@ static float deepc_tf32(float x) {  // cvt.rna.tf32.f32: round half away, keep 1
   unsigned u; memcpy(&u, &x, 4); u = (u + 0x1000u) & 0xffffe000u;
   float r; memcpy(&r, &u, 4); return r; }
 static unsigned __float_as_uint(float x) { unsigned u; memcpy(&u, &x, 4); return u; }
-static float deepc_u2f(unsigned u) { float r; memcpy(&r, &u, 4); return r; }
+static float deepc_u2f(unsigned u) {  // a TF32 operand: the tensor core drops 13 bits
+  u &= 0xffffe000u; float r; memcpy(&r, &u, 4); return r; }
 static unsigned deepc_fa[1024][4], deepc_fb[1024][2];
 static void deepc_mma_tf32(float* c, const unsigned* a, const unsigned* b) {
   const int t = omp_get_thread_num(), w = t & ~31, lane = t & 31;

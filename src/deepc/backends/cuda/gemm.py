@@ -23,6 +23,7 @@ from itertools import product
 
 from deepc.backends.cstyle import Renderer
 from deepc.backends.cuda import gemm_split as split
+from deepc.backends.cuda.ktable import KTables
 from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import PrimFunc
@@ -85,12 +86,8 @@ def _direct(x: Expr, side: tuple[tuple[Var, int], ...],
     return _Direct(x.source.name, a.without(keep=side_vars).to_expr(), k, k_axes)
 
 
-def _table(name: str, values: list[int], it: str) -> str:
-    body = ",".join(str(v) for v in values)
-    return f"__device__ const {it} {name}[{len(values)}] = {{{body}}};"
-
-
-def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -> str:
+def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
+                tables: KTables) -> str:
     if tile.role == "reduce":
         return split.render_split_sum(r, func, parts, tile)
     it, t = r.index_type, tile.threads
@@ -106,9 +103,9 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
     ndec = " ".join(_decode(parts.n_axes, "g_n", it))
     da, db = _direct(parts.a, parts.m_axes, parts.k_axes), _direct(parts.b, parts.n_axes,
                                                                   parts.k_axes)
-    ta, tb = f"{func.name}_ka", f"{func.name}_kb"
-    tables = [_table(t_, d.table, it) for t_, d in ((ta, da), (tb, db))
-              if d is not None and d.scale is None]
+    # a warp's threads share k in the A tile (they walk M): a constant-memory table serves it
+    ta = tables.name(da.table, bm % 32 == 0) if da is not None and da.scale is None else ""
+    tb = tables.name(db.table, False) if db is not None and db.scale is None else ""
     kdec_a = "" if da is not None else kdec
     kdec_b = "" if db is not None else kdec
     if da is not None:
@@ -179,7 +176,7 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile) -
         *_epilogue(r, parts, tile, store),
         "}",
     ]
-    return "\n".join([*tables, *lines])
+    return "\n".join(lines)
 
 
 def _bbase(r: Renderer, parts: GemmParts, tile: GemmTile, side: Expr) -> list[str]:
