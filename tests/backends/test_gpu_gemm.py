@@ -32,10 +32,9 @@ def _small_gpu(sms: int = 1):  # type: ignore[no-untyped-def]
     return replace(target, gpu=replace(target.gpu, sm_count=sms))
 
 
-def _conv_graph(rng, oc: int, group: int = 1):  # type: ignore[no-untyped-def]
+def _conv_graph(rng, oc: int, group: int = 1, ic: int = 16):  # type: ignore[no-untyped-def]
     from onnx import helper
 
-    ic = 16
     w = rng.standard_normal((oc, ic // group, 3, 3)).astype(np.float32)
     b = rng.standard_normal(oc).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], group=group),
@@ -96,16 +95,20 @@ def test_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: ignore[no
 
 
 @needs_gxx
-@pytest.mark.parametrize("oc", [56, 64, 128])
-def test_tf32_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The mma.sync tiles (fragments from swizzled shared tiles, TF32 rounding) through a
-    C model of the PTX fragment layout: to TF32 precision of the numpy reference."""
+@pytest.mark.parametrize("oc,ic", [(56, 16), (64, 16), (128, 16), (64, 32)])
+def test_tf32_tiled_conv_matches_numpy(oc: int, ic: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The mma.sync tiles (fragments from interleaved shared tiles, TF32 rounding) through a
+    C model of the PTX fragment layout: to TF32 precision of the numpy reference. K = 144
+    ends in a partial k-step (weights loaded one by one); K = 288 is whole steps of 32
+    (weights loaded as float4 pairs, two k octets per thread)."""
     from deepc.runtime.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(oc)
-    graph = _conv_graph(rng, oc)
-    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    graph = _conv_graph(rng, oc, ic=ic)
+    x = rng.standard_normal((2, ic, 12, 12)).astype(np.float32)
+    source, _, _, records = render_cuda(graph_kernels(graph), _small_gpu(), allow_tf32=True)
+    assert ("float4 g_rb4[4]" in source) == (ic == 32)
     got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
     assert "mma.m16n8k8.tf32" in _notes(records)
     want = run_graph(graph, {"x": x})["y"]
@@ -116,7 +119,7 @@ def test_tf32_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: igno
 @needs_gxx
 @pytest.mark.parametrize("m,k,note", [(200, 72, "gemm"), (100, 600, "split-k 2x304")])
 def test_tiled_matmul_matches_numpy(m: int, k: int, note: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Partial tiles; and at K = 600 on 100 x 64 outputs, a split-K whose last chunk is
+    """Partial tiles; and at K = 600 on 100 x 64 outputs (two SMs), a split-K whose last chunk is
     shorter (304 + 296) and ends in a partial K step."""
     from onnx import helper
 
@@ -126,7 +129,7 @@ def test_tiled_matmul_matches_numpy(m: int, k: int, note: str, tmp_path) -> None
     w = rng.standard_normal((k, 64)).astype(np.float32)
     graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (m, k), {"w": w})
     x = rng.standard_normal((m, k)).astype(np.float32)
-    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
+    got, records = run_blocks(graph, _small_gpu(2), {"x": x}, tmp_path)
     assert note in _notes(records)
     np.testing.assert_allclose(got["y"], x @ w, rtol=1e-4, atol=1e-4)
 

@@ -39,6 +39,8 @@ static deepc_dim3 deepc_block;
 #define __constant__
 #define __syncthreads() _Pragma("omp barrier")
 struct float4 { float x, y, z, w; };
+struct uint2 { unsigned x, y; };
+static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 static float deepc_xchg[1024];
 static inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   const int t = omp_get_thread_num();

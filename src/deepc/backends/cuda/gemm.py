@@ -11,8 +11,11 @@ scaling) and epilogue (bias, activation, residual add, several outputs) carry ov
 
 SIMT: TX x (256/TX) threads, each BM/TX x BN/(256/TX) outputs in runs of four (16-byte
 shared loads).
-MMA: warps_m x warps_n warps, each a grid of m16n8k8 TF32 tiles (operands rounded with
-cvt.rna); the B tile's columns XOR-swizzled by k (see _bcol).
+MMA: warps_m x warps_n warps, each a grid of m16n8k8 TF32 tiles (operands rounded to
+nearest on their way to shared memory); the A tile's rows and the B tile's k interleaved so
+that each fragment register pair is one 8-byte shared load (_arow, _bpos), weights loaded as
+float4 pairs where their k runs allow. Bounds: rows and columns past M and N are clamped to
+the last (their sums are never stored), so loads need no guard except a partial last k-step.
 Split-K (a tile's role "partial"): blockIdx.z's chunk of K, its sums stored to a partial
 buffer instead of the epilogue; gemm_split.py renders the summing launch.
 """
@@ -24,14 +27,16 @@ from itertools import product
 from deepc.backends.cstyle import Renderer
 from deepc.backends.cuda import gemm_split as split
 from deepc.backends.cuda.ktable import KTables
-from deepc.ir.affine import affine, flat_offset
+from deepc.ir.affine import Affine, affine, flat_offset
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import PrimFunc
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile
 
 MMA_HELPERS = r"""
+// half a TF32 ulp added to the bits: the tensor core, which ignores an operand's low 13 bits,
+// then sees x rounded as cvt.rna.tf32.f32 would (an integer add instead of a conversion)
 static __device__ __forceinline__ float deepc_tf32(float x) {
-  unsigned r; asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x)); return __uint_as_float(r); }
+  return __uint_as_float(__float_as_uint(x) + 0x1000u); }
 static __device__ __forceinline__ void deepc_mma_tf32(float* c, const unsigned* a,
                                                       const unsigned* b) {
   asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
@@ -55,8 +60,10 @@ class _Direct:
     """An operand that is one load at base(side) + koff(k): the side part computed once per
     thread, the k part as `scale * k` or from a compile-time table (conv windows)."""
 
-    def __init__(self, buf: str, side: Expr, k: dict[Var, int], axes: tuple[tuple[Var, int], ...]):
-        self.buf, self.side = buf, side
+    def __init__(self, buf: str, side: Affine, k: dict[Var, int],
+                 axes: tuple[tuple[Var, int], ...]):
+        self.buf, self.side = buf, side.to_expr()
+        self.side_by4 = side.const % 4 == 0 and all(c % 4 == 0 for _, c in side.terms)
         strides, stride = {}, 1
         for var, extent in reversed(axes):
             strides[var] = stride
@@ -83,7 +90,13 @@ def _direct(x: Expr, side: tuple[tuple[Var, int], ...],
     if not all(isinstance(t, Var) and t in side_vars | k_vars for t, _ in a.terms):
         return None
     k = {t: c for t, c in a.terms if t in k_vars}
-    return _Direct(x.source.name, a.without(keep=side_vars).to_expr(), k, k_axes)
+    return _Direct(x.source.name, a.without(keep=side_vars), k, k_axes)
+
+
+def _padded(table: list[int], bk: int) -> list[int]:
+    """A k table to a whole number of K steps, its last offset repeated (a partial last step
+    reads valid addresses, then zeroes them)."""
+    return table + table[-1:] * (-len(table) % bk)
 
 
 def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
@@ -104,28 +117,50 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
     da, db = _direct(parts.a, parts.m_axes, parts.k_axes), _direct(parts.b, parts.n_axes,
                                                                   parts.k_axes)
     # a warp's threads share k in the A tile (they walk M): a constant-memory table serves it
-    ta = tables.name(da.table, bm % 32 == 0) if da is not None and da.scale is None else ""
-    tb = tables.name(db.table, False) if db is not None and db.scale is None else ""
-    kdec_a = "" if da is not None else kdec
-    kdec_b = "" if db is not None else kdec
-    if da is not None:
-        a_expr = f"{da.buf}[g_abase + {da.koff(ta, 'g_k')}]"
-    if db is not None:
-        b_expr = f"{db.buf}[g_bbase[g_e] + {db.koff(tb, 'g_k')}]"
-        ndec = ""
+    tail = parts.k % bk != 0  # the last K step is partial
+    ta = (tables.name(_padded(da.table, bk), bm % 32 == 0)
+          if da is not None and da.scale is None else "")
+    tb = tables.name(_padded(db.table, bk), False) if db is not None and db.scale is None else ""
+
+    def operand(d: _Direct | None, table: str, base: str, expr: str, guard: str) -> str:
+        """`g_v = ` the operand at (row or column, g_k); a direct load needs no bounds check
+        (rows and columns are clamped, k too), only a zero past K in a partial last step."""
+        if d is None:
+            return f"float g_v = 0.0f; if ({guard} && g_k < {k}) {{ {expr} }}"
+        kk = f"(g_k < {parts.k} ? g_k : {parts.k - 1})" if tail and d.scale is not None else "g_k"
+        value = f"{d.buf}[{base} + {d.koff(table, kk)}]"
+        return (f"const float g_x = {value}; const float g_v = g_k < {k} ? g_x : 0.0f;" if tail
+                else f"const float g_v = {value};")
+
+    a_load = operand(da, ta, "g_abase", f"{kdec} g_v = {a_expr};", f"g_am < {m}")
+    b_load = operand(db, tb, "g_bbase[g_e]", f"{ndec} {kdec} g_v = {b_expr};", f"g_n < {n}")
+    # MMA tiles load B's k-contiguous runs (weights) as float4 pairs: one k octet per thread
+    octets = bn * bk // 8 // t  # per thread
+    vec_b = (tile.mma and db is not None and db.scale == 1 and db.side_by4 and not tail
+             and bk % 8 == 0 and octets >= 1 and octets * 8 * t == bn * bk)
+    b_rows = (f"g_tid / {bk // 8}", t // (bk // 8)) if vec_b else (f"g_tid / {bk}", t // bk)
 
     def fetch(k0: str) -> list[str]:
-        return [
+        a = [
             "#pragma unroll",
             f"for (int g_e = 0; g_e < {a_per}; ++g_e) {{",
-            f"  const {it} g_k = {k0} + g_tid / {bm} + g_e * {t // bm}; float g_v = 0.0f;",
-            f"  if (g_am < {m} && g_k < {k}) {{ {kdec_a} g_v = {a_expr}; }}",
+            f"  const {it} g_k = {k0} + g_tid / {bm} + g_e * {t // bm};",
+            f"  {a_load}",
             "  g_ra[g_e] = g_v; }",
+        ]
+        if vec_b:
+            assert db is not None
+            at = f"{db.buf} + g_bbase[g_e] + {k0} + (g_tid % {bk // 8}) * 8"
+            return [*a, "#pragma unroll", f"for (int g_e = 0; g_e < {octets}; ++g_e) {{",
+                    f"  g_rb4[2 * g_e] = *reinterpret_cast<const float4*>({at});",
+                    f"  g_rb4[2 * g_e + 1] = *reinterpret_cast<const float4*>({at} + 4); }}"]
+        return [
+            *a,
             "#pragma unroll",
             f"for (int g_e = 0; g_e < {b_per}; ++g_e) {{",
             f"  const {it} g_n = g_n0 + g_tid / {bk} + g_e * {t // bk};",
-            f"  const {it} g_k = {k0} + g_tid % {bk}; float g_v = 0.0f;",
-            f"  if (g_n < {n} && g_k < {k}) {{ {ndec} {kdec_b} g_v = {b_expr}; }}",
+            f"  const {it} g_k = {k0} + g_tid % {bk};",
+            f"  {b_load}",
             "  g_rb[g_e] = g_v; }",
         ]
 
@@ -144,27 +179,28 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
     lines = [
         f"{sig} {{",
         f"__shared__ float g_As[{bk}][{bm + pad_a}];",
-        f"__shared__ float g_Bs[{bk}][{bn + pad_b}];",
+        (f"__shared__ float g_Bs[{bn}][{bk + 8}];" if tile.mma
+         else f"__shared__ float g_Bs[{bk}][{bn + pad_b}];"),
         "const int g_tid = threadIdx.x;",
         *split.split_range(parts, tile, it),
         f"const {it} g_m0 = (({it})blockIdx.x) * {bm}, g_n0 = (({it})blockIdx.y) * {bn};",
         f"const {it} g_am = g_m0 + g_tid % {bm};",
-        f"float g_ra[{a_per}], g_rb[{b_per}];",
+        f"float g_ra[{a_per}];",
+        f"float4 g_rb4[{2 * octets}];" if vec_b else f"float g_rb[{b_per}];",
         *_compute_decls(tile, r.expr(parts.init)),
         "{",  # the A rows' loop variables, fixed for the whole K loop
         f"const {it} g_amc = g_am < {m} ? g_am : {m - 1};",
         *_decode(parts.m_axes, "g_amc", it),
         *([f"const {it} g_abase = {r.expr(da.side)};"] if da is not None else []),
-        *(_bbase(r, parts, tile, db.side) if db is not None else []),
+        *(_bbase(r, parts, db.side, b_rows, b_per // 8 if vec_b else b_per)
+          if db is not None else []),
         *fetch(klo),
         f"for ({it} g_k0 = {klo}; g_k0 < {k}; g_k0 += {bk}) {{",
         "#pragma unroll",
         f"for (int g_e = 0; g_e < {a_per}; ++g_e)"
-        f" g_As[g_tid / {bm} + g_e * {t // bm}][g_tid % {bm}] = {cvt}(g_ra[g_e]);",
-        "#pragma unroll",
-        f"for (int g_e = 0; g_e < {b_per}; ++g_e)"
-        f" g_Bs[g_tid % {bk}][{_bcol(tile, f'g_tid / {bk} + g_e * {t // bk}', f'g_tid % {bk}')}]"
-        f" = {cvt}(g_rb[g_e]);",
+        f" g_As[g_tid / {bm} + g_e * {t // bm}][{_arow(tile, f'g_tid % {bm}')}]"
+        f" = {cvt}(g_ra[g_e]);",
+        *_store_b(tile, vec_b, cvt, octets),
         "__syncthreads();",
         f"if (g_k0 + {bk} < {k}) {{",
         *fetch(f"g_k0 + {bk}"),
@@ -179,28 +215,57 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
     return "\n".join(lines)
 
 
-def _bbase(r: Renderer, parts: GemmParts, tile: GemmTile, side: Expr) -> list[str]:
-    """The B operand's per-column offsets, one per fetched column, before the K loop."""
-    it, t, bk, per = r.index_type, tile.threads, tile.bk, tile.bk * tile.bn // tile.threads
+def _bbase(r: Renderer, parts: GemmParts, side: Expr, rows: tuple[str, int],
+           per: int) -> list[str]:
+    """The B operand's per-column offsets, one per fetched column (column `first + e *
+    step` of the tile for rows = (first, step)), before the K loop."""
+    it = r.index_type
     return [
         f"{it} g_bbase[{per}];",
         "#pragma unroll",
         f"for (int g_e = 0; g_e < {per}; ++g_e) {{",
-        f"  {it} g_n = g_n0 + g_tid / {bk} + g_e * {t // bk};",
+        f"  {it} g_n = g_n0 + {rows[0]} + g_e * {rows[1]};",
         f"  g_n = g_n < {parts.n} ? g_n : {parts.n - 1};",
         f"  {' '.join(_decode(parts.n_axes, 'g_n', it))}",
         f"  g_bbase[g_e] = {r.expr(side)}; }}",
     ]
 
 
-def _bcol(tile: GemmTile, col: str, k: str) -> str:
-    """The B tile's shared column of (k, col). MMA tiles store B with the threads walking K
-    (the weights' contiguous axis) and read it in fragments that walk N; an unpadded row
-    with columns XOR-swizzled by k keeps both bank-conflict free: the 32 k of a store hit 32
-    banks, and a fragment's 4 k x 8 columns too (the swizzle's bits 3-4 come from k % 4)."""
+def _arow(tile: GemmTile, m: str) -> str:
+    """The A tile's shared column of tile row m. MMA tiles interleave rows m and m + 8 of
+    each 16 (positions 2(m % 8) + m / 8), so that an m16n8k8 fragment's (row g, row g + 8)
+    pair is one 8-byte load."""
     if not tile.mma:
-        return col
-    return f"({col}) ^ ((({k}) & 3) << 3 | (({k}) >> 2 & 7))"
+        return m
+    return f"((({m}) & ~15) | ((({m}) & 7) << 1) | ((({m}) >> 3) & 1))"
+
+
+def _bpos(k: str) -> str:
+    """An MMA B tile's shared position of k within its row ([n][k]): k and k + 4 of each 8
+    adjacent (positions 2(k % 4) + k / 4), a fragment's (k = t, t + 4) pair one 8-byte load.
+    Rows of bk + 8 floats keep those loads and the float4 stores free of bank conflicts."""
+    return f"((({k}) & ~7) | ((({k}) & 3) << 1) | ((({k}) >> 2) & 1))"
+
+
+def _store_b(tile: GemmTile, vec: bool, cvt: str, octets: int) -> list[str]:
+    """The B registers to shared memory: SIMT [k][n]; MMA [n][k] (see _bpos), a k octet
+    per thread as two float4 stores when loaded as float4s."""
+    t, bk = tile.threads, tile.bk
+    if not tile.mma:
+        return ["#pragma unroll",
+                f"for (int g_e = 0; g_e < {tile.bk * tile.bn // t}; ++g_e)"
+                f" g_Bs[g_tid % {bk}][g_tid / {bk} + g_e * {t // bk}] = {cvt}(g_rb[g_e]);"]
+    if vec:
+        row = f"g_Bs[g_tid / {bk // 8} + g_e * {t // (bk // 8)}][(g_tid % {bk // 8}) * 8"
+        lo, hi = "g_rb4[2 * g_e]", "g_rb4[2 * g_e + 1]"
+        return ["#pragma unroll", f"for (int g_e = 0; g_e < {octets}; ++g_e) {{",
+                f"*reinterpret_cast<float4*>(&{row}]) = make_float4({cvt}({lo}.x), {cvt}({hi}.x),"
+                f" {cvt}({lo}.y), {cvt}({hi}.y));",
+                f"*reinterpret_cast<float4*>(&{row} + 4]) = make_float4({cvt}({lo}.z),"
+                f" {cvt}({hi}.z), {cvt}({lo}.w), {cvt}({hi}.w)); }}"]
+    return ["#pragma unroll",
+            f"for (int g_e = 0; g_e < {tile.bk * tile.bn // t}; ++g_e)"
+            f" g_Bs[g_tid / {bk} + g_e * {t // bk}][{_bpos(f'g_tid % {bk}')}] = {cvt}(g_rb[g_e]);"]
 
 
 def _compute_decls(tile: GemmTile, init: str) -> list[str]:
@@ -264,18 +329,16 @@ def _mma_step(tile: GemmTile) -> list[str]:
         f"  unsigned g_a[{mi}][4], g_b[{ni}][2];",
         "#pragma unroll",
         f"  for (int g_i = 0; g_i < {mi}; ++g_i) {{",
-        "    const int g_r = g_wm + g_i * 16 + g_g;",
-        "    g_a[g_i][0] = __float_as_uint(g_As[g_ks + g_t][g_r]);",
-        "    g_a[g_i][1] = __float_as_uint(g_As[g_ks + g_t][g_r + 8]);",
-        "    g_a[g_i][2] = __float_as_uint(g_As[g_ks + g_t + 4][g_r]);",
-        "    g_a[g_i][3] = __float_as_uint(g_As[g_ks + g_t + 4][g_r + 8]); }",
+        "    const int g_r = g_wm + g_i * 16 + 2 * g_g;",  # rows g, g + 8 (see _arow)
+        "    const uint2 g_lo = *reinterpret_cast<const uint2*>(&g_As[g_ks + g_t][g_r]);",
+        "    const uint2 g_hi = *reinterpret_cast<const uint2*>(&g_As[g_ks + g_t + 4][g_r]);",
+        "    g_a[g_i][0] = g_lo.x; g_a[g_i][1] = g_lo.y;"
+        " g_a[g_i][2] = g_hi.x; g_a[g_i][3] = g_hi.y; }",
         "#pragma unroll",
-        f"  for (int g_j = 0; g_j < {ni}; ++g_j) {{",
-        "    const int g_col = g_wn + g_j * 8 + g_g;",
-        "    g_b[g_j][0] = __float_as_uint("
-        f"g_Bs[g_ks + g_t][{_bcol(tile, 'g_col', 'g_ks + g_t')}]);",
-        "    g_b[g_j][1] = __float_as_uint("
-        f"g_Bs[g_ks + g_t + 4][{_bcol(tile, 'g_col', 'g_ks + g_t + 4')}]); }}",
+        f"  for (int g_j = 0; g_j < {ni}; ++g_j) {{",  # k = t, t + 4 (see _bpos)
+        "    const uint2 g_v = *reinterpret_cast<const uint2*>("
+        "&g_Bs[g_wn + g_j * 8 + g_g][g_ks + 2 * g_t]);",
+        "    g_b[g_j][0] = g_v.x; g_b[g_j][1] = g_v.y; }",
         "#pragma unroll",
         f"  for (int g_i = 0; g_i < {mi}; ++g_i)",
         "#pragma unroll",
