@@ -221,3 +221,22 @@ def test_enough_tiles_are_not_split() -> None:
     assert split_k(tile, Parts(), 1000).split == 8  # at most 8 chunks
     Parts.k = 600
     assert split_k(tile, Parts(), 1000).split == 2  # chunks of at least 256
+
+
+def test_tf32_tile_policy_on_resnet18_shapes() -> None:
+    """On 132 SMs: the second stage fills the GPU with 128x64 tiles; the third and last
+    stages only fill it with 64x64 ones, so they take 128x64 tiles split along K within one
+    wave; a 1x1 conv too short to split keeps the 64x64 tile."""
+    from deepc.schedule.gpu_gemm_match import choose_tile
+
+    class Parts:
+        def __init__(self, m: int, n: int, k: int) -> None:
+            self.m, self.n, self.k = m, n, k
+
+    target = load_target("cuda-sm90")
+    pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
+            for shape in ((25088, 128, 1152), (6272, 256, 2304), (1568, 512, 4608),
+                          (1568, 512, 256))}
+    got = {s: (t.bm, t.bn, t.bk, t.split) for s, t in pick.items() if t is not None}
+    assert got == {(25088, 128, 1152): (128, 64, 32, 1), (6272, 256, 2304): (128, 64, 32, 2),
+                   (1568, 512, 4608): (128, 64, 32, 3), (1568, 512, 256): (64, 64, 16, 1)}
