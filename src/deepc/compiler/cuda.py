@@ -72,7 +72,8 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
     CUDA C gets the tiled matrix-product kernels.)"""
     from deepc.backends.cstyle import Renderer, helpers, index_type_for
     from deepc.backends.cuda.dialect import CUDA
-    from deepc.backends.cuda.gemm import MMA_HELPERS, render_gemm
+    from deepc.backends.cuda.gemm import render_gemm
+    from deepc.backends.cuda.gemm_mma import MMA_HELPERS
     from deepc.backends.cuda.ktable import KTables
     from deepc.backends.cuda.warp import render_warp
 

@@ -13,7 +13,7 @@ SIMT: TX x (256/TX) threads, each BM/TX x BN/(256/TX) outputs in runs of four (1
 shared loads).
 MMA: warps_m x warps_n warps, each a grid of m16n8k8 TF32 tiles (operands rounded to
 nearest on their way to shared memory); the A tile's rows and the B tile's k interleaved so
-that each fragment register pair is one 8-byte shared load (_arow, _bpos), weights loaded as
+that each fragment register pair is one 8-byte shared load (gemm_mma.py), weights loaded as
 float4 pairs where their k runs allow. Bounds: rows and columns past M and N are clamped to
 the last (their sums are never stored), so loads need no guard except a partial last k-step.
 Split-K (a tile's role "partial"): blockIdx.z's chunk of K, its sums stored to a partial
@@ -25,26 +25,13 @@ from __future__ import annotations
 from itertools import product
 
 from deepc.backends.cstyle import Renderer
+from deepc.backends.cuda import gemm_mma as mma
 from deepc.backends.cuda import gemm_split as split
 from deepc.backends.cuda.ktable import KTables
 from deepc.ir.affine import Affine, affine, flat_offset
 from deepc.ir.expr import Expr, Load, Var
 from deepc.ir.loop import PrimFunc
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile
-
-MMA_HELPERS = r"""
-// half a TF32 ulp added to the bits: the tensor core, which ignores an operand's low 13 bits,
-// then sees x rounded as cvt.rna.tf32.f32 would (an integer add instead of a conversion)
-static __device__ __forceinline__ float deepc_tf32(float x) {
-  return __uint_as_float(__float_as_uint(x) + 0x1000u); }
-static __device__ __forceinline__ void deepc_mma_tf32(float* c, const unsigned* a,
-                                                      const unsigned* b) {
-  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-"""
 
 
 def _decode(axes: tuple[tuple[Var, int], ...], flat: str, it: str) -> list[str]:
@@ -105,12 +92,10 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
         return split.render_split_sum(r, func, parts, tile)
     it, t = r.index_type, tile.threads
     bm, bn, bk = tile.bm, tile.bn, tile.bk
-    pad_a, pad_b = (8, 0) if tile.mma else (0, 4)
     a_per, b_per = bk * bm // t, bk * bn // t
     m, n = parts.m, parts.n
     # the K range: all of it, or blockIdx.z's chunk of a split-K
     klo, k = ("g_klo", "g_khi") if tile.role == "partial" else ("0", str(parts.k))
-    cvt = "deepc_tf32" if tile.mma else ""
     a_expr, b_expr = r.expr(parts.a), r.expr(parts.b)
     kdec = " ".join(_decode(parts.k_axes, "g_k", it))
     ndec = " ".join(_decode(parts.n_axes, "g_n", it))
@@ -134,11 +119,12 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
 
     a_load = operand(da, ta, "g_abase", f"{kdec} g_v = {a_expr};", f"g_am < {m}")
     b_load = operand(db, tb, "g_bbase[g_e]", f"{ndec} {kdec} g_v = {b_expr};", f"g_n < {n}")
-    # MMA tiles load B's k-contiguous runs (weights) as float4 pairs: one k octet per thread
-    octets = bn * bk // 8 // t  # per thread
+    # MMA tiles load B's k-contiguous runs (weights) as float4 pairs, `octets` k octets per
+    # thread (0: one value at a time)
     vec_b = (tile.mma and db is not None and db.scale == 1 and db.side_by4 and not tail
-             and bk % 8 == 0 and octets >= 1 and octets * 8 * t == bn * bk)
-    b_rows = (f"g_tid / {bk // 8}", t // (bk // 8)) if vec_b else (f"g_tid / {bk}", t // bk)
+             and bk % 8 == 0 and bn * bk % (8 * t) == 0)
+    octets = bn * bk // (8 * t) if vec_b else 0
+    b_rows = (f"g_tid / {bk // 8}", t // (bk // 8)) if octets else (f"g_tid / {bk}", t // bk)
 
     def fetch(k0: str) -> list[str]:
         a = [
@@ -148,7 +134,7 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
             f"  {a_load}",
             "  g_ra[g_e] = g_v; }",
         ]
-        if vec_b:
+        if octets:
             assert db is not None
             at = f"{db.buf} + g_bbase[g_e] + {k0} + (g_tid % {bk // 8}) * 8"
             return [*a, "#pragma unroll", f"for (int g_e = 0; g_e < {octets}; ++g_e) {{",
@@ -178,34 +164,36 @@ def render_gemm(r: Renderer, func: PrimFunc, parts: GemmParts, tile: GemmTile,
     store = split.partial_store(parts, tile) if partial else None
     lines = [
         f"{sig} {{",
-        f"__shared__ float g_As[{bk}][{bm + pad_a}];",
-        (f"__shared__ float g_Bs[{bn}][{bk + 8}];" if tile.mma
-         else f"__shared__ float g_Bs[{bk}][{bn + pad_b}];"),
+        # padded so that fragment loads (MMA) and float4 loads (SIMT) avoid bank conflicts
+        *([f"__shared__ float g_As[{bk}][{bm + 8}];", f"__shared__ float g_Bs[{bn}][{bk + 8}];"]
+          if tile.mma else [f"__shared__ float g_As[{bk}][{bm}];",
+                            f"__shared__ float g_Bs[{bk}][{bn + 4}];"]),
         "const int g_tid = threadIdx.x;",
         *split.split_range(parts, tile, it),
         f"const {it} g_m0 = (({it})blockIdx.x) * {bm}, g_n0 = (({it})blockIdx.y) * {bn};",
         f"const {it} g_am = g_m0 + g_tid % {bm};",
         f"float g_ra[{a_per}];",
-        f"float4 g_rb4[{2 * octets}];" if vec_b else f"float g_rb[{b_per}];",
-        *_compute_decls(tile, r.expr(parts.init)),
+        f"float4 g_rb4[{2 * octets}];" if octets else f"float g_rb[{b_per}];",
+        *(mma.accumulators if tile.mma else _simt_accumulators)(tile, r.expr(parts.init)),
         "{",  # the A rows' loop variables, fixed for the whole K loop
         f"const {it} g_amc = g_am < {m} ? g_am : {m - 1};",
         *_decode(parts.m_axes, "g_amc", it),
         *([f"const {it} g_abase = {r.expr(da.side)};"] if da is not None else []),
-        *(_bbase(r, parts, db.side, b_rows, b_per // 8 if vec_b else b_per)
+        *(_bbase(r, parts, db.side, b_rows, octets or b_per)
           if db is not None else []),
         *fetch(klo),
         f"for ({it} g_k0 = {klo}; g_k0 < {k}; g_k0 += {bk}) {{",
         "#pragma unroll",
         f"for (int g_e = 0; g_e < {a_per}; ++g_e)"
-        f" g_As[g_tid / {bm} + g_e * {t // bm}][{_arow(tile, f'g_tid % {bm}')}]"
-        f" = {cvt}(g_ra[g_e]);",
-        *_store_b(tile, vec_b, cvt, octets),
+        f" g_As[g_tid / {bm} + g_e * {t // bm}]"
+        + (f"[{mma.arow(f'g_tid % {bm}')}] = deepc_tf32(g_ra[g_e]);" if tile.mma
+           else f"[g_tid % {bm}] = g_ra[g_e];"),
+        *(mma.store_b(tile, octets) if tile.mma else _store_b_simt(tile)),
         "__syncthreads();",
         f"if (g_k0 + {bk} < {k}) {{",
         *fetch(f"g_k0 + {bk}"),
         "}",
-        *(_mma_step(tile) if tile.mma else _simt_step(tile)),
+        *(mma.step(tile) if tile.mma else _simt_step(tile)),
         "__syncthreads();",
         "}",
         "}",
@@ -231,53 +219,15 @@ def _bbase(r: Renderer, parts: GemmParts, side: Expr, rows: tuple[str, int],
     ]
 
 
-def _arow(tile: GemmTile, m: str) -> str:
-    """The A tile's shared column of tile row m. MMA tiles interleave rows m and m + 8 of
-    each 16 (positions 2(m % 8) + m / 8), so that an m16n8k8 fragment's (row g, row g + 8)
-    pair is one 8-byte load."""
-    if not tile.mma:
-        return m
-    return f"((({m}) & ~15) | ((({m}) & 7) << 1) | ((({m}) >> 3) & 1))"
-
-
-def _bpos(k: str) -> str:
-    """An MMA B tile's shared position of k within its row ([n][k]): k and k + 4 of each 8
-    adjacent (positions 2(k % 4) + k / 4), a fragment's (k = t, t + 4) pair one 8-byte load.
-    Rows of bk + 8 floats keep those loads and the float4 stores free of bank conflicts."""
-    return f"((({k}) & ~7) | ((({k}) & 3) << 1) | ((({k}) >> 2) & 1))"
-
-
-def _store_b(tile: GemmTile, vec: bool, cvt: str, octets: int) -> list[str]:
-    """The B registers to shared memory: SIMT [k][n]; MMA [n][k] (see _bpos), a k octet
-    per thread as two float4 stores when loaded as float4s."""
+def _store_b_simt(tile: GemmTile) -> list[str]:
+    """The B registers to shared memory [k][n]."""
     t, bk = tile.threads, tile.bk
-    if not tile.mma:
-        return ["#pragma unroll",
-                f"for (int g_e = 0; g_e < {tile.bk * tile.bn // t}; ++g_e)"
-                f" g_Bs[g_tid % {bk}][g_tid / {bk} + g_e * {t // bk}] = {cvt}(g_rb[g_e]);"]
-    if vec:
-        row = f"g_Bs[g_tid / {bk // 8} + g_e * {t // (bk // 8)}][(g_tid % {bk // 8}) * 8"
-        lo, hi = "g_rb4[2 * g_e]", "g_rb4[2 * g_e + 1]"
-        return ["#pragma unroll", f"for (int g_e = 0; g_e < {octets}; ++g_e) {{",
-                f"*reinterpret_cast<float4*>(&{row}]) = make_float4({cvt}({lo}.x), {cvt}({hi}.x),"
-                f" {cvt}({lo}.y), {cvt}({hi}.y));",
-                f"*reinterpret_cast<float4*>(&{row} + 4]) = make_float4({cvt}({lo}.z),"
-                f" {cvt}({hi}.z), {cvt}({lo}.w), {cvt}({hi}.w)); }}"]
     return ["#pragma unroll",
             f"for (int g_e = 0; g_e < {tile.bk * tile.bn // t}; ++g_e)"
-            f" g_Bs[g_tid / {bk} + g_e * {t // bk}][{_bpos(f'g_tid % {bk}')}] = {cvt}(g_rb[g_e]);"]
+            f" g_Bs[g_tid % {bk}][g_tid / {bk} + g_e * {t // bk}] = g_rb[g_e];"]
 
 
-def _compute_decls(tile: GemmTile, init: str) -> list[str]:
-    if tile.mma:
-        mi, ni = tile.bm // tile.warps_m // 16, tile.bn // tile.warps_n // 8
-        return [f"float g_c[{mi}][{ni}][4];",
-                "#pragma unroll",
-                f"for (int g_i = 0; g_i < {mi}; ++g_i)",
-                "#pragma unroll",
-                f"  for (int g_j = 0; g_j < {ni}; ++g_j)",
-                "#pragma unroll",
-                f"    for (int g_q = 0; g_q < 4; ++g_q) g_c[g_i][g_j][g_q] = {init};"]
+def _simt_accumulators(tile: GemmTile, init: str) -> list[str]:
     tm, tn = tile.bm // tile.tx, tile.bn // (tile.threads // tile.tx)
     return [f"float g_c[{tm}][{tn}];",
             "#pragma unroll",
@@ -316,39 +266,6 @@ def _simt_step(tile: GemmTile) -> list[str]:
     ]
 
 
-def _mma_step(tile: GemmTile) -> list[str]:
-    wm, wn = tile.bm // tile.warps_m, tile.bn // tile.warps_n
-    mi, ni = wm // 16, wn // 8
-    return [
-        "{",
-        "const int g_lane = g_tid % 32, g_g = g_lane / 4, g_t = g_lane % 4;",
-        f"const int g_wm = (g_tid / 32 % {tile.warps_m}) * {wm};",
-        f"const int g_wn = (g_tid / 32 / {tile.warps_m}) * {wn};",
-        "#pragma unroll",
-        f"for (int g_ks = 0; g_ks < {tile.bk}; g_ks += 8) {{",
-        f"  unsigned g_a[{mi}][4], g_b[{ni}][2];",
-        "#pragma unroll",
-        f"  for (int g_i = 0; g_i < {mi}; ++g_i) {{",
-        "    const int g_r = g_wm + g_i * 16 + 2 * g_g;",  # rows g, g + 8 (see _arow)
-        "    const uint2 g_lo = *reinterpret_cast<const uint2*>(&g_As[g_ks + g_t][g_r]);",
-        "    const uint2 g_hi = *reinterpret_cast<const uint2*>(&g_As[g_ks + g_t + 4][g_r]);",
-        "    g_a[g_i][0] = g_lo.x; g_a[g_i][1] = g_lo.y;"
-        " g_a[g_i][2] = g_hi.x; g_a[g_i][3] = g_hi.y; }",
-        "#pragma unroll",
-        f"  for (int g_j = 0; g_j < {ni}; ++g_j) {{",  # k = t, t + 4 (see _bpos)
-        "    const uint2 g_v = *reinterpret_cast<const uint2*>("
-        "&g_Bs[g_wn + g_j * 8 + g_g][g_ks + 2 * g_t]);",
-        "    g_b[g_j][0] = g_v.x; g_b[g_j][1] = g_v.y; }",
-        "#pragma unroll",
-        f"  for (int g_i = 0; g_i < {mi}; ++g_i)",
-        "#pragma unroll",
-        f"    for (int g_j = 0; g_j < {ni}; ++g_j) deepc_mma_tf32(g_c[g_i][g_j], g_a[g_i],"
-        " g_b[g_j]);",
-        "}",
-        "}",
-    ]
-
-
 def epilogue_body(r: Renderer, parts: GemmParts, value: str) -> list[str]:
     """Output (g_m, g_n)'s fused epilogue on its sum `value`, where in bounds."""
     it, acc = r.index_type, parts.acc.buffer.name
@@ -368,23 +285,7 @@ def _epilogue(r: Renderer, parts: GemmParts, tile: GemmTile, store: str | None) 
     inner = ([f"if (g_m < {parts.m} && g_n < {parts.n}) {{ {store} }}"] if store is not None
              else epilogue_body(r, parts, "VALUE"))
     if tile.mma:
-        wm, wn = tile.bm // tile.warps_m, tile.bn // tile.warps_n
-        mi, ni = wm // 16, wn // 8
-        head = [
-            "{",
-            "const int g_lane = g_tid % 32, g_g = g_lane / 4, g_t = g_lane % 4;",
-            f"const int g_wm = (g_tid / 32 % {tile.warps_m}) * {wm};",
-            f"const int g_wn = (g_tid / 32 / {tile.warps_m}) * {wn};",
-            "#pragma unroll",
-            f"for (int g_i = 0; g_i < {mi}; ++g_i)",
-            "#pragma unroll",
-            f"for (int g_j = 0; g_j < {ni}; ++g_j)",
-            "#pragma unroll",
-            "for (int g_q = 0; g_q < 4; ++g_q) {",
-            f"const {it} g_m = g_m0 + g_wm + g_i * 16 + g_g + (g_q >> 1) * 8;",
-            f"const {it} g_n = g_n0 + g_wn + g_j * 8 + 2 * g_t + (g_q & 1);",
-        ]
-        value = "g_c[g_i][g_j][g_q]"
+        head, value = mma.outputs(tile, it)
     else:
         tx, ty = tile.tx, tile.threads // tile.tx
         head = [
