@@ -208,6 +208,34 @@ def test_split_k_conv_matches_numpy(tf32: bool, tmp_path) -> None:  # type: igno
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
 
 
+@needs_gxx
+@pytest.mark.parametrize("tf32", [False, True])
+def test_too_few_tiles_split_to_fill_the_gpu(tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """100x64 outputs are two 64x64 tiles, too few for 8 SMs (at batch 1 ResNet-18's last
+    stage is eight tiles for 132): K = 576 in four chunks of 144 makes 8 blocks, summed in
+    order by the second kernel, which adds the bias and applies the ReLU."""
+    from onnx import helper
+
+    from deepc.runtime.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = _graph(nodes, (1, 64, 10, 10), {"w": w, "b": b})
+    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(8),
+                                                allow_tf32=tf32)
+    conv = next(k for k in launches if "conv" in k)
+    assert launches[conv][-2].grid == (2, 1, 4)  # then one thread per output sums
+    assert "split-k 4x144" in _notes(records) and scratch[conv][-1].shape == (4, 64, 100)
+    x = rng.standard_normal((1, 64, 10, 10)).astype(np.float32)
+    got, _ = run_blocks(graph, _small_gpu(8), {"x": x}, tmp_path, allow_tf32=tf32)
+    tol = 2e-2 if tf32 else 1e-4
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
+
+
 def test_enough_tiles_are_not_split() -> None:
     from deepc.schedule.gpu_gemm_match import GemmTile, split_k
 
@@ -226,7 +254,8 @@ def test_enough_tiles_are_not_split() -> None:
 def test_tf32_tile_policy_on_resnet18_shapes() -> None:
     """On 132 SMs: the second stage fills the GPU with 128x64 tiles; the third and last
     stages only fill it with 64x64 ones, so they take 128x64 tiles split along K within one
-    wave; a 1x1 conv too short to split keeps the 64x64 tile."""
+    wave; a 1x1 conv too short to split keeps the 64x64 tile. At batch 1, 64x64 tiles split
+    to fill the GPU; a 1x1 conv with K = 64 cannot be, and stays one output per thread."""
     from deepc.schedule.gpu_gemm_match import choose_tile
 
     class Parts:
@@ -236,7 +265,9 @@ def test_tf32_tile_policy_on_resnet18_shapes() -> None:
     target = load_target("cuda-sm90")
     pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
             for shape in ((25088, 128, 1152), (6272, 256, 2304), (1568, 512, 4608),
-                          (1568, 512, 256))}
+                          (1568, 512, 256), (49, 512, 4608), (3136, 64, 576), (784, 128, 64))}
     got = {s: (t.bm, t.bn, t.bk, t.split) for s, t in pick.items() if t is not None}
     assert got == {(25088, 128, 1152): (128, 64, 32, 1), (6272, 256, 2304): (128, 64, 32, 2),
-                   (1568, 512, 4608): (128, 64, 32, 3), (1568, 512, 256): (64, 64, 16, 1)}
+                   (1568, 512, 4608): (128, 64, 32, 3), (1568, 512, 256): (64, 64, 16, 1),
+                   # batch 1: too few tiles, split until one wave is full (K chunks >= 128)
+                   (49, 512, 4608): (64, 64, 16, 36), (3136, 64, 576): (64, 64, 16, 4)}
