@@ -182,9 +182,13 @@ def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], ker
 
 @needs_gxx
 @pytest.mark.parametrize("tf32", [False, True])
-def test_split_k_conv_matches_numpy(tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """100x64 outputs on a 2-SM GPU fill too few block slots: K = 576 in two chunks over
-    blockIdx.z, summed in order by a second kernel that then adds the bias and applies the
+@pytest.mark.parametrize(("sms", "split", "kc"), [(2, 2, 288), (8, 4, 144)])
+def test_split_k_conv_matches_numpy(tf32: bool, sms: int, split: int, kc: int,
+                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """100x64 outputs are two 64x64 tiles. On 2 SMs they fill too few block slots: K = 576
+    in two chunks over blockIdx.z. On 8 SMs they are too few tiles for the SMs (as ResNet-18's
+    last stage at batch 1: eight tiles for 132), so K is split further, four chunks of 144 for
+    8 blocks. A second kernel sums the chunks in order, then adds the bias and applies the
     ReLU (the fused epilogue)."""
     from onnx import helper
 
@@ -197,41 +201,14 @@ def test_split_k_conv_matches_numpy(tf32: bool, tmp_path) -> None:  # type: igno
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["y"])]
     graph = _graph(nodes, (1, 64, 10, 10), {"w": w, "b": b})
-    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(2),
+    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(sms),
                                                 allow_tf32=tf32)
     conv = next(k for k in launches if "conv" in k)
-    assert [lc.grid[2] for lc in launches[conv]][-2:] == [2, 1]  # after the pad copy
-    assert "split-k 2x288" in _notes(records) and scratch[conv][-1].shape == (2, 64, 100)
+    assert [lc.grid[2] for lc in launches[conv]][-2:] == [split, 1]  # after the pad copy
+    assert f"split-k {split}x{kc}" in _notes(records)
+    assert scratch[conv][-1].shape == (split, 64, 100)
     x = rng.standard_normal((1, 64, 10, 10)).astype(np.float32)
-    got, _ = run_blocks(graph, _small_gpu(2), {"x": x}, tmp_path, allow_tf32=tf32)
-    tol = 2e-2 if tf32 else 1e-4
-    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
-
-
-@needs_gxx
-@pytest.mark.parametrize("tf32", [False, True])
-def test_too_few_tiles_split_to_fill_the_gpu(tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """100x64 outputs are two 64x64 tiles, too few for 8 SMs (at batch 1 ResNet-18's last
-    stage is eight tiles for 132): K = 576 in four chunks of 144 makes 8 blocks, summed in
-    order by the second kernel, which adds the bias and applies the ReLU."""
-    from onnx import helper
-
-    from deepc.runtime.interpreter import run_graph
-    from tests.backends.cuda.omp_blocks import run_blocks
-
-    rng = np.random.default_rng(6)
-    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(64).astype(np.float32)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["y"])]
-    graph = _graph(nodes, (1, 64, 10, 10), {"w": w, "b": b})
-    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(8),
-                                                allow_tf32=tf32)
-    conv = next(k for k in launches if "conv" in k)
-    assert launches[conv][-2].grid == (2, 1, 4)  # then one thread per output sums
-    assert "split-k 4x144" in _notes(records) and scratch[conv][-1].shape == (4, 64, 100)
-    x = rng.standard_normal((1, 64, 10, 10)).astype(np.float32)
-    got, _ = run_blocks(graph, _small_gpu(8), {"x": x}, tmp_path, allow_tf32=tf32)
+    got, _ = run_blocks(graph, _small_gpu(sms), {"x": x}, tmp_path, allow_tf32=tf32)
     tol = 2e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
 
