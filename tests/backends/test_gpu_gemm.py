@@ -181,15 +181,17 @@ def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], ker
 
 
 @needs_gxx
-@pytest.mark.parametrize("tf32", [False, True])
-@pytest.mark.parametrize(("sms", "split", "kc"), [(2, 2, 288), (8, 4, 144)])
-def test_split_k_conv_matches_numpy(tf32: bool, sms: int, split: int, kc: int,
+@pytest.mark.parametrize(("sms", "tf32", "split", "kc"),
+                         [(2, False, 2, 288), (2, True, 2, 288), (8, False, 4, 144),
+                          (8, True, 12, 48)])
+def test_split_k_conv_matches_numpy(sms: int, tf32: bool, split: int, kc: int,
                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
     """100x64 outputs are two 64x64 tiles. On 2 SMs they fill too few block slots: K = 576
     in two chunks over blockIdx.z. On 8 SMs they are too few tiles for the SMs (as ResNet-18's
-    last stage at batch 1: eight tiles for 132), so K is split further, four chunks of 144 for
-    8 blocks. A second kernel sums the chunks in order, then adds the bias and applies the
-    ReLU (the fused epilogue)."""
+    last stage at batch 1: eight tiles for 132), so K is split further: four chunks of 144 for
+    8 blocks (SIMT), twelve of 48 for 24 (TF32, 4 blocks per SM and shorter chunks). A
+    second kernel sums the chunks in order, then adds the bias and applies the ReLU (the
+    fused epilogue)."""
     from onnx import helper
 
     from deepc.runtime.interpreter import run_graph
@@ -246,5 +248,5 @@ def test_tf32_tile_policy_on_resnet18_shapes() -> None:
     got = {s: (t.bm, t.bn, t.bk, t.split) for s, t in pick.items() if t is not None}
     assert got == {(25088, 128, 1152): (128, 64, 32, 1), (6272, 256, 2304): (128, 64, 32, 2),
                    (1568, 512, 4608): (128, 64, 32, 3), (1568, 512, 256): (64, 64, 16, 1),
-                   # batch 1: too few tiles, split until one wave is full (K chunks >= 128)
-                   (49, 512, 4608): (64, 64, 16, 36), (3136, 64, 576): (64, 64, 16, 4)}
+                   # batch 1: too few tiles, split until one wave is full (K chunks >= 32)
+                   (49, 512, 4608): (64, 64, 16, 58), (3136, 64, 576): (64, 64, 16, 9)}

@@ -163,20 +163,26 @@ def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
     return _chunked(tile, parts, options[-1])
 
 
-MIN_FILL_K = 128  # the shortest K chunk of a split that fills the GPU from too few tiles
+# The shortest K chunk of a split that fills the GPU from too few tiles. TF32, swept on an
+# H200 (256/128/64/32): 32 was as fast or faster on every model measured, e.g. ResNet-18 b1
+# 0.30 -> 0.25 ms and ShuffleNet-V2 b32 1.04 -> 0.84 against 128 (256: ResNet-18 b1 0.70).
+# The SIMT (fp32) tiles were measured at 128 only.
+MIN_FILL_K, MIN_FILL_K_MMA = 128, 32
 
 
 def fill_split(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile | None:
     """Fewer tiles than SMs (a small batch: ResNet-18's last stage at batch 1 is 49x512 over
-    K = 4608, eight 64x64 tiles): K in as many chunks of at least MIN_FILL_K as one wave of
-    block slots holds, so the tiles reach every SM; None when even that leaves SMs idle or
-    the edge tiles are mostly waste (the one-output-per-thread or warp schedules win).
+    K = 4608, eight 64x64 tiles): K in as many chunks as one wave of block slots holds, each
+    MIN_FILL_K long at least (MIN_FILL_K_MMA on tensor cores), so the tiles reach every SM;
+    None when even that leaves SMs idle or the edge tiles are mostly waste (the
+    one-output-per-thread or warp schedules win).
     On an H200, ResNet-18 at batch 1 went from 1.30 to 0.30 ms in TF32 (0.39 fp32): its
     3x3 convs had run one output per thread or a warp per output, its last stage alone
     0.15 ms a conv; at batch 32 MobileNet-V2 2.55 -> 1.96 ms and EfficientNet-B0 3.79 ->
     3.03 (TF32), whose 1568-row projections had been one output per thread."""
     blocks = tile.tiles(parts)
-    split = min(sms * tile.min_blocks // blocks, parts.k // MIN_FILL_K)
+    split = min(sms * tile.min_blocks // blocks,
+                parts.k // (MIN_FILL_K_MMA if tile.mma else MIN_FILL_K))
     if blocks * split < sms or not _fits(parts, tile.bm, tile.bn, 0):
         return None
     return _chunked(tile, parts, split)
