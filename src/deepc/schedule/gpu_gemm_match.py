@@ -154,13 +154,8 @@ def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
     launch adds them in order. (On an H200, splitting ResNet-18's last stage at batch 32 in
     two — 200 tiles, 400 blocks for 396 slots — made it 5% slower in TF32 and 20% in fp32:
     the blocks past one wave cost a whole block's time, on top of the summing launch.)"""
-    blocks = tile.tiles(parts)
-    slots = sms * tile.min_blocks
-    options = [s for s in range(2, 9)
-               if parts.k // s >= MIN_SPLIT_K and blocks * s <= slots]
-    if not options:
-        return tile
-    return _chunked(tile, parts, options[-1])
+    split = _wave_split(tile, parts, sms, MIN_SPLIT_K, 8)
+    return _chunked(tile, parts, split) if split > 1 else tile
 
 
 # The shortest K chunk of a split that fills the GPU from too few tiles. TF32, swept on an
@@ -180,12 +175,16 @@ def fill_split(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile | None:
     3x3 convs had run one output per thread or a warp per output, its last stage alone
     0.15 ms a conv; at batch 32 MobileNet-V2 2.55 -> 1.96 ms and EfficientNet-B0 3.79 ->
     3.03 (TF32), whose 1568-row projections had been one output per thread."""
-    blocks = tile.tiles(parts)
-    split = min(sms * tile.min_blocks // blocks,
-                parts.k // (MIN_FILL_K_MMA if tile.mma else MIN_FILL_K))
-    if blocks * split < sms or not _fits(parts, tile.bm, tile.bn, 0):
+    split = _wave_split(tile, parts, sms, MIN_FILL_K_MMA if tile.mma else MIN_FILL_K, parts.k)
+    if tile.tiles(parts) * split < sms or not _fits(parts, tile.bm, tile.bn, 0):
         return None
     return _chunked(tile, parts, split)
+
+
+def _wave_split(tile: GemmTile, parts: GemmParts, sms: int, min_k: int, most: int) -> int:
+    """The most K chunks (up to `most`, each `min_k` long at least) whose blocks all fit one
+    wave of block slots."""
+    return min(sms * tile.min_blocks // tile.tiles(parts), parts.k // min_k, most)
 
 
 def _chunked(tile: GemmTile, parts: GemmParts, split: int) -> GemmTile:
