@@ -75,7 +75,7 @@ def check_compute(op_type: str, inputs: Mapping[str, np.ndarray | None], *, n_ou
     (evaluated with numpy, or with `compiled=True` lowered and JIT-compiled by the LLVM
     backend, node by node), and compares with onnxruntime."""
     from deepc.compiler.jit_graph import run_graph_jit
-    from deepc.compiler.te_graph import run_graph_te
+    from deepc.lowering.te_graph import run_graph_te
 
     run = run_graph_jit if compiled else run_graph_te
     model = node_model(op_type, inputs, n_outputs, opset, initializers, **attrs)
@@ -101,7 +101,7 @@ def run_compute(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
                 compiled: bool) -> list[np.ndarray]:
     """deepc's outputs through the compute definitions (numpy-evaluated or compiled)."""
     from deepc.compiler.jit_graph import run_graph_jit
-    from deepc.compiler.te_graph import run_graph_te
+    from deepc.lowering.te_graph import run_graph_te
 
     graph = convert(model, {k: tuple(v.shape) for k, v in feeds.items()})
     out = (run_graph_jit if compiled else run_graph_te)(graph, feeds)

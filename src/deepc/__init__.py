@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deepc.errors import DeepcError
+from deepc.version import __version__
 
 if TYPE_CHECKING:
     import os
 
     from deepc.runtime.model import Model
-
-__version__ = "0.1.0"
 
 
 

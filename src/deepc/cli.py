@@ -14,7 +14,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from deepc import __version__
 from deepc.cli_bench import (
     emulated_caption as emulated_caption,  # re-exported: part of the CLI's surface
 )
@@ -25,6 +24,7 @@ from deepc.cli_bench import (
     results_table,
 )
 from deepc.errors import DeepcError
+from deepc.version import __version__
 
 console = Console()
 err_console = Console(stderr=True)
@@ -139,8 +139,8 @@ def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_lev
     compile first and show each kernel.
     """
     from deepc.frontends import load
-    from deepc.ir.summary import summarize
     from deepc.ir.text import graph_to_dict, graph_to_text
+    from deepc.passes.summary import summarize
 
     graph = load(model, parse_shapes(input_shapes))
     ctx = pass_context(opt_level if opt_level is not None else 2, disabled, print_after)

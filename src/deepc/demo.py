@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     import deepc
     from deepc.cli import summary_table
     from deepc.frontends import load
-    from deepc.ir.summary import summarize
+    from deepc.passes.summary import summarize
     from deepc.runtime.inputs import random_inputs
 
     console = Console()

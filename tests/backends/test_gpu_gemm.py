@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deepc.compiler.cuda import render_cuda, tf32_allowed
-from deepc.compiler.kernels import graph_kernels
+from deepc.lowering.kernels import graph_kernels
 from deepc.target import load_target
 
 

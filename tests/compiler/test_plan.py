@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from onnx import helper
 
 import deepc
-from deepc.compiler.arena import Block, pack, peak_bytes
-from deepc.compiler.inplace import inplace_pairs
-from deepc.compiler.plan import Plan, value_bytes
 from deepc.frontends import load
 from deepc.ir.graph import Graph
 from deepc.ir.lower import lower
 from deepc.ir.tensor import compute, placeholder, reduce_axis, rsum
+from deepc.lowering.arena import Block, pack, peak_bytes
+from deepc.lowering.inplace import inplace_pairs
+from deepc.lowering.plan import Plan, value_bytes
 from tests.conftest import SHARED_MODELS, shared_model
 from tests.passes.test_fuse import assert_compiled_matches, onnx_graph
 from tests.test_cli import EXAMPLE, run

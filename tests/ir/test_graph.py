@@ -12,7 +12,7 @@ from deepc.frontends import load
 from deepc.ir.graph import Attrs, Graph, Node
 from deepc.ir.text import graph_to_text
 from deepc.ir.types import TensorType
-from deepc.ir.verify import verify_graph
+from deepc.passes.verify import verify_graph
 from tests.test_cli import EXAMPLE
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from deepc.compiler.jit_graph import run_graph_jit
-from deepc.compiler.te_graph import run_graph_te
 from deepc.ir.graph import Attrs
+from deepc.lowering.te_graph import run_graph_te
 from deepc.ops import get_op
 from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.layout import block_array, unblock_array

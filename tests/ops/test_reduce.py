@@ -3,9 +3,9 @@ import pytest
 
 import deepc
 from deepc.compiler.jit_graph import run_graph_jit
-from deepc.compiler.te_graph import run_graph_te
 from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.onnx import convert
+from deepc.lowering.te_graph import run_graph_te
 from deepc.runtime.jit_model import JitModel
 from tests.helpers import (
     node_model,

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from deepc.compiler.jit_graph import run_graph_jit
-from deepc.compiler.te_graph import run_graph_te
 from deepc.frontends.onnx import convert
+from deepc.lowering.te_graph import run_graph_te
 from deepc.runtime.interpreter import run_graph
 from tests.helpers import node_model
 

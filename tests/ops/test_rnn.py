@@ -246,8 +246,8 @@ def test_outputs_lowered_in_any_order():
     """However the outputs of a node are ordered for lowering, each gets its own values."""
     from deepc.backends.llvm.codegen import emit_module
     from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
-    from deepc.compiler.te_graph import node_compute, node_placeholders
     from deepc.ir.lower import lower
+    from deepc.lowering.te_graph import node_compute, node_placeholders
 
     ins = inputs("LSTM", 2, lens=[5, 2, 3])
     model = node_model("LSTM", ins, 3, hidden_size=HIDDEN, direction="bidirectional")

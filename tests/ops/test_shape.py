@@ -4,9 +4,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from deepc.compiler.jit_graph import run_graph_jit
-from deepc.compiler.te_graph import run_graph_te
 from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.onnx import convert
+from deepc.lowering.te_graph import run_graph_te
 from deepc.runtime.interpreter import run_graph
 from tests.helpers import check_op, node_model, run_ort
 

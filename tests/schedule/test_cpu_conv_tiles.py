@@ -8,8 +8,8 @@ import pytest
 
 from deepc.backends.llvm.codegen import emit_module
 from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
-from deepc.compiler.kernels import graph_kernels
 from deepc.ir.loop import For, ForKind, IfThenElse, walk_stmts
+from deepc.lowering.kernels import graph_kernels
 from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.layout import block_array
 from deepc.runtime.interpreter import run_graph

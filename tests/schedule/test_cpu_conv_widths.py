@@ -10,9 +10,9 @@ import pytest
 
 from deepc.backends.llvm.codegen import emit_module, vectorizable
 from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
-from deepc.compiler.kernels import graph_kernels
 from deepc.ir.graph import Graph
 from deepc.ir.loop import Allocate, For, ForKind, PrimFunc, walk_stmts
+from deepc.lowering.kernels import graph_kernels
 from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.layout import block_array
 from deepc.runtime.interpreter import run_graph

@@ -90,7 +90,7 @@ def test_matmul_relu_epilogue(tmp_path):
 
 
 def _kernel_func(a: tuple[int, ...], b: tuple[int, ...]):  # type: ignore[no-untyped-def]
-    from deepc.compiler.kernels import group_kernel
+    from deepc.lowering.kernels import group_kernel
     from deepc.passes.fuse import groups_of
 
     graph = convert(node_model("MatMul", {"a": rand(*a), "b": rand(*b)}))
@@ -138,7 +138,7 @@ def test_pack_primitive_transposes_the_panel():
     function computes the same thing."""
     from deepc.backends.llvm.codegen import emit_module
     from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
-    from deepc.compiler.kernels import group_kernel
+    from deepc.lowering.kernels import group_kernel
     from deepc.passes.fuse import groups_of
     from deepc.schedule.packing import pack
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deepc.cache import atomic_output, cache_dir
 from deepc.errors import ToolchainError
-from deepc.runtime.cache import atomic_output, cache_dir
 
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime" / "c"
 RUNTIME_SOURCE = RUNTIME_DIR / "deepc_runtime.c"

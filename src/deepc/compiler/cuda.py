@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepc.compiler.kernels import Kernel
-from deepc.compiler.plan import Plan, make_plan
 from deepc.ir.graph import Graph
 from deepc.ir.loop import Buffer
+from deepc.lowering.kernels import Kernel
+from deepc.lowering.plan import Plan, make_plan
 
 
 @dataclass(frozen=True)

@@ -86,8 +86,8 @@ def fused_texts(graph: Graph, target: Any, *, opt_level: int = 2,
     """The graph after the passes as fused groups: an overview (one line per kernel: its
     ops and master), then each group's nodes with the values it reads and writes. The passes
     run with `pass_context` where given, as in `compile`."""
-    from deepc.compiler.kernels import kernel_name
     from deepc.ir.text import format_node
+    from deepc.lowering.kernels import kernel_name
     from deepc.passes import PassContext, run_pipeline
     from deepc.passes.fuse import groups_of, master_of
     from deepc.target import load_target

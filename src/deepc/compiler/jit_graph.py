@@ -10,11 +10,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from deepc.compiler.te_graph import node_outputs, node_placeholders
 from deepc.ir.graph import Graph
 from deepc.ir.loop_verify import verify_func
 from deepc.ir.lower import lower
 from deepc.ir.types import np_dtype
+from deepc.lowering.te_graph import node_outputs, node_placeholders
 
 
 def run_graph_jit(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -50,7 +50,7 @@ def header_text(compiled: Any, inputs: list[TensorSpec], outputs: list[TensorSpe
                 params_bytes: int) -> str:
     """include/deepc_model.h, rendered before the bundle is written so the runner can use it;
     render_header reads only these manifest keys (tests check it matches the manifest's)."""
-    from deepc import __version__
+    from deepc.version import __version__
 
     return render_header({
         "name": compiled.graph.name, "deepc_version": __version__,

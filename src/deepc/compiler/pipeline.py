@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepc.compiler.kernels import Kernel, group_kernel
-from deepc.compiler.plan import Plan, make_plan
 from deepc.ir.graph import Graph
 from deepc.ir.loop import PrimFunc
+from deepc.lowering.kernels import Kernel, group_kernel
+from deepc.lowering.plan import Plan, make_plan
 
 Progress = Callable[[str, int, int], None]
 
@@ -88,8 +88,8 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     passes to print after, and collects pass times and dumps for the caller.
     """
     from deepc.backends.llvm.codegen import emit_kernel
+    from deepc.backends.llvm.entry import emit_entry
     from deepc.backends.llvm.machine import emit_object, optimize
-    from deepc.compiler.entry import emit_entry
     from deepc.passes import run_pipeline
     from deepc.passes.fuse import groups_of
     from deepc.target import load_target

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
+from deepc.ir.numeric import erf
 from deepc.ir.tensor import Reduce, Tensor, stages
 from deepc.ir.types import np_dtype
 
@@ -44,8 +45,6 @@ _CALL: dict[str, Callable[[Any], Any]] = {
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    from deepc.ops.elementwise import erf
-
     return erf(np.asarray(x))
 
 

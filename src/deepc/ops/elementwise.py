@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
+from deepc.ir.numeric import erf
 from deepc.ir.types import TensorType, np_dtype
 from deepc.ops.common import broadcast_index, broadcast_shape, nary, unary
 from deepc.ops.registry import FusionKind, Op
-
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    return _erf(x.astype(np.float64)).astype(x.dtype) if x.size else x.copy()
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

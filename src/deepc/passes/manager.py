@@ -11,7 +11,7 @@ from typing import Any
 from deepc.errors import DeepcError, UnknownPassError, VerifyError
 from deepc.ir.graph import Graph
 from deepc.ir.text import graph_to_text
-from deepc.ir.verify import verify_graph
+from deepc.passes.verify import verify_graph
 
 PRINT_AFTER_ENV = "DEEPC_PRINT_AFTER"  # comma-separated pass names, added to print_after
 FOLD_MAX_BYTES = 64 << 20  # fold never stores a constant larger than this

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from deepc.cache import atomic_directory, atomic_output, cache_dir
 from deepc.errors import BundleError
 from deepc.ir.types import DTYPES, itemsize
-from deepc.runtime.cache import atomic_directory, atomic_output, cache_dir
 from deepc.runtime.header import render_header
 from deepc.runtime.memory import ALIGN
 
@@ -178,7 +178,7 @@ def write_bundle(path: str | os.PathLike[str], *, library: Path | bytes,
     if clash:
         raise ValueError(f"extra manifest keys {clash} are set by write_bundle itself")
     seconds, created = _created()
-    from deepc import __version__
+    from deepc.version import __version__
 
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION, "deepc_version": __version__, "created": created,
@@ -271,7 +271,7 @@ def _check_manifest(manifest: Any, where: str) -> dict[str, Any]:
                           " corrupted; recompile it")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        from deepc import __version__
+        from deepc.version import __version__
 
         newer = isinstance(version, int) and version > FORMAT_VERSION
         raise BundleError(

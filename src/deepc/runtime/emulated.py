@@ -21,7 +21,7 @@ import numpy as np
 
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.bundle import BundleContents
-from deepc.runtime.model import run_failed
+from deepc.runtime.native import run_failed
 
 _RUN_LINE = re.compile(r"^run \d+ ([0-9.eE+-]+) ms$", re.M)
 _FAILED = re.compile(r"deepc_run returned (-?\d+)")

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from deepc.errors import BundleError, DeepcError, ShapeError
+from deepc.errors import DeepcError, ShapeError
 from deepc.ir.types import np_dtype
 from deepc.runtime.bundle import BundleContents, TensorSpec, read_bundle
-from deepc.runtime.memory import ALIGN, aligned_array, aligned_empty
-
-if TYPE_CHECKING:
-    from deepc.runtime.emulated import EmulatedLibrary
+from deepc.runtime.emulated import EmulatedLibrary
+from deepc.runtime.memory import aligned_array
+from deepc.runtime.native import NativeLibrary
 
 # the architecture part of a triple, as one name per instruction set
 _ARCH_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64"}
@@ -85,89 +80,13 @@ def open_library(bundle: BundleContents) -> NativeLibrary | EmulatedLibrary:
             raise DeepcError(f"{bundle.source} is compiled for {mismatch[0]} and cannot be loaded"
                              f" on this machine ({mismatch[1]}), and it carries no runner to run"
                              " under the target's emulator — recompile it with this deepc")
-        from deepc.runtime.emulated import EmulatedLibrary
-
         return EmulatedLibrary(bundle, str(runner))
     check_runnable_here(bundle)
     return NativeLibrary(bundle)
 
 
-def run_failed(source: Path, rc: int) -> DeepcError:
-    return DeepcError(f"{source}: deepc_run returned {rc} — the compiled model failed; report"
-                      " it with the bundle attached")
-
-
 def _describe(specs: tuple[TensorSpec, ...]) -> str:
     return ", ".join(str(s) for s in specs) or "nothing"
-
-
-class NativeLibrary:
-    """lib/model.so loaded with ctypes: `deepc_run` gets the params (mapped from params.bin)
-    and one workspace allocated here; runs are serialised by a lock as they share it."""
-
-    emulated = False
-    emulator_text: str | None = None
-
-    def __init__(self, bundle: BundleContents):
-        self.bundle = bundle
-        self._lib = self._load_library(bundle.library)
-        self._params = self._map_params()
-        self._workspace = aligned_empty(bundle.workspace_bytes)
-        self._in_ptrs = (ctypes.c_void_p * max(len(bundle.inputs), 1))()
-        self._out_ptrs = (ctypes.c_void_p * max(len(bundle.outputs), 1))()
-        self._lock = threading.Lock()
-
-    def _load_library(self, path: Path) -> ctypes.CDLL:
-        try:
-            lib = ctypes.CDLL(str(path))
-            run = lib.deepc_run
-        except (OSError, AttributeError) as e:
-            raise BundleError(f"{self.bundle.source}: cannot load lib/model.so ({e}) — recompile"
-                              " the model for this machine") from e
-        run.argtypes = [ctypes.c_void_p] * 4
-        run.restype = ctypes.c_int32
-        return lib
-
-    def _map_params(self) -> np.ndarray:
-        path, size = self.bundle.params_path, self.bundle.params_bytes
-        if path.stat().st_size != size:
-            raise BundleError(f"{self.bundle.source}: params.bin holds {path.stat().st_size}"
-                              f" bytes, the manifest says {size} — recompile the model")
-        if size == 0:
-            return aligned_empty(0)
-        # a private mapping: pages load lazily, and a stray write could never reach the file
-        params = np.memmap(path, dtype=np.uint8, mode="c", shape=(size,))
-        assert params.ctypes.data % ALIGN == 0  # mappings start on a page
-        return params
-
-    def run(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:
-        with self._lock:
-            for k, array in enumerate(feeds):
-                self._in_ptrs[k] = array.ctypes.data
-            for k, array in enumerate(outs):
-                self._out_ptrs[k] = array.ctypes.data
-            rc = self._lib.deepc_run(self._in_ptrs, self._out_ptrs, self._params.ctypes.data,
-                                     self._workspace.ctypes.data)
-        if rc != 0:
-            raise run_failed(self.bundle.source, rc)
-
-    def time_runs(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray], runs: int,
-                  warmup: int) -> list[float]:
-        for _ in range(warmup):
-            self.run(feeds, outs)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.run(feeds, outs)
-            times.append(time.perf_counter() - start)
-        return times
-
-    def set_num_threads(self, n: int) -> None:
-        self._lib.deepc_set_num_threads(ctypes.c_int32(int(n)))
-
-    @property
-    def num_threads(self) -> int:
-        return int(self._lib.deepc_get_num_threads())
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import pytest
 
 from deepc.backends.cuda.gemm_mma import MMA_HELPERS
 from deepc.compiler.cuda import render_cuda
-from deepc.compiler.kernels import graph_kernels
 from deepc.ir.graph import Graph
+from deepc.lowering.kernels import graph_kernels
 from tests.backends.cuda.simulate import drivers, execute
 
 SHIM = r"""

@@ -16,9 +16,9 @@ import pytest
 
 from deepc.backends.cstyle import Dialect
 from deepc.compiler.cuda import render_cuda
-from deepc.compiler.kernels import graph_kernels
 from deepc.ir.graph import Graph
 from deepc.ir.types import np_dtype
+from deepc.lowering.kernels import graph_kernels
 
 SIM = Dialect(name="c-sim", prelude="#include <math.h>\n#include <stdbool.h>\n"
               "static long long deepc_bx, deepc_tx;",

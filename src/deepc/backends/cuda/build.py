@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from deepc.cache import atomic_output, cache_dir
 from deepc.errors import ToolchainError
-from deepc.runtime.cache import atomic_output, cache_dir
 
 NVCC_FLAGS = ("-O3", "-std=c++17", "-Xptxas", "-O3")
 

@@ -6,12 +6,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deepc.compiler.inplace import inplace_pairs
-from deepc.compiler.te_graph import node_outputs, node_placeholders
 from deepc.ir.graph import Graph, Node
 from deepc.ir.loop import PrimFunc
 from deepc.ir.lower import lower
 from deepc.ir.tensor import Tensor
+from deepc.lowering.inplace import inplace_pairs
+from deepc.lowering.te_graph import node_outputs, node_placeholders
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from deepc.backends.llvm.types import I8, I32, I64, PTR
-from deepc.compiler.plan import Plan
+from deepc.lowering.plan import Plan
 
 ENTRY = "deepc_run"
 

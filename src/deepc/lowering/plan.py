@@ -18,10 +18,10 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from deepc.compiler.arena import Block, pack, peak_bytes
-from deepc.compiler.inplace import inplace_pairs
-from deepc.compiler.kernels import Kernel
 from deepc.ir.graph import Graph
+from deepc.lowering.arena import Block, pack, peak_bytes
+from deepc.lowering.inplace import inplace_pairs
+from deepc.lowering.kernels import Kernel
 
 ALIGN = 64
 ZERO_COPY_OPS = frozenset({"reshape", "identity"})

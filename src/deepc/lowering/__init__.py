@@ -1,0 +1,1 @@
+"""Lowering: fused groups of graph nodes to loop-IR kernels, and the memory plan over them."""
