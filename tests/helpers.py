@@ -10,7 +10,7 @@ import onnx
 from onnx import helper
 
 from deepc.frontends.onnx import convert
-from deepc.runtime.interpreter import run_graph
+from deepc.ops.interpreter import run_graph
 
 
 def _vi(name: str, arr: np.ndarray) -> onnx.ValueInfoProto:

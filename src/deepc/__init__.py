@@ -23,15 +23,9 @@ def compile(model, target="host", **options):  # type: ignore[no-untyped-def]
 
 def load(path: str | os.PathLike[str]) -> Model:
     """Load a compiled bundle to run it: `deepc.load("model.tar").run({"x": array})`."""
-    from deepc.runtime.bundle import read_bundle
-    from deepc.runtime.model import Model
+    from deepc.runtime.loaders import load as _load
 
-    bundle = read_bundle(path)
-    if bundle.target.get("device", {}).get("kind") == "cuda" and "device_plan" in bundle.manifest:
-        from deepc.runtime.cuda_model import CudaModel
-
-        return CudaModel(bundle)
-    return Model(bundle)
+    return _load(path)
 
 
 __all__ = ["DeepcError", "__version__", "compile", "load"]

@@ -106,7 +106,7 @@ def onnxruntime_session(path: Path, threads: int) -> Any:
 
 def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                 compare: str | None = "onnxruntime", runs: int = 50, warmup: int = 5,
-                seed: int = 0, profile: bool = False, opt_level: int = 3, batch: int = 0,
+                seed: int = 0, profile: bool = False, opt_level: int = 2, batch: int = 0,
                 allow_tf32: bool = False) -> BenchResult:
     """Compile `path`, then time deepc and (optionally) onnxruntime alternately.
 

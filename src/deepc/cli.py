@@ -61,6 +61,18 @@ def parse_shapes(specs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return dict(parse_input_shape(s) for s in specs)
 
 
+OPT_LEVEL_HELP = ("Graph optimisation level: 0 none, 1 constant folding and dead-code removal,"
+                  " 2 also simplification, layout and fusion, 3 the same as 2 today. Kernel"
+                  " schedules do not depend on it.")
+
+
+def opt_level_option(default: int | None = 2, extra: str = "") -> Callable[..., Any]:
+    """-O, meaning the same in every verb."""
+    return click.option("-O", "opt_level", type=click.IntRange(0, 3), default=default,
+                        show_default=default is not None,
+                        help=OPT_LEVEL_HELP + (f" {extra}" if extra else ""))
+
+
 def pass_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--disable-pass, --print-after and --print-pass-times (compile and inspect-ir)."""
     fn = click.option("--print-pass-times", "pass_times", is_flag=True,
@@ -116,14 +128,16 @@ def main() -> None:
 
 @main.command("inspect-ir")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--stage", type=click.Choice(["graph", "fused", "loop", "source", "asm"]),
+@click.option("--stage", type=click.Choice(["graph", "fused", "loop", "schedule", "source",
+                                           "asm"]),
               default="graph", show_default=True,
-              help="graph IR, scheduled loop IR, LLVM IR of the kernels, or assembly.")
+              help="graph IR, fused groups, scheduled loop IR, schedule records (knobs and"
+                   " steps per kernel), the kernels' source (LLVM IR or CUDA C), or assembly.")
 @click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
-@click.option("--kernel", "-k", default=None, help="Only this kernel (loop/source/asm).")
-@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=None,
-              help="Optimisation level [default: 2; --stage graph shows the imported graph "
-                   "unless -O is given].")
+@click.option("--kernel", "-k", default=None,
+              help="Only this kernel (fused/loop/schedule/source/asm).")
+@opt_level_option(None, "[default: 2; --stage graph shows the imported graph unless -O is"
+                       " given]")
 @pass_options
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -203,7 +217,7 @@ def compile_progress() -> Any:
 @click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Bundle to write (a .tar).")
-@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True)
+@opt_level_option()
 @pass_options
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print compile statistics as JSON.")
@@ -309,7 +323,7 @@ def safe_filename(name: str) -> str:
               help="CUDA: let the torch peer use TF32 (its defaults); strict fp32 otherwise.")
 @click.option("--runs", default=50, show_default=True, help="Timed runs of each.")
 @click.option("--warmup", default=5, show_default=True, help="Untimed runs first.")
-@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=3, show_default=True)
+@opt_level_option()
 @click.option("--profile", is_flag=True, help="Per-kernel time share and GFLOP/s.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
 @click.option("--matmul", type=int, default=None, metavar="N",

@@ -71,7 +71,7 @@ def test_gpu_schedules_match_numpy(case: str, tmp_path) -> None:  # type: ignore
     from onnx import helper
 
     from deepc.frontends.onnx import convert
-    from deepc.runtime.interpreter import run_graph
+    from deepc.ops.interpreter import run_graph
     from deepc.target import load_target
     from tests.backends.cuda.simulate import simulate
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deepc.compiler.cuda import render_cuda, tf32_allowed
+from deepc.backends.cuda.render import render_cuda, tf32_allowed
 from deepc.lowering.kernels import graph_kernels
 from deepc.target import load_target
 
@@ -83,7 +83,7 @@ needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ runs the
 def test_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Shared-memory tiles, register tiles and edge guards (56 channels by 288 rows: partial
     tiles both ways); the input window comes from a compile-time k-offset table."""
-    from deepc.runtime.interpreter import run_graph
+    from deepc.ops.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(oc)
@@ -101,7 +101,7 @@ def test_tf32_tiled_conv_matches_numpy(oc: int, ic: int, tmp_path) -> None:  # t
     C model of the PTX fragment layout: to TF32 precision of the numpy reference. K = 144
     ends in a partial k-step (weights loaded one by one); K = 288 is whole steps of 32
     (weights loaded as float4 pairs, two k octets per thread)."""
-    from deepc.runtime.interpreter import run_graph
+    from deepc.ops.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(oc)
@@ -168,7 +168,7 @@ def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], ker
     """Strided convs, asymmetric pads, K = 3 * k * k not a multiple of the K step; SIMT and
     TF32 tiles. (The padded copy stays a launch of its own: folding it into guarded loads
     measured 2x slower on an H200.)"""
-    from deepc.runtime.interpreter import run_graph
+    from deepc.ops.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(stride)
@@ -194,7 +194,7 @@ def test_split_k_conv_matches_numpy(sms: int, tf32: bool, split: int, kc: int,
     fused epilogue)."""
     from onnx import helper
 
-    from deepc.runtime.interpreter import run_graph
+    from deepc.ops.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(5)

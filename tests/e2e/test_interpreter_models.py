@@ -7,8 +7,8 @@ import onnx
 import pytest
 
 from deepc.frontends import load
+from deepc.ops.interpreter import run_graph
 from deepc.runtime.inputs import random_inputs
-from deepc.runtime.interpreter import run_graph
 from tests.conftest import SHARED_MODELS, shared_model
 from tests.e2e.models import LIGHT_MODELS, light_inputs, light_model, light_reference_outputs
 from tests.helpers import run_ort

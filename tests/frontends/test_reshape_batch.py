@@ -9,7 +9,7 @@ from onnx import helper
 
 from deepc.errors import DeepcError
 from deepc.frontends.onnx import convert
-from deepc.runtime.interpreter import run_graph
+from deepc.ops.interpreter import run_graph
 
 
 def _model(target: list[int]):  # type: ignore[no-untyped-def]

@@ -11,8 +11,8 @@ from deepc.ir.graph import Attrs
 from deepc.lowering.te_graph import run_graph_te
 from deepc.ops import get_op
 from deepc.ops.conv_nchwc import weight_to_blocked
+from deepc.ops.interpreter import run_graph
 from deepc.ops.layout import block_array, unblock_array
-from deepc.runtime.interpreter import run_graph
 from tests.passes.support import Net, weights
 
 RNG = np.random.default_rng(3)

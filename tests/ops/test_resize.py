@@ -4,7 +4,7 @@ import pytest
 from deepc.compiler.jit_graph import run_graph_jit
 from deepc.frontends.onnx import convert
 from deepc.lowering.te_graph import run_graph_te
-from deepc.runtime.interpreter import run_graph
+from deepc.ops.interpreter import run_graph
 from tests.helpers import node_model
 
 rng = np.random.default_rng(0)

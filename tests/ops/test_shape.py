@@ -7,7 +7,7 @@ from deepc.compiler.jit_graph import run_graph_jit
 from deepc.errors import ConversionError, ShapeError
 from deepc.frontends.onnx import convert
 from deepc.lowering.te_graph import run_graph_te
-from deepc.runtime.interpreter import run_graph
+from deepc.ops.interpreter import run_graph
 from tests.helpers import check_op, node_model, run_ort
 
 rng = np.random.default_rng(0)

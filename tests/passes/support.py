@@ -11,10 +11,10 @@ import numpy as np
 from deepc.frontends.builder import GraphBuilder
 from deepc.ir.graph import Graph
 from deepc.ir.types import TensorType
+from deepc.ops.interpreter import run_graph
 from deepc.passes import PASSES, PassContext
 from deepc.passes.verify import verify_graph
 from deepc.runtime.inputs import random_inputs
-from deepc.runtime.interpreter import run_graph
 
 RNG = np.random.default_rng(0)
 

@@ -18,10 +18,10 @@ from deepc.frontends.onnx import convert
 from deepc.ir.graph import Graph
 from deepc.ir.loop import Allocate, Store, walk_stmts
 from deepc.lowering.kernels import group_kernel
+from deepc.ops.interpreter import run_graph
 from deepc.passes import PASSES, PassContext
 from deepc.passes.fuse import fusion_groups, groups_of, master_of
 from deepc.passes.verify import verify_graph
-from deepc.runtime.interpreter import run_graph
 from deepc.runtime.jit_model import JitModel
 from tests.conftest import shared_model
 

@@ -12,9 +12,9 @@ import pytest
 
 from deepc.frontends import load
 from deepc.ir.graph import Graph
+from deepc.ops.interpreter import run_graph
 from deepc.passes import PassContext, run_pipeline
 from deepc.runtime.inputs import random_inputs
-from deepc.runtime.interpreter import run_graph
 from deepc.target import load_target
 from tests.conftest import SHARED_MODELS, shared_model
 from tests.e2e.models import LIGHT_MODELS, light_inputs, light_model, light_reference_outputs

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import deepc
-from deepc.compiler.package import build_runner
+from deepc.compiler.packagers.cpu import build_runner
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.bundle import read_bundle
 from deepc.runtime.c_example import MAIN, RUNNER, render_main

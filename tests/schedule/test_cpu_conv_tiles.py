@@ -11,9 +11,10 @@ from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
 from deepc.ir.loop import For, ForKind, IfThenElse, walk_stmts
 from deepc.lowering.kernels import graph_kernels
 from deepc.ops.conv_nchwc import weight_to_blocked
+from deepc.ops.interpreter import run_graph
 from deepc.ops.layout import block_array
-from deepc.runtime.interpreter import run_graph
 from deepc.schedule.cpu import default_schedule
+from deepc.schedule.cpu_machine import CpuMachine
 from tests.passes.support import Net, weights
 
 CASES = [(16, 16, 14, 1), (16, 16, 13, 1), (16, 16, 12, 16), (8, 16, 28, 1)]
@@ -28,7 +29,7 @@ def test_blocked_conv_tile(c: int, o: int, width: int, group: int) -> None:
                     group=group))
     graph = n.graph(y)
     (kernel,) = graph_kernels(graph, [list(graph.nodes)])
-    func = default_schedule(kernel.func, 256, 1).apply(kernel.func)
+    func = default_schedule(kernel.func, CpuMachine(256, 16, 1, 32, 512)).apply(kernel.func)
     loops = [s for s in walk_stmts(func.body) if isinstance(s, For)]
     vec = [f for f in loops if f.kind is ForKind.VECTORIZED and f.var.name.startswith("conv_nc")]
     assert vec and all(f.extent == lanes for f in vec)

@@ -14,16 +14,18 @@ from deepc.ir.graph import Graph
 from deepc.ir.loop import Allocate, For, ForKind, PrimFunc, walk_stmts
 from deepc.lowering.kernels import graph_kernels
 from deepc.ops.conv_nchwc import weight_to_blocked
+from deepc.ops.interpreter import run_graph
 from deepc.ops.layout import block_array
-from deepc.runtime.interpreter import run_graph
 from deepc.schedule.cpu import default_schedule
+from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_reduction import vector_width
 from tests.passes.support import Net, weights
 
 
 def compile_one(graph: Graph, vector_bits: int) -> tuple[PrimFunc, list[str]]:
     (kernel,) = graph_kernels(graph, [list(graph.nodes)])
-    func = default_schedule(kernel.func, vector_bits, 1).apply(kernel.func)
+    machine = CpuMachine(vector_bits, 32 if vector_bits >= 512 else 16, 1, 32, 512)
+    func = default_schedule(kernel.func, machine).apply(kernel.func)
     return func, list(kernel.inputs)
 
 

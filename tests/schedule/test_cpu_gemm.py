@@ -13,7 +13,7 @@ import deepc
 from deepc.frontends.onnx import convert
 from deepc.ir.loop import Allocate, For, ForKind, walk_stmts
 from deepc.schedule.cpu import default_schedule
-from deepc.schedule.cpu_gemm import CacheSizes
+from deepc.schedule.cpu_machine import CpuMachine
 from tests.helpers import node_model
 
 rng = np.random.default_rng(0)
@@ -25,15 +25,16 @@ def rand(*shape: int) -> np.ndarray:
 
 
 def compile_run(model: Any, feeds: dict[str, np.ndarray], tmp: Path,
-                threads: int = 0) -> tuple[np.ndarray, dict]:
+                threads: int = 0) -> tuple[np.ndarray, list]:
     compiled = deepc.compile(convert(model, {k: v.shape for k, v in feeds.items()}), "host")
     loaded = deepc.load(compiled.save(tmp / "m.tar"))
     loaded.set_num_threads(threads)
-    return next(iter(loaded.run(feeds).values())), compiled.schedules
+    return next(iter(loaded.run(feeds).values())), compiled.records
 
 
-def packed(schedules: dict) -> bool:
-    return any(step[0] == "pack" for steps in schedules.values() for step in steps)
+def packed(records: list) -> bool:
+    return any(r.knobs.get("pack") and any(step[0] == "pack" for steps in r.launches
+                                           for step in steps) for r in records)
 
 
 @pytest.mark.parametrize(("a", "b"), [
@@ -102,7 +103,7 @@ def test_schedule_shape():
     """A packed panel per thread, allocated once outside the row tiles; the register tile
     is vectors of the target's width, unrolled over rows, with no guarded tail."""
     func = _kernel_func((512, 512), (512, 512))
-    sch = default_schedule(func, 512, 2, None)
+    sch = default_schedule(func, CpuMachine(512, 32, 2, 32, 512))
     out = sch.apply(func)
     par = [s for s in walk_stmts(out.body) if isinstance(s, For) and s.kind is ForKind.PARALLEL]
     assert len(par) == 1 and isinstance(par[0].body, Allocate)
@@ -113,12 +114,13 @@ def test_schedule_shape():
     assert any(s.kind is ForKind.UNROLLED for s in walk_stmts(out.body) if isinstance(s, For))
 
 
-def test_cache_sizes_from_target():
+def test_machine_from_target():
     from deepc.target import load_target
 
-    sizes = CacheSizes.of(load_target("host"))
-    assert sizes.l1d_kib > 0 and sizes.l2_kib > 0
-    assert CacheSizes.of(None).l2_kib > 0  # a target without a memory section
+    machine = CpuMachine.of(load_target("host"))
+    assert machine.l1d_kib > 0 and machine.l2_kib > 0 and machine.vector_registers in (16, 32)
+    assert CpuMachine.of(load_target("x86_64-avx512")).accumulators == 24
+    assert CpuMachine.of(load_target("rpi3")).accumulators == 12
 
 
 def test_panel_too_large_for_l2_stays_unpacked():
@@ -129,8 +131,8 @@ def test_panel_too_large_for_l2_stays_unpacked():
 
     func = verify_func(_kernel_func((256, 4096), (4096, 256)))
     chain = perfect_chain(top_level_nests(func.body)[0])
-    assert plan_gemm(chain, 512, 2, CacheSizes(32, 2048)) is not None
-    assert plan_gemm(chain, 512, 2, CacheSizes(32, 256)) is None
+    assert plan_gemm(chain, CpuMachine(512, 32, 2, 32, 2048)) is not None
+    assert plan_gemm(chain, CpuMachine(512, 32, 2, 32, 256)) is None
 
 
 def test_pack_primitive_transposes_the_panel():

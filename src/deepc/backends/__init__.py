@@ -1,0 +1,15 @@
+"""Backends: loop IR to code for a family of targets, each registered in BACKENDS under the
+name a target's `device.backend` gives (base.py says what one provides)."""
+
+from deepc.backends.base import (
+    BACKENDS,
+    Backend,
+    CompileOptions,
+    KernelSchedule,
+    Launch,
+    Module,
+)
+from deepc.backends.cuda import backend as _cuda  # noqa: F401  (registers "cuda")
+from deepc.backends.llvm import backend as _llvm  # noqa: F401  (registers "llvm")
+
+__all__ = ["BACKENDS", "Backend", "CompileOptions", "KernelSchedule", "Launch", "Module"]

@@ -1,21 +1,21 @@
-"""Per-kernel text of the lower IR levels, for `deepc inspect-ir --stage fused|loop|source|asm`."""
+"""Per-kernel text of the lower IR levels for `deepc inspect-ir --stage fused|loop|schedule|
+source|asm`."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
+from deepc.compiler.pipeline import compile
 from deepc.errors import DeepcError
 from deepc.ir.graph import Attrs, Graph
+from deepc.ir.loop_text import func_to_text
 
 
 def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
                  kernel: str | None = None, pass_context: Any = None) -> dict[str, str]:
     """Each kernel's text at `stage`. The graph passes run as `compile` runs them: with
     `pass_context` (disabled passes, print-after dumps, pass times) where given."""
-    from deepc.compiler.pipeline import compile, machine_spec
-    from deepc.ir.loop_text import func_to_text
-
     if stage == "fused":
         return fused_texts(graph, target, opt_level=opt_level, kernel=kernel,
                            pass_context=pass_context)
@@ -24,61 +24,18 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
     if kernel is not None and kernel not in names:
         raise DeepcError(f"no kernel named {kernel!r}; kernels are: {', '.join(names)}")
     chosen = [k for k in compiled.kernels if kernel in (None, k.name)]
+    records = {r.kernel: r for r in compiled.records}
     if stage == "loop":
-        return {k.name: f"# schedule: {compiled.schedules.get(k.name)}\n{func_to_text(k.func)}"
+        return {k.name: f"# schedule: {records[k.name].launches}\n{func_to_text(k.func)}"
                 for k in chosen}
-    if stage == "source" and hasattr(compiled, "source"):  # C-style backends (CUDA)
-        return {k.name: cstyle_text(compiled.source, k.name) for k in chosen}
+    if stage == "schedule":
+        return {k.name: records[k.name].text() for k in chosen}
+    backend = compiled.backend
     if stage == "source":
-        return {k.name: function_text(compiled.llvm_ir, k.func.name) for k in chosen}
-    if not hasattr(compiled, "llvm_ir"):
-        raise DeepcError(f"--stage {stage} needs an LLVM target; use --stage source for"
-                         f" {getattr(compiled.target, 'name', target)}")
+        return {k.name: backend.source_of(compiled.module, k) for k in chosen}
     if stage == "asm":
-        import llvmlite.binding as llvm
-
-        from deepc.backends.llvm.machine import emit_assembly
-
-        asm = emit_assembly(llvm.parse_assembly(compiled.llvm_ir), machine_spec(compiled.target))
-        return {k.name: asm_function(asm, k.func.name) for k in chosen}
+        return {k.name: backend.assembly_of(compiled.module, k, compiled.target) for k in chosen}
     raise DeepcError(f"unknown stage {stage!r}")
-
-
-def cstyle_text(source: str, name: str) -> str:
-    """One kernel's functions (all its stages) from a C-style module: from its `// name:`
-    comment to the next kernel's."""
-    out, keep = [], False
-    for line in source.splitlines():
-        if line.startswith("// k"):
-            keep = line.startswith(f"// {name}:")
-        if keep:
-            out.append(line)
-    return "\n".join(out)
-
-
-def function_text(llvm_ir: str, name: str) -> str:
-    """One function's definition (and its outlined parallel tasks) from a module's text."""
-    out, keep = [], False
-    for line in llvm_ir.splitlines():
-        if line.startswith("define"):
-            keep = f'@"{name}"' in line or f"@{name}(" in line or f'@"{name}.task' in line
-        if keep:
-            out.append(line)
-        if keep and line == "}":
-            keep = False
-            out.append("")
-    return "\n".join(out)
-
-
-def asm_function(asm: str, name: str) -> str:
-    out, keep = [], False
-    for line in asm.splitlines():
-        label = line.rstrip(":").strip('"')
-        if line.endswith(":") and not line.startswith((" ", "\t", ".")):
-            keep = label == name or label.startswith(f"{name}.task")
-        if keep:
-            out.append(line)
-    return "\n".join(out)
 
 
 def fused_texts(graph: Graph, target: Any, *, opt_level: int = 2,

@@ -20,7 +20,7 @@ from deepc.lowering.te_graph import node_outputs, node_placeholders
 def run_graph_jit(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     from deepc.backends.llvm.codegen import emit_module
     from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
-    from deepc.runtime.interpreter import check_inputs
+    from deepc.ops.interpreter import check_inputs
 
     values: dict[str, np.ndarray] = dict(graph.constants)
     values.update(check_inputs(graph, inputs))

@@ -1,78 +1,48 @@
-"""`deepc.compile`: the stage chain from a model to native code and an execution plan.
+"""`deepc.compile`: the stage chain from a model to a backend's module and a memory plan.
 
-frontend -> graph passes -> kernels (compute + lowering) -> schedules -> LLVM -> object code
+frontend -> graph passes -> lowering (kernels) -> schedule -> memory plan -> build
+
+The target's backend (`device.backend`) is found in BACKENDS before any work; it schedules
+the kernels and builds them. The compiled model's bundle is written by the packager of the
+target's device kind (CompiledModel.save).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepc.backends import BACKENDS, Backend, CompileOptions, KernelSchedule
+from deepc.compiler.model import CompiledModel
+from deepc.errors import TargetError
+from deepc.frontends import load
 from deepc.ir.graph import Graph
-from deepc.ir.loop import PrimFunc
 from deepc.lowering.kernels import Kernel, group_kernel
-from deepc.lowering.plan import Plan, make_plan
+from deepc.lowering.plan import make_plan
+from deepc.passes import PassContext, run_pipeline
+from deepc.passes.fuse import groups_of
+from deepc.registry import NotRegisteredError
+from deepc.schedule.record import ScheduleRecord, Workload
+from deepc.target import load_target
 
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass
-class CompiledModel:
-    graph: Graph
-    target: Any  # deepc.target.Target
-    kernels: list[Kernel]
-    plan: Plan
-    llvm_ir: str
-    object_code: bytes
-    compile_seconds: float
-    schedules: dict[str, list[list[Any]]] = field(default_factory=dict)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "kernels": len(self.kernels),
-            "kernel_calls": len(self.plan.calls),  # zero-copy reshapes are not called
-            "arena_bytes": self.plan.workspace_bytes,
-            "arena_lower_bound_bytes": self.plan.lower_bound_bytes,
-            "naive_bytes": self.plan.naive_bytes,
-            "inplace_values": len(self.plan.inplace),
-            "params_bytes": self.plan.params_bytes,
-            "compile_seconds": round(self.compile_seconds, 3),
-        }
-
-    def params(self) -> bytes:
-        from deepc.compiler.package import params_of
-
-        return bytes(params_of(self).data)
-
-    def save(self, path: str | Path) -> Path:
-        from deepc.compiler.package import write_cpu_bundle
-
-        return write_cpu_bundle(self, Path(path))
-
-
 def load_graph(model: str | Path | Graph,
                input_shapes: Mapping[str, tuple[int, ...]] | None) -> Graph:
-    if isinstance(model, Graph):
-        return model
-    from deepc.frontends import load
-
-    return load(model, input_shapes)
+    return model if isinstance(model, Graph) else load(model, input_shapes)
 
 
-def schedule_kernels(kernels: list[Kernel], target: Any,
-                     tuned: Mapping[str, Any] | None = None) -> tuple[list[PrimFunc], dict]:
-    from deepc.ir.loop_verify import verify_func
-    from deepc.schedule.cpu import default_schedule
-
-    funcs, records = [], {}
-    for k in kernels:
-        sch = default_schedule(verify_func(k.func), target.vector_bits, target.cores, target)
-        funcs.append(verify_func(sch.apply(k.func)))
-        records[k.name] = sch.to_list()
-    return funcs, records
+def backend_for(target: Any) -> Backend:
+    """The target's backend, or one line saying this deepc has none by that name."""
+    try:
+        return BACKENDS.get(target.backend)
+    except NotRegisteredError:
+        raise TargetError(f"target {target.name!r} uses the {target.backend!r} backend, which"
+                          " this version of deepc does not provide — choose another target"
+                          " (deepc targets lists them)") from None
 
 
 def compile(model: str | Path | Graph, target: Any = "host", *,
@@ -81,25 +51,20 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
             progress: Progress | None = None, allow_tf32: bool | None = None) -> CompiledModel:
     """Compile a model (path or graph IR) for a target (name, path or Target).
 
-    `allow_tf32` lets CUDA targets that declare TF32 tensor cores use them for fp32 matrix
+    `opt_level` picks the graph pass pipeline (passes/manager.py PIPELINES): -O0 none, -O1
+    constant folding and dead-code removal, -O2 (default) also the simplifications, layout
+    and fusion; -O3 is -O2 today. Kernel schedules are the same at every level.
+    `allow_tf32` lets GPU targets that declare TF32 tensor cores use them for fp32 matrix
     products (rtol ~1e-2 instead of ~1e-3); None reads DEEPC_ALLOW_TF32.
-
     `pass_context` (a deepc.passes.PassContext) carries pass options: disabled passes,
     passes to print after, and collects pass times and dumps for the caller.
     """
-    from deepc.backends.llvm.codegen import emit_kernel
-    from deepc.backends.llvm.entry import emit_entry
-    from deepc.backends.llvm.machine import emit_object, optimize
-    from deepc.passes import run_pipeline
-    from deepc.passes.fuse import groups_of
-    from deepc.target import load_target
-
     start = time.perf_counter()
     tgt = load_target(target)
+    backend = backend_for(tgt)
+    options = CompileOptions(opt_level, allow_tf32)
     report = progress or (lambda stage, done, total: None)
     report("import", 0, 1)
-    from deepc.passes import PassContext
-
     ctx = pass_context or PassContext(opt_level)
     ctx.target = tgt
     graph = run_pipeline(load_graph(model, input_shapes), opt_level, ctx)
@@ -108,35 +73,21 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     for k, group in enumerate(groups):
         report("lower", k, len(groups))
         kernels.append(group_kernel(graph, group, k))
-    if tgt.backend == "cuda":
-        from deepc.compiler.cuda import compile_cuda
-
-        return compile_cuda(graph, kernels, tgt, start, report,  # type: ignore[return-value]
-                            allow_tf32=allow_tf32)
     report("schedule", 0, 1)
-    funcs, records = schedule_kernels(kernels, tgt)
-    kernels = [Kernel(k.name, f, k.inputs, k.outputs, k.nodes, k.ops)
-               for k, f in zip(kernels, funcs)]
-    plan = make_plan(graph, kernels)
-    from llvmlite import ir
-
-    module = ir.Module(name=graph.name)
-    for k, kern in enumerate(kernels):
-        report("codegen", k, len(kernels))
-        emit_kernel(module, kern.func)
-    emit_entry(module, plan)
-    report("llvm", 0, 1)
-    spec = machine_spec(tgt)
-    mod = optimize(module, spec)
-    obj = emit_object(mod, spec)
-    return CompiledModel(graph, tgt, kernels, plan, str(mod), obj,
-                         time.perf_counter() - start, records)
+    scheduled = backend.schedule(kernels, tgt, options)
+    records = schedule_records(kernels, scheduled, tgt)
+    planned = [s.kernel for s in scheduled]
+    plan = make_plan(graph, planned)
+    module = backend.build(graph.name, scheduled, plan, tgt, options, report)
+    return CompiledModel(graph, tgt, planned, plan, module, records, options,
+                         time.perf_counter() - start)
 
 
-def machine_spec(target: Any) -> Any:
-    from deepc.backends.llvm.machine import MachineSpec
-
-    features = target.llvm_features
-    if not isinstance(features, str):
-        features = ",".join(features)
-    return MachineSpec(target.triple, target.cpu or "", features)
+def schedule_records(kernels: list[Kernel], scheduled: list[KernelSchedule],
+                     target: Any) -> list[ScheduleRecord]:
+    """Each kernel's record, keyed by the workload of its lowered (unscheduled) function."""
+    fingerprint = target.fingerprint()
+    return [ScheduleRecord(k.name, Workload.of(k.func, k.ops, fingerprint), s.knobs(),
+                           tuple(tuple((st.primitive, *st.args) for st in sch.steps)
+                                 for sch in s.launches))
+            for k, s in zip(kernels, scheduled)]

@@ -61,7 +61,7 @@ def run_graph_te(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     """Run a graph node by node through compute definitions and the tensor-expression
     evaluator: the check that compute definitions agree with the numpy references."""
     from deepc.ir.tensor_eval import evaluate
-    from deepc.runtime.interpreter import check_inputs
+    from deepc.ops.interpreter import check_inputs
 
     values: dict[str, np.ndarray] = dict(graph.constants)
     values.update(check_inputs(graph, inputs))

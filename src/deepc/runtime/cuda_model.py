@@ -169,7 +169,3 @@ class CudaModel(Model):
         self.bundle = bundle if isinstance(bundle, BundleContents) else read_bundle(bundle)
         self.inputs, self.outputs = self.bundle.inputs, self.bundle.outputs
         self._library = CudaLibrary(self.bundle)  # type: ignore[assignment]
-
-
-def is_cuda_bundle(bundle: BundleContents) -> bool:
-    return bundle.target.get("device", {}).get("kind") == "cuda"

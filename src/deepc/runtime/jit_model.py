@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from deepc.ir.types import np_dtype
-from deepc.runtime.interpreter import check_inputs
+from deepc.ops.interpreter import check_inputs
 from deepc.runtime.memory import aligned_empty
 
 
@@ -20,7 +20,7 @@ class JitModel:
         from deepc.backends.llvm.machine import JitModule
 
         self.graph = compiled.graph
-        self._jit = JitModule(llvm.parse_assembly(compiled.llvm_ir))
+        self._jit = JitModule(llvm.parse_assembly(compiled.module.source))
         proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * 4))
         self._run = proto(self._jit.address("deepc_run"))
         params = compiled.params()

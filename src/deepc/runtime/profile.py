@@ -61,12 +61,10 @@ def profile_cuda(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
     launch_ms = iter(model._library.time_launches(repeats))
     rows = []
     for kern in compiled.plan.calls:
-        stages = compiled.launches[kern.name]
+        stages = compiled.module.launches[kern.name]
         ms = [next(launch_ms) for _ in stages]
-        notes = [" ".join(str(step[0]) for step in rec if len(step) == 1)
-                 for rec in compiled.schedules.get(kern.name, [[] for _ in stages])]
         row = _row(compiled.graph, kern, sum(ms) / 1e3)
-        row["stages"] = [{"ms": t, "note": n} for t, n in zip(ms, notes)]
+        row["stages"] = [{"ms": t, "note": s.note} for t, s in zip(ms, stages)]
         rows.append(row)
     return _shares(rows)
 

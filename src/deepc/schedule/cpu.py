@@ -3,6 +3,8 @@ over contiguous inner loops. No tuning needed; `deepc tune` searches the same kn
 
 from __future__ import annotations
 
+from typing import Any
+
 from deepc.ir.expr import Var
 from deepc.ir.loop import (
     Allocate,
@@ -15,6 +17,8 @@ from deepc.ir.loop import (
     Store,
     walk_stmts,
 )
+from deepc.schedule.cpu_gemm import plan_gemm
+from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile
 from deepc.schedule.schedule import Schedule
 
@@ -75,45 +79,54 @@ def _trip(root: For, target: For) -> int:
     return go(root, 1) or 1
 
 
-def default_schedule(f: PrimFunc, vector_bits: int, cores: int,
-                     target: object | None = None) -> Schedule:
-    from deepc.schedule.cpu_gemm import CacheSizes, plan_gemm
-
+def default_schedule(f: PrimFunc, machine: CpuMachine) -> Schedule:
+    """Each top-level loop nest's schedule, from the machine's vector width and registers,
+    caches and cores; the knobs chosen are named in the schedule (per nest where several)."""
     sch = Schedule()
     serial = set(f.attrs.get("serial_nests", ()))
-    for nest in top_level_nests(f.body):
-        if nest.var.name in serial:
-            continue
-        chain = perfect_chain(nest)
-        inner = chain[-1]
-        gemm = plan_gemm(chain, vector_bits, cores, CacheSizes.of(target))
-        if gemm is not None:  # packed GEMM (cpu_gemm)
-            for step in gemm.steps:
-                sch.add(*step)
-            _parallel(sch, gemm.parallel, nest, cores)
-            continue
-        tile = plan_reduction_tile(chain, vector_bits)
-        if tile is not None:
-            for step in tile.steps:
-                sch.add(*step)
-            _parallel(sch, tile.outer, nest, cores)
-            continue
-        if (isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL
-                and contiguous_store(inner.body, inner.var)):
-            lanes = max(vector_bits // (8 * _itemsize(inner.body.buffer.dtype)), 1)
-            # a vector of the whole loop, or of a divisor of it that fills half the lanes
-            width = best_factor(inner.extent, lanes)
-            if width >= 2 and lanes > 1 and inner.extent % width == 0:
-                if inner.extent > width:
-                    sch.add("split", inner.var.name, width)
-                    sch.add("vectorize", f"{inner.var.name}_i")
-                    chain[-1] = For(Var(f"{inner.var.name}_o"), inner.extent // width,
-                                    ForKind.SERIAL, inner.body)
-                else:
-                    sch.add("vectorize", inner.var.name)
-                    chain = chain[:-1]
-        _parallel(sch, [(c.var.name, c.extent) for c in chain], nest, cores)
+    nests = [n for n in top_level_nests(f.body) if n.var.name not in serial]
+    for nest in nests:
+        knobs = _schedule_nest(sch, nest, machine)
+        prefix = f"{nest.var.name}." if len(nests) > 1 else ""
+        sch.knobs.update({f"{prefix}{k}": v for k, v in knobs.items()})
     return sch
+
+
+def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine) -> dict[str, Any]:
+    chain = perfect_chain(nest)
+    inner = chain[-1]
+    cores = machine.cores
+    gemm = plan_gemm(chain, machine)
+    if gemm is not None:  # packed GEMM (cpu_gemm)
+        for step in gemm.steps:
+            sch.add(*step)
+        return {"kind": "packed_gemm", **gemm.knobs,
+                "threads": _parallel(sch, gemm.parallel, nest, cores)}
+    tile = plan_reduction_tile(chain, machine)
+    if tile is not None:
+        for step in tile.steps:
+            sch.add(*step)
+        return {"kind": "register_tile", **tile.knobs,
+                "threads": _parallel(sch, tile.outer, nest, cores)}
+    width = 1
+    if (isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL
+            and contiguous_store(inner.body, inner.var)):
+        lanes = machine.lanes(inner.body.buffer.dtype)
+        # a vector of the whole loop, or of a divisor of it that fills half the lanes
+        width = best_factor(inner.extent, lanes)
+        if width >= 2 and lanes > 1 and inner.extent % width == 0:
+            if inner.extent > width:
+                sch.add("split", inner.var.name, width)
+                sch.add("vectorize", f"{inner.var.name}_i")
+                chain[-1] = For(Var(f"{inner.var.name}_o"), inner.extent // width,
+                                ForKind.SERIAL, inner.body)
+            else:
+                sch.add("vectorize", inner.var.name)
+                chain = chain[:-1]
+        else:
+            width = 1
+    threads = _parallel(sch, [(c.var.name, c.extent) for c in chain], nest, cores)
+    return {"kind": "vector" if width > 1 else "loop", "vector": width, "threads": threads}
 
 
 def contiguous_store(store: Store, var: Var) -> bool:
@@ -123,10 +136,11 @@ def contiguous_store(store: Store, var: Var) -> bool:
     return affine(flat_offset(store.buffer.shape, store.indices)).coef(var) == 1
 
 
-def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int) -> None:
-    """Spread the outer loops over the cores, fusing loops until there is enough work."""
+def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int) -> int:
+    """Spread the outer loops over the cores, fusing loops until there is enough work; the
+    parallel loop's iterations (1: the nest runs on one thread)."""
     if cores < 2 or not chain or work(nest) < MIN_PARALLEL_WORK:
-        return
+        return 1
     name, extent = chain[0]
     k = 1
     while extent < 4 * cores and k < len(chain):
@@ -135,6 +149,7 @@ def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int
         k += 1
     if extent > 1:
         sch.add("parallel", name)
+    return extent
 
 
 def _itemsize(dtype: str) -> int:

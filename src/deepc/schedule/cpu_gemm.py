@@ -19,46 +19,27 @@ rather than thrash, unless B is read transposed (a gather per lane is worse stil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, For, IfThenElse, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.ir.types import itemsize
+from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_reduction import plan_reduction_tile, update_stores
 
 MIN_TILES_TO_PACK = 4  # A tiles that reuse one packed panel; below this, packing costs more
-DEFAULT_L2_KIB = 512
-
-
-@dataclass(frozen=True)
-class CacheSizes:
-    l1d_kib: int
-    l2_kib: int
-
-    @staticmethod
-    def of(target: object | None) -> CacheSizes:
-        """The target's data cache sizes (defaults when the target file declares none)."""
-        from deepc.errors import TargetError
-
-        def read(name: str, default: int) -> int:
-            try:
-                value = getattr(target, name) if target is not None else None
-            except TargetError:
-                value = None
-            return int(value) if value else default
-
-        return CacheSizes(read("l1d_kib", 32), read("l2_kib", DEFAULT_L2_KIB))
 
 
 @dataclass(frozen=True)
 class GemmPlan:
     steps: list[tuple]
     parallel: list[tuple[str, int]]  # loops to fuse and spread over threads, outermost first
+    knobs: dict[str, Any]
 
 
-def plan_gemm(chain: list[For], vector_bits: int, cores: int,
-              cache: CacheSizes) -> GemmPlan | None:
+def plan_gemm(chain: list[For], machine: CpuMachine) -> GemmPlan | None:
     """A packed GEMM schedule for the perfect nest `chain` around one accumulator, or None
     when the nest is not a single-reduction contraction with a packable B operand."""
     alloc = chain[-1].body
@@ -69,7 +50,7 @@ def plan_gemm(chain: list[For], vector_bits: int, cores: int,
     if len(red_loops) != 1:
         return None
     k_loop = red_loops[0]
-    tile = plan_reduction_tile(chain, vector_bits)
+    tile = plan_reduction_tile(chain, machine)
     if tile is None:
         return None
     tile_steps = [s for s in tile.steps if s[0] == "tile_reduction"]
@@ -93,17 +74,18 @@ def plan_gemm(chain: list[For], vector_bits: int, cores: int,
     gather = not _contiguous(b_load, vec_loop.var)
     nr = -(-vec_loop.extent // dict(tile.outer)[vec_o])
     panel_bytes = k_loop.extent * nr * max(itemsize(b_load.source.dtype), 1)
-    fits = panel_bytes <= cache.l2_kib * 1024 // 2
+    fits = panel_bytes <= machine.l2_kib * 1024 // 2
     panels = 1
     for _, extent in tile.outer[:pos + 1]:
         panels *= extent
     # threads split the panels; with fewer panels than cores, the default schedule (which
     # also splits the row tiles) keeps them busy instead
-    if not gather and (a_tiles < MIN_TILES_TO_PACK or not fits or panels < min(cores, 2)):
+    if not gather and (a_tiles < MIN_TILES_TO_PACK or not fits or panels < min(machine.cores, 2)):
         return None
     steps = list(tile.steps)
     steps.append(("pack", b_load.source.name, vec_o, vec_name))
-    return GemmPlan(steps, list(tile.outer[:pos + 1]))
+    knobs = {**tile.knobs, "pack": True, "panel": nr}
+    return GemmPlan(steps, list(tile.outer[:pos + 1]), knobs)
 
 
 def _original(chain: list[For], name: str) -> For | None:
@@ -147,4 +129,4 @@ def _contiguous(load: Load, v: Var) -> bool:
     return affine(flat_offset(load.source.shape, load.indices)).coef(v) == 1
 
 
-__all__ = ["CacheSizes", "GemmPlan", "plan_gemm"]
+__all__ = ["GemmPlan", "plan_gemm"]

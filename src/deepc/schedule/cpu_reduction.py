@@ -11,18 +11,20 @@ accumulators stay in registers (see tile_reduction).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, For, Store, walk_stmts
 from deepc.ir.tensor import walk
-from deepc.ir.types import itemsize
+from deepc.schedule.cpu_machine import CpuMachine
 
 
 @dataclass(frozen=True)
 class TilePlan:
     steps: list[tuple]
     outer: list[tuple[str, int]]  # the loops left outside the tile, outermost first
+    knobs: dict[str, Any]  # the register tile: vector lanes, rows, whether rows go in pairs
 
 
 def best_factor(extent: int, limit: int) -> int:
@@ -50,13 +52,13 @@ def vector_width(extent: int, lanes: int) -> int:
     return pow2 if 2 * pow2 > widest else widest
 
 
-def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
+def plan_reduction_tile(chain: list[For], machine: CpuMachine) -> TilePlan | None:
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
             and alloc.buffer.shape == (1,)):
         return None
     acc = alloc.buffer
-    lanes = max(vector_bits // (8 * max(itemsize(acc.dtype), 1)), 1)
+    lanes = machine.lanes(acc.dtype)
     vec = choose_vector_loop(chain, alloc, lanes)
     if vec is None or lanes < 2:
         return None
@@ -71,9 +73,8 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
         shared = _vars_of_each_vector_load(alloc, vec.var)
         candidates = [c for c in chain if c is not vec and c.extent >= 2
                       and any(c.var not in vs for vs in shared)]
-    # accumulators held in registers: most of a 32-register file (AVX-512, AArch64 NEON),
-    # half of a 16-register one, shared between the vectors of a row and the rows
-    budget = max((24 if vector_bits >= 512 else 12) // -(-nr // lanes), 1)
+    # accumulators held in registers, shared between the vectors of a row and the rows
+    budget = max(machine.accumulators // -(-nr // lanes), 1)
     steps: list[tuple] = []
     names = [(c.var.name, c.extent) for c in chain]
     if vec is not chain[-1]:  # the vector loop goes innermost
@@ -133,7 +134,8 @@ def plan_reduction_tile(chain: list[For], vector_bits: int) -> TilePlan | None:
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
     outer = [(n, e) for n, e in names if n not in tile_names]
-    return TilePlan(steps, outer)
+    knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None}
+    return TilePlan(steps, outer, knobs)
 
 
 def _pair_loop(chain: list[For], vec: For, tile: For, alloc: Allocate) -> For | None:

@@ -30,6 +30,7 @@ class Step:
 @dataclass
 class Schedule:
     steps: list[Step] = field(default_factory=list)
+    knobs: dict[str, Any] = field(default_factory=dict)  # the choices the steps encode, named
 
     def add(self, primitive: str, *args: Any) -> Schedule:
         if primitive not in PRIMITIVES:
@@ -46,8 +47,8 @@ class Schedule:
         return [[s.primitive, *s.args] for s in self.steps]
 
     @staticmethod
-    def from_list(items: list[list[Any]]) -> Schedule:
-        return Schedule([Step(i[0], tuple(i[1:])) for i in items])
+    def from_list(items: list[list[Any]], knobs: dict[str, Any] | None = None) -> Schedule:
+        return Schedule([Step(i[0], tuple(i[1:])) for i in items], dict(knobs or {}))
 
     def __str__(self) -> str:
         return "\n".join(map(str, self.steps))

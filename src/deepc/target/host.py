@@ -41,6 +41,15 @@ def vector_bits_of(features: Iterable[str]) -> int | None:
     return None
 
 
+def vector_registers_of(triple: str, features: Iterable[str]) -> int:
+    """SIMD registers of the instruction set: 32 with AVX-512 or on AArch64, else 16 (SSE/AVX,
+    32-bit NEON's q registers; wasm has no register file, 16 keeps tiles modest)."""
+    names = {f.lstrip("+") for f in features}
+    if "avx512f" in names or triple.startswith(("aarch64", "arm64")):
+        return 32
+    return 16
+
+
 def has_fma(triple: str, features: Iterable[str]) -> bool:
     names = {f.lstrip("+") for f in features}
     # every AArch64 core has fused multiply-add; ARMv7 has it from VFPv4, x86 from the FMA3 set
@@ -92,6 +101,7 @@ def detect() -> dict[str, Any]:
     bits = vector_bits_of(features)
     if bits is not None:
         isa["vector_bits"] = bits
+    isa["vector_registers"] = vector_registers_of(triple, features)
     cores = os.cpu_count()
     if cores:
         isa["cores"] = cores

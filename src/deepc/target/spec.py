@@ -82,6 +82,7 @@ class Target:
     cpu = _Attr[str]("isa", "cpu")
     features = _Attr["tuple[str, ...]"]("isa", "features")
     vector_bits = _Attr[int]("isa", "vector_bits")
+    vector_registers = _Attr[int]("isa", "vector_registers")
     cores = _Attr[int]("isa", "cores")
 
     l1d_kib = _Attr[int]("memory", "l1d_kib")
@@ -141,6 +142,16 @@ class Target:
             if section not in COMMON_SECTIONS or any(table.values()):
                 out[section] = table
         return out
+
+    def fingerprint(self) -> str:
+        """What schedules depend on, as a short hash: the hardware sections (not the name,
+        description or toolchain), so records tuned for one file apply to its twins."""
+        import hashlib
+        import json
+
+        data = {k: v for k, v in self.to_dict().items()
+                if k not in ("name", "description", "toolchain")}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> Target:

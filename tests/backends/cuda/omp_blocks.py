@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from deepc.backends.cuda.gemm_mma import MMA_HELPERS
-from deepc.compiler.cuda import render_cuda
+from deepc.backends.cuda.render import render_cuda
 from deepc.ir.graph import Graph
 from deepc.lowering.kernels import graph_kernels
 from tests.backends.cuda.simulate import drivers, execute

@@ -23,7 +23,7 @@ needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None,
 @pytest.mark.parametrize("name", SHARED_MODELS)
 def test_shared_model_builds(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     compiled = deepc.compile(shared_model(name), "cuda-sm90")
-    assert compiled.cubin[:4] == b"\x7fELF"
+    assert compiled.module.binary[:4] == b"\x7fELF"
     path = compiled.save(tmp_path / f"{name}.tar")
     with tarfile.open(path) as tar:
         names = tar.getnames()

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deepc.compiler.package import params_of, tensor_specs
+from deepc.compiler.packagers.common import write_model_bundle
+from deepc.compiler.packagers.registry import PACKAGERS
 from deepc.ir.types import itemsize
-from deepc.runtime.bundle import write_bundle
 
 CUBIN = "lib/kernels.cubin"
 SOURCE = "lib/kernels.cu"
@@ -40,7 +40,7 @@ def device_plan(compiled: Any) -> dict[str, Any]:
     scratch = workspace + _align(plan.workspace_bytes)
     scratch_bytes = 0
     for k in plan.calls:
-        scratch_bytes = max(scratch_bytes, _scratch_offsets(compiled.scratch[k.name], 0)[1])
+        scratch_bytes = max(scratch_bytes, _scratch_offsets(compiled.module.scratch[k.name], 0)[1])
     pos = scratch + scratch_bytes
     slots: dict[str, list[int]] = {"input": [], "output": []}
     for role, names in (("input", graph.inputs), ("output", graph.outputs)):
@@ -57,26 +57,17 @@ def device_plan(compiled: Any) -> dict[str, Any]:
     launches = []
     for k in plan.calls:
         args = [where(v) for v in k.args]
-        args += _scratch_offsets(compiled.scratch[k.name], scratch)[0]
-        for launch in compiled.launches[k.name]:
+        args += _scratch_offsets(compiled.module.scratch[k.name], scratch)[0]
+        for launch in compiled.module.launches[k.name]:
             launches.append({**launch.to_dict(), "kernel": k.name, "args": args})
     return {"arena_bytes": pos, "params_offset": 0, "workspace_offset": workspace,
             "scratch_offset": scratch, "scratch_bytes": scratch_bytes,
             "inputs": slots["input"], "outputs": slots["output"], "launches": launches}
 
 
+@PACKAGERS.register("cuda")
 def write_cuda_bundle(compiled: Any, path: Path) -> Path:
-    target = compiled.target
-    params = params_of(compiled)
-    extra = {"compile": compiled.stats(), "schedules": compiled.schedules,
-             "device_plan": device_plan(compiled), "source": SOURCE}
-    from deepc.runtime.inputs import input_bounds
-
-    extra["input_bounds"] = input_bounds(compiled.graph)
-    return write_bundle(
-        path, library=compiled.cubin, params=params,
-        inputs=tensor_specs(compiled, compiled.graph.inputs),
-        outputs=tensor_specs(compiled, compiled.graph.outputs), target=target,
-        workspace_bytes=compiled.plan.workspace_bytes, name=compiled.graph.name,
-        kernels=[k.name for k in compiled.kernels], plan=compiled.plan.to_dict(), extra=extra,
-        extra_files={SOURCE: compiled.source}, library_member=CUBIN)
+    extra = {"device_plan": device_plan(compiled), "source": SOURCE}
+    return write_model_bundle(compiled, path, library=compiled.module.binary, extra=extra,
+                              extra_files={SOURCE: compiled.module.source},
+                              library_member=CUBIN)

@@ -11,24 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deepc.runtime.bundle import HEADER, LIBRARY, TensorSpec, layout_params, write_bundle
+from deepc.backends.link import compiler, link_model, run_tool
+from deepc.compiler.packagers.common import params_of, tensor_specs, write_model_bundle
+from deepc.compiler.packagers.registry import PACKAGERS
+from deepc.runtime.bundle import HEADER, LIBRARY, TensorSpec
 from deepc.runtime.c_example import RUNNER, example_files, runner_argv
 from deepc.runtime.header import render_header
-from deepc.runtime.inputs import input_bounds
 from deepc.runtime.memory import ALIGN
-
-
-def tensor_specs(compiled: Any, names: tuple[str, ...]) -> list[TensorSpec]:
-    return [TensorSpec(n, compiled.graph.types[n].shape, compiled.graph.types[n].dtype)
-            for n in names]
-
-
-def params_of(compiled: Any) -> Any:
-    """The params blob in plan order; offsets agree with the plan's (same rule, same order)."""
-    blob = layout_params({n: compiled.graph.constants[n] for n in compiled.plan.param_order})
-    for name in compiled.plan.param_order:
-        assert blob.index[name]["offset"] == compiled.plan.locations[name].offset
-    return blob
+from deepc.version import __version__
 
 
 def needs_runner(target: Any) -> bool:
@@ -38,8 +28,6 @@ def needs_runner(target: Any) -> bool:
 
 def build_runner(root: Path, target: Any) -> Path:
     """Compile `root`/example/main.c against `root`/lib/model.so into `root`/bin/run_model."""
-    from deepc.backends.link import compiler, run_tool
-
     (root / RUNNER).parent.mkdir(parents=True, exist_ok=True)
     run_tool(runner_argv(target, compiler(target), root),
              "build the example program bin/run_model", target)
@@ -50,8 +38,6 @@ def header_text(compiled: Any, inputs: list[TensorSpec], outputs: list[TensorSpe
                 params_bytes: int) -> str:
     """include/deepc_model.h, rendered before the bundle is written so the runner can use it;
     render_header reads only these manifest keys (tests check it matches the manifest's)."""
-    from deepc.version import __version__
-
     return render_header({
         "name": compiled.graph.name, "deepc_version": __version__,
         "target": compiled.target.to_dict(), "inputs": [t.to_dict() for t in inputs],
@@ -61,29 +47,24 @@ def header_text(compiled: Any, inputs: list[TensorSpec], outputs: list[TensorSpe
     })
 
 
+@PACKAGERS.register("cpu")
 def write_cpu_bundle(compiled: Any, path: Path) -> Path:
-    from deepc.backends.link import link_model
-
     target = compiled.target
     params = params_of(compiled)
     inputs = tensor_specs(compiled, compiled.graph.inputs)
     outputs = tensor_specs(compiled, compiled.graph.outputs)
     header = header_text(compiled, inputs, outputs, len(params.data))
     files: dict[str, Any] = dict(example_files(target, len(inputs), len(outputs)))
-    extra: dict[str, Any] = {"compile": compiled.stats(), "schedules": compiled.schedules,
-                             "input_bounds": input_bounds(compiled.graph)}
+    extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="deepc-bundle-") as tmp:
         # laid out like the bundle, so the runner links and finds model.so as on the device
         root = Path(tmp)
-        library = link_model(compiled.object_code, target, root / LIBRARY)
+        library = link_model(compiled.module.binary, target, root / LIBRARY)
         if needs_runner(target):
             for member, text in [(HEADER, header), *files.items()]:
                 (root / member).parent.mkdir(parents=True, exist_ok=True)
                 (root / member).write_text(text)
             files[RUNNER] = build_runner(root, target)
             extra["runner"] = RUNNER
-        return write_bundle(
-            path, library=library, params=params, inputs=inputs, outputs=outputs,
-            target=target, workspace_bytes=compiled.plan.workspace_bytes,
-            name=compiled.graph.name, kernels=[k.name for k in compiled.kernels],
-            plan=compiled.plan.to_dict(), extra=extra, header=header, extra_files=files)
+        return write_model_bundle(compiled, path, library=library, params=params, extra=extra,
+                                  header=header, extra_files=files)

@@ -1,0 +1,100 @@
+"""What a backend is: a scheduler and a code generator for one family of targets, found by
+the driver in BACKENDS under the target's `device.backend`.
+
+    schedule(kernels, target, options) -> [KernelSchedule]   loop IR -> launches + records
+    build(name, scheduled, plan, target, options, report) -> Module    launches -> code
+
+A backend lives in a package under backends/ and adds itself to BACKENDS when imported;
+`deepc.backends` imports the built-in ones. Its packager and runtime loader register under
+the target's `device.kind` (compiler/packagers, runtime/loaders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepc.errors import DeepcError
+from deepc.ir.loop import Buffer
+from deepc.lowering.kernels import Kernel
+from deepc.lowering.plan import Plan
+from deepc.registry import Registry
+from deepc.schedule.schedule import Schedule
+
+Report = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What the user asked of `compile` beyond the model and target."""
+
+    opt_level: int = 2  # the graph pass pipeline, -O0 .. -O3
+    allow_tf32: bool | None = None  # TF32 tensor cores for fp32 products (None: DEEPC_ALLOW_TF32)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One GPU launch: `func` over the kernel's arguments, then its scratch buffers."""
+
+    func: str
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    note: str = ""  # how the stage was mapped (tiled GEMM, warp reduction, ...): --profile
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"func": self.func, "grid": list(self.grid), "block": list(self.block)}
+
+
+@dataclass(frozen=True)
+class KernelSchedule:
+    """A kernel as the memory plan sees it, and the schedule of each of its launches (a CPU
+    kernel is one; a GPU kernel one per stage). `state` is the backend's own."""
+
+    kernel: Kernel
+    launches: tuple[Schedule, ...]
+    state: Any = None
+
+    def knobs(self) -> dict[str, Any]:
+        """All launches' knobs, prefixed by the launch where there are several."""
+        if len(self.launches) == 1:
+            return dict(self.launches[0].knobs)
+        return {f"s{k}.{name}": v for k, sch in enumerate(self.launches)
+                for name, v in sch.knobs.items()}
+
+
+@dataclass(frozen=True)
+class Module:
+    """What a backend built for one model: a binary, the source it came from, and for GPU
+    backends the launches of each kernel and the global scratch buffers they share."""
+
+    backend: str
+    binary: bytes  # object code (linked by the packager) or a device binary (cubin)
+    source: str  # LLVM IR or C-like source text
+    launches: dict[str, list[Launch]] = field(default_factory=dict)
+    scratch: dict[str, tuple[Buffer, ...]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # options in effect, e.g. tf32
+
+
+class Backend:
+    """Base of the registered backends; `source_of`/`assembly_of` serve `inspect-ir`."""
+
+    name = ""
+
+    def schedule(self, kernels: list[Kernel], target: Any,
+                 options: CompileOptions) -> list[KernelSchedule]:
+        raise NotImplementedError
+
+    def build(self, name: str, scheduled: list[KernelSchedule], plan: Plan, target: Any,
+              options: CompileOptions, report: Report) -> Module:
+        raise NotImplementedError
+
+    def source_of(self, module: Module, kernel: Kernel) -> str:
+        raise NotImplementedError
+
+    def assembly_of(self, module: Module, kernel: Kernel, target: Any) -> str:
+        raise DeepcError(f"--stage asm needs an LLVM target; the {self.name} backend has"
+                         " none — use --stage source")
+
+
+BACKENDS: Registry[Backend] = Registry("backend")
