@@ -65,7 +65,7 @@ def test_unknown_device_kind_of_a_bundle(tmp_path: Path, monkeypatch) -> None:  
 
     path = deepc.compile(TINY, "host").save(tmp_path / "m.tar")
     monkeypatch.delitem(loaders.RUNTIMES._items, "cpu")
-    with pytest.raises(BundleError, match="cpu device, which this deepc cannot run"):
+    with pytest.raises(BundleError, match="bundle for cpu devices, which this deepc cannot run"):
         deepc.load(path)
 
 

@@ -24,6 +24,6 @@ def load(path: str | os.PathLike[str] | BundleContents) -> Model:
     try:
         loader = RUNTIMES.get(kind)
     except NotRegisteredError:
-        raise BundleError(f"{bundle.source} is a bundle for a {kind} device, which this"
-                          f" deepc cannot run (it runs {', '.join(RUNTIMES)} bundles)") from None
+        raise BundleError(f"{bundle.source} is a bundle for {kind} devices, which this deepc"
+                          f" cannot run (it runs {', '.join(RUNTIMES)} bundles)") from None
     return loader(bundle)
