@@ -34,6 +34,7 @@ triple = "aarch64-unknown-linux-gnu"
 cpu = "cortex-a72"
 features = ["+neon"]
 vector_bits = 128
+accumulator_registers = 12
 cores = 4
 [memory]
 l1d_kib = 32
@@ -257,7 +258,7 @@ KIND_FILES = [
      'hls = "vitis"', "fpga.part is required for fpga targets"),
     ('kind = "fpga"\nbackend = "hls"\n[fpga]\nhls = "quartus"', "fpga.hls must be one of vitis"),
     ('kind = "wasm"\nbackend = "wasm"\n[isa]\ntriple = "wasm32-unknown-unknown"\ncpu = "generic"\n'
-     "vector_bits = 128\n[wasm]\nsimd = true\nthreads = false",
+     "vector_bits = 128\naccumulator_registers = 12\n[wasm]\nsimd = true\nthreads = false",
      'wasm.simd is true but isa.features lacks "+simd128"'),
 ]
 

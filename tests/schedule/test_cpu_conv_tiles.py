@@ -29,7 +29,7 @@ def test_blocked_conv_tile(c: int, o: int, width: int, group: int) -> None:
                     group=group))
     graph = n.graph(y)
     (kernel,) = graph_kernels(graph, [list(graph.nodes)])
-    func = default_schedule(kernel.func, CpuMachine(256, 16, 1, 32, 512)).apply(kernel.func)
+    func = default_schedule(kernel.func, CpuMachine(256, 12, 1, 32, 512)).apply(kernel.func)
     loops = [s for s in walk_stmts(func.body) if isinstance(s, For)]
     vec = [f for f in loops if f.kind is ForKind.VECTORIZED and f.var.name.startswith("conv_nc")]
     assert vec and all(f.extent == lanes for f in vec)

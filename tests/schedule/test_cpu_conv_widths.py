@@ -24,7 +24,7 @@ from tests.passes.support import Net, weights
 
 def compile_one(graph: Graph, vector_bits: int) -> tuple[PrimFunc, list[str]]:
     (kernel,) = graph_kernels(graph, [list(graph.nodes)])
-    machine = CpuMachine(vector_bits, 32 if vector_bits >= 512 else 16, 1, 32, 512)
+    machine = CpuMachine(vector_bits, 24 if vector_bits >= 512 else 12, 1, 32, 512)
     func = default_schedule(kernel.func, machine).apply(kernel.func)
     return func, list(kernel.inputs)
 

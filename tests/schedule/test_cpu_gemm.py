@@ -103,7 +103,7 @@ def test_schedule_shape():
     """A packed panel per thread, allocated once outside the row tiles; the register tile
     is vectors of the target's width, unrolled over rows, with no guarded tail."""
     func = _kernel_func((512, 512), (512, 512))
-    sch = default_schedule(func, CpuMachine(512, 32, 2, 32, 512))
+    sch = default_schedule(func, CpuMachine(512, 24, 2, 32, 512))
     out = sch.apply(func)
     par = [s for s in walk_stmts(out.body) if isinstance(s, For) and s.kind is ForKind.PARALLEL]
     assert len(par) == 1 and isinstance(par[0].body, Allocate)
@@ -118,9 +118,9 @@ def test_machine_from_target():
     from deepc.target import load_target
 
     machine = CpuMachine.of(load_target("host"))
-    assert machine.l1d_kib > 0 and machine.l2_kib > 0 and machine.vector_registers in (16, 32)
-    assert CpuMachine.of(load_target("x86_64-avx512")).accumulators == 24
-    assert CpuMachine.of(load_target("rpi3")).accumulators == 12
+    assert machine.l1d_kib > 0 and machine.l2_kib > 0 and machine.accumulator_registers in (12, 24)
+    assert CpuMachine.of(load_target("x86_64-avx512")).accumulator_registers == 24
+    assert CpuMachine.of(load_target("rpi4")).accumulator_registers == 12
 
 
 def test_panel_too_large_for_l2_stays_unpacked():
@@ -131,8 +131,8 @@ def test_panel_too_large_for_l2_stays_unpacked():
 
     func = verify_func(_kernel_func((256, 4096), (4096, 256)))
     chain = perfect_chain(top_level_nests(func.body)[0])
-    assert plan_gemm(chain, CpuMachine(512, 32, 2, 32, 2048)) is not None
-    assert plan_gemm(chain, CpuMachine(512, 32, 2, 32, 256)) is None
+    assert plan_gemm(chain, CpuMachine(512, 24, 2, 32, 2048)) is not None
+    assert plan_gemm(chain, CpuMachine(512, 24, 2, 32, 256)) is None
 
 
 def test_pack_primitive_transposes_the_panel():

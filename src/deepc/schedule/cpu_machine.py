@@ -1,4 +1,5 @@
-"""What CPU default schedules read from a target: vector width and registers, cores, caches."""
+"""What CPU default schedules read from a target: vector width, accumulator registers,
+cores, caches."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from deepc.ir.types import itemsize
 @dataclass(frozen=True)
 class CpuMachine:
     vector_bits: int
-    vector_registers: int
+    accumulator_registers: int
     cores: int
     l1d_kib: int
     l2_kib: int
@@ -20,15 +21,10 @@ class CpuMachine:
     def of(target: Any) -> CpuMachine:
         """From a Target (each field is required of CPU and wasm targets: reading a missing
         one raises TargetError naming it)."""
-        return CpuMachine(target.vector_bits, target.vector_registers, target.cores,
+        return CpuMachine(target.vector_bits, target.accumulator_registers, target.cores,
                           target.l1d_kib, target.l2_kib)
 
     def lanes(self, dtype: str) -> int:
         """`dtype` elements per vector register (at least 1)."""
         return max(self.vector_bits // (8 * max(itemsize(dtype), 1)), 1)
 
-    @property
-    def accumulators(self) -> int:
-        """Vector registers a register tile's accumulators may take: three quarters of the
-        file, the rest for the operands and broadcasts."""
-        return self.vector_registers * 3 // 4

@@ -74,7 +74,7 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine) -> TilePlan | Non
         candidates = [c for c in chain if c is not vec and c.extent >= 2
                       and any(c.var not in vs for vs in shared)]
     # accumulators held in registers, shared between the vectors of a row and the rows
-    budget = max(machine.accumulators // -(-nr // lanes), 1)
+    budget = max(machine.accumulator_registers // -(-nr // lanes), 1)
     steps: list[tuple] = []
     names = [(c.var.name, c.extent) for c in chain]
     if vec is not chain[-1]:  # the vector loop goes innermost

@@ -41,13 +41,11 @@ def vector_bits_of(features: Iterable[str]) -> int | None:
     return None
 
 
-def vector_registers_of(triple: str, features: Iterable[str]) -> int:
-    """SIMD registers of the instruction set: 32 with AVX-512 or on AArch64, else 16 (SSE/AVX,
-    32-bit NEON's q registers; wasm has no register file, 16 keeps tiles modest)."""
-    names = {f.lstrip("+") for f in features}
-    if "avx512f" in names or triple.startswith(("aarch64", "arm64")):
-        return 32
-    return 16
+def accumulator_registers_of(features: Iterable[str]) -> int:
+    """Accumulator registers of a register tile: 24 of AVX-512's 32 (FMAs broadcast their
+    scalar operand from memory), 12 of a 16-register file (SSE/AVX) or of NEON's files,
+    whose FMAs need the broadcast operands in registers too."""
+    return 24 if "avx512f" in {f.lstrip("+") for f in features} else 12
 
 
 def has_fma(triple: str, features: Iterable[str]) -> bool:
@@ -101,7 +99,7 @@ def detect() -> dict[str, Any]:
     bits = vector_bits_of(features)
     if bits is not None:
         isa["vector_bits"] = bits
-    isa["vector_registers"] = vector_registers_of(triple, features)
+    isa["accumulator_registers"] = accumulator_registers_of(features)
     cores = os.cpu_count()
     if cores:
         isa["cores"] = cores

@@ -32,9 +32,11 @@ class Isa:
     cpu: str | None = None
     features: tuple[str, ...] = ()
     vector_bits: int | None = None
-    vector_registers: int | None = None  # SIMD registers a register tile may hold
+    # vector registers a register tile's accumulators may take; the rest hold operands (x86
+    # FMAs read a broadcast operand from memory, ARM's need it in a register)
+    accumulator_registers: int | None = None
     cores: int | None = None
-    # true: the loader fills triple, cpu, features, vector_bits, vector_registers and cores
+    # true: the loader fills triple, cpu, features, vector_bits, accumulator_registers, cores
     # (and the caches) from
     # the machine deepc runs on; a resolved target keeps the flag to say where they came from
     detect: bool = False
@@ -143,12 +145,12 @@ BACKENDS_FOR_KIND: dict[str, tuple[str, ...]] = {
 _WORKGROUP = ("gpu.warp_size", "gpu.max_threads_per_block", "gpu.shared_mem_per_block_kib")
 # What default schedules and backends rely on, per kind; checked after inheritance and detection.
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "cpu": ("isa.triple", "isa.cpu", "isa.vector_bits", "isa.vector_registers", "isa.cores",
+    "cpu": ("isa.triple", "isa.cpu", "isa.vector_bits", "isa.accumulator_registers", "isa.cores",
             "memory.l1d_kib", "memory.l2_kib", "memory.cache_line"),
     "cuda": ("gpu.arch", "gpu.sm_count", *_WORKGROUP, "gpu.registers_per_block"),
     "opencl": _WORKGROUP,
     "metal": _WORKGROUP,
-    "wasm": ("isa.triple", "isa.cpu", "isa.vector_bits", "isa.vector_registers", "wasm.simd",
+    "wasm": ("isa.triple", "isa.cpu", "isa.vector_bits", "isa.accumulator_registers", "wasm.simd",
              "wasm.threads"),
     "fpga": ("fpga.part", "fpga.clock_mhz", "fpga.dsp", "fpga.bram36", "fpga.lut", "fpga.hls"),
 }

@@ -82,7 +82,7 @@ class Target:
     cpu = _Attr[str]("isa", "cpu")
     features = _Attr["tuple[str, ...]"]("isa", "features")
     vector_bits = _Attr[int]("isa", "vector_bits")
-    vector_registers = _Attr[int]("isa", "vector_registers")
+    accumulator_registers = _Attr[int]("isa", "accumulator_registers")
     cores = _Attr[int]("isa", "cores")
 
     l1d_kib = _Attr[int]("memory", "l1d_kib")
