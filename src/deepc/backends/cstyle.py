@@ -10,8 +10,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from deepc.backends.cstyle_tables import Tables
 from deepc.ir.affine import flat_offset
-from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
+from deepc.ir.expr import (
+    AddressOf,
+    Binary,
+    Call,
+    Cast,
+    Const,
+    Expr,
+    FlatLoad,
+    Intrin,
+    Lane,
+    Load,
+    Pack,
+    Select,
+    Unary,
+    Var,
+    vector_lanes,
+)
 from deepc.ir.loop import (
     Allocate,
     Buffer,
@@ -19,17 +36,23 @@ from deepc.ir.loop import (
     For,
     ForKind,
     IfThenElse,
+    LetStmt,
     PrimFunc,
     Seq,
     Stmt,
     Store,
+    VectorStore,
     walk_stmts,
 )
+from deepc.ir.tensor import walk
 
 _C_TYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
             "int32": "int", "int64": "long long", "uint8": "unsigned char",
             "uint16": "unsigned short", "uint32": "unsigned int",
-            "uint64": "unsigned long long", "bool": "bool", "float16": "half"}
+            "uint64": "unsigned long long", "bool": "bool", "float16": "half",
+            "float32x4": "float4", "float32x2": "float2", "uint32x2": "uint2",
+            "uint32x4": "uint4"}
+_LANES = "xyzw"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",
           "gt": ">", "ge": ">=", "and": "&&", "or": "||", "bitand": "&", "bitor": "|",
           "bitxor": "^", "shl": "<<", "shr": ">>"}
@@ -76,6 +99,18 @@ class Dialect:
     inf: str = "INFINITY"
     nan: str = "NAN"
     float_loops_serial: bool = True  # vector/parallel loop kinds run as plain loops
+    # device intrinsics (ir.expr.INTRINSICS, and Evaluate statements such as the mma) as
+    # format strings of their rendered arguments; `helpers` holds the text an intrinsic needs
+    intrinsics: dict[str, str] = field(default_factory=dict)
+    helpers: dict[str, str] = field(default_factory=dict)
+    # {type} {lanes} {buf} {off} {value}: vector loads/stores of consecutive elements
+    vector_load: str = ""
+    vector_store: str = ""
+    pack: str = ""  # {type} {lanes}
+    launch_bounds: str = ""  # {threads} {blocks}, before the kernel's name
+    constant_qualifier: str = ""  # read-only tables a warp reads uniformly
+    table_qualifier: str = ""  # the other read-only tables
+    constant_bytes: int = 0  # of the constant bank, what tables may take
 
     def ctype(self, dtype: str) -> str:
         return self.types.get(dtype) or _C_TYPES[dtype]
@@ -101,6 +136,22 @@ class Renderer:
     def __init__(self, dialect: Dialect, index_type: str = "long long"):
         self.d = dialect
         self.index_type = index_type
+        self.tables = Tables(dialect.constant_qualifier, dialect.table_qualifier,
+                             dialect.constant_bytes)
+        self._alias: dict[str, str] = {}  # a table buffer -> its module-level name
+
+    def name(self, buf: Buffer) -> str:
+        return self._alias.get(buf.name, buf.name)
+
+    def vtype(self, dtype: str) -> str:
+        """A variable's C type: int64 indices in the module's index type."""
+        return self.index_type if dtype == "int64" else self.d.ctype(dtype)
+
+    def template(self, key: str, table: dict[str, str], args: tuple[Expr, ...]) -> str:
+        fmt = table.get(key)
+        if fmt is None:
+            raise RenderError(f"no {key} in dialect {self.d.name}")
+        return fmt.format(*(self.expr(a) for a in args))
 
     # -- expressions ------------------------------------------------------------------------
     def expr(self, e: Expr) -> str:
@@ -122,8 +173,29 @@ class Renderer:
         if isinstance(e, Select):
             return f"({self.expr(e.cond)} ? {self.expr(e.t)} : {self.expr(e.f)})"
         if isinstance(e, Load):
-            return f"{e.source.name}[{self.offset(e.source, e.indices)}]"
+            return f"{self.name(e.source)}[{self.offset(e.source, e.indices)}]"
+        if isinstance(e, Intrin):
+            return self.template(e.name, self.d.intrinsics, e.args)
+        if isinstance(e, FlatLoad):
+            if vector_lanes(e.dtype) == 1 and e.dtype == e.source.dtype:
+                return f"{self.name(e.source)}[{self.expr(e.offset)}]"
+            return self.vector(self.d.vector_load, e.dtype, e.source, e.offset)
+        if isinstance(e, AddressOf):
+            return f"&{self.name(e.source)}[{self.expr(e.offset)}]"
+        if isinstance(e, Lane):
+            return f"{self.expr(e.x)}.{_LANES[e.index]}"
+        if isinstance(e, Pack):
+            if not self.d.pack:
+                raise RenderError(f"no vector values in dialect {self.d.name}")
+            return self.d.pack.format(type=self.d.ctype(e.dtype),
+                                      lanes=", ".join(self.expr(x) for x in e.lanes))
         raise RenderError(f"cannot render expression {type(e).__name__}")
+
+    def vector(self, fmt: str, dtype: str, buf: Buffer, offset: Expr, value: str = "") -> str:
+        if not fmt:
+            raise RenderError(f"no vector loads/stores in dialect {self.d.name}")
+        return fmt.format(type=self.d.ctype(dtype), lanes=vector_lanes(dtype),
+                          buf=self.name(buf), off=self.expr(offset), value=value)
 
     def offset(self, buf: Buffer, indices: tuple[Expr, ...]) -> str:
         return self.expr(flat_offset(buf.shape, indices))
@@ -206,6 +278,15 @@ class Renderer:
         if isinstance(s, Store):
             return [f"{pad}{s.buffer.name}[{self.offset(s.buffer, s.indices)}] = "
                     f"{self.expr(s.value)};"]
+        if isinstance(s, LetStmt):
+            return self.lets(s, indent)
+        if isinstance(s, VectorStore):
+            return [pad + self.vector(self.d.vector_store, s.value.dtype, s.buffer, s.offset,
+                                      self.expr(s.value)) + ";"]
+        if isinstance(s, Allocate) and s.data is not None:
+            ctype = self.d.ctype(s.buffer.dtype)
+            self._alias[s.buffer.name] = self.tables.name(s.buffer, s.data, ctype)
+            return self.stmt(s.body, indent)
         if isinstance(s, Allocate):
             b = s.buffer
             if b.scope == "global":
@@ -223,8 +304,18 @@ class Renderer:
         if isinstance(s, Evaluate):
             if s.intrinsic == "barrier" and self.d.barrier:
                 return [f"{pad}{self.d.barrier};"]
-            raise RenderError(f"no {s.intrinsic} in dialect {self.d.name}")
+            return [f"{pad}{self.template(s.intrinsic, self.d.intrinsics, s.args)};"]
         raise RenderError(f"cannot render statement {type(s).__name__}")
+
+    def lets(self, s: LetStmt, indent: int) -> list[str]:
+        """A chain of lets as constants of one C block (sibling blocks may reuse names)."""
+        pad, lines = "  " * indent, []
+        body: Stmt = s
+        while isinstance(body, LetStmt):
+            lines.append(f"{pad}  const {self.vtype(body.var.dtype)} {body.var.name} = "
+                         f"{self.expr(body.value)};")
+            body = body.body
+        return [f"{pad}{{", *lines, *self.stmt(body, indent + 1), f"{pad}}}"]
 
     def loop(self, s: For, indent: int) -> list[str]:
         pad, v = "  " * indent, s.var.name
@@ -237,7 +328,8 @@ class Renderer:
             return [f"{pad}{{ const {self.index_type} {v} = {index};",
                     *self.stmt(s.body, indent + 1), f"{pad}}}"]
         head = [f"{pad}#pragma unroll"] if s.kind is ForKind.UNROLLED else []
-        return [*head, f"{pad}for ({self.index_type} {v} = 0; {v} < {s.extent}; ++{v}) {{",
+        extent = s.extent if isinstance(s.extent, int) else self.expr(s.extent)
+        return [*head, f"{pad}for ({self.index_type} {v} = 0; {v} < {extent}; ++{v}) {{",
                 *self.stmt(s.body, indent + 1), f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
@@ -255,6 +347,9 @@ class Renderer:
             f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*{restrict}"
             f" {b.name}" for b in (*f.params, *extra))
         qual = f"{self.d.kernel_qualifier} " if self.d.kernel_qualifier else ""
+        bounds = f.attrs.get("launch_bounds")
+        if bounds and self.d.launch_bounds:
+            qual += self.d.launch_bounds.format(threads=bounds[0], blocks=bounds[1]) + " "
         return f"{qual}void {f.name}({params})"
 
     def function(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
@@ -264,6 +359,23 @@ class Renderer:
 
 def helpers(dialect: Dialect) -> str:
     return _HELPERS.format(fn=dialect.helper_qualifier)
+
+
+def intrinsic_helpers(funcs: list[PrimFunc], dialect: Dialect) -> list[str]:
+    """The dialect's helper text for each intrinsic the functions use, once each."""
+    used: set[str] = set()
+    for f in funcs:
+        for s in walk_stmts(f.body):
+            if isinstance(s, Evaluate):
+                used.add(s.intrinsic)
+            exprs = [s.value] if isinstance(s, Store | VectorStore | LetStmt) else \
+                list(s.args) if isinstance(s, Evaluate) else []
+            used |= {e.name for x in exprs for e in walk(x) if isinstance(e, Intrin)}
+    out: list[str] = []
+    for name, text in dialect.helpers.items():
+        if name in used and text not in out:
+            out.append(text)
+    return out
 
 
 def render_module(funcs: list[PrimFunc], dialect: Dialect, index_type: str = "long long") -> str:
@@ -284,5 +396,5 @@ def index_type_for(funcs: list[PrimFunc], narrow: str = "int", wide: str = "long
     return narrow if biggest < 2**31 else wide
 
 
-__all__ = ["Dialect", "RenderError", "Renderer", "helpers", "index_type_for",
-           "render_module"]
+__all__ = ["Dialect", "RenderError", "Renderer", "Tables", "helpers", "index_type_for",
+           "intrinsic_helpers", "render_module"]

@@ -67,45 +67,39 @@ def tf32_allowed(target: Any, allow_tf32: bool | None = None) -> bool:
 
 def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
                 allow_tf32: bool | None = None) -> tuple[str, dict, dict, dict]:
-    """CUDA C for all kernels, with each kernel's launches, scratch buffers and schedules.
-    (`dialect` swaps CUDA C for another C-like language with the same thread model; only
-    CUDA C gets the tiled matrix-product kernels.)"""
-    from deepc.backends.cstyle import Renderer, helpers, index_type_for
+    """C-like source (CUDA C unless `dialect` names another language with the same thread
+    model) for all kernels, with each kernel's launches, scratch buffers and schedules.
+    Dialects with shared memory and barriers get the tiled matrix products, those with
+    shuffles the warp reductions, those that spell the mma intrinsic TF32 tiles."""
+    from deepc.backends.cstyle import Renderer, helpers, index_type_for, intrinsic_helpers
     from deepc.backends.cuda.dialect import CUDA
-    from deepc.backends.cuda.gemm import render_gemm
-    from deepc.backends.cuda.gemm_mma import MMA_HELPERS
-    from deepc.backends.cuda.ktable import KTables
-    from deepc.backends.cuda.warp import render_warp
-
-    dialect = dialect or CUDA
-    gemm = dialect is CUDA
-    tf32 = gemm and tf32_allowed(target, allow_tf32)
     from deepc.ir.loop_verify import verify_func
     from deepc.schedule.gpu import gpu_stages
 
+    dialect = dialect or CUDA
+    tiles = bool(dialect.barrier and dialect.shared_qualifier and dialect.vector_load)
+    warp = "shfl_xor" in dialect.intrinsics
+    tf32 = "mma_m16n8k8_tf32" in dialect.intrinsics and tf32_allowed(target, allow_tf32)
     launches: dict[str, list[Launch]] = {}
     scratch: dict[str, tuple[Buffer, ...]] = {}
     records: dict[str, list[list[Any]]] = {}
     stages_of = {}
     for k in kernels:
-        stages, scratch[k.name] = gpu_stages(verify_func(k.func), target, gemm, tf32)
+        stages, scratch[k.name] = gpu_stages(verify_func(k.func), target, tiles, tf32, warp)
         stages_of[k.name] = stages
         launches[k.name] = [Launch(s.func.name, s.grid, s.block) for s in stages]
         # one list of steps per stage (a stage is one launch)
         records[k.name] = [s.schedule.to_list() + ([[s.note]] if s.note else [])
                            for s in stages]
-    funcs = [s.func for st in stages_of.values() for s in st]
+    funcs = [verify_func(s.func) for st in stages_of.values() for s in st]
     r = Renderer(dialect, index_type_for(funcs))
-    tables = KTables()
     parts = []
     for k in kernels:
         parts += [f"// {k.name}: {' '.join(k.ops)}"]
-        parts += [render_gemm(r, s.func, *s.gemm, tables) if s.gemm is not None
-                  else render_warp(r, s.func, s.warp) if s.warp is not None
-                  else r.function(s.func) for s in stages_of[k.name]]
-    head = [dialect.prelude, helpers(dialect), *([MMA_HELPERS] if tf32 else []),
-            *tables.declarations()]
-    return "\n".join([*head, *parts]) + "\n", launches, scratch, records
+        parts += [r.function(s.func) for s in stages_of[k.name]]
+    head = [dialect.prelude, helpers(dialect), *intrinsic_helpers(funcs, dialect),
+            *r.tables.declarations()]
+    return "\n".join([p for p in head if p] + parts) + "\n", launches, scratch, records
 
 
 def compile_cuda(graph: Graph, kernels: list[Kernel], target: Any, start: float,

@@ -1,6 +1,7 @@
 """Warp-per-output reductions: a stage with few outputs and long reductions (global pools,
 squeeze-excitation means, matrix-vector products) gives each output one warp, whose lanes
-stride the flattened reduction and combine with shuffles (backends/cuda/warp.py renders it).
+stride the flattened reduction and combine with shuffle-xor steps (the primitive
+warp_reduce).
 
     for i.. { alloc acc[1]; acc[0] = C; for r.. { acc[0] = acc[0] OP x }; out[...] = f(acc[0]) }
 
@@ -12,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from deepc.ir.expr import Binary, Const, Load, Var
-from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
+from deepc.errors import VerifyError
+from deepc.ir.expr import Binary, Const, Load, Var, binary, intrin
+from deepc.ir.loop import Allocate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store, walk_stmts
+from deepc.schedule.gpu_build import bind, decode, kernel, lets, seq, v
+from deepc.schedule.gpu_chain import parallel_chain
 
 WARPS_PER_BLOCK = 8
 
@@ -36,11 +40,8 @@ class WarpParts:
         return prod(e for _, e in self.red_axes)
 
 
-def match_warp(func: PrimFunc, target: object) -> WarpParts | None:
-    """The stage as a warp-per-output reduction when the one-thread-per-output grid would
-    leave most of the GPU idle and each reduction is long enough for a warp."""
-    from deepc.schedule.gpu import parallel_chain
-
+def match_reduction(func: PrimFunc) -> WarpParts | None:
+    """The stage's parts when it is one accumulation per output (any length)."""
     chain = parallel_chain(func.body)
     if not chain or not isinstance(chain[-1].body, Allocate):
         return None
@@ -65,9 +66,16 @@ def match_warp(func: PrimFunc, target: object) -> WarpParts | None:
     epilogue = tuple(stmts[2:])
     if any(isinstance(x, For) for e in epilogue for x in walk_stmts(e)):
         return None
-    parts = WarpParts(tuple((lp.var, lp.extent) for lp in chain), tuple(red), init, s,
-                      s.value.op, epilogue)
-    sms = int(getattr(target, "sm_count", 0) or 0) or 80
+    return WarpParts(tuple((lp.var, lp.extent) for lp in chain), tuple(red), init, s,
+                     s.value.op, epilogue)
+
+
+def match_warp(func: PrimFunc, sms: int) -> WarpParts | None:
+    """The stage as a warp-per-output reduction when the one-thread-per-output grid would
+    leave most of the GPU's `sms` idle and each reduction is long enough for a warp."""
+    parts = match_reduction(func)
+    if parts is None:
+        return None
     # few outputs; or, for long reductions (a classifier's matrix product at batch 32), up to
     # a few warps per SM's worth more: the lanes' coalesced reads beat a thread per output
     # walking its own weight row (ResNet-18's fc at batch 32: 0.08 ms that way)
@@ -75,3 +83,42 @@ def match_warp(func: PrimFunc, target: object) -> WarpParts | None:
     if parts.length < 64 or parts.outputs > limit:
         return None
     return parts
+
+
+def warp_reduce(func: PrimFunc, warps: int = WARPS_PER_BLOCK, lanes: int = 32) -> PrimFunc:
+    """One warp of `lanes` per output, `warps` warps a block: lanes stride the flattened
+    reduction, then log2(lanes) shuffle-xor steps combine them; lane 0 runs the epilogue.
+
+        for i.. { alloc acc[1]; acc[0] = C; for r.. { acc[0] = acc[0] OP x }; out.. = f(acc) }
+    warp_reduce(8, 32) ->
+        blockIdx.x for g_bx in 0..O/8 { threadIdx.x for g_tid in 0..256 {
+          let g_lane = g_tid % 32, g_o = g_bx * 8 + g_tid / 32
+          if g_o < O { let i.. = decode(g_o); alloc acc[1]; acc[0] = C
+            for g_rs in 0..L/32 { let g_r = g_rs * 32 + g_lane; if g_r < L {
+                                  let r.. = decode(g_r); acc[0] = acc[0] OP x } }
+            acc[0] = acc[0] OP shfl_xor(acc[0], 16) ... OP shfl_xor(acc[0], 1)
+            if g_lane == 0 { out.. = f(acc[0]) } } } }
+    """
+    parts = match_reduction(func)
+    if parts is None:
+        raise VerifyError(f"{func.name}: warp_reduce needs one accumulation per output")
+    acc = parts.acc.buffer
+    lane, out, r = v("g_lane"), v("g_o"), v("g_r")
+    zero = Const(0, "int64")
+    update: Stmt = lets(decode(parts.red_axes, r), parts.update)
+    if parts.length % lanes:  # whole warps stay in the loop: the shuffles need every lane
+        update = IfThenElse(r < parts.length, update)
+    stride = For(v("g_rs"), -(-parts.length // lanes), ForKind.SERIAL,
+                 lets([(r, v("g_rs") * lanes + lane)], update))
+    shuffles, step = [], lanes // 2
+    while step:
+        other = intrin("shfl_xor", Load(acc, (zero,)), Const(step, "int64"))
+        shuffles.append(Store(acc, (zero,), binary(parts.op, Load(acc, (zero,)), other)))
+        step //= 2
+    body = lets([(lane, v("g_tid") % lanes), (out, v("g_bx") * warps + v("g_tid") // lanes)],
+                IfThenElse(out < parts.outputs, lets(decode(parts.out_axes, out), Allocate(
+                    acc, seq(parts.acc, stride, *shuffles,
+                             IfThenElse(lane.eq(0), seq(*parts.epilogue)))))))
+    grid = [("g_bx", -(-parts.outputs // warps), "blockIdx.x"),
+            ("g_tid", lanes * warps, "threadIdx.x")]
+    return kernel(func, bind(grid, body))

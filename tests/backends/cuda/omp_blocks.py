@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deepc.backends.cuda.gemm_mma import MMA_HELPERS
+from deepc.backends.cuda.dialect import MMA_HELPERS
 from deepc.compiler.cuda import render_cuda
 from deepc.compiler.kernels import graph_kernels
 from deepc.ir.graph import Graph
