@@ -328,8 +328,9 @@ class Renderer:
             return [f"{pad}{{ const {self.index_type} {v} = {index};",
                     *self.stmt(s.body, indent + 1), f"{pad}}}"]
         head = [f"{pad}#pragma unroll"] if s.kind is ForKind.UNROLLED else []
-        extent = s.extent if isinstance(s.extent, int) else self.expr(s.extent)
-        return [*head, f"{pad}for ({self.index_type} {v} = 0; {v} < {extent}; ++{v}) {{",
+        start, extent = (x if isinstance(x, int) else self.expr(x) for x in (s.start, s.extent))
+        step = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
+        return [*head, f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{",
                 *self.stmt(s.body, indent + 1), f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------

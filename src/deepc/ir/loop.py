@@ -6,8 +6,8 @@ block/thread axis). Buffers carry a memory scope. Indices stay multi-dimensional
 flatten them row-major.
 
 Tiled GPU kernels add: scalar lets, vector stores (with FlatLoad/Pack/Lane expressions),
-loops whose extent is an expression (a split-K chunk's steps), compile-time data tables
-(an Allocate with `data`, scope "constant" where a warp reads them uniformly) and the
+loops from an expression to an expression by a stride (a split-K chunk's k steps),
+compile-time data tables (an Allocate with `data`, scope "constant" where a warp reads them uniformly) and the
 function attribute "launch_bounds" = (threads, min_blocks).
 """
 
@@ -57,10 +57,15 @@ class Stmt:
 @dataclass(frozen=True)
 class For(Stmt):
     var: Var
-    extent: int | Expr  # an Expr only in kernels built for a launch (nothing splits them)
+    extent: int | Expr  # the exclusive bound of `var` (the trip count from 0 by 1)
     kind: ForKind
     body: Stmt
     thread_axis: str = ""  # "x" | "y" | "z" for GPU kinds
+    # var = start, start + step, ... < extent. Only kernels built for a launch (the K loop
+    # of a tiled GEMM, a warp's lanes striding a reduction) use them; no primitive splits
+    # such a loop
+    start: int | Expr = 0
+    step: int = 1
 
 
 @dataclass(frozen=True)

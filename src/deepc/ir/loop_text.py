@@ -82,8 +82,11 @@ def stmt_to_text(s: Stmt, indent: int = 1) -> list[str]:
         if s.thread_axis:
             kind += f".{s.thread_axis}"
         head = f"{pad}{kind} " if kind else pad
-        extent = s.extent if isinstance(s.extent, int) else expr_to_text(s.extent)
-        return [f"{head}for {s.var.name} in 0..{extent} {{", *stmt_to_text(s.body, indent + 1),
+        def text(x: int | Expr) -> str:
+            return str(x) if isinstance(x, int) else expr_to_text(x)
+        step = f" step {s.step}" if s.step != 1 else ""
+        return [f"{head}for {s.var.name} in {text(s.start)}..{text(s.extent)}{step} {{",
+                *stmt_to_text(s.body, indent + 1),
                 f"{pad}}}"]
     if isinstance(s, Store):
         idx = ", ".join(expr_to_text(i) for i in s.indices)

@@ -74,8 +74,11 @@ class _Checker:
         if isinstance(s, For):
             if isinstance(s.extent, int) and s.extent < 0:
                 raise self.fail(f"loop {s.var.name} has negative extent {s.extent}")
-            if not isinstance(s.extent, int):
-                self.expr(s.extent, vars_, bufs)
+            for bound in (s.start, s.extent):
+                if not isinstance(bound, int):
+                    self.expr(bound, vars_, bufs)
+            if s.step < 1:
+                raise self.fail(f"loop {s.var.name} steps by {s.step}")
             if any(v.name == s.var.name for v in vars_):
                 raise self.fail(f"loop variable {s.var.name} shadows an enclosing loop's")
             if s.kind in (ForKind.GPU_BLOCK, ForKind.GPU_THREAD) and s.thread_axis not in "xyz":

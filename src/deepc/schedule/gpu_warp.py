@@ -94,8 +94,7 @@ def warp_reduce(func: PrimFunc, warps: int = WARPS_PER_BLOCK, lanes: int = 32) -
         blockIdx.x for g_bx in 0..O/8 { threadIdx.x for g_tid in 0..256 {
           let g_lane = g_tid % 32, g_o = g_bx * 8 + g_tid / 32
           if g_o < O { let i.. = decode(g_o); alloc acc[1]; acc[0] = C
-            for g_rs in 0..L/32 { let g_r = g_rs * 32 + g_lane; if g_r < L {
-                                  let r.. = decode(g_r); acc[0] = acc[0] OP x } }
+            for g_r in g_lane..L step 32 { let r.. = decode(g_r); acc[0] = acc[0] OP x }
             acc[0] = acc[0] OP shfl_xor(acc[0], 16) ... OP shfl_xor(acc[0], 1)
             if g_lane == 0 { out.. = f(acc[0]) } } } }
     """
@@ -105,11 +104,8 @@ def warp_reduce(func: PrimFunc, warps: int = WARPS_PER_BLOCK, lanes: int = 32) -
     acc = parts.acc.buffer
     lane, out, r = v("g_lane"), v("g_o"), v("g_r")
     zero = Const(0, "int64")
-    update: Stmt = lets(decode(parts.red_axes, r), parts.update)
-    if parts.length % lanes:  # whole warps stay in the loop: the shuffles need every lane
-        update = IfThenElse(r < parts.length, update)
-    stride = For(v("g_rs"), -(-parts.length // lanes), ForKind.SERIAL,
-                 lets([(r, v("g_rs") * lanes + lane)], update))
+    stride = For(r, parts.length, ForKind.SERIAL, lets(decode(parts.red_axes, r), parts.update),
+                 start=lane, step=lanes)
     shuffles, step = [], lanes // 2
     while step:
         other = intrin("shfl_xor", Load(acc, (zero,)), Const(step, "int64"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from deepc.ir.expr import Expr, Var
 from deepc.ir.loop import (
@@ -22,7 +23,7 @@ from deepc.ir.rewrite import map_expr, substitute
 def map_stmt(s: Stmt, fn: Callable[[Stmt], Stmt | None]) -> Stmt:
     """Rebuild `s` bottom-up; `fn` may replace any statement (children already rebuilt)."""
     if isinstance(s, For):
-        new: Stmt = For(s.var, s.extent, s.kind, map_stmt(s.body, fn), s.thread_axis)
+        new: Stmt = replace(s, body=map_stmt(s.body, fn))
     elif isinstance(s, Allocate):
         new = Allocate(s.buffer, map_stmt(s.body, fn), s.data)
     elif isinstance(s, LetStmt):
