@@ -7,8 +7,8 @@ flatten them row-major.
 
 Tiled GPU kernels add: scalar lets, vector stores (with FlatLoad/Pack/Lane expressions),
 loops from an expression to an expression by a stride (a split-K chunk's k steps),
-compile-time data tables (an Allocate with `data`, scope "constant" where a warp reads them uniformly) and the
-function attribute "launch_bounds" = (threads, min_blocks).
+compile-time data tables (an Allocate with `data`, scope "constant" where a warp reads
+them uniformly) and the function attribute "launch_bounds" = (threads, min_blocks).
 """
 
 from __future__ import annotations
