@@ -116,7 +116,7 @@ def compare(before: str, after: str, tolerance: float = 0.02) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1] == "record":
-        names = tuple(sys.argv[4].split(",")) if len(sys.argv) > 4 else MODELS
+        names = tuple(sys.argv[3].split(",")) if len(sys.argv) > 3 else MODELS
         record(sys.argv[2], names)
     else:
         sys.exit(min(compare(sys.argv[2], sys.argv[3]), 1))
