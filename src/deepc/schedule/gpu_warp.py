@@ -111,7 +111,12 @@ def warp_reduce(func: PrimFunc, warps: int = WARPS_PER_BLOCK, lanes: int = 32) -
         other = intrin("shfl_xor", Load(acc, (zero,)), Const(step, "int64"))
         shuffles.append(Store(acc, (zero,), binary(parts.op, Load(acc, (zero,)), other)))
         step //= 2
-    body = lets([(lane, v("g_tid") % lanes), (out, v("g_bx") * warps + v("g_tid") // lanes)],
+    # lanes a power of two: a mask and a shift, as on an unsigned thread index (a signed
+    # `%` and `/` cost the pools of EfficientNet-B0 6 registers)
+    tid, shift = v("g_tid"), lanes.bit_length() - 1
+    lane_of, warp_of = ((binary("bitand", tid, lanes - 1), binary("shr", tid, shift))
+                        if lanes == 1 << shift else (tid % lanes, tid // lanes))
+    body = lets([(lane, lane_of), (out, v("g_bx") * warps + warp_of)],
                 IfThenElse(out < parts.outputs, lets(decode(parts.out_axes, out), Allocate(
                     acc, seq(parts.acc, stride, *shuffles,
                              IfThenElse(lane.eq(0), seq(*parts.epilogue)))))))
