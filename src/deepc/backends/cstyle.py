@@ -64,21 +64,6 @@ _MATH_F32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "er
              "round": "rintf", "trunc": "truncf", "fabs": "fabsf", "exp2": "exp2f",
              "log2": "log2f", "pow": "powf", "fmod": "fmodf"}
 
-# helpers every dialect needs with numpy's semantics (NaN-propagating min/max, floor division)
-_HELPERS = """\
-{fn} float deepc_maxf(float a, float b) {{ return (a > b || a != a) ? a : b; }}
-{fn} float deepc_minf(float a, float b) {{ return (a < b || a != a) ? a : b; }}
-{fn} double deepc_maxd(double a, double b) {{ return (a > b || a != a) ? a : b; }}
-{fn} double deepc_mind(double a, double b) {{ return (a < b || a != a) ? a : b; }}
-{fn} long long deepc_maxi(long long a, long long b) {{ return a > b ? a : b; }}
-{fn} long long deepc_mini(long long a, long long b) {{ return a < b ? a : b; }}
-{fn} long long deepc_floordiv(long long a, long long b) {{
-  long long q = a / b; return (a % b != 0 && ((a % b < 0) != (b < 0))) ? q - 1 : q; }}
-{fn} long long deepc_mod(long long a, long long b) {{
-  long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }}
-{fn} float deepc_fmodpy(float a, float b) {{
-  float r = fmodf(a, b); return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r; }}
-"""
 
 
 @dataclass(frozen=True)
@@ -99,6 +84,7 @@ class Dialect:
     inf: str = "INFINITY"
     nan: str = "NAN"
     float_loops_serial: bool = True  # vector/parallel loop kinds run as plain loops
+    overloaded_math: bool = False  # exp/fmod/... for every float type (OpenCL, Metal)
     # device intrinsics (ir.expr.INTRINSICS, and Evaluate statements such as the mma) as
     # format strings of their rendered arguments; `helpers` holds the text an intrinsic needs
     intrinsics: dict[str, str] = field(default_factory=dict)
@@ -268,6 +254,8 @@ class Renderer:
         raise RenderError(f"cannot render {op} on {dt}")
 
     def math(self, func: str, dtype: str) -> str:
+        if self.d.overloaded_math and func in _MATH_F32:
+            return self.d.math.get(func) or _MATH_F32[func].removesuffix("f")
         name = self.d.math.get(func) or _MATH_F32.get(func)
         if name is None:
             raise RenderError(f"no math function {func}")
@@ -307,9 +295,10 @@ class Renderer:
             b = s.buffer
             if b.scope == "global":
                 raise RenderError(f"global buffer {b.name} allocated inside a kernel")
-            qual = f"{self.d.shared_qualifier} " if b.scope == "shared" else ""
-            decl = f"{pad}{qual}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];"
-            return [decl, *self.stmt(s.body, indent)]
+            if b.scope == "shared":  # declared at the kernel's top (see function)
+                return self.stmt(s.body, indent)
+            return [f"{pad}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];",
+                    *self.stmt(s.body, indent)]
         if isinstance(s, Seq):
             return [line for x in s.stmts for line in self.stmt(x, indent)]
         if isinstance(s, IfThenElse):
@@ -376,36 +365,18 @@ class Renderer:
         return f"{qual}void {f.name}({params})"
 
     def function(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
-        """The kernel `f` (its buffers, then `extra`, are the parameters)."""
-        return "\n".join([f"{self.signature(f, extra)} {{", *self.stmt(f.body, 1), "}"])
-
-
-def helpers(dialect: Dialect) -> str:
-    return _HELPERS.format(fn=dialect.helper_qualifier)
-
-
-def intrinsic_helpers(funcs: list[PrimFunc], dialect: Dialect) -> list[str]:
-    """The dialect's helper text for each intrinsic the functions use, once each."""
-    used: set[str] = set()
-    for f in funcs:
-        for s in walk_stmts(f.body):
-            if isinstance(s, Evaluate):
-                used.add(s.intrinsic)
-            exprs = [s.value] if isinstance(s, Store | VectorStore | LetStmt) else \
-                list(s.args) if isinstance(s, Evaluate) else []
-            used |= {e.name for x in exprs for e in walk(x) if isinstance(e, Intrin)}
-    out: list[str] = []
-    for name, text in dialect.helpers.items():
-        if name in used and text not in out:
-            out.append(text)
-    return out
-
-
-def render_module(funcs: list[PrimFunc], dialect: Dialect, index_type: str = "long long") -> str:
-    """One source file: prelude, helpers, then every function."""
-    r = Renderer(dialect, index_type)
-    parts = [dialect.prelude, helpers(dialect), *(r.function(f) for f in funcs)]
-    return "\n".join(p for p in parts if p) + "\n"
+        """The kernel `f` (its buffers, then `extra`, are the parameters). Shared buffers
+        are declared first, in the kernel's outermost scope (OpenCL requires it; they live
+        as long as the block either way)."""
+        shared: dict[str, Buffer] = {}
+        for x in walk_stmts(f.body):
+            if (isinstance(x, Allocate) and x.buffer.scope == "shared"
+                    and shared.setdefault(x.buffer.name, x.buffer) != x.buffer):
+                raise RenderError(f"{f.name}: two shared buffers named {x.buffer.name}")
+        decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
+                 f"[{max(b.size, 1)}];" for b in shared.values()]
+        return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),
+                          "}"])
 
 
 def index_type_for(funcs: list[PrimFunc], narrow: str = "int", wide: str = "long long") -> str:
@@ -419,5 +390,4 @@ def index_type_for(funcs: list[PrimFunc], narrow: str = "int", wide: str = "long
     return narrow if biggest < 2**31 else wide
 
 
-__all__ = ["Dialect", "RenderError", "Renderer", "Tables", "helpers", "index_type_for",
-           "intrinsic_helpers", "render_module"]
+__all__ = ["Dialect", "RenderError", "Renderer", "Tables", "index_type_for"]

@@ -71,7 +71,8 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
     model) for all kernels, with each kernel's launches, scratch buffers and schedules.
     Dialects with shared memory and barriers get the tiled matrix products, those with
     shuffles the warp reductions, those that spell the mma intrinsic TF32 tiles."""
-    from deepc.backends.cstyle import Renderer, helpers, index_type_for, intrinsic_helpers
+    from deepc.backends.cstyle import Renderer, index_type_for
+    from deepc.backends.cstyle_module import helpers, intrinsic_helpers
     from deepc.backends.cuda.dialect import CUDA
     from deepc.ir.loop_verify import verify_func
     from deepc.schedule.gpu import gpu_stages
@@ -92,7 +93,7 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
         records[k.name] = [s.schedule.to_list() + ([[s.note]] if s.note else [])
                            for s in stages]
     funcs = [verify_func(s.func) for st in stages_of.values() for s in st]
-    r = Renderer(dialect, index_type_for(funcs))
+    r = Renderer(dialect, index_type_for(funcs, wide=dialect.ctype("int64")))
     parts = []
     for k in kernels:
         parts += [f"// {k.name}: {' '.join(k.ops)}"]

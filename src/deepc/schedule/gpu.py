@@ -43,13 +43,14 @@ class Stage:
     schedule: Schedule
     note: str = ""  # a human-readable summary for `deepc bench --profile`
     knobs: dict[str, Any] = field(default_factory=dict)
+    base: PrimFunc | None = None  # the unscheduled stage: `schedule.apply(base)` is `func`
 
 
 def scheduled(func: PrimFunc, sch: Schedule, note: str, knobs: dict[str, Any]) -> Stage:
     """The stage `sch` makes of `func`, launched as its bound loops say."""
     out = sch.apply(func)
     grid, block = launch(out)
-    return Stage(out, grid, block, sch, note, knobs)
+    return Stage(out, grid, block, sch, note, knobs, func)
 
 
 def split_stages(func: PrimFunc) -> tuple[list[Stmt], tuple[Buffer, ...]]:
@@ -137,9 +138,10 @@ def schedule_stage(func: PrimFunc, target: Target, warp: bool = False) -> Stage:
                              cap=target.max_threads_per_block)
         block = block_schedule(func, threads, target.shared_mem_static_kib * 1024)
         if block is not None:
+            # block_schedule is no schedule primitive yet: the stage has no replayable base
             return Stage(block, (1, 1, 1), (threads, 1, 1), sch, f"block({threads})")
     if not chain:
-        return Stage(func, (1, 1, 1), (1, 1, 1), sch, "single thread")
+        return Stage(func, (1, 1, 1), (1, 1, 1), sch, "single thread", base=func)
     names = [lp.var.name for lp in chain]
     tile = tile_loop(chain, extent, target)
     if tile is not None:
@@ -157,7 +159,7 @@ def schedule_stage(func: PrimFunc, target: Target, warp: bool = False) -> Stage:
     sch.add("split", name, threads)
     sch.add("bind", f"{name}_o", "blockIdx.x").add("bind", f"{name}_i", "threadIdx.x")
     blocks = -(-extent // threads)
-    return Stage(sch.apply(func), (blocks, 1, 1), (threads, 1, 1), sch)
+    return Stage(sch.apply(func), (blocks, 1, 1), (threads, 1, 1), sch, base=func)
 
 
 def _reuse(loop: For, body: Stmt, lane: Var) -> int:
