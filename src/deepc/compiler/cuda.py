@@ -69,8 +69,9 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
                 allow_tf32: bool | None = None) -> tuple[str, dict, dict, dict]:
     """C-like source (CUDA C unless `dialect` names another language with the same thread
     model) for all kernels, with each kernel's launches, scratch buffers and schedules.
-    Dialects with shared memory and barriers get the tiled matrix products, those with
-    shuffles the warp reductions, those that spell the mma intrinsic TF32 tiles."""
+    Dialects with shared memory and barriers get the tiled matrix products and warp
+    reductions (by shuffles where they spell them), those that spell the mma intrinsic TF32
+    tiles."""
     from deepc.backends.cstyle import Renderer, index_type_for
     from deepc.backends.cstyle_module import helpers, intrinsic_helpers
     from deepc.backends.cuda.dialect import CUDA
@@ -79,14 +80,15 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
 
     dialect = dialect or CUDA
     tiles = bool(dialect.barrier and dialect.shared_qualifier and dialect.vector_load)
-    warp = "shfl_xor" in dialect.intrinsics
+    shuffle = "shfl_xor" in dialect.intrinsics  # else warps combine in shared memory
     tf32 = "mma_m16n8k8_tf32" in dialect.intrinsics and tf32_allowed(target, allow_tf32)
     launches: dict[str, list[Launch]] = {}
     scratch: dict[str, tuple[Buffer, ...]] = {}
     records: dict[str, list[list[Any]]] = {}
     stages_of = {}
     for k in kernels:
-        stages, scratch[k.name] = gpu_stages(verify_func(k.func), target, tiles, tf32, warp)
+        stages, scratch[k.name] = gpu_stages(verify_func(k.func), target, tiles, tf32, tiles,
+                                             shuffle)
         stages_of[k.name] = stages
         launches[k.name] = [Launch(s.func.name, s.grid, s.block) for s in stages]
         # one list of steps per stage (a stage is one launch)

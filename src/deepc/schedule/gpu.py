@@ -118,13 +118,17 @@ def gemm_stages(func: PrimFunc, parts: GemmParts, tile: GemmTile,
                       f"split-k sum {tile.split} x {parts.m}x{parts.n}", total)]
 
 
-def schedule_stage(func: PrimFunc, target: Target, warp: bool = False) -> Stage:
+def schedule_stage(func: PrimFunc, target: Target, warp: bool = False,
+                   shuffle: bool = True) -> Stage:
     """fuse the parallel chain, split it by the block size, bind it to blocks x threads
-    (or, with `warp`, a warp per output where the stage is a few long reductions)."""
+    (or, with `warp`, a warp per output where the stage is a few long reductions; lanes
+    combine by shuffles, or without `shuffle` through shared memory)."""
     if warp:
         red = match_warp(func, target.sm_count)
         if red is not None:
-            knobs = {"warps": WARPS_PER_BLOCK, "lanes": target.warp_size}
+            knobs: dict[str, Any] = {"warps": WARPS_PER_BLOCK, "lanes": target.warp_size}
+            if not shuffle:
+                knobs["shuffle"] = False
             note = f"warp reduce {red.outputs} x {red.length} ({red.op})"
             return scheduled(func, Schedule().add("warp_reduce", **knobs), note, knobs)
     sch = Schedule()
@@ -197,10 +201,12 @@ def tile_loop(chain: list[For], extent: int, target: Target) -> str | None:
 
 
 def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = False,
-               warp: bool | None = None) -> tuple[list[Stage], tuple[Buffer, ...]]:
+               warp: bool | None = None,
+               shuffle: bool = True) -> tuple[list[Stage], tuple[Buffer, ...]]:
     """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
     stages become tiled kernels (dialects with shared memory); `tf32`: on TF32 tensor cores;
-    `warp` (default `gemm`): long reductions a warp per output (dialects with shuffles)."""
+    `warp` (default `gemm`): long reductions a warp per output, combining by shuffles or
+    (without `shuffle`) through shared memory."""
     warp = gemm if warp is None else warp
     stmts, scratch = split_stages(func)
     names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
@@ -217,7 +223,7 @@ def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = 
         stage = PrimFunc(names[k], params, body, dict(func.attrs))
         pair = tiled[k]
         if pair is None:
-            out.append(schedule_stage(stage, target, warp=warp))
+            out.append(schedule_stage(stage, target, warp=warp, shuffle=shuffle))
         else:
             out += gemm_stages(stage, *pair, partials.get(k))
     return out, scratch

@@ -15,7 +15,19 @@ from math import prod
 
 from deepc.errors import VerifyError
 from deepc.ir.expr import Binary, Const, Load, Var, binary, intrin
-from deepc.ir.loop import Allocate, For, ForKind, IfThenElse, PrimFunc, Seq, Stmt, Store, walk_stmts
+from deepc.ir.loop import (
+    Allocate,
+    Buffer,
+    Evaluate,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
+    walk_stmts,
+)
 from deepc.schedule.gpu_build import bind, decode, kernel, lets, seq, v
 from deepc.schedule.gpu_chain import parallel_chain
 
@@ -85,41 +97,58 @@ def match_warp(func: PrimFunc, sms: int) -> WarpParts | None:
     return parts
 
 
-def warp_reduce(func: PrimFunc, warps: int = WARPS_PER_BLOCK, lanes: int = 32) -> PrimFunc:
+def warp_reduce(func: PrimFunc, warps: int = WARPS_PER_BLOCK, lanes: int = 32,
+                shuffle: bool = True) -> PrimFunc:
     """One warp of `lanes` per output, `warps` warps a block: lanes stride the flattened
     reduction, then log2(lanes) shuffle-xor steps combine them; lane 0 runs the epilogue.
+    Without `shuffle` (a dialect with no sub-group shuffles) the lanes combine through a
+    shared-memory tree, every thread reaching its barriers.
 
         for i.. { alloc acc[1]; acc[0] = C; for r.. { acc[0] = acc[0] OP x }; out.. = f(acc) }
     warp_reduce(8, 32) ->
         blockIdx.x for g_bx in 0..O/8 { threadIdx.x for g_tid in 0..256 {
-          let g_lane = g_tid % 32, g_o = g_bx * 8 + g_tid / 32
+          let g_lane = g_tid & 31, g_o = g_bx * 8 + (g_tid >> 5)
           if g_o < O { let i.. = decode(g_o); alloc acc[1]; acc[0] = C
             for g_r in g_lane..L step 32 { let r.. = decode(g_r); acc[0] = acc[0] OP x }
             acc[0] = acc[0] OP shfl_xor(acc[0], 16) ... OP shfl_xor(acc[0], 1)
             if g_lane == 0 { out.. = f(acc[0]) } } } }
+    warp_reduce(8, 32, shuffle=False) -> ... alloc g_red: float32[256] shared
+            acc[0] = C; if g_o < O { the strided loop }; g_red[g_tid] = acc[0]; barrier()
+            if g_lane < 16 { g_red[g_tid] = g_red[g_tid] OP g_red[g_tid + 16] }; barrier()
+            ... 8, 4, 2, 1; if g_o < O && g_lane == 0 { acc[0] = g_red[g_tid]; out.. = f(acc) }
     """
     parts = match_reduction(func)
     if parts is None:
         raise VerifyError(f"{func.name}: warp_reduce needs one accumulation per output")
+    if lanes & (lanes - 1):
+        raise VerifyError(f"{func.name}: warp_reduce combines halves: {lanes} lanes")
     acc = parts.acc.buffer
     lane, out, r = v("g_lane"), v("g_o"), v("g_r")
     zero = Const(0, "int64")
     stride = For(r, parts.length, ForKind.SERIAL, lets(decode(parts.red_axes, r), parts.update),
                  start=lane, step=lanes)
-    shuffles, step = [], lanes // 2
-    while step:
-        other = intrin("shfl_xor", Load(acc, (zero,)), Const(step, "int64"))
-        shuffles.append(Store(acc, (zero,), binary(parts.op, Load(acc, (zero,)), other)))
-        step //= 2
-    # lanes a power of two: a mask and a shift, as on an unsigned thread index (a signed
+    # a mask and a shift, as on an unsigned thread index (a signed
     # `%` and `/` cost the pools of EfficientNet-B0 6 registers)
     tid, shift = v("g_tid"), lanes.bit_length() - 1
-    lane_of, warp_of = ((binary("bitand", tid, lanes - 1), binary("shr", tid, shift))
-                        if lanes == 1 << shift else (tid % lanes, tid // lanes))
-    body = lets([(lane, lane_of), (out, v("g_bx") * warps + warp_of)],
-                IfThenElse(out < parts.outputs, lets(decode(parts.out_axes, out), Allocate(
-                    acc, seq(parts.acc, stride, *shuffles,
-                             IfThenElse(lane.eq(0), seq(*parts.epilogue)))))))
+    lane_of, warp_of = binary("bitand", tid, lanes - 1), binary("shr", tid, shift)
+    steps = [lanes >> k for k in range(1, shift + 1)]
+    if shuffle:
+        combine = [Store(acc, (zero,), binary(parts.op, Load(acc, (zero,)), intrin(
+            "shfl_xor", Load(acc, (zero,)), Const(s, "int64")))) for s in steps]
+        inner: Stmt = IfThenElse(out < parts.outputs, lets(decode(parts.out_axes, out), Allocate(
+            acc, seq(parts.acc, stride, *combine, IfThenElse(lane.eq(0), seq(*parts.epilogue))))))
+    else:
+        red = Buffer("g_red", (lanes * warps,), acc.dtype, "shared")
+        tree = [seq(IfThenElse(lane < s, Store(red, (tid,), binary(
+            parts.op, Load(red, (tid,)), Load(red, (tid + s,))))), Evaluate("barrier"))
+            for s in steps]
+        last = IfThenElse((out < parts.outputs) & lane.eq(0), lets(
+            decode(parts.out_axes, out), seq(Store(acc, (zero,), Load(red, (tid,))),
+                                             *parts.epilogue)))
+        inner = Allocate(red, Allocate(acc, seq(
+            parts.acc, IfThenElse(out < parts.outputs, lets(decode(parts.out_axes, out), stride)),
+            Store(red, (tid,), Load(acc, (zero,))), Evaluate("barrier"), *tree, last)))
+    body = lets([(lane, lane_of), (out, v("g_bx") * warps + warp_of)], inner)
     grid = [("g_bx", -(-parts.outputs // warps), "blockIdx.x"),
             ("g_tid", lanes * warps, "threadIdx.x")]
     return kernel(func, bind(grid, body))
