@@ -26,6 +26,18 @@ def v(name: str) -> Var:
     return Var(name)
 
 
+def shr(x: Expr, s: int) -> Expr:
+    return binary("shr", x, s)
+
+
+def shl(x: Expr, s: int) -> Expr:
+    return binary("shl", x, s)
+
+
+def mask(x: Expr, m: int) -> Expr:
+    return binary("bitand", x, m)
+
+
 def lets(pairs: Sequence[tuple[Var, Expr]], body: Stmt) -> Stmt:
     for var, value in reversed(pairs):
         body = LetStmt(var, value, body)
@@ -77,5 +89,5 @@ def kernel(func: PrimFunc, body: Stmt, name: str = "", **attrs: object) -> PrimF
                     body, {k: x for k, x in merged.items() if x is not None})
 
 
-__all__ = ["Axes", "bind", "decode", "kernel", "launch", "lets", "local", "seq", "unrolled",
-           "v"]
+__all__ = ["Axes", "bind", "decode", "kernel", "launch", "lets", "local", "mask", "seq", "shl",
+           "shr", "unrolled", "v"]

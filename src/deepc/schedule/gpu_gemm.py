@@ -22,12 +22,12 @@ from itertools import product
 
 from deepc.errors import VerifyError
 from deepc.ir.affine import affine, flat_offset
-from deepc.ir.expr import Const, Expr, FlatLoad, Lane, Load, Var, binary, intrin, select
+from deepc.ir.expr import Const, Expr, FlatLoad, Lane, Load, Var, intrin, select
 from deepc.ir.loop import Allocate, Buffer, Evaluate, For, ForKind, IfThenElse, PrimFunc, Store
 from deepc.ir.loop import Stmt as S
 from deepc.ir.rewrite import substitute
 from deepc.schedule import gpu_gemm_mma as mma
-from deepc.schedule.gpu_build import Axes, bind, decode, kernel, lets, local, seq, unrolled, v
+from deepc.schedule.gpu_build import Axes, bind, decode, kernel, lets, local, seq, shr, unrolled, v
 from deepc.schedule.gpu_gemm_match import GemmParts, match_gemm
 
 
@@ -199,7 +199,8 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
         start=klo, step=bk)
     main = lets(base_lets(), seq(fetch(klo), kloop))
     init = _fill(c, parts.init)
-    out = _epilogue(parts, tile, c, tid, bm, bn, t, tx, partial and _partial_buf(func, partial))
+    sums = _partial_buf(func, partial) if partial else None
+    out = _epilogue(parts, tile, c, tid, bm, bn, t, tx, sums)
     body = lets(
         [(gm0, v("g_bx") * bm), (gn0, v("g_by") * bn),
          *([(klo, v("g_bz") * kc), (khi, select(klo + kc < K, klo + kc, K))]  # type: ignore[list-item]
@@ -269,12 +270,12 @@ def epilogue_body(parts: GemmParts, gm: Expr, gn: Expr, value: Expr) -> S:
 
 
 def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: int, bn: int,
-              t: int, tx: int, partial: Buffer | bool | None) -> S:
+              t: int, tx: int, partial: Buffer | None) -> S:
     """Each accumulator to its outputs, or (split-K) its partial sum to the partial buffer."""
     gm, gn = v("g_m"), v("g_n")
 
     def inner(value: Expr) -> S:
-        if isinstance(partial, Buffer):
+        if partial is not None:
             return IfThenElse((gm < parts.m) & (gn < parts.n),
                               Store(partial, (v("g_bz"), gn, gm), value))
         return epilogue_body(parts, gm, gn, value)
@@ -283,13 +284,9 @@ def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: 
         return mma.outputs(tile, tid, gm, gn, c, inner)
     ty = t // tx
     return unrolled("g_i", bm // tx, lambda i: unrolled("g_j", bn // ty, lambda j: lets(
-        [(gm, v("g_m0") + 4 * (tid % tx) + (i & 3) + 4 * tx * _shr(i, 2)),
-         (gn, v("g_n0") + 4 * (tid // tx) + (j & 3) + 4 * ty * _shr(j, 2))],
+        [(gm, v("g_m0") + 4 * (tid % tx) + (i & 3) + 4 * tx * shr(i, 2)),
+         (gn, v("g_n0") + 4 * (tid // tx) + (j & 3) + 4 * ty * shr(j, 2))],
         inner(Load(c, (i, j))))))
-
-
-def _shr(x: Expr, s: int) -> Expr:
-    return binary("shr", x, s)
 
 
 __all__ = ["Direct", "direct", "epilogue_body", "tile_gemm"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from deepc.ir.affine import flat_offset
 from deepc.ir.expr import AddressOf, Const, Expr, FlatLoad, Lane, Load, Pack, Var, binary, intrin
 from deepc.ir.loop import Buffer, Evaluate, Stmt, Store, VectorStore
-from deepc.schedule.gpu_build import lets, local, seq, unrolled, v
+from deepc.schedule.gpu_build import lets, local, mask, seq, shl, shr, unrolled, v
 
 WARP = 32  # mma.sync is a warp-wide instruction of 32 lanes by definition of the PTX ISA
 
@@ -40,32 +40,20 @@ def acc_shape(tile: Tile) -> tuple[int, ...]:
     return (mi, ni, 4)
 
 
-def _and(x: Expr, mask: int) -> Expr:
-    return binary("bitand", x, mask)
-
-
-def _shl(x: Expr, s: int) -> Expr:
-    return binary("shl", x, s)
-
-
-def _shr(x: Expr, s: int) -> Expr:
-    return binary("shr", x, s)
-
-
 def arow(m: Expr) -> Expr:
     """The A tile's shared column of tile row m: rows m and m + 8 of each 16 interleaved
     (positions 2(m % 8) + m / 8), so a fragment's (row g, row g + 8) pair is one 8-byte
     load."""
-    return binary("bitor", binary("bitor", _and(m, ~15), _shl(_and(m, 7), 1)),
-                  _and(_shr(m, 3), 1))
+    return binary("bitor", binary("bitor", mask(m, ~15), shl(mask(m, 7), 1)),
+                  mask(shr(m, 3), 1))
 
 
 def bpos(k: Expr) -> Expr:
     """The B tile's shared position of k within its row ([n][k]): k and k + 4 of each 8
     adjacent (positions 2(k % 4) + k / 4); rows of bk + 8 floats keep those loads and the
     float4 stores free of bank conflicts."""
-    return binary("bitor", binary("bitor", _and(k, ~7), _shl(_and(k, 3), 1)),
-                  _and(_shr(k, 2), 1))
+    return binary("bitor", binary("bitor", mask(k, ~7), shl(mask(k, 3), 1)),
+                  mask(shr(k, 2), 1))
 
 
 def store_b(tile: Tile, Bs: Buffer, rb: Buffer, tid: Var, octets: int) -> Stmt:
@@ -134,6 +122,6 @@ def outputs(tile: Tile, tid: Var, gm: Var, gn: Var, c: Buffer,
     g, t, wm, wn = v("g_g"), v("g_t"), v("g_wm"), v("g_wn")
     return _coords(tile, tid, unrolled("g_i", mi, lambda i: unrolled(
         "g_j", ni, lambda j: unrolled("g_q", 4, lambda q: lets(
-            [(gm, v("g_m0") + wm + i * 16 + g + _shr(q, 1) * 8),
-             (gn, v("g_n0") + wn + j * 8 + 2 * t + _and(q, 1))],
+            [(gm, v("g_m0") + wm + i * 16 + g + shr(q, 1) * 8),
+             (gn, v("g_n0") + wn + j * 8 + 2 * t + mask(q, 1))],
             inner(Load(c, (i, j, q))))))))

@@ -28,7 +28,7 @@ from deepc.ir.loop import (
     Store,
     walk_stmts,
 )
-from deepc.schedule.gpu_build import bind, decode, kernel, lets, seq, v
+from deepc.schedule.gpu_build import bind, decode, kernel, lets, mask, seq, shr, v
 from deepc.schedule.gpu_chain import parallel_chain
 
 WARPS_PER_BLOCK = 8
@@ -130,7 +130,7 @@ def warp_reduce(func: PrimFunc, warps: int = WARPS_PER_BLOCK, lanes: int = 32,
     # a mask and a shift, as on an unsigned thread index (a signed
     # `%` and `/` cost the pools of EfficientNet-B0 6 registers)
     tid, shift = v("g_tid"), lanes.bit_length() - 1
-    lane_of, warp_of = binary("bitand", tid, lanes - 1), binary("shr", tid, shift)
+    lane_of, warp_of = mask(tid, lanes - 1), shr(tid, shift)
     steps = [lanes >> k for k in range(1, shift + 1)]
     if shuffle:
         combine = [Store(acc, (zero,), binary(parts.op, Load(acc, (zero,)), intrin(
