@@ -1,6 +1,7 @@
 """The loop IR: functions over buffers made of loops, stores, allocations and conditions.
 
-Every backend consumes this one IR. Loops start at 0 and step by 1; a loop's kind says how a
+Every backend consumes this one IR. Loops start at 0 and step by 1 (all that schedule
+primitives make or transform; see For.start for the exception); a loop's kind says how a
 backend runs it (serial, parallel over threads, as vector lanes, unrolled, or bound to a GPU
 block/thread axis). Buffers carry a memory scope. Indices stay multi-dimensional; backends
 flatten them row-major.
