@@ -29,7 +29,8 @@ from pathlib import Path
 
 COMPILE = """
 import sys, onnx, deepc
-model, target, out, batch, tf32 = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+model, target, out = sys.argv[1:4]
+batch, tf32 = int(sys.argv[4]), sys.argv[5] == "1"
 shapes = None
 if batch:
     first = onnx.load(model, load_external_data=False).graph.input[0]

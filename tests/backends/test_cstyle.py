@@ -8,7 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deepc.backends.cstyle import Renderer, RenderError, render_module
+from deepc.backends.cstyle import Renderer, RenderError
+from deepc.backends.cstyle_module import render_module
 from deepc.backends.cuda.dialect import CUDA
 from deepc.ir.expr import Call, Const, Select, Var, binary
 from deepc.ir.loop import Allocate, Buffer, Evaluate, For, ForKind, PrimFunc, Store, seq

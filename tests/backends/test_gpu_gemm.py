@@ -135,17 +135,25 @@ def test_tiled_matmul_matches_numpy(m: int, k: int, note: str, tmp_path) -> None
 
 
 @needs_gxx
+@pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
-def test_warp_reductions_match_numpy(op: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_warp_reductions_match_numpy(op: str, shuffle: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Lanes combined by shuffles, or (a dialect without them, as OpenCL) by a shared-memory
+    tree with barriers."""
     from onnx import helper
 
+    from deepc.backends.cuda.dialect import CUDA
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 8, 15, 15)).astype(np.float32)
     graph = _graph([helper.make_node(op, ["x"], ["y"])], x.shape, {})
-    got, records = run_blocks(graph, load_target("cuda-sm90"), {"x": x}, tmp_path)
+    dialect = CUDA if shuffle else replace(CUDA, intrinsics={
+        k: v for k, v in CUDA.intrinsics.items() if k != "shfl_xor"})
+    got, records = run_blocks(graph, load_target("cuda-sm90"), {"x": x}, tmp_path,
+                              dialect=dialect)
     assert "warp reduce 16 x 225" in _notes(records)
+    assert ("'shuffle': False" in _notes(records)) != shuffle
     want = x.mean(axis=(2, 3), keepdims=True) if op == "GlobalAveragePool" else \
         x.max(axis=(2, 3), keepdims=True)
     np.testing.assert_allclose(got["y"], want, rtol=1e-5, atol=1e-5)

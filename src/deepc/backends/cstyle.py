@@ -10,8 +10,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from deepc.backends.cstyle_tables import Tables
 from deepc.ir.affine import flat_offset
-from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
+from deepc.ir.expr import (
+    AddressOf,
+    Binary,
+    Call,
+    Cast,
+    Const,
+    Expr,
+    FlatLoad,
+    Intrin,
+    Lane,
+    Load,
+    Pack,
+    Select,
+    Unary,
+    Var,
+    vector_lanes,
+)
 from deepc.ir.loop import (
     Allocate,
     Buffer,
@@ -19,17 +36,23 @@ from deepc.ir.loop import (
     For,
     ForKind,
     IfThenElse,
+    LetStmt,
     PrimFunc,
     Seq,
     Stmt,
     Store,
+    VectorStore,
     walk_stmts,
 )
+from deepc.ir.tensor import walk
 
 _C_TYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
             "int32": "int", "int64": "long long", "uint8": "unsigned char",
             "uint16": "unsigned short", "uint32": "unsigned int",
-            "uint64": "unsigned long long", "bool": "bool", "float16": "half"}
+            "uint64": "unsigned long long", "bool": "bool", "float16": "half",
+            "float32x4": "float4", "float32x2": "float2", "uint32x2": "uint2",
+            "uint32x4": "uint4"}
+_LANES = "xyzw"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",
           "gt": ">", "ge": ">=", "and": "&&", "or": "||", "bitand": "&", "bitor": "|",
           "bitxor": "^", "shl": "<<", "shr": ">>"}
@@ -41,21 +64,6 @@ _MATH_F32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "er
              "round": "rintf", "trunc": "truncf", "fabs": "fabsf", "exp2": "exp2f",
              "log2": "log2f", "pow": "powf", "fmod": "fmodf"}
 
-# helpers every dialect needs with numpy's semantics (NaN-propagating min/max, floor division)
-_HELPERS = """\
-{fn} float deepc_maxf(float a, float b) {{ return (a > b || a != a) ? a : b; }}
-{fn} float deepc_minf(float a, float b) {{ return (a < b || a != a) ? a : b; }}
-{fn} double deepc_maxd(double a, double b) {{ return (a > b || a != a) ? a : b; }}
-{fn} double deepc_mind(double a, double b) {{ return (a < b || a != a) ? a : b; }}
-{fn} long long deepc_maxi(long long a, long long b) {{ return a > b ? a : b; }}
-{fn} long long deepc_mini(long long a, long long b) {{ return a < b ? a : b; }}
-{fn} long long deepc_floordiv(long long a, long long b) {{
-  long long q = a / b; return (a % b != 0 && ((a % b < 0) != (b < 0))) ? q - 1 : q; }}
-{fn} long long deepc_mod(long long a, long long b) {{
-  long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }}
-{fn} float deepc_fmodpy(float a, float b) {{
-  float r = fmodf(a, b); return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r; }}
-"""
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,19 @@ class Dialect:
     inf: str = "INFINITY"
     nan: str = "NAN"
     float_loops_serial: bool = True  # vector/parallel loop kinds run as plain loops
+    overloaded_math: bool = False  # exp/fmod/... for every float type (OpenCL, Metal)
+    # device intrinsics (ir.expr.INTRINSICS, and Evaluate statements such as the mma) as
+    # format strings of their rendered arguments; `helpers` holds the text an intrinsic needs
+    intrinsics: dict[str, str] = field(default_factory=dict)
+    helpers: dict[str, str] = field(default_factory=dict)
+    # {type} {lanes} {addr} {value}: vector loads/stores of consecutive elements at {addr}
+    vector_load: str = ""
+    vector_store: str = ""
+    pack: str = ""  # {type} {lanes}
+    launch_bounds: str = ""  # {threads} {blocks}, before the kernel's name
+    constant_qualifier: str = ""  # read-only tables a warp reads uniformly
+    table_qualifier: str = ""  # the other read-only tables
+    constant_bytes: int = 0  # of the constant bank, what tables may take
 
     def ctype(self, dtype: str) -> str:
         return self.types.get(dtype) or _C_TYPES[dtype]
@@ -95,12 +116,36 @@ def _non_negative(e: Expr) -> bool:
     return False
 
 
+def _terms(e: Expr) -> list[Expr]:
+    """The summands of an integer add chain."""
+    if isinstance(e, Binary) and e.op == "add" and e.dtype == "int64":
+        return _terms(e.a) + _terms(e.b)
+    return [e]
+
+
 class Renderer:
     """Renders expressions and statements of one function in one dialect."""
 
     def __init__(self, dialect: Dialect, index_type: str = "long long"):
         self.d = dialect
         self.index_type = index_type
+        self.tables = Tables(dialect.constant_qualifier, dialect.table_qualifier,
+                             dialect.constant_bytes)
+        self._alias: dict[str, str] = {}  # a table buffer -> its module-level name
+        self._serial: set[str] = set()  # variables of the enclosing serial loops
+
+    def name(self, buf: Buffer) -> str:
+        return self._alias.get(buf.name, buf.name)
+
+    def vtype(self, dtype: str) -> str:
+        """A variable's C type: int64 indices in the module's index type."""
+        return self.index_type if dtype == "int64" else self.d.ctype(dtype)
+
+    def template(self, key: str, table: dict[str, str], args: tuple[Expr, ...]) -> str:
+        fmt = table.get(key)
+        if fmt is None:
+            raise RenderError(f"no {key} in dialect {self.d.name}")
+        return fmt.format(*(self.expr(a) for a in args))
 
     # -- expressions ------------------------------------------------------------------------
     def expr(self, e: Expr) -> str:
@@ -122,8 +167,37 @@ class Renderer:
         if isinstance(e, Select):
             return f"({self.expr(e.cond)} ? {self.expr(e.t)} : {self.expr(e.f)})"
         if isinstance(e, Load):
-            return f"{e.source.name}[{self.offset(e.source, e.indices)}]"
+            return f"{self.name(e.source)}[{self.offset(e.source, e.indices)}]"
+        if isinstance(e, Intrin):
+            return self.template(e.name, self.d.intrinsics, e.args)
+        if isinstance(e, FlatLoad):
+            if vector_lanes(e.dtype) == 1 and e.dtype == e.source.dtype:
+                return f"{self.name(e.source)}[{self.expr(e.offset)}]"
+            return self.vector(self.d.vector_load, e.dtype, e.source, e.offset)
+        if isinstance(e, AddressOf):
+            return f"&{self.name(e.source)}[{self.expr(e.offset)}]"
+        if isinstance(e, Lane):
+            return f"{self.expr(e.x)}.{_LANES[e.index]}"
+        if isinstance(e, Pack):
+            if not self.d.pack:
+                raise RenderError(f"no vector values in dialect {self.d.name}")
+            return self.d.pack.format(type=self.d.ctype(e.dtype),
+                                      lanes=", ".join(self.expr(x) for x in e.lanes))
         raise RenderError(f"cannot render expression {type(e).__name__}")
+
+    def vector(self, fmt: str, dtype: str, buf: Buffer, offset: Expr, value: str = "") -> str:
+        if not fmt:
+            raise RenderError(f"no vector loads/stores in dialect {self.d.name}")
+        if buf.scope == "global" and any(isinstance(x, Var) and x.name in self._serial
+                                         for x in walk(offset)):
+            # in a loop, pointer plus each term: the loop-invariant part of the address is
+            # hoisted as one 64-bit pointer (an int index summed first cost ResNet-18's TF32
+            # convs 12 registers a thread; outside loops the index form was the cheaper)
+            addr = " + ".join([self.name(buf), *(self.expr(t) for t in _terms(offset))])
+        else:
+            addr = f"&{self.name(buf)}[{self.expr(offset)}]"
+        return fmt.format(type=self.d.ctype(dtype), lanes=vector_lanes(dtype), addr=addr,
+                          value=value)
 
     def offset(self, buf: Buffer, indices: tuple[Expr, ...]) -> str:
         return self.expr(flat_offset(buf.shape, indices))
@@ -180,6 +254,8 @@ class Renderer:
         raise RenderError(f"cannot render {op} on {dt}")
 
     def math(self, func: str, dtype: str) -> str:
+        if self.d.overloaded_math and func in _MATH_F32:
+            return self.d.math.get(func) or _MATH_F32[func].removesuffix("f")
         name = self.d.math.get(func) or _MATH_F32.get(func)
         if name is None:
             raise RenderError(f"no math function {func}")
@@ -206,13 +282,23 @@ class Renderer:
         if isinstance(s, Store):
             return [f"{pad}{s.buffer.name}[{self.offset(s.buffer, s.indices)}] = "
                     f"{self.expr(s.value)};"]
+        if isinstance(s, LetStmt):
+            return self.lets(s, indent)
+        if isinstance(s, VectorStore):
+            return [pad + self.vector(self.d.vector_store, s.value.dtype, s.buffer, s.offset,
+                                      self.expr(s.value)) + ";"]
+        if isinstance(s, Allocate) and s.data is not None:
+            ctype = self.d.ctype(s.buffer.dtype)
+            self._alias[s.buffer.name] = self.tables.name(s.buffer, s.data, ctype)
+            return self.stmt(s.body, indent)
         if isinstance(s, Allocate):
             b = s.buffer
             if b.scope == "global":
                 raise RenderError(f"global buffer {b.name} allocated inside a kernel")
-            qual = f"{self.d.shared_qualifier} " if b.scope == "shared" else ""
-            decl = f"{pad}{qual}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];"
-            return [decl, *self.stmt(s.body, indent)]
+            if b.scope == "shared":  # declared at the kernel's top (see function)
+                return self.stmt(s.body, indent)
+            return [f"{pad}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];",
+                    *self.stmt(s.body, indent)]
         if isinstance(s, Seq):
             return [line for x in s.stmts for line in self.stmt(x, indent)]
         if isinstance(s, IfThenElse):
@@ -223,8 +309,18 @@ class Renderer:
         if isinstance(s, Evaluate):
             if s.intrinsic == "barrier" and self.d.barrier:
                 return [f"{pad}{self.d.barrier};"]
-            raise RenderError(f"no {s.intrinsic} in dialect {self.d.name}")
+            return [f"{pad}{self.template(s.intrinsic, self.d.intrinsics, s.args)};"]
         raise RenderError(f"cannot render statement {type(s).__name__}")
+
+    def lets(self, s: LetStmt, indent: int) -> list[str]:
+        """A chain of lets as constants of one C block (sibling blocks may reuse names)."""
+        pad, lines = "  " * indent, []
+        body: Stmt = s
+        while isinstance(body, LetStmt):
+            lines.append(f"{pad}  const {self.vtype(body.var.dtype)} {body.var.name} = "
+                         f"{self.expr(body.value)};")
+            body = body.body
+        return [f"{pad}{{", *lines, *self.stmt(body, indent + 1), f"{pad}}}"]
 
     def loop(self, s: For, indent: int) -> list[str]:
         pad, v = "  " * indent, s.var.name
@@ -237,8 +333,16 @@ class Renderer:
             return [f"{pad}{{ const {self.index_type} {v} = {index};",
                     *self.stmt(s.body, indent + 1), f"{pad}}}"]
         head = [f"{pad}#pragma unroll"] if s.kind is ForKind.UNROLLED else []
-        return [*head, f"{pad}for ({self.index_type} {v} = 0; {v} < {s.extent}; ++{v}) {{",
-                *self.stmt(s.body, indent + 1), f"{pad}}}"]
+        if s.kind is ForKind.SERIAL:
+            self._serial.add(v)
+            body = self.stmt(s.body, indent + 1)
+            self._serial.discard(v)
+        else:
+            body = self.stmt(s.body, indent + 1)
+        start, extent = (x if isinstance(x, int) else self.expr(x) for x in (s.start, s.extent))
+        step = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
+        return [*head, f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{",
+                *body, f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
     def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = (),
@@ -255,22 +359,24 @@ class Renderer:
             f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*{restrict}"
             f" {b.name}" for b in (*f.params, *extra))
         qual = f"{self.d.kernel_qualifier} " if self.d.kernel_qualifier else ""
+        bounds = f.attrs.get("launch_bounds")
+        if bounds and self.d.launch_bounds:
+            qual += self.d.launch_bounds.format(threads=bounds[0], blocks=bounds[1]) + " "
         return f"{qual}void {f.name}({params})"
 
     def function(self, f: PrimFunc, extra: tuple[Buffer, ...] = ()) -> str:
-        """The kernel `f` (its buffers, then `extra`, are the parameters)."""
-        return "\n".join([f"{self.signature(f, extra)} {{", *self.stmt(f.body, 1), "}"])
-
-
-def helpers(dialect: Dialect) -> str:
-    return _HELPERS.format(fn=dialect.helper_qualifier)
-
-
-def render_module(funcs: list[PrimFunc], dialect: Dialect, index_type: str = "long long") -> str:
-    """One source file: prelude, helpers, then every function."""
-    r = Renderer(dialect, index_type)
-    parts = [dialect.prelude, helpers(dialect), *(r.function(f) for f in funcs)]
-    return "\n".join(p for p in parts if p) + "\n"
+        """The kernel `f` (its buffers, then `extra`, are the parameters). Shared buffers
+        are declared first, in the kernel's outermost scope (OpenCL requires it; they live
+        as long as the block either way)."""
+        shared: dict[str, Buffer] = {}
+        for x in walk_stmts(f.body):
+            if (isinstance(x, Allocate) and x.buffer.scope == "shared"
+                    and shared.setdefault(x.buffer.name, x.buffer) != x.buffer):
+                raise RenderError(f"{f.name}: two shared buffers named {x.buffer.name}")
+        decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
+                 f"[{max(b.size, 1)}];" for b in shared.values()]
+        return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),
+                          "}"])
 
 
 def index_type_for(funcs: list[PrimFunc], narrow: str = "int", wide: str = "long long") -> str:
@@ -284,5 +390,4 @@ def index_type_for(funcs: list[PrimFunc], narrow: str = "int", wide: str = "long
     return narrow if biggest < 2**31 else wide
 
 
-__all__ = ["Dialect", "RenderError", "Renderer", "helpers", "index_type_for",
-           "render_module"]
+__all__ = ["Dialect", "RenderError", "Renderer", "Tables", "index_type_for"]

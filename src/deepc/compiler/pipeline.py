@@ -88,6 +88,6 @@ def schedule_records(kernels: list[Kernel], scheduled: list[KernelSchedule],
     """Each kernel's record, keyed by the workload of its lowered (unscheduled) function."""
     fingerprint = target.fingerprint()
     return [ScheduleRecord(k.name, Workload.of(k.func, k.ops, fingerprint), s.knobs(),
-                           tuple(tuple((st.primitive, *st.args) for st in sch.steps)
+                           tuple(tuple(tuple(step) for step in sch.to_list())
                                  for sch in s.launches))
             for k, s in zip(kernels, scheduled)]

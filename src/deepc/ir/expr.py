@@ -231,3 +231,78 @@ def minimum(a: Any, b: Any) -> Expr:
 
 def maximum(a: Any, b: Any) -> Expr:
     return binary("max", a, b)
+
+
+# -- device-level expressions (tiled GPU kernels) ----------------------------------------------
+# Vector dtypes are "<scalar>x<lanes>" ("float32x4", "uint32x2"): a register holding lanes.
+INTRINSICS = {  # name -> (arity, result dtype; "" = the first argument's)
+    "fma": (3, ""),  # a * b + c, one rounding
+    "tf32_round": (1, ""),  # float32 rounded to TF32 (the tensor core's operand precision)
+    "shfl_xor": (2, ""),  # the value of lane (this lane ^ mask) of the warp
+}
+
+
+def vector_lanes(dtype: str) -> int:
+    """Lanes of a vector dtype ("float32x4" -> 4); 1 for a scalar."""
+    base, sep, lanes = dtype.rpartition("x")
+    return int(lanes) if sep and base and lanes.isdigit() else 1
+
+
+def scalar_of(dtype: str) -> str:
+    return dtype.rpartition("x")[0] if vector_lanes(dtype) > 1 else dtype
+
+
+@dataclass(frozen=True)
+class Intrin(Expr):
+    """A device intrinsic by name (see INTRINSICS); each dialect spells it."""
+
+    name: str
+    args: tuple[Expr, ...]
+    dtype: str
+
+
+def intrin(name: str, *args: Any) -> Intrin:
+    arity, dtype = INTRINSICS[name]
+    xs = tuple(as_expr(a) for a in args)
+    if len(xs) != arity:
+        raise ValueError(f"{name} takes {arity} arguments, not {len(xs)}")
+    return Intrin(name, xs, dtype or xs[0].dtype)
+
+
+@dataclass(frozen=True)
+class FlatLoad(Expr):
+    """Read at a row-major element `offset` of a buffer: one element, or (a vector `dtype`)
+    `lanes` consecutive elements reinterpreted as that vector (aligned to its size)."""
+
+    source: Any  # ir.loop.Buffer
+    offset: Expr
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Lane(Expr):
+    """Lane `index` of a vector value."""
+
+    x: Expr
+    index: int
+
+    @property
+    def dtype(self) -> str:  # type: ignore[override]
+        return scalar_of(self.x.dtype)
+
+
+@dataclass(frozen=True)
+class Pack(Expr):
+    """A vector value from its lanes."""
+
+    dtype: str
+    lanes: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class AddressOf(Expr):
+    """The address of element `offset` of a buffer (an intrinsic's operand fragment)."""
+
+    source: Any  # ir.loop.Buffer
+    offset: Expr
+    dtype: str = "handle"

@@ -1,9 +1,15 @@
 """The loop IR: functions over buffers made of loops, stores, allocations and conditions.
 
-Every backend consumes this one IR. Loops start at 0 and step by 1; a loop's kind says how a
+Every backend consumes this one IR. Loops start at 0 and step by 1 (all that schedule
+primitives make or transform; see For.start for the exception); a loop's kind says how a
 backend runs it (serial, parallel over threads, as vector lanes, unrolled, or bound to a GPU
 block/thread axis). Buffers carry a memory scope. Indices stay multi-dimensional; backends
 flatten them row-major.
+
+Tiled GPU kernels add: scalar lets, vector stores (with FlatLoad/Pack/Lane expressions),
+loops from an expression to an expression by a stride (a split-K chunk's k steps),
+compile-time data tables (an Allocate with `data`, scope "constant" where a warp reads
+them uniformly) and the function attribute "launch_bounds" = (threads, min_blocks).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ class ForKind(Enum):
     PIPELINED = "pipelined"
 
 
-SCOPES = ("global", "shared", "local", "bram")
+SCOPES = ("global", "shared", "local", "bram", "constant")
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,15 @@ class Stmt:
 @dataclass(frozen=True)
 class For(Stmt):
     var: Var
-    extent: int
+    extent: int | Expr  # the exclusive bound of `var` (the trip count from 0 by 1)
     kind: ForKind
     body: Stmt
     thread_axis: str = ""  # "x" | "y" | "z" for GPU kinds
+    # var = start, start + step, ... < extent. Only kernels built for a launch (the K loop
+    # of a tiled GEMM, a warp's lanes striding a reduction) use them; no primitive splits
+    # such a loop
+    start: int | Expr = 0
+    step: int = 1
 
 
 @dataclass(frozen=True)
@@ -67,8 +78,30 @@ class Store(Stmt):
 
 @dataclass(frozen=True)
 class Allocate(Stmt):
+    """`buffer` lives for `body`. With `data` it is a read-only table of those values (row
+    major), which a C-like backend declares once per module."""
+
     buffer: Buffer
     body: Stmt
+    data: tuple[int | float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class LetStmt(Stmt):
+    """`var` (any dtype, vectors included) bound to `value` for `body`."""
+
+    var: Var
+    value: Expr
+    body: Stmt
+
+
+@dataclass(frozen=True)
+class VectorStore(Stmt):
+    """Store the vector `value` to consecutive elements from row-major `offset`."""
+
+    buffer: Buffer
+    offset: Expr
+    value: Expr
 
 
 @dataclass(frozen=True)
@@ -112,7 +145,7 @@ def seq(*stmts: Stmt | None) -> Stmt:
 
 
 def stmt_children(s: Stmt) -> list[Stmt]:
-    if isinstance(s, For | Allocate):
+    if isinstance(s, For | Allocate | LetStmt):
         return [s.body]
     if isinstance(s, Seq):
         return list(s.stmts)

@@ -4,7 +4,7 @@ consistent. Run after lowering and after each schedule."""
 from __future__ import annotations
 
 from deepc.errors import VerifyError
-from deepc.ir.expr import Expr, Load, Var
+from deepc.ir.expr import AddressOf, Expr, FlatLoad, Load, Var, scalar_of
 from deepc.ir.loop import (
     SCOPES,
     Allocate,
@@ -13,10 +13,12 @@ from deepc.ir.loop import (
     For,
     ForKind,
     IfThenElse,
+    LetStmt,
     PrimFunc,
     Seq,
     Stmt,
     Store,
+    VectorStore,
 )
 from deepc.ir.tensor import Reduce, walk
 
@@ -44,14 +46,24 @@ class _Checker:
                 raise self.fail(f"variable {node.name} is used outside its loop")
             if isinstance(node, Load):
                 self.access(node.source, node.indices, bufs, "load from")
+            if isinstance(node, FlatLoad | AddressOf):
+                self.flat(node.source, node.offset, bufs, "address in")
+                if isinstance(node, FlatLoad) and scalar_of(node.dtype) != scalar_of(
+                        node.source.dtype) and node.source.scope not in ("shared", "local"):
+                    raise self.fail(f"{node.source.name} reinterpreted as {node.dtype}")
+
+    def flat(self, buf: object, offset: Expr, bufs: dict[str, Buffer], what: str) -> None:
+        self.access(buf, (), bufs, what, rank=False)
+        if offset.dtype != "int64":
+            raise self.fail(f"offset into {getattr(buf, 'name', buf)} is {offset.dtype}")
 
     def access(self, buf: object, indices: tuple[Expr, ...], bufs: dict[str, Buffer],
-               what: str) -> None:
+               what: str, rank: bool = True) -> None:
         if not isinstance(buf, Buffer):
             raise self.fail(f"{what} a tensor, not a buffer: lowering left a stage behind")
         if bufs.get(buf.name) != buf:
             raise self.fail(f"{what} {buf.name}, which is not in scope")
-        if len(indices) != len(buf.shape):
+        if rank and len(indices) != len(buf.shape):
             raise self.fail(f"{what} {buf.name} with {len(indices)} indices for rank "
                             f"{len(buf.shape)}")
         for i in indices:
@@ -60,8 +72,13 @@ class _Checker:
 
     def stmt(self, s: Stmt, vars_: set[Var], bufs: dict[str, Buffer]) -> None:
         if isinstance(s, For):
-            if s.extent < 0:
+            if isinstance(s.extent, int) and s.extent < 0:
                 raise self.fail(f"loop {s.var.name} has negative extent {s.extent}")
+            for bound in (s.start, s.extent):
+                if not isinstance(bound, int):
+                    self.expr(bound, vars_, bufs)
+            if s.step < 1:
+                raise self.fail(f"loop {s.var.name} steps by {s.step}")
             if any(v.name == s.var.name for v in vars_):
                 raise self.fail(f"loop variable {s.var.name} shadows an enclosing loop's")
             if s.kind in (ForKind.GPU_BLOCK, ForKind.GPU_THREAD) and s.thread_axis not in "xyz":
@@ -74,7 +91,25 @@ class _Checker:
                                 f"{s.buffer.name}")
             for e in (*s.indices, s.value):
                 self.expr(e, vars_, bufs)
+        elif isinstance(s, LetStmt):
+            if any(v.name == s.var.name for v in vars_):
+                raise self.fail(f"let {s.var.name} shadows an enclosing variable")
+            if s.value.dtype != s.var.dtype:
+                raise self.fail(f"let {s.var.name}: {s.var.dtype} bound to {s.value.dtype}")
+            self.expr(s.value, vars_, bufs)
+            self.stmt(s.body, vars_ | {s.var}, bufs)
+        elif isinstance(s, VectorStore):
+            self.flat(s.buffer, s.offset, bufs, "store to")
+            if scalar_of(s.value.dtype) != s.buffer.dtype and s.buffer.scope != "shared":
+                raise self.fail(f"vector store of {s.value.dtype} into {s.buffer.name}")
+            self.expr(s.offset, vars_, bufs)
+            self.expr(s.value, vars_, bufs)
         elif isinstance(s, Allocate):
+            if (s.data is not None) != (s.buffer.scope == "constant") and not (
+                    s.data is not None and s.buffer.scope == "global"):
+                raise self.fail(f"table {s.buffer.name}: data needs a constant/global scope")
+            if s.data is not None and len(s.data) != s.buffer.size:
+                raise self.fail(f"table {s.buffer.name} holds {len(s.data)} values")
             if s.buffer.scope not in SCOPES:
                 raise self.fail(f"buffer {s.buffer.name} has unknown scope {s.buffer.scope}")
             if s.buffer.name in bufs:

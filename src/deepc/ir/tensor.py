@@ -17,7 +17,25 @@ from typing import Any
 
 import numpy as np
 
-from deepc.ir.expr import INDEX, Const, Expr, Load, Var, as_expr, const
+from deepc.ir.expr import (
+    INDEX,
+    AddressOf,
+    Binary,
+    Call,
+    Cast,
+    Const,
+    Expr,
+    FlatLoad,
+    Intrin,
+    Lane,
+    Load,
+    Pack,
+    Select,
+    Unary,
+    Var,
+    as_expr,
+    const,
+)
 
 REDUCE_COMBINERS = ("sum", "prod", "max", "min")
 
@@ -177,14 +195,18 @@ def walk(expr: Expr) -> Iterable[Expr]:
 
 
 def children(e: Expr) -> list[Expr]:
-    from deepc.ir.expr import Binary, Call, Cast, Select, Unary
-
     if isinstance(e, Binary):
         return [e.a, e.b]
     if isinstance(e, Unary | Cast):
         return [e.x]
-    if isinstance(e, Call):
+    if isinstance(e, Call | Intrin):
         return list(e.args)
+    if isinstance(e, FlatLoad | AddressOf):
+        return [e.offset]
+    if isinstance(e, Lane):
+        return [e.x]
+    if isinstance(e, Pack):
+        return list(e.lanes)
     if isinstance(e, Select):
         return [e.cond, e.t, e.f]
     if isinstance(e, Load):

@@ -14,30 +14,43 @@ no such loop runs on one thread (a correct but slow fallback, e.g. recurrent cel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from deepc.ir.expr import Var
+from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, Buffer, For, PrimFunc, Seq, Stmt, Store, loops, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu_block import block_schedule
+from deepc.schedule.gpu_build import launch
+from deepc.schedule.gpu_chain import parallel_chain, uses
+from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile, choose_tile, match_gemm
+from deepc.schedule.gpu_warp import WARPS_PER_BLOCK, match_warp
 from deepc.schedule.schedule import Schedule
+from deepc.schedule.stmt_rewrite import map_stmt
+from deepc.target.spec import Target
 
-SHARED_STATIC_BYTES = 48 * 1024  # the most a kernel may declare statically
 REGISTER_TILE = 8  # outputs per thread in reductions with shared loads
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One launch: `func` takes the kernel's parameters, then `scratch`."""
+    """One launch: `func` (the stage's loop nest with `schedule` applied) takes the kernel's
+    parameters, then `scratch`; `knobs` are the schedule's tunable arguments by name."""
 
     func: PrimFunc
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     schedule: Schedule
-    note: str = ""  # how a stage not described by `schedule` alone was mapped
-    gemm: Any = None  # (GemmParts, GemmTile): rendered by backends/cuda/gemm.py instead
-    warp: Any = None  # WarpParts: rendered by backends/cuda/warp.py instead
+    note: str = ""  # a human-readable summary for `deepc bench --profile`
+    knobs: dict[str, Any] = field(default_factory=dict)
+    base: PrimFunc | None = None  # the unscheduled stage: `schedule.apply(base)` is `func`
+
+
+def scheduled(func: PrimFunc, sch: Schedule, note: str, knobs: dict[str, Any]) -> Stage:
+    """The stage `sch` makes of `func`, launched as its bound loops say."""
+    out = sch.apply(func)
+    grid, block = launch(out)
+    return Stage(out, grid, block, sch, note, knobs, func)
 
 
 def split_stages(func: PrimFunc) -> tuple[list[Stmt], tuple[Buffer, ...]]:
@@ -56,7 +69,6 @@ def _hoist_global(body: Stmt, scratch: list[Buffer]) -> Stmt:
     """Global buffers allocated deeper (e.g. a recurrent op's per-sequence scratch inside its
     batch loop) become scratch parameters too: their shapes are static, and a loop whose
     iterations share one is never spread over threads (its stores do not move with it)."""
-    from deepc.schedule.stmt_rewrite import map_stmt
 
     def fix(s: Stmt) -> Stmt | None:
         if isinstance(s, Allocate) and s.buffer.scope == "global":
@@ -67,74 +79,73 @@ def _hoist_global(body: Stmt, scratch: list[Buffer]) -> Stmt:
     return map_stmt(body, fix)
 
 
-def _uses(e: object, v: Var) -> bool:
-    return any(isinstance(x, Var) and x == v for x in walk(e))  # type: ignore[arg-type]
-
-
-def parallel_chain(stage: Stmt) -> list[For]:
-    """The perfectly nested outer loops whose iterations write disjoint global elements."""
-    chain: list[For] = []
-    s = stage
-    while isinstance(s, For):
-        stores = [x for x in walk_stmts(s.body) if isinstance(x, Store)
-                  and x.buffer.scope != "local"]
-        if not stores or not all(any(_uses(i, s.var) for i in x.indices) for x in stores):
-            break
-        chain.append(s)
-        s = s.body
-    return chain
-
-
-def block_size(extent: int, target: object, cap: int = 256) -> int:
+def block_size(extent: int, target: Target, cap: int = 256) -> int:
     """Threads per block: a multiple of the warp size, at most `cap` (256 leaves registers
     for the reduction loops) and no more than the work needs."""
-    warp = int(getattr(target, "warp_size", 32) or 32)
-    cap = min(cap, int(getattr(target, "max_threads_per_block", 1024) or 1024))
+    warp = target.warp_size
+    cap = min(cap, target.max_threads_per_block)
     need = -(-extent // warp) * warp
     return max(warp, min(cap, need))
 
 
-def gemm_stage(func: PrimFunc, target: object, tf32: bool) -> Stage | None:
-    """A matrix-product stage (conv, Gemm) with enough tiles to fill the GPU as a tiled
-    shared-memory kernel (TF32 tensor cores when `tf32`); None otherwise."""
-    from deepc.schedule.gpu_gemm_match import choose_tile, match_gemm
-
+def gemm_tile(func: PrimFunc, target: Target, tf32: bool) -> tuple[GemmParts, GemmTile] | None:
+    """A matrix-product stage (conv, Gemm) with enough tiles to fill the GPU, and its tile
+    (TF32 tensor cores when `tf32`); None otherwise."""
     parts = match_gemm(func)
     tile = choose_tile(parts, target, tf32) if parts is not None else None
-    if parts is None or tile is None:
-        return None
+    return None if parts is None or tile is None else (parts, tile)
+
+
+def gemm_stages(func: PrimFunc, parts: GemmParts, tile: GemmTile,
+                partial: Buffer | None) -> list[Stage]:
+    """The tiled matrix product's launch; with `partial`, a split-K's two: partial sums over
+    K chunks (blockIdx.z) into it, then one thread per output adds them in a fixed order and
+    runs the epilogue."""
+    knobs: dict[str, Any] = {
+        "bm": tile.bm, "bn": tile.bn, "bk": tile.bk, "threads": tile.threads,
+        "mma_tf32": tile.mma, "warps_m": tile.warps_m, "warps_n": tile.warps_n, "tx": tile.tx,
+        "min_blocks": tile.min_blocks}
     kind = "mma.m16n8k8.tf32" if tile.mma else "simt"
-    note = (f"gemm {parts.m}x{parts.n}x{parts.k} tile {tile.bm}x{tile.bn}x{tile.bk} {kind}")
-    return Stage(func, tile.grid(parts), (tile.threads, 1, 1), Schedule(), note,
-                 (parts, tile))
+    note = f"gemm {parts.m}x{parts.n}x{parts.k} tile {tile.bm}x{tile.bn}x{tile.bk} {kind}"
+    if partial is None:
+        return [scheduled(func, Schedule().add("tile_gemm", **knobs), note, knobs)]
+    knobs |= {"split": tile.split, "kc": tile.kc, "partial": partial.name}
+    total = {"partial": partial.name, "split": tile.split, "threads": tile.threads}
+    summing = PrimFunc(f"{func.name}_sum", func.params, func.body, dict(func.attrs))
+    return [scheduled(func, Schedule().add("tile_gemm", **knobs),
+                      f"{note} split-k {tile.split}x{tile.kc}", knobs),
+            scheduled(summing, Schedule().add("split_k_sum", **total),
+                      f"split-k sum {tile.split} x {parts.m}x{parts.n}", total)]
 
 
-def schedule_stage(func: PrimFunc, target: object, warp: bool = False) -> Stage:
+def schedule_stage(func: PrimFunc, target: Target, warp: bool = False,
+                   shuffle: bool = True) -> Stage:
     """fuse the parallel chain, split it by the block size, bind it to blocks x threads
-    (or, with `warp`, a warp per output where the stage is a few long reductions)."""
+    (or, with `warp`, a warp per output where the stage is a few long reductions; lanes
+    combine by shuffles, or without `shuffle` through shared memory)."""
     if warp:
-        from deepc.backends.cuda.warp import warp_grid
-        from deepc.schedule.gpu_warp import match_warp
-
-        red = match_warp(func, target)
+        red = match_warp(func, target.sm_count)
         if red is not None:
-            grid, block = warp_grid(red)
+            knobs: dict[str, Any] = {"warps": WARPS_PER_BLOCK, "lanes": target.warp_size}
+            if not shuffle:
+                knobs["shuffle"] = False
             note = f"warp reduce {red.outputs} x {red.length} ({red.op})"
-            return Stage(func, grid, block, Schedule(), note, warp=red)
+            return scheduled(func, Schedule().add("warp_reduce", **knobs), note, knobs)
     sch = Schedule()
     chain = parallel_chain(func.body)
     extent = 1
     for loop in chain:
         extent *= loop.extent
-    if extent < int(getattr(target, "warp_size", 32) or 32):
+    if extent < target.warp_size:
         # too little outer parallelism for a grid: spread inner loops over one block
         threads = block_size(max([1, *(lp.extent for lp in loops(func.body))]), target,
-                             cap=int(getattr(target, "max_threads_per_block", 1024) or 1024))
-        block = block_schedule(func, threads, SHARED_STATIC_BYTES)
+                             cap=target.max_threads_per_block)
+        block = block_schedule(func, threads, target.shared_mem_static_kib * 1024)
         if block is not None:
+            # block_schedule is no schedule primitive yet: the stage has no replayable base
             return Stage(block, (1, 1, 1), (threads, 1, 1), sch, f"block({threads})")
     if not chain:
-        return Stage(func, (1, 1, 1), (1, 1, 1), sch, "single thread")
+        return Stage(func, (1, 1, 1), (1, 1, 1), sch, "single thread", base=func)
     names = [lp.var.name for lp in chain]
     tile = tile_loop(chain, extent, target)
     if tile is not None:
@@ -152,15 +163,13 @@ def schedule_stage(func: PrimFunc, target: object, warp: bool = False) -> Stage:
     sch.add("split", name, threads)
     sch.add("bind", f"{name}_o", "blockIdx.x").add("bind", f"{name}_i", "threadIdx.x")
     blocks = -(-extent // threads)
-    return Stage(sch.apply(func), (blocks, 1, 1), (threads, 1, 1), sch)
+    return Stage(sch.apply(func), (blocks, 1, 1), (threads, 1, 1), sch, base=func)
 
 
 def _reuse(loop: For, body: Stmt, lane: Var) -> int:
     """How many of the reduction's per-thread loads (those moving with the thread index
     `lane`; the others are one broadcast per warp) do not move with `loop`: a tile of its
     iterations shares them from registers."""
-    from deepc.ir.expr import Load
-
     count = 0
     for x in walk_stmts(body):
         if isinstance(x, For):  # loads inside the reduction loops
@@ -168,13 +177,13 @@ def _reuse(loop: For, body: Stmt, lane: Var) -> int:
                 if isinstance(st, Store):
                     count += sum(1 for e in walk(st.value) if isinstance(e, Load)
                                  and e.source.scope == "global"
-                                 and any(_uses(i, lane) for i in e.indices)
-                                 and not any(_uses(i, loop.var) for i in e.indices))
+                                 and any(uses(i, lane) for i in e.indices)
+                                 and not any(uses(i, loop.var) for i in e.indices))
             break
     return count
 
 
-def tile_loop(chain: list[For], extent: int, target: object) -> str | None:
+def tile_loop(chain: list[For], extent: int, target: Target) -> str | None:
     """The chain loop along which a thread computes REGISTER_TILE outputs: the one whose tile
     shares the most loads (e.g. a conv's output channels share the input window), when the
     grid keeps enough threads to fill the GPU. None when no tile pays."""
@@ -182,8 +191,7 @@ def tile_loop(chain: list[For], extent: int, target: object) -> str | None:
     if not (isinstance(inner, Allocate) and inner.buffer.scope == "local"
             and inner.buffer.shape == (1,)) or len(chain) < 2:
         return None
-    sms = int(getattr(target, "sm_count", 0) or 0) or 80
-    if extent // REGISTER_TILE < sms * 512:
+    if extent // REGISTER_TILE < target.sm_count * 512:
         return None
     lane = chain[-1].var
     best = max(chain[:-1], key=lambda lp: (_reuse(lp, inner, lane), lp.extent))
@@ -192,45 +200,30 @@ def tile_loop(chain: list[For], extent: int, target: object) -> str | None:
     return best.var.name
 
 
-def gpu_stages(func: PrimFunc, target: object, gemm: bool = False,
-               tf32: bool = False) -> tuple[list[Stage], tuple[Buffer, ...]]:
+def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = False,
+               warp: bool | None = None,
+               shuffle: bool = True) -> tuple[list[Stage], tuple[Buffer, ...]]:
     """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
-    stages become tiled kernels (CUDA only); `tf32`: on TF32 tensor cores."""
+    stages become tiled kernels (dialects with shared memory); `tf32`: on TF32 tensor cores;
+    `warp` (default `gemm`): long reductions a warp per output, combining by shuffles or
+    (without `shuffle`) through shared memory."""
+    warp = gemm if warp is None else warp
     stmts, scratch = split_stages(func)
     names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
     # the tiled matrix products, once each (the tiling reads the body, not the parameters)
-    tiled = [gemm_stage(PrimFunc(names[k], func.params, body, dict(func.attrs)), target, tf32)
+    tiled = [gemm_tile(PrimFunc(names[k], func.params, body, dict(func.attrs)), target, tf32)
              if gemm else None for k, body in enumerate(stmts)]
     partials = {  # stage -> its split-K partial sums' buffer
-        k: Buffer(f"{names[k]}_partial", (st.gemm[1].split, st.gemm[0].n, st.gemm[0].m),
-                  "float32", "global")
-        for k, st in enumerate(tiled) if st is not None and st.gemm[1].role == "partial"}
+        k: Buffer(f"{names[k]}_partial", (t[1].split, t[0].n, t[0].m), "float32", "global")
+        for k, t in enumerate(tiled) if t is not None and t[1].role == "partial"}
     scratch = scratch + tuple(partials.values())
     params = func.params + scratch
     out = []
     for k, body in enumerate(stmts):
         stage = PrimFunc(names[k], params, body, dict(func.attrs))
-        st = tiled[k]
-        if st is None:
-            out.append(schedule_stage(stage, target, warp=gemm))
-        elif k in partials:
-            out += split_k_stages(replace(st, func=stage), partials[k].name)
+        pair = tiled[k]
+        if pair is None:
+            out.append(schedule_stage(stage, target, warp=warp, shuffle=shuffle))
         else:
-            out.append(replace(st, func=stage))
+            out += gemm_stages(stage, *pair, partials.get(k))
     return out, scratch
-
-
-def split_k_stages(stage: Stage, buf: str) -> list[Stage]:
-    """A split-K matrix product's two launches: partial sums over K chunks (blockIdx.z) into
-    `buf`, then one thread per output adds them in a fixed order and runs the epilogue."""
-    parts, tile = stage.gemm
-    part = replace(tile, scratch=buf)
-    red = replace(tile, role="reduce", scratch=buf)
-    func = stage.func
-    red_func = PrimFunc(f"{func.name}_sum", func.params, func.body, dict(func.attrs))
-    return [
-        replace(stage, grid=part.grid(parts), note=f"{stage.note} split-k {tile.split}x{tile.kc}",
-                gemm=(parts, part)),
-        Stage(red_func, red.grid(parts), (tile.threads, 1, 1), Schedule(),
-              f"split-k sum {tile.split} x {parts.m}x{parts.n}", (parts, red)),
-    ]

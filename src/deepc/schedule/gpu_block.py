@@ -17,7 +17,7 @@ more than one piece move to shared memory; the rest stay private to each thread.
 from __future__ import annotations
 
 from deepc.ir.affine import affine, bounds, flat_offset
-from deepc.ir.expr import Expr, Load, Var
+from deepc.ir.expr import INDEX, Const, Expr, Load, Var
 from deepc.ir.loop import (
     Allocate,
     Buffer,
@@ -33,9 +33,10 @@ from deepc.ir.loop import (
     seq,
     walk_stmts,
 )
+from deepc.ir.rewrite import map_expr
 from deepc.ir.tensor import walk
 from deepc.schedule.primitives import split
-from deepc.schedule.stmt_rewrite import substitute_stmt
+from deepc.schedule.stmt_rewrite import map_stmt, substitute_stmt
 
 BARRIER = Evaluate("barrier")
 
@@ -164,8 +165,6 @@ def _piece(p: Stmt, private: set[str], threads: int, state: dict) -> Stmt:
 
 
 def _zero() -> Expr:
-    from deepc.ir.expr import INDEX, Const
-
     return Const(0, INDEX)
 
 
@@ -175,8 +174,6 @@ def _rescope(b: Buffer, scope: str) -> Buffer:
 
 def _retarget(func: PrimFunc, bufs: dict[str, Buffer]) -> PrimFunc:
     """Point every store and load of the renamed buffers at their new (shared) scope."""
-    from deepc.ir.rewrite import map_expr
-    from deepc.schedule.stmt_rewrite import map_stmt
 
     def fix_expr(e: Expr) -> Expr | None:
         if isinstance(e, Load) and isinstance(e.source, Buffer) and e.source.name in bufs:

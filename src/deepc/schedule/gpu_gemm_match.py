@@ -23,7 +23,8 @@ from math import prod
 from deepc.ir.expr import Binary, Const, Expr, Load, Var
 from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
 from deepc.ir.tensor import walk
-from deepc.schedule.gpu import parallel_chain
+from deepc.schedule.gpu_chain import parallel_chain
+from deepc.target.spec import Target
 
 
 @dataclass(frozen=True)
@@ -214,13 +215,12 @@ def _fits(parts: GemmParts, bm: int, bn: int, sms: int) -> bool:
     return blocks * bm * bn <= 1.35 * parts.m * parts.n and blocks >= sms
 
 
-def choose_tile(parts: GemmParts, target: object, tf32: bool) -> GemmTile | None:
+def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None:
     """The largest tile that still gives every SM a block and wastes little on edges, split
     along K where its tiles alone would not; None when even the smallest, split, leaves SMs
     idle (the one-output-per-thread schedule wins)."""
-    sms = int(getattr(target, "sm_count", 0) or 0) or 80
-    max_threads = int(getattr(target, "max_threads_per_block", 1024) or 1024)
-    if max_threads < 256:
+    sms = target.sm_count
+    if target.max_threads_per_block < 256:
         return None
     if tf32:
         big, small = (GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=per_sm)

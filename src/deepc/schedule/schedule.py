@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepc.ir.loop import PrimFunc
-from deepc.schedule import packing, placement, primitives, reduction
+from deepc.schedule import (
+    gpu_gemm,
+    gpu_split,
+    gpu_warp,
+    packing,
+    placement,
+    primitives,
+    reduction,
+)
 
 PRIMITIVES = {
     "split": primitives.split, "fuse": primitives.fuse, "reorder": primitives.reorder,
@@ -15,6 +23,9 @@ PRIMITIVES = {
     "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
     "tile_reduction": reduction.tile_reduction, "pack": packing.pack,
+    # whole GPU kernels from a matched stage; their knobs are keyword arguments
+    "tile_gemm": gpu_gemm.tile_gemm, "split_k_sum": gpu_split.split_k_sum,
+    "warp_reduce": gpu_warp.warp_reduce,
 }
 
 
@@ -22,9 +33,11 @@ PRIMITIVES = {
 class Step:
     primitive: str
     args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...] = ()  # named knobs
 
     def __str__(self) -> str:
-        return f"{self.primitive}({', '.join(map(repr, self.args))})"
+        named = [f"{k}={x!r}" for k, x in self.kwargs]
+        return f"{self.primitive}({', '.join([*map(repr, self.args), *named])})"
 
 
 @dataclass
@@ -32,23 +45,28 @@ class Schedule:
     steps: list[Step] = field(default_factory=list)
     knobs: dict[str, Any] = field(default_factory=dict)  # the choices the steps encode, named
 
-    def add(self, primitive: str, *args: Any) -> Schedule:
+    def add(self, primitive: str, *args: Any, **kwargs: Any) -> Schedule:
         if primitive not in PRIMITIVES:
             raise KeyError(f"unknown schedule primitive {primitive!r}")
-        self.steps.append(Step(primitive, tuple(args)))
+        self.steps.append(Step(primitive, tuple(args), tuple(kwargs.items())))
         return self
 
     def apply(self, f: PrimFunc) -> PrimFunc:
         for step in self.steps:
-            f = PRIMITIVES[step.primitive](f, *step.args)
+            f = PRIMITIVES[step.primitive](f, *step.args, **dict(step.kwargs))
         return f
 
     def to_list(self) -> list[list[Any]]:
-        return [[s.primitive, *s.args] for s in self.steps]
+        """[primitive, *args] per step, then a dict of the named knobs where there are any."""
+        return [[s.primitive, *s.args, *([dict(s.kwargs)] if s.kwargs else [])]
+                for s in self.steps]
 
     @staticmethod
     def from_list(items: list[list[Any]], knobs: dict[str, Any] | None = None) -> Schedule:
-        return Schedule([Step(i[0], tuple(i[1:])) for i in items], dict(knobs or {}))
+        """The inverse of `to_list` (a trailing dict holds a step's named arguments)."""
+        return Schedule([Step(i[0], tuple(i[1:-1]), tuple(i[-1].items()))
+                         if len(i) > 1 and isinstance(i[-1], dict) else Step(i[0], tuple(i[1:]))
+                         for i in items], dict(knobs or {}))
 
     def __str__(self) -> str:
         return "\n".join(map(str, self.steps))

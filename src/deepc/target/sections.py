@@ -95,6 +95,7 @@ class Gpu:
     max_threads_per_sm: int | None = None
     shared_mem_per_sm_kib: int | None = None
     shared_mem_per_block_kib: int | None = None
+    shared_mem_static_kib: int | None = None  # what a kernel may declare statically
     registers_per_block: int | None = None
     registers_per_sm: int | None = None
 
@@ -147,7 +148,8 @@ _WORKGROUP = ("gpu.warp_size", "gpu.max_threads_per_block", "gpu.shared_mem_per_
 REQUIRED: dict[str, tuple[str, ...]] = {
     "cpu": ("isa.triple", "isa.cpu", "isa.vector_bits", "isa.accumulator_registers", "isa.cores",
             "memory.l1d_kib", "memory.l2_kib", "memory.cache_line"),
-    "cuda": ("gpu.arch", "gpu.sm_count", *_WORKGROUP, "gpu.registers_per_block"),
+    "cuda": ("gpu.arch", "gpu.sm_count", *_WORKGROUP, "gpu.registers_per_block",
+             "gpu.shared_mem_static_kib"),
     "opencl": _WORKGROUP,
     "metal": _WORKGROUP,
     "wasm": ("isa.triple", "isa.cpu", "isa.vector_bits", "isa.accumulator_registers", "wasm.simd",

@@ -101,6 +101,7 @@ class Target:
     warp_size = _Attr[int]("gpu", "warp_size")
     max_threads_per_block = _Attr[int]("gpu", "max_threads_per_block")
     shared_mem_per_block_kib = _Attr[int]("gpu", "shared_mem_per_block_kib")
+    shared_mem_static_kib = _Attr[int]("gpu", "shared_mem_static_kib")
     registers_per_block = _Attr[int]("gpu", "registers_per_block")
 
     part = _Attr[str]("fpga", "part")

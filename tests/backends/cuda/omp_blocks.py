@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deepc.backends.cuda.gemm_mma import MMA_HELPERS
+from deepc.backends.cuda.dialect import MMA_HELPERS
 from deepc.backends.cuda.render import render_cuda
 from deepc.ir.graph import Graph
 from deepc.lowering.kernels import graph_kernels
@@ -80,12 +80,15 @@ static void deepc_mma_tf32(float* c, const unsigned* a, const unsigned* b) {
 
 
 def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: Path,
-               allow_tf32: bool = False) -> tuple[dict[str, np.ndarray], dict[str, list]]:
-    """Each node its own kernel, rendered as CUDA C for `target`, run on the CPU."""
+               allow_tf32: bool = False,
+               dialect: Any = None) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """Each node its own kernel, rendered as CUDA C (or `dialect`, a variant of it) for
+    `target`, run on the CPU."""
     if shutil.which("g++") is None:
         pytest.skip("g++ not found: CUDA C is run on the CPU through g++ -fopenmp")
     kernels = graph_kernels(graph)
-    source, launches, scratch, records = render_cuda(kernels, target, allow_tf32=allow_tf32)
+    source, launches, scratch, records = render_cuda(kernels, target, dialect,
+                                                     allow_tf32=allow_tf32)
     if allow_tf32:
         source = source.replace(MMA_HELPERS, MMA_SHIM)
     assert "asm" not in source, "inline PTX cannot run on the CPU"

@@ -17,7 +17,7 @@ from deepc.backends.base import (
 from deepc.backends.cstyle_text import cstyle_text
 from deepc.backends.cuda.build import build_cubin
 from deepc.backends.cuda.dialect import CUDA
-from deepc.backends.cuda.render import kernel_stages, render_stages, tf32_allowed
+from deepc.backends.cuda.render import kernel_stages, render_stages, uses_tf32
 from deepc.lowering.kernels import Kernel
 from deepc.lowering.plan import Plan
 from deepc.schedule.schedule import Schedule
@@ -28,23 +28,23 @@ class CudaBackend(Backend):
 
     def schedule(self, kernels: list[Kernel], target: Any,
                  options: CompileOptions) -> list[KernelSchedule]:
-        tf32 = tf32_allowed(target, options.allow_tf32)
+        tf32 = uses_tf32(target, CUDA, options.allow_tf32)
         out = []
         for k in kernels:
             # the plan sees the kernel as lowered: its stages are launched in its place
             stages, scratch = kernel_stages(k, target, CUDA, tf32)
-            launches = tuple(Schedule(s.schedule.steps, {**s.schedule.knobs, "mapping": s.note})
-                             if s.note else s.schedule for s in stages)
+            launches = tuple(Schedule(s.schedule.steps, {**s.knobs, "mapping": s.note})
+                             for s in stages)
             out.append(KernelSchedule(k, launches, (stages, scratch)))
         return out
 
     def build(self, name: str, scheduled: list[KernelSchedule], plan: Plan, target: Any,
               options: CompileOptions, report: Report) -> Module:
-        tf32 = tf32_allowed(target, options.allow_tf32)
+        tf32 = uses_tf32(target, CUDA, options.allow_tf32)
         kernels = [s.kernel for s in scheduled]
         stages_of = {s.kernel.name: s.state[0] for s in scheduled}
         report("render", 0, 1)
-        source = render_stages(kernels, stages_of, CUDA, tf32)
+        source = render_stages(kernels, stages_of, CUDA)
         report("nvcc", 0, 1)
         launches = {k: [Launch(s.func.name, s.grid, s.block, s.note) for s in st]
                     for k, st in stages_of.items()}

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from deepc.backends.cstyle import Dialect
 
+# the TF32 rounding and the m16n8k8 tensor-core step as inline PTX
+MMA_HELPERS = r"""
+// half a TF32 ulp added to the bits: the tensor core, which ignores an operand's low 13 bits,
+// then sees x rounded as cvt.rna.tf32.f32 would (an integer add instead of a conversion)
+static __device__ __forceinline__ float deepc_tf32(float x) {
+  return __uint_as_float(__float_as_uint(x) + 0x1000u); }
+static __device__ __forceinline__ void deepc_mma_tf32(float* c, const unsigned* a,
+                                                      const unsigned* b) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+"""
+
 CUDA = Dialect(
     name="cuda",
     prelude="#include <cuda_fp16.h>\n#include <math.h>",
@@ -14,6 +29,17 @@ CUDA = Dialect(
     barrier="__syncthreads()",
     shared_qualifier="__shared__",
     math={"rsqrt": "rsqrtf"},
+    intrinsics={"fma": "fmaf({0}, {1}, {2})", "tf32_round": "deepc_tf32({0})",
+                "shfl_xor": "__shfl_xor_sync(0xffffffffu, {0}, {1})",
+                "mma_m16n8k8_tf32": "deepc_mma_tf32({0}, {1}, {2})"},
+    helpers={"tf32_round": MMA_HELPERS, "mma_m16n8k8_tf32": MMA_HELPERS},
+    vector_load="*reinterpret_cast<const {type}*>({addr})",
+    vector_store="*reinterpret_cast<{type}*>({addr}) = {value}",
+    pack="make_{type}({lanes})",
+    launch_bounds="__launch_bounds__({threads}, {blocks})",
+    constant_qualifier="__constant__",
+    table_qualifier="__device__",
+    constant_bytes=56 * 1024,  # of the 64 KiB bank, the rest left for the compiler's own
 )
 
 # plain C (C99): the same renderer checked on the CPU with gcc; GPU axes are not available

@@ -6,17 +6,13 @@ import os
 from typing import Any
 
 from deepc.backends.base import Launch
-from deepc.backends.cstyle import Renderer, helpers, index_type_for
+from deepc.backends.cstyle import Dialect, Renderer, index_type_for
+from deepc.backends.cstyle_module import helpers, intrinsic_helpers
 from deepc.backends.cuda.dialect import CUDA
-from deepc.backends.cuda.gemm import render_gemm
-from deepc.backends.cuda.gemm_mma import MMA_HELPERS
-from deepc.backends.cuda.ktable import KTables
-from deepc.backends.cuda.warp import render_warp
 from deepc.ir.loop import Buffer
 from deepc.ir.loop_verify import verify_func
 from deepc.lowering.kernels import Kernel
 from deepc.schedule.gpu import Stage, gpu_stages
-from deepc.schedule.schedule import Schedule
 
 
 def tf32_allowed(target: Any, allow_tf32: bool | None = None) -> bool:
@@ -28,42 +24,55 @@ def tf32_allowed(target: Any, allow_tf32: bool | None = None) -> bool:
     return bool(allow_tf32) and "mma.m16n8k8.tf32" in matrix
 
 
-def kernel_stages(kernel: Kernel, target: Any, dialect: Any,
+def _capabilities(dialect: Dialect) -> tuple[bool, bool]:
+    """(tiles, shuffle): dialects with shared memory, barriers and vector loads get the tiled
+    matrix products and warp reductions, combining lanes by shuffles where they spell them
+    (else through shared memory)."""
+    tiles = bool(dialect.barrier and dialect.shared_qualifier and dialect.vector_load)
+    return tiles, "shfl_xor" in dialect.intrinsics
+
+
+def uses_tf32(target: Any, dialect: Dialect, allow_tf32: bool | None) -> bool:
+    """TF32 tiles: allowed, declared by the target, and spelt by the dialect."""
+    return "mma_m16n8k8_tf32" in dialect.intrinsics and tf32_allowed(target, allow_tf32)
+
+
+def kernel_stages(kernel: Kernel, target: Any, dialect: Dialect,
                   tf32: bool) -> tuple[list[Stage], tuple[Buffer, ...]]:
-    """A kernel's launches (GPU stages) and its scratch buffers; only CUDA C gets the tiled
-    matrix-product and warp-reduction kernels."""
-    return gpu_stages(verify_func(kernel.func), target, dialect is CUDA, tf32)
+    """A kernel's launches (GPU stages) and its scratch buffers."""
+    tiles, shuffle = _capabilities(dialect)
+    return gpu_stages(verify_func(kernel.func), target, tiles, tf32, tiles, shuffle)
 
 
-def render_stages(kernels: list[Kernel], stages_of: dict[str, list[Stage]], dialect: Any,
-                  tf32: bool) -> str:
+def render_stages(kernels: list[Kernel], stages_of: dict[str, list[Stage]],
+                  dialect: Dialect) -> str:
     """One source file: the dialect's prelude and helpers, then each kernel's stages."""
-    funcs = [s.func for st in stages_of.values() for s in st]
-    r = Renderer(dialect, index_type_for(funcs))
-    tables = KTables()
+    funcs = [verify_func(s.func) for st in stages_of.values() for s in st]
+    r = Renderer(dialect, index_type_for(funcs, wide=dialect.ctype("int64")))
     parts = []
     for k in kernels:
         parts += [f"// {k.name}: {' '.join(k.ops)}"]
-        parts += [render_gemm(r, s.func, *s.gemm, tables) if s.gemm is not None
-                  else render_warp(r, s.func, s.warp) if s.warp is not None
-                  else r.function(s.func) for s in stages_of[k.name]]
-    head = [dialect.prelude, helpers(dialect), *([MMA_HELPERS] if tf32 else []),
-            *tables.declarations()]
-    return "\n".join([*head, *parts]) + "\n"
+        parts += [r.function(s.func) for s in stages_of[k.name]]
+    head = [dialect.prelude, helpers(dialect), *intrinsic_helpers(funcs, dialect),
+            *r.tables.declarations()]
+    return "\n".join([p for p in head if p] + parts) + "\n"
 
 
-def render_cuda(kernels: list[Kernel], target: Any, dialect: Any = None,
+def render_cuda(kernels: list[Kernel], target: Any, dialect: Dialect | None = None,
                 allow_tf32: bool | None = None) -> tuple[str, dict, dict, dict]:
-    """C-style source for all kernels (CUDA C unless `dialect` says otherwise), with each
-    kernel's launches, scratch buffers and per-stage schedules."""
+    """C-like source for all kernels (CUDA C unless `dialect` names another language with
+    the same thread model), with each kernel's launches, scratch buffers and, per stage, its
+    note, knobs and schedule steps."""
     dialect = dialect or CUDA
-    tf32 = dialect is CUDA and tf32_allowed(target, allow_tf32)
+    tf32 = uses_tf32(target, dialect, allow_tf32)
     launches: dict[str, list[Launch]] = {}
     scratch: dict[str, tuple[Buffer, ...]] = {}
-    records: dict[str, list[Schedule]] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
     stages_of = {}
     for k in kernels:
         stages_of[k.name], scratch[k.name] = kernel_stages(k, target, dialect, tf32)
-        launches[k.name] = [Launch(s.func.name, s.grid, s.block) for s in stages_of[k.name]]
-        records[k.name] = [s.schedule for s in stages_of[k.name]]
-    return render_stages(kernels, stages_of, dialect, tf32), launches, scratch, records
+        launches[k.name] = [Launch(s.func.name, s.grid, s.block, s.note)
+                            for s in stages_of[k.name]]
+        records[k.name] = [{"note": s.note, "knobs": s.knobs, "steps": s.schedule.to_list()}
+                           for s in stages_of[k.name]]
+    return render_stages(kernels, stages_of, dialect), launches, scratch, records

@@ -1,0 +1,292 @@
+"""The tiled matrix-product primitive: a matched GEMM stage (gpu_gemm_match.py) to a loop nest
+of shared-memory tiles with cooperative fetch and register tiling, SIMT or TF32 tensor cores.
+
+Each block computes a BM x BN tile of the (M, N) output space. Per step of BK along K the
+block's threads fetch the A tile (BK x BM; threads walk M, so neighbouring threads read
+neighbouring pixels) and the B tile (BK x BN; threads walk K, the weights' contiguous axis)
+into registers, store them to shared memory, and fetch the next step's while computing this
+one. The operands are the stage's own index expressions under lets of the loop variables
+decoded from the flat row/column/k index, so fused prologues and epilogues carry over as
+they are. Rows and columns past M and N are clamped to the last (their sums are never
+stored), so loads need no guard except in a partial last k-step. Operands that are one
+affine load read base(row) + koff(k), koff from a compile-time table for conv windows.
+SIMT: TX x (threads/TX) threads, each BM/TX x BN/(threads/TX) outputs in runs of four
+(float4 shared loads). TF32: gpu_gemm_mma.py. Split-K ("partial" = the partial sums'
+buffer float32[split][N][M]): blockIdx.z's chunk of kc, stored there instead of the
+epilogue; gpu_split.py adds the chunks.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+from deepc.errors import VerifyError
+from deepc.ir.affine import affine, flat_offset
+from deepc.ir.expr import Const, Expr, FlatLoad, Lane, Load, Var, intrin, select
+from deepc.ir.loop import Allocate, Buffer, Evaluate, For, ForKind, IfThenElse, PrimFunc, Store
+from deepc.ir.loop import Stmt as S
+from deepc.ir.rewrite import substitute
+from deepc.schedule import gpu_gemm_mma as mma
+from deepc.schedule.gpu_build import Axes, bind, decode, kernel, lets, local, seq, shr, unrolled, v
+from deepc.schedule.gpu_gemm_match import GemmParts, match_gemm
+
+
+class Direct:
+    """An operand that is one load at base(side) + koff(k): `scale * k`, or a table."""
+
+    def __init__(self, buf: Buffer, side: Expr, k: dict[Var, int], axes: Axes, by4: bool):
+        self.buf, self.side, self.side_by4 = buf, side, by4
+        strides, stride = {}, 1
+        for var, extent in reversed(axes):
+            strides[var] = stride
+            stride *= extent
+        scale = k.get(axes[-1][0], 0)
+        self.scale = scale if all(k.get(x, 0) == scale * strides[x] for x, _ in axes) else None
+        self.table = [sum(k.get(x, 0) * i for (x, _), i in zip(axes, idx))
+                      for idx in product(*(range(e) for _, e in axes))]
+
+
+def direct(x: Expr, side: Axes, k_axes: Axes) -> Direct | None:
+    if not isinstance(x, Load) or x.source.scope != "global":
+        return None
+    try:
+        a = affine(flat_offset(x.source.shape, x.indices))
+    except (TypeError, ValueError):
+        return None
+    side_vars, k_vars = {s for s, _ in side}, {s for s, _ in k_axes}
+    if not all(isinstance(t, Var) and t in side_vars | k_vars for t, _ in a.terms):
+        return None
+    base = a.without(keep=side_vars)
+    by4 = base.const % 4 == 0 and all(c % 4 == 0 for _, c in base.terms)
+    return Direct(x.source, base.to_expr(), {t: c for t, c in a.terms if t in k_vars}, k_axes,
+                  by4)
+
+
+def _padded(table: list[int], bk: int) -> list[int]:
+    """A k table to whole K steps, its last offset repeated (a partial step reads valid
+    addresses, then zeroes them)."""
+    return table + table[-1:] * (-len(table) % bk)
+
+
+class _Operand:
+    """One operand's fetch into a register: direct (table or scale) or its expression."""
+
+    def __init__(self, d: Direct | None, expr: Expr, table: Buffer | None, k: Expr,
+                 parts: GemmParts, tail: bool):
+        self.d, self.expr, self.table, self.k = d, expr, table, k
+        self.parts, self.tail = parts, tail
+
+    def load(self, reg: Buffer, e: Expr, base: Expr, guard: Expr, gk: Var,
+             decodes: list[tuple[Var, Expr]]) -> S:
+        """reg[e] = the operand at (row or column, gk)."""
+        zero = Const(0.0, "float32")
+        if self.d is None:
+            return seq(Store(reg, (e,), zero), IfThenElse(
+                guard & (gk < self.k), lets(decodes + decode(self.parts.k_axes, gk),
+                                            Store(reg, (e,), self.expr))))
+        kk: Expr = gk
+        if self.tail and self.d.scale is not None:
+            kk = select(gk < self.parts.k, gk, self.parts.k - 1)
+        koff = kk * self.d.scale if self.d.scale is not None else \
+            Load(self.table, (kk,))  # type: ignore[arg-type]
+        value = FlatLoad(self.d.buf, base + koff, "float32")
+        if not self.tail:
+            return Store(reg, (e,), value)
+        gx = Var("g_x", "float32")
+        return lets([(gx, value)], Store(reg, (e,), select(gk < self.k, gx, zero)))
+
+
+def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
+              mma_tf32: bool = False, warps_m: int = 1, warps_n: int = 1, tx: int = 16,
+              min_blocks: int = 2, split: int = 1, kc: int = 0, partial: str = "") -> PrimFunc:
+    """Tile a matrix-product stage (knobs: the tile bm x bn x bk, threads, TF32 mma with
+    warps_m x warps_n warps or SIMT with tx threads along M, blocks per SM for the launch
+    bounds, and a split-K of `split` chunks of `kc` into the buffer `partial`).
+
+        for i0..in { alloc acc[1]; acc[0] = C; for r.. { acc[0] += X * Y }; out.. = f(acc[0]) }
+    tile_gemm(64, 64, 16) ->
+        blockIdx.x for bx in 0..M/64 { blockIdx.y for by in 0..N/64 {
+          alloc g_As: float32[16x64] shared; alloc g_Bs: float32[16x68] shared
+          threadIdx.x for g_tid in 0..256 {
+            alloc g_ra, g_rb, g_c local; g_c[..] = C; fetch(0) -> g_ra, g_rb
+            for g_k0 in 0..K step 16 { g_ra -> g_As, g_rb -> g_Bs; barrier(); fetch(next)
+                                  g_c += g_As x g_Bs (float4 loads, fma); barrier() }
+            unrolled for g_i, g_j { let i0.., n.. = decode(g_m, g_n); acc[0] = g_c[g_i, g_j]
+                                    out.. = f(acc[0]) } } } }
+    """
+    parts = match_gemm(func)
+    if parts is None:
+        raise VerifyError(f"{func.name}: tile_gemm needs a matrix-product stage")
+    t, m, n, K = threads, parts.m, parts.n, parts.k
+    a_per, b_per = bk * bm // t, bk * bn // t
+    da, db = direct(parts.a, parts.m_axes, parts.k_axes), direct(parts.b, parts.n_axes,
+                                                                  parts.k_axes)
+    tail = K % bk != 0
+    tid, gm0, gn0, gam, gamc = v("g_tid"), v("g_m0"), v("g_n0"), v("g_am"), v("g_amc")
+    klo: Expr = v("g_klo") if partial else Const(0, "int64")
+    khi: Expr = v("g_khi") if partial else Const(K, "int64")
+    ta = (Buffer(f"{func.name}_ka", (len(_padded(da.table, bk)),), "int64",
+                 "constant" if bm % 32 == 0 else "global")
+          if da is not None and da.scale is None else None)
+    tb = (Buffer(f"{func.name}_kb", (len(_padded(db.table, bk)),), "int64", "global")
+          if db is not None and db.scale is None else None)
+    op_a, op_b = (_Operand(da, parts.a, ta, khi, parts, tail),
+                  _Operand(db, parts.b, tb, khi, parts, tail))
+    vec_b = (mma_tf32 and db is not None and db.scale == 1 and db.side_by4 and not tail
+             and bk % 8 == 0 and bn * bk % (8 * t) == 0)
+    octets = bn * bk // (8 * t) if vec_b else 0
+    b_first, b_step = ((tid // (bk // 8), t // (bk // 8)) if octets else (tid // bk, t // bk))
+    b_count = octets or b_per
+    bbase = [v(f"g_bbase{e}") for e in range(b_count)] if db is not None else []
+    As = Buffer("g_As", (bk, bm + 8) if mma_tf32 else (bk, bm), "float32", "shared")
+    Bs = Buffer("g_Bs", (bn, bk + 8) if mma_tf32 else (bk, bn + 4), "float32", "shared")
+    ra = Buffer("g_ra", (a_per,), "float32", "local")
+    rb = Buffer("g_rb4", (2 * octets,), "float32x4", "local") if octets else \
+        Buffer("g_rb", (b_per,), "float32", "local")
+    tile = mma.Tile(bm, bn, bk, t, warps_m, warps_n, tx) if mma_tf32 else None
+    acc_shape = mma.acc_shape(tile) if tile else (bm // tx, bn // (t // tx))
+    c = Buffer("g_c", acc_shape, "float32", "local")
+
+    def fetch(k0: Expr) -> S:
+        gk = v("g_k")
+        a = unrolled("g_e", a_per, lambda e: lets(
+            [(gk, k0 + tid // bm + e * (t // bm))],
+            op_a.load(ra, e, v("g_abase") if da else Const(0, "int64"), gam < m, gk, [])))
+        if octets:
+            assert db is not None
+            at = [bbase[e] + k0 + (tid % (bk // 8)) * 8 for e in range(octets)]
+            return seq(a, *(seq(Store(rb, (Const(2 * e, "int64"),),
+                                      FlatLoad(db.buf, at[e], "float32x4")),
+                                Store(rb, (Const(2 * e + 1, "int64"),),
+                                      FlatLoad(db.buf, at[e] + 4, "float32x4")))
+                            for e in range(octets)))
+        gn = v("g_n")
+
+        def b_one(e: Expr, base: Expr) -> S:
+            return lets([(gn, gn0 + tid // bk + e * (t // bk)), (gk, k0 + tid % bk)],
+                        op_b.load(rb, e, base, gn < n, gk, decode(parts.n_axes, gn)))
+        if db is None:
+            return seq(a, unrolled("g_e", b_per, lambda e: b_one(e, Const(0, "int64"))))
+        return seq(a, *(b_one(Const(e, "int64"), bbase[e]) for e in range(b_per)))
+
+    def base_lets() -> list[tuple[Var, Expr]]:
+        out: list[tuple[Var, Expr]] = [(gamc, select(gam < m, gam, m - 1)),
+                                       *decode(parts.m_axes, gamc)]
+        if da is not None:
+            out.append((v("g_abase"), da.side))
+        if db is not None:  # each fetched column's offset, its clamped column decoded
+            for e in range(b_count):
+                gn = v(f"g_nb{e}")
+                col = gn0 + b_first + e * b_step
+                out += [(gn, select(col < n, col, n - 1)),
+                        (bbase[e], substitute(db.side, dict(decode(parts.n_axes, gn))))]
+        return out
+
+    gk0 = v("g_k0")
+    a_col = mma.arow(tid % bm) if tile else tid % bm
+    store_a = unrolled("g_e", a_per, lambda e: Store(
+        As, (tid // bm + e * (t // bm), a_col),
+        intrin("tf32_round", Load(ra, (e,))) if tile else Load(ra, (e,))))
+    store_b = mma.store_b(tile, Bs, rb, tid, octets) if tile else unrolled(
+        "g_e", b_per, lambda e: Store(Bs, (tid % bk, tid // bk + e * (t // bk)), Load(rb, (e,))))
+    step = mma.step(tile, As, Bs, c, tid) if tile else _simt_step(bm, bn, bk, t, tx, As, Bs,
+                                                                   c, tid)
+    # g_k0 itself the induction variable to the chunk's end: a step count instead (and
+    # g_k0 derived from it) cost 9 more registers in ResNet-18's split-K convs
+    kloop = For(gk0, khi, ForKind.SERIAL, seq(
+        store_a, store_b, Evaluate("barrier"),
+        IfThenElse(gk0 + bk < khi, fetch(gk0 + bk)), step, Evaluate("barrier")),
+        start=klo, step=bk)
+    main = lets(base_lets(), seq(fetch(klo), kloop))
+    init = _fill(c, parts.init)
+    sums = _partial_buf(func, partial) if partial else None
+    out = _epilogue(parts, tile, c, tid, bm, bn, t, tx, sums)
+    body = lets(
+        [(gm0, v("g_bx") * bm), (gn0, v("g_by") * bn),
+         *([(klo, v("g_bz") * kc), (khi, select(klo + kc < K, klo + kc, K))]  # type: ignore[list-item]
+           if partial else []),
+         (gam, gm0 + tid % bm)],
+        local(ra.name, ra.shape, ra.dtype, local(rb.name, rb.shape, rb.dtype, local(
+            c.name, c.shape, c.dtype, seq(init, main, out)))))
+    body = Allocate(As, Allocate(Bs, bind([("g_tid", t, "threadIdx.x")], body)))
+    grid = [("g_bx", -(-m // bm), "blockIdx.x"), ("g_by", -(-n // bn), "blockIdx.y")]
+    if partial:
+        grid.append(("g_bz", split, "blockIdx.z"))
+    body = bind(grid, body)
+    for table, d in ((tb, db), (ta, da)):
+        if table is not None and d is not None:
+            body = Allocate(table, body, tuple(_padded(d.table, bk)))
+    # __restrict__ even where the planner may run the kernel in place (a residual add's input
+    # and the output share memory): the only aliased pairs are an input and the output read
+    # and written at the same element, once, by one thread, the load feeding the store; and
+    # without it every epilogue load waits for the store before it (ResNet-18's residual
+    # convs took ~30% longer)
+    return kernel(func, body, may_alias=None, launch_bounds=(t, min_blocks))
+
+
+def _partial_buf(func: PrimFunc, name: str) -> Buffer:
+    return next(b for b in func.params if b.name == name)
+
+
+def _fill(buf: Buffer, value: Expr) -> S:
+    names = ("g_i", "g_j", "g_q")[:len(buf.shape)]
+
+    def nest(d: int, idx: tuple[Expr, ...]) -> S:
+        if d == len(buf.shape):
+            return Store(buf, idx, value)
+        return unrolled(names[d], buf.shape[d], lambda x: nest(d + 1, (*idx, x)))
+    return nest(0, ())
+
+
+def _simt_step(bm: int, bn: int, bk: int, t: int, tx: int, As: Buffer, Bs: Buffer,
+               c: Buffer, tid: Var) -> S:
+    """Thread (tid % TX, tid / TX) owns rows 4 (tid % TX) + 4 TX i + 0..3 and columns
+    4 (tid / TX) + 4 TY j + 0..3: float4 shared loads, four values each."""
+    ty = t // tx
+    tm, tn = bm // tx, bn // ty
+    a, b = Buffer("g_a", (tm,), "float32", "local"), Buffer("g_b", (tn,), "float32", "local")
+    gv = Var("g_v", "float32x4")
+
+    def quad(reg: Buffer, src: Buffer, kk: Var, col: Expr, i: Var) -> S:
+        return lets([(gv, FlatLoad(src, flat_offset(src.shape, (kk, col)), "float32x4"))],
+                    seq(*(Store(reg, (4 * i + q,), Lane(gv, q)) for q in range(4))))
+
+    def body(kk: Var) -> S:
+        fmas = unrolled("g_i", tm, lambda i: unrolled("g_j", tn, lambda j: Store(
+            c, (i, j), intrin("fma", Load(a, (i,)), Load(b, (j,)), Load(c, (i, j))))))
+        return local("g_a", a.shape, "float32", local("g_b", b.shape, "float32", seq(
+            unrolled("g_i", tm // 4, lambda i: quad(a, As, kk, 4 * (tid % tx) + 4 * tx * i, i)),
+            unrolled("g_j", tn // 4, lambda j: quad(b, Bs, kk, 4 * (tid // tx) + 4 * ty * j, j)),
+            fmas)))
+    return unrolled("g_kk", bk, body)
+
+
+def epilogue_body(parts: GemmParts, gm: Expr, gn: Expr, value: Expr) -> S:
+    """Output (gm, gn)'s fused epilogue on its sum `value`, where in bounds."""
+    acc = parts.acc.buffer
+    return IfThenElse((gm < parts.m) & (gn < parts.n), lets(
+        decode(parts.m_axes, gm) + decode(parts.n_axes, gn),
+        Allocate(acc, seq(Store(acc, (Const(0, "int64"),), value), *parts.epilogue))))
+
+
+def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: int, bn: int,
+              t: int, tx: int, partial: Buffer | None) -> S:
+    """Each accumulator to its outputs, or (split-K) its partial sum to the partial buffer."""
+    gm, gn = v("g_m"), v("g_n")
+
+    def inner(value: Expr) -> S:
+        if partial is not None:
+            return IfThenElse((gm < parts.m) & (gn < parts.n),
+                              Store(partial, (v("g_bz"), gn, gm), value))
+        return epilogue_body(parts, gm, gn, value)
+
+    if tile is not None:
+        return mma.outputs(tile, tid, gm, gn, c, inner)
+    ty = t // tx
+    return unrolled("g_i", bm // tx, lambda i: unrolled("g_j", bn // ty, lambda j: lets(
+        [(gm, v("g_m0") + 4 * (tid % tx) + (i & 3) + 4 * tx * shr(i, 2)),
+         (gn, v("g_n0") + 4 * (tid // tx) + (j & 3) + 4 * ty * shr(j, 2))],
+        inner(Load(c, (i, j))))))
+
+
+__all__ = ["Direct", "direct", "epilogue_body", "tile_gemm"]
