@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepc.errors import BundleError, DeepcError, ShapeError
+from deepc.errors import BundleError, DeepcError, InputError, ShapeError
 from deepc.ir.types import np_dtype
 from deepc.runtime.bundle import BundleContents, TensorSpec, read_bundle
+from deepc.runtime.inputs import check_index_ranges
 from deepc.runtime.memory import ALIGN, aligned_array, aligned_empty
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ class Model:
     def _prepare(self, inputs: Mapping[str, Any]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Checked, converted input arrays in model order, and fresh output arrays."""
         if not isinstance(inputs, Mapping):
-            raise DeepcError("Model.run takes a dict of input name -> array; the model takes"
+            raise InputError("Model.run takes a dict of input name -> array; the model takes"
                              f" {_describe(self.inputs)}")
         names = [s.name for s in self.inputs]
         missing = [n for n in names if n not in inputs]
@@ -228,8 +229,9 @@ class Model:
         if missing or unknown:
             problem = (f"missing input(s) {', '.join(missing)}" if missing
                        else f"unknown input(s) {', '.join(unknown)}")
-            raise DeepcError(f"{problem} — the model takes {_describe(self.inputs)}")
+            raise InputError(f"{problem} — the model takes {_describe(self.inputs)}")
         feeds = [self._feed(spec, inputs[spec.name]) for spec in self.inputs]
+        check_index_ranges(dict(zip(names, feeds)), self.manifest.get("input_bounds", {}))
         return feeds, [aligned_array(s.shape, np_dtype(s.dtype)) for s in self.outputs]
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
