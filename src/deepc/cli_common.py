@@ -63,14 +63,13 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
-        except RecursionError:
-            fail("the model is nested too deeply for deepc (RecursionError) — please report "
-                 "it with the model", 70)
         except Exception as exc:
             if os.environ.get("DEEPC_DEBUG"):
                 raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (a deepc bug: rerun with "
-                 "DEEPC_DEBUG=1 for a traceback and report it)", 70)
+            what = ("the model nests too deeply for a recursive walk in deepc"
+                    if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}")
+            fail(f"internal error: {what} (a deepc bug: rerun with DEEPC_DEBUG=1 for a "
+                 "traceback and report it)", 70)
 
     return wrapper
 
