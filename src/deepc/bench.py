@@ -147,9 +147,7 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
         peer = onnxruntime_session(path, threads or cores)
         fns.append(lambda: peer.run(None, feeds))
     elif compare not in (None, "none"):
-        from deepc.errors import DeepcError
-
-        raise DeepcError(f"--compare {compare!r}: only onnxruntime is available on this target")
+        raise InputError(f"--compare {compare!r}: only onnxruntime is available on this target")
     times = interleaved(fns, runs, warmup)
     result = BenchResult(path.stem, threads or cores, Timing.of(times[0]),
                          compile_seconds=compiled.compile_seconds)
@@ -193,14 +191,12 @@ def _bench_emulated(path: Path, compiled: Any, model: Any, feeds: dict[str, Any]
     each run inside one emulator process. The times are the emulator's on this machine, not
     the device's, so no peer is timed (a ratio would mean nothing); onnxruntime here only
     checks the outputs."""
-    from deepc.errors import DeepcError
-
     if profile:
-        raise DeepcError("--profile times kernels in-process: it needs a bundle for this"
+        raise InputError("--profile times kernels in-process: it needs a bundle for this"
                          f" machine, not one run under `{model.emulator}` — compile with"
                          " --target host")
     if compare not in (None, "none", "onnxruntime"):
-        raise DeepcError(f"--compare {compare!r}: emulated targets check outputs against"
+        raise InputError(f"--compare {compare!r}: emulated targets check outputs against"
                          " onnxruntime, or none")
     times = model.time_runs(feeds, runs=runs, warmup=warmup)
     result = BenchResult(path.stem, model.num_threads, Timing.of(list(times.seconds)),
@@ -225,9 +221,7 @@ def _bench_cuda(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
         shape = compiled.graph.types[compiled.graph.inputs[0]].shape
         peers = torch_peers(path.stem, shape, allow_tf32, with_compile=compare == "torch")
     elif compare not in (None, "none", "onnxruntime"):
-        from deepc.errors import DeepcError
-
-        raise DeepcError(f"--compare {compare!r}: CUDA targets compare with torch or none")
+        raise InputError(f"--compare {compare!r}: CUDA targets compare with torch or none")
     times = interleaved(fns + list(peers.values()), runs, warmup, settle_s=0)
     result = BenchResult(path.stem, 1, Timing.of(times[0]),
                          compile_seconds=compiled.compile_seconds)

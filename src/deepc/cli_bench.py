@@ -27,6 +27,7 @@ from deepc.cli_common import (
 @click.option("--threads", "threads", multiple=True, type=int, default=(0,), show_default=True,
               help="Threads (0 = all cores). Repeat to bench several settings.")
 @click.option("--compare", default="onnxruntime", show_default=True,
+              type=click.Choice(["onnxruntime", "torch", "torch-eager", "none"]),
               help="Peer to time alongside (onnxruntime; torch on CUDA targets: eager and"
                    " torch.compile, or torch-eager alone; or none).")
 @click.option("--batch", default=0, help="Replace the first input's batch dimension.")

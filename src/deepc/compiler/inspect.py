@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from deepc.errors import DeepcError, InputError
+from deepc.errors import InputError
 from deepc.ir.graph import Attrs, Graph
 
 
@@ -42,7 +42,7 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
     if stage == "source":
         return {k.name: function_text(compiled.llvm_ir, k.func.name) for k in chosen}
     if not hasattr(compiled, "llvm_ir"):
-        raise DeepcError(f"--stage {stage} needs an LLVM target; use --stage source for"
+        raise InputError(f"--stage {stage} needs an LLVM target; use --stage source for"
                          f" {getattr(compiled.target, 'name', target)}")
     if stage == "asm":
         import llvmlite.binding as llvm
@@ -51,7 +51,7 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
 
         asm = emit_assembly(llvm.parse_assembly(compiled.llvm_ir), machine_spec(compiled.target))
         return {k.name: asm_function(asm, k.func.name) for k in chosen}
-    raise DeepcError(f"unknown stage {stage!r}")
+    raise InputError(f"unknown stage {stage!r}")
 
 
 def cstyle_text(source: str, name: str) -> str:

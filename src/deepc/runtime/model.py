@@ -53,17 +53,17 @@ def _host_mismatch(bundle: BundleContents) -> tuple[str, str] | None:
 
 
 def check_runnable_here(bundle: BundleContents) -> None:
-    """Raise DeepcError unless this process can run the bundle's library natively."""
+    """Raise InputError (exit 2) unless this process can run the bundle's library natively."""
     from deepc.target.host import llvm_host
 
     where = str(bundle.source)
     kind = bundle.target.get("device", {}).get("kind", "cpu")
     if kind != "cpu":
-        raise DeepcError(f"{where} is a {kind} bundle; this runtime runs cpu bundles only —"
+        raise InputError(f"{where} is a {kind} bundle; this runtime runs cpu bundles only —"
                          " compile the model for a cpu target")
     mismatch = _host_mismatch(bundle)
     if mismatch:
-        raise DeepcError(f"{where} is compiled for {mismatch[0]} and cannot be loaded on this"
+        raise InputError(f"{where} is compiled for {mismatch[0]} and cannot be loaded on this"
                          f" machine ({mismatch[1]}) — run it on such a machine, or compile the"
                          " model for --target host")
     # an instruction this CPU lacks would kill the process (SIGILL) instead of raising
@@ -71,7 +71,7 @@ def check_runnable_here(bundle: BundleContents) -> None:
     wanted = {f for f in bundle.target.get("isa", {}).get("features", []) if f.startswith("+")}
     missing = sorted(wanted - set(host_features)) if host_features else []
     if missing:
-        raise DeepcError(f"{where} uses CPU features this machine lacks ({', '.join(missing)})"
+        raise InputError(f"{where} uses CPU features this machine lacks ({', '.join(missing)})"
                          " — compile the model for --target host")
 
 
@@ -83,7 +83,7 @@ def open_library(bundle: BundleContents) -> NativeLibrary | EmulatedLibrary:
     mismatch = _host_mismatch(bundle)
     if mismatch and emulator and bundle.target.get("device", {}).get("kind") == "cpu":
         if not runner:
-            raise DeepcError(f"{bundle.source} is compiled for {mismatch[0]} and cannot be loaded"
+            raise InputError(f"{bundle.source} is compiled for {mismatch[0]} and cannot be loaded"
                              f" on this machine ({mismatch[1]}), and it carries no runner to run"
                              " under the target's emulator — recompile it with this deepc")
         from deepc.runtime.emulated import EmulatedLibrary
