@@ -7,7 +7,7 @@ import contextlib
 import functools
 import os
 import sys
-import time
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,15 +200,36 @@ def stage_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
         with bar:
             yield live
         return
-    started: set[str] = set()
-    begun = time.monotonic()
+    yield from _plain_progress(title)
+
+
+def _plain_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
+    """Short runs stay quiet (an error is then the only line). Once QUIET_SECONDS have
+    passed, the stage running then is announced (by a timer: a stage can be long) and each
+    later one as it starts."""
+    current: list[str] = []  # the stage running now, as "stage (total)"
+    announced: set[str] = set()
+    lock = threading.Lock()
+
+    def announce() -> None:
+        with lock:
+            if current and current[0] not in announced:
+                announced.add(current[0])
+                err_console.print(f"deepc: {title}: {current[0]}", highlight=False,
+                                  markup=False, soft_wrap=True)
+
+    timer = threading.Timer(QUIET_SECONDS, announce)
+    timer.daemon = True
 
     def plain(stage: str, done: int, total: int) -> None:
-        # short runs stay quiet (an error is then the only line); long ones show each stage
-        if stage not in started and time.monotonic() - begun > QUIET_SECONDS:
-            count = f" ({total})" if total > 1 else ""
-            err_console.print(f"deepc: {title}: {stage}{count}", highlight=False,
-                              markup=False, soft_wrap=True)
-        started.add(stage)
+        text = f"{stage} ({total})" if total > 1 else stage
+        with lock:
+            current[:] = [text]
+        if not timer.is_alive():  # the timer has fired: announce at once
+            announce()
 
-    yield plain
+    timer.start()
+    try:
+        yield plain
+    finally:
+        timer.cancel()
