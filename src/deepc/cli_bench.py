@@ -30,7 +30,8 @@ from deepc.cli_common import (
               type=click.Choice(["onnxruntime", "torch", "torch-eager", "none"]),
               help="Peer to time alongside (onnxruntime; torch on CUDA targets: eager and"
                    " torch.compile, or torch-eager alone; or none).")
-@click.option("--batch", default=0, help="Replace the first input's batch dimension.")
+@click.option("--batch", default=0, type=click.IntRange(min=0),
+              help="Replace the first input's batch dimension (0: the model's own).")
 @click.option("--allow-tf32", is_flag=True,
               help="CUDA: let the torch peer use TF32 (its defaults); strict fp32 otherwise.")
 @click.option("--runs", default=50, show_default=True, help="Timed runs of each.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ import click
 from rich.table import Table
 
 from deepc.cli_common import EXIT_EPILOG, handle_errors, note, print_table
+from deepc.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +35,8 @@ def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed
     import deepc
     from deepc.runtime.inputs import load_input_files
 
+    if output_dir is not None:
+        make_output_dir(output_dir)
     model = deepc.load(bundle)
     if model.emulated:
         target_name = model.bundle.target.get("name", "?")
@@ -92,6 +96,17 @@ def save_outputs(outputs: dict[str, np.ndarray], output_dir: Path) -> dict[str, 
             np.save(f, value)
         saved[name] = path
     return saved
+
+
+def make_output_dir(path: Path) -> None:
+    """Create --output-dir before running, so a path that cannot be written is exit 2."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output-dir {path}: cannot be created ({exc.strerror or exc}) — "
+                         "choose another folder") from None
+    if not os.access(path, os.W_OK):
+        raise InputError(f"--output-dir {path}: not writable — choose another folder")
 
 
 def safe_filename(name: str) -> str:

@@ -186,3 +186,14 @@ def test_plain_progress_off_a_terminal(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(lines) >= 3 and all(ln.startswith("deepc: compile tiny_cnn.onnx: ") for ln in lines)
     with tarfile.open(tmp_path / "m.tar") as tar:
         assert "manifest.json" in tar.getnames()
+
+
+def test_unwritable_output_dir_is_refused_before_running(embed: Path) -> None:
+    code, out, err = run("run", str(embed), "-d", "/proc/no/such/dir")
+    assert_one_line_error(code, err, 2, "--output-dir")
+    assert out == ""
+
+
+def test_bench_batch_must_not_be_negative() -> None:
+    code, _, err = run("bench", str(EXAMPLE), "--batch", "-1")
+    assert code == 2 and "--batch" in err
