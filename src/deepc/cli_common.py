@@ -63,6 +63,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except MemoryError as exc:  # a run-time failure of this machine, not a deepc bug
+            fail(f"out of memory: {exc} — use a machine with more memory or a smaller "
+                 "input shape", 1)
         except Exception as exc:
             if os.environ.get("DEEPC_DEBUG"):
                 raise

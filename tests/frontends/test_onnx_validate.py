@@ -79,6 +79,10 @@ MALFORMED: dict[str, tuple[Callable[[], onnx.ModelProto | bytes], str]] = {
                     "must have one type"),
     "output type": (lambda: _model([relu()], [_vi("x")], [_vi("y", TensorProto.INT64)]),
                     "declared tensor(int64)"),
+    "huge intermediate": (lambda: _model(
+        [helper.make_node("Expand", ["x", "s"], ["y"])], [_vi("x", shape=(1, 1))], [_vi("y")],
+        (numpy_helper.from_array(np.array([2**20, 2**20], np.int64), "s"),)),
+        "1048576x1048576"),
     "future opset": (lambda: helper.make_model(
         helper.make_graph([relu()], "g", [_vi("x")], [_vi("y")]),
         opset_imports=[helper.make_opsetid("", 999)]), "opset 999"),

@@ -16,6 +16,7 @@ from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
 from deepc.frontends.onnx_validate import (
     MIN_OPSET,
+    check_sizes,
     default_opset,
     element_dtype,
     input_shape,
@@ -103,7 +104,7 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
 
     convert_nodes(b, topological_nodes(g), opset)
     b.outputs = [finish_output(b, vi.name) for vi in g.output]
-    return b.build()
+    return check_sizes(b.build())
 
 
 def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:

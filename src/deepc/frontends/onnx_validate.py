@@ -18,9 +18,11 @@ from onnx import helper
 
 from deepc.errors import DeepcNotice, FixedDimReplaced, ModelError, ShapeError
 from deepc.frontends.onnx_types import check_types, describe, node_schema
+from deepc.ir.graph import Graph
 
 MIN_OPSET = 7
-# the largest tensor deepc addresses (elements): kernels index with 32-bit signed offsets
+# the largest tensor deepc accepts (elements; 8 GiB of float32): beyond it a dimension is
+# almost always corrupted or mis-set, and the kernels' index arithmetic is untested there
 MAX_ELEMENTS = 2**31 - 1
 REFUSED_DTYPES = {"object": "string", "complex64": "complex", "complex128": "complex"}
 
@@ -147,6 +149,19 @@ def input_shape(vi: onnx.ValueInfoProto, given: tuple[int, ...] | None,
                          f"{prod(shape):,} elements, more than deepc addresses "
                          f"({MAX_ELEMENTS:,}) — give a smaller --input-shape")
     return shape
+
+
+def check_sizes(graph: Graph) -> Graph:
+    """Every value of the converted graph within MAX_ELEMENTS: an Expand or ConstantOfShape
+    to 2**40 elements is the model's fault, found here rather than as a failed allocation."""
+    for name, ty in graph.types.items():
+        if ty.size > MAX_ELEMENTS:
+            made = next((n for n in graph.nodes if name in n.outputs), None)
+            by = f" (made by {made.op} {made.name!r})" if made is not None else ""
+            raise ShapeError(f"value {name!r}{by} has shape {'x'.join(map(str, ty.shape))}: "
+                             f"{ty.size:,} elements, more than deepc addresses "
+                             f"({MAX_ELEMENTS:,})")
+    return graph
 
 
 def topological_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
