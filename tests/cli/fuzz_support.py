@@ -13,6 +13,7 @@ import onnx
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from deepc.cli_run import safe_filename
 from tests.helpers import run_ort
 
 
@@ -127,8 +128,9 @@ def time_limit(seconds: int) -> Iterator[None]:
 
 
 def check_answer(what: str, code: int, err: str, model: Path, out: Path) -> None:
-    """Exit 0 with onnxruntime's numbers, or exit 2 with one `error:` line (notes and
-    progress aside) and no output file: never a traceback, a crash or a half-written file."""
+    """Exit 0 and `deepc run` giving onnxruntime's numbers, or exit 2 with one `error:` line
+    (notes and progress aside) and no output file: never a traceback, a crash or a
+    half-written file."""
     lines = [ln for ln in err.splitlines()
              if ln.strip() and not ln.startswith(("note:", "deepc: "))]
     assert "Traceback" not in err, f"{what}: {err}"
@@ -138,12 +140,19 @@ def check_answer(what: str, code: int, err: str, model: Path, out: Path) -> None
         return
     assert code == 0, f"{what}: exit {code}: {err}"
     import deepc
+    from tests.test_cli import run
 
     bundle = deepc.load(out)
     feeds = bundle.random_inputs(seed=3)
-    ours = bundle.run(feeds)
+    args = []
+    for name, value in feeds.items():
+        np.save(out.parent / f"in_{name}.npy", value)
+        args += ["-i", f"{name}={out.parent / f'in_{name}.npy'}"]
+    code, _, err = run("run", str(out), *args, "-d", str(out.parent / "outs"))
+    assert code == 0, f"{what}: deepc run: exit {code}: {err}"
     theirs = run_ort(onnx.load(str(model)), feeds)
-    for got, want in zip(ours.values(), theirs):
+    for spec, want in zip(bundle.outputs, theirs):
+        got = np.load(out.parent / "outs" / f"{safe_filename(spec.name)}.npy")
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=what)
 
 
