@@ -25,6 +25,8 @@ err_console = Console(stderr=True)
 # \b keeps click from re-flowing the table into one paragraph
 EXIT_EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:>2}  {what}"
                                                for code, what in EXIT_CODES.items())
+BUG_EXIT = 70
+BUG_HINT = " (a deepc bug: rerun with DEEPC_DEBUG=1 for a traceback and report it)"
 QUIET_SECONDS = 2.0  # plain progress lines start after this long
 OPT_HELP = ("Graph optimisation level, the same in every verb: 0 no graph passes (one kernel "
             "per op); 1 constant folding and dead-code removal; 2 also common subexpressions, "
@@ -60,7 +62,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 warnings.showwarning = _show_notice
                 return fn(*args, **kwargs)
         except DeepcError as exc:
-            fail(str(exc), exc.exit_code)
+            if exc.exit_code == BUG_EXIT and os.environ.get("DEEPC_DEBUG"):
+                raise
+            fail(f"{exc}{BUG_HINT if exc.exit_code == BUG_EXIT else ''}", exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except MemoryError as exc:  # a run-time failure of this machine, not a deepc bug
@@ -71,8 +75,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             what = ("the model nests too deeply for a recursive walk in deepc"
                     if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}")
-            fail(f"internal error: {what} (a deepc bug: rerun with DEEPC_DEBUG=1 for a "
-                 "traceback and report it)", 70)
+            fail(f"internal error: {what}{BUG_HINT}", BUG_EXIT)
 
     return wrapper
 

@@ -90,7 +90,10 @@ class UnknownPassError(DeepcError):
 
 
 class VerifyError(DeepcError):
-    """An IR invariant is broken: a bug in a pass or a frontend, not in the user's model."""
+    """An IR invariant is broken: a bug in a pass or a frontend, not in the user's model
+    (the frontend validates models first), so the CLI reports it as one (exit 70)."""
+
+    exit_code = 70
 
 
 class ToolchainError(DeepcError):
