@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deepc.errors import EXIT_CODES, DeepcError, DeepcNotice, FixedDimReplaced, InputError
@@ -36,7 +37,10 @@ OPT_HELP = ("Graph optimisation level, the same in every verb: 0 no graph passes
 
 
 def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, whatever the message holds (a wrapped tool's newlines, brackets
+    that rich would read as markup), then exit with `code`."""
+    line = " ".join(message.split())
+    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

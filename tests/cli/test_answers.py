@@ -197,3 +197,20 @@ def test_unwritable_output_dir_is_refused_before_running(embed: Path) -> None:
 def test_bench_batch_must_not_be_negative() -> None:
     code, _, err = run("bench", str(EXAMPLE), "--batch", "-1")
     assert code == 2 and "--batch" in err
+
+
+def test_an_error_is_one_line_whatever_its_message_holds() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from deepc.cli_common import handle_errors
+    from deepc.errors import InputError
+
+    @click.command()
+    @handle_errors
+    def boom() -> None:
+        raise InputError("first line\nsecond [bold]line[/bold]")
+
+    result = CliRunner().invoke(boom, [])
+    assert result.exit_code == 2
+    assert result.stderr == "error: first line second [bold]line[/bold]\n"
