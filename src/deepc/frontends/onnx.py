@@ -15,9 +15,7 @@ from deepc.frontends.onnx_functions import expand, is_function_op
 from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
 from deepc.frontends.onnx_validate import (
-    MIN_OPSET,
     check_sizes,
-    default_opset,
     element_dtype,
     input_shape,
     topological_nodes,
@@ -26,6 +24,7 @@ from deepc.frontends.onnx_validate import (
 from deepc.ir.graph import Graph
 from deepc.ir.types import TensorType, dtype_name
 
+MIN_OPSET = 7
 DEFAULT_DIM = 1  # symbolic dimensions not fixed by --input-shape
 
 
@@ -56,6 +55,13 @@ def read_model(path: Path) -> onnx.ModelProto:
     return model
 
 
+def default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return MIN_OPSET
+
+
 def _value_type(vi: onnx.ValueInfoProto, shape: tuple[int, ...] | None) -> TensorType:
     return TensorType(input_shape(vi, shape, DEFAULT_DIM), dtype_name(element_dtype(vi)))
 
@@ -71,7 +77,7 @@ def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
 def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
             name: str = "model") -> Graph:
     """Translate an in-memory ONNX model to the graph IR."""
-    validate(model)  # the model's own faults first, before functions are inlined
+    validate(model, default_opset(model))  # the model's own faults first, before inlining
     model = _inline_functions(model)
     opset = default_opset(model)
     if opset < MIN_OPSET:

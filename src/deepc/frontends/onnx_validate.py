@@ -20,32 +20,23 @@ from deepc.errors import DeepcNotice, FixedDimReplaced, ModelError, ShapeError
 from deepc.frontends.onnx_types import check_types, describe, node_schema
 from deepc.ir.graph import Graph
 
-MIN_OPSET = 7
 # the largest tensor deepc accepts (elements; 8 GiB of float32): beyond it a dimension is
 # almost always corrupted or mis-set, and the kernels' index arithmetic is untested there
 MAX_ELEMENTS = 2**31 - 1
 REFUSED_DTYPES = {"object": "string", "complex64": "complex", "complex128": "complex"}
 
 
-def validate(model: onnx.ModelProto) -> None:
-    """Check the model's versions, then its graph's names, schemas, types and topology."""
+def validate(model: onnx.ModelProto, opset: int) -> None:
+    """Check the model's versions, then its graph's names, schemas (at the default domain's
+    `opset`), types and topology."""
     newest_ir, newest_opset = onnx.IR_VERSION, onnx.defs.onnx_opset_version()
     if model.ir_version > newest_ir:
         raise ModelError(f"IR version {model.ir_version} is newer than any this ONNX knows "
                          f"({newest_ir}) — the file is corrupted, or upgrade onnx")
-    opset = default_opset(model)
     if opset > newest_opset:
         raise ModelError(f"opset {opset} is newer than any this ONNX knows ({newest_opset}) — "
                          "the file is corrupted, or export with an older opset")
     validate_graph(model.graph, opset)
-
-
-def default_opset(model: onnx.ModelProto) -> int:
-    """The default domain's opset (MIN_OPSET where the model does not say)."""
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return MIN_OPSET
 
 
 def validate_graph(graph: onnx.GraphProto, opset: int) -> None:
