@@ -19,3 +19,13 @@ def shared_model(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present: the shared models live in ../shared/models")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_cli_progress_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process CLI runs are not terminals, so runs over 2 s print `deepc: ...` progress
+    lines on stderr; on a loaded machine that would put them before the one error line the
+    tests read. A test of the progress lines sets the delay itself."""
+    import deepc.cli_common
+
+    monkeypatch.setattr(deepc.cli_common, "QUIET_SECONDS", 3600.0)

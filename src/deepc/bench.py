@@ -11,12 +11,15 @@ import math
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deepc.errors import DeepcNotice, FixedDimReplaced, InputError
 
 
 @dataclass(frozen=True)
@@ -119,15 +122,11 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
     from deepc.runtime.inputs import random_inputs
 
     path = Path(path)
-    shapes = None
-    if batch:
-        from deepc.compiler.pipeline import load_graph
-
-        first = load_graph(path, None)
-        name = first.inputs[0]
-        shapes = {name: (batch, *first.types[name].shape[1:])}
-    compiled = deepc.compile(path, target, opt_level=opt_level, input_shapes=shapes,
-                             allow_tf32=allow_tf32 or None)
+    shapes = batch_shapes(path, batch, target, compare) if batch else None
+    with warnings.catch_warnings():  # batch_shapes has said what replacing a fixed batch does
+        warnings.simplefilter("ignore", FixedDimReplaced)
+        compiled = deepc.compile(path, target, opt_level=opt_level, input_shapes=shapes,
+                                 allow_tf32=allow_tf32 or None)
     with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp:
         model = deepc.load(compiled.save(Path(tmp) / "model.tar"))
     cores = os.cpu_count() or 1
@@ -148,9 +147,7 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
         peer = onnxruntime_session(path, threads or cores)
         fns.append(lambda: peer.run(None, feeds))
     elif compare not in (None, "none"):
-        from deepc.errors import DeepcError
-
-        raise DeepcError(f"--compare {compare!r}: only onnxruntime is available on this target")
+        raise InputError(f"--compare {compare!r}: only onnxruntime is available on this target")
     times = interleaved(fns, runs, warmup)
     result = BenchResult(path.stem, threads or cores, Timing.of(times[0]),
                          compile_seconds=compiled.compile_seconds)
@@ -164,20 +161,42 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
     return result
 
 
+def batch_shapes(path: Path, batch: int, target: Any,
+                 compare: str | None) -> dict[str, tuple[int, ...]]:
+    """The first input's shape with its leading dimension replaced by `batch`. A model that
+    fixes another batch compiles at `batch` (Reshape targets follow, with a notice), but
+    onnxruntime refuses it, so on CPU targets that compare with it that is an input error."""
+    from deepc.frontends.onnx import DEFAULT_DIM, declared_inputs
+    from deepc.target import load_target
+
+    name, dims = next(iter(declared_inputs(path).items()))
+    if not dims:
+        raise InputError(f"--batch {batch}: {path.name}'s input {name!r} is a scalar; it has "
+                         "no batch dimension to replace")
+    fixed = dims[0]
+    if fixed is not None and fixed != batch:
+        if compare == "onnxruntime" and load_target(target).kind != "cuda":
+            raise InputError(
+                f"--batch {batch}: {path.name} fixes the batch of input {name!r} at {fixed}, "
+                f"so onnxruntime cannot run it at {batch} to compare — use --compare none to "
+                "time deepc alone, or export the model with a symbolic batch dimension")
+        warnings.warn(DeepcNotice(f"--batch {batch}: {path.name} fixes its batch at {fixed}; "
+                                  f"deepc compiles it for {batch}"), stacklevel=2)
+    return {name: (batch, *(d or DEFAULT_DIM for d in dims[1:]))}
+
+
 def _bench_emulated(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
                     compare: str | None, runs: int, warmup: int, profile: bool) -> BenchResult:
     """A bundle for another architecture, timed through Model.time_runs: the runner times
     each run inside one emulator process. The times are the emulator's on this machine, not
     the device's, so no peer is timed (a ratio would mean nothing); onnxruntime here only
     checks the outputs."""
-    from deepc.errors import DeepcError
-
     if profile:
-        raise DeepcError("--profile times kernels in-process: it needs a bundle for this"
+        raise InputError("--profile times kernels in-process: it needs a bundle for this"
                          f" machine, not one run under `{model.emulator}` — compile with"
                          " --target host")
     if compare not in (None, "none", "onnxruntime"):
-        raise DeepcError(f"--compare {compare!r}: emulated targets check outputs against"
+        raise InputError(f"--compare {compare!r}: emulated targets check outputs against"
                          " onnxruntime, or none")
     times = model.time_runs(feeds, runs=runs, warmup=warmup)
     result = BenchResult(path.stem, model.num_threads, Timing.of(list(times.seconds)),
@@ -202,9 +221,7 @@ def _bench_cuda(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
         shape = compiled.graph.types[compiled.graph.inputs[0]].shape
         peers = torch_peers(path.stem, shape, allow_tf32, with_compile=compare == "torch")
     elif compare not in (None, "none", "onnxruntime"):
-        from deepc.errors import DeepcError
-
-        raise DeepcError(f"--compare {compare!r}: CUDA targets compare with torch or none")
+        raise InputError(f"--compare {compare!r}: CUDA targets compare with torch or none")
     times = interleaved(fns + list(peers.values()), runs, warmup, settle_s=0)
     result = BenchResult(path.stem, 1, Timing.of(times[0]),
                          compile_seconds=compiled.compile_seconds)

@@ -21,6 +21,12 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """A temporary path next to `path`, renamed over it when the block succeeds.
@@ -32,6 +38,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; honour the umask
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -1,11 +1,88 @@
-"""How `deepc bench` presents its results: rich tables and lines, built from BenchResults."""
+"""`deepc bench`: the verb, and how it presents results (rich tables and lines)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import click
 from rich.table import Table
+
+from deepc.cli_common import (
+    EXIT_EPILOG,
+    console,
+    fail,
+    handle_errors,
+    opt_option,
+    print_table,
+    stage_progress,
+)
+
+
+@click.command("bench", epilog=EXIT_EPILOG)
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
+@click.option("--threads", "threads", multiple=True, type=int, default=(0,), show_default=True,
+              help="Threads (0 = all cores). Repeat to bench several settings.")
+@click.option("--compare", default="onnxruntime", show_default=True,
+              type=click.Choice(["onnxruntime", "torch", "torch-eager", "none"]),
+              help="Peer to time alongside (onnxruntime; torch on CUDA targets: eager and"
+                   " torch.compile, or torch-eager alone; or none).")
+@click.option("--batch", default=0, type=click.IntRange(min=0),
+              help="Replace the first input's batch dimension (0: the model's own).")
+@click.option("--allow-tf32", is_flag=True,
+              help="CUDA: let the torch peer use TF32 (its defaults); strict fp32 otherwise.")
+@click.option("--runs", default=50, show_default=True, help="Timed runs of each.")
+@click.option("--warmup", default=5, show_default=True, help="Untimed runs first.")
+@opt_option(3)
+@click.option("--profile", is_flag=True, help="Per-kernel time share and GFLOP/s.")
+@click.option("--top", default=25, show_default=True, metavar="N",
+              help="Kernels shown by --profile (the slowest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
+@click.option("--matmul", type=int, default=None, metavar="N",
+              help="Also time an NxNxN float32 matmul against numpy's BLAS.")
+@handle_errors
+def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
+              batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
+              profile: bool, top: int, as_json: bool, matmul: int | None) -> None:
+    """Time compiled models against onnxruntime, side by side in one process."""
+    from deepc.bench import bench_matmul, bench_model
+
+    if not models and matmul is None:
+        fail("name at least one MODEL, or --matmul N", 2)
+    if matmul is not None:
+        for n in threads:
+            mm = bench_matmul(matmul, threads=n, target=target)
+            if as_json:
+                click.echo(json.dumps(mm))
+            else:
+                console.print(matmul_line(mm), soft_wrap=True)
+        if not models:
+            return
+
+    results = []
+    with stage_progress("bench") as progress:
+        for n in threads:
+            for model in models:
+                step = f"{model.name}, {n or 'all'} thread{'s' if n != 1 else ''}"
+                progress(step, -1, 1)
+                results.append(bench_model(model, target, threads=n, compare=compare,
+                                           runs=runs, warmup=warmup, profile=profile,
+                                           opt_level=opt_level, batch=batch,
+                                           allow_tf32=allow_tf32))
+                progress(step, 0, 1)
+    if as_json:
+        for r in results:
+            click.echo(json.dumps(r.to_dict()))
+        return
+    print_table(results_table(results, compare, target, runs))
+    for line in peer_lines(results):
+        console.print(line, soft_wrap=True)
+    if profile:
+        for r in results:
+            print_table(profile_table(r, top))
 
 
 def matmul_line(mm: dict[str, Any]) -> str:
@@ -15,26 +92,43 @@ def matmul_line(mm: dict[str, Any]) -> str:
 
 
 def results_table(results: list[Any], compare: str, target: str, runs: int) -> Table:
-    """One row per (model, threads), the peer's time and the ratio, a geomean per thread count."""
+    """One row per (model, threads), the peer's time and the ratio, a geomean per thread count;
+    with no peer (--compare none, emulated rows) deepc's columns alone."""
     from deepc.bench import geomean  # numpy and friends only when a bench is printed
 
-    table = Table(title=f"deepc vs {compare} on {target} (median of {runs} interleaved runs)",
+    peer = next((r.peer_name for r in results if r.peer is not None), None)
+    table = Table(title=f"deepc vs {peer} on {target} (median of {runs} interleaved runs)",
                   title_justify="left", caption=emulated_caption(results),
                   caption_justify="left")
+    if peer is None:
+        table.title = f"deepc on {target} (median of {runs} runs)"
     if all(r.emulated for r in results):
         table.title = f"deepc on {target}, emulated (median of {runs} runs)"
-    for col in ("model", "threads", "deepc ms", "p90", f"{compare} ms", "ratio", "match"):
+    checked = any(r.matches is not None for r in results)
+    ratio = f"deepc/{peer}"
+    cols = ["model", "threads", "deepc ms", "p90", *([f"{peer} ms", ratio] if peer else []),
+            *(["match"] if checked else [])]
+    for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
-        peer = "-" if r.peer is None else f"{r.peer.median_ms:.2f}"
-        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
-        table.add_row(r.model, str(r.threads), f"{r.deepc.median_ms:.2f}",
-                      f"{r.deepc.p90_ms:.2f}", peer, ratio, str(r.matches))
+        row = [r.model, str(r.threads), f"{r.deepc.median_ms:.2f}", f"{r.deepc.p90_ms:.2f}"]
+        if peer:
+            row += ["-" if r.peer is None else f"{r.peer.median_ms:.2f}",
+                    "-" if r.ratio is None else f"{r.ratio:.2f}"]
+        table.add_row(*row, *([_match(r.matches)] if checked else []))
     for n in sorted({r.threads for r in results}):
         ratios = [r.ratio for r in results if r.threads == n and r.ratio is not None]
         if len(ratios) > 1:
-            table.add_row("geomean", str(n), "", "", "", f"{geomean(ratios):.2f}", "")
+            table.add_row("geomean", str(n), "", "", "", f"{geomean(ratios):.2f}",
+                          *([""] if checked else []))
+    if peer:
+        note = f"{ratio}: deepc's median time over {peer}'s; below 1 deepc is faster"
+        table.caption = "\n".join(filter(None, [note, table.caption]))
     return table
+
+
+def _match(matches: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "-"}[matches]
 
 
 def peer_lines(results: list[Any]) -> Iterator[str]:
@@ -48,7 +142,10 @@ def peer_lines(results: list[Any]) -> Iterator[str]:
 
 def profile_table(result: Any, top: int = 25) -> Table:
     """The `top` kernels of one model by time: ops, ms, share and achieved GFLOP/s."""
-    prof = Table(title=f"{result.model}: kernels by time", title_justify="left")
+    total = len(result.profile)
+    shown = f"showing {top} of {total} kernels (--top N for more)" if total > top else \
+        f"all {total} kernels"
+    prof = Table(title=f"{result.model}: kernels by time, {shown}", title_justify="left")
     launches = any("stages" in row for row in result.profile)  # CUDA: ms and mapping each
     for col in ("kernel", "ops", "ms", "share", "GFLOP/s", *(["launches"] if launches else [])):
         prof.add_column(col)

@@ -1,6 +1,19 @@
-"""Typed errors: every failure the library reports is a DeepcError with a one-line message."""
+"""Typed errors: every failure the library reports is a DeepcError with a one-line message.
+
+Each class carries the `deepc` command's exit code for it (the table in the README):
+0 ok, 1 a run-time failure, 2 bad input or usage (the model, an argument, an input file),
+3 a missing or failing toolchain, 70 a deepc bug (any exception that is not a DeepcError).
+"""
 
 from __future__ import annotations
+
+EXIT_CODES = {
+    0: "success",
+    1: "run-time failure (the compiled model or a device failed)",
+    2: "bad input or usage: a malformed model, argument, input file or bundle",
+    3: "a toolchain (compiler, linker, emulator) is missing or failed",
+    70: "internal error: a deepc bug (rerun with DEEPC_DEBUG=1 and report it)",
+}
 
 
 class DeepcError(Exception):
@@ -11,6 +24,16 @@ class DeepcError(Exception):
 
 class ModelLoadError(DeepcError):
     """The model file is missing, empty, truncated or not a model at all."""
+
+    exit_code = 2
+
+
+class ModelError(ModelLoadError):
+    """The model breaks ONNX's rules (names, topology, types): the model's fault, not deepc's."""
+
+
+class InputError(DeepcError):
+    """An argument or an input array does not fit: a bad --input, a missing input, a path."""
 
     exit_code = 2
 
@@ -67,7 +90,10 @@ class UnknownPassError(DeepcError):
 
 
 class VerifyError(DeepcError):
-    """An IR invariant is broken: a bug in a pass or a frontend, not in the user's model."""
+    """An IR invariant is broken: a bug in a pass or a frontend, not in the user's model
+    (the frontend validates models first), so the CLI reports it as one (exit 70)."""
+
+    exit_code = 70
 
 
 class ToolchainError(DeepcError):
@@ -80,3 +106,14 @@ class BundleError(DeepcError):
     """A bundle is malformed or its files do not match the manifest checksums."""
 
     exit_code = 2
+
+
+class DeepcNotice(UserWarning):
+    """Something the user should know that is not an error (a symbolic dimension set to 1).
+    The library warns; the CLI prints it as one `note:` line on stderr."""
+
+
+class FixedDimReplaced(DeepcNotice, ShapeError):
+    """An input shape given by the caller replaces a dimension the model fixes. A warning
+    for the library (`deepc bench --batch` does it on purpose); `--input-shape` escalates it
+    to an error (exit 2), since it only fixes symbolic dimensions."""

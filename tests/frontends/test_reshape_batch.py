@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from deepc.errors import DeepcError
+from deepc.errors import DeepcError, FixedDimReplaced
 from deepc.frontends.onnx import convert
 from deepc.ops.interpreter import run_graph
 
@@ -21,12 +21,13 @@ def _model(target: list[int]):  # type: ignore[no-untyped-def]
 
 
 def test_fixed_batch_in_reshape_target_follows_the_new_batch() -> None:
-    graph = convert(_model([1, 2, 4, 3]), {"x": (5, 8, 3)})
+    with pytest.warns(FixedDimReplaced, match="fixed at 1, not 5"):  # said, not silent
+        graph = convert(_model([1, 2, 4, 3]), {"x": (5, 8, 3)})
     assert graph.types["y"].shape == (5, 2, 4, 3)
     x = np.random.default_rng(0).standard_normal((5, 8, 3)).astype(np.float32)
     np.testing.assert_array_equal(run_graph(graph, {"x": x})["y"], x.reshape(5, 2, 4, 3))
 
 
 def test_a_reshape_that_cannot_fit_is_still_an_error() -> None:
-    with pytest.raises(DeepcError, match="reshape"):
+    with pytest.raises(DeepcError, match="reshape"), pytest.warns(FixedDimReplaced):
         convert(_model([1, 5, 5]), {"x": (5, 8, 3)})

@@ -242,3 +242,16 @@ def test_fused_models_match_the_interpreter(name: str) -> None:
     graph = load(shared_model(name))
     compiled = assert_compiled_matches(graph, 3, rtol=1e-3, atol=1e-4)
     assert compiled.stats()["kernels"] < len(graph.nodes) // 2 + 1
+
+
+def test_long_elementwise_chain_splits_into_capped_groups() -> None:
+    """Lowering walks a group's expression tree recursively: a chain of 200 ops forms groups
+    of at most MAX_GROUP_NODES, not one 200-deep tree (20,000 hit RecursionError)."""
+    from deepc.passes.fuse import MAX_GROUP_NODES
+
+    n = 200
+    nodes = [helper.make_node("Relu", ["x" if i == 0 else f"t{i}"],
+                              ["y" if i == n - 1 else f"t{i + 1}"]) for i in range(n)]
+    graph = onnx_graph(nodes, {"x": (2, 3)}, ["y"])
+    sizes = [len(g) for g in fusion_groups(graph)]
+    assert sum(sizes) == n and max(sizes) <= MAX_GROUP_NODES and len(sizes) < n // 10

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepc.errors import DeepcError
+from deepc.errors import InputError
 from deepc.ir.loop import Buffer
 from deepc.lowering.kernels import Kernel
 from deepc.lowering.plan import Plan
@@ -93,7 +93,7 @@ class Backend:
         raise NotImplementedError
 
     def assembly_of(self, module: Module, kernel: Kernel, target: Any) -> str:
-        raise DeepcError(f"--stage asm needs an LLVM target; the {self.name} backend has"
+        raise InputError(f"--stage asm needs an LLVM target; the {self.name} backend has"
                          " none — use --stage source")
 
 

@@ -7,9 +7,21 @@ from dataclasses import replace
 from typing import Any
 
 from deepc.compiler.pipeline import compile
-from deepc.errors import DeepcError
+from deepc.errors import InputError
 from deepc.ir.graph import Attrs, Graph
 from deepc.ir.loop_text import func_to_text
+
+
+def match_kernel(kernel: str | None, names: list[str]) -> str | None:
+    """The kernel `kernel` names: its full name or a unique prefix (k003_conv for
+    k003_conv_add_relu); None stays None (all kernels)."""
+    if kernel is None or kernel in names:
+        return kernel
+    found = [n for n in names if n.startswith(kernel)]
+    if len(found) == 1:
+        return found[0]
+    what = f"is a prefix of {len(found)} kernels" if found else "names no kernel"
+    raise InputError(f"--kernel {kernel!r} {what}; kernels are: {', '.join(names)}")
 
 
 def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
@@ -20,9 +32,7 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
         return fused_texts(graph, target, opt_level=opt_level, kernel=kernel,
                            pass_context=pass_context)
     compiled = compile(graph, target, opt_level=opt_level, pass_context=pass_context)
-    names = [k.name for k in compiled.kernels]
-    if kernel is not None and kernel not in names:
-        raise DeepcError(f"no kernel named {kernel!r}; kernels are: {', '.join(names)}")
+    kernel = match_kernel(kernel, [k.name for k in compiled.kernels])
     chosen = [k for k in compiled.kernels if kernel in (None, k.name)]
     records = {r.kernel: r for r in compiled.records}
     if stage == "loop":
@@ -35,7 +45,7 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
         return {k.name: backend.source_of(compiled.module, k) for k in chosen}
     if stage == "asm":
         return {k.name: backend.assembly_of(compiled.module, k, compiled.target) for k in chosen}
-    raise DeepcError(f"unknown stage {stage!r}")
+    raise InputError(f"unknown stage {stage!r}")
 
 
 def fused_texts(graph: Graph, target: Any, *, opt_level: int = 2,
@@ -53,8 +63,7 @@ def fused_texts(graph: Graph, target: Any, *, opt_level: int = 2,
     ctx.target = load_target(target)
     fused = run_pipeline(graph, opt_level, ctx)
     groups = {kernel_name(k, g): g for k, g in enumerate(groups_of(fused))}
-    if kernel is not None and kernel not in groups:
-        raise DeepcError(f"no kernel named {kernel!r}; kernels are: {', '.join(groups)}")
+    kernel = match_kernel(kernel, list(groups))
     users = fused.consumers()
     overview, texts = [], {}
     for name, nodes in groups.items():

@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from deepc.errors import ConversionError, DeepcError, ModelLoadError, UnsupportedOpError
 from deepc.frontends.builder import GraphBuilder
 from deepc.frontends.onnx_functions import expand, is_function_op
 from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
+from deepc.frontends.onnx_validate import (
+    check_sizes,
+    element_dtype,
+    input_shape,
+    topological_nodes,
+    validate,
+)
 from deepc.ir.graph import Graph
 from deepc.ir.types import TensorType, dtype_name
 
@@ -56,14 +63,7 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 
 def _value_type(vi: onnx.ValueInfoProto, shape: tuple[int, ...] | None) -> TensorType:
-    tt = vi.type.tensor_type
-    if not vi.type.HasField("tensor_type") or tt.elem_type == 0:
-        raise ConversionError(f"input {vi.name!r}: only tensor inputs are supported")
-    dtype = dtype_name(helper.tensor_dtype_to_np_dtype(tt.elem_type))
-    if shape is None:
-        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else DEFAULT_DIM
-                      for d in tt.shape.dim)
-    return TensorType(shape, dtype)
+    return TensorType(input_shape(vi, shape, DEFAULT_DIM), dtype_name(element_dtype(vi)))
 
 
 def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -77,6 +77,7 @@ def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
 def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
             name: str = "model") -> Graph:
     """Translate an in-memory ONNX model to the graph IR."""
+    validate(model, default_opset(model))  # the model's own faults first, before inlining
     model = _inline_functions(model)
     opset = default_opset(model)
     if opset < MIN_OPSET:
@@ -89,7 +90,12 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
     b = GraphBuilder(g.name or name)
     inits = {t.name: t for t in g.initializer}
     for t in g.initializer:
-        b.add_constant(numpy_helper.to_array(t), name=t.name)
+        try:
+            array = numpy_helper.to_array(t)
+        except Exception as exc:  # external data missing, or bytes that do not fit the dims
+            raise ModelLoadError(f"initializer {t.name!r} cannot be read ({exc}) — the model "
+                                 "is corrupted or its external data is missing") from None
+        b.add_constant(array, name=t.name)
     graph_inputs = {vi.name for vi in g.input}
     unknown = set(shapes) - graph_inputs
     if unknown:
@@ -102,9 +108,9 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
             continue  # an initializer listed as an input (IR < 4): a constant
         b.add_input(vi.name, _value_type(vi, shapes.get(vi.name)))
 
-    convert_nodes(b, g.node, opset)
+    convert_nodes(b, topological_nodes(g), opset)
     b.outputs = [finish_output(b, vi.name) for vi in g.output]
-    return b.build()
+    return check_sizes(b.build())
 
 
 def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
@@ -122,17 +128,16 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
         if proto.op_type not in CONVERTERS:  # a function op: convert its body instead
             convert_nodes(b, expand(proto, opset, b, i), opset)
             continue
-        node = OnnxNode(
-            proto.op_type, proto.name or f"{proto.op_type}_{i}", tuple(proto.input),
-            tuple(proto.output), {a.name: decode_attr(a) for a in proto.attribute}, opset,
-        )
+        name = proto.name or f"{proto.op_type}_{i}"
         try:
+            node = OnnxNode(proto.op_type, name, tuple(proto.input), tuple(proto.output),
+                            {a.name: decode_attr(a) for a in proto.attribute}, opset)
             CONVERTERS[proto.op_type](b, node)
         except DeepcError:
             raise
         except Exception as exc:  # a converter's own bug or an odd model: name the node
             raise ConversionError(
-                f"node {node.name!r} ({node.op_type}): cannot be translated: "
+                f"node {name!r} ({proto.op_type}): cannot be translated: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         for out in node.outputs:
@@ -146,6 +151,16 @@ def finish_output(b: GraphBuilder, name: str) -> str:
     if name in b.constants or name in b.inputs:
         return b.emit("identity", [name], outputs=[f"{name}:out"], fold=False)[0]
     return name
+
+
+def declared_inputs(path: str | Path) -> dict[str, tuple[int | None, ...]]:
+    """The model's (non-constant) inputs as it declares them: fixed dims, None where
+    symbolic. Reads the file without converting it (`deepc bench --batch` asks)."""
+    g = read_model(Path(path)).graph
+    inits = {t.name for t in g.initializer}
+    return {vi.name: tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                           for d in vi.type.tensor_type.shape.dim)
+            for vi in g.input if vi.name not in inits}
 
 
 def load(path: str | Path, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Graph:

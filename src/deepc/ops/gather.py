@@ -1,5 +1,8 @@
 """Gathers: gather, gather_elements and gather_nd (negative indices wrap, invalid ones are
-clamped in the compiled code; the references raise)."""
+clamped in the compiled code; the references raise). Ids that come straight from a model
+input are range-checked before each run, as onnxruntime refuses them: the bound is recorded
+in the bundle (runtime/inputs.input_bounds) and checked by runtime/inputs.check_index_ranges,
+so the kernels keep their branch-free clamp."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from deepc.errors import DeepcError, ShapeError
+from deepc.errors import InputError, ShapeError
 from deepc.ir.graph import Graph
 from deepc.ir.types import np_dtype
 from deepc.ops import get_op
@@ -16,11 +16,11 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     """Inputs by name, converted to the declared dtype; shapes must match exactly."""
     missing = [n for n in graph.inputs if n not in inputs]
     if missing:
-        raise DeepcError(f"missing model input(s): {', '.join(missing)} — "
+        raise InputError(f"missing model input(s): {', '.join(missing)} — "
                          f"the model takes {', '.join(graph.inputs)}")
     unknown = sorted(set(inputs) - set(graph.inputs))
     if unknown:
-        raise DeepcError(f"unknown model input(s): {', '.join(unknown)} — "
+        raise InputError(f"unknown model input(s): {', '.join(unknown)} — "
                          f"the model takes {', '.join(graph.inputs)}")
     out = {}
     for name in graph.inputs:

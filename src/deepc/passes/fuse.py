@@ -34,6 +34,9 @@ MASTER_KINDS = (FusionKind.OUT_FUSABLE, FusionKind.REDUCTION)
 DATA_MOVES = frozenset({"reshape", "identity", "layout_transform"})
 # injective ops whose output outgrows an input yet read each input element once
 READ_ONCE = frozenset({"concat", "pad"})
+# a group's ops nest into one expression tree that lowering walks recursively: a long chain
+# (20,000 elementwise ops) becomes several kernels instead of a RecursionError
+MAX_GROUP_NODES = 64
 
 
 def groups_of(graph: Graph) -> list[list[Node]]:
@@ -128,6 +131,8 @@ class _Fusion:
 
     def can_fuse(self, g: int, h: int) -> bool:
         both = self.members[g] + self.members[h]
+        if len(both) > MAX_GROUP_NODES:
+            return False
         if any(self.kind[k] == FusionKind.OPAQUE for k in both):
             return False
         edges = self.edges(g, h)

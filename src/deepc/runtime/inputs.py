@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import numpy as np
 
+from deepc.errors import InputError
 from deepc.ir.graph import Graph
 from deepc.ir.types import np_dtype
 
@@ -50,22 +54,34 @@ def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     return random_arrays(specs, seed, input_bounds(graph))
 
 
+def check_index_ranges(feeds: Mapping[str, np.ndarray], bounds: Mapping[str, int]) -> None:
+    """Refuse ids outside [-bound, bound) in inputs that index a table (Gather/Embedding
+    ids), as onnxruntime does; the compiled kernels would clamp them silently. One min and
+    max per such input (usually a few ids): nothing next to the model's run."""
+    for name, bound in bounds.items():
+        ids = feeds.get(name)
+        if ids is None or ids.size == 0 or ids.dtype.kind not in "iu":
+            continue
+        low, high = int(ids.min()), int(ids.max())
+        if low < -bound or high >= bound:
+            bad = high if high >= bound else low
+            raise InputError(f"input {name!r} holds index {bad}, outside [-{bound}, {bound - 1}]"
+                             f" for the {bound} rows it selects from — fix the ids (or the "
+                             "vocabulary size)")
+
+
 def load_input_files(specs: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
     """Parse NAME=FILE.npy specs (as `deepc run --input` takes them)."""
-    from pathlib import Path
-
-    from deepc.errors import DeepcError
-
     out = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
-            raise DeepcError(f"bad --input {spec!r}: expected NAME=FILE.npy")
+            raise InputError(f"bad --input {spec!r}: expected NAME=FILE.npy")
         p = Path(path)
         if not p.exists():
-            raise DeepcError(f"input file {p} does not exist")
+            raise InputError(f"input file {p} does not exist")
         try:
             out[name] = np.load(p, allow_pickle=False)
         except Exception as exc:
-            raise DeepcError(f"input file {p} is not a .npy array: {exc}") from None
+            raise InputError(f"input file {p} is not a .npy array: {exc}") from None
     return out

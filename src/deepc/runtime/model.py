@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from deepc.errors import DeepcError, ShapeError
+from deepc.errors import InputError, ShapeError
 from deepc.ir.types import np_dtype
 from deepc.runtime.bundle import BundleContents, TensorSpec, read_bundle
 from deepc.runtime.emulated import EmulatedLibrary
+from deepc.runtime.inputs import check_index_ranges
 from deepc.runtime.memory import aligned_array
 from deepc.runtime.native import NativeLibrary
 
@@ -47,17 +48,17 @@ def _host_mismatch(bundle: BundleContents) -> tuple[str, str] | None:
 
 
 def check_runnable_here(bundle: BundleContents) -> None:
-    """Raise DeepcError unless this process can run the bundle's library natively."""
+    """Raise InputError (exit 2) unless this process can run the bundle's library natively."""
     from deepc.target.host import llvm_host
 
     where = str(bundle.source)
     kind = bundle.target.get("device", {}).get("kind", "cpu")
     if kind != "cpu":
-        raise DeepcError(f"{where} is a {kind} bundle; this runtime runs cpu bundles only —"
+        raise InputError(f"{where} is a {kind} bundle; this runtime runs cpu bundles only —"
                          " compile the model for a cpu target")
     mismatch = _host_mismatch(bundle)
     if mismatch:
-        raise DeepcError(f"{where} is compiled for {mismatch[0]} and cannot be loaded on this"
+        raise InputError(f"{where} is compiled for {mismatch[0]} and cannot be loaded on this"
                          f" machine ({mismatch[1]}) — run it on such a machine, or compile the"
                          " model for --target host")
     # an instruction this CPU lacks would kill the process (SIGILL) instead of raising
@@ -65,7 +66,7 @@ def check_runnable_here(bundle: BundleContents) -> None:
     wanted = {f for f in bundle.target.get("isa", {}).get("features", []) if f.startswith("+")}
     missing = sorted(wanted - set(host_features)) if host_features else []
     if missing:
-        raise DeepcError(f"{where} uses CPU features this machine lacks ({', '.join(missing)})"
+        raise InputError(f"{where} uses CPU features this machine lacks ({', '.join(missing)})"
                          " — compile the model for --target host")
 
 
@@ -77,7 +78,7 @@ def open_library(bundle: BundleContents) -> NativeLibrary | EmulatedLibrary:
     mismatch = _host_mismatch(bundle)
     if mismatch and emulator and bundle.target.get("device", {}).get("kind") == "cpu":
         if not runner:
-            raise DeepcError(f"{bundle.source} is compiled for {mismatch[0]} and cannot be loaded"
+            raise InputError(f"{bundle.source} is compiled for {mismatch[0]} and cannot be loaded"
                              f" on this machine ({mismatch[1]}), and it carries no runner to run"
                              " under the target's emulator — recompile it with this deepc")
         return EmulatedLibrary(bundle, str(runner))
@@ -139,7 +140,7 @@ class Model:
     def _prepare(self, inputs: Mapping[str, Any]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Checked, converted input arrays in model order, and fresh output arrays."""
         if not isinstance(inputs, Mapping):
-            raise DeepcError("Model.run takes a dict of input name -> array; the model takes"
+            raise InputError("Model.run takes a dict of input name -> array; the model takes"
                              f" {_describe(self.inputs)}")
         names = [s.name for s in self.inputs]
         missing = [n for n in names if n not in inputs]
@@ -147,8 +148,9 @@ class Model:
         if missing or unknown:
             problem = (f"missing input(s) {', '.join(missing)}" if missing
                        else f"unknown input(s) {', '.join(unknown)}")
-            raise DeepcError(f"{problem} — the model takes {_describe(self.inputs)}")
+            raise InputError(f"{problem} — the model takes {_describe(self.inputs)}")
         feeds = [self._feed(spec, inputs[spec.name]) for spec in self.inputs]
+        check_index_ranges(dict(zip(names, feeds)), self.manifest.get("input_bounds", {}))
         return feeds, [aligned_array(s.shape, np_dtype(s.dtype)) for s in self.outputs]
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:

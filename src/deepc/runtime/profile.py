@@ -20,9 +20,9 @@ def profile_kernels(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
     plan, graph = compiled.plan, compiled.graph
     native = model._library
     if native.emulated:
-        from deepc.errors import DeepcError
+        from deepc.errors import InputError
 
-        raise DeepcError("--profile times kernels in-process: it needs a bundle for this"
+        raise InputError("--profile times kernels in-process: it needs a bundle for this"
                          " machine (compile with --target host)")
     lib = native._lib  # the bundle's shared library
     outs = {n: aligned_array(graph.types[n].shape, graph.types[n].dtype) for n in graph.outputs}
