@@ -1,4 +1,4 @@
-"""ONNX frontend: an .onnx file (default-domain opsets 7 and up) to the graph IR."""
+"""ONNX frontend: an .onnx file (default-domain opset 7 and up, older upgraded) to the graph IR."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from deepc.frontends.builder import GraphBuilder
 from deepc.frontends.onnx_functions import expand, is_function_op
 from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
+from deepc.frontends.onnx_upgrade import default_opset, upgraded
 from deepc.ir.graph import Graph
 from deepc.ir.types import TensorType, dtype_name
 
-MIN_OPSET = 7
 DEFAULT_DIM = 1  # symbolic dimensions not fixed by --input-shape
 
 
@@ -48,13 +48,6 @@ def read_model(path: Path) -> onnx.ModelProto:
     return model
 
 
-def default_opset(model: onnx.ModelProto) -> int:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return MIN_OPSET
-
-
 def _value_type(vi: onnx.ValueInfoProto, shape: tuple[int, ...] | None) -> TensorType:
     tt = vi.type.tensor_type
     if not vi.type.HasField("tensor_type") or tt.elem_type == 0:
@@ -77,13 +70,8 @@ def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
 def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
             name: str = "model") -> Graph:
     """Translate an in-memory ONNX model to the graph IR."""
-    model = _inline_functions(model)
+    model = upgraded(_inline_functions(model))
     opset = default_opset(model)
-    if opset < MIN_OPSET:
-        raise ModelLoadError(
-            f"opset {opset} is older than the oldest supported ({MIN_OPSET}); upgrade the model "
-            "with onnx.version_converter.convert_version(model, 13)"
-        )
     g = model.graph
     shapes = dict(input_shapes or {})
     b = GraphBuilder(g.name or name)
