@@ -35,7 +35,11 @@ def _function(node: onnx.NodeProto, opset: int, b: GraphBuilder) -> onnx.Functio
     schema = _schema(node, opset)
     assert schema is not None
     if schema.has_function:
-        return schema.get_function_with_opset_version(opset) or schema.function_body
+        # onnx >= 1.16 returns the body for an opset serialized (bytes), older a FunctionProto
+        body = schema.get_function_with_opset_version(opset)
+        if isinstance(body, bytes):
+            body = onnx.FunctionProto.FromString(body) if body else None
+        return body or schema.function_body
     types = []
     for name in node.input:
         tp = onnx.TypeProto()
