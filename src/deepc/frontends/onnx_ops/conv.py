@@ -72,18 +72,22 @@ def conv_inputs(n: OnnxNode) -> list[str]:
     return [n.inputs[0], n.inputs[1], *([n.input(2)] if n.input(2) else [])]
 
 
-@converter("Conv")
-def conv(b: GraphBuilder, n: OnnxNode) -> None:
-    x, w = n.inputs[0], n.inputs[1]
+def conv_attrs(b: GraphBuilder, n: OnnxNode, x: str, w: str) -> dict[str, object]:
+    """The `conv` op's attributes for a Conv-like node (Conv, ConvInteger, QLinearConv)."""
     in_shape = b.type(x).shape[2:]
     nd = len(in_shape)
     kernel = kernel_of(b, n, w)
     strides = spatial_ints(n, "strides", nd, 1)
     dilations = spatial_ints(n, "dilations", nd, 1)
-    attrs = {
+    return {
         "strides": strides, "dilations": dilations, "group": int(n.attr("group", 1)),
         "pads": resolve_pads(n, in_shape, kernel, strides, dilations),
     }
+
+
+@converter("Conv")
+def conv(b: GraphBuilder, n: OnnxNode) -> None:
+    attrs = conv_attrs(b, n, n.inputs[0], n.inputs[1])
     b.emit("conv", conv_inputs(n), attrs, outputs=n.outputs, name=n.name)
 
 
