@@ -11,7 +11,7 @@ from onnx import helper, numpy_helper
 
 from deepc.errors import ConversionError, DeepcError, ModelLoadError, UnsupportedOpError
 from deepc.frontends.builder import GraphBuilder
-from deepc.frontends.onnx_functions import expand, is_function_op
+from deepc.frontends.onnx_functions import expand, is_function_op, outer_inputs
 from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
 from deepc.frontends.onnx_upgrade import default_opset, upgraded
@@ -108,7 +108,9 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
         raise UnsupportedOpError(missing)
     for i, proto in enumerate(nodes):
         if proto.op_type not in CONVERTERS:  # a function op: convert its body instead
-            convert_nodes(b, expand(proto, opset, b, i), opset)
+            body = expand(proto, opset, b, i)
+            with outer_inputs(proto, body, b):
+                convert_nodes(b, body, opset)
             continue
         node = OnnxNode(
             proto.op_type, proto.name or f"{proto.op_type}_{i}", tuple(proto.input),

@@ -8,12 +8,14 @@ attributes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import onnx
 import onnx.defs
 from onnx import helper
 
+from deepc.errors import NeedsConstantError
 from deepc.frontends.builder import GraphBuilder
 
 
@@ -93,4 +95,28 @@ def expand(node: onnx.NodeProto, opset: int, b: GraphBuilder, index: int) -> lis
     return out
 
 
-__all__ = ["Sequence", "expand", "is_function_op"]
+@contextmanager
+def outer_inputs(node: onnx.NodeProto, body: Sequence[onnx.NodeProto],
+                 b: GraphBuilder) -> Iterator[None]:
+    """A NeedsConstantError raised in a function body names a value of the body, which the
+    caller (the backend, specialising model inputs) cannot trace; name instead the node's
+    first input that value is computed from and that is not constant yet."""
+    try:
+        yield
+    except NeedsConstantError as exc:
+        producers = {o: n for n in body for o in n.output}
+        outer = set(node.input)
+        stack, seen = [exc.value], set()
+        while stack:
+            v = stack.pop()
+            if v in seen or not v:
+                continue
+            seen.add(v)
+            if v in outer and not b.is_const(v):
+                raise NeedsConstantError(str(exc), v) from None
+            if v in producers:
+                stack.extend(producers[v].input)
+        raise
+
+
+__all__ = ["expand", "is_function_op", "outer_inputs"]
