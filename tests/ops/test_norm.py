@@ -129,6 +129,16 @@ def test_lp_normalization(check, axis, p):
     check("LpNormalization", {"x": rand(3, 4, 5)}, axis=axis, p=p, **TOL)
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_lp_normalization_of_zeros_is_zero(run, p):
+    """onnx's reference (and its node test) gives 0, not NaN, where the norm is 0."""
+    x = rand(3, 4)
+    x[:, 1] = 0
+    model = node_model("LpNormalization", {"x": x}, axis=0, p=p)
+    expected = x / np.linalg.norm(x, ord=p, axis=0, keepdims=True).clip(min=1e-30)
+    np.testing.assert_allclose(run(model, {"x": x})[0], expected, **TOL)
+
+
 @pytest.mark.parametrize("opset", [9, 13])
 @pytest.mark.parametrize("axes", [None, [1], [0, 2], [-1, -2]])
 def test_mean_variance_normalization(check, opset, axes):
