@@ -162,12 +162,19 @@ def test_arg_old_opsets_default_axis(check, opset):
     check("ArgMin", {"x": X}, opset=opset, keepdims=0)
 
 
-# -- CumSum -----------------------------------------------------------------------------------
+# -- CumSum, CumProd --------------------------------------------------------------------------
+@pytest.mark.parametrize(("op", "opset"), [("CumSum", 14), ("CumProd", 26)])
 @pytest.mark.parametrize("axis", [0, 1, -1])
 @pytest.mark.parametrize(("exclusive", "reverse"), [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_cumsum(check_loops, axis, exclusive, reverse):
-    check_loops("CumSum", {"x": X, "a": np.array(axis, np.int64)}, opset=14, initializers=["a"],
-             exclusive=exclusive, reverse=reverse)
+def test_scan(check_loops, op, opset, axis, exclusive, reverse):
+    check_loops(op, {"x": X, "a": np.array(axis, np.int64)}, opset=opset, initializers=["a"],
+                exclusive=exclusive, reverse=reverse)
+
+
+def test_cumprod_ints(check_loops):
+    x = rng.integers(-4, 4, (3, 5)).astype(np.int32)
+    check_loops("CumProd", {"x": x, "a": np.array(1, np.int64)}, opset=26, initializers=["a"],
+                exclusive=1)
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float64])
