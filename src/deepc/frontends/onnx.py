@@ -11,6 +11,7 @@ from onnx import helper, numpy_helper
 
 from deepc.errors import ConversionError, DeepcError, ModelLoadError, UnsupportedOpError
 from deepc.frontends.builder import GraphBuilder
+from deepc.frontends.onnx_control import CONTROL
 from deepc.frontends.onnx_functions import expand, is_function_op, outer_inputs
 from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
@@ -98,6 +99,8 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
 def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
     missing: dict[str, list[str]] = {}
     for i, proto in enumerate(nodes):
+        if proto.domain in ("", "ai.onnx") and proto.op_type in CONTROL:
+            continue
         if is_function_op(proto, opset) and proto.op_type not in CONVERTERS:
             continue
         if proto.domain not in ("", "ai.onnx") or proto.op_type not in CONVERTERS:
@@ -107,9 +110,14 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
     if missing:
         raise UnsupportedOpError(missing)
     for i, proto in enumerate(nodes):
+        if proto.op_type in CONTROL:  # unrolled or resolved into plain nodes
+            body = CONTROL[proto.op_type](proto, b, i, opset)
+            with outer_inputs(body, b):
+                convert_nodes(b, body, opset)
+            continue
         if proto.op_type not in CONVERTERS:  # a function op: convert its body instead
             body = expand(proto, opset, b, i)
-            with outer_inputs(proto, body, b):
+            with outer_inputs(body, b):
                 convert_nodes(b, body, opset)
             continue
         node = OnnxNode(

@@ -17,6 +17,7 @@ from onnx import helper
 
 from deepc.errors import NeedsConstantError
 from deepc.frontends.builder import GraphBuilder
+from deepc.frontends.onnx_control import rename_captured
 
 
 def _schema(node: onnx.NodeProto, opset: int) -> onnx.defs.OpSchema | None:
@@ -91,31 +92,32 @@ def expand(node: onnx.NodeProto, opset: int, b: GraphBuilder, index: int) -> lis
                 new.attribute.append(bound)
             else:
                 new.attribute.append(a)
+                if a.type == onnx.AttributeProto.GRAPH:
+                    rename_captured(new.attribute[-1].g, names)
         out.append(new)
     return out
 
 
 @contextmanager
-def outer_inputs(node: onnx.NodeProto, body: Sequence[onnx.NodeProto],
-                 b: GraphBuilder) -> Iterator[None]:
-    """A NeedsConstantError raised in a function body names a value of the body, which the
-    caller (the backend, specialising model inputs) cannot trace; name instead the node's
-    first input that value is computed from and that is not constant yet."""
+def outer_inputs(body: Sequence[onnx.NodeProto], b: GraphBuilder) -> Iterator[None]:
+    """A NeedsConstantError raised in nodes that replaced one (a function body, an unrolled
+    Scan, an If branch) names a value of theirs, which the caller (the backend, specialising
+    model inputs) cannot trace; name instead the first value from outside that it is
+    computed from and that is not constant yet."""
     try:
         yield
     except NeedsConstantError as exc:
         producers = {o: n for n in body for o in n.output}
-        outer = set(node.input)
         stack, seen = [exc.value], set()
         while stack:
             v = stack.pop()
             if v in seen or not v:
                 continue
             seen.add(v)
-            if v in outer and not b.is_const(v):
-                raise NeedsConstantError(str(exc), v) from None
             if v in producers:
                 stack.extend(producers[v].input)
+            elif not b.is_const(v) and v != exc.value:
+                raise NeedsConstantError(str(exc), v) from None
         raise
 
 
