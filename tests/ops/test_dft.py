@@ -27,3 +27,15 @@ def test_irfft_opset20(check):
     half[:, -1, :, 1] = 0
     check("DFT", {"x": half, "n": np.array(8, np.int64), "axis": np.array(1, np.int64)},
           opset=20, initializers=["n", "axis"], inverse=1, onesided=1, **TOL)
+
+
+@pytest.mark.parametrize("windowed", [False, True])
+def test_stft(check, windowed):
+    signal = rng.standard_normal((2, 40, 1)).astype(np.float32)
+    inputs = {"s": signal, "step": np.array(6, np.int64)}
+    if windowed:
+        inputs["w"] = np.hanning(10).astype(np.float32)
+    else:
+        inputs.update({"w": None, "len": np.array(10, np.int64)})
+    check("STFT", inputs, opset=17, initializers=[k for k in ("step", "w", "len")
+                                                  if inputs.get(k) is not None], **TOL)

@@ -1,5 +1,5 @@
-"""ONNX DFT: the signal axis (an attribute before opset 20, an input from it) and the
-transform length resolved to attributes of the `dft` op."""
+"""ONNX DFT and STFT: the signal axis (an attribute before opset 20, an input from it) and the
+transform length resolved to attributes of the `dft` op; STFT as frames, window and a `dft`."""
 
 from __future__ import annotations
 
@@ -31,3 +31,28 @@ def dft(b: GraphBuilder, n: OnnxNode) -> None:
         length = 2 * (x.shape[axis] - 1) if inverse and onesided else x.shape[axis]
     attrs = {"axis": axis, "length": length, "inverse": inverse, "onesided": onesided}
     b.emit("dft", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
+
+
+@converter("STFT")
+def stft(b: GraphBuilder, n: OnnxNode) -> None:
+    """Frames gathered from the signal ([batch, frames, frame_length, 1 or 2]), times the
+    window, then a `dft` along the frame axis (one-sided by default)."""
+    signal = n.inputs[0]
+    size = b.type(signal).shape[1]
+    step = _scalar(b, n, 1, "frame_step")
+    window = n.input(2)
+    length = _scalar(b, n, 3, "frame_length")
+    if length is None:
+        length = b.type(window).shape[0] if window else size
+    if step is None or step < 1:
+        raise ValueError(f"frame_step {step} must be a positive constant")
+    frames = (size - length) // step + 1
+    starts = np.arange(frames, dtype=np.int64)[:, None] * step
+    index = b.add_constant(starts + np.arange(length, dtype=np.int64))
+    x = b.emit1("gather", [signal, index], {"axis": 1}, name=n.name)
+    if window:
+        shaped = b.emit1("reshape", [window], {"shape": (1, 1, length, 1)}, name=n.name)
+        x = b.emit1("mul", [x, b.emit1("cast", [shaped], {"to": b.type(x).dtype},
+                                       name=n.name)], name=n.name)
+    attrs = {"axis": 2, "length": length, "inverse": 0, "onesided": int(n.attr("onesided", 1))}
+    b.emit("dft", [x], attrs, outputs=n.outputs, name=n.name)
