@@ -4,7 +4,7 @@ import pytest
 import deepc
 from deepc.compiler.jit_graph import run_graph_jit
 from deepc.compiler.te_graph import run_graph_te
-from deepc.errors import ConversionError, ShapeError
+from deepc.errors import ConversionError
 from deepc.frontends.onnx import convert
 from deepc.runtime.jit_model import JitModel
 from tests.helpers import (
@@ -117,10 +117,16 @@ def test_reduce_runtime_axes_are_rejected():
         run_deepc(model, {"x": X, "a": np.array([1], np.int64)})
 
 
-def test_reduce_max_over_empty_axis_is_rejected():
-    x = np.zeros((2, 0), np.float32)
-    with pytest.raises(ShapeError, match="empty"):
-        run_deepc(node_model("ReduceMax", {"x": x}, opset=13, axes=[1]), {"x": x})
+@pytest.mark.parametrize(("op", "dtype", "want"), [
+    ("ReduceMax", np.float32, -np.inf), ("ReduceMin", np.float32, np.inf),
+    ("ReduceMax", np.bool_, False), ("ReduceMin", np.int32, np.iinfo(np.int32).max),
+])
+def test_reduce_extreme_over_empty_axis_is_the_types_bound(run, op, dtype, want):
+    """Opset 18 defines ReduceMax/ReduceMin of nothing as the type's lowest/highest value."""
+    x = np.zeros((2, 0), dtype)
+    model = node_model(op, {"x": x, "a": np.array([1], np.int64)}, opset=18,
+                       initializers=["a"], keepdims=0)
+    np.testing.assert_array_equal(run(model, {"x": x})[0], np.full(2, want, dtype))
 
 
 def test_reduce_sum_over_empty_axis_is_zero(check):

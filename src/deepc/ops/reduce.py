@@ -77,8 +77,8 @@ def _log_sum_exp(x: np.ndarray, axes: Axes) -> np.ndarray:
 REDUCTIONS: dict[str, Callable[[np.ndarray, Axes], np.ndarray]] = {
     "reduce_sum": lambda x, ax: _sum(_wide(x), ax),
     "reduce_mean": lambda x, ax: _mean(_wide(x), ax),
-    "reduce_max": lambda x, ax: np.max(x, axis=ax, keepdims=True),
-    "reduce_min": lambda x, ax: np.min(x, axis=ax, keepdims=True),
+    "reduce_max": lambda x, ax: np.max(x, axis=ax, keepdims=True, initial=_lowest(x.dtype)),
+    "reduce_min": lambda x, ax: np.min(x, axis=ax, keepdims=True, initial=_highest(x.dtype)),
     "reduce_prod": lambda x, ax: np.prod(_wide(x), axis=ax, keepdims=True,
                                          dtype=x.dtype if x.dtype.kind in "iu" else None),
     "reduce_l1": lambda x, ax: _sum(np.abs(_wide(x)), ax),
@@ -87,7 +87,22 @@ REDUCTIONS: dict[str, Callable[[np.ndarray, Axes], np.ndarray]] = {
     "reduce_log_sum_exp": lambda x, ax: _log_sum_exp(_wide(x), ax),
     "reduce_sum_square": lambda x, ax: _sum(np.square(_wide(x)), ax),
 }
-UNDEFINED_WHEN_EMPTY = ("reduce_max", "reduce_min")
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    """ReduceMax of nothing (opset 18+): the type's lowest value (-inf, False)."""
+    if dtype.kind == "f":
+        return -np.inf
+    return False if dtype.kind == "b" else np.iinfo(dtype).min
+
+
+def _highest(dtype: np.dtype) -> Any:
+    if dtype.kind == "f":
+        return np.inf
+    return True if dtype.kind == "b" else np.iinfo(dtype).max
+
+
+EMPTY_VALUE = {"reduce_max": _lowest, "reduce_min": _highest}
 
 
 # -- compute definitions --------------------------------------------------------------------
@@ -155,6 +170,9 @@ def _reduction_compute(name: str, ins: Sequence[Any], attrs: Attrs,
                        outs: Sequence[TensorType]) -> Tensor:
     x, out = ins[0], outs[0]
     axes = reduced_axes(attrs, x.rank)
+    if name in EMPTY_VALUE and prod(x.shape[d] for d in axes) == 0:
+        value = EMPTY_VALUE[name](np.dtype(out.dtype))
+        return compute(out.shape, lambda *o: E.const(value, out.dtype), name)
     rfn, widen, term, finish = REDUCTIONS_TE[name]
     wide = _acc(x.dtype) if widen else x.dtype
     alone = finish is None and wide == out.dtype  # the reduction is the whole op
@@ -197,8 +215,6 @@ def _register_reduction(name: str, fn: Callable[[np.ndarray, Axes], np.ndarray])
         x = ins[0]
         assert x is not None
         axes = reduced_axes(attrs, x.rank)
-        if name in UNDEFINED_WHEN_EMPTY:
-            _check_nonempty(x, axes, name)
         return TensorType(reduced_shape(x.shape, axes, bool(attrs["keepdims"])), x.dtype)
 
     @op.reference
