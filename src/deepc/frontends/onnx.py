@@ -96,26 +96,31 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
     return b.build()
 
 
+def converter_key(proto: onnx.NodeProto) -> str:
+    """The op's key in CONVERTERS: its type, prefixed by its domain outside the default one
+    (`ai.onnx.ml.Binarizer`)."""
+    default = proto.domain in ("", "ai.onnx")
+    return proto.op_type if default else f"{proto.domain}.{proto.op_type}"
+
+
 def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
     missing: dict[str, list[str]] = {}
     for i, proto in enumerate(nodes):
-        if proto.domain in ("", "ai.onnx") and proto.op_type in CONTROL:
+        key = converter_key(proto)
+        if key in CONTROL or key in CONVERTERS:
             continue
-        if is_function_op(proto, opset) and proto.op_type not in CONVERTERS:
-            continue
-        if proto.domain not in ("", "ai.onnx") or proto.op_type not in CONVERTERS:
-            default = proto.domain in ("", "ai.onnx")
-            key = proto.op_type if default else f"{proto.domain}.{proto.op_type}"
+        if not is_function_op(proto, opset):
             missing.setdefault(key, []).append(proto.name or f"#{i}")
     if missing:
         raise UnsupportedOpError(missing)
     for i, proto in enumerate(nodes):
-        if proto.op_type in CONTROL:  # unrolled or resolved into plain nodes
-            body = CONTROL[proto.op_type](proto, b, i, opset)
+        key = converter_key(proto)
+        if key in CONTROL:  # unrolled or resolved into plain nodes
+            body = CONTROL[key](proto, b, i, opset)
             with outer_inputs(body, b):
                 convert_nodes(b, body, opset)
             continue
-        if proto.op_type not in CONVERTERS:  # a function op: convert its body instead
+        if key not in CONVERTERS:  # a function op: convert its body instead
             body = expand(proto, opset, b, i)
             with outer_inputs(body, b):
                 convert_nodes(b, body, opset)
@@ -125,7 +130,7 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
             tuple(proto.output), {a.name: decode_attr(a) for a in proto.attribute}, opset,
         )
         try:
-            CONVERTERS[proto.op_type](b, node)
+            CONVERTERS[key](b, node)
         except DeepcError:
             raise
         except Exception as exc:  # a converter's own bug or an odd model: name the node
