@@ -49,11 +49,10 @@ def test_batch_norm_per_activation(run):
     np.testing.assert_allclose(run(model, {"x": x})[0], expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("opset", "attrs", "n_outputs"),
-                         [(15, {"training_mode": 1}, 3), (9, {}, 5), (15, {}, 3)])
-def test_batch_norm_training_rejected(opset, attrs, n_outputs):
+@pytest.mark.parametrize(("opset", "n_outputs"), [(9, 5), (15, 3)])
+def test_batch_norm_statistics_outside_training_mode_rejected(opset, n_outputs):
     model = node_model("BatchNormalization", {"x": rand(2, 3, 4), **bn_params(3)},
-                       n_outputs=n_outputs, opset=opset, **attrs)
+                       n_outputs=n_outputs, opset=opset)
     with pytest.raises(ConversionError, match="eval mode"):
         run_deepc(model, {"x": rand(2, 3, 4), **bn_params(3)})
 
@@ -171,3 +170,17 @@ def test_dropout_inference_inputs(check):
                        opset=13, initializers=["r", "t"])
     with pytest.raises(ConversionError, match="training_mode"):
         run_deepc(model, {"x": rand(2, 3)})
+
+
+def test_batch_norm_training_mode(run):
+    """Batch statistics and blended running statistics, as onnx's reference computes them."""
+    from onnx.reference import ReferenceEvaluator
+
+    c = 3
+    feeds = {"x": rand(2, c, 4, 5), "s": rand(c), "b": rand(c), "m": rand(c),
+             "v": np.abs(rand(c)) + 0.5}
+    model = node_model("BatchNormalization", feeds, n_outputs=3, opset=15, training_mode=1,
+                       momentum=0.8)
+    want = ReferenceEvaluator(model).run(None, feeds)
+    for got, expected in zip(run(model, feeds), want):
+        np.testing.assert_allclose(got, expected, **TOL)
