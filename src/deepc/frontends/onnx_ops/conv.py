@@ -1,4 +1,5 @@
-"""ONNX Conv and ConvTranspose, and the auto_pad resolution shared with the pooling converters."""
+"""ONNX Conv, ConvTranspose and Col2Im, and the auto_pad resolution shared with the pooling
+converters."""
 
 from __future__ import annotations
 
@@ -126,3 +127,14 @@ def conv_transpose(b: GraphBuilder, n: OnnxNode) -> None:
     attrs = {"strides": strides, "dilations": dilations, "group": int(n.attr("group", 1)),
              "pads": pads, "output_padding": tuple(extra)}
     b.emit("conv_transpose", conv_inputs(n), attrs, outputs=n.outputs, name=n.name)
+
+
+@converter("Col2Im")
+def col2im(b: GraphBuilder, n: OnnxNode) -> None:
+    image = tuple(int(v) for v in b.require_const(n.inputs[1], "Col2Im image_shape", n.name))
+    block = tuple(int(v) for v in b.require_const(n.inputs[2], "Col2Im block_shape", n.name))
+    nd = len(image)
+    attrs = {"image": image, "block": block, "strides": spatial_ints(n, "strides", nd, 1),
+             "dilations": spatial_ints(n, "dilations", nd, 1),
+             "pads": tuple(int(p) for p in (n.attr("pads") or (0,) * (2 * nd)))}
+    b.emit("col2im", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
