@@ -66,3 +66,33 @@ def test_if_with_a_run_time_condition_asks_for_it_as_a_constant():
     with pytest.raises(NeedsConstantError) as err:
         run_deepc(_if_model(cond_is_constant=False), {"x": x, "c": np.array(True)})
     assert err.value.value == "c"
+
+
+def _loop_model(trip: int) -> tuple:
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"]),
+         helper.make_node("Cast", ["i"], ["i_f"], to=F),
+         helper.make_node("Add", ["y_in", "i_f"], ["y_out"]),
+         helper.make_node("Mul", ["y_out", "y_out"], ["sq"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("y_in", F, [2])],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y_out", F, [2]),
+         helper.make_tensor_value_info("sq", F, [2])])
+    node = helper.make_node("Loop", ["m", "c", "y"], ["y_last", "squares"], body=body)
+    inits = [helper.make_tensor("m", TensorProto.INT64, [], [trip]),
+             helper.make_tensor("c", TensorProto.BOOL, [], [True])]
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("y", F, [2])],
+                              [helper.make_tensor_value_info("y_last", F, [2]),
+                               helper.make_tensor_value_info("squares", F, [trip, 2])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("compiled", [None, True])
+def test_loop_with_a_constant_trip_count_is_unrolled(compiled):
+    model = _loop_model(4)
+    feeds = {"y": np.array([0.5, -1.0], np.float32)}
+    run = run_deepc if compiled is None else lambda m, f: run_compute(m, f, compiled=True)
+    for got, want in zip(run(model, feeds), run_ort(model, feeds)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

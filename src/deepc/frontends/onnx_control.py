@@ -1,5 +1,5 @@
-"""ONNX control flow to plain ONNX nodes: Scan unrolled over its static length, If resolved
-by its condition (known at compile time).
+"""ONNX control flow to plain ONNX nodes: Scan unrolled over its static length, Loop over its
+(compile-time) trip count, If resolved by its (compile-time) condition.
 
 A static-shape graph has no loops or branches between kernels; a Scan's trip count is its
 inputs' length along the scan axis, so its body is instantiated once per step (each copy's
@@ -124,9 +124,74 @@ def unroll_scan(node: onnx.NodeProto, b: GraphBuilder, index: int, opset: int) -
         if not out:
             continue
         values = per_step[j][::-1] if out_dirs[j] else per_step[j]
-        stacked = [_unsqueeze(v, out_axes[j], f"{prefix}stack{j}_{t}", opset, nodes)
-                   for t, v in enumerate(values)]
-        nodes.append(helper.make_node("Concat", stacked, [out], axis=out_axes[j]))
+        _stack(values, out_axes[j], out, f"{prefix}stack{j}", opset, nodes)
+    return nodes
+
+
+def _stack(values: list[str], axis: int, out: str, name: str, opset: int, nodes: Nodes) -> None:
+    """out = the per-step values stacked along a new `axis` (Unsqueeze each, Concat)."""
+    parts = [_unsqueeze(v, axis, f"{name}_{t}", opset, nodes) for t, v in enumerate(values)]
+    nodes.append(helper.make_node("Concat", parts, [out], axis=axis))
+
+
+def _passes_through(graph: onnx.GraphProto, out: str, value: str) -> bool:
+    """Whether graph output `out` is `value` itself or Identity copies of it."""
+    producers = {o: n for n in graph.node for o in n.output}
+    while out != value:
+        node = producers.get(out)
+        if node is None or node.op_type != "Identity":
+            return False
+        out = node.input[0]
+    return True
+
+
+def unroll_loop(node: onnx.NodeProto, b: GraphBuilder, index: int, opset: int) -> Nodes:
+    """Loop with a compile-time trip count and a condition that stays true (the body passes
+    it through): one body copy per iteration, the iteration number a constant; the scan
+    outputs stacked along a new first axis. A loop that may exit early has a data-dependent
+    trip count, which a static-shape graph cannot hold."""
+    body = _graph_attr(node, "body")
+    name = node.name or f"Loop{index}"
+    trip, cond = node.input[0], node.input[1] if len(node.input) > 1 else ""
+    if not trip:
+        raise ConversionError(f"node {name!r} (Loop): no trip count; a loop bounded only by "
+                              "its condition has a data-dependent length")
+    count = b.const(trip)
+    if count is None:
+        raise NeedsConstantError(f"node {name!r} (Loop): the trip count must be known at "
+                                 "compile time but is computed at run time", trip)
+    if cond and b.const(cond) is None:
+        raise NeedsConstantError(f"node {name!r} (Loop): the initial condition must be known "
+                                 "at compile time but is computed at run time", cond)
+    steps = int(np.asarray(count).reshape(-1)[0])
+    if cond and not bool(np.asarray(b.const(cond)).reshape(-1)[0]):
+        steps = 0
+    if steps < 1 or not _passes_through(body, body.output[0].name, body.input[1].name):
+        raise ConversionError(f"node {name!r} (Loop): only loops that run their full trip "
+                              f"count (here {steps}) with a condition the body passes through "
+                              "are supported")
+    n_state = len(node.input) - 2
+    prefix = f"{name}/"
+    nodes: Nodes = []
+    states = list(node.input[2:])
+    per_step: list[list[str]] = [[] for _ in body.output[1 + n_state:]]
+    for i in range(steps):
+        step = f"{prefix}{i}/"
+        nodes.append(_const(step + "iter", np.array(i, np.int64)))
+        nodes.append(_const(step + "cond", np.array(True)))
+        formal = [v.name for v in body.input]
+        bound = dict(zip(formal, [step + "iter", step + "cond", *states]))
+        nodes += inline_graph(body, step, bound)
+        results = [bound[o.name] for o in body.output]
+        states = results[1:1 + n_state]
+        for j, value in enumerate(results[1 + n_state:]):
+            per_step[j].append(value)
+    for out, state in zip(node.output[:n_state], states):
+        if out:
+            nodes.append(helper.make_node("Identity", [state], [out]))
+    for j, out in enumerate(node.output[n_state:]):
+        if out:
+            _stack(per_step[j], 0, out, f"{prefix}stack{j}", opset, nodes)
     return nodes
 
 
@@ -155,5 +220,5 @@ def resolve_if(node: onnx.NodeProto, b: GraphBuilder, index: int, opset: int) ->
 
 
 CONTROL: dict[str, Callable[[onnx.NodeProto, GraphBuilder, int, int], Nodes]] = {
-    "Scan": unroll_scan, "If": resolve_if,
+    "Scan": unroll_scan, "If": resolve_if, "Loop": unroll_loop,
 }
