@@ -1,8 +1,10 @@
-"""ONNX pooling ops: MaxPool, AveragePool, LpPool and their Global* forms."""
+"""ONNX pooling ops: MaxPool, AveragePool, LpPool, their Global* forms, and MaxUnpool."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from deepc.errors import ConversionError
 from deepc.frontends.builder import GraphBuilder
@@ -53,3 +55,34 @@ def lp_pool(b: GraphBuilder, n: OnnxNode) -> None:
 direct("GlobalAveragePool", "global_avg_pool")
 direct("GlobalMaxPool", "global_max_pool")
 direct("GlobalLpPool", "global_lp_pool", {"p": ("p", 2)})
+
+
+@converter("MaxUnpool")
+def max_unpool(b: GraphBuilder, n: OnnxNode) -> None:
+    """Zeros of the unpooled shape with each value written at its flat index (a 1-D
+    scatter_elements over the flattened tensors); a larger `output_shape` pads the end of
+    each axis, as onnx's reference does."""
+    x, indices = n.inputs[:2]
+    xt = b.type(x)
+    nd = xt.rank - 2
+    kernel = tuple(int(k) for k in n.attr("kernel_shape"))
+    strides = spatial_ints(n, "strides", nd, 1)
+    pads = tuple(int(p) for p in (n.attr("pads") or (0,) * (2 * nd)))
+    shape = (*xt.shape[:2], *((xt.shape[2 + i] - 1) * strides[i] + kernel[i] - pads[i]
+                              - pads[nd + i] for i in range(nd)))
+    target = shape
+    if n.input(2):
+        target = tuple(int(v) for v in b.require_const(n.input(2), "MaxUnpool output_shape",
+                                                        n.name))
+    zeros = b.add_constant(np.zeros(int(np.prod(shape)), xt.dtype))
+    flat_x = b.emit1("reshape", [x], {"shape": (xt.size,)}, name=n.name)
+    flat_i = b.emit1("reshape", [indices], {"shape": (xt.size,)}, name=n.name)
+    out = b.emit1("scatter_elements", [zeros, flat_i, flat_x], {"axis": 0, "reduction": "none"},
+                  name=n.name)
+    if target == shape:
+        b.emit("reshape", [out], {"shape": shape}, outputs=n.outputs, name=n.name)
+        return
+    out = b.emit1("reshape", [out], {"shape": shape}, name=n.name)
+    ends = tuple(t - s for t, s in zip(target, shape))
+    b.emit("pad", [out], {"pads": (0,) * len(shape) + ends, "mode": "constant", "value": 0.0},
+           outputs=n.outputs, name=n.name)
