@@ -1,4 +1,4 @@
-"""ONNX pooling ops: MaxPool, AveragePool, LpPool, their Global* forms, and MaxUnpool."""
+"""ONNX pooling ops: MaxPool, AveragePool, LpPool, their Global* forms, MaxUnpool and RoiAlign."""
 
 from __future__ import annotations
 
@@ -86,3 +86,16 @@ def max_unpool(b: GraphBuilder, n: OnnxNode) -> None:
     ends = tuple(t - s for t, s in zip(target, shape))
     b.emit("pad", [out], {"pads": (0,) * len(shape) + ends, "mode": "constant", "value": 0.0},
            outputs=n.outputs, name=n.name)
+
+
+@converter("RoiAlign")
+def roi_align(b: GraphBuilder, n: OnnxNode) -> None:
+    """Before opset 16 there is no coordinate_transformation_mode and pixels are not shifted
+    by half (output_half_pixel); from 16 half_pixel is the default."""
+    default = "half_pixel" if n.opset >= 16 else "output_half_pixel"
+    attrs = {"mode": str(n.attr("mode", "avg")), "output_height": int(n.attr("output_height", 1)),
+             "output_width": int(n.attr("output_width", 1)),
+             "sampling_ratio": int(n.attr("sampling_ratio", 0)),
+             "spatial_scale": float(n.attr("spatial_scale", 1.0)),
+             "half_pixel": int(n.attr("coordinate_transformation_mode", default) == "half_pixel")}
+    b.emit("roi_align", n.inputs[:3], attrs, outputs=n.outputs, name=n.name)
