@@ -1,9 +1,11 @@
-"""ONNX Conv, ConvTranspose and Col2Im, and the auto_pad resolution shared with the pooling
-converters."""
+"""ONNX Conv, ConvTranspose, DeformConv and Col2Im, and the auto_pad resolution shared with the
+pooling converters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 from deepc.errors import ConversionError
 from deepc.frontends.builder import GraphBuilder
@@ -138,3 +140,20 @@ def col2im(b: GraphBuilder, n: OnnxNode) -> None:
              "dilations": spatial_ints(n, "dilations", nd, 1),
              "pads": tuple(int(p) for p in (n.attr("pads") or (0,) * (2 * nd)))}
     b.emit("col2im", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
+
+
+@converter("DeformConv")
+def deform_conv(b: GraphBuilder, n: OnnxNode) -> None:
+    """An omitted bias before a given mask becomes zeros (the op's inputs are positional)."""
+    x, w, offset = n.inputs[:3]
+    inputs = [x, w, offset]
+    if n.input(3) or n.input(4):
+        wt = b.type(w)
+        inputs.append(n.input(3) or b.add_constant(np.zeros(wt.shape[0], wt.dtype)))
+    if n.input(4):
+        inputs.append(n.input(4))
+    attrs = {"strides": spatial_ints(n, "strides", 2, 1),
+             "dilations": spatial_ints(n, "dilations", 2, 1),
+             "pads": tuple(int(p) for p in (n.attr("pads") or (0,) * 4)),
+             "group": int(n.attr("group", 1)), "offset_group": int(n.attr("offset_group", 1))}
+    b.emit("deform_conv", inputs, attrs, outputs=n.outputs, name=n.name)
