@@ -139,13 +139,15 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         for out in node.outputs:
-            if out and out not in b.types:
+            if out and out not in b.types and out not in b.sequences:
                 raise ConversionError(f"node {node.name!r} ({node.op_type}): output {out!r} "
                                       "was not produced by its converter")
 
 
 def finish_output(b: GraphBuilder, name: str) -> str:
     """Graph outputs must be node outputs; a constant or pass-through output gets a copy."""
+    if name in b.sequences:
+        raise ConversionError(f"output {name!r} is a sequence; only tensor outputs are supported")
     if name in b.constants or name in b.inputs:
         return b.emit("identity", [name], outputs=[f"{name}:out"], fold=False)[0]
     return name
