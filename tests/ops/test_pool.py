@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from deepc.errors import ConversionError
 from tests.helpers import node_model, run_deepc
 
 rng = np.random.default_rng(0)
@@ -45,10 +44,14 @@ def test_max_pool_int(check, dtype):
     check("MaxPool", {"x": x}, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2])
 
 
-def test_max_pool_indices_rejected():
-    model = node_model("MaxPool", {"x": X2}, n_outputs=2, kernel_shape=[2, 2])
-    with pytest.raises(ConversionError, match="Indices"):
-        run_deepc(model, {"x": X2})
+@pytest.mark.parametrize(("attrs", "x"), [
+    ({"kernel_shape": [2, 2]}, X2),
+    ({"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, X2),
+    ({"kernel_shape": [2, 3], "storage_order": 1}, X2),
+    ({"kernel_shape": [2, 2], "pads": [1, 0, 0, 1]}, np.round(X2)),  # ties: the first tap
+])
+def test_max_pool_indices(check, attrs, x):
+    check("MaxPool", {"x": x}, n_outputs=2, opset=12, **attrs)
 
 
 @pytest.mark.parametrize("count_include_pad", [0, 1])

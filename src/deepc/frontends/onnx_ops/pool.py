@@ -33,11 +33,12 @@ def window_attrs(b: GraphBuilder, n: OnnxNode) -> dict[str, Any]:
 
 @converter("MaxPool")
 def max_pool(b: GraphBuilder, n: OnnxNode) -> None:
+    attrs = window_attrs(b, n)
+    b.emit("max_pool", n.inputs[:1], attrs, outputs=n.outputs[:1], name=n.name)
     if len(n.outputs) > 1 and n.outputs[1]:
-        raise ConversionError(
-            f"node {n.name!r} (MaxPool): the Indices output is not supported; export the model "
-            "without return_indices (it is only needed by MaxUnpool)")
-    b.emit("max_pool", n.inputs[:1], window_attrs(b, n), outputs=n.outputs[:1], name=n.name)
+        b.emit("max_pool_indices", n.inputs[:1],
+               {**attrs, "storage_order": int(n.attr("storage_order", 0))},
+               outputs=n.outputs[1:2], name=n.name)
 
 
 @converter("AveragePool")
