@@ -12,6 +12,7 @@ from deepc.ir.graph import Attrs
 from deepc.ir.loop import Buffer, For, ForKind, Stmt, Store, seq
 from deepc.ir.tensor import Tensor, extern
 from deepc.ir.types import TensorType
+from deepc.ops.indices import check_axis
 from deepc.ops.loop_nests import loop_nest, row_loops
 from deepc.ops.registry import FusionKind, Op
 
@@ -29,9 +30,7 @@ def _register_scan(name: str, what: str, running: Callable[..., np.ndarray],
     def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
         x = ins[0]
         assert x is not None
-        axis = int(attrs["axis"])
-        if not 0 <= axis < x.rank:
-            raise ValueError(f"axis {axis} is not a normalized axis of rank {x.rank}")
+        check_axis(int(attrs["axis"]), x.rank)
         return x
 
     @op.reference
