@@ -152,3 +152,9 @@ def test_flops():
     outs = einsum.infer_types(ins, Attrs({"equation": "...ij,jk"}))
     assert outs[0].shape == (2, 3, 5)
     assert einsum.estimate_flops(ins, outs, Attrs({"equation": "...ij,jk"})) == 2 * 2 * 3 * 4 * 5
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 3, 3), (2, 4, 4), (1, 5, 5), (1, 1)])
+def test_det(check, shape):
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    check("Det", {"x": x}, opset=11, rtol=1e-4, atol=1e-5)

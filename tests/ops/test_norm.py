@@ -49,11 +49,10 @@ def test_batch_norm_per_activation(run):
     np.testing.assert_allclose(run(model, {"x": x})[0], expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("opset", "attrs", "n_outputs"),
-                         [(15, {"training_mode": 1}, 3), (9, {}, 5), (15, {}, 3)])
-def test_batch_norm_training_rejected(opset, attrs, n_outputs):
+@pytest.mark.parametrize(("opset", "n_outputs"), [(9, 5), (15, 3)])
+def test_batch_norm_statistics_outside_training_mode_rejected(opset, n_outputs):
     model = node_model("BatchNormalization", {"x": rand(2, 3, 4), **bn_params(3)},
-                       n_outputs=n_outputs, opset=opset, **attrs)
+                       n_outputs=n_outputs, opset=opset)
     with pytest.raises(ConversionError, match="eval mode"):
         run_deepc(model, {"x": rand(2, 3, 4), **bn_params(3)})
 
@@ -129,6 +128,16 @@ def test_lp_normalization(check, axis, p):
     check("LpNormalization", {"x": rand(3, 4, 5)}, axis=axis, p=p, **TOL)
 
 
+@pytest.mark.parametrize("p", [1, 2])
+def test_lp_normalization_of_zeros_is_zero(run, p):
+    """onnx's reference (and its node test) gives 0, not NaN, where the norm is 0."""
+    x = rand(3, 4)
+    x[:, 1] = 0
+    model = node_model("LpNormalization", {"x": x}, axis=0, p=p)
+    expected = x / np.linalg.norm(x, ord=p, axis=0, keepdims=True).clip(min=1e-30)
+    np.testing.assert_allclose(run(model, {"x": x})[0], expected, **TOL)
+
+
 @pytest.mark.parametrize("opset", [9, 13])
 @pytest.mark.parametrize("axes", [None, [1], [0, 2], [-1, -2]])
 def test_mean_variance_normalization(check, opset, axes):
@@ -161,3 +170,17 @@ def test_dropout_inference_inputs(check):
                        opset=13, initializers=["r", "t"])
     with pytest.raises(ConversionError, match="training_mode"):
         run_deepc(model, {"x": rand(2, 3)})
+
+
+def test_batch_norm_training_mode(run):
+    """Batch statistics and blended running statistics, as onnx's reference computes them."""
+    from onnx.reference import ReferenceEvaluator
+
+    c = 3
+    feeds = {"x": rand(2, c, 4, 5), "s": rand(c), "b": rand(c), "m": rand(c),
+             "v": np.abs(rand(c)) + 0.5}
+    model = node_model("BatchNormalization", feeds, n_outputs=3, opset=15, training_mode=1,
+                       momentum=0.8)
+    want = ReferenceEvaluator(model).run(None, feeds)
+    for got, expected in zip(run(model, feeds), want):
+        np.testing.assert_allclose(got, expected, **TOL)

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from deepc.errors import ConversionError
 from tests.helpers import node_model, run_deepc
 
 rng = np.random.default_rng(0)
@@ -45,10 +44,14 @@ def test_max_pool_int(check, dtype):
     check("MaxPool", {"x": x}, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2])
 
 
-def test_max_pool_indices_rejected():
-    model = node_model("MaxPool", {"x": X2}, n_outputs=2, kernel_shape=[2, 2])
-    with pytest.raises(ConversionError, match="Indices"):
-        run_deepc(model, {"x": X2})
+@pytest.mark.parametrize(("attrs", "x"), [
+    ({"kernel_shape": [2, 2]}, X2),
+    ({"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, X2),
+    ({"kernel_shape": [2, 3], "storage_order": 1}, X2),
+    ({"kernel_shape": [2, 2], "pads": [1, 0, 0, 1]}, np.round(X2)),  # ties: the first tap
+])
+def test_max_pool_indices(check, attrs, x):
+    check("MaxPool", {"x": x}, n_outputs=2, opset=12, **attrs)
 
 
 @pytest.mark.parametrize("count_include_pad", [0, 1])
@@ -98,3 +101,29 @@ def test_pool_float16(check):
     check("AveragePool", {"x": x}, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
           rtol=1e-3, atol=1e-3)
     check("LpPool", {"x": x}, kernel_shape=[2, 2], p=3, rtol=1e-3, atol=1e-3)
+
+
+UNPOOL_X = np.arange(1, 9, dtype=np.float32).reshape(1, 2, 2, 2)
+# one position in each 2x2 window of a 4x4 plane, per channel
+UNPOOL_I = np.array([[[[5, 2], [8, 15]], [[16, 19], [28, 30]]]], np.int64)
+
+
+def test_max_unpool(check_loops):
+    check_loops("MaxUnpool", {"x": UNPOOL_X, "i": UNPOOL_I}, opset=11, kernel_shape=[2, 2],
+                strides=[2, 2])
+
+
+def test_max_unpool_to_a_larger_output_shape_pads_the_end():
+    """onnxruntime lays the indices out in the larger shape; onnx's reference (the spec and
+    the node test) scatters into the inferred shape, then pads."""
+    from onnx.reference import ReferenceEvaluator
+
+    from tests.helpers import run_compute
+
+    feeds = {"x": UNPOOL_X, "i": UNPOOL_I, "shape": np.array([1, 2, 5, 5], np.int64)}
+    model = node_model("MaxUnpool", feeds, opset=11, initializers=["shape"],
+                       kernel_shape=[2, 2], strides=[2, 2])
+    feeds.pop("shape")
+    want = ReferenceEvaluator(model).run(None, feeds)[0]
+    np.testing.assert_array_equal(run_deepc(model, feeds)[0], want)
+    np.testing.assert_array_equal(run_compute(model, feeds, compiled=True)[0], want)

@@ -3,7 +3,7 @@ import pytest
 
 import deepc
 from deepc.compiler.jit_graph import run_graph_jit
-from deepc.errors import ConversionError, ShapeError
+from deepc.errors import ConversionError
 from deepc.frontends.onnx import convert
 from deepc.lowering.te_graph import run_graph_te
 from deepc.runtime.jit_model import JitModel
@@ -117,10 +117,18 @@ def test_reduce_runtime_axes_are_rejected():
         run_deepc(model, {"x": X, "a": np.array([1], np.int64)})
 
 
-def test_reduce_max_over_empty_axis_is_rejected():
-    x = np.zeros((2, 0), np.float32)
-    with pytest.raises(ShapeError, match="empty"):
-        run_deepc(node_model("ReduceMax", {"x": x}, opset=13, axes=[1]), {"x": x})
+@pytest.mark.parametrize(("op", "dtype", "want"), [
+    ("ReduceMax", np.float32, -np.inf), ("ReduceMin", np.float32, np.inf),
+    ("ReduceMax", np.bool_, False), ("ReduceMin", np.int32, np.iinfo(np.int32).max),
+])
+def test_reduce_extreme_over_empty_axis_is_the_types_bound(run, op, dtype, want):
+    """Opset 18 defines ReduceMax/ReduceMin of nothing as the type's lowest/highest value
+    (bool inputs from opset 20)."""
+    x = np.zeros((2, 0), dtype)
+    model = node_model(op, {"x": x, "a": np.array([1], np.int64)},
+                       opset=20 if dtype is np.bool_ else 18,
+                       initializers=["a"], keepdims=0)
+    np.testing.assert_array_equal(run(model, {"x": x})[0], np.full(2, want, dtype))
 
 
 def test_reduce_sum_over_empty_axis_is_zero(check):
@@ -162,12 +170,19 @@ def test_arg_old_opsets_default_axis(check, opset):
     check("ArgMin", {"x": X}, opset=opset, keepdims=0)
 
 
-# -- CumSum -----------------------------------------------------------------------------------
+# -- CumSum, CumProd --------------------------------------------------------------------------
+@pytest.mark.parametrize(("op", "opset"), [("CumSum", 14), ("CumProd", 26)])
 @pytest.mark.parametrize("axis", [0, 1, -1])
 @pytest.mark.parametrize(("exclusive", "reverse"), [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_cumsum(check_loops, axis, exclusive, reverse):
-    check_loops("CumSum", {"x": X, "a": np.array(axis, np.int64)}, opset=14, initializers=["a"],
-             exclusive=exclusive, reverse=reverse)
+def test_scan(check_loops, op, opset, axis, exclusive, reverse):
+    check_loops(op, {"x": X, "a": np.array(axis, np.int64)}, opset=opset, initializers=["a"],
+                exclusive=exclusive, reverse=reverse)
+
+
+def test_cumprod_ints(check_loops):
+    x = rng.integers(-4, 4, (3, 5)).astype(np.int32)
+    check_loops("CumProd", {"x": x, "a": np.array(1, np.int64)}, opset=26, initializers=["a"],
+                exclusive=1)
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float64])

@@ -28,6 +28,8 @@ class GraphBuilder:
         self.nodes: list[Node] = []
         self.types: dict[str, TensorType] = {}
         self.constants: dict[str, np.ndarray] = {}
+        # sequence values, resolved at import to their tensors' names (ONNX Sequence* ops)
+        self.sequences: dict[str, list[str]] = {}
         self._counter = 0
 
     # -- values ---------------------------------------------------------------------------

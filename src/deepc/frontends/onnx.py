@@ -1,4 +1,4 @@
-"""ONNX frontend: an .onnx file (default-domain opsets 7 and up) to the graph IR."""
+"""ONNX frontend: an .onnx file (default-domain opset 7 and up, older upgraded) to the graph IR."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from onnx import numpy_helper
 
 from deepc.errors import ConversionError, DeepcError, ModelLoadError, UnsupportedOpError
 from deepc.frontends.builder import GraphBuilder
-from deepc.frontends.onnx_functions import expand, is_function_op
+from deepc.frontends.onnx_control import CONTROL
+from deepc.frontends.onnx_functions import expand, is_function_op, outer_inputs
 from deepc.frontends.onnx_node import OnnxNode, decode_attr
 from deepc.frontends.onnx_ops import CONVERTERS
+from deepc.frontends.onnx_upgrade import default_opset, upgraded
 from deepc.frontends.onnx_validate import (
     check_sizes,
     element_dtype,
@@ -24,7 +26,6 @@ from deepc.frontends.onnx_validate import (
 from deepc.ir.graph import Graph
 from deepc.ir.types import TensorType, dtype_name
 
-MIN_OPSET = 7
 DEFAULT_DIM = 1  # symbolic dimensions not fixed by --input-shape
 
 
@@ -55,13 +56,6 @@ def read_model(path: Path) -> onnx.ModelProto:
     return model
 
 
-def default_opset(model: onnx.ModelProto) -> int:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return MIN_OPSET
-
-
 def _value_type(vi: onnx.ValueInfoProto, shape: tuple[int, ...] | None) -> TensorType:
     return TensorType(input_shape(vi, shape, DEFAULT_DIM), dtype_name(element_dtype(vi)))
 
@@ -78,13 +72,8 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
             name: str = "model") -> Graph:
     """Translate an in-memory ONNX model to the graph IR."""
     validate(model, default_opset(model))  # the model's own faults first, before inlining
-    model = _inline_functions(model)
+    model = upgraded(_inline_functions(model))
     opset = default_opset(model)
-    if opset < MIN_OPSET:
-        raise ModelLoadError(
-            f"opset {opset} is older than the oldest supported ({MIN_OPSET}); upgrade the model "
-            "with onnx.version_converter.convert_version(model, 13)"
-        )
     g = model.graph
     shapes = dict(input_shapes or {})
     b = GraphBuilder(g.name or name)
@@ -113,26 +102,40 @@ def convert(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] 
     return check_sizes(b.build())
 
 
+def converter_key(proto: onnx.NodeProto) -> str:
+    """The op's key in CONVERTERS: its type, prefixed by its domain outside the default one
+    (`ai.onnx.ml.Binarizer`)."""
+    default = proto.domain in ("", "ai.onnx")
+    return proto.op_type if default else f"{proto.domain}.{proto.op_type}"
+
+
 def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
     missing: dict[str, list[str]] = {}
     for i, proto in enumerate(nodes):
-        if is_function_op(proto, opset) and proto.op_type not in CONVERTERS:
+        key = converter_key(proto)
+        if key in CONTROL or key in CONVERTERS:
             continue
-        if proto.domain not in ("", "ai.onnx") or proto.op_type not in CONVERTERS:
-            default = proto.domain in ("", "ai.onnx")
-            key = proto.op_type if default else f"{proto.domain}.{proto.op_type}"
+        if not is_function_op(proto, opset):
             missing.setdefault(key, []).append(proto.name or f"#{i}")
     if missing:
         raise UnsupportedOpError(missing)
     for i, proto in enumerate(nodes):
-        if proto.op_type not in CONVERTERS:  # a function op: convert its body instead
-            convert_nodes(b, expand(proto, opset, b, i), opset)
+        key = converter_key(proto)
+        if key in CONTROL:  # unrolled or resolved into plain nodes
+            body = CONTROL[key](proto, b, i, opset)
+            with outer_inputs(body, b):
+                convert_nodes(b, body, opset)
+            continue
+        if key not in CONVERTERS:  # a function op: convert its body instead
+            body = expand(proto, opset, b, i)
+            with outer_inputs(body, b):
+                convert_nodes(b, body, opset)
             continue
         name = proto.name or f"{proto.op_type}_{i}"
         try:
             node = OnnxNode(proto.op_type, name, tuple(proto.input), tuple(proto.output),
                             {a.name: decode_attr(a) for a in proto.attribute}, opset)
-            CONVERTERS[proto.op_type](b, node)
+            CONVERTERS[key](b, node)
         except DeepcError:
             raise
         except Exception as exc:  # a converter's own bug or an odd model: name the node
@@ -141,13 +144,15 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         for out in node.outputs:
-            if out and out not in b.types:
+            if out and out not in b.types and out not in b.sequences:
                 raise ConversionError(f"node {node.name!r} ({node.op_type}): output {out!r} "
                                       "was not produced by its converter")
 
 
 def finish_output(b: GraphBuilder, name: str) -> str:
     """Graph outputs must be node outputs; a constant or pass-through output gets a copy."""
+    if name in b.sequences:
+        raise ConversionError(f"output {name!r} is a sequence; only tensor outputs are supported")
     if name in b.constants or name in b.inputs:
         return b.emit("identity", [name], outputs=[f"{name}:out"], fold=False)[0]
     return name

@@ -8,13 +8,16 @@ attributes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import onnx
 import onnx.defs
 from onnx import helper
 
+from deepc.errors import NeedsConstantError
 from deepc.frontends.builder import GraphBuilder
+from deepc.frontends.onnx_control import rename_captured
 
 
 def _schema(node: onnx.NodeProto, opset: int) -> onnx.defs.OpSchema | None:
@@ -35,7 +38,11 @@ def _function(node: onnx.NodeProto, opset: int, b: GraphBuilder) -> onnx.Functio
     schema = _schema(node, opset)
     assert schema is not None
     if schema.has_function:
-        return schema.get_function_with_opset_version(opset) or schema.function_body
+        # onnx >= 1.16 returns the body for an opset serialized (bytes), older a FunctionProto
+        body = schema.get_function_with_opset_version(opset)
+        if isinstance(body, bytes):
+            body = onnx.FunctionProto.FromString(body) if body else None
+        return body or schema.function_body
     types = []
     for name in node.input:
         tp = onnx.TypeProto()
@@ -85,8 +92,33 @@ def expand(node: onnx.NodeProto, opset: int, b: GraphBuilder, index: int) -> lis
                 new.attribute.append(bound)
             else:
                 new.attribute.append(a)
+                if a.type == onnx.AttributeProto.GRAPH:
+                    rename_captured(new.attribute[-1].g, names)
         out.append(new)
     return out
 
 
-__all__ = ["Sequence", "expand", "is_function_op"]
+@contextmanager
+def outer_inputs(body: Sequence[onnx.NodeProto], b: GraphBuilder) -> Iterator[None]:
+    """A NeedsConstantError raised in nodes that replaced one (a function body, an unrolled
+    Scan, an If branch) names a value of theirs, which the caller (the backend, specialising
+    model inputs) cannot trace; name instead the first value from outside that it is
+    computed from and that is not constant yet."""
+    try:
+        yield
+    except NeedsConstantError as exc:
+        producers = {o: n for n in body for o in n.output}
+        stack, seen = [exc.value], set()
+        while stack:
+            v = stack.pop()
+            if v in seen or not v:
+                continue
+            seen.add(v)
+            if v in producers:
+                stack.extend(producers[v].input)
+            elif not b.is_const(v) and v != exc.value:
+                raise NeedsConstantError(str(exc), v) from None
+        raise
+
+
+__all__ = ["expand", "is_function_op", "outer_inputs"]

@@ -71,7 +71,8 @@ def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor
 
 # -- lp_normalization ---------------------------------------------------------------------------
 lp_normalization = Op("lp_normalization", FusionKind.REDUCTION,
-                      doc="x divided by its p-norm along `axis`; attrs axis, p (1 or 2)")
+                      doc="x divided by its p-norm along `axis` (0 where the norm is 0, as "
+                          "onnx's reference has it); attrs axis, p (1 or 2)")
 
 
 @lp_normalization.infer
@@ -90,7 +91,7 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     xs = x.astype(stat_dtype(x.dtype), copy=False)
     norm = lp_norm(xs, float(attrs["p"]), (int(attrs["axis"]),), keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (xs / norm).astype(x.dtype, copy=False)
+        return np.where(norm == 0, 0, xs / norm).astype(x.dtype, copy=False)
 
 
 @lp_normalization.def_compute
@@ -100,5 +101,10 @@ def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor
     layout = axes_layout(x, (int(attrs["axis"]),))
     term, finish = lp_terms(float(attrs["p"]))
     total = reduce_stat(layout, lambda v, i: term(v), acc, "lp_normalization_sum")
-    return compute(x.shape, lambda *i: (x[i].astype(acc) / finish(total[layout.of(i)])
-                                        ).astype(x.dtype), "lp_normalization")
+
+    def body(*i: E.Var) -> E.Expr:
+        norm = finish(total[layout.of(i)])
+        zero = E.const(0, acc)
+        return E.select(norm.eq(zero), zero, x[i].astype(acc) / norm).astype(x.dtype)
+
+    return compute(x.shape, body, "lp_normalization")

@@ -1,4 +1,4 @@
-"""Reduction ops (sum, mean, max, norms, log-sum-exp...), argmax/argmin and cumsum."""
+"""Reduction ops (sum, mean, max, norms, log-sum-exp...) and argmax/argmin."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
-from deepc.ir.loop import Buffer, For, ForKind, Stmt, Store, seq
 from deepc.ir.tensor import (
     IterVar,
     Reduce,
     Tensor,
     compute,
-    extern,
     reduce_axis,
     rmax,
     rmin,
@@ -26,7 +24,6 @@ from deepc.ir.tensor import (
 from deepc.ir.types import TensorType
 from deepc.ops.conv import acc_dtype
 from deepc.ops.elementwise import UNARY_TE
-from deepc.ops.loop_nests import loop_nest, row_loops
 from deepc.ops.registry import FusionKind, Op
 
 Axes = tuple[int, ...]
@@ -80,8 +77,8 @@ def _log_sum_exp(x: np.ndarray, axes: Axes) -> np.ndarray:
 REDUCTIONS: dict[str, Callable[[np.ndarray, Axes], np.ndarray]] = {
     "reduce_sum": lambda x, ax: _sum(_wide(x), ax),
     "reduce_mean": lambda x, ax: _mean(_wide(x), ax),
-    "reduce_max": lambda x, ax: np.max(x, axis=ax, keepdims=True),
-    "reduce_min": lambda x, ax: np.min(x, axis=ax, keepdims=True),
+    "reduce_max": lambda x, ax: np.max(x, axis=ax, keepdims=True, initial=_lowest(x.dtype)),
+    "reduce_min": lambda x, ax: np.min(x, axis=ax, keepdims=True, initial=_highest(x.dtype)),
     "reduce_prod": lambda x, ax: np.prod(_wide(x), axis=ax, keepdims=True,
                                          dtype=x.dtype if x.dtype.kind in "iu" else None),
     "reduce_l1": lambda x, ax: _sum(np.abs(_wide(x)), ax),
@@ -90,7 +87,22 @@ REDUCTIONS: dict[str, Callable[[np.ndarray, Axes], np.ndarray]] = {
     "reduce_log_sum_exp": lambda x, ax: _log_sum_exp(_wide(x), ax),
     "reduce_sum_square": lambda x, ax: _sum(np.square(_wide(x)), ax),
 }
-UNDEFINED_WHEN_EMPTY = ("reduce_max", "reduce_min")
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    """ReduceMax of nothing (opset 18+): the type's lowest value (-inf, False)."""
+    if dtype.kind == "f":
+        return -np.inf
+    return False if dtype.kind == "b" else np.iinfo(dtype).min
+
+
+def _highest(dtype: np.dtype) -> Any:
+    if dtype.kind == "f":
+        return np.inf
+    return True if dtype.kind == "b" else np.iinfo(dtype).max
+
+
+EMPTY_VALUE = {"reduce_max": _lowest, "reduce_min": _highest}
 
 
 # -- compute definitions --------------------------------------------------------------------
@@ -158,6 +170,9 @@ def _reduction_compute(name: str, ins: Sequence[Any], attrs: Attrs,
                        outs: Sequence[TensorType]) -> Tensor:
     x, out = ins[0], outs[0]
     axes = reduced_axes(attrs, x.rank)
+    if name in EMPTY_VALUE and prod(x.shape[d] for d in axes) == 0:
+        value = EMPTY_VALUE[name](np.dtype(out.dtype))
+        return compute(out.shape, lambda *o: E.const(value, out.dtype), name)
     rfn, widen, term, finish = REDUCTIONS_TE[name]
     wide = _acc(x.dtype) if widen else x.dtype
     alone = finish is None and wide == out.dtype  # the reduction is the whole op
@@ -200,8 +215,6 @@ def _register_reduction(name: str, fn: Callable[[np.ndarray, Axes], np.ndarray])
         x = ins[0]
         assert x is not None
         axes = reduced_axes(attrs, x.rank)
-        if name in UNDEFINED_WHEN_EMPTY:
-            _check_nonempty(x, axes, name)
         return TensorType(reduced_shape(x.shape, axes, bool(attrs["keepdims"])), x.dtype)
 
     @op.reference
@@ -279,69 +292,3 @@ def _register_arg(name: str, fn: Callable[..., np.ndarray]) -> Op:
 
 argmax = _register_arg("argmax", np.argmax)
 argmin = _register_arg("argmin", np.argmin)
-
-
-# -- cumsum -----------------------------------------------------------------------------------
-# a prefix scan: each output needs all earlier inputs, so it fuses like a sort, not a reduction
-cumsum = Op("cumsum", FusionKind.OPAQUE,
-            doc="running sum along attrs['axis']; attrs exclusive (shift by one) and reverse")
-
-
-@cumsum.infer
-def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
-    x = ins[0]
-    assert x is not None
-    axis = int(attrs["axis"])
-    if not 0 <= axis < x.rank:
-        raise ValueError(f"axis {axis} is not a normalized axis of rank {x.rank}")
-    return x
-
-
-@cumsum.reference
-def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
-    x, axis = ins[0], int(attrs["axis"])
-    y = np.flip(x, axis) if attrs["reverse"] else x
-    out = np.cumsum(y, axis=axis, dtype=x.dtype)
-    if attrs["exclusive"]:
-        # shifting rather than subtracting the input keeps float results exact
-        pad = [(1, 0) if d == axis else (0, 0) for d in range(out.ndim)]
-        out = np.take(np.pad(out, pad), np.arange(out.shape[axis]), axis=axis)
-    return np.flip(out, axis) if attrs["reverse"] else out
-
-
-@cumsum.def_compute
-def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
-    """Per row of the axes before `axis`, a loop along it adding each input to the previous
-    output, the axes after it innermost (contiguous and independent). An exclusive sum starts
-    one position later with the first input, so results equal the reference's (shifted
-    inclusive sums) bit for bit, signed zeros included."""
-    x, axis = ins[0], int(attrs["axis"])
-    n, reverse, shift = x.shape[axis], bool(attrs["reverse"]), int(bool(attrs["exclusive"]))
-    inner = x.shape[axis + 1:]
-
-    def build(bufs: Sequence[Buffer], out_bufs: Sequence[Buffer]) -> Stmt:
-        (src,), (out,) = bufs, out_bufs
-
-        def row(o: tuple[E.Var, ...]) -> Stmt:
-            def at(t: E.Expr | int, i: tuple[E.Var, ...]) -> tuple[E.Expr, ...]:
-                return (*o, E.as_expr((n - 1) - t if reverse else t), *i)
-
-            def nest(prefix: str, t: E.Expr | int, value: Callable[..., E.Expr]) -> Stmt:
-                return loop_nest(inner, prefix, lambda i: Store(out, at(t, i), value(i)))
-
-            t = E.Var("cumsum_t")  # writes position t + shift + 1
-            step = nest("cumsum_i", t + (shift + 1),
-                        lambda i: out[at(t + shift, i)] + src[at(t + 1, i)])
-            return seq(
-                nest("cumsum_z", 0, lambda i: E.const(0, x.dtype)) if shift else None,
-                nest("cumsum_f", shift, lambda i: src[at(0, i)]) if n > shift else None,
-                For(t, n - 1 - shift, ForKind.SERIAL, step) if n - 1 - shift > 0 else None)
-
-        return row_loops(x.shape[:axis], "cumsum_r", row) if n else seq()
-
-    return extern("cumsum", [x], [(x.shape, x.dtype)], build)[0]
-
-
-@cumsum.flops
-def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
-    return outs[0].size

@@ -1,8 +1,11 @@
-"""ONNX Conv and ConvTranspose, and the auto_pad resolution shared with the pooling converters."""
+"""ONNX Conv, ConvTranspose, DeformConv and Col2Im, and the auto_pad resolution shared with the
+pooling converters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 from deepc.errors import ConversionError
 from deepc.frontends.builder import GraphBuilder
@@ -72,18 +75,22 @@ def conv_inputs(n: OnnxNode) -> list[str]:
     return [n.inputs[0], n.inputs[1], *([n.input(2)] if n.input(2) else [])]
 
 
-@converter("Conv")
-def conv(b: GraphBuilder, n: OnnxNode) -> None:
-    x, w = n.inputs[0], n.inputs[1]
+def conv_attrs(b: GraphBuilder, n: OnnxNode, x: str, w: str) -> dict[str, object]:
+    """The `conv` op's attributes for a Conv-like node (Conv, ConvInteger, QLinearConv)."""
     in_shape = b.type(x).shape[2:]
     nd = len(in_shape)
     kernel = kernel_of(b, n, w)
     strides = spatial_ints(n, "strides", nd, 1)
     dilations = spatial_ints(n, "dilations", nd, 1)
-    attrs = {
+    return {
         "strides": strides, "dilations": dilations, "group": int(n.attr("group", 1)),
         "pads": resolve_pads(n, in_shape, kernel, strides, dilations),
     }
+
+
+@converter("Conv")
+def conv(b: GraphBuilder, n: OnnxNode) -> None:
+    attrs = conv_attrs(b, n, n.inputs[0], n.inputs[1])
     b.emit("conv", conv_inputs(n), attrs, outputs=n.outputs, name=n.name)
 
 
@@ -122,3 +129,31 @@ def conv_transpose(b: GraphBuilder, n: OnnxNode) -> None:
     attrs = {"strides": strides, "dilations": dilations, "group": int(n.attr("group", 1)),
              "pads": pads, "output_padding": tuple(extra)}
     b.emit("conv_transpose", conv_inputs(n), attrs, outputs=n.outputs, name=n.name)
+
+
+@converter("Col2Im")
+def col2im(b: GraphBuilder, n: OnnxNode) -> None:
+    image = tuple(int(v) for v in b.require_const(n.inputs[1], "Col2Im image_shape", n.name))
+    block = tuple(int(v) for v in b.require_const(n.inputs[2], "Col2Im block_shape", n.name))
+    nd = len(image)
+    attrs = {"image": image, "block": block, "strides": spatial_ints(n, "strides", nd, 1),
+             "dilations": spatial_ints(n, "dilations", nd, 1),
+             "pads": tuple(int(p) for p in (n.attr("pads") or (0,) * (2 * nd)))}
+    b.emit("col2im", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
+
+
+@converter("DeformConv")
+def deform_conv(b: GraphBuilder, n: OnnxNode) -> None:
+    """An omitted bias before a given mask becomes zeros (the op's inputs are positional)."""
+    x, w, offset = n.inputs[:3]
+    inputs = [x, w, offset]
+    if n.input(3) or n.input(4):
+        wt = b.type(w)
+        inputs.append(n.input(3) or b.add_constant(np.zeros(wt.shape[0], wt.dtype)))
+    if n.input(4):
+        inputs.append(n.input(4))
+    attrs = {"strides": spatial_ints(n, "strides", 2, 1),
+             "dilations": spatial_ints(n, "dilations", 2, 1),
+             "pads": tuple(int(p) for p in (n.attr("pads") or (0,) * 4)),
+             "group": int(n.attr("group", 1)), "offset_group": int(n.attr("offset_group", 1))}
+    b.emit("deform_conv", inputs, attrs, outputs=n.outputs, name=n.name)

@@ -1,4 +1,5 @@
-"""ONNX indexing ops: Gather*, Scatter*, OneHot, Trilu, Compress (and NonZero when constant)."""
+"""ONNX indexing ops: Gather*, Scatter*, OneHot, Trilu, Compress (and NonZero when constant),
+ReverseSequence and TensorScatter."""
 
 from __future__ import annotations
 
@@ -112,3 +113,17 @@ def non_zero(b: GraphBuilder, n: OnnxNode) -> None:
     x = np.atleast_1d(x)
     b.add_constant(np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1),
                    name=n.outputs[0])
+
+
+@converter("ReverseSequence")
+def reverse_sequence(b: GraphBuilder, n: OnnxNode) -> None:
+    attrs = {"batch_axis": int(n.attr("batch_axis", 1)), "time_axis": int(n.attr("time_axis", 0))}
+    b.emit("reverse_sequence", n.inputs[:2], attrs, outputs=n.outputs, name=n.name)
+
+
+@converter("TensorScatter")
+def tensor_scatter(b: GraphBuilder, n: OnnxNode) -> None:
+    attrs = {"axis": normalize_axis(int(n.attr("axis", -2)), b.type(n.inputs[0]).rank),
+             "circular": int(n.attr("mode", "linear") == "circular")}
+    b.emit("tensor_scatter", [i for i in n.inputs[:3] if i], attrs, outputs=n.outputs,
+           name=n.name)

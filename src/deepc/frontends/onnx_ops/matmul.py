@@ -1,4 +1,4 @@
-"""ONNX MatMul, Gemm and Einsum."""
+"""ONNX MatMul, Gemm, Einsum and Det."""
 
 from __future__ import annotations
 
@@ -17,3 +17,6 @@ def gemm(b: GraphBuilder, n: OnnxNode) -> None:
     attrs = {"alpha": float(n.attr("alpha", 1.0)), "beta": float(n.attr("beta", 1.0)),
              "trans_a": int(n.attr("transA", 0)), "trans_b": int(n.attr("transB", 0))}
     b.emit("gemm", inputs, attrs, outputs=n.outputs, name=n.name)
+
+
+direct("Det", "det")

@@ -25,9 +25,8 @@ def batch_norm(b: GraphBuilder, n: OnnxNode) -> None:
     """Inference only. Opsets 7-8 `spatial=0` normalizes per activation: the parameters then
     have shape x.shape[1:], which `batch_norm` broadcasts as they are."""
     if int(n.attr("training_mode", 0)):
-        raise ConversionError(
-            f"node {n.name!r} (BatchNormalization): training_mode=1 computes batch statistics; "
-            "deepc compiles inference — export the model in eval mode")
+        _batch_norm_training(b, n)
+        return
     _extra_outputs(n, "running or saved statistics")
     x = n.inputs[0]
     if n.opset < 9 and not int(n.attr("spatial", 1)):
@@ -39,6 +38,37 @@ def batch_norm(b: GraphBuilder, n: OnnxNode) -> None:
                     f"shape {per_activation}, {p!r} has {b.type(p).shape}")
     b.emit("batch_norm", n.inputs[:5], {"epsilon": float(n.attr("epsilon", EPSILON))},
            outputs=n.outputs[:1], name=n.name)
+
+
+def _batch_norm_training(b: GraphBuilder, n: OnnxNode) -> None:
+    """training_mode=1 (opset 14+): normalise by the batch's mean and population variance
+    over every axis but the channels, and blend them into the running statistics
+    (input * momentum + batch * (1 - momentum))."""
+    x, scale, bias, mean, var = n.inputs[:5]
+    xt = b.type(x)
+    axes = (0, *range(2, xt.rank))
+    shape = (xt.shape[1], *(1,) * (xt.rank - 2))
+
+    def op(name: str, *ins: str, **attrs: object) -> str:
+        return b.emit1(name, list(ins), attrs, name=n.name)
+
+    def c(value: float) -> str:
+        return b.add_constant(np.array(value, xt.dtype))
+
+    batch_mean = op("reduce_mean", x, axes=axes, keepdims=1)
+    centred = op("sub", x, batch_mean)
+    batch_var = op("reduce_mean", op("mul", centred, centred), axes=axes, keepdims=1)
+    inv = op("div", c(1.0), op("sqrt", op("add", batch_var, c(float(n.attr("epsilon", EPSILON))))))
+    y = op("add", op("mul", op("mul", centred, inv), op("reshape", scale, shape=shape)),
+           op("reshape", bias, shape=shape))
+    b.emit("identity", [y], outputs=n.outputs[:1], name=n.name)
+    momentum = float(n.attr("momentum", 0.9))
+    for running, batch, out in ((mean, batch_mean, n.outputs[1:2]),
+                                (var, batch_var, n.outputs[2:3])):
+        if out and out[0]:
+            flat = op("reshape", batch, shape=(xt.shape[1],))
+            b.emit("add", [op("mul", running, c(momentum)), op("mul", flat, c(1 - momentum))],
+                   outputs=out, name=n.name)
 
 
 direct("InstanceNormalization", "instance_norm", {"epsilon": ("epsilon", EPSILON)})
@@ -100,8 +130,8 @@ def dropout(b: GraphBuilder, n: OnnxNode) -> None:
     10, where the mask has the input's type)."""
     training = n.input(2)
     if training and bool(b.require_const(training, "training_mode", n.name)):
-        ratio = b.const(n.input(1)) if n.input(1) else 0.5
-        if ratio is None or float(np.asarray(ratio)) != 0:
+        ratio = b.require_const(n.input(1), "Dropout ratio", n.name) if n.input(1) else 0.5
+        if float(np.asarray(ratio)) != 0:
             raise ConversionError(
                 f"node {n.name!r} (Dropout): training_mode=true drops values at random; deepc "
                 "compiles inference — export the model in eval mode")

@@ -1,4 +1,4 @@
-"""ONNX reductions (Reduce*), ArgMax/ArgMin and CumSum, with axes resolved to attributes."""
+"""ONNX reductions (Reduce*), ArgMax/ArgMin and CumSum/CumProd, with axes resolved to attributes."""
 
 from __future__ import annotations
 
@@ -62,10 +62,11 @@ def arg_extreme(b: GraphBuilder, n: OnnxNode) -> None:
     b.emit(op, n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
 
 
-@converter("CumSum")
-def cumsum(b: GraphBuilder, n: OnnxNode) -> None:
-    axis = b.require_const(n.inputs[1], "CumSum axis", n.name)
+@converter("CumSum", "CumProd")
+def scan(b: GraphBuilder, n: OnnxNode) -> None:
+    axis = b.require_const(n.inputs[1], f"{n.op_type} axis", n.name)
     attrs = {"axis": normalize_axis(int(np.asarray(axis).reshape(-1)[0]),
                                     b.type(n.inputs[0]).rank),
              "exclusive": int(n.attr("exclusive", 0)), "reverse": int(n.attr("reverse", 0))}
-    b.emit("cumsum", n.inputs[:1], attrs, outputs=n.outputs, name=n.name)
+    op = {"CumSum": "cumsum", "CumProd": "cumprod"}[n.op_type]
+    b.emit(op, n.inputs[:1], attrs, outputs=n.outputs, name=n.name)

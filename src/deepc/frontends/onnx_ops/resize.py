@@ -1,4 +1,5 @@
-"""ONNX Resize (opsets 10-19+) and Upsample (opsets 7-9) to `resize` with a static output shape."""
+"""ONNX Resize (opsets 10-19+) and Upsample (opsets 7-9) to `resize` with a static output shape;
+GridSample (opsets 16 and 20) to `grid_sample`."""
 
 from __future__ import annotations
 
@@ -119,3 +120,15 @@ def resize(b: GraphBuilder, n: OnnxNode) -> None:
           exclude_outside=int(n.attr("exclude_outside", 0)),
           extrapolation_value=float(n.attr("extrapolation_value", 0.0)),
           antialias=int(n.attr("antialias", 0)))
+
+
+GRID_MODES = {"bilinear": "linear", "bicubic": "cubic"}  # the opset-16 names
+
+
+@converter("GridSample")
+def grid_sample(b: GraphBuilder, n: OnnxNode) -> None:
+    mode = str(n.attr("mode", "linear" if n.opset >= 20 else "bilinear"))
+    attrs = {"mode": GRID_MODES.get(mode, mode),
+             "padding_mode": str(n.attr("padding_mode", "zeros")),
+             "align_corners": int(n.attr("align_corners", 0))}
+    b.emit("grid_sample", n.inputs[:2], attrs, outputs=n.outputs, name=n.name)

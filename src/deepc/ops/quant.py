@@ -1,0 +1,154 @@
+"""Linear (de)quantisation: `quantize_linear` (float -> int) and `dequantize_linear` (int -> float).
+
+Both scale by a `scale` and shift by a `zero_point` that are per tensor (scalars), per axis
+(a vector along `axis`) or per block (x's shape with `axis` divided into blocks of
+`block_size`): element o reads the parameters at o with o[axis] // block_size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from deepc.ir import expr as E
+from deepc.ir.graph import Attrs
+from deepc.ir.tensor import Tensor, compute
+from deepc.ir.types import TensorType, np_dtype
+from deepc.ops.registry import FusionKind, Op
+
+INT_RANGES = {d: (int(np.iinfo(d).min), int(np.iinfo(d).max))
+              for d in ("int8", "uint8", "int16", "uint16", "int32")}
+COMPUTE = "float32"  # the arithmetic dtype (float16 scales are widened, as onnx's reference does)
+
+
+def check_params(x: TensorType, scale: TensorType, zero: TensorType | None, attrs: Attrs) -> None:
+    axis, block = int(attrs.get("axis", 1)), int(attrs.get("block_size", 0))
+    if zero is not None and zero.shape != scale.shape:
+        raise ValueError(f"zero point {zero} and scale {scale} differ in shape")
+    if block:
+        want = tuple(-(-n // block) if k == axis else n for k, n in enumerate(x.shape))
+        if scale.shape != want:
+            raise ValueError(f"blocked scale {scale} must have shape {want} for x {x}")
+    elif scale.rank == 1 and scale.size != 1 and scale.shape != (x.shape[axis],):
+        raise ValueError(f"per-axis scale {scale} must have {x.shape[axis]} entries")
+    elif scale.rank > 1:
+        raise ValueError(f"scale {scale} must be a scalar or a vector unless block_size is set")
+
+
+def param_index(o: Sequence[Any], shape: Sequence[int], attrs: Attrs) -> tuple[Any, ...]:
+    """The index into a scale or zero point of `shape` for output element o."""
+    axis, block = int(attrs.get("axis", 1)), int(attrs.get("block_size", 0))
+    if not shape:
+        return ()
+    if block:
+        return tuple(o[k] // block if k == axis else o[k] for k in range(len(o)))
+    return (0,) if shape[0] == 1 else (o[axis],)
+
+
+def expanded(p: np.ndarray, x: np.ndarray, attrs: Attrs) -> np.ndarray:
+    """A scale or zero point broadcast to x's shape."""
+    axis, block = int(attrs.get("axis", 1)), int(attrs.get("block_size", 0))
+    if p.ndim == 0 or p.size == 1:
+        return p.reshape(())
+    if block:
+        return np.take(np.repeat(p, block, axis=axis), np.arange(x.shape[axis]), axis=axis)
+    return p.reshape([-1 if k == axis else 1 for k in range(x.ndim)])
+
+
+def _types(ins: Sequence[TensorType | None], attrs: Attrs) -> tuple[TensorType, TensorType,
+                                                                    TensorType | None]:
+    x, scale = ins[0], ins[1]
+    zero = ins[2] if len(ins) > 2 else None
+    assert x is not None and scale is not None
+    check_params(x, scale, zero, attrs)
+    return x, scale, zero
+
+
+def _params(ins: Sequence[Any], o: Sequence[Any], attrs: Attrs) -> tuple[E.Expr, E.Expr | None]:
+    scale = ins[1]
+    zero = ins[2] if len(ins) > 2 else None
+    s = scale[param_index(o, scale.shape, attrs)].astype(COMPUTE)
+    z = None if zero is None else zero[param_index(o, zero.shape, attrs)].astype(COMPUTE)
+    return s, z
+
+
+# -- quantize_linear ------------------------------------------------------------------------
+quantize_linear = Op(
+    "quantize_linear", FusionKind.INJECTIVE,
+    doc="y = saturate(round_half_even(x / scale) + zero_point) in attrs['to'] (an integer "
+        "dtype); scale and zero point per tensor, per `axis` or per `block_size` block")
+
+
+@quantize_linear.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, _, _ = _types(ins, attrs)
+    to = str(attrs["to"])
+    if to not in INT_RANGES:
+        raise ValueError(f"quantizing to {to} is not supported (only 8-, 16- and 32-bit ints)")
+    return TensorType(x.shape, to)
+
+
+@quantize_linear.reference
+def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
+    x, scale = ins[0], ins[1]
+    zero = ins[2] if len(ins) > 2 else None
+    assert x is not None and scale is not None
+    lo, hi = INT_RANGES[str(attrs["to"])]
+    y = np.rint(x.astype(COMPUTE) / expanded(scale, x, attrs).astype(COMPUTE))
+    if zero is not None:
+        y = y + expanded(zero, x, attrs).astype(COMPUTE)
+    return np.clip(y, lo, hi).astype(np_dtype(str(attrs["to"])))
+
+
+@quantize_linear.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, to = ins[0], outs[0].dtype
+    lo, hi = INT_RANGES[to]
+
+    def body(*o: E.Var) -> E.Expr:
+        s, z = _params(ins, o, attrs)
+        y = E.call("round", x[o].astype(COMPUTE) / s)
+        if z is not None:
+            y = y + z
+        return E.minimum(E.maximum(y, E.const(lo, COMPUTE)), E.const(hi, COMPUTE)).astype(to)
+
+    return compute(outs[0].shape, body, "quantize_linear")
+
+
+# -- dequantize_linear ----------------------------------------------------------------------
+dequantize_linear = Op(
+    "dequantize_linear", FusionKind.INJECTIVE,
+    doc="y = (x - zero_point) * scale in attrs['to'] (a float dtype, the scale's by default); "
+        "scale and zero point per tensor, per `axis` or per `block_size` block")
+
+
+@dequantize_linear.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, scale, _ = _types(ins, attrs)
+    return TensorType(x.shape, str(attrs.get("to") or scale.dtype))
+
+
+@dequantize_linear.reference
+def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
+    x, scale = ins[0], ins[1]
+    zero = ins[2] if len(ins) > 2 else None
+    assert x is not None and scale is not None
+    y = x.astype(COMPUTE)
+    if zero is not None:
+        y = y - expanded(zero, x, attrs).astype(COMPUTE)
+    y = y * expanded(scale, x, attrs).astype(COMPUTE)
+    return y.astype(np_dtype(str(attrs.get("to") or scale.dtype)))
+
+
+@dequantize_linear.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x = ins[0]
+
+    def body(*o: E.Var) -> E.Expr:
+        s, z = _params(ins, o, attrs)
+        y = x[o].astype(COMPUTE)
+        return ((y if z is None else y - z) * s).astype(outs[0].dtype)
+
+    return compute(outs[0].shape, body, "dequantize_linear")
