@@ -121,13 +121,10 @@ def convert_nodes(b: GraphBuilder, nodes: Any, opset: int) -> None:
         raise UnsupportedOpError(missing)
     for i, proto in enumerate(nodes):
         key = converter_key(proto)
-        if key in CONTROL:  # unrolled or resolved into plain nodes
-            body = CONTROL[key](proto, b, i, opset)
-            with outer_inputs(body, b):
-                convert_nodes(b, body, opset)
-            continue
-        if key not in CONVERTERS:  # a function op: convert its body instead
-            body = expand(proto, opset, b, i)
+        if key in CONTROL or key not in CONVERTERS:
+            # control flow unrolled or resolved, or a function op's body: plain nodes
+            body = CONTROL[key](proto, b, i, opset) if key in CONTROL else \
+                expand(proto, opset, b, i)
             with outer_inputs(body, b):
                 convert_nodes(b, body, opset)
             continue
