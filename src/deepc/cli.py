@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,36 +20,10 @@ from deepc.cli_bench import (
     profile_table,
     results_table,
 )
+from deepc.cli_common import console, err_console, fail, handle_errors
+from deepc.cli_rpc import remote_options, rpc
 from deepc.errors import DeepcError
 from deepc.version import __version__
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    sys.exit(code)
-
-
-def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one line on stderr and an exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except DeepcError as exc:
-            fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-        except Exception as exc:
-            if os.environ.get("DEEPC_DEBUG"):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (a deepc bug: rerun with "
-                 "DEEPC_DEBUG=1 for a traceback and report it)", 70)
-
-    return wrapper
 
 
 def parse_shapes(specs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -266,26 +237,20 @@ def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
 @click.option("--seed", default=0, show_default=True, help="Seed for random inputs.")
 @click.option("--threads", default=0, help="Threads (0 = all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of the outputs.")
+@remote_options
 @handle_errors
 def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed: int,
-            threads: int, as_json: bool) -> None:
-    """Run a compiled bundle on inputs and save its outputs."""
+            threads: int, as_json: bool, remote: Any) -> None:
+    """Run a compiled bundle on inputs and save its outputs (here, or on a remote board)."""
     import numpy as np
 
-    import deepc
     from deepc.runtime.inputs import load_input_files
 
-    model = deepc.load(bundle)
-    if model.emulated:
-        target_name = model.bundle.target.get("name", "?")
-        err_console.print(f"note: {bundle.name} is compiled for {model.bundle.triple}; it runs"
-                          f" under the emulator `{model.emulator}` (toolchain.emulator of"
-                          f" target {target_name!r}), slowly", highlight=False, soft_wrap=True)
-    if threads:
-        model.set_num_threads(threads)
     feeds = load_input_files(inputs)
-    feeds = {**model.random_inputs(seed), **feeds}
-    outputs = model.run(feeds)
+    if remote is not None:
+        outputs = remote.run(bundle, feeds, seed, threads)
+    else:
+        outputs = run_here(bundle, feeds, seed, threads)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for name, value in outputs.items():
@@ -304,6 +269,20 @@ def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed
         table.add_row(name, "x".join(map(str, s["shape"])), s["dtype"], f"{s['min']:.5g}",
                       f"{s['max']:.5g}")
     console.print(table)
+
+
+def run_here(bundle: Path, feeds: dict[str, Any], seed: int, threads: int) -> dict[str, Any]:
+    import deepc
+
+    model = deepc.load(bundle)
+    if model.emulated:
+        target_name = model.bundle.target.get("name", "?")
+        err_console.print(f"note: {bundle.name} is compiled for {model.bundle.triple}; it runs"
+                          f" under the emulator `{model.emulator}` (toolchain.emulator of"
+                          f" target {target_name!r}), slowly", highlight=False, soft_wrap=True)
+    if threads:
+        model.set_num_threads(threads)
+    return model.run({**model.random_inputs(seed), **feeds})
 
 
 def safe_filename(name: str) -> str:
@@ -328,15 +307,22 @@ def safe_filename(name: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
 @click.option("--matmul", type=int, default=None, metavar="N",
               help="Also time an NxNxN float32 matmul against numpy's BLAS.")
+@remote_options
 @handle_errors
 def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
               batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
-              profile: bool, as_json: bool, matmul: int | None) -> None:
-    """Time compiled models against onnxruntime, side by side in one process."""
+              profile: bool, as_json: bool, matmul: int | None, remote: Any) -> None:
+    """Time compiled models against onnxruntime, side by side in one process.
+
+    With --remote or --tracker, the board times each model (compiled here for --target) and
+    onnxruntime here only checks its outputs.
+    """
     from deepc.bench import bench_matmul, bench_model
 
     if not models and matmul is None:
         fail("name at least one MODEL, or --matmul N", 2)
+    if matmul is not None and remote is not None:
+        fail("--matmul times numpy here: it cannot run --remote", 2)
     if matmul is not None:
         for n in threads:
             mm = bench_matmul(matmul, threads=n, target=target)
@@ -355,7 +341,7 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
                 results.append(bench_model(model, target, threads=n, compare=compare,
                                            runs=runs, warmup=warmup, profile=profile,
                                            opt_level=opt_level, batch=batch,
-                                           allow_tf32=allow_tf32))
+                                           allow_tf32=allow_tf32, remote=remote))
                 bar.advance(task)
     if as_json:
         for r in results:
@@ -387,6 +373,8 @@ def targets(as_json: bool) -> None:
         table.add_row(name, description)
     console.print(table)
 
+
+main.add_command(rpc)
 
 if __name__ == "__main__":
     main()

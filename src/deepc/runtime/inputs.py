@@ -6,6 +6,7 @@ import numpy as np
 
 from deepc.ir.graph import Graph
 from deepc.ir.types import np_dtype
+from deepc.runtime.bundle import BundleContents
 
 
 def index_bound(graph: Graph, name: str) -> int | None:
@@ -48,6 +49,13 @@ def random_arrays(specs: list[tuple[str, tuple[int, ...], str]], seed: int = 0,
 def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     specs = [(n, graph.types[n].shape, graph.types[n].dtype) for n in graph.inputs]
     return random_arrays(specs, seed, input_bounds(graph))
+
+
+def bundle_inputs(bundle: BundleContents, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random inputs for a bundle's model (index inputs kept in range), from its
+    manifest alone: what a client that runs the bundle elsewhere feeds it."""
+    specs = [(s.name, s.shape, s.dtype) for s in bundle.inputs]
+    return random_arrays(specs, seed, bundle.manifest.get("input_bounds", {}))
 
 
 def load_input_files(specs: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:

@@ -1,0 +1,221 @@
+"""`deepc rpc serve`: a board that takes bundles over the network and runs and times them.
+
+One thread per connection; each job runs in a worker subprocess (jobs.py), one at a time,
+the others queued. A connection that breaks the protocol is answered with an error frame
+and closed; the server keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepc.rpc.auth import server_handshake
+from deepc.rpc.errors import AuthError, ProtocolError, RpcError
+from deepc.rpc.jobs import JobQueue, JobRunner
+from deepc.rpc.protocol import PROTOCOL_VERSION, Channel, ClosedError, pack_tensors, unpack_tensors
+from deepc.rpc.tracker import register
+from deepc.version import __version__
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_RUNS = 100_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int = 1 << 30
+    max_tensor_bytes: int = 256 << 20
+    job_timeout_s: float = 600.0
+    idle_timeout_s: float = 120.0
+    queue_length: int = 32
+    queue_timeout_s: float = 1800.0
+    max_connections: int = 64
+
+
+@dataclass
+class ServerConfig:
+    key: bytes
+    cache_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9090
+    emulator: bool = False
+    target: str = "host"  # the name clients and the tracker ask for
+    limits: Limits = field(default_factory=Limits)
+    tls: ssl.SSLContext | None = None
+    lifetime_s: float | None = None  # stop on its own after this long (tests, one-off boards)
+    tracker: str | None = None  # HOST:PORT of a tracker to register with
+    advertise: str | None = None  # the host name the tracker gives clients (default: our IP)
+    tracker_tls: ssl.SSLContext | None = None  # a client context, when the tracker has TLS
+
+
+class Server:
+    """Bound on construction (port 0 picks a free one: see `address`); `serve()` blocks."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.limits = config.limits
+        self.jobs = JobRunner(Path(config.cache_dir), self.limits.job_timeout_s, config.emulator)
+        self.queue = JobQueue(self.limits.queue_length)
+        self._listener = socket.create_server((config.host, config.port))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._connections = threading.BoundedSemaphore(self.limits.max_connections)
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+
+    def info(self) -> dict[str, Any]:
+        """What the hello frame tells a client about this board."""
+        lim = self.limits
+        return {"server": f"deepc {__version__}", "protocol": PROTOCOL_VERSION,
+                "target": self.config.target, "emulator": self.config.emulator,
+                "limits": {"max_upload_bytes": lim.max_upload_bytes,
+                           "max_tensor_bytes": lim.max_tensor_bytes,
+                           "job_timeout_s": lim.job_timeout_s,
+                           "queue_timeout_s": lim.queue_timeout_s}}
+
+    def serve(self) -> None:
+        deadline = (time.monotonic() + self.config.lifetime_s
+                    if self.config.lifetime_s else None)
+        if self.config.tracker:
+            threading.Thread(target=register, daemon=True, args=(
+                self.config.tracker, self.config.key, self.config.target, self.address[1],
+                self._stop, self.config.advertise, self.config.tracker_tls)).start()
+        with self._listener:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                try:
+                    sock, addr = self._listener.accept()
+                except TimeoutError:
+                    continue
+                if not self._connections.acquire(blocking=False):
+                    sock.close()  # too many at once: the client sees the connection drop
+                    continue
+                threading.Thread(target=self._connection, args=(sock, addr),
+                                 daemon=True).start()
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def _connection(self, sock: socket.socket, addr: Any) -> None:
+        channel = Channel(sock, f"client {addr[0]}:{addr[1]}")
+        try:
+            sock.settimeout(self.limits.idle_timeout_s)
+            if self.config.tls is not None:
+                sock = self.config.tls.wrap_socket(sock, server_side=True)
+                channel.sock = sock
+            server_handshake(channel, self.config.key, self.info())
+            while not self._stop.is_set() and self._request(channel):
+                pass
+        except (ClosedError, AuthError, OSError, ssl.SSLError):
+            pass  # the client went away, had the wrong key (it was told), or stayed idle
+        except RpcError as e:  # garbage, a truncated or oversized frame: say so, then hang up
+            with contextlib.suppress(OSError):
+                channel.send_error(e)
+        finally:
+            channel.close()
+            self._connections.release()
+
+    def _request(self, channel: Channel) -> bool:
+        """Serve one request; False once the client says goodbye or closes."""
+        try:
+            header, size = channel.recv_header()
+        except ClosedError:
+            return False
+        kind = header["type"]
+        handlers = {"has": self._has, "upload": self._upload, "run": self._run,
+                    "time": self._run}
+        if kind == "bye":
+            return False
+        if kind not in handlers:
+            raise ProtocolError(f"unknown request {kind!r}")
+        limit = self.limits.max_upload_bytes
+        if size > limit:
+            raise ProtocolError(f"the {kind!r} request's {size} bytes are over the server's"
+                                f" {limit}-byte upload limit")
+        try:
+            handlers[kind](channel, header, size)
+        except ProtocolError:
+            raise
+        except (TypeError, ValueError) as e:
+            raise ProtocolError(f"malformed {kind!r} request ({e})") from None
+        except RpcError as e:  # the job failed, the board was busy: the connection goes on
+            channel.send_error(e)
+        return True
+
+    def _sha(self, header: dict[str, Any]) -> str:
+        sha = str(header.get("sha256", ""))
+        if not SHA256.match(sha):
+            raise ProtocolError("\"sha256\" is not 64 lowercase hex digits")
+        return sha
+
+    def _has(self, channel: Channel, header: dict[str, Any], size: int) -> None:
+        channel.recv_payload(size)
+        channel.send({"type": "has", "present": self.jobs.tar(self._sha(header)).is_file()})
+
+    def _wait(self, header: dict[str, Any]) -> float:
+        wait = header.get("wait", self.limits.queue_timeout_s)
+        return min(float(wait), self.limits.queue_timeout_s)
+
+    def _upload(self, channel: Channel, header: dict[str, Any], size: int) -> None:
+        """Receive a bundle into incoming/, keep it under tars/ only if a job loads it."""
+        claimed = self._sha(header)
+        fd, tmp = self._incoming()
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as f:
+                left = size
+                while left:
+                    chunk = channel.recv_payload(min(left, 1 << 20))
+                    digest.update(chunk)
+                    f.write(chunk)
+                    left -= len(chunk)
+            sha = digest.hexdigest()
+            if sha != claimed:
+                raise ProtocolError(f"the upload's sha256 is {sha}, not the {claimed} announced")
+            with self.queue.slot(self._wait(header)):
+                os.replace(tmp, self.jobs.tar(sha))
+                try:
+                    result = self.jobs.run("check", sha)
+                except RpcError:
+                    self.jobs.tar(sha).unlink(missing_ok=True)
+                    raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        channel.send({"type": "uploaded", "sha256": sha, **result.header})
+
+    def _incoming(self) -> tuple[int, str]:
+        return tempfile.mkstemp(dir=self.jobs.cache / "incoming", suffix=".tar")
+
+    def _run(self, channel: Channel, header: dict[str, Any], size: int) -> None:
+        feeds = unpack_tensors(header.get("tensors", []), channel.recv_payload(size),
+                               self.limits.max_tensor_bytes)
+        sha = self._sha(header)
+        if not self.jobs.tar(sha).is_file():
+            raise RpcError(f"this server has no bundle {sha[:12]}…: upload it first")
+        options: dict[str, Any] = {"threads": int(header.get("threads", 0))}
+        if header["type"] == "time":
+            options["runs"] = max(1, min(int(header.get("runs", 10)), MAX_RUNS))
+            options["warmup"] = max(0, min(int(header.get("warmup", 1)), MAX_RUNS))
+        with self.queue.slot(self._wait(header)):
+            result = self.jobs.run(header["type"], sha, feeds, **options)
+        if header["type"] == "time":
+            channel.send({"type": "times", **result.header})
+            return
+        specs, parts = pack_tensors(result.outputs)
+        channel.send({"type": "result", **result.header, "tensors": specs}, parts)
