@@ -36,6 +36,7 @@ MAGIC = b"DPRC"
 PROTOCOL_VERSION = 1
 PREFIX = struct.Struct("!4sHHIQ")
 MAX_HEADER_BYTES = 1 << 20
+HANG_UP_S, HANG_UP_BYTES = 1.0, 1 << 20  # what is read and dropped after a fatal error
 # the dtypes a tensor may have on the wire (numpy names); no object or structured types
 WIRE_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                          "uint64", "float16", "float32", "float64"})
@@ -90,6 +91,18 @@ class Channel:
     def send_error(self, error: RpcError | str, kind: str | None = None) -> None:
         kind = kind or (error.kind if isinstance(error, RpcError) else "job")
         self.send({"type": "error", "kind": kind, "message": str(error)})
+
+    def hang_up(self, error: RpcError) -> None:
+        """Send the error, then close without a reset: unread bytes from the peer, dropped
+        at close, would make TCP reset the connection and lose the error frame with it."""
+        with contextlib.suppress(OSError):
+            self.send_error(error)
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(HANG_UP_S)
+            drained = 0
+            while drained < HANG_UP_BYTES and (chunk := self.sock.recv(1 << 16)):
+                drained += len(chunk)
+        self.close()
 
     def recv_header(self) -> tuple[dict[str, Any], int]:
         """The next frame's header and its payload's length (the payload is still unread)."""

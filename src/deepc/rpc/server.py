@@ -124,8 +124,7 @@ class Server:
         except (ClosedError, AuthError, OSError, ssl.SSLError):
             pass  # the client went away, had the wrong key (it was told), or stayed idle
         except RpcError as e:  # garbage, a truncated or oversized frame: say so, then hang up
-            with contextlib.suppress(OSError):
-                channel.send_error(e)
+            channel.hang_up(e)
         finally:
             channel.close()
             self._connections.release()

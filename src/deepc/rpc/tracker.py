@@ -102,8 +102,7 @@ class Tracker:
         except (ClosedError, AuthError, OSError, ssl.SSLError, ValueError, TypeError, KeyError):
             pass  # gone, wrong key (already told), idle, or a malformed registration
         except RpcError as e:  # no such board, all busy, a protocol error: tell the client
-            with contextlib.suppress(OSError):
-                channel.send_error(e)
+            channel.hang_up(e)
         finally:
             channel.close()
 
