@@ -161,7 +161,9 @@ def pack_tensors(arrays: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[
         if array.dtype.name not in WIRE_DTYPES:
             raise RpcError(f"tensor {name!r} has dtype {array.dtype}, which cannot travel over"
                            f" RPC ({', '.join(sorted(WIRE_DTYPES))})")
-        array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        if not array.flags.c_contiguous:  # (not ascontiguousarray: it makes scalars 1-d)
+            array = array.copy(order="C")
         specs.append({"name": str(name), "dtype": array.dtype.name, "shape": list(array.shape)})
         parts.append(memoryview(array.reshape(-1).view(np.uint8)))
     return specs, parts
