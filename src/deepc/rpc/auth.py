@@ -62,9 +62,10 @@ def _nonce(header: dict[str, Any], field: str) -> bytes:
 
 
 def server_handshake(channel: Channel, key: bytes, info: dict[str, Any]) -> None:
-    """Challenge the client; raises AuthError (after telling it so) unless it holds the key."""
+    """Challenge the client; raises AuthError (after telling it so) unless it holds the key.
+    `info` (target, limits, version) goes to authenticated clients only, in "welcome"."""
     server_nonce = secrets.token_bytes(NONCE_BYTES)
-    channel.send({"type": "hello", "nonce": server_nonce.hex(), **info})
+    channel.send({"type": "hello", "nonce": server_nonce.hex()})
     header = channel.expect("auth").header
     client_nonce = _nonce(header, "nonce")
     want = _mac(key, b"client", server_nonce, client_nonce)
@@ -73,11 +74,12 @@ def server_handshake(channel: Channel, key: bytes, info: dict[str, Any]) -> None
                           " files differ — copy the server's key file to the client")
         channel.send_error(error)
         raise error
-    channel.send({"type": "welcome", "mac": _mac(key, b"server", server_nonce, client_nonce)})
+    channel.send({"type": "welcome", **info,
+                  "mac": _mac(key, b"server", server_nonce, client_nonce)})
 
 
 def client_handshake(channel: Channel, key: bytes) -> dict[str, Any]:
-    """Answer the server's challenge and check its proof; returns the server's hello."""
+    """Answer the server's challenge and check its proof; returns its "welcome" header."""
     hello = channel.expect("hello").header
     server_nonce = _nonce(hello, "nonce")
     client_nonce = secrets.token_bytes(NONCE_BYTES)
@@ -88,7 +90,7 @@ def client_handshake(channel: Channel, key: bytes) -> dict[str, Any]:
                                str(welcome.get("mac", ""))):
         raise AuthError(f"{channel.peer} could not prove it holds the key — it is not the"
                         " server you meant, or its key file differs")
-    return hello
+    return welcome
 
 
 def server_tls(cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> ssl.SSLContext:

@@ -102,8 +102,8 @@ class Client:
                  tls: ssl.SSLContext | None = None, timeout: float = CONNECT_TIMEOUT_S,
                  wait: float | None = None):
         self.channel = connect(address, tls, timeout)
-        self.hello = handshake(self.channel, key)
-        limits = self.hello.get("limits", {})
+        self.info = handshake(self.channel, key)
+        limits = self.info.get("limits", {})
         self.wait = wait
         queue = float(limits.get("queue_timeout_s", 0)) if wait is None else wait
         self._job_timeout = queue + float(limits.get("job_timeout_s", 0)) + SLACK_S
@@ -113,7 +113,7 @@ class Client:
     @property
     def target(self) -> str | None:
         """The target name the board serves (as the tracker knows it)."""
-        return self.hello.get("target")
+        return self.info.get("target")
 
     def _call(self, header: dict[str, Any], payload: Any = b"", reply: str = "",
               max_payload: int = 0) -> Any:

@@ -73,7 +73,7 @@ class Server:
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
 
     def info(self) -> dict[str, Any]:
-        """What the hello frame tells a client about this board."""
+        """What the welcome frame tells an authenticated client about this board."""
         lim = self.limits
         return {"server": f"deepc {__version__}", "protocol": PROTOCOL_VERSION,
                 "target": self.config.target, "emulator": self.config.emulator,
@@ -207,7 +207,7 @@ class Server:
         sha = self._sha(header)
         if not self.jobs.tar(sha).is_file():
             raise RpcError(f"this server has no bundle {sha[:12]}…: upload it first")
-        options: dict[str, Any] = {"threads": int(header.get("threads", 0))}
+        options: dict[str, Any] = {"threads": max(0, min(int(header.get("threads", 0)), 4096))}
         if header["type"] == "time":
             options["runs"] = max(1, min(int(header.get("runs", 10)), MAX_RUNS))
             options["warmup"] = max(0, min(int(header.get("warmup", 1)), MAX_RUNS))
