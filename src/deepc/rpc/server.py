@@ -11,18 +11,16 @@ import contextlib
 import hashlib
 import os
 import re
-import socket
 import ssl
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepc.rpc.auth import server_handshake
-from deepc.rpc.errors import AuthError, ProtocolError, RpcError
+from deepc.rpc.errors import ProtocolError, RpcError
 from deepc.rpc.jobs import JobQueue, JobRunner
+from deepc.rpc.listener import Listener
 from deepc.rpc.protocol import PROTOCOL_VERSION, Channel, ClosedError, pack_tensors, unpack_tensors
 from deepc.rpc.tracker import register
 from deepc.version import __version__
@@ -66,11 +64,11 @@ class Server:
         self.limits = config.limits
         self.jobs = JobRunner(Path(config.cache_dir), self.limits.job_timeout_s, config.emulator)
         self.queue = JobQueue(self.limits.queue_length)
-        self._listener = socket.create_server((config.host, config.port))
-        self._listener.settimeout(0.2)
-        self._stop = threading.Event()
-        self._connections = threading.BoundedSemaphore(self.limits.max_connections)
-        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self.listener = Listener(config.host, config.port, config.key, tls=config.tls,
+                                 idle_timeout_s=self.limits.idle_timeout_s,
+                                 lifetime_s=config.lifetime_s,
+                                 max_connections=self.limits.max_connections)
+        self.address = self.listener.address
 
     def info(self) -> dict[str, Any]:
         """What the welcome frame tells an authenticated client about this board."""
@@ -83,51 +81,18 @@ class Server:
                            "queue_timeout_s": lim.queue_timeout_s}}
 
     def serve(self) -> None:
-        deadline = (time.monotonic() + self.config.lifetime_s
-                    if self.config.lifetime_s else None)
         if self.config.tracker:
             threading.Thread(target=register, daemon=True, args=(
                 self.config.tracker, self.config.key, self.config.target, self.address[1],
-                self._stop, self.config.advertise, self.config.tracker_tls)).start()
-        with self._listener:
-            while not self._stop.is_set():
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-                try:
-                    sock, addr = self._listener.accept()
-                except TimeoutError:
-                    continue
-                if not self._connections.acquire(blocking=False):
-                    sock.close()  # too many at once: the client sees the connection drop
-                    continue
-                threading.Thread(target=self._connection, args=(sock, addr),
-                                 daemon=True).start()
-        self._stop.set()
+                self.listener.stopped, self.config.advertise, self.config.tracker_tls)).start()
+        self.listener.serve(self.info(), self._conversation)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.listener.stop()
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def _connection(self, sock: socket.socket, addr: Any) -> None:
-        channel = Channel(sock, f"client {addr[0]}:{addr[1]}")
-        try:
-            sock.settimeout(self.limits.idle_timeout_s)
-            if self.config.tls is not None:
-                sock = self.config.tls.wrap_socket(sock, server_side=True)
-                channel.sock = sock
-            server_handshake(channel, self.config.key, self.info())
-            while not self._stop.is_set() and self._request(channel):
-                pass
-        except (ClosedError, AuthError, OSError, ssl.SSLError):
-            pass  # the client went away, had the wrong key (it was told), or stayed idle
-        except RpcError as e:  # garbage, a truncated or oversized frame: say so, then hang up
-            channel.hang_up(e)
-        finally:
-            channel.close()
-            self._connections.release()
+    def _conversation(self, channel: Channel) -> None:
+        while not self.listener.stopped.is_set() and self._request(channel):
+            pass
 
     def _request(self, channel: Channel) -> bool:
         """Serve one request; False once the client says goodbye or closes."""
@@ -150,8 +115,6 @@ class Server:
             handlers[kind](channel, header, size)
         except ProtocolError:
             raise
-        except (TypeError, ValueError) as e:
-            raise ProtocolError(f"malformed {kind!r} request ({e})") from None
         except RpcError as e:  # the job failed, the board was busy: the connection goes on
             channel.send_error(e)
         return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import socket
 import ssl
 import threading
 import time
@@ -19,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepc.rpc.auth import server_handshake
 from deepc.rpc.client import Client, connect, handshake
-from deepc.rpc.errors import AuthError, BusyError, ProtocolError, RpcError
-from deepc.rpc.protocol import Channel, ClosedError
+from deepc.rpc.errors import BusyError, ProtocolError, RpcError
+from deepc.rpc.listener import Listener
+from deepc.rpc.protocol import Channel
 
 PING_S = 10.0
 BOARD_SILENCE_S = 3.5 * PING_S  # a board silent this long is dropped
@@ -51,15 +50,13 @@ class Tracker:
     def __init__(self, key: bytes, host: str = "127.0.0.1", port: int = 9190,
                  tls: ssl.SSLContext | None = None, lifetime_s: float | None = None,
                  queue_timeout_s: float = 1800.0, idle_timeout_s: float = 120.0):
-        self.key, self.tls, self.lifetime_s = key, tls, lifetime_s
         self.queue_timeout_s, self.idle_timeout_s = queue_timeout_s, idle_timeout_s
-        self._listener = socket.create_server((host, port))
-        self._listener.settimeout(0.2)
-        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self.listener = Listener(host, port, key, tls=tls, idle_timeout_s=idle_timeout_s,
+                                 lifetime_s=lifetime_s)
+        self.address = self.listener.address
         self._pools: dict[str, _Pool] = {}
         self._cond = threading.Condition()
         self._tickets = itertools.count()
-        self._stop = threading.Event()
 
     def boards(self) -> dict[str, list[tuple[str, int, bool]]]:
         """target -> [(host, port, busy)] of the registered boards."""
@@ -68,43 +65,22 @@ class Tracker:
                     for t, p in self._pools.items() if p.boards}
 
     def serve(self) -> None:
-        deadline = time.monotonic() + self.lifetime_s if self.lifetime_s else None
-        with self._listener:
-            while not self._stop.is_set():
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-                try:
-                    sock, addr = self._listener.accept()
-                except TimeoutError:
-                    continue
-                threading.Thread(target=self._connection, args=(sock, addr), daemon=True).start()
+        self.listener.serve({"server": "deepc tracker"}, self._conversation)
         self.stop()
 
     def stop(self) -> None:
-        self._stop.set()
+        self.listener.stop()
         with self._cond:
             self._cond.notify_all()
 
-    def _connection(self, sock: socket.socket, addr: Any) -> None:
-        channel = Channel(sock, f"peer {addr[0]}:{addr[1]}")
-        try:
-            sock.settimeout(self.idle_timeout_s)
-            if self.tls is not None:
-                channel.sock = self.tls.wrap_socket(sock, server_side=True)
-            server_handshake(channel, self.key, {"server": "deepc tracker"})
-            header, _ = channel.recv_header()
-            if header["type"] == "register":
-                self._board(channel, header, addr[0])
-            elif header["type"] == "request":
-                self._client(channel, header)
-            else:
-                raise ProtocolError(f"unknown tracker request {header['type']!r}")
-        except (ClosedError, AuthError, OSError, ssl.SSLError, ValueError, TypeError, KeyError):
-            pass  # gone, wrong key (already told), idle, or a malformed registration
-        except RpcError as e:  # no such board, all busy, a protocol error: tell the client
-            channel.hang_up(e)
-        finally:
-            channel.close()
+    def _conversation(self, channel: Channel) -> None:
+        header, _ = channel.recv_header()
+        if header["type"] == "register":
+            self._board(channel, header, channel.sock.getpeername()[0])
+        elif header["type"] == "request":
+            self._client(channel, header)
+        else:
+            raise ProtocolError(f"unknown tracker request {header['type']!r}")
 
     def _board(self, channel: Channel, header: dict[str, Any], peer_host: str) -> None:
         """Keep the board in its pool while its registration connection lives."""
@@ -116,7 +92,7 @@ class Tracker:
             self._pools.setdefault(board.target, _Pool()).boards.append(board)
             self._cond.notify_all()
         try:
-            while not self._stop.is_set():
+            while not self.listener.stopped.is_set():
                 header, _ = channel.recv_header()  # pings; anything else ends it too
                 if header["type"] != "ping":
                     break
@@ -162,7 +138,7 @@ class Tracker:
                         free[0].busy = True
                         return free[0]
                     left = deadline - time.monotonic()
-                    if left <= 0 or self._stop.is_set():
+                    if left <= 0 or self.listener.stopped.is_set():
                         raise BusyError(f"every {target} board stayed busy for {wait:g} s —"
                                         " try again later, or add boards")
                     self._cond.wait(left)
