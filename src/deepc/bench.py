@@ -210,7 +210,7 @@ def _bench_remote(path: Path, compiled: Any, remote: Any, feeds: dict[str, Any],
         bundle = compiled.save(Path(tmp) / "model.tar")
         times = client.time(bundle, feeds, runs=runs, warmup=warmup, threads=threads)
         outputs = client.run(bundle, feeds, threads) if compare == "onnxruntime" else None
-    result = BenchResult(path.stem, threads, Timing.of(list(times.seconds)),
+    result = BenchResult(path.stem, times.threads, Timing.of(list(times.seconds)),
                          compile_seconds=compiled.compile_seconds, emulated=times.emulated,
                          emulator=times.emulator)
     if outputs is not None:

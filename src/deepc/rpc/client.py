@@ -46,6 +46,7 @@ class RemoteTimes:
     emulated: bool = False
     emulator: str | None = None
     target: str | None = None
+    threads: int = 0  # the threads the board ran with
 
 
 def connect(address: str | tuple[str, int], tls: ssl.SSLContext | None = None,
@@ -168,7 +169,7 @@ class Client:
                              "warmup": warmup, "threads": threads}, parts, "times").header
         return RemoteTimes(tuple(float(s) for s in header.get("seconds", [])),
                            bool(header.get("emulated")), header.get("emulator"),
-                           header.get("target"))
+                           header.get("target"), int(header.get("threads", 0)))
 
     def close(self) -> None:
         try:

@@ -45,6 +45,7 @@ def run_job(job_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     if job["action"] == "time":
         times = model.time_runs(feeds, runs=int(job["runs"]), warmup=int(job["warmup"]))
         result["seconds"] = list(times.seconds)
+        result["threads"] = model.num_threads
         return result
     outputs = model.run(feeds)
     result["files"] = {}
