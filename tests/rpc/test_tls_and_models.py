@@ -3,6 +3,7 @@ run remotely and matching local runs (all on the host, one emulated on rpi4)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -84,3 +85,24 @@ def test_shared_model_on_emulated_rpi4_board(model_board: Running,
                                              tmp_path: Path) -> None:
     bundle = deepc.compile(shared_model("squeezenet1_1"), "rpi4").save(tmp_path / "sq.tar")
     check_matches_local(model_board.address, bundle)
+
+
+def test_board_without_compilers_serves(start_server: Callable[..., Running],
+                                        bundles: dict[str, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jobs run with llvmlite and onnx unimportable, as on a board with the runtime only."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('llvmlite', 'onnx', 'onnxruntime'):\n"
+        "            raise ImportError(f'{name} is not installed on this board')\n"
+        "sys.meta_path.insert(0, Block())\n")
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(blocker), path) if p))
+    board = start_server()  # its jobs inherit the environment
+    check_matches_local(board.address, bundles["host"])
+    if "rpi4" in bundles:
+        check_matches_local(board.address, bundles["rpi4"])
