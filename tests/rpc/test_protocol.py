@@ -20,6 +20,7 @@ from deepc.rpc.protocol import (
     ClosedError,
     pack_tensors,
     unpack_tensors,
+    wait_seconds,
 )
 
 KEY = b"k" * 32
@@ -179,3 +180,11 @@ def test_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
         read_key(tmp_path / "short")
     with pytest.raises(Exception, match="cannot read the key file"):
         read_key(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ({}, 60.0), ({"wait": 5}, 5.0), ({"wait": 1e9}, 60.0), ({"wait": -3}, 0.0),
+    ({"wait": float("nan")}, 0.0),
+])
+def test_wait_is_clamped(header: dict[str, float], expected: float) -> None:
+    assert wait_seconds(header, 60.0) == expected

@@ -153,6 +153,12 @@ class Channel:
             self.sock.close()
 
 
+def wait_seconds(header: Mapping[str, Any], limit: float) -> float:
+    """A request's "wait" (how long it may queue), within [0, limit]; NaN counts as 0."""
+    wait = float(header.get("wait", limit))
+    return max(0.0, min(wait, limit)) if wait == wait else 0.0
+
+
 def pack_tensors(arrays: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[memoryview]]:
     """(the header's "tensors" list, the payload parts) for arrays by name."""
     specs, parts = [], []

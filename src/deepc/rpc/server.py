@@ -21,7 +21,14 @@ from typing import Any
 from deepc.rpc.errors import ProtocolError, RpcError
 from deepc.rpc.jobs import JobQueue, JobRunner
 from deepc.rpc.listener import Listener
-from deepc.rpc.protocol import PROTOCOL_VERSION, Channel, ClosedError, pack_tensors, unpack_tensors
+from deepc.rpc.protocol import (
+    PROTOCOL_VERSION,
+    Channel,
+    ClosedError,
+    pack_tensors,
+    unpack_tensors,
+    wait_seconds,
+)
 from deepc.rpc.tracker import register
 from deepc.version import __version__
 
@@ -130,8 +137,7 @@ class Server:
         channel.send({"type": "has", "present": self.jobs.tar(self._sha(header)).is_file()})
 
     def _wait(self, header: dict[str, Any]) -> float:
-        wait = header.get("wait", self.limits.queue_timeout_s)
-        return min(float(wait), self.limits.queue_timeout_s)
+        return wait_seconds(header, self.limits.queue_timeout_s)
 
     def _upload(self, channel: Channel, header: dict[str, Any], size: int) -> None:
         """Receive a bundle into incoming/, keep it under tars/ only if a job loads it."""

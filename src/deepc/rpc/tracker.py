@@ -21,7 +21,7 @@ from typing import Any
 from deepc.rpc.client import Client, connect, handshake
 from deepc.rpc.errors import BusyError, ProtocolError, RpcError
 from deepc.rpc.listener import Listener
-from deepc.rpc.protocol import Channel
+from deepc.rpc.protocol import Channel, wait_seconds
 
 PING_S = 10.0
 BOARD_SILENCE_S = 3.5 * PING_S  # a board silent this long is dropped
@@ -106,7 +106,7 @@ class Tracker:
         request ends a lease."""
         while header["type"] == "request":
             target = str(header.get("target") or "host")
-            wait = min(float(header.get("wait", self.queue_timeout_s)), self.queue_timeout_s)
+            wait = wait_seconds(header, self.queue_timeout_s)
             board = self._lease(target, wait)
             try:
                 channel.send({"type": "board", "target": target, "host": board.host,
