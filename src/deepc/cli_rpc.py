@@ -104,6 +104,8 @@ def keygen(key_file: Path) -> None:
               help="Reach the tracker over TLS, trusting this CA.")
 @click.option("--max-upload-mib", default=1024, show_default=True, help="Largest bundle.")
 @click.option("--max-tensor-mib", default=256, show_default=True, help="Largest tensor.")
+@click.option("--max-cache-mib", default=8192, show_default=True,
+              help="Bundles kept in the cache; the least recently used are dropped first.")
 @click.option("--job-timeout", default=600.0, show_default=True, help="Seconds per job.")
 @click.option("--idle-timeout", default=120.0, show_default=True,
               help="Seconds a silent connection stays open.")
@@ -115,15 +117,17 @@ def keygen(key_file: Path) -> None:
 def serve(host: str, port: int, key_file: Path, cache_dir: Path | None, emulator: bool,
           target: str, tracker: str | None, advertise: str | None, tls_cert: Path | None,
           tls_key: Path | None, tracker_tls_ca: Path | None, max_upload_mib: int,
-          max_tensor_mib: int, job_timeout: float, idle_timeout: float, queue_length: int,
-          queue_timeout: float, lifetime: float | None) -> None:
+          max_tensor_mib: int, max_cache_mib: int, job_timeout: float, idle_timeout: float,
+          queue_length: int, queue_timeout: float, lifetime: float | None) -> None:
     """Serve this machine as a board: receive bundles, run and time them for clients."""
     from deepc.cache import cache_dir as default_cache
     from deepc.rpc.auth import client_tls, read_key
     from deepc.rpc.server import Limits, Server, ServerConfig
 
-    limits = Limits(max_upload_mib << 20, max_tensor_mib << 20, job_timeout, idle_timeout,
-                    queue_length, queue_timeout)
+    limits = Limits(max_upload_bytes=max_upload_mib << 20, max_tensor_bytes=max_tensor_mib << 20,
+                    job_timeout_s=job_timeout, idle_timeout_s=idle_timeout,
+                    queue_length=queue_length, max_cache_bytes=max_cache_mib << 20,
+                    queue_timeout_s=queue_timeout)
     config = ServerConfig(
         read_key(key_file), cache_dir or default_cache("rpc-server"), host, port, emulator,
         target, limits, _server_tls(tls_cert, tls_key), lifetime, tracker, advertise,

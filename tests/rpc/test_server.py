@@ -261,6 +261,21 @@ def test_busy_board_queues_then_refuses(start_server: Callable[..., Running], tm
     check_matches_local(board.address, bundles["host"])
 
 
+def test_least_recently_used_bundles_are_evicted(start_server: Callable[..., Running],
+                                                 bundles: dict[str, Path], tmp_path: Path) -> None:
+    size = bundles["host"].stat().st_size
+    board = start_server(Limits(max_cache_bytes=2 * size))  # room for this one, not two
+    other = stub_bundle(tmp_path, bundles["host"], "return 0;")
+    with Client(board.address, KEY) as client:
+        first = client.upload(bundles["host"])
+        assert (board.server.jobs.cache / "bundles" / first[:32]).is_dir()
+        second = client.upload(other)
+        assert not board.server.jobs.tar(first).exists()
+        assert not (board.server.jobs.cache / "bundles" / first[:32]).exists()
+        assert board.server.jobs.tar(second).exists()
+    check_matches_local(board.address, bundles["host"])  # uploaded again when needed
+
+
 def test_two_clients_at_once_both_finish(server: Running, bundles: dict[str, Path]) -> None:
     failures: list[BaseException] = []
 

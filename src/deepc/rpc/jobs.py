@@ -106,8 +106,27 @@ class JobRunner:
     def tar(self, sha256: str) -> Path:
         return self.cache / "tars" / f"{sha256}.tar"
 
+    def evict(self, budget_bytes: int, keep: str) -> list[str]:
+        """Drop the least recently used bundles (tar and extraction) until what is left fits
+        `budget_bytes`; never `keep`. Call it holding the queue: no job may be using them."""
+        tars = sorted(self.cache.glob("tars/*.tar"), key=lambda p: p.stat().st_mtime)
+        # the extraction is about as big as the tar
+        used = sum(2 * p.stat().st_size for p in tars)
+        dropped = []
+        for tar in tars:
+            if used <= budget_bytes:
+                break
+            if tar.stem == keep:
+                continue
+            used -= 2 * tar.stat().st_size
+            tar.unlink()
+            shutil.rmtree(self.cache / "bundles" / tar.stem[:32], ignore_errors=True)
+            dropped.append(tar.stem)
+        return dropped
+
     def run(self, action: str, sha256: str, inputs: Mapping[str, np.ndarray] | None = None,
             **options: Any) -> JobResult:
+        os.utime(self.tar(sha256))  # recently used: evicted last
         job_dir = Path(tempfile.mkdtemp(dir=self.cache / "jobs"))
         try:
             files = {}

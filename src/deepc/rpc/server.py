@@ -43,6 +43,7 @@ class Limits:
     job_timeout_s: float = 600.0
     idle_timeout_s: float = 120.0
     queue_length: int = 32
+    max_cache_bytes: int = 8 << 30  # bundles kept; the least recently used go first
     queue_timeout_s: float = 1800.0
     max_connections: int = 64
 
@@ -162,6 +163,7 @@ class Server:
                 except RpcError:
                     self.jobs.tar(sha).unlink(missing_ok=True)
                     raise
+                self.jobs.evict(self.limits.max_cache_bytes, keep=sha)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
