@@ -18,7 +18,7 @@ from deepc.rpc import Client, Limits
 from deepc.rpc.auth import client_tls, server_tls
 from deepc.rpc.errors import UnreachableError
 from tests.conftest import SHARED_MODELS, shared_model
-from tests.rpc.conftest import KEY, Running, rpi4_bundle  # noqa: F401 (rpi4 skip reason)
+from tests.rpc.conftest import KEY, Running
 from tests.rpc.test_server import check_matches_local
 
 
@@ -81,7 +81,7 @@ def test_shared_model_on_host_board(name: str, model_board: Running, tmp_path: P
 @pytest.mark.models
 @pytest.mark.toolchain
 def test_shared_model_on_emulated_rpi4_board(model_board: Running,
-                                             rpi4_bundle: Path,  # noqa: F811
+                                             rpi4_bundle: Path,
                                              tmp_path: Path) -> None:
     bundle = deepc.compile(shared_model("squeezenet1_1"), "rpi4").save(tmp_path / "sq.tar")
     check_matches_local(model_board.address, bundle)
