@@ -18,9 +18,9 @@ LAYERS: list[set[str]] = [
     {"ir", "target"},
     {"ops"},
     {"frontends", "passes", "schedule", "lowering"},
-    {"backends", "runtime", "tune"},
+    {"backends", "runtime", "tune", "rpc"},
     {"compiler"},
-    {"cli", "cli_bench", "bench", "demo", "backend", "__init__"},
+    {"cli", "cli_bench", "cli_common", "cli_rpc", "bench", "demo", "backend", "__init__"},
 ]
 
 

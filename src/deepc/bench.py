@@ -110,11 +110,12 @@ def onnxruntime_session(path: Path, threads: int) -> Any:
 def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                 compare: str | None = "onnxruntime", runs: int = 50, warmup: int = 5,
                 seed: int = 0, profile: bool = False, opt_level: int = 2, batch: int = 0,
-                allow_tf32: bool = False) -> BenchResult:
+                allow_tf32: bool = False, remote: Any = None) -> BenchResult:
     """Compile `path`, then time deepc and (optionally) onnxruntime alternately.
 
     `batch` (when set) replaces the first input's leading dimension. On CUDA targets the
-    peer may be "torch" (eager, and torch.compile where it works; see runtime/cuda_bench)."""
+    peer may be "torch" (eager, and torch.compile where it works; see runtime/cuda_bench).
+    With `remote` (a deepc.rpc.remote.Remote) the board times the bundle instead."""
     import os
     import tempfile
 
@@ -127,6 +128,9 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
         warnings.simplefilter("ignore", FixedDimReplaced)
         compiled = deepc.compile(path, target, opt_level=opt_level, input_shapes=shapes,
                                  allow_tf32=allow_tf32 or None)
+    if remote is not None:
+        return _bench_remote(path, compiled, remote, random_inputs(compiled.graph, seed),
+                             compare, runs, warmup, threads, profile)
     with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp:
         model = deepc.load(compiled.save(Path(tmp) / "model.tar"))
     cores = os.cpu_count() or 1
@@ -206,6 +210,32 @@ def _bench_emulated(path: Path, compiled: Any, model: Any, feeds: dict[str, Any]
         result.peer_name = "onnxruntime"  # untimed: onnxruntime_ms stays null
         session = onnxruntime_session(path, os.cpu_count() or 1)
         result.matches = outputs_match(model.run(feeds), session.run(None, feeds))
+    return result
+
+
+def _bench_remote(path: Path, compiled: Any, remote: Any, feeds: dict[str, Any],
+                  compare: str | None, runs: int, warmup: int, threads: int,
+                  profile: bool) -> BenchResult:
+    """The board times the bundle (deepc.rpc); onnxruntime, here, only checks its outputs."""
+    import tempfile
+
+    from deepc.errors import DeepcError
+
+    if profile or compare not in (None, "none", "onnxruntime"):
+        raise DeepcError("--remote benches time the whole model on the board: no --profile,"
+                         " and --compare onnxruntime (outputs checked here) or none")
+    with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp, \
+            remote.client(compiled.target.name) as client:
+        bundle = compiled.save(Path(tmp) / "model.tar")
+        times = client.time(bundle, feeds, runs=runs, warmup=warmup, threads=threads)
+        outputs = client.run(bundle, feeds, threads) if compare == "onnxruntime" else None
+    result = BenchResult(path.stem, times.threads, Timing.of(list(times.seconds)),
+                         compile_seconds=compiled.compile_seconds, emulated=times.emulated,
+                         emulator=times.emulator)
+    if outputs is not None:
+        result.peer_name = "onnxruntime"  # untimed: its times here say nothing of the board
+        session = onnxruntime_session(path, os.cpu_count() or 1)
+        result.matches = outputs_match(outputs, session.run(None, feeds))
     return result
 
 

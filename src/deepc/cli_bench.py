@@ -19,6 +19,7 @@ from deepc.cli_common import (
     print_table,
     stage_progress,
 )
+from deepc.cli_rpc import remote_options
 
 
 @click.command("bench", epilog=EXIT_EPILOG)
@@ -43,15 +44,22 @@ from deepc.cli_common import (
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
 @click.option("--matmul", type=int, default=None, metavar="N",
               help="Also time an NxNxN float32 matmul against numpy's BLAS.")
+@remote_options
 @handle_errors
 def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
               batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
-              profile: bool, top: int, as_json: bool, matmul: int | None) -> None:
-    """Time compiled models against onnxruntime, side by side in one process."""
+              profile: bool, top: int, as_json: bool, matmul: int | None, remote: Any) -> None:
+    """Time compiled models against onnxruntime, side by side in one process.
+
+    With --remote or --tracker, the board times each model (compiled here for --target) and
+    onnxruntime here only checks its outputs.
+    """
     from deepc.bench import bench_matmul, bench_model
 
     if not models and matmul is None:
         fail("name at least one MODEL, or --matmul N", 2)
+    if matmul is not None and remote is not None:
+        fail("--matmul times numpy here: it cannot run --remote", 2)
     if matmul is not None:
         for n in threads:
             mm = bench_matmul(matmul, threads=n, target=target)
@@ -71,7 +79,7 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
                 results.append(bench_model(model, target, threads=n, compare=compare,
                                            runs=runs, warmup=warmup, profile=profile,
                                            opt_level=opt_level, batch=batch,
-                                           allow_tf32=allow_tf32))
+                                           allow_tf32=allow_tf32, remote=remote))
                 progress(step, 0, 1)
     if as_json:
         for r in results:

@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from deepc.cli_common import EXIT_EPILOG, handle_errors, note, print_table
+from deepc.cli_rpc import remote_options
 from deepc.errors import InputError
 
 if TYPE_CHECKING:
@@ -28,26 +29,23 @@ SHOWN_VALUES = 4  # leading values of each output in the table
 @click.option("--seed", default=0, show_default=True, help="Seed for random inputs.")
 @click.option("--threads", default=0, help="Threads (0 = all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of the outputs.")
+@remote_options
 @handle_errors
 def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed: int,
-            threads: int, as_json: bool) -> None:
-    """Run a compiled bundle on inputs; show its outputs and save them with --output-dir."""
-    import deepc
+            threads: int, as_json: bool, remote: Any) -> None:
+    """Run a compiled bundle on inputs (here, or on a remote board); show its outputs and
+    save them with --output-dir."""
+    from deepc.runtime.bundle import read_bundle
     from deepc.runtime.inputs import load_input_files
 
     if output_dir is not None:
         make_output_dir(output_dir)
-    model = deepc.load(bundle)
-    if model.emulated:
-        target_name = model.bundle.target.get("name", "?")
-        note(f"{bundle.name} is compiled for {model.bundle.triple}; it runs under the emulator "
-             f"`{model.emulator}` (toolchain.emulator of target {target_name!r}), slowly")
-    if threads:
-        model.set_num_threads(threads)
     feeds = load_input_files(inputs)
-    random = [s.name for s in model.inputs if s.name not in feeds]
-    feeds = {**model.random_inputs(seed), **feeds}
-    outputs = model.run(feeds)
+    if remote is not None:
+        random = [s.name for s in read_bundle(bundle).inputs if s.name not in feeds]
+        outputs = remote.run(bundle, feeds, seed, threads)
+    else:
+        outputs, random = run_here(bundle, feeds, seed, threads)
     saved = save_outputs(outputs, output_dir) if output_dir is not None else {}
     summary = {name: {"shape": list(v.shape), "dtype": str(v.dtype),
                       "min": float(v.min()) if v.size else None,
@@ -66,6 +64,23 @@ def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed
         note("outputs were not saved: add --output-dir DIR to write one NAME.npy per output")
     else:
         note(f"wrote {len(saved)} output file(s) to {output_dir}")
+
+
+def run_here(bundle: Path, feeds: dict[str, Any], seed: int,
+             threads: int) -> tuple[dict[str, Any], list[str]]:
+    """The bundle run in this process (or under its target's emulator): its outputs, and the
+    inputs that were seeded random."""
+    import deepc
+
+    model = deepc.load(bundle)
+    if model.emulated:
+        target_name = model.bundle.target.get("name", "?")
+        note(f"{bundle.name} is compiled for {model.bundle.triple}; it runs under the emulator "
+             f"`{model.emulator}` (toolchain.emulator of target {target_name!r}), slowly")
+    if threads:
+        model.set_num_threads(threads)
+    random = [s.name for s in model.inputs if s.name not in feeds]
+    return model.run({**model.random_inputs(seed), **feeds}), random
 
 
 def outputs_table(title: str, summary: dict[str, dict[str, Any]]) -> Table:

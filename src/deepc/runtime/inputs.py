@@ -10,6 +10,7 @@ import numpy as np
 from deepc.errors import InputError
 from deepc.ir.graph import Graph
 from deepc.ir.types import np_dtype
+from deepc.runtime.bundle import BundleContents
 
 
 def index_bound(graph: Graph, name: str) -> int | None:
@@ -68,6 +69,13 @@ def check_index_ranges(feeds: Mapping[str, np.ndarray], bounds: Mapping[str, int
             raise InputError(f"input {name!r} holds index {bad}, outside [-{bound}, {bound - 1}]"
                              f" for the {bound} rows it selects from — fix the ids (or the "
                              "vocabulary size)")
+
+
+def bundle_inputs(bundle: BundleContents, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random inputs for a bundle's model (index inputs kept in range), from its
+    manifest alone: what a client that runs the bundle elsewhere feeds it."""
+    specs = [(s.name, s.shape, s.dtype) for s in bundle.inputs]
+    return random_arrays(specs, seed, bundle.manifest.get("input_bounds", {}))
 
 
 def load_input_files(specs: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:

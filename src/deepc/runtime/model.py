@@ -172,10 +172,9 @@ class Model:
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs of the right shapes (index inputs kept in range)."""
-        from deepc.runtime.inputs import random_arrays
+        from deepc.runtime.inputs import bundle_inputs
 
-        specs = [(s.name, s.shape, s.dtype) for s in self.inputs]
-        return random_arrays(specs, seed, self.manifest.get("input_bounds", {}))
+        return bundle_inputs(self.bundle, seed)
 
     def set_num_threads(self, n: int) -> None:
         """Threads the kernels use (the caller included); 0 means all cores."""

@@ -16,8 +16,14 @@ _DOT_FEATURES = {"avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni", "dotprod": 
 
 @functools.cache
 def llvm_host() -> tuple[str, str, tuple[str, ...]]:
-    """(triple, cpu name, enabled features as "+name") of this process, as LLVM sees it."""
-    import llvmlite.binding as llvm
+    """(triple, cpu name, enabled features as "+name") of this process, as LLVM sees it.
+
+    Without llvmlite (a board with the runtime only, serving `deepc rpc`): the triple from
+    the OS, a generic CPU and no features — enough to tell which bundles run natively."""
+    try:
+        import llvmlite.binding as llvm
+    except ImportError:
+        return _platform_triple(), "generic", ()
 
     # llvm.initialize() raises in llvmlite >= 0.50; the native target is all detection needs
     llvm.initialize_native_target()
@@ -27,6 +33,19 @@ def llvm_host() -> tuple[str, str, tuple[str, ...]]:
         feature_map = {}
     features = tuple(sorted(f"+{name}" for name, on in feature_map.items() if on))
     return llvm.get_process_triple(), llvm.get_host_cpu_name(), features
+
+
+def _platform_triple() -> str:
+    import platform
+    import sys
+
+    machine = platform.machine().lower() or "unknown"
+    if sys.platform == "darwin":
+        return f"{machine}-apple-darwin"
+    if sys.platform == "win32":
+        return f"{machine}-pc-windows-msvc"
+    abi = "gnueabihf" if machine.startswith("arm") else "gnu"
+    return f"{machine}-unknown-linux-{abi}"
 
 
 def vector_bits_of(features: Iterable[str]) -> int | None:
