@@ -98,7 +98,7 @@ def default_schedule(f: PrimFunc, machine: CpuMachine,
     nests = [n for n in top_level_nests(f.body) if n.var.name not in serial]
     prefixes = [f"{n.var.name}." if len(nests) > 1 else "" for n in nests]
     wanted = [_nest_knobs(knobs or {}, p) for p in prefixes]
-    unknown = set(knobs or {}) - {f"{p}{k}" for p, w in zip(prefixes, wanted) for k in w}
+    unknown = set(knobs or {}) - {f"{p}{k}" for p in prefixes for k in KNOBS}
     if unknown:
         raise ScheduleError(f"unknown knobs {sorted(unknown)} for kernel {f.name}"
                             f" (it has {len(nests)} nests; knobs: {sorted(KNOBS)})")
