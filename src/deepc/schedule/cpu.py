@@ -184,8 +184,14 @@ def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int
         raise ScheduleError(f"threads={want}: the nest has no loop left to run in parallel")
     name, extent = chain[0]
     k = 1
-    goal = 4 * cores if want is None else want
-    while extent < goal and k < len(chain):
+    goal = 4 * cores
+
+    def more(extent: int, k: int) -> bool:  # replaying `want`, trailing 1-loops fuse as before
+        if want is None:
+            return extent < goal
+        return extent < want or (extent < goal and chain[k][1] == 1)
+
+    while k < len(chain) and more(extent, k):
         sch.add("fuse", name, chain[k][0])
         name, extent = f"{name}_{chain[k][0]}", extent * chain[k][1]
         k += 1
