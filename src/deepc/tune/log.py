@@ -76,20 +76,41 @@ class TuneLog:
             f.flush()
 
 
-def best_records(records: list[TuneRecord], fingerprint: str) -> dict[str, TuneRecord]:
-    """Per workload, the fastest valid candidate that beat its default (candidate 0, which
-    wins ties); workloads whose default stayed best, or was never measured, are left out."""
-    default: dict[str, float] = {}
-    best: dict[str, TuneRecord] = {}
+@dataclass(frozen=True)
+class Best:
+    knobs: dict[str, Any]
+    cost: float  # mean of the candidate's measurements
+    default_cost: float  # mean of the default's
+
+
+def best_records(records: list[TuneRecord], fingerprint: str) -> dict[str, Best]:
+    """Per workload, the candidate whose mean time beats the default's (candidate 0, which
+    wins ties); workloads whose default stayed best, or was never measured, are left out,
+    and so is any candidate that failed once (an error, a wrong result)."""
+    costs: dict[tuple[str, str], list[float]] = {}
+    knobs: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: set[tuple[str, str]] = set()
+    default: dict[str, str] = {}
     for r in records:
-        if r.target != fingerprint or r.cost is None or r.error:
+        if r.target != fingerprint:
             continue
+        key = (r.workload, knobs_key(r.knobs))
+        if r.error or r.cost is None:
+            failed.add(key)
+            continue
+        costs.setdefault(key, []).append(r.cost)
+        knobs[key] = r.knobs
         if r.candidate == 0:
-            default[r.workload] = min(r.cost, default.get(r.workload, r.cost))
-        elif r.workload not in best or r.cost < best[r.workload].cost:  # type: ignore[operator]
-            best[r.workload] = r
-    return {k: r for k, r in best.items()
-            if k in default and r.cost is not None and r.cost < default[k]}
+            default[r.workload] = key[1]
+    mean = {k: sum(v) / len(v) for k, v in costs.items() if k not in failed}
+    best: dict[str, Best] = {}
+    for (workload, kk), cost in mean.items():
+        base = mean.get((workload, default.get(workload, "")))
+        if base is None or kk == default[workload] or cost >= base:
+            continue
+        if workload not in best or cost < best[workload].cost:
+            best[workload] = Best(dict(knobs[(workload, kk)]), cost, base)
+    return best
 
 
 def best_knobs(path: str | os.PathLike[str], target: Any) -> dict[str, dict[str, Any]]:
@@ -98,4 +119,4 @@ def best_knobs(path: str | os.PathLike[str], target: Any) -> dict[str, dict[str,
     if not Path(path).exists():
         raise InputError(f"tuning log {path} does not exist — run deepc tune first")
     best = best_records(read_log(path), target.fingerprint())
-    return {k: dict(r.knobs) for k, r in best.items()}
+    return {k: b.knobs for k, b in best.items()}
