@@ -45,6 +45,19 @@ def sample(default: dict[str, Any], axes: dict[str, list[Any]], rng: random.Rand
     return knobs
 
 
+def within_registers(knobs: dict[str, Any], machine: CpuMachine) -> bool:
+    """Whether every register tile's accumulators fit twice the register file: bigger tiles
+    spill on every iteration and take LLVM seconds to compile, so they are not tried."""
+    lanes = machine.lanes("float32")
+    for name, kind in knobs.items():
+        if name.endswith("kind") and kind in TILED:
+            prefix = name.removesuffix("kind")
+            vectors = -(-int(knobs.get(f"{prefix}vector", lanes)) // lanes)
+            if int(knobs.get(f"{prefix}rows", 1)) * vectors > 2 * machine.accumulator_registers:
+                return False
+    return True
+
+
 def knob_features(knobs: dict[str, Any], main: str, lanes: int) -> list[float]:
     """The main nest's knobs as numbers, for the cost model."""
     def get(name: str, default: Any) -> Any:

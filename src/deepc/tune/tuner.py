@@ -17,7 +17,7 @@ from deepc.schedule.cpu_machine import CpuMachine
 from deepc.tune.cost_model import CostModel
 from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key
 from deepc.tune.measure import Measurement, check_outputs
-from deepc.tune.space import knob_axes, knob_features, sample
+from deepc.tune.space import knob_axes, knob_features, sample, within_registers
 from deepc.tune.tasks import Task
 
 POOL = 48  # candidates ranked by the cost model per trial
@@ -183,7 +183,7 @@ class _Search:
         pool: dict[str, dict[str, Any]] = {}
         for _ in range(POOL * 4):
             knobs = sample(dict(task.default.knobs), axes, self.rng)
-            if knobs_key(knobs) not in tried:
+            if knobs_key(knobs) not in tried and within_registers(knobs, self.machine):
                 pool[knobs_key(knobs)] = knobs
             if len(pool) >= POOL:
                 break
@@ -210,7 +210,8 @@ class _Search:
         """Time the default and the best candidate once more (a noisy machine flatters some
         lucky single measurement): what is applied is the best by mean time."""
         default = dict(task.default.knobs)
-        if res.default_cost is None or knobs_key(res.best_knobs) == knobs_key(default):
+        if (res.default_cost is None or res.trials == 0
+                or knobs_key(res.best_knobs) == knobs_key(default)):
             return
         old = self.log.tried(task.key)[knobs_key(res.best_knobs)]
         sch = task.schedule(self.machine, res.best_knobs)
