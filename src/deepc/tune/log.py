@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,12 +80,12 @@ class TuneLog:
 @dataclass(frozen=True)
 class Best:
     knobs: dict[str, Any]
-    cost: float  # mean of the candidate's measurements
-    default_cost: float  # mean of the default's
+    cost: float  # median of the candidate's measurements
+    default_cost: float  # median of the default's
 
 
 def best_records(records: list[TuneRecord], fingerprint: str) -> dict[str, Best]:
-    """Per workload, the candidate whose mean time beats the default's (candidate 0, which
+    """Per workload, the candidate whose median time beats the default's (candidate 0, which
     wins ties); workloads whose default stayed best, or was never measured, are left out,
     and so is any candidate that failed once (an error, a wrong result)."""
     costs: dict[tuple[str, str], list[float]] = {}
@@ -102,10 +103,10 @@ def best_records(records: list[TuneRecord], fingerprint: str) -> dict[str, Best]
         knobs[key] = r.knobs
         if r.candidate == 0:
             default[r.workload] = key[1]
-    mean = {k: sum(v) / len(v) for k, v in costs.items() if k not in failed}
+    median = {k: statistics.median(v) for k, v in costs.items() if k not in failed}
     best: dict[str, Best] = {}
-    for (workload, kk), cost in mean.items():
-        base = mean.get((workload, default.get(workload, "")))
+    for (workload, kk), cost in median.items():
+        base = median.get((workload, default.get(workload, "")))
         if base is None or kk == default[workload] or cost >= base:
             continue
         if workload not in best or cost < best[workload].cost:

@@ -22,6 +22,7 @@ from deepc.tune.tasks import Task
 
 POOL = 48  # candidates ranked by the cost model per trial
 EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
+CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
 
 
 class Measurer(Protocol):
@@ -207,17 +208,19 @@ class _Search:
         return True
 
     def confirm(self, task: Task, res: TaskResult) -> None:
-        """Time the default and the best candidate once more (a noisy machine flatters some
-        lucky single measurement): what is applied is the best by mean time."""
+        """Time the default and the best candidate again, in turns (a noisy machine flatters
+        some lucky single measurement): what is applied is the best by median time."""
         default = dict(task.default.knobs)
         if (res.default_cost is None or res.trials == 0
                 or knobs_key(res.best_knobs) == knobs_key(default)):
             return
         old = self.log.tried(task.key)[knobs_key(res.best_knobs)]
         sch = task.schedule(self.machine, res.best_knobs)
-        for knobs, steps, index in ((default, task.default.to_list(), 0),
-                                    (res.best_knobs, sch.to_list(), old.candidate)):
-            self._record(task, index, knobs, self._run(task, knobs, steps, res), res)
+        pair = ((default, task.default.to_list(), 0),
+                (res.best_knobs, sch.to_list(), old.candidate))
+        for _ in range(CONFIRM_ROUNDS):  # alternating, so a busy spell hits both
+            for knobs, steps, index in pair:
+                self._record(task, index, knobs, self._run(task, knobs, steps, res), res)
         best = best_records(list(self.log), self.log.fingerprint).get(task.key)
         res.best_knobs = best.knobs if best else default
         res.best_cost = best.cost if best else None
