@@ -29,8 +29,8 @@ from deepc.cli_rpc import remote_options
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
-def parse_budget(text: str) -> float:
-    """'90s', '10m', '1.5h' or plain seconds."""
+def parse_budget(ctx: Any, param: Any, text: str) -> float:
+    """--budget: '90s', '10m', '1.5h' or plain seconds (click's usage error otherwise)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
     if not m or float(m.group(1)) <= 0:
         raise click.BadParameter(f"{text!r}: give a duration such as 90s, 10m or 1h")
@@ -40,7 +40,7 @@ def parse_budget(text: str) -> float:
 @click.command("tune", epilog=EXIT_EPILOG)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
-@click.option("--budget", default="10m", show_default=True,
+@click.option("--budget", default="10m", show_default=True, callback=parse_budget,
               help="Search time in all (90s, 10m, 1h), spread over the model's kernels.")
 @click.option("--log", "log", type=click.Path(path_type=Path), required=True,
               help="JSONL file the measurements are appended to; a rerun resumes from it.")
@@ -52,15 +52,14 @@ def parse_budget(text: str) -> float:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 @remote_options
 @handle_errors
-def tune_cmd(model: Path, target: str, budget: str, log: Path, threads: int, seed: int,
+def tune_cmd(model: Path, target: str, budget: float, log: Path, threads: int, seed: int,
              opt_level: int, input_shapes: tuple[str, ...], as_json: bool,
              remote: Any) -> None:
     """Search MODEL's kernel schedules for TARGET; apply with compile/bench --tuning-log."""
     from deepc.compiler.tuning import tune_model
 
-    seconds = parse_budget(budget)
-    with strict_input_shapes(), _display(seconds) as progress:
-        summary = tune_model(model, target, log=log, budget_s=seconds, remote=remote,
+    with strict_input_shapes(), _display(budget) as progress:
+        summary = tune_model(model, target, log=log, budget_s=budget, remote=remote,
                              threads=threads, opt_level=opt_level,
                              input_shapes=parse_shapes(input_shapes), progress=progress,
                              seed=seed)

@@ -7,7 +7,7 @@ import json
 import os
 import statistics
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class TuneRecord:
     cost: float | None  # seconds per call; None when the candidate failed
     error: str | None = None
     features: list[float] = field(default_factory=list)  # the cost model's inputs
+    threads: int = 1  # runtime threads it was timed with (knobs such as `threads` depend on it)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -57,9 +58,9 @@ def read_log(path: str | os.PathLike[str]) -> list[TuneRecord]:
 class TuneLog:
     """An append-only log file and what it already holds for one target."""
 
-    def __init__(self, path: str | os.PathLike[str], fingerprint: str):
+    def __init__(self, path: str | os.PathLike[str], fingerprint: str, threads: int = 1):
         self.path = Path(path)
-        self.fingerprint = fingerprint
+        self.fingerprint, self.threads = fingerprint, threads
         self.records = read_log(self.path)
 
     def __iter__(self) -> Iterator[TuneRecord]:
@@ -70,6 +71,7 @@ class TuneLog:
         return {knobs_key(r.knobs): r for r in self if r.workload == workload}
 
     def append(self, record: TuneRecord) -> None:
+        record = replace(record, threads=self.threads)
         self.records.append(record)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
