@@ -24,6 +24,7 @@ from deepc.ops import get_op
 from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.registry import FusionKind
 from deepc.passes.manager import PassContext, register_pass
+from deepc.target.sections import VECTOR_KINDS
 
 PASS_THROUGH = (FusionKind.ELEMWISE, FusionKind.BROADCAST)
 MIN_CONVS = 2  # fewer blocked convs than this: the graph stays plain
@@ -33,7 +34,7 @@ POOLS = frozenset({"max_pool", "avg_pool", "global_avg_pool", "global_max_pool"}
 
 def block_lanes(target: object) -> int:
     """The channel block for float32 on a CPU target, 0 when the pass does not apply."""
-    if target is None or getattr(target, "kind", "cpu") != "cpu":
+    if target is None or getattr(target, "kind", "cpu") not in VECTOR_KINDS:
         return 0
     lanes = int(getattr(target, "vector_bits", 0)) // 32
     return lanes if lanes >= 2 else 0
