@@ -317,7 +317,8 @@ def safe_filename(name: str) -> str:
               help="Threads (0 = all cores). Repeat to bench several settings.")
 @click.option("--compare", default="onnxruntime", show_default=True,
               help="Peer to time alongside (onnxruntime; torch on CUDA targets: eager and"
-                   " torch.compile, or torch-eager alone; or none).")
+                   " torch.compile, or torch-eager alone; onnxruntime-web on wasm targets,"
+                   " in one Node process; or none).")
 @click.option("--batch", default=0, help="Replace the first input's batch dimension.")
 @click.option("--allow-tf32", is_flag=True,
               help="CUDA: let the torch peer use TF32 (its defaults); strict fp32 otherwise.")

@@ -26,6 +26,10 @@ from deepc.runtime.model import Model
 from deepc.runtime.wasm_assets import DRIVER
 
 ORT_WEB = "onnxruntime-web@1.30"
+# V8 compiles wasm with its baseline compiler first and optimises a function once it is hot;
+# a kernel runs once a model run, so for many runs the times would be the baseline
+# compiler's. Optimised code from the start, for deepc and onnxruntime-web alike.
+NODE_FLAGS = ("--no-liftoff",)
 
 
 def node_argv(target: dict[str, Any]) -> list[str]:
@@ -39,7 +43,7 @@ def node_argv(target: dict[str, Any]) -> list[str]:
         package = toolchain.get("runner_package") or runner
         raise ToolchainError(f"{runner!r} (toolchain.runner of target {target.get('name')!r})"
                              f" is not installed — install it with `apt-get install {package}`")
-    return [runner]
+    return [runner, *NODE_FLAGS]
 
 
 def ort_web_dir() -> Path:
@@ -112,7 +116,9 @@ class WasmLibrary:
             raise ToolchainError(f"cannot run {argv[0]!r} for {self.bundle.source}:"
                                  f" {e.strerror}") from e
         if done.returncode != 0:
-            log = " | ".join(done.stderr.strip().splitlines()[-5:]) or "no message"
+            lines = done.stderr.strip().splitlines()
+            errors = [line.strip()[:500] for line in lines if "Error" in line]
+            log = errors[-1] if errors else " | ".join(lines[-5:]) or "no message"
             raise DeepcError(f"{self.bundle.source}: the wasm model failed in"
                              f" {argv[0]} (exit {done.returncode}): {log}")
         return done.stdout
@@ -137,11 +143,13 @@ class WasmModel(Model):
         self._library = WasmLibrary(self.bundle)  # type: ignore[assignment]
 
     def time_with_peer(self, inputs: dict[str, Any], onnx: Path, runs: int,
-                       warmup: int) -> tuple[list[float], list[float], list[np.ndarray]]:
+                       warmup: int) -> tuple[list[float], list[float], dict[str, np.ndarray],
+                                             list[np.ndarray]]:
         """deepc and onnxruntime-web interleaved in one Node process on the same inputs:
-        seconds per run of each, and onnxruntime-web's outputs."""
+        seconds per run of each, deepc's outputs by name and onnxruntime-web's in order."""
         feeds, outs = self._prepare(inputs)
         theirs = [np.empty_like(a) for a in outs]
         times = self._library.drive(feeds, outs, runs, warmup,  # type: ignore[attr-defined]
                                     Peer(Path(onnx).resolve(), ort_web_dir()), theirs)
-        return [t / 1e3 for t in times["deepc"]], [t / 1e3 for t in times["peer"]], theirs
+        ours = {spec.name: a for spec, a in zip(self.outputs, outs)}
+        return [t / 1e3 for t in times["deepc"]], [t / 1e3 for t in times["peer"]], ours, theirs
