@@ -28,9 +28,11 @@ from deepc.cli_rpc import remote_options
 @click.option("--threads", "threads", multiple=True, type=int, default=(0,), show_default=True,
               help="Threads (0 = all cores). Repeat to bench several settings.")
 @click.option("--compare", default="onnxruntime", show_default=True,
-              type=click.Choice(["onnxruntime", "torch", "torch-eager", "none"]),
+              type=click.Choice(["onnxruntime", "onnxruntime-web", "torch", "torch-eager",
+                                 "none"]),
               help="Peer to time alongside (onnxruntime; torch on CUDA targets: eager and"
-                   " torch.compile, or torch-eager alone; or none).")
+                   " torch.compile, or torch-eager alone; onnxruntime-web on wasm targets, in"
+                   " one Node process; or none).")
 @click.option("--batch", default=0, type=click.IntRange(min=0),
               help="Replace the first input's batch dimension (0: the model's own).")
 @click.option("--allow-tf32", is_flag=True,
