@@ -97,6 +97,12 @@ class Dialect:
     constant_qualifier: str = ""  # read-only tables a warp reads uniformly
     table_qualifier: str = ""  # the other read-only tables
     constant_bytes: int = 0  # of the constant bank, what tables may take
+    # per loop kind, the pragma lines opening such a loop ({extent}, {ii}: the pipeline's
+    # interval from the function's "pipeline_ii"), before the loop or as its body's first line
+    loop_pragmas: dict[str, str] = field(default_factory=lambda: {"unrolled": "#pragma unroll"})
+    pragmas_in_body: bool = False
+    # per buffer scope, the pragma after a local array's declaration ({name}, {size})
+    scope_pragmas: dict[str, str] = field(default_factory=dict)
 
     def ctype(self, dtype: str) -> str:
         return self.types.get(dtype) or _C_TYPES[dtype]
@@ -133,6 +139,7 @@ class Renderer:
                              dialect.constant_bytes)
         self._alias: dict[str, str] = {}  # a table buffer -> its module-level name
         self._serial: set[str] = set()  # variables of the enclosing serial loops
+        self._func_attrs: dict = {}  # of the function being rendered
 
     def name(self, buf: Buffer) -> str:
         return self._alias.get(buf.name, buf.name)
@@ -297,7 +304,9 @@ class Renderer:
                 raise RenderError(f"global buffer {b.name} allocated inside a kernel")
             if b.scope == "shared":  # declared at the kernel's top (see function)
                 return self.stmt(s.body, indent)
+            pragma = self.d.scope_pragmas.get(b.scope)
             return [f"{pad}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];",
+                    *([pad + pragma.format(name=b.name, size=b.size)] if pragma else []),
                     *self.stmt(s.body, indent)]
         if isinstance(s, Seq):
             return [line for x in s.stmts for line in self.stmt(x, indent)]
@@ -332,7 +341,10 @@ class Renderer:
             # the launch has exactly `extent` blocks/threads on this axis
             return [f"{pad}{{ const {self.index_type} {v} = {index};",
                     *self.stmt(s.body, indent + 1), f"{pad}}}"]
-        head = [f"{pad}#pragma unroll"] if s.kind is ForKind.UNROLLED else []
+        fmt = self.d.loop_pragmas.get(s.kind.value)
+        ii = self._func_attrs.get("pipeline_ii", {}).get(v, 1)
+        head = [f"{pad}{'  ' if self.d.pragmas_in_body else ''}{line}"
+                for line in fmt.format(extent=s.extent, ii=ii).splitlines()] if fmt else []
         if s.kind is ForKind.SERIAL:
             self._serial.add(v)
             body = self.stmt(s.body, indent + 1)
@@ -341,8 +353,10 @@ class Renderer:
             body = self.stmt(s.body, indent + 1)
         start, extent = (x if isinstance(x, int) else self.expr(x) for x in (s.start, s.extent))
         step = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
-        return [*head, f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{",
-                *body, f"{pad}}}"]
+        line = f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{"
+        if self.d.pragmas_in_body:
+            return [line, *head, *body, f"{pad}}}"]
+        return [*head, line, *body, f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
     def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = (),
@@ -373,6 +387,7 @@ class Renderer:
             if (isinstance(x, Allocate) and x.buffer.scope == "shared"
                     and shared.setdefault(x.buffer.name, x.buffer) != x.buffer):
                 raise RenderError(f"{f.name}: two shared buffers named {x.buffer.name}")
+        self._func_attrs = f.attrs
         decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
                  f"[{max(b.size, 1)}];" for b in shared.values()]
         return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),
