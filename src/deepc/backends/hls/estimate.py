@@ -172,15 +172,17 @@ def check_fits(report: dict[str, Any], part: str) -> None:
 
 
 def report_text(report: dict[str, Any], kernel: str | None = None) -> str:
-    """One line per kernel (or just `kernel`), then the totals against the budgets."""
-    lines = []
+    """`kernel`'s line (cycles, time, resources, pipelines), or with None the model's: its
+    latency and the totals against the budgets."""
     for k in report["kernels"]:
-        if kernel in (None, k["kernel"]):
-            lines.append(f"{k['kernel']}: {k['cycles']} cycles, {k['seconds'] * 1e3:.4f} ms,"
-                         f" DSP {k['dsp']}, BRAM36 {k['bram36']}, URAM {k['uram']},"
-                         f" LUT {k['lut']}; pipelines: {', '.join(k['pipelines']) or 'none'}")
-    used = ", ".join(f"{key} {report['totals'][key]}/{report['budgets'][key]}"
-                     for key, _, _ in _BUDGETS)
-    lines.append(f"# model (estimate at {report['clock_mhz']} MHz): {report['latency_ms']} ms,"
-                 f" {used}, unroll {report['unroll']}")
-    return "\n".join(lines)
+        if k["kernel"] == kernel:
+            return (f"{k['cycles']} cycles, {k['seconds'] * 1e3:.4f} ms (estimate at"
+                    f" {report['clock_mhz']} MHz); DSP {k['dsp']}, BRAM36 {k['bram36']},"
+                    f" URAM {k['uram']}, LUT {k['lut']}; pipelines:"
+                    f" {', '.join(k['pipelines']) or 'none'}")
+    if kernel is not None:
+        return "not called (a zero-copy view): no hardware"
+    used = ", ".join(f"{what} {report['totals'][key]}/{report['budgets'][key]}"
+                     for key, _, what in _BUDGETS)
+    return (f"{report['latency_ms']} ms, {report['cycles']} cycles (estimate at"
+            f" {report['clock_mhz']} MHz); {used}; unroll {report['unroll']}")
