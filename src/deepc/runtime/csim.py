@@ -50,6 +50,7 @@ class CsimLibrary:
     """The NativeLibrary interface over the csim binary (one process per run)."""
 
     emulated = True
+    estimated = True  # time_runs reports the schedule's estimate
     num_threads = 1
 
     def __init__(self, bundle: BundleContents):
@@ -92,5 +93,6 @@ class FpgaModel(Model):
         self.inputs, self.outputs = bundle.inputs, bundle.outputs
         self._library = CsimLibrary(bundle)  # type: ignore[assignment]
         clock = bundle.manifest["estimate"]["clock_mhz"]
-        self._library.emulator_text = (f"C simulation (g++); bench times are the schedule's"
-                                       f" latency estimate at {clock} MHz")
+        self._library.emulator_text = f"the HLS schedule's latency estimate at {clock} MHz"
+        self.run_note = (f"{bundle.source.name} is an FPGA bundle: it runs as the C simulation"
+                         " of its HLS kernels (g++ with the ap_types headers) on this machine")

@@ -66,7 +66,7 @@ def test_csim_matches_onnxruntime(name: str, ap_types: Path, bundles: dict[str, 
                                   tmp_path_factory: pytest.TempPathFactory) -> None:
     ort = pytest.importorskip("onnxruntime")
     model = deepc.load(_bundle(bundles, name, tmp_path_factory.mktemp("hls")))
-    assert model.emulated and "C simulation" in model.emulator
+    assert model.emulated and "C simulation" in (model.run_note or "")
     feeds = model.random_inputs(seed=1)
     (got,) = model.run(feeds).values()
     (want,) = ort.InferenceSession(str(shared_model(name))).run(None, feeds)
@@ -116,3 +116,15 @@ def test_inspect_hls_stage() -> None:
     assert "pipelines: conv_rc_o II=4" in texts["k002_conv_relu"]
     with pytest.raises(DeepcError):
         kernel_texts(load(shared_model("squeezenet1_1")), "host", "hls")
+
+
+@pytest.mark.models
+@pytest.mark.toolchain
+def test_cli_run_says_it_simulates(ap_types: Path, bundles: dict[str, Path],
+                                   tmp_path_factory: pytest.TempPathFactory) -> None:
+    bundle = _bundle(bundles, "squeezenet1_1", tmp_path_factory.mktemp("hls"))
+    done = subprocess.run([sys.executable, "-m", "deepc.cli", "run", str(bundle)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "C simulation" in done.stderr
+    times = deepc.load(bundle).time_runs(deepc.load(bundle).random_inputs(), runs=2)
+    assert times.estimated and times.seconds[0] > 0
