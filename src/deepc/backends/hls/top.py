@@ -66,6 +66,7 @@ def render_top(plan: Plan, layout: dict[str, Any],
         args += _scratch_offsets(scratch[k.name], layout["scratch_offset"])[0]
         calls.append(f"  {k.name}({', '.join(f'ddr + {a}' for a in args)});")
     return "\n".join([
+        f"// {TOP}: the kernels in plan order over one DDR arena",
         f'extern "C" void {TOP}(float* ddr) {{',
         f"#pragma HLS INTERFACE m_axi port=ddr offset=slave bundle=gmem"
         f" depth={layout['arena_floats']} max_read_burst_length=64",
