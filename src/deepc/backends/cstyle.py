@@ -257,7 +257,10 @@ class Renderer:
                 return self.stmt(s.body, indent)
             pragma = self.d.scope_pragmas.get(b.scope)
             return [f"{pad}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];",
-                    *([pad + pragma.format(name=b.name, size=b.size)] if pragma else []),
+                    *([pad + line for line in pragma.format(
+                        name=b.name, size=b.size,
+                        factor=self._func_attrs.get("partition", {}).get(b.name, 1),
+                    ).splitlines()] if pragma else []),
                     *self.stmt(s.body, indent)]
         if isinstance(s, Seq):
             return [line for x in s.stmts for line in self.stmt(x, indent)]

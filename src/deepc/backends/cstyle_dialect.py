@@ -49,7 +49,8 @@ class Dialect:
     # interval from the function's "pipeline_ii"), before the loop or as its body's first line
     loop_pragmas: dict[str, str] = field(default_factory=lambda: {"unrolled": "#pragma unroll"})
     pragmas_in_body: bool = False
-    # per buffer scope, the pragma after a local array's declaration ({name}, {size})
+    # per buffer scope, the pragmas after a local array's declaration ({name}, {size},
+    # {factor}: its partition from the function's "partition")
     scope_pragmas: dict[str, str] = field(default_factory=dict)
 
     def ctype(self, dtype: str) -> str:

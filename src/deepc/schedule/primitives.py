@@ -149,6 +149,14 @@ def pipeline(f: PrimFunc, loop: str, ii: int = 1) -> PrimFunc:
     return g
 
 
+def partition(f: PrimFunc, buffer: str, factor: int) -> PrimFunc:
+    """Spread an on-chip buffer cyclically over `factor` memories (an FPGA's BRAMs), so that
+    `factor` consecutive elements are read in one cycle; kept in the "partition" attribute."""
+    g = f.with_body(f.body)
+    g.attrs["partition"] = {**f.attrs.get("partition", {}), buffer: int(factor)}
+    return g
+
+
 def parallel(f: PrimFunc, loop: str) -> PrimFunc:
     """Spread a loop's iterations over the thread pool."""
     return _set_kind(f, loop, ForKind.PARALLEL)

@@ -55,7 +55,9 @@ def test_pragmas_from_the_schedule() -> None:
     source = deepc.compile(shared_model("squeezenet1_1"), TARGET).source
     for pragma in ("#pragma HLS PIPELINE II=4", "#pragma HLS UNROLL factor=8",
                    "#pragma HLS INTERFACE m_axi port=ddr", "#pragma HLS INTERFACE s_axilite",
-                   "#pragma HLS ARRAY_PARTITION variable=conv_acc complete"):
+                   "#pragma HLS ARRAY_PARTITION variable=conv_acc complete",
+                   "#pragma HLS BIND_STORAGE variable=features_3_squeeze_weight_bram type=ram_2p",
+                   "variable=features_3_squeeze_weight_bram cyclic factor=8"):
         assert pragma in source
 
 

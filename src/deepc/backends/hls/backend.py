@@ -25,6 +25,7 @@ from deepc.schedule.stmt_rewrite import map_stmt
 
 _DSP_PER_MAC = 5  # a float32 multiply (3 DSP48) feeding an add (2)
 _DSP_SHARE = 0.8  # of the part's DSPs, what the kernels' tiles may take
+_TILE_BYTES = 32 * 1024  # largest on-chip tile of one parameter: 8 BRAM36 (7 at most used)
 
 
 def _multiplies(f: PrimFunc) -> bool:
@@ -66,7 +67,7 @@ class HlsBackend(Backend):
         unroll = unroll_budget(funcs, target)
         out = []
         for k, f in zip(kernels, funcs):
-            sch = fpga_schedule(f, unroll)
+            sch = fpga_schedule(f, unroll, _TILE_BYTES // 4)
             out.append(KernelSchedule(k, (sch,), hoist_scratch(sch.apply(f))))
         return out
 

@@ -15,5 +15,6 @@ HLS = Dialect(
                   "unrolled": "#pragma HLS UNROLL factor={extent}"},
     pragmas_in_body=True,  # Vitis reads a loop's pragmas from the top of its body
     scope_pragmas={"local": "#pragma HLS ARRAY_PARTITION variable={name} complete",
-                   "bram": "#pragma HLS BIND_STORAGE variable={name} type=ram_2p impl=bram"},
+                   "bram": "#pragma HLS BIND_STORAGE variable={name} type=ram_2p impl=bram\n"
+                           "#pragma HLS ARRAY_PARTITION variable={name} cyclic factor={factor}"},
 )
