@@ -115,7 +115,7 @@ def test_inspect_hls_stage() -> None:
 
     texts = kernel_texts(load(shared_model("squeezenet1_1")), TARGET, "hls")
     assert "estimate at 200 MHz" in texts["model"] and "DSP48 slices" in texts["model"]
-    assert "pipelines: conv_rc_o II=4" in texts["k002_conv_relu"]
+    assert "conv_rc_o II=4 x8" in texts["k002_conv_relu"]
     with pytest.raises(DeepcError):
         kernel_texts(load(shared_model("squeezenet1_1")), "host", "hls")
 
