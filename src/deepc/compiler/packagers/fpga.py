@@ -20,18 +20,23 @@ HOST_SOURCE, HOST_MAKEFILE, HOST = "host/host.c", "host/Makefile", "bin/host"
 HOST_CFLAGS = ("-std=c11", "-O2", "-Wall", "-static")
 
 
-def run_hls_tcl(target: Any, name: str) -> str:
-    """vitis_hls -f run_hls.tcl: C simulation, synthesis and IP export for the target's part."""
+def run_hls_tcl(target: Any, name: str, layout: dict[str, Any]) -> str:
+    """vitis_hls -f run_hls.tcl (from hls/): C simulation on the bundle's params.bin and raw
+    input files in0.bin... (as the CPU example reads them; outputs out0.bin...), synthesis,
+    and IP export for the target's part at its clock."""
     period = round(1000 / target.clock_mhz, 3)
+    root = "../../../../.."  # the bundle, seen from <project>/solution1/csim/build
+    files = ["params.bin", *(f"in{i}.bin" for i in range(len(layout["inputs"]))),
+             *(f"out{i}.bin" for i in range(len(layout["outputs"])))]
     return "\n".join([
         f"# vitis_hls -f run_hls.tcl  ({name} for {target.part} at {target.clock_mhz} MHz)",
         f"open_project -reset {name}_hls", f"set_top {TOP}",
-        "add_files kernels.cpp", "add_files -tb tb.cpp",
+        "add_files kernels.cpp", "add_files -tb tb.cpp -cflags \"-I[pwd]\"",
         "open_solution -reset -flow_target vivado solution1",
         f"set_part {target.part}", f"create_clock -period {period} -name default",
         "# the unrolled float sums may be reassociated into trees (deepc's estimate assumes it)",
         "config_compile -unsafe_math_optimizations",
-        "csim_design -argv {../../../params.bin in0.bin out0.bin}",
+        f"csim_design -argv {{{' '.join(f'{root}/{f}' for f in files)}}}",
         "csynth_design", "export_design -format ip_catalog", "exit", ""])
 
 
@@ -54,7 +59,7 @@ def write_fpga_bundle(compiled: Any, path: Path) -> Path:
     target, report = compiled.target, compiled.module.report
     files: dict[str, Any] = {
         HEADER: report["header"], TESTBENCH: (_C / "hls_tb.cpp").read_text(),
-        TCL: run_hls_tcl(target, compiled.graph.name or "model"),
+        TCL: run_hls_tcl(target, compiled.graph.name or "model", report["layout"]),
         HOST_SOURCE: (_C / "fpga_host.c").read_text(), HOST_MAKEFILE: host_makefile(target)}
     with tempfile.TemporaryDirectory(prefix="deepc-bundle-") as tmp:
         root = Path(tmp)
