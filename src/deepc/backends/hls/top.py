@@ -8,7 +8,7 @@ from typing import Any
 
 from deepc.errors import InputError
 from deepc.ir.loop import Buffer
-from deepc.lowering.plan import Plan
+from deepc.lowering.plan import Plan, regions
 
 TOP = "deepc_top"
 _ALIGN = 16  # floats: every region starts on a 64-byte DDR burst boundary
@@ -19,11 +19,7 @@ def _align(n: int) -> int:
 
 
 def _scratch_offsets(buffers: tuple[Buffer, ...], base: int) -> tuple[list[int], int]:
-    offsets, pos = [], base
-    for b in buffers:
-        offsets.append(pos)
-        pos = _align(pos + b.size)
-    return offsets, pos - base
+    return regions([b.size for b in buffers], base, _ALIGN)
 
 
 def arena_layout(plan: Plan, scratch: dict[str, tuple[Buffer, ...]]) -> dict[str, Any]:
