@@ -57,7 +57,7 @@ def test_pragmas_from_the_schedule() -> None:
                    "#pragma HLS INTERFACE m_axi port=ddr", "#pragma HLS INTERFACE s_axilite",
                    "#pragma HLS ARRAY_PARTITION variable=conv_acc complete",
                    "#pragma HLS BIND_STORAGE variable=features_3_squeeze_weight_bram type=ram_2p",
-                   "variable=features_3_squeeze_weight_bram cyclic factor=8"):
+                   "variable=features_3_squeeze_weight_bram cyclic factor=10"):
         assert pragma in source
 
 

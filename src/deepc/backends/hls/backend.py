@@ -49,13 +49,9 @@ def hoist_scratch(f: PrimFunc) -> tuple[PrimFunc, tuple[Buffer, ...]]:
 
 def unroll_budget(funcs: list[PrimFunc], target: Any) -> int:
     """Unroll factor of every kernel's tile: the DSPs shared among the kernels that multiply
-    (each is its own hardware), as a power of two."""
+    (each is its own hardware), at most 64 (not a power of two: a 3x3 window is 9)."""
     n = max(sum(_multiplies(f) for f in funcs), 1)
-    per_kernel = int(target.dsp * _DSP_SHARE / (n * _DSP_PER_MAC))
-    unroll = 1
-    while unroll * 2 <= min(per_kernel, 64):
-        unroll *= 2
-    return unroll
+    return max(1, min(int(target.dsp * _DSP_SHARE / (n * _DSP_PER_MAC)), 64))
 
 
 class HlsBackend(Backend):
