@@ -45,6 +45,7 @@ class BenchResult:
     matches: bool | None = None
     emulated: bool = False  # timed under `emulator` here: not the device's speed
     emulator: str | None = None
+    estimated: bool = False  # the device's latency estimated from the schedule, not timed
     profile: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)  # more peers: name -> median ms
 
@@ -62,6 +63,7 @@ class BenchResult:
             "runs": self.deepc.runs, "compile_seconds": round(self.compile_seconds, 3),
             "outputs_match": self.matches, "emulated": self.emulated,
             **({"emulator": self.emulator} if self.emulated else {}),
+            **({"estimated": True} if self.estimated else {}),
             **({"profile": self.profile} if self.profile else {}),
             **({"peers_ms": self.extra} if self.extra else {}),
         }
@@ -208,7 +210,7 @@ def _bench_self_timed(path: Path, compiled: Any, model: Any, feeds: dict[str, An
     times = model.time_runs(feeds, runs=runs, warmup=warmup)
     result = BenchResult(path.stem, model.num_threads, Timing.of(list(times.seconds)),
                          compile_seconds=compiled.compile_seconds, emulated=times.emulated,
-                         emulator=times.emulator)
+                         emulator=times.emulator, estimated=times.estimated)
     if compare == "onnxruntime":
         result.peer_name = "onnxruntime"  # untimed: onnxruntime_ms stays null
         session = onnxruntime_session(path, os.cpu_count() or 1)
