@@ -96,6 +96,11 @@ class VerifyError(DeepcError):
     exit_code = 70
 
 
+class FitError(TargetError):
+    """A design needs more of the FPGA than the target's budgets: the message names the
+    largest consumer and what to change."""
+
+
 class ScheduleError(DeepcError):
     """Schedule knobs that the scheduler cannot apply to a loop nest (a tuning candidate or a
     tuning-log record that does not fit the kernel)."""

@@ -8,8 +8,8 @@ here. Rendering is pure: no toolchain is needed to produce or test the text.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
+from deepc.backends.cstyle_dialect import Dialect
 from deepc.backends.cstyle_tables import Tables
 from deepc.ir.affine import flat_offset
 from deepc.ir.expr import (
@@ -46,12 +46,6 @@ from deepc.ir.loop import (
 )
 from deepc.ir.tensor import walk
 
-_C_TYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
-            "int32": "int", "int64": "long long", "uint8": "unsigned char",
-            "uint16": "unsigned short", "uint32": "unsigned int",
-            "uint64": "unsigned long long", "bool": "bool", "float16": "half",
-            "float32x4": "float4", "float32x2": "float2", "uint32x2": "uint2",
-            "uint32x4": "uint4"}
 _LANES = "xyzw"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",
           "gt": ">", "ge": ">=", "and": "&&", "or": "||", "bitand": "&", "bitor": "|",
@@ -63,43 +57,6 @@ _MATH_F32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "er
              "acosh": "acoshf", "atanh": "atanhf", "floor": "floorf", "ceil": "ceilf",
              "round": "rintf", "trunc": "truncf", "fabs": "fabsf", "exp2": "exp2f",
              "log2": "log2f", "pow": "powf", "fmod": "fmodf"}
-
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What one C-like language spells differently."""
-
-    name: str
-    prelude: str = ""  # includes and definitions before the helpers
-    kernel_qualifier: str = ""  # before a kernel's return type, e.g. `extern "C" __global__`
-    helper_qualifier: str = "static inline"
-    global_qualifier: str = ""  # pointer parameters' address space
-    restrict: str = "restrict"
-    thread_index: dict[str, str] = field(default_factory=dict)  # "threadIdx.x" -> spelling
-    barrier: str = ""
-    shared_qualifier: str = ""
-    types: dict[str, str] = field(default_factory=dict)  # overrides of _C_TYPES
-    math: dict[str, str] = field(default_factory=dict)  # overrides of _MATH_F32
-    inf: str = "INFINITY"
-    nan: str = "NAN"
-    float_loops_serial: bool = True  # vector/parallel loop kinds run as plain loops
-    overloaded_math: bool = False  # exp/fmod/... for every float type (OpenCL, Metal)
-    # device intrinsics (ir.expr.INTRINSICS, and Evaluate statements such as the mma) as
-    # format strings of their rendered arguments; `helpers` holds the text an intrinsic needs
-    intrinsics: dict[str, str] = field(default_factory=dict)
-    helpers: dict[str, str] = field(default_factory=dict)
-    # {type} {lanes} {addr} {value}: vector loads/stores of consecutive elements at {addr}
-    vector_load: str = ""
-    vector_store: str = ""
-    pack: str = ""  # {type} {lanes}
-    launch_bounds: str = ""  # {threads} {blocks}, before the kernel's name
-    constant_qualifier: str = ""  # read-only tables a warp reads uniformly
-    table_qualifier: str = ""  # the other read-only tables
-    constant_bytes: int = 0  # of the constant bank, what tables may take
-
-    def ctype(self, dtype: str) -> str:
-        return self.types.get(dtype) or _C_TYPES[dtype]
 
 
 class RenderError(Exception):
@@ -133,6 +90,7 @@ class Renderer:
                              dialect.constant_bytes)
         self._alias: dict[str, str] = {}  # a table buffer -> its module-level name
         self._serial: set[str] = set()  # variables of the enclosing serial loops
+        self._func_attrs: dict = {}  # of the function being rendered
 
     def name(self, buf: Buffer) -> str:
         return self._alias.get(buf.name, buf.name)
@@ -297,7 +255,12 @@ class Renderer:
                 raise RenderError(f"global buffer {b.name} allocated inside a kernel")
             if b.scope == "shared":  # declared at the kernel's top (see function)
                 return self.stmt(s.body, indent)
+            pragma = self.d.scope_pragmas.get(b.scope)
             return [f"{pad}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];",
+                    *([pad + line for line in pragma.format(
+                        name=b.name, size=b.size,
+                        factor=self._func_attrs.get("partition", {}).get(b.name, 1),
+                    ).splitlines()] if pragma else []),
                     *self.stmt(s.body, indent)]
         if isinstance(s, Seq):
             return [line for x in s.stmts for line in self.stmt(x, indent)]
@@ -332,7 +295,10 @@ class Renderer:
             # the launch has exactly `extent` blocks/threads on this axis
             return [f"{pad}{{ const {self.index_type} {v} = {index};",
                     *self.stmt(s.body, indent + 1), f"{pad}}}"]
-        head = [f"{pad}#pragma unroll"] if s.kind is ForKind.UNROLLED else []
+        fmt = self.d.loop_pragmas.get(s.kind.value)
+        ii = self._func_attrs.get("pipeline_ii", {}).get(v, 1)
+        head = [f"{pad}{'  ' if self.d.pragmas_in_body else ''}{line}"
+                for line in fmt.format(extent=s.extent, ii=ii).splitlines()] if fmt else []
         if s.kind is ForKind.SERIAL:
             self._serial.add(v)
             body = self.stmt(s.body, indent + 1)
@@ -341,8 +307,10 @@ class Renderer:
             body = self.stmt(s.body, indent + 1)
         start, extent = (x if isinstance(x, int) else self.expr(x) for x in (s.start, s.extent))
         step = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
-        return [*head, f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{",
-                *body, f"{pad}}}"]
+        line = f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{"
+        if self.d.pragmas_in_body:
+            return [line, *head, *body, f"{pad}}}"]
+        return [*head, line, *body, f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
     def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = (),
@@ -373,6 +341,7 @@ class Renderer:
             if (isinstance(x, Allocate) and x.buffer.scope == "shared"
                     and shared.setdefault(x.buffer.name, x.buffer) != x.buffer):
                 raise RenderError(f"{f.name}: two shared buffers named {x.buffer.name}")
+        self._func_attrs = f.attrs
         decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
                  f"[{max(b.size, 1)}];" for b in shared.values()]
         return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),

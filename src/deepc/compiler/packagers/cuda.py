@@ -14,6 +14,7 @@ from typing import Any
 from deepc.compiler.packagers.common import write_model_bundle
 from deepc.compiler.packagers.registry import PACKAGERS
 from deepc.ir.types import itemsize
+from deepc.lowering.plan import regions
 
 CUBIN = "lib/kernels.cubin"
 SOURCE = "lib/kernels.cu"
@@ -25,11 +26,7 @@ def _align(n: int) -> int:
 
 
 def _scratch_offsets(buffers: tuple[Any, ...], base: int) -> tuple[list[int], int]:
-    offsets, pos = [], base
-    for b in buffers:
-        offsets.append(pos)
-        pos = _align(pos + max(b.size * itemsize(b.dtype), 1))
-    return offsets, pos - base
+    return regions([max(b.size * itemsize(b.dtype), 1) for b in buffers], base, ALIGN)
 
 
 def device_plan(compiled: Any) -> dict[str, Any]:
