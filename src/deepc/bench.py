@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,12 +112,14 @@ def onnxruntime_session(path: Path, threads: int) -> Any:
 def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                 compare: str | None = "onnxruntime", runs: int = 50, warmup: int = 5,
                 seed: int = 0, profile: bool = False, opt_level: int = 2, batch: int = 0,
-                allow_tf32: bool = False, remote: Any = None) -> BenchResult:
+                allow_tf32: bool = False, remote: Any = None,
+                tuned: Mapping[str, Mapping[str, Any]] | None = None) -> BenchResult:
     """Compile `path`, then time deepc and (optionally) onnxruntime alternately.
 
     `batch` (when set) replaces the first input's leading dimension. On CUDA targets the
     peer may be "torch" (eager, and torch.compile where it works; see runtime/cuda_bench).
-    With `remote` (a deepc.rpc.remote.Remote) the board times the bundle instead."""
+    With `remote` (a deepc.rpc.remote.Remote) the board times the bundle instead. `tuned`
+    (deepc.tune.log.best_knobs of a tuning log) schedules those workloads with its knobs."""
     import os
     import tempfile
 
@@ -129,7 +131,7 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
     with warnings.catch_warnings():  # batch_shapes has said what replacing a fixed batch does
         warnings.simplefilter("ignore", FixedDimReplaced)
         compiled = deepc.compile(path, target, opt_level=opt_level, input_shapes=shapes,
-                                 allow_tf32=allow_tf32 or None)
+                                 allow_tf32=allow_tf32 or None, tuned=tuned)
     if remote is not None:
         return _bench_remote(path, compiled, remote, random_inputs(compiled.graph, seed),
                              compare, runs, warmup, threads, profile)

@@ -22,6 +22,7 @@ from deepc.cli_inspect import summary_table as summary_table  # re-exported for 
 from deepc.cli_rpc import rpc
 from deepc.cli_run import run_cmd
 from deepc.cli_run import safe_filename as safe_filename  # re-exported for the e2e tests
+from deepc.cli_tune import tune_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_EPILOG)
@@ -52,7 +53,7 @@ def targets(as_json: bool) -> None:
     print_table(table)
 
 
-for verb in (inspect_ir, compile_cmd, run_cmd, bench_cmd, rpc):
+for verb in (inspect_ir, compile_cmd, run_cmd, bench_cmd, tune_cmd, rpc):
     main.add_command(verb)
 
 

@@ -18,6 +18,7 @@ from deepc.cli_common import (
     opt_option,
     print_table,
     stage_progress,
+    tuning_log_option,
 )
 from deepc.cli_rpc import remote_options
 
@@ -48,9 +49,11 @@ from deepc.cli_rpc import remote_options
               help="Also time an NxNxN float32 matmul against numpy's BLAS.")
 @remote_options
 @handle_errors
+@tuning_log_option
 def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
               batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
-              profile: bool, top: int, as_json: bool, matmul: int | None, remote: Any) -> None:
+              profile: bool, top: int, as_json: bool, matmul: int | None, remote: Any,
+              tuned: dict[str, Any] | None) -> None:
     """Time compiled models against onnxruntime, side by side in one process.
 
     With --remote or --tracker, the board times each model (compiled here for --target) and
@@ -81,7 +84,8 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
                 results.append(bench_model(model, target, threads=n, compare=compare,
                                            runs=runs, warmup=warmup, profile=profile,
                                            opt_level=opt_level, batch=batch,
-                                           allow_tf32=allow_tf32, remote=remote))
+                                           allow_tf32=allow_tf32, remote=remote,
+                                           tuned=tuned))
                 progress(step, 0, 1)
     if as_json:
         for r in results:

@@ -122,6 +122,24 @@ def opt_option(default: int | None) -> Callable[..., Any]:
                         show_default=default is not None, help=OPT_HELP)
 
 
+def tuning_log_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--tuning-log FILE (compile, bench): the best knobs per workload of a `deepc tune`
+    log; the verb gets `tuned` (workload key -> knobs, or None)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, tuning_log: Path | None, **kwargs: Any) -> Any:
+        tuned = None
+        if tuning_log is not None:
+            from deepc.target import load_target
+            from deepc.tune.log import best_knobs
+
+            tuned = best_knobs(tuning_log, load_target(kwargs.get("target", "host")))
+        return fn(*args, tuned=tuned, **kwargs)
+
+    return click.option("--tuning-log", type=click.Path(path_type=Path), default=None,
+                        help="Apply the best schedules of this `deepc tune` log.")(wrapper)
+
+
 def pass_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--disable-pass, --print-after and --print-pass-times (compile and inspect-ir)."""
     fn = click.option("--print-pass-times", "pass_times", is_flag=True,

@@ -101,6 +101,13 @@ class FitError(TargetError):
     largest consumer and what to change."""
 
 
+class ScheduleError(DeepcError):
+    """Schedule knobs that the scheduler cannot apply to a loop nest (a tuning candidate or a
+    tuning-log record that does not fit the kernel)."""
+
+    exit_code = 2
+
+
 class ToolchainError(DeepcError):
     """An external tool (compiler, linker, emulator) is missing or failed."""
 

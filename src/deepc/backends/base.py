@@ -11,7 +11,7 @@ the target's `device.kind` (compiler/packagers, runtime/loaders).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,8 @@ class CompileOptions:
 
     opt_level: int = 2  # the graph pass pipeline, -O0 .. -O3
     allow_tf32: bool | None = None  # TF32 tensor cores for fp32 products (None: DEEPC_ALLOW_TF32)
+    # workload key -> knobs from a tuning log; those kernels are scheduled with them
+    tuned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class KernelSchedule:
     kernel: Kernel
     launches: tuple[Schedule, ...]
     state: Any = None
+    tuned: bool = False  # scheduled with a tuning log's knobs, not the default's
 
     def knobs(self) -> dict[str, Any]:
         """All launches' knobs, prefixed by the launch where there are several."""

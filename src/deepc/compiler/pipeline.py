@@ -45,10 +45,30 @@ def backend_for(target: Any) -> Backend:
                           " (deepc targets lists them)") from None
 
 
+def lower_model(model: str | Path | Graph, target: Any, opt_level: int = 2,
+                input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+                ctx: PassContext | None = None,
+                report: Progress | None = None) -> tuple[Graph, list[Kernel]]:
+    """The front half of the chain: the optimised graph and its kernels, unscheduled (what
+    `deepc tune` searches schedules for)."""
+    report = report or (lambda stage, done, total: None)
+    report("import", 0, 1)
+    ctx = ctx or PassContext(opt_level)
+    ctx.target = target
+    graph = run_pipeline(load_graph(model, input_shapes), opt_level, ctx)
+    groups = groups_of(graph)
+    kernels = []
+    for k, group in enumerate(groups):
+        report("lower", k, len(groups))
+        kernels.append(group_kernel(graph, group, k))
+    return graph, kernels
+
+
 def compile(model: str | Path | Graph, target: Any = "host", *,
             input_shapes: Mapping[str, tuple[int, ...]] | None = None,
             opt_level: int = 2, pass_context: Any = None,
-            progress: Progress | None = None, allow_tf32: bool | None = None) -> CompiledModel:
+            progress: Progress | None = None, allow_tf32: bool | None = None,
+            tuned: Mapping[str, Mapping[str, Any]] | None = None) -> CompiledModel:
     """Compile a model (path or graph IR) for a target (name, path or Target).
 
     `opt_level` picks the graph pass pipeline (passes/manager.py PIPELINES): -O0 none, -O1
@@ -56,23 +76,17 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     and fusion; -O3 is -O2 today. Kernel schedules are the same at every level.
     `allow_tf32` lets GPU targets that declare TF32 tensor cores use them for fp32 matrix
     products (rtol ~1e-2 instead of ~1e-3); None reads DEEPC_ALLOW_TF32.
+    `tuned` maps workload keys to the knobs to schedule them with (deepc.tune.log's
+    `best_knobs` of a tuning log); their records say source "tuned".
     `pass_context` (a deepc.passes.PassContext) carries pass options: disabled passes,
     passes to print after, and collects pass times and dumps for the caller.
     """
     start = time.perf_counter()
     tgt = load_target(target)
     backend = backend_for(tgt)
-    options = CompileOptions(opt_level, allow_tf32)
+    options = CompileOptions(opt_level, allow_tf32, dict(tuned or {}))
     report = progress or (lambda stage, done, total: None)
-    report("import", 0, 1)
-    ctx = pass_context or PassContext(opt_level)
-    ctx.target = tgt
-    graph = run_pipeline(load_graph(model, input_shapes), opt_level, ctx)
-    groups = groups_of(graph)
-    kernels = []
-    for k, group in enumerate(groups):
-        report("lower", k, len(groups))
-        kernels.append(group_kernel(graph, group, k))
+    graph, kernels = lower_model(model, tgt, opt_level, input_shapes, pass_context, report)
     report("schedule", 0, 1)
     scheduled = backend.schedule(kernels, tgt, options)
     records = schedule_records(kernels, scheduled, tgt)
@@ -89,5 +103,5 @@ def schedule_records(kernels: list[Kernel], scheduled: list[KernelSchedule],
     fingerprint = target.fingerprint()
     return [ScheduleRecord(k.name, Workload.of(k.func, k.ops, fingerprint), s.knobs(),
                            tuple(tuple(tuple(step) for step in sch.to_list())
-                                 for sch in s.launches))
+                                 for sch in s.launches), "tuned" if s.tuned else "default")
             for k, s in zip(kernels, scheduled)]

@@ -3,8 +3,10 @@ over contiguous inner loops. No tuning needed; `deepc tune` searches the same kn
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from deepc.errors import ScheduleError
 from deepc.ir.expr import Var
 from deepc.ir.loop import (
     Allocate,
@@ -79,42 +81,72 @@ def _trip(root: For, target: For) -> int:
     return go(root, 1) or 1
 
 
-def default_schedule(f: PrimFunc, machine: CpuMachine) -> Schedule:
+KNOBS = {"kind", "vector", "rows", "row_pairs", "pack", "panel", "threads"}
+DERIVED = {"panel"}  # follows from the others; a record's value is not read back
+
+
+def default_schedule(f: PrimFunc, machine: CpuMachine,
+                     knobs: Mapping[str, Any] | None = None) -> Schedule:
     """Each top-level loop nest's schedule, from the machine's vector width and registers,
-    caches and cores; the knobs chosen are named in the schedule (per nest where several)."""
+    caches and cores; the knobs chosen are named in the schedule (per nest where several).
+
+    `knobs` (a record's, or a tuning candidate's: the default's with some changed) override
+    the choices, so a record's knobs replay to its steps; knobs that a nest cannot take
+    raise ScheduleError rather than being adjusted."""
     sch = Schedule()
     serial = set(f.attrs.get("serial_nests", ()))
     nests = [n for n in top_level_nests(f.body) if n.var.name not in serial]
-    for nest in nests:
-        knobs = _schedule_nest(sch, nest, machine)
-        prefix = f"{nest.var.name}." if len(nests) > 1 else ""
-        sch.knobs.update({f"{prefix}{k}": v for k, v in knobs.items()})
+    prefixes = [f"{n.var.name}." if len(nests) > 1 else "" for n in nests]
+    wanted = [_nest_knobs(knobs or {}, p) for p in prefixes]
+    unknown = set(knobs or {}) - {f"{p}{k}" for p in prefixes for k in KNOBS}
+    if unknown:
+        raise ScheduleError(f"unknown knobs {sorted(unknown)} for kernel {f.name}"
+                            f" (it has {len(nests)} nests; knobs: {sorted(KNOBS)})")
+    for nest, prefix, want in zip(nests, prefixes, wanted):
+        chosen = _schedule_nest(sch, nest, machine, want)
+        sch.knobs.update({f"{prefix}{k}": v for k, v in chosen.items()})
     return sch
 
 
-def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine) -> dict[str, Any]:
+def _nest_knobs(knobs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    found = {k[len(prefix):]: v for k, v in knobs.items() if k.startswith(prefix)}
+    return {k: v for k, v in found.items() if k in KNOBS and k not in DERIVED}
+
+
+def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
+                   want: dict[str, Any]) -> dict[str, Any]:
     chain = perfect_chain(nest)
     inner = chain[-1]
     cores = machine.cores
-    gemm = plan_gemm(chain, machine)
+    kind = want.pop("kind", None)
+    if "pack" not in want and kind in ("packed_gemm", "register_tile"):
+        want["pack"] = kind == "packed_gemm"
+    gemm = None if want.get("pack") is False else plan_gemm(chain, machine, want)
     if gemm is not None:  # packed GEMM (cpu_gemm)
         for step in gemm.steps:
             sch.add(*step)
         return {"kind": "packed_gemm", **gemm.knobs,
-                "threads": _parallel(sch, gemm.parallel, nest, cores)}
-    tile = plan_reduction_tile(chain, machine)
+                "threads": _parallel(sch, gemm.parallel, nest, cores, want.get("threads"))}
+    tile_want = {k: v for k, v in want.items() if k != "pack"}
+    tile = plan_reduction_tile(chain, machine, tile_want)
     if tile is not None:
         for step in tile.steps:
             sch.add(*step)
         return {"kind": "register_tile", **tile.knobs,
-                "threads": _parallel(sch, tile.outer, nest, cores)}
+                "threads": _parallel(sch, tile.outer, nest, cores, want.get("threads"))}
+    if set(want) - {"vector", "threads"} or kind in ("packed_gemm", "register_tile"):
+        raise ScheduleError(f"knobs {sorted(want)} need a reduction nest; {nest.var.name}"
+                            " takes vector and threads only")
     width = 1
     if (isinstance(inner.body, Store) and inner.kind is ForKind.SERIAL
             and contiguous_store(inner.body, inner.var)):
         lanes = machine.lanes(inner.body.buffer.dtype)
         # a vector of the whole loop, or of a divisor of it that fills half the lanes
-        width = best_factor(inner.extent, lanes)
-        if width >= 2 and lanes > 1 and inner.extent % width == 0:
+        width = want.get("vector", best_factor(inner.extent, lanes))
+        if "vector" in want and width > 1 and (width > inner.extent or inner.extent % width):
+            raise ScheduleError(f"vector={width} does not divide the loop {inner.var.name}"
+                                f" ({inner.extent})")
+        if width >= 2 and (lanes > 1 or "vector" in want) and inner.extent % width == 0:
             if inner.extent > width:
                 sch.add("split", inner.var.name, width)
                 sch.add("vectorize", f"{inner.var.name}_i")
@@ -125,7 +157,11 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine) -> dict[str, A
                 chain = chain[:-1]
         else:
             width = 1
-    threads = _parallel(sch, [(c.var.name, c.extent) for c in chain], nest, cores)
+    elif want.get("vector", 1) != 1:
+        raise ScheduleError(f"vector={want['vector']}: the loop {inner.var.name} does not"
+                            " store contiguously")
+    threads = _parallel(sch, [(c.var.name, c.extent) for c in chain], nest, cores,
+                        want.get("threads"))
     return {"kind": "vector" if width > 1 else "loop", "vector": width, "threads": threads}
 
 
@@ -136,17 +172,31 @@ def contiguous_store(store: Store, var: Var) -> bool:
     return affine(flat_offset(store.buffer.shape, store.indices)).coef(var) == 1
 
 
-def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int) -> int:
+def _parallel(sch: Schedule, chain: list[tuple[str, int]], nest: For, cores: int,
+              want: int | None = None) -> int:
     """Spread the outer loops over the cores, fusing loops until there is enough work; the
-    parallel loop's iterations (1: the nest runs on one thread)."""
-    if cores < 2 or not chain or work(nest) < MIN_PARALLEL_WORK:
+    parallel loop's iterations (1: the nest runs on one thread). `want` asks for a given
+    number of iterations: outer loops are fused until they reach it exactly, or it raises."""
+    if want == 1 or (want is None and (cores < 2 or not chain
+                                        or work(nest) < MIN_PARALLEL_WORK)):
         return 1
+    if not chain:
+        raise ScheduleError(f"threads={want}: the nest has no loop left to run in parallel")
     name, extent = chain[0]
     k = 1
-    while extent < 4 * cores and k < len(chain):
+    goal = 4 * cores
+
+    def more(extent: int, k: int) -> bool:  # replaying `want`, trailing 1-loops fuse as before
+        if want is None:
+            return extent < goal
+        return extent < want or (extent < goal and chain[k][1] == 1)
+
+    while k < len(chain) and more(extent, k):
         sch.add("fuse", name, chain[k][0])
         name, extent = f"{name}_{chain[k][0]}", extent * chain[k][1]
         k += 1
+    if want is not None and extent != want:
+        raise ScheduleError(f"threads={want}: fusing the outer loops gives {extent}")
     if extent > 1:
         sch.add("parallel", name)
     return extent

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from deepc.errors import ScheduleError
 from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, For, IfThenElse, Store, walk_stmts
@@ -39,9 +40,21 @@ class GemmPlan:
     knobs: dict[str, Any]
 
 
-def plan_gemm(chain: list[For], machine: CpuMachine) -> GemmPlan | None:
+def plan_gemm(chain: list[For], machine: CpuMachine,
+              want: dict[str, Any] | None = None) -> GemmPlan | None:
     """A packed GEMM schedule for the perfect nest `chain` around one accumulator, or None
-    when the nest is not a single-reduction contraction with a packable B operand."""
+    when the nest is not a single-reduction contraction with a packable B operand.
+    `want` overrides the register tile's knobs; with pack=True the cost heuristics are
+    skipped (the nest must still be a GEMM: else ScheduleError)."""
+    forced = bool((want or {}).get("pack"))
+    plan = _plan(chain, machine, want, forced)
+    if plan is None and forced:
+        raise ScheduleError("pack=True: the nest is not a GEMM with a packable B operand")
+    return plan
+
+
+def _plan(chain: list[For], machine: CpuMachine, want: dict[str, Any] | None,
+          forced: bool) -> GemmPlan | None:
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
             and alloc.buffer.shape == (1,)):
@@ -50,7 +63,7 @@ def plan_gemm(chain: list[For], machine: CpuMachine) -> GemmPlan | None:
     if len(red_loops) != 1:
         return None
     k_loop = red_loops[0]
-    tile = plan_reduction_tile(chain, machine)
+    tile = plan_reduction_tile(chain, machine, want)
     if tile is None:
         return None
     tile_steps = [s for s in tile.steps if s[0] == "tile_reduction"]
@@ -80,7 +93,8 @@ def plan_gemm(chain: list[For], machine: CpuMachine) -> GemmPlan | None:
         panels *= extent
     # threads split the panels; with fewer panels than cores, the default schedule (which
     # also splits the row tiles) keeps them busy instead
-    if not gather and (a_tiles < MIN_TILES_TO_PACK or not fits or panels < min(machine.cores, 2)):
+    worth = a_tiles >= MIN_TILES_TO_PACK and fits and panels >= min(machine.cores, 2)
+    if not forced and not gather and not worth:
         return None
     steps = list(tile.steps)
     steps.append(("pack", b_load.source.name, vec_o, vec_name))

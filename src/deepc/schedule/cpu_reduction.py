@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from deepc.errors import ScheduleError
 from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, For, Store, walk_stmts
@@ -52,7 +53,11 @@ def vector_width(extent: int, lanes: int) -> int:
     return pow2 if 2 * pow2 > widest else widest
 
 
-def plan_reduction_tile(chain: list[For], machine: CpuMachine) -> TilePlan | None:
+def plan_reduction_tile(chain: list[For], machine: CpuMachine,
+                        want: dict[str, Any] | None = None) -> TilePlan | None:
+    """The register tile; `want` overrides the knobs (vector, rows, row_pairs) and raises
+    ScheduleError where the nest cannot take them."""
+    want = want or {}
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
             and alloc.buffer.shape == (1,)):
@@ -62,7 +67,10 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine) -> TilePlan | Non
     vec = choose_vector_loop(chain, alloc, lanes)
     if vec is None or lanes < 2:
         return None
-    nr = vector_width(vec.extent, lanes)
+    nr = want.get("vector", vector_width(vec.extent, lanes))
+    if not 2 <= nr <= vec.extent or vec.extent % nr:
+        raise ScheduleError(f"vector={nr} does not divide the vector loop"
+                            f" {vec.var.name} ({vec.extent})")
     vector_vars = _vars_of_vector_loads(alloc, vec.var)
     candidates = [c for c in chain if c is not vec and c.extent >= 2
                   and c.var not in vector_vars]
@@ -89,6 +97,8 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine) -> TilePlan | Non
         names[i:i + 1] = [(f"{vec_i}_o", -(-vec.extent // nr)), (f"{vec_i}_i", nr)]
         vec_i = f"{vec_i}_i"
     tile_i, pair = None, None
+    if not candidates and (want.get("rows", 1) != 1 or want.get("row_pairs")):
+        raise ScheduleError("the nest has no loop to tile rows on: rows must be 1")
     if candidates:
         tile = candidates[-1]
         # a short prime row (13 pixels) is better held whole, a little over budget, than
@@ -98,11 +108,20 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine) -> TilePlan | Non
             mr = tile.extent
         pair = _pair_loop(chain, vec, tile, alloc)
         half = best_factor(tile.extent, budget // 2)
-        if (pair is None or nr != lanes or pair.extent % 2 or tile.extent % half
-                or half < 4):
-            pair = None
-        else:
+        pairs = want.get("row_pairs")
+        if pairs is None:
+            pairs = not (pair is None or nr != lanes or pair.extent % 2 or tile.extent % half
+                         or half < 4)
+        elif pairs and (pair is None or pair.extent % 2):
+            raise ScheduleError("row_pairs=True: the nest has no even loop to pair rows on")
+        if pairs:
             mr = half
+        else:
+            pair = None
+        mr = want.get("rows", mr)
+        if not 1 <= mr <= tile.extent or (pair is not None and tile.extent % mr):
+            raise ScheduleError(f"rows={mr} does not fit the tile loop {tile.var.name}"
+                                f" ({tile.extent})")
         tile_i = tile.var.name
         if mr < tile.extent:
             steps.append(("split", tile_i, mr))

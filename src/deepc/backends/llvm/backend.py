@@ -24,6 +24,7 @@ from deepc.lowering.kernels import Kernel
 from deepc.lowering.plan import Plan
 from deepc.schedule.cpu import default_schedule
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.record import Workload
 
 
 def machine_spec(target: Any) -> MachineSpec:
@@ -36,12 +37,15 @@ class LlvmBackend(Backend):
     def schedule(self, kernels: list[Kernel], target: Any,
                  options: CompileOptions) -> list[KernelSchedule]:
         machine = CpuMachine.of(target)
+        fingerprint = target.fingerprint() if options.tuned else ""
         out = []
         for k in kernels:
-            sch = default_schedule(verify_func(k.func), machine)
+            knobs = (options.tuned.get(Workload.of(k.func, k.ops, fingerprint).key)
+                     if options.tuned else None)
+            sch = default_schedule(verify_func(k.func), machine, knobs)
             func = verify_func(sch.apply(k.func))
             out.append(KernelSchedule(Kernel(k.name, func, k.inputs, k.outputs, k.nodes, k.ops),
-                                      (sch,)))
+                                      (sch,), tuned=knobs is not None))
         return out
 
     def build(self, name: str, scheduled: list[KernelSchedule], plan: Plan, target: Any,

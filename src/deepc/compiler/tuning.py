@@ -1,0 +1,95 @@
+"""`deepc.tune_model`: a model's tuning tasks searched on the target it will run on — kernels
+timed natively on this machine, or whole bundles with the candidate applied on a board
+through RPC (`remote`)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepc.compiler.pipeline import compile as compile_model
+from deepc.compiler.pipeline import load_graph, lower_model
+from deepc.errors import TargetError
+from deepc.target import load_target
+from deepc.tune.log import TuneLog
+from deepc.tune.measure import LocalMeasurer, Measurement
+from deepc.tune.tasks import Task, extract_tasks
+from deepc.tune.tuner import Progress, TuneSummary, tune
+
+
+class RemoteMeasurer:
+    """Times the whole model on a board with one candidate applied (the other kernels keep
+    their defaults, so candidates of a task compare on the same baseline); the outputs are
+    the model's, checked against the default bundle's on the same seeded inputs."""
+
+    def __init__(self, graph: Any, target: Any, remote: Any, threads: int = 1, runs: int = 10,
+                 opt_level: int = 2):
+        self.graph, self.target, self.remote = graph, target, remote
+        self.threads, self.runs, self.opt_level = threads, runs, opt_level
+        self._dir = tempfile.TemporaryDirectory(prefix="deepc-tune-")
+        self._default: Measurement | None = None
+
+    def measure(self, task: Task, knobs: dict[str, Any], steps: list[list[Any]]) -> Measurement:
+        """Every task's default is the same bundle: it is built and timed once (so tasks
+        weigh the same on a board: per-kernel times are not taken there)."""
+        if steps == task.default.to_list():
+            if self._default is None or self._default.error:
+                self._default = self._measure(task, knobs)
+            return self._default
+        return self._measure(task, knobs)
+
+    def _measure(self, task: Task, knobs: dict[str, Any]) -> Measurement:
+        from deepc.errors import DeepcError
+        from deepc.runtime.bundle import read_bundle
+        from deepc.runtime.inputs import bundle_inputs
+
+        try:
+            compiled = compile_model(self.graph, self.target, opt_level=self.opt_level,
+                                     tuned={task.key: knobs})
+            bundle = Path(self._dir.name) / f"{task.key}.tar"
+            compiled.save(bundle)
+            feeds = bundle_inputs(read_bundle(bundle), 0)
+            with self.remote.client(self.target.name) as client:
+                outputs = client.run(bundle, feeds, self.threads)
+                times = client.time(bundle, feeds, self.runs, 1, self.threads)
+        except DeepcError as e:
+            return Measurement(None, f"failed: {e}".splitlines()[0])
+        cost = float(np.median(times.seconds)) if times.seconds else None
+        return Measurement(cost, None, [outputs[k] for k in sorted(outputs)])
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+
+def tune_model(model: str | Path, target: Any = "host", *, log: str | Path, budget_s: float,
+               remote: Any = None, threads: int = 1, opt_level: int = 2,
+               input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+               progress: Progress | None = None, seed: int = 0) -> TuneSummary:
+    """Tune a model's CPU kernel schedules for `budget_s` seconds, appending every
+    measurement to `log` (a run resumes from it); `deepc.compile(tuned=best_knobs(log,
+    target))` applies the result."""
+    tgt = load_target(target)
+    if tgt.backend != "llvm":
+        raise TargetError(f"deepc tune searches CPU (llvm) schedules; target {tgt.name!r} uses"
+                          f" the {tgt.backend!r} backend, whose knobs it cannot search yet")
+    graph = load_graph(model, input_shapes)
+    _, kernels = lower_model(graph, tgt, opt_level)
+    tasks = extract_tasks(kernels, tgt)
+    if remote is not None:
+        measurer: Any = RemoteMeasurer(graph, tgt, remote, threads, opt_level=opt_level)
+    else:
+        host = load_target("host")
+        if tgt.triple.split("-")[0] != host.triple.split("-")[0]:
+            raise TargetError(f"target {tgt.name!r} ({tgt.triple}) does not run on this"
+                              f" machine ({host.triple}): tune it on a board with --remote"
+                              " HOST:PORT")
+        measurer = LocalMeasurer(tgt, threads)
+    try:
+        return tune(tasks, tgt, measurer, TuneLog(log, tgt.fingerprint(), threads), budget_s,
+                    progress, seed)
+    finally:
+        measurer.close()

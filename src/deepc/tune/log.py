@@ -1,0 +1,125 @@
+"""Tuning logs: one JSON line per measured (or rejected) candidate, appended as it comes, read
+back to resume a run, to train the cost model and to pick each workload's best knobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from deepc.errors import InputError
+
+
+def knobs_key(knobs: Mapping[str, Any]) -> str:
+    """One candidate's identity within a workload."""
+    return json.dumps(dict(knobs), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class TuneRecord:
+    workload: str  # Workload.key
+    target: str  # the target's fingerprint
+    kernel: str
+    candidate: int  # 0: the default schedule
+    knobs: dict[str, Any]
+    cost: float | None  # seconds per call; None when the candidate failed
+    error: str | None = None
+    features: list[float] = field(default_factory=list)  # the cost model's inputs
+    threads: int = 1  # runtime threads it was timed with (knobs such as `threads` depend on it)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def read_log(path: str | os.PathLike[str]) -> list[TuneRecord]:
+    """Every record of a log (none when the file does not exist); a torn last line (a run
+    killed while writing) is skipped."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    records = []
+    lines = p.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(TuneRecord(**json.loads(line)))
+        except (ValueError, TypeError) as e:
+            if n < len(lines):
+                raise InputError(f"{path}:{n}: not a deepc tuning record ({e}) — pass a log"
+                                 " written by deepc tune") from None
+    return records
+
+
+class TuneLog:
+    """An append-only log file and what it already holds for one target."""
+
+    def __init__(self, path: str | os.PathLike[str], fingerprint: str, threads: int = 1):
+        self.path = Path(path)
+        self.fingerprint, self.threads = fingerprint, threads
+        self.records = read_log(self.path)
+
+    def __iter__(self) -> Iterator[TuneRecord]:
+        return iter(r for r in self.records if r.target == self.fingerprint)
+
+    def tried(self, workload: str) -> dict[str, TuneRecord]:
+        """This workload's candidates already in the log, by knobs_key."""
+        return {knobs_key(r.knobs): r for r in self if r.workload == workload}
+
+    def append(self, record: TuneRecord) -> None:
+        record = replace(record, threads=self.threads)
+        self.records.append(record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(record.to_json() + "\n")
+            f.flush()
+
+
+@dataclass(frozen=True)
+class Best:
+    knobs: dict[str, Any]
+    cost: float  # median of the candidate's measurements
+    default_cost: float  # median of the default's
+
+
+def best_records(records: list[TuneRecord], fingerprint: str) -> dict[str, Best]:
+    """Per workload, the candidate whose median time beats the default's (candidate 0, which
+    wins ties); workloads whose default stayed best, or was never measured, are left out,
+    and so is any candidate that failed once (an error, a wrong result)."""
+    costs: dict[tuple[str, str], list[float]] = {}
+    knobs: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: set[tuple[str, str]] = set()
+    default: dict[str, str] = {}
+    for r in records:
+        if r.target != fingerprint:
+            continue
+        key = (r.workload, knobs_key(r.knobs))
+        if r.error or r.cost is None:
+            failed.add(key)
+            continue
+        costs.setdefault(key, []).append(r.cost)
+        knobs[key] = r.knobs
+        if r.candidate == 0:
+            default[r.workload] = key[1]
+    median = {k: statistics.median(v) for k, v in costs.items() if k not in failed}
+    best: dict[str, Best] = {}
+    for (workload, kk), cost in median.items():
+        base = median.get((workload, default.get(workload, "")))
+        if base is None or kk == default[workload] or cost >= base:
+            continue
+        if workload not in best or cost < best[workload].cost:
+            best[workload] = Best(dict(knobs[(workload, kk)]), cost, base)
+    return best
+
+
+def best_knobs(path: str | os.PathLike[str], target: Any) -> dict[str, dict[str, Any]]:
+    """What `deepc.compile(tuned=...)` takes: the best knobs per workload of a log, for the
+    target (a Target: records of other hardware fingerprints are not used)."""
+    if not Path(path).exists():
+        raise InputError(f"tuning log {path} does not exist — run deepc tune first")
+    best = best_records(read_log(path), target.fingerprint())
+    return {k: b.knobs for k, b in best.items()}

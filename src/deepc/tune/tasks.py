@@ -1,0 +1,62 @@
+"""Tuning tasks: a model's kernels grouped by workload, with their default schedules and the
+loop features the cost model reads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from deepc.ir.loop import PrimFunc
+from deepc.ir.loop_verify import verify_func
+from deepc.lowering.kernels import Kernel
+from deepc.schedule.cpu import default_schedule, top_level_nests, work
+from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.record import Workload
+from deepc.schedule.schedule import Schedule
+
+
+@dataclass
+class Task:
+    key: str  # Workload.key
+    kernel: str  # the first kernel of this workload, by name
+    ops: tuple[str, ...]
+    func: PrimFunc  # lowered, unscheduled
+    count: int  # kernels of the model with this workload
+    default: Schedule
+    features: list[float]  # the loop nest's, independent of the knobs
+    main: str  # knob prefix of the nest with the most work ("" when there is one nest)
+
+    def schedule(self, machine: CpuMachine, knobs: dict[str, Any]) -> Schedule:
+        """The candidate's schedule (raises ScheduleError for knobs the nest rejects)."""
+        return default_schedule(self.func, machine, knobs)
+
+
+def extract_tasks(kernels: list[Kernel], target: Any) -> list[Task]:
+    """The distinct workloads of a model's kernels, in first-use order."""
+    machine = CpuMachine.of(target)
+    fingerprint = target.fingerprint()
+    tasks: dict[str, Task] = {}
+    for k in kernels:
+        key = Workload.of(k.func, k.ops, fingerprint).key
+        if key in tasks:
+            tasks[key].count += 1
+            continue
+        func = verify_func(k.func)
+        nests = top_level_nests(func.body)
+        works = [work(n) for n in nests] or [1]
+        main = nests[works.index(max(works))].var.name + "." if len(nests) > 1 else ""
+        features = [math.log2(sum(works)), float(len(nests)), float(len(func.params)),
+                    *_extents(nests[works.index(max(works))] if nests else None)]
+        tasks[key] = Task(key, k.name, tuple(k.ops), func, 1,
+                          default_schedule(func, machine), features, main)
+    return list(tasks.values())
+
+
+def _extents(nest: Any, depth: int = 5) -> list[float]:
+    """log2 of the outer loops' extents of the main nest (0 where it is shallower)."""
+    out = []
+    while nest is not None and hasattr(nest, "extent") and len(out) < depth:
+        out.append(math.log2(max(nest.extent, 1)))
+        nest = nest.body
+    return out + [0.0] * (depth - len(out))

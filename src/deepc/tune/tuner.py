@@ -1,0 +1,264 @@
+"""The search: every task's default measured first (the profile that weights the tasks), then
+the budget spread over tasks by their share of the model's time, candidates proposed from the
+knob space and ranked by the cost model, each measured, checked and logged as it comes."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from deepc.errors import ScheduleError
+from deepc.schedule.cpu_machine import CpuMachine
+from deepc.tune.cost_model import CostModel
+from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key
+from deepc.tune.measure import Measurement, check_outputs
+from deepc.tune.space import knob_axes, knob_features, sample, within_registers
+from deepc.tune.tasks import Task
+
+POOL = 48  # candidates ranked by the cost model per trial
+EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
+CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
+
+
+class Measurer(Protocol):
+    def measure(self, task: Task, knobs: dict[str, Any],
+                steps: list[list[Any]]) -> Measurement: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class TaskResult:
+    key: str
+    kernel: str
+    ops: list[str]
+    count: int
+    default_cost: float | None = None
+    best_cost: float | None = None
+    best_knobs: dict[str, Any] = field(default_factory=dict)
+    trials: int = 0  # candidates measured in this run (the default included)
+    errors: int = 0  # of those, failed or rejected
+
+    @property
+    def weight(self) -> float:
+        return self.count * (self.default_cost or 0.0)
+
+
+@dataclass
+class TuneSummary:
+    tasks: list[TaskResult]
+    elapsed: float
+    log: str
+
+    @property
+    def trials(self) -> int:
+        return sum(t.trials for t in self.tasks)
+
+    @property
+    def speedup(self) -> float:
+        """The model's estimated speed-up: its kernels' default time over their best."""
+        before = sum(t.weight for t in self.tasks)
+        after = sum(t.count * (t.best_cost or t.default_cost or 0.0) for t in self.tasks)
+        return before / after if after > 0 else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"log": self.log, "elapsed_s": self.elapsed, "trials": self.trials,
+                "errors": sum(t.errors for t in self.tasks), "speedup": self.speedup,
+                "tasks": [asdict(t) for t in self.tasks]}
+
+
+Progress = Callable[[TuneSummary, int], None]  # the summary so far, the current task
+
+
+def tune(tasks: list[Task], target: Any, measurer: Measurer, log: TuneLog, budget_s: float,
+         progress: Progress | None = None, seed: int = 0) -> TuneSummary:
+    """Search each task's knobs for `budget_s` seconds in all, appending to `log`; candidates
+    already in the log are not measured again."""
+    start = time.perf_counter()
+    machine = CpuMachine.of(target)
+    lanes = machine.lanes("float32")
+    rng = random.Random(seed)
+    results = [TaskResult(t.key, t.kernel, list(t.ops), t.count) for t in tasks]
+    summary = TuneSummary(results, 0.0, str(log.path))
+    model = _seeded_model(log, seed)
+    search = _Search(machine, lanes, measurer, log, model, rng)
+
+    def report(k: int) -> None:
+        summary.elapsed = time.perf_counter() - start
+        if progress:
+            progress(summary, k)
+
+    for k, (task, res) in enumerate(zip(tasks, results)):  # the profile: defaults first
+        search.default(task, res)
+        report(k)
+    order = sorted(range(len(tasks)), key=lambda k: -results[k].weight)
+    left_weight = sum(r.weight for r in results)
+    for k in order:
+        if left_weight <= 0:
+            break
+        remaining = budget_s - (time.perf_counter() - start)
+        share = remaining * results[k].weight / left_weight
+        left_weight -= results[k].weight
+        deadline = time.perf_counter() + share
+        while time.perf_counter() < deadline and search.step(tasks[k], results[k]):
+            report(k)
+        search.confirm(tasks[k], results[k])
+        report(k)
+    summary.elapsed = time.perf_counter() - start
+    return summary
+
+
+def _schedules(task: Task, machine: CpuMachine, knobs: dict[str, Any]) -> bool:
+    try:
+        task.schedule(machine, knobs)
+    except ScheduleError:
+        return False
+    return True
+
+
+def _seeded_model(log: TuneLog, seed: int) -> CostModel:
+    """A cost model trained on the log's earlier records of this target (transfer)."""
+    model = CostModel(seed)
+    defaults = {r.workload: r.cost for r in log if r.candidate == 0 and r.cost}
+    for r in log:
+        if r.cost and r.workload in defaults:
+            model.add(r.features, r.cost, defaults[r.workload])  # type: ignore[arg-type]
+    return model
+
+
+class _Search:
+    def __init__(self, machine: CpuMachine, lanes: int, measurer: Measurer, log: TuneLog,
+                 model: CostModel, rng: random.Random):
+        self.machine, self.lanes, self.measurer = machine, lanes, measurer
+        self.log, self.model, self.rng = log, model, rng
+        self.reference: dict[str, list[np.ndarray]] = {}
+        self._axes: dict[str, dict[str, list[Any]]] = {}
+
+    def axes(self, task: Task) -> dict[str, list[Any]]:
+        """The task's knob axes, less the values that the scheduler rejects on their own
+        (combinations of the rest may still be rejected, and are logged as such)."""
+        if task.key not in self._axes:
+            default = dict(task.default.knobs)
+            axes = {}
+            for name, values in knob_axes(default, self.machine).items():
+                ok = [v for v in values if v == default.get(name)
+                      or _schedules(task, self.machine, {**default, name: v})]
+                if len(ok) > 1:
+                    axes[name] = ok
+            self._axes[task.key] = axes
+        return self._axes[task.key]
+
+    def features(self, task: Task, knobs: dict[str, Any]) -> list[float]:
+        return task.features + knob_features(knobs, task.main, self.lanes)
+
+    def default(self, task: Task, res: TaskResult) -> None:
+        knobs = dict(task.default.knobs)
+        res.best_knobs = knobs
+        old = self.log.tried(task.key).get(knobs_key(knobs))
+        if old is not None and old.candidate == 0:
+            res.default_cost = old.cost
+        else:
+            m = self._run(task, knobs, task.default.to_list(), res)
+            if m.outputs is not None:
+                self.reference[task.key] = m.outputs
+            self._record(task, 0, knobs, m, res)
+            res.default_cost = m.cost
+        best = best_records(list(self.log), self.log.fingerprint).get(task.key)
+        if best is not None:  # earlier runs found a better one
+            res.best_knobs, res.best_cost, res.default_cost = (best.knobs, best.cost,
+                                                               best.default_cost)
+
+    def step(self, task: Task, res: TaskResult) -> bool:
+        """Measure one new candidate; False when the space holds no untried one."""
+        if res.default_cost is None:
+            return False
+        tried = self.log.tried(task.key)
+        axes = self.axes(task)
+        if not axes:
+            return False
+        pool: dict[str, dict[str, Any]] = {}
+        for _ in range(POOL * 4):
+            knobs = sample(dict(task.default.knobs), axes, self.rng)
+            if knobs_key(knobs) not in tried and within_registers(knobs, self.machine):
+                pool[knobs_key(knobs)] = knobs
+            if len(pool) >= POOL:
+                break
+        if not pool:
+            return False
+        knobs = self._choose(task, list(pool.values()))
+        index = len(tried) + 1
+        try:
+            sch = task.schedule(self.machine, knobs)
+        except ScheduleError as e:
+            self._record(task, index, knobs, Measurement(None, f"rejected: {e}"), res)
+            return True
+        canonical = dict(sch.knobs)
+        if knobs_key(canonical) in tried:  # another spelling of a measured candidate
+            old = tried[knobs_key(canonical)]
+            self.log.append(TuneRecord(task.key, self.log.fingerprint, task.kernel, index,
+                                       knobs, old.cost, old.error or "duplicate"))
+            return True
+        m = self._run(task, canonical, sch.to_list(), res)
+        self._record(task, index, canonical, m, res)
+        return True
+
+    def confirm(self, task: Task, res: TaskResult) -> None:
+        """Time the default and the best candidate again, in turns (a noisy machine flatters
+        some lucky single measurement): what is applied is the best by median time."""
+        default = dict(task.default.knobs)
+        if (res.default_cost is None or res.trials == 0
+                or knobs_key(res.best_knobs) == knobs_key(default)):
+            return
+        old = self.log.tried(task.key)[knobs_key(res.best_knobs)]
+        sch = task.schedule(self.machine, res.best_knobs)
+        pair = ((default, task.default.to_list(), 0),
+                (res.best_knobs, sch.to_list(), old.candidate))
+        for _ in range(CONFIRM_ROUNDS):  # alternating, so a busy spell hits both
+            for knobs, steps, index in pair:
+                self._record(task, index, knobs, self._run(task, knobs, steps, res), res)
+        best = best_records(list(self.log), self.log.fingerprint).get(task.key)
+        res.best_knobs = best.knobs if best else default
+        res.best_cost = best.cost if best else None
+
+    def _choose(self, task: Task, pool: list[dict[str, Any]]) -> dict[str, Any]:
+        predicted = self.model.predict([self.features(task, k) for k in pool])
+        if predicted is None or self.rng.random() < EXPLORE:
+            return self.rng.choice(pool)
+        return pool[int(np.argmin(predicted))]
+
+    def _run(self, task: Task, knobs: dict[str, Any], steps: list[list[Any]],
+             res: TaskResult) -> Measurement:
+        m = self.measurer.measure(task, knobs, steps)
+        if m.error is None and m.outputs is not None and task.key in self.reference:
+            wrong = check_outputs(m.outputs, self.reference[task.key])
+            if wrong:
+                return Measurement(None, wrong)
+        elif m.error is None and m.outputs is not None and steps != task.default.to_list():
+            # resumed: the default's outputs were not kept; measure it again (not logged)
+            ref = self.measurer.measure(task, dict(task.default.knobs), task.default.to_list())
+            if ref.outputs is None:
+                return Measurement(None, "the default schedule failed: nothing to check against")
+            self.reference[task.key] = ref.outputs
+            return self._run(task, knobs, steps, res)
+        return m
+
+    def _record(self, task: Task, index: int, knobs: dict[str, Any], m: Measurement,
+                res: TaskResult) -> None:
+        features = self.features(task, knobs)
+        self.log.append(TuneRecord(task.key, self.log.fingerprint, task.kernel, index, knobs,
+                                   m.cost, m.error, features))
+        res.trials += 1
+        if m.error or m.cost is None:
+            res.errors += 1
+            return
+        if res.default_cost:
+            self.model.add(features, m.cost, res.default_cost)
+            if m.cost < (res.best_cost or res.default_cost):
+                res.best_cost, res.best_knobs = m.cost, dict(knobs)
+        elif index == 0:
+            res.best_cost = m.cost

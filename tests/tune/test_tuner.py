@@ -1,0 +1,130 @@
+"""A short tune of the tiny model: it logs every measurement, resumes without measuring
+again, rejects and records invalid candidates, and what it applies matches onnxruntime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deepc
+from deepc.compiler.tuning import tune_model
+from deepc.tune import tuner
+from deepc.tune.log import TuneRecord, best_knobs, best_records, read_log
+from deepc.tune.measure import LocalMeasurer, Measurement
+from tests.tune.conftest import TINY, assert_matches_ort
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tuned_log(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    log = tmp_path_factory.mktemp("tune") / "tune.jsonl"
+    summary = tune_model(TINY, "host", log=log, budget_s=6)
+    assert summary.trials >= len(summary.tasks)
+    assert summary.speedup >= 1.0
+    return log
+
+
+def test_log_has_a_record_per_measurement(tuned_log, host) -> None:  # type: ignore[no-untyped-def]
+    rows = _lines(tuned_log)
+    keys = {r["workload"] for r in rows}
+    defaults = {r["workload"] for r in rows if r["candidate"] == 0 and r["cost"]}
+    assert defaults == keys  # every task's default was measured first
+    for r in rows:
+        assert r["target"] == host.fingerprint()
+        assert (r["cost"] is None) == bool(r["error"]) or r["error"] == "duplicate"
+
+
+def test_resume_measures_nothing_twice(tuned_log, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With the budget spent, a rerun finds every default in the log and measures nothing."""
+    before = tuned_log.read_text()
+    calls = []
+    real = LocalMeasurer.measure
+    monkeypatch.setattr(LocalMeasurer, "measure",
+                        lambda self, *a: calls.append(a) or real(self, *a))
+    tune_model(TINY, "host", log=tuned_log, budget_s=0.001)
+    assert calls == [] and tuned_log.read_text() == before
+
+
+def test_torn_last_line_is_skipped(tuned_log, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(tuned_log.read_text() + '{"workload": "ab')
+    assert len(read_log(torn)) == len(read_log(tuned_log))
+
+
+def test_compile_applies_the_best(tuned_log, host, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    best = best_knobs(tuned_log, host)
+    compiled = deepc.compile(TINY, host, tuned=best)
+    tuned = {r.workload.key for r in compiled.records if r.source == "tuned"}
+    assert tuned == set(best)
+    assert_matches_ort(compiled, tmp_path)
+
+
+def test_cli_compile_with_tuning_log(tuned_log, host, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import tarfile
+
+    from click.testing import CliRunner
+
+    from deepc.cli import main
+
+    out = tmp_path / "m.tar"
+    result = CliRunner().invoke(main, ["compile", str(TINY), "-o", str(out),
+                                       "--tuning-log", str(tuned_log)])
+    assert result.exit_code == 0, result.output
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    sources = {s["source"] for s in manifest["schedules"]}
+    assert sources <= {"tuned", "default"}
+    assert ("tuned" in sources) == bool(best_knobs(tuned_log, host))
+
+
+def test_wrong_results_are_errors_never_applied(tmp_path, monkeypatch, host) -> None:  # type: ignore[no-untyped-def]
+    """Every candidate but the default computes garbage: all are logged as errors."""
+    real = LocalMeasurer.measure
+
+    def wrong(self, task, knobs, steps):  # type: ignore[no-untyped-def]
+        m = real(self, task, knobs, steps)
+        if steps != task.default.to_list() and m.outputs is not None:
+            return Measurement(m.cost * 0.5, None, [o + 1 for o in m.outputs])
+        return m
+
+    monkeypatch.setattr(LocalMeasurer, "measure", wrong)
+    log = tmp_path / "wrong.jsonl"
+    tune_model(TINY, "host", log=log, budget_s=6)
+    rows = [r for r in _lines(log) if r["candidate"] != 0 and r["error"] != "duplicate"]
+    measured = [r for r in rows if not r["error"].startswith("rejected")]
+    assert measured and all(r["error"].startswith("wrong result") for r in measured)
+    assert all(r["cost"] is None for r in rows)
+    assert best_knobs(log, host) == {}
+
+
+def test_rejected_knobs_are_errors(tmp_path, monkeypatch, host) -> None:  # type: ignore[no-untyped-def]
+    """A candidate the scheduler rejects is logged as such, not measured, not applied."""
+    monkeypatch.setattr(tuner, "sample", lambda default, axes, rng: {**default, "bogus": 1})
+    log = tmp_path / "rejected.jsonl"
+    tune_model(TINY, "host", log=log, budget_s=60)  # ends when each task's one candidate is spent
+    rows = [r for r in _lines(log) if r["candidate"] != 0]
+    assert rows and all(r["error"].startswith("rejected") for r in rows)
+    assert best_knobs(log, host) == {}
+
+
+def _record(candidate: int, knobs: dict, cost: float | None, error: str | None = None
+            ) -> TuneRecord:
+    return TuneRecord("w", "t", "k", candidate, knobs, cost, error)
+
+
+def test_default_wins_ties_and_means_decide() -> None:
+    tie = [_record(0, {"v": 8}, 1.0), _record(1, {"v": 16}, 1.0)]
+    assert best_records(tie, "t") == {}
+    lucky = [_record(0, {"v": 8}, 1.0), _record(1, {"v": 16}, 0.5), _record(0, {"v": 8}, 1.0),
+             _record(1, {"v": 16}, 1.6), _record(0, {"v": 8}, 5.0), _record(1, {"v": 16}, 1.1)]
+    assert best_records(lucky, "t") == {}  # medians 1.1 vs 1.0: one busy spell decides nothing
+    better = [_record(0, {"v": 8}, 1.0), _record(1, {"v": 16}, 0.8),
+              _record(2, {"v": 4}, 0.7, "wrong result")]
+    best = best_records(better, "t")["w"]
+    assert best.knobs == {"v": 16} and np.isclose(best.cost, 0.8)
