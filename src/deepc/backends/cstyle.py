@@ -97,6 +97,11 @@ class Dialect:
     constant_qualifier: str = ""  # read-only tables a warp reads uniformly
     table_qualifier: str = ""  # the other read-only tables
     constant_bytes: int = 0  # of the constant bank, what tables may take
+    # a kernel takes one arena and a byte offset per buffer instead of pointers (an OpenCL
+    # buffer argument cannot point into another buffer); arena_offset: {type} {restrict}
+    # {name}, the statement that makes the pointer `name` from its `name_off`
+    arena_param: str = ""
+    arena_offset: str = ""
 
     def ctype(self, dtype: str) -> str:
         return self.types.get(dtype) or _C_TYPES[dtype]
@@ -355,9 +360,13 @@ class Renderer:
         written = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)}
         written |= set(writes)
         # read-only inputs are `const`: lets GPU compilers use the read-only data path
-        params = ", ".join(
-            f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*{restrict}"
-            f" {b.name}" for b in (*f.params, *extra))
+        pointers = [f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*"
+                    f"{restrict} {b.name}" for b in (*f.params, *extra)]
+        if self.d.arena_param:
+            # each pointer becomes a local set from the arena (see `function`)
+            pointers = [self.d.arena_param, *(f"ulong {b.name}_off" for b in (*f.params,
+                                                                            *extra))]
+        params = ", ".join(pointers)
         qual = f"{self.d.kernel_qualifier} " if self.d.kernel_qualifier else ""
         bounds = f.attrs.get("launch_bounds")
         if bounds and self.d.launch_bounds:
@@ -375,6 +384,11 @@ class Renderer:
                 raise RenderError(f"{f.name}: two shared buffers named {x.buffer.name}")
         decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
                  f"[{max(b.size, 1)}];" for b in shared.values()]
+        if self.d.arena_param:
+            restrict = "" if f.attrs.get("may_alias") else f" {self.d.restrict}"
+            decls += ["  " + self.d.arena_offset.format(type=self.d.ctype(b.dtype), name=b.name,
+                                                        restrict=restrict)
+                      for b in (*f.params, *extra)]
         return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),
                           "}"])
 

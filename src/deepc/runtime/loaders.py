@@ -10,11 +10,13 @@ from deepc.registry import NotRegisteredError, Registry
 from deepc.runtime.bundle import BundleContents, read_bundle
 from deepc.runtime.cuda_model import CudaModel
 from deepc.runtime.model import Model
+from deepc.runtime.opencl_model import OpenCLModel
 
 Loader = Callable[[BundleContents], Model]
 RUNTIMES: Registry[Loader] = Registry("runtime")
 RUNTIMES.add("cpu", Model)
 RUNTIMES.add("cuda", CudaModel)  # pycuda is imported only when a CUDA bundle loads
+RUNTIMES.add("opencl", OpenCLModel)  # pyopencl likewise
 
 
 def load(path: str | os.PathLike[str] | BundleContents) -> Model:

@@ -1,0 +1,73 @@
+"""An OpenCL bundle's host program: example/main.c (runtime/c/opencl_main.c, the same for every
+model), its Makefile, and lib/plan.txt, the device plan in the words main.c reads."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from deepc.errors import ToolchainError
+
+MAIN_SOURCE = Path(__file__).resolve().parent / "c" / "opencl_main.c"
+MAIN = "example/main.c"
+MAKEFILE = "example/Makefile"
+PLAN = "lib/plan.txt"
+RUNNER = "bin/run_model"
+CFLAGS = ("-std=c11", "-O2", "-Wall")
+LDLIBS = ("-lOpenCL",)
+
+
+def plan_text(plan: dict[str, Any], device_type: str | None) -> str:
+    """lib/plan.txt: one entry a line (arena, device, params, input, output, launch)."""
+    lines = [f"arena {plan['arena_bytes']}", f"device {device_type or 'all'}",
+             f"params {plan['params_offset']} {plan['params_bytes']}"]
+    lines += [f"input {o} {n}" for o, n in zip(plan["inputs"], plan["input_bytes"])]
+    lines += [f"output {o} {n}" for o, n in zip(plan["outputs"], plan["output_bytes"])]
+    for launch in plan["launches"]:
+        words = [launch["func"], *launch["grid"], *launch["block"], len(launch["args"]),
+                 *launch["args"]]
+        lines.append("launch " + " ".join(map(str, words)))
+    return "\n".join(lines) + "\n"
+
+
+def makefile_text() -> str:
+    return "\n".join([
+        "# Builds run_model (see main.c) against the OpenCL headers and ICD loader",
+        "# (Debian: opencl-headers ocl-icd-opencl-dev). Then: ./run_model .. INPUT... OUTPUT...",
+        "CC = cc",
+        f"CFLAGS = {' '.join(CFLAGS)}",
+        f"LDLIBS = {' '.join(LDLIBS)}",
+        "",
+        "run_model: main.c",
+        "\t$(CC) $(CFLAGS) -o $@ main.c $(LDLIBS)",
+        "",
+        "clean:",
+        "\trm -f run_model",
+        "",
+        ".PHONY: clean",
+        "",
+    ])
+
+
+def example_files() -> dict[str, str]:
+    return {MAIN: MAIN_SOURCE.read_text(), MAKEFILE: makefile_text()}
+
+
+def build_host_program(out: Path) -> str | None:
+    """Compile main.c into `out` with `cc`; None when built, else why it was skipped (no C
+    compiler, or no OpenCL headers or loader here). Any other failure is raised."""
+    cc = shutil.which("cc")
+    if cc is None:
+        return "no C compiler (cc) on this machine"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([cc, *CFLAGS, "-o", str(out), str(MAIN_SOURCE), *LDLIBS],
+                          capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return None
+    if "CL/cl.h" in done.stderr or "lOpenCL" in done.stderr:
+        return ("the OpenCL headers or ICD loader are missing here (Debian: opencl-headers"
+                " ocl-icd-opencl-dev); build it with example/Makefile")
+    raise ToolchainError(f"cc failed on the OpenCL host program: {done.stderr.strip()[:300]}"
+                         " — a deepc bug: please report it")
