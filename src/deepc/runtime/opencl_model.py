@@ -70,9 +70,14 @@ def pick_device(cl: Any, wanted: str) -> Any:
         if matches(p, d):
             return d
     names = "; ".join(f"{_index(found, p, d)} {d.name.strip()} "
-                      f"({cl.device_type.to_string(d.type).lower()})" for p, d in found)
+                      f"({_type_name(cl, d)})" for p, d in found)
     raise OpenCLUnavailableError(f"no OpenCL device matches {wanted!r}; found: {names or 'none'}"
                                  f" — choose one with --device (or ${DEVICE_ENV})")
+
+
+def _type_name(cl: Any, device: Any) -> str:
+    return next((t for t in _TYPES[:3] if device.type & getattr(cl.device_type, t.upper())),
+                "other")
 
 
 def _index(found: list[tuple[Any, Any]], p: Any, d: Any) -> str:
@@ -81,11 +86,11 @@ def _index(found: list[tuple[Any, Any]], p: Any, d: Any) -> str:
 
 
 def _kernel_at(source: str, log: str) -> str:
-    """The kernel holding the first error the build log points at (`:LINE:COL: error`)."""
-    m = re.search(r":(\d+):\d+: error", log)
+    """The kernel holding the first error the build log points at (FILE:LINE:COL)."""
+    m = re.search(r"error: \S*?:(\d+):\d+:|:(\d+):\d+: error", log)  # PoCL's, clang's
     if not m:
         return "?"
-    lines = source.splitlines()[: int(m.group(1))]
+    lines = source.splitlines()[: int(m.group(1) or m.group(2))]
     for line in reversed(lines):
         k = re.match(r"__kernel\s+(?:__attribute__\(\(.*?\)\)\s+)?void\s+(\w+)", line)
         if k:
