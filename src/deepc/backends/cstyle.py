@@ -8,8 +8,8 @@ here. Rendering is pure: no toolchain is needed to produce or test the text.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
+from deepc.backends.cstyle_dialect import MATH_F32, Dialect
 from deepc.backends.cstyle_tables import Tables
 from deepc.ir.affine import flat_offset
 from deepc.ir.expr import (
@@ -46,67 +46,10 @@ from deepc.ir.loop import (
 )
 from deepc.ir.tensor import walk
 
-_C_TYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
-            "int32": "int", "int64": "long long", "uint8": "unsigned char",
-            "uint16": "unsigned short", "uint32": "unsigned int",
-            "uint64": "unsigned long long", "bool": "bool", "float16": "half",
-            "float32x4": "float4", "float32x2": "float2", "uint32x2": "uint2",
-            "uint32x4": "uint4"}
 _LANES = "xyzw"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",
           "gt": ">", "ge": ">=", "and": "&&", "or": "||", "bitand": "&", "bitor": "|",
           "bitxor": "^", "shl": "<<", "shr": ">>"}
-# float32 spelling of each math function; double drops the `f`
-_MATH_F32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "erf": "erff",
-             "sin": "sinf", "cos": "cosf", "tan": "tanf", "asin": "asinf", "acos": "acosf",
-             "atan": "atanf", "sinh": "sinhf", "cosh": "coshf", "asinh": "asinhf",
-             "acosh": "acoshf", "atanh": "atanhf", "floor": "floorf", "ceil": "ceilf",
-             "round": "rintf", "trunc": "truncf", "fabs": "fabsf", "exp2": "exp2f",
-             "log2": "log2f", "pow": "powf", "fmod": "fmodf"}
-
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What one C-like language spells differently."""
-
-    name: str
-    prelude: str = ""  # includes and definitions before the helpers
-    kernel_qualifier: str = ""  # before a kernel's return type, e.g. `extern "C" __global__`
-    helper_qualifier: str = "static inline"
-    global_qualifier: str = ""  # pointer parameters' address space
-    restrict: str = "restrict"
-    thread_index: dict[str, str] = field(default_factory=dict)  # "threadIdx.x" -> spelling
-    barrier: str = ""
-    shared_qualifier: str = ""
-    types: dict[str, str] = field(default_factory=dict)  # overrides of _C_TYPES
-    math: dict[str, str] = field(default_factory=dict)  # overrides of _MATH_F32
-    inf: str = "INFINITY"
-    nan: str = "NAN"
-    float_loops_serial: bool = True  # vector/parallel loop kinds run as plain loops
-    overloaded_math: bool = False  # exp/fmod/... for every float type (OpenCL, Metal)
-    # device intrinsics (ir.expr.INTRINSICS, and Evaluate statements such as the mma) as
-    # format strings of their rendered arguments; `helpers` holds the text an intrinsic needs
-    intrinsics: dict[str, str] = field(default_factory=dict)
-    helpers: dict[str, str] = field(default_factory=dict)
-    # {type} {lanes} {addr} {value}: vector loads/stores of consecutive elements at {addr}
-    vector_load: str = ""
-    vector_store: str = ""
-    pack: str = ""  # {type} {lanes}
-    launch_bounds: str = ""  # {threads} {blocks}, before the kernel's name
-    constant_qualifier: str = ""  # read-only tables a warp reads uniformly
-    table_qualifier: str = ""  # the other read-only tables
-    constant_bytes: int = 0  # of the constant bank, what tables may take
-    # a kernel takes one arena and a byte offset per buffer instead of pointers (an OpenCL
-    # buffer argument cannot point into another buffer); arena_offset: {type} {restrict}
-    # {name}, the statement that makes the pointer `name` from its `name_off`
-    arena_param: str = ""
-    arena_offset: str = ""
-
-    def ctype(self, dtype: str) -> str:
-        return self.types.get(dtype) or _C_TYPES[dtype]
-
-
 class RenderError(Exception):
     """The loop IR holds something this renderer cannot express."""
 
@@ -202,7 +145,7 @@ class Renderer:
         else:
             addr = f"&{self.name(buf)}[{self.expr(offset)}]"
         return fmt.format(type=self.d.ctype(dtype), lanes=vector_lanes(dtype), addr=addr,
-                          value=value)
+                          value=value, space=self.d.spaces.get(buf.scope, ""))
 
     def offset(self, buf: Buffer, indices: tuple[Expr, ...]) -> str:
         return self.expr(flat_offset(buf.shape, indices))
@@ -259,9 +202,9 @@ class Renderer:
         raise RenderError(f"cannot render {op} on {dt}")
 
     def math(self, func: str, dtype: str) -> str:
-        if self.d.overloaded_math and func in _MATH_F32:
-            return self.d.math.get(func) or _MATH_F32[func].removesuffix("f")
-        name = self.d.math.get(func) or _MATH_F32.get(func)
+        if self.d.overloaded_math and func in MATH_F32:
+            return self.d.math.get(func) or MATH_F32[func].removesuffix("f")
+        name = self.d.math.get(func) or MATH_F32.get(func)
         if name is None:
             raise RenderError(f"no math function {func}")
         return name[:-1] if dtype == "float64" and name.endswith("f") else name
@@ -361,12 +304,13 @@ class Renderer:
         written |= set(writes)
         # read-only inputs are `const`: lets GPU compilers use the read-only data path
         pointers = [f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*"
-                    f"{restrict} {b.name}" for b in (*f.params, *extra)]
-        if self.d.arena_param:
-            # each pointer becomes a local set from the arena (see `function`)
+                    f"{restrict} {b.name}{self.d.param_attr.format(index=k)}"
+                    for k, b in enumerate((*f.params, *extra))]
+        if self.d.arena_param:  # each pointer becomes a local set from the arena (`function`)
             pointers = [self.d.arena_param, *(f"ulong {b.name}_off" for b in (*f.params,
                                                                             *extra))]
-        params = ", ".join(pointers)
+        params = ", ".join([*pointers, *([self.d.builtin_params] if self.d.builtin_params
+                                         else [])])
         qual = f"{self.d.kernel_qualifier} " if self.d.kernel_qualifier else ""
         bounds = f.attrs.get("launch_bounds")
         if bounds and self.d.launch_bounds:
