@@ -11,6 +11,7 @@ from deepc.backends.base import (
 )
 from deepc.backends.cuda import backend as _cuda  # noqa: F401  (registers "cuda")
 from deepc.backends.llvm import backend as _llvm  # noqa: F401  (registers "llvm")
+from deepc.backends.metal import backend as _metal  # noqa: F401  (registers "metal")
 from deepc.backends.opencl import backend as _opencl  # noqa: F401  (registers "opencl")
 
 __all__ = ["BACKENDS", "Backend", "CompileOptions", "KernelSchedule", "Launch", "Module"]

@@ -293,12 +293,15 @@ class Renderer:
                 *body, f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
+    def restrict(self, f: PrimFunc) -> str:
+        return "" if f.attrs.get("may_alias") or not self.d.restrict else f" {self.d.restrict}"
+
     def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = (),
                   writes: tuple[str, ...] = ()) -> str:
         """A kernel's head: its parameters are `f`'s buffers (then `extra`), as restrict pointers
         unless the function says its buffers may alias; those it stores to, or names in
         `writes` (stored by code rendered beside the IR), are not const."""
-        restrict = "" if f.attrs.get("may_alias") else f" {self.d.restrict}"
+        restrict = self.restrict(f)
         gq = f"{self.d.global_qualifier} " if self.d.global_qualifier else ""
         written = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)}
         written |= set(writes)
@@ -329,7 +332,7 @@ class Renderer:
         decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
                  f"[{max(b.size, 1)}];" for b in shared.values()]
         if self.d.arena_param:
-            restrict = "" if f.attrs.get("may_alias") else f" {self.d.restrict}"
+            restrict = self.restrict(f)
             decls += ["  " + self.d.arena_offset.format(type=self.d.ctype(b.dtype), name=b.name,
                                                         restrict=restrict)
                       for b in (*f.params, *extra)]

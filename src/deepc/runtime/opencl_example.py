@@ -1,35 +1,20 @@
 """An OpenCL bundle's host program: example/main.c (runtime/c/opencl_main.c, the same for every
-model), its Makefile, and lib/plan.txt, the device plan in the words main.c reads."""
+model, reading the device plan from lib/plan.txt) and its Makefile."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from deepc.errors import ToolchainError
 
 MAIN_SOURCE = Path(__file__).resolve().parent / "c" / "opencl_main.c"
 MAIN = "example/main.c"
 MAKEFILE = "example/Makefile"
-PLAN = "lib/plan.txt"
 RUNNER = "bin/run_model"
 CFLAGS = ("-std=c11", "-O2", "-Wall")
 LDLIBS = ("-lOpenCL",)
-
-
-def plan_text(plan: dict[str, Any], device_type: str | None) -> str:
-    """lib/plan.txt: one entry a line (arena, device, params, input, output, launch)."""
-    lines = [f"arena {plan['arena_bytes']}", f"device {device_type or 'all'}",
-             f"params {plan['params_offset']} {plan['params_bytes']}"]
-    lines += [f"input {o} {n}" for o, n in zip(plan["inputs"], plan["input_bytes"])]
-    lines += [f"output {o} {n}" for o, n in zip(plan["outputs"], plan["output_bytes"])]
-    for launch in plan["launches"]:
-        words = [launch["func"], *launch["grid"], *launch["block"], len(launch["args"]),
-                 *launch["args"]]
-        lines.append("launch " + " ".join(map(str, words)))
-    return "\n".join(lines) + "\n"
 
 
 def makefile_text() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepc.compiler.packagers import cpu, cuda, opencl  # noqa: F401  (each registers itself)
+from deepc.compiler.packagers import cpu, cuda, metal, opencl  # noqa: F401  (each registers itself)
 from deepc.compiler.packagers.registry import PACKAGERS, Packager
 from deepc.errors import TargetError
 from deepc.registry import NotRegisteredError

@@ -13,6 +13,7 @@ from typing import Any
 
 from deepc.ir.types import itemsize
 
+PLAN = "lib/plan.txt"  # the device plan as text, for the bundles' host programs
 ALIGN = 256  # cudaMalloc's alignment (and OpenCL's usual): every region starts on one
 
 
@@ -63,3 +64,18 @@ def device_plan(compiled: Any) -> dict[str, Any]:
             "workspace_offset": workspace,
             "scratch_offset": scratch, "scratch_bytes": scratch_bytes,
             "inputs": slots["input"], "outputs": slots["output"], "launches": launches}
+
+
+def plan_text(plan: dict[str, Any], device_type: str | None) -> str:
+    """lib/plan.txt, which the host programs read: one entry a line (arena, device type,
+    params, input, output, then each launch: func, grid xyz, block xyz, argument count and
+    argument offsets)."""
+    lines = [f"arena {plan['arena_bytes']}", f"device {device_type or 'all'}",
+             f"params {plan['params_offset']} {plan['params_bytes']}"]
+    lines += [f"input {o} {n}" for o, n in zip(plan["inputs"], plan["input_bytes"])]
+    lines += [f"output {o} {n}" for o, n in zip(plan["outputs"], plan["output_bytes"])]
+    for launch in plan["launches"]:
+        words = [launch["func"], *launch["grid"], *launch["block"], len(launch["args"]),
+                 *launch["args"]]
+        lines.append("launch " + " ".join(map(str, words)))
+    return "\n".join(lines) + "\n"

@@ -8,16 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deepc.compiler.packagers.arena import device_plan
+from deepc.compiler.packagers.arena import PLAN, device_plan, plan_text
 from deepc.compiler.packagers.common import write_model_bundle
 from deepc.compiler.packagers.registry import PACKAGERS
-from deepc.runtime.opencl_example import (
-    PLAN,
-    RUNNER,
-    build_host_program,
-    example_files,
-    plan_text,
-)
+from deepc.runtime.opencl_example import RUNNER, build_host_program, example_files
 
 SOURCE = "lib/kernels.cl"
 
