@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import deepc
@@ -50,3 +51,22 @@ def test_metal_bundle(tmp_path: Path) -> None:
     assert [w[1] for w in launches] == [x["func"] for x in manifest["device_plan"]["launches"]]
     with pytest.raises(deepc.DeepcError, match="metal devices, which this deepc cannot run"):
         deepc.load(bundle)
+
+
+@pytest.mark.parametrize("name", ["lstm", "encoder"])
+def test_msl_runs_on_cpu_threadgroups(name: str, tmp_path: Path) -> None:
+    """The kernels themselves, barriers included, run with threadgroups emulated on the CPU
+    (tests/backends/metal/threadgroups.py), against onnxruntime."""
+    import onnx
+
+    from deepc.frontends import load
+    from deepc.runtime.inputs import random_inputs
+    from tests.backends.metal.threadgroups import run_bundle
+    from tests.helpers import run_ort
+
+    path = shared_model(name)
+    bundle = deepc.compile(path, "apple-m2").save(tmp_path / "m.tar")
+    feeds = random_inputs(load(path), seed=11)
+    for got, want in zip(run_bundle(bundle, feeds, tmp_path), run_ort(onnx.load(str(path)),
+                                                                      feeds)):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
