@@ -29,7 +29,7 @@ SHIM = r"""
 #define device
 #define thread
 #define threadgroup
-#define constant const
+#define constant  // deepc writes `constant const`: the address space, then const
 #define buffer(n) gnu::unused
 #define threadgroup_position_in_grid gnu::unused
 #define thread_position_in_threadgroup gnu::unused
