@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from deepc.errors import ToolchainError
+from deepc.runtime.c_example import MAKE_CLEAN
 
 MAIN_SOURCE = Path(__file__).resolve().parent / "c" / "opencl_main.c"
 MAIN = "example/main.c"
@@ -28,11 +29,7 @@ def makefile_text() -> str:
         "run_model: main.c",
         "\t$(CC) $(CFLAGS) -o $@ main.c $(LDLIBS)",
         "",
-        "clean:",
-        "\trm -f run_model",
-        "",
-        ".PHONY: clean",
-        "",
+        *MAKE_CLEAN,
     ])
 
 

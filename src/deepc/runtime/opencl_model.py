@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from deepc.cache import cache_dir
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.bundle import BundleContents, read_bundle
 from deepc.runtime.model import Model
+from deepc.runtime.timing import time_calls
 
 DEVICE_ENV = "DEEPC_OPENCL_DEVICE"
 _TYPES = ("cpu", "gpu", "accelerator", "all")
@@ -160,14 +160,7 @@ class OpenCLLibrary:
     def time_runs(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray], runs: int,
                   warmup: int) -> list[float]:
         """Seconds per whole run, copies included (as `run` does it)."""
-        for _ in range(warmup):
-            self.run(feeds, outs)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.run(feeds, outs)
-            times.append(time.perf_counter() - start)
-        return times
+        return time_calls(lambda: self.run(feeds, outs), runs, warmup)
 
     def set_num_threads(self, n: int) -> None:
         del n  # the OpenCL driver decides
