@@ -1,6 +1,7 @@
 """An OpenCL bundle to a runnable model: lib/kernels.cl built for the chosen device through
-pyopencl (once per source and device: pyopencl's binary cache in the deepc cache dir, and
-PoCL's own there too), the device plan's launches over one arena buffer.
+pyopencl, once per source and device (drivers that cache source builds — PoCL, whose cache
+is put in the deepc cache dir, and NVIDIA — do it themselves; for others pyopencl keeps the
+binaries in the deepc cache dir), then the device plan's launches over one arena buffer.
 
 The device: $DEEPC_OPENCL_DEVICE (`deepc run/bench --device` sets it) — a type (cpu, gpu,
 accelerator, all), `P:D` (platform and device index) or part of a device's name — else the

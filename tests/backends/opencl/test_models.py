@@ -86,3 +86,27 @@ def test_host_program_matches_python(opencl_bundle: Callable[[Path], Path],
         made = subprocess.run(["make", "-C", str(root / "example")], capture_output=True,
                               text=True, check=False)
         assert made.returncode == 0, made.stderr
+
+
+def test_kernels_are_built_once_per_device(opencl_bundle: Callable[[Path], Path]) -> None:
+    """The built kernels are cached in the deepc cache, keyed by source and device: PoCL's own
+    cache lives there (pyopencl leaves source builds to drivers that cache them, and keeps
+    the binaries of the others in cache_dir("opencl")); a second load and run builds nothing."""
+    import os
+
+    from deepc.cache import cache_dir
+
+    bundle = opencl_bundle(shared_model("lstm"))
+    feeds = random_inputs(load(shared_model("lstm")), seed=0)
+    deepc.load(bundle).run(feeds)
+    pocl = Path(os.environ["POCL_CACHE_DIR"])
+    assert pocl.is_relative_to(cache_dir())
+
+    def files() -> set[Path]:
+        return {p for root in (pocl, cache_dir("opencl")) for p in root.rglob("*")
+                if p.is_file() and "tempfile" not in p.name}
+
+    before = files()
+    assert before, "the built kernels are cached"
+    deepc.load(bundle).run(feeds)
+    assert files() == before
