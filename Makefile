@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 JOBS ?= auto
 STAMP := .deepc-cache/installed.stamp
 
-.PHONY: install demo test test-fast bench bench-cuda lint format clean
+.PHONY: install demo test test-fast bench bench-cuda bench-wasm lint format clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test]'
@@ -35,6 +35,11 @@ bench-cuda: $(STAMP)
 	for b in 1 32; do for tf32 in "" --allow-tf32; do \
 		deepc bench $(VISION) --target cuda-sm90 --compare torch --batch $$b $$tf32 --runs 50 \
 		|| exit 1; done; done
+
+# deepc vs onnxruntime-web (wasm SIMD, one thread) in one Node process, on the shared models
+bench-wasm: $(STAMP)
+	deepc bench $(wildcard ../shared/models/*.onnx) --target wasm32-simd \
+		--compare onnxruntime-web --runs 30
 
 lint: $(STAMP)
 	ruff check src tests

@@ -45,6 +45,7 @@ class BenchResult:
     matches: bool | None = None
     emulated: bool = False  # timed under `emulator` here: not the device's speed
     emulator: str | None = None
+    estimated: bool = False  # the device's latency estimated from the schedule, not timed
     profile: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)  # more peers: name -> median ms
 
@@ -62,6 +63,7 @@ class BenchResult:
             "runs": self.deepc.runs, "compile_seconds": round(self.compile_seconds, 3),
             "outputs_match": self.matches, "emulated": self.emulated,
             **({"emulator": self.emulator} if self.emulated else {}),
+            **({"estimated": True} if self.estimated else {}),
             **({"profile": self.profile} if self.profile else {}),
             **({"peers_ms": self.extra} if self.extra else {}),
         }
@@ -145,8 +147,10 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
 
             result.profile = profile_cuda(model, compiled, feeds)
         return result
-    if model.emulated:
-        return _bench_emulated(path, compiled, model, feeds, compare, runs, warmup, profile)
+    if compare == "onnxruntime-web":
+        return _bench_ort_web(path, compiled, model, feeds, runs, warmup)
+    if model.emulated or compiled.target.kind == "wasm":
+        return _bench_self_timed(path, compiled, model, feeds, compare, runs, warmup, profile)
     if compare == "onnxruntime":
         peer = onnxruntime_session(path, threads or cores)
         fns.append(lambda: peer.run(None, feeds))
@@ -189,23 +193,24 @@ def batch_shapes(path: Path, batch: int, target: Any,
     return {name: (batch, *(d or DEFAULT_DIM for d in dims[1:]))}
 
 
-def _bench_emulated(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
-                    compare: str | None, runs: int, warmup: int, profile: bool) -> BenchResult:
-    """A bundle for another architecture, timed through Model.time_runs: the runner times
-    each run inside one emulator process. The times are the emulator's on this machine, not
-    the device's, so no peer is timed (a ratio would mean nothing); onnxruntime here only
-    checks the outputs."""
+def _bench_self_timed(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
+                      compare: str | None, runs: int, warmup: int, profile: bool) -> BenchResult:
+    """A bundle run by a process of its own (an emulator for another architecture, Node for
+    wasm), timed through Model.time_runs: that process times each run, its start-up left
+    out. No onnxruntime here is timed beside it (emulated times are not the device's, and
+    Node is another engine: onnxruntime-web is wasm's peer); onnxruntime only checks the
+    outputs."""
+    where = f"under `{model.emulator}`" if model.emulated else "in its own process"
     if profile:
-        raise InputError("--profile times kernels in-process: it needs a bundle for this"
-                         f" machine, not one run under `{model.emulator}` — compile with"
-                         " --target host")
+        raise InputError(f"--profile times kernels in-process: it needs a bundle for this"
+                         f" machine, not one run {where} — compile with --target host")
     if compare not in (None, "none", "onnxruntime"):
-        raise InputError(f"--compare {compare!r}: emulated targets check outputs against"
-                         " onnxruntime, or none")
+        raise InputError(f"--compare {compare!r}: a bundle run {where} checks its outputs"
+                         " against onnxruntime, or none (wasm: --compare onnxruntime-web)")
     times = model.time_runs(feeds, runs=runs, warmup=warmup)
     result = BenchResult(path.stem, model.num_threads, Timing.of(list(times.seconds)),
-                         compile_seconds=compiled.compile_seconds, emulated=True,
-                         emulator=times.emulator)
+                         compile_seconds=compiled.compile_seconds, emulated=times.emulated,
+                         emulator=times.emulator, estimated=times.estimated)
     if compare == "onnxruntime":
         result.peer_name = "onnxruntime"  # untimed: onnxruntime_ms stays null
         session = onnxruntime_session(path, os.cpu_count() or 1)
@@ -236,6 +241,22 @@ def _bench_remote(path: Path, compiled: Any, remote: Any, feeds: dict[str, Any],
         result.peer_name = "onnxruntime"  # untimed: its times here say nothing of the board
         session = onnxruntime_session(path, os.cpu_count() or 1)
         result.matches = outputs_match(outputs, session.run(None, feeds))
+    return result
+
+
+def _bench_ort_web(path: Path, compiled: Any, model: Any, feeds: dict[str, Any], runs: int,
+                   warmup: int) -> BenchResult:
+    """A wasm bundle and onnxruntime-web (wasm SIMD, one thread) on the same inputs,
+    interleaved in one Node process (runtime/wasm/driver.mjs)."""
+    from deepc.runtime.wasm_model import WasmModel
+
+    if not isinstance(model, WasmModel):
+        raise InputError("--compare onnxruntime-web times wasm bundles: compile with"
+                         " --target wasm32-simd")
+    ours, theirs, outs, peer_outs = model.time_with_peer(feeds, path, runs, warmup)
+    result = BenchResult(path.stem, model.num_threads, Timing.of(ours), Timing.of(theirs),
+                         "onnxruntime-web", compiled.compile_seconds)
+    result.matches = outputs_match(outs, peer_outs)
     return result
 
 

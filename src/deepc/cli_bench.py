@@ -29,9 +29,11 @@ from deepc.cli_rpc import remote_options
 @click.option("--threads", "threads", multiple=True, type=int, default=(0,), show_default=True,
               help="Threads (0 = all cores). Repeat to bench several settings.")
 @click.option("--compare", default="onnxruntime", show_default=True,
-              type=click.Choice(["onnxruntime", "torch", "torch-eager", "none"]),
+              type=click.Choice(["onnxruntime", "onnxruntime-web", "torch", "torch-eager",
+                                 "none"]),
               help="Peer to time alongside (onnxruntime; torch on CUDA targets: eager and"
-                   " torch.compile, or torch-eager alone; or none).")
+                   " torch.compile, or torch-eager alone; onnxruntime-web on wasm targets, in"
+                   " one Node process; or none).")
 @click.option("--batch", default=0, type=click.IntRange(min=0),
               help="Replace the first input's batch dimension (0: the model's own).")
 @click.option("--allow-tf32", is_flag=True,
@@ -114,6 +116,8 @@ def results_table(results: list[Any], compare: str, target: str, runs: int) -> T
         table.title = f"deepc on {target} (median of {runs} runs)"
     if all(r.emulated for r in results):
         table.title = f"deepc on {target}, emulated (median of {runs} runs)"
+    if all(r.estimated for r in results):
+        table.title = f"deepc on {target}, estimated latency"
     checked = any(r.matches is not None for r in results)
     ratio = f"deepc/{peer}"
     cols = ["model", "threads", "deepc ms", "p90", *([f"{peer} ms", ratio] if peer else []),
@@ -170,9 +174,13 @@ def profile_table(result: Any, top: int = 25) -> Table:
 
 def emulated_caption(results: list[Any]) -> str | None:
     """The warning under a bench table with emulated rows: their times are not the device's."""
-    emulators = sorted({r.emulator for r in results if r.emulated})
+    estimates = sorted({r.emulator for r in results if r.estimated})
+    emulators = sorted({r.emulator for r in results if r.emulated and not r.estimated})
+    lines = [f"ESTIMATE: deepc ms is {e}, not a measurement (outputs checked by C simulation)"
+             for e in estimates]
     if not emulators:
-        return None
+        return "\n".join(lines) or None
     how = ", ".join(f"`{e}`" for e in emulators)
-    return (f"EMULATED: timed under {how} on this machine, not on the device — these times"
-            " show the code runs, not how fast it runs there; no peer is timed against them")
+    return "\n".join([*lines, f"EMULATED: timed under {how} on this machine, not on the device"
+                      " — these times show the code runs, not how fast it runs there; no peer"
+                      " is timed against them"])

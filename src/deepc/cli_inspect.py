@@ -28,16 +28,17 @@ from deepc.cli_common import (
 @click.command("inspect-ir", epilog=EXIT_EPILOG)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--stage", type=click.Choice(["graph", "fused", "loop", "schedule", "source",
-                                           "asm"]),
+                                           "asm", "hls"]),
               default="graph", show_default=True,
               help="graph: the graph IR; fused: the graph after the passes as kernels (fusion "
                    "groups: their ops, master, reads and writes); loop: each kernel's scheduled "
                    "loop IR; schedule: each kernel's schedule record (workload, named knobs, "
-                   "steps per launch); source: its LLVM IR (or CUDA C); asm: its assembly.")
+                   "steps per launch); source: its LLVM IR (or CUDA C, HLS C++); asm: its "
+                   "assembly; hls: an FPGA target's resource and latency estimate per kernel.")
 @click.option("--target", "-t", default="host", show_default=True, help="Target name or file.")
 @click.option("--kernel", "-k", default=None,
-              help="Only this kernel (fused/loop/schedule/source/asm): its name or a unique prefix "
-                   "(k003_conv for k003_conv_add_relu).")
+              help="Only this kernel (fused/loop/schedule/source/asm/hls): its name or a unique "
+                   "prefix (k003_conv for k003_conv_add_relu).")
 @click.option("-O", "opt_level", type=click.IntRange(0, 3), default=None,
               help=f"{OPT_HELP} [default: 2; --stage graph shows the imported graph unless "
                    "-O is given]")

@@ -74,7 +74,9 @@ def run_here(bundle: Path, feeds: dict[str, Any], seed: int,
     import deepc
 
     model = deepc.load(bundle)
-    if model.emulated:
+    if model.run_note:
+        note(model.run_note)
+    elif model.emulated:
         target_name = model.bundle.target.get("name", "?")
         note(f"{bundle.name} is compiled for {model.bundle.triple}; it runs under the emulator "
              f"`{model.emulator}` (toolchain.emulator of target {target_name!r}), slowly")

@@ -96,6 +96,11 @@ class VerifyError(DeepcError):
     exit_code = 70
 
 
+class FitError(TargetError):
+    """A design needs more of the FPGA than the target's budgets: the message names the
+    largest consumer and what to change."""
+
+
 class ToolchainError(DeepcError):
     """An external tool (compiler, linker, emulator) is missing or failed."""
 

@@ -74,6 +74,7 @@ class Module:
     launches: dict[str, list[Launch]] = field(default_factory=dict)
     scratch: dict[str, tuple[Buffer, ...]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)  # options in effect, e.g. tf32
+    report: dict[str, Any] = field(default_factory=dict)  # e.g. an FPGA resource estimate
 
 
 class Backend:
@@ -91,6 +92,10 @@ class Backend:
 
     def source_of(self, module: Module, kernel: Kernel) -> str:
         raise NotImplementedError
+
+    def report_of(self, module: Module, kernel: Kernel | None) -> str:
+        raise InputError(f"--stage hls needs an FPGA target; the {self.name} backend makes"
+                         " no resource estimate")
 
     def assembly_of(self, module: Module, kernel: Kernel, target: Any) -> str:
         raise InputError(f"--stage asm needs an LLVM target; the {self.name} backend has"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from deepc.backends.cstyle_dialect import MATH_F32, Dialect
+from deepc.backends.cstyle_dialect import Dialect
 from deepc.backends.cstyle_tables import Tables
 from deepc.ir.affine import flat_offset
 from deepc.ir.expr import (
@@ -50,6 +50,15 @@ _LANES = "xyzw"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",
           "gt": ">", "ge": ">=", "and": "&&", "or": "||", "bitand": "&", "bitor": "|",
           "bitxor": "^", "shl": "<<", "shr": ">>"}
+# float32 spelling of each math function; double drops the `f`
+_MATH_F32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "erf": "erff",
+             "sin": "sinf", "cos": "cosf", "tan": "tanf", "asin": "asinf", "acos": "acosf",
+             "atan": "atanf", "sinh": "sinhf", "cosh": "coshf", "asinh": "asinhf",
+             "acosh": "acoshf", "atanh": "atanhf", "floor": "floorf", "ceil": "ceilf",
+             "round": "rintf", "trunc": "truncf", "fabs": "fabsf", "exp2": "exp2f",
+             "log2": "log2f", "pow": "powf", "fmod": "fmodf"}
+
+
 class RenderError(Exception):
     """The loop IR holds something this renderer cannot express."""
 
@@ -81,6 +90,7 @@ class Renderer:
                              dialect.constant_bytes)
         self._alias: dict[str, str] = {}  # a table buffer -> its module-level name
         self._serial: set[str] = set()  # variables of the enclosing serial loops
+        self._func_attrs: dict = {}  # of the function being rendered
 
     def name(self, buf: Buffer) -> str:
         return self._alias.get(buf.name, buf.name)
@@ -202,9 +212,9 @@ class Renderer:
         raise RenderError(f"cannot render {op} on {dt}")
 
     def math(self, func: str, dtype: str) -> str:
-        if self.d.overloaded_math and func in MATH_F32:
-            return self.d.math.get(func) or MATH_F32[func].removesuffix("f")
-        name = self.d.math.get(func) or MATH_F32.get(func)
+        if self.d.overloaded_math and func in _MATH_F32:
+            return self.d.math.get(func) or _MATH_F32[func].removesuffix("f")
+        name = self.d.math.get(func) or _MATH_F32.get(func)
         if name is None:
             raise RenderError(f"no math function {func}")
         return name[:-1] if dtype == "float64" and name.endswith("f") else name
@@ -245,7 +255,12 @@ class Renderer:
                 raise RenderError(f"global buffer {b.name} allocated inside a kernel")
             if b.scope == "shared":  # declared at the kernel's top (see function)
                 return self.stmt(s.body, indent)
+            pragma = self.d.scope_pragmas.get(b.scope)
             return [f"{pad}{self.d.ctype(b.dtype)} {b.name}[{max(b.size, 1)}];",
+                    *([pad + line for line in pragma.format(
+                        name=b.name, size=b.size,
+                        factor=self._func_attrs.get("partition", {}).get(b.name, 1),
+                    ).splitlines()] if pragma else []),
                     *self.stmt(s.body, indent)]
         if isinstance(s, Seq):
             return [line for x in s.stmts for line in self.stmt(x, indent)]
@@ -280,7 +295,10 @@ class Renderer:
             # the launch has exactly `extent` blocks/threads on this axis
             return [f"{pad}{{ const {self.index_type} {v} = {index};",
                     *self.stmt(s.body, indent + 1), f"{pad}}}"]
-        head = [f"{pad}#pragma unroll"] if s.kind is ForKind.UNROLLED else []
+        fmt = self.d.loop_pragmas.get(s.kind.value)
+        ii = self._func_attrs.get("pipeline_ii", {}).get(v, 1)
+        head = [f"{pad}{'  ' if self.d.pragmas_in_body else ''}{line}"
+                for line in fmt.format(extent=s.extent, ii=ii).splitlines()] if fmt else []
         if s.kind is ForKind.SERIAL:
             self._serial.add(v)
             body = self.stmt(s.body, indent + 1)
@@ -289,8 +307,10 @@ class Renderer:
             body = self.stmt(s.body, indent + 1)
         start, extent = (x if isinstance(x, int) else self.expr(x) for x in (s.start, s.extent))
         step = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
-        return [*head, f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{",
-                *body, f"{pad}}}"]
+        line = f"{pad}for ({self.index_type} {v} = {start}; {v} < {extent}; {step}) {{"
+        if self.d.pragmas_in_body:
+            return [line, *head, *body, f"{pad}}}"]
+        return [*head, line, *body, f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
     def restrict(self, f: PrimFunc) -> str:
@@ -329,12 +349,12 @@ class Renderer:
             if (isinstance(x, Allocate) and x.buffer.scope == "shared"
                     and shared.setdefault(x.buffer.name, x.buffer) != x.buffer):
                 raise RenderError(f"{f.name}: two shared buffers named {x.buffer.name}")
+        self._func_attrs = f.attrs
         decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
                  f"[{max(b.size, 1)}];" for b in shared.values()]
         if self.d.arena_param:
-            restrict = self.restrict(f)
             decls += ["  " + self.d.arena_offset.format(type=self.d.ctype(b.dtype), name=b.name,
-                                                        restrict=restrict)
+                                                        restrict=self.restrict(f))
                       for b in (*f.params, *extra)]
         return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),
                           "}"])

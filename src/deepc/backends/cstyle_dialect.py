@@ -1,22 +1,17 @@
-"""What one C-like language spells differently: the dialect table of the C-style renderer."""
+"""What one C-like language spells differently: the dialect table the C-style renderer
+(cstyle.py) reads — qualifiers, thread indices, barriers, type and math names, intrinsics,
+vector loads, and the pragmas that open loops and local arrays."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-C_TYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
-           "int32": "int", "int64": "long long", "uint8": "unsigned char",
-           "uint16": "unsigned short", "uint32": "unsigned int",
-           "uint64": "unsigned long long", "bool": "bool", "float16": "half",
-           "float32x4": "float4", "float32x2": "float2", "uint32x2": "uint2",
-           "uint32x4": "uint4"}
-# float32 spelling of each math function; double drops the `f`
-MATH_F32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "erf": "erff",
-             "sin": "sinf", "cos": "cosf", "tan": "tanf", "asin": "asinf", "acos": "acosf",
-             "atan": "atanf", "sinh": "sinhf", "cosh": "coshf", "asinh": "asinhf",
-             "acosh": "acoshf", "atanh": "atanhf", "floor": "floorf", "ceil": "ceilf",
-             "round": "rintf", "trunc": "truncf", "fabs": "fabsf", "exp2": "exp2f",
-             "log2": "log2f", "pow": "powf", "fmod": "fmodf"}
+_C_TYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
+            "int32": "int", "int64": "long long", "uint8": "unsigned char",
+            "uint16": "unsigned short", "uint32": "unsigned int",
+            "uint64": "unsigned long long", "bool": "bool", "float16": "half",
+            "float32x4": "float4", "float32x2": "float2", "uint32x2": "uint2",
+            "uint32x4": "uint4"}
 
 
 @dataclass(frozen=True)
@@ -32,8 +27,8 @@ class Dialect:
     thread_index: dict[str, str] = field(default_factory=dict)  # "threadIdx.x" -> spelling
     barrier: str = ""
     shared_qualifier: str = ""
-    types: dict[str, str] = field(default_factory=dict)  # overrides of C_TYPES
-    math: dict[str, str] = field(default_factory=dict)  # overrides of MATH_F32
+    types: dict[str, str] = field(default_factory=dict)  # overrides of _C_TYPES
+    math: dict[str, str] = field(default_factory=dict)  # overrides of _MATH_F32
     inf: str = "INFINITY"
     nan: str = "NAN"
     float_loops_serial: bool = True  # vector/parallel loop kinds run as plain loops
@@ -50,6 +45,13 @@ class Dialect:
     constant_qualifier: str = ""  # read-only tables a warp reads uniformly
     table_qualifier: str = ""  # the other read-only tables
     constant_bytes: int = 0  # of the constant bank, what tables may take
+    # per loop kind, the pragma lines opening such a loop ({extent}, {ii}: the pipeline's
+    # interval from the function's "pipeline_ii"), before the loop or as its body's first line
+    loop_pragmas: dict[str, str] = field(default_factory=lambda: {"unrolled": "#pragma unroll"})
+    pragmas_in_body: bool = False
+    # per buffer scope, the pragmas after a local array's declaration ({name}, {size},
+    # {factor}: its partition from the function's "partition")
+    scope_pragmas: dict[str, str] = field(default_factory=dict)
     # a kernel takes one arena and a byte offset per buffer instead of pointers (an OpenCL
     # buffer argument cannot point into another buffer); arena_offset: {type} {restrict}
     # {name}, the statement that makes the pointer `name` from its `name_off`
@@ -60,4 +62,4 @@ class Dialect:
     spaces: dict[str, str] = field(default_factory=dict)  # scope -> {space} of vector loads
 
     def ctype(self, dtype: str) -> str:
-        return self.types.get(dtype) or C_TYPES[dtype]
+        return self.types.get(dtype) or _C_TYPES[dtype]

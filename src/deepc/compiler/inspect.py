@@ -1,5 +1,5 @@
 """Per-kernel text of the lower IR levels for `deepc inspect-ir --stage fused|loop|schedule|
-source|asm`."""
+source|asm|hls`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
     backend = compiled.backend
     if stage == "source":
         return {k.name: backend.source_of(compiled.module, k) for k in chosen}
+    if stage == "hls":  # the backend's resource/latency estimate, then the whole model's
+        texts = {k.name: backend.report_of(compiled.module, k) for k in chosen}
+        return texts if kernel else {**texts, "model": backend.report_of(compiled.module, None)}
     if stage == "asm":
         return {k.name: backend.assembly_of(compiled.module, k, compiled.target) for k in chosen}
     raise InputError(f"unknown stage {stage!r}")

@@ -31,6 +31,16 @@ def align(n: int, a: int = ALIGN) -> int:
     return (n + a - 1) // a * a
 
 
+def regions(sizes: Sequence[int], base: int, a: int) -> tuple[list[int], int]:
+    """Offsets of consecutive regions of `sizes` from `base`, each starting `a`-aligned, and
+    the span they take (a device arena's scratch buffers)."""
+    offsets, pos = [], base
+    for size in sizes:
+        offsets.append(pos)
+        pos = align(pos + size, a)
+    return offsets, pos - base
+
+
 @dataclass(frozen=True)
 class Location:
     kind: str  # "input" | "output" | "param" | "workspace"

@@ -12,6 +12,7 @@ import numpy as np
 
 from deepc.ir.graph import Graph, Node
 from deepc.passes.manager import PassContext, register_pass
+from deepc.target.sections import VECTOR_KINDS
 
 
 def wants_channel_vectors(graph: Graph, node: Node, lanes: int) -> bool:
@@ -28,7 +29,7 @@ def wants_channel_vectors(graph: Graph, node: Node, lanes: int) -> bool:
 @register_pass("kernel_layout")
 def kernel_layout(graph: Graph, ctx: PassContext) -> Graph:
     target = ctx.target
-    if target is None or getattr(target, "kind", "cpu") != "cpu":
+    if target is None or getattr(target, "kind", "cpu") not in VECTOR_KINDS:
         return graph
     lanes = max(int(target.vector_bits) // 32, 1)
     users = graph.consumers()

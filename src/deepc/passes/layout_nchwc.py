@@ -2,8 +2,9 @@
 NCHW[b]c, with the layout carried through elementwise ops, broadcasts, pools and channel concats.
 
 The block b is chosen per conv from the target's float32 vector lanes L (`vector_bits //
-32`): L when the output channels divide by it, else L/2 (half a register: 24, 40 or 1000
-channels on a 16-lane target block by 8), never below 4. A conv is blocked when its weights
+32`, doubled on targets without FMA: block_lanes): L when the output channels divide by it,
+else L/2 (half a register: 24, 40 or 1000 channels on a 16-lane target block by 8), never
+below 4. A conv is blocked when its weights
 are constants and its output channels divide by such a block (a depthwise conv: its
 channels; other grouped convs stay plain); its input block is the block its input already
 has when that divides the input channels, else the largest divisor of them up to L (a
@@ -24,6 +25,7 @@ from deepc.ops import get_op
 from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.registry import FusionKind
 from deepc.passes.manager import PassContext, register_pass
+from deepc.target.sections import VECTOR_KINDS
 
 PASS_THROUGH = (FusionKind.ELEMWISE, FusionKind.BROADCAST)
 MIN_CONVS = 2  # fewer blocked convs than this: the graph stays plain
@@ -32,11 +34,21 @@ POOLS = frozenset({"max_pool", "avg_pool", "global_avg_pool", "global_max_pool"}
 
 
 def block_lanes(target: object) -> int:
-    """The channel block for float32 on a CPU target, 0 when the pass does not apply."""
-    if target is None or getattr(target, "kind", "cpu") != "cpu":
+    """The channel block for float32 on a CPU target, 0 when the pass does not apply.
+
+    A register's lanes; two registers' on a target without fused multiply-add (wasm
+    SIMD128): there each multiply-add is a multiply and an add, and the broadcast of an
+    input value (a splat load and its address) is paid per row of the register tile, so a
+    row of two vectors halves that cost (wasm32-simd in Node, beside the one-register block:
+    resnet18 -17%, shufflenet_v2 -13%, mobilenet_v2 -4%, squeezenet1_1 and efficientnet_b0
+    even).
+    """
+    if target is None or getattr(target, "kind", "cpu") not in VECTOR_KINDS:
         return 0
     lanes = int(getattr(target, "vector_bits", 0)) // 32
-    return lanes if lanes >= 2 else 0
+    if lanes < 2:
+        return 0
+    return lanes if getattr(target, "fma", True) else 2 * lanes
 
 
 def _largest_divisor(n: int, limit: int) -> int:

@@ -98,6 +98,7 @@ class RunTimes:
     seconds: tuple[float, ...]
     emulated: bool = False
     emulator: str | None = None
+    estimated: bool = False  # not timed: the device's latency estimated from the schedule
 
 
 class Model:
@@ -112,6 +113,8 @@ class Model:
         self.bundle = bundle if isinstance(bundle, BundleContents) else read_bundle(bundle)
         self.inputs, self.outputs = self.bundle.inputs, self.bundle.outputs
         self._library = open_library(self.bundle)
+
+    run_note: str | None = None  # how runs happen, where it needs saying (e.g. C simulation)
 
     @property
     def emulated(self) -> bool:
@@ -168,7 +171,8 @@ class Model:
         """
         feeds, outs = self._prepare(inputs)
         seconds = self._library.time_runs(feeds, outs, max(int(runs), 1), max(int(warmup), 0))
-        return RunTimes(tuple(seconds), self.emulated, self.emulator)
+        return RunTimes(tuple(seconds), self.emulated, self.emulator,
+                        getattr(self._library, "estimated", False))
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs of the right shapes (index inputs kept in range)."""

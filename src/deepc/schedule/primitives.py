@@ -136,6 +136,27 @@ def unroll(f: PrimFunc, loop: str) -> PrimFunc:
     return _set_kind(f, loop, ForKind.UNROLLED)
 
 
+def pipeline(f: PrimFunc, loop: str, ii: int = 1) -> PrimFunc:
+    """Start a loop's iterations every `ii` cycles on an FPGA (its inner loops unrolled into
+    the pipeline); the target interval is kept in the function's "pipeline_ii" attribute.
+
+        for i in 0..8 { for r in 0..4 {...} }
+    unroll(r), pipeline(i, 1) ->
+        for i in 0..8 pipelined(II=1) { for r in 0..4 unrolled {...} }
+    """
+    g = _set_kind(f, loop, ForKind.PIPELINED)
+    g.attrs["pipeline_ii"] = {**f.attrs.get("pipeline_ii", {}), loop: int(ii)}
+    return g
+
+
+def partition(f: PrimFunc, buffer: str, factor: int) -> PrimFunc:
+    """Spread an on-chip buffer cyclically over `factor` memories (an FPGA's BRAMs), so that
+    `factor` consecutive elements are read in one cycle; kept in the "partition" attribute."""
+    g = f.with_body(f.body)
+    g.attrs["partition"] = {**f.attrs.get("partition", {}), buffer: int(factor)}
+    return g
+
+
 def parallel(f: PrimFunc, loop: str) -> PrimFunc:
     """Spread a loop's iterations over the thread pool."""
     return _set_kind(f, loop, ForKind.PARALLEL)

@@ -19,7 +19,8 @@ from deepc.schedule import (
 PRIMITIVES = {
     "split": primitives.split, "fuse": primitives.fuse, "reorder": primitives.reorder,
     "tile": primitives.tile, "vectorize": primitives.vectorize, "unroll": primitives.unroll,
-    "parallel": primitives.parallel, "bind": primitives.bind,
+    "parallel": primitives.parallel,
+    "pipeline": primitives.pipeline, "partition": primitives.partition, "bind": primitives.bind,
     "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
     "tile_reduction": reduction.tile_reduction, "pack": packing.pack,

@@ -7,6 +7,9 @@ import typing
 from dataclasses import dataclass, field, fields
 
 KINDS = ("cpu", "cuda", "opencl", "metal", "wasm", "fpga")
+# devices whose kernels run as the LLVM backend's SIMD loops: layouts made for vector
+# registers (passes/layout*.py) apply to them
+VECTOR_KINDS = ("cpu", "wasm")
 BACKENDS = ("llvm", "cuda", "opencl", "metal", "wasm", "hls", "c")
 HLS_FLAVOURS = ("vitis", "vivado", "intel")
 

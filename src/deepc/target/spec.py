@@ -108,6 +108,7 @@ class Target:
     clock_mhz = _Attr[int]("fpga", "clock_mhz")
     dsp = _Attr[int]("fpga", "dsp")
     bram = _Attr[int]("fpga", "bram36")
+    uram = _Attr["int | None"]("fpga", "uram", optional=True)
     lut = _Attr[int]("fpga", "lut")
     hls = _Attr[str]("fpga", "hls")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from deepc.ir.types import itemsize
+from deepc.lowering.plan import regions
 
 PLAN = "lib/plan.txt"  # the device plan as text, for the bundles' host programs
 ALIGN = 256  # cudaMalloc's alignment (and OpenCL's usual): every region starts on one
@@ -22,11 +23,7 @@ def _align(n: int) -> int:
 
 
 def _scratch_offsets(buffers: tuple[Any, ...], base: int) -> tuple[list[int], int]:
-    offsets, pos = [], base
-    for b in buffers:
-        offsets.append(pos)
-        pos = _align(pos + max(b.size * itemsize(b.dtype), 1))
-    return offsets, pos - base
+    return regions([max(b.size * itemsize(b.dtype), 1) for b in buffers], base, ALIGN)
 
 
 def device_plan(compiled: Any) -> dict[str, Any]:

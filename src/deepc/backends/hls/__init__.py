@@ -1,0 +1,1 @@
+"""The hls backend: Vitis HLS C++ for FPGA targets (backend.py registers it)."""

@@ -1,0 +1,148 @@
+"""The FPGA default schedule: loop IR to a schedule of pipelined loops with unrolled tiles.
+
+First, a read-only parameter that the loops reuse (a conv's weights: every output pixel of a
+channel reads the same filter) is copied into an on-chip BRAM tile once per iteration of the
+innermost loop that indexes it outside a loop that does not, where that tile is small
+enough; the tile is partitioned so an unrolled tile of the reduction reads it in one cycle.
+Then, in each innermost perfect loop chain, loops are unrolled from the inside out while their
+combined trip count stays within `unroll` (the multipliers the DSP budget allows one
+kernel); the next loop out is split so that its inner part fills the rest of the tile, and
+its outer part is pipelined. A pipelined loop that updates an accumulator carries a
+dependence through one float add, so its initiation interval is that add's latency.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from deepc.ir.expr import Load, Var
+from deepc.ir.loop import (
+    For,
+    LetStmt,
+    PrimFunc,
+    Stmt,
+    Store,
+    loops,
+    stmt_children,
+    walk_stmts,
+)
+from deepc.ir.tensor import walk
+from deepc.schedule.schedule import Schedule
+
+FADD_CYCLES = 4  # latency of a float32 add at 200-300 MHz: a reduction's interval
+
+
+def _parents(body: Stmt) -> dict[int, For]:
+    out: dict[int, For] = {}
+    for s in walk_stmts(body):
+        if isinstance(s, For):
+            for c in stmt_children(s):
+                out[id(c)] = s
+    return out
+
+
+def accumulates(loop: For) -> bool:
+    """Whether the loop's body stores to an element it reads that the loop does not index:
+    an accumulator, a recurrence through one add per iteration."""
+    own = {x.var.name for x in loops(loop)}
+    for s in walk_stmts(loop.body):
+        if not isinstance(s, Store):
+            continue
+        names = {v.name for i in s.indices for v in walk(i) if isinstance(v, Var)}
+        reads = any(isinstance(e, Load) and e.source == s.buffer for e in walk(s.value))
+        if reads and not names & own:
+            return True
+    return False
+
+
+def _chain(leaf: For, parents: dict[int, For]) -> list[For]:
+    """`leaf` and the loops around it that hold nothing else, innermost first."""
+    chain = [leaf]
+    while id(chain[-1]) in parents and parents[id(chain[-1])].body is chain[-1]:
+        chain.append(parents[id(chain[-1])])
+    return chain
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, max(limit, 1)) + 1) if n % d == 0)
+
+
+def _enclosing(body: Stmt, target: Load) -> list[For]:
+    """The loops around the first statement that loads `target`'s buffer, outermost first."""
+    def visit(s: Stmt, outer: list[For]) -> list[For] | None:
+        if isinstance(s, Store | LetStmt) and any(
+                isinstance(e, Load) and e.source == target.source for e in walk(s.value)):
+            return outer
+        inner = [*outer, s] if isinstance(s, For) else outer
+        for c in stmt_children(s):
+            found = visit(c, inner)
+            if found is not None:
+                return found
+        return None
+
+    return visit(body, []) or []
+
+
+def bram_tiles(f: PrimFunc, limit: int) -> list[tuple[str, str, int]]:
+    """(parameter, loop, tile elements) for each read-only parameter worth an on-chip tile."""
+    stored = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)}
+    loads: dict[str, list[Load]] = {}
+    for s in walk_stmts(f.body):
+        if isinstance(s, Store | LetStmt):
+            for e in walk(s.value):
+                if isinstance(e, Load) and e.source.scope == "global":
+                    loads.setdefault(e.source.name, []).append(e)
+    params = {b.name for b in f.params}
+    out = []
+    for name, found in loads.items():
+        if name in stored or name not in params or len(found) != 1:
+            continue
+        nest = _enclosing(f.body, found[0])
+        used = {v.name for i in found[0].indices for v in walk(i) if isinstance(v, Var)}
+        uses = [x.var.name in used for x in nest]
+        at = next((j for j in range(len(nest) - 1, -1, -1)
+                   if uses[j] and not all(uses[j + 1:]) and not uses[j + 1]), None)
+        if at is None or any(not isinstance(x.extent, int) for x in nest[at + 1:]):
+            continue
+        size = 1
+        for x, u in zip(nest[at + 1:], uses[at + 1:]):
+            size *= x.extent if u else 1  # type: ignore[operator]
+        if 1 < size <= limit:
+            out.append((name, nest[at].var.name, size))
+    return out
+
+
+def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0) -> Schedule:
+    """BRAM tiles of at most `tile_limit` elements, then pipelined loops with unrolled tiles of
+    at most `unroll` iterations (see the module)."""
+    sch = Schedule(knobs={"unroll": unroll})
+    for name, loop, _ in bram_tiles(f, tile_limit):
+        sch.add("cache_read", name, loop, "bram").add("partition", f"{name}_bram", unroll)
+    f = sch.apply(f)
+    all_loops = loops(f.body)
+    counts = Counter(x.var.name for x in all_loops)
+    parents = _parents(f.body)
+    for leaf in all_loops:
+        if any(isinstance(s, For) for s in walk_stmts(leaf.body)):
+            continue
+        chain = _chain(leaf, parents)
+        if any(counts[x.var.name] > 1 or not isinstance(x.extent, int) or x.start != 0
+               or x.step != 1 for x in chain):
+            continue  # loops a primitive cannot name or split: left serial
+        tile, k = 1, 0
+        while k < len(chain) and tile * chain[k].extent <= unroll:
+            tile *= chain[k].extent  # type: ignore[operator]
+            k += 1
+        for x in chain[:k - 1] if k == len(chain) else chain[:k]:
+            sch.add("unroll", x.var.name)
+        if k == len(chain):  # the whole chain fits the tile: pipeline its outermost loop
+            top = chain[-1]
+            sch.add("pipeline", top.var.name, FADD_CYCLES if accumulates(top) else 1)
+            continue
+        nxt = chain[k]
+        name, factor = nxt.var.name, _largest_divisor(nxt.extent, unroll // tile)  # type: ignore[arg-type]
+        if factor > 1:
+            sch.add("split", name, factor).add("unroll", f"{name}_i")
+            name = f"{name}_o"
+        sch.add("pipeline", name, FADD_CYCLES if accumulates(nxt) else 1)
+    return sch
