@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 JOBS ?= auto
 STAMP := .deepc-cache/installed.stamp
 
-.PHONY: install demo test test-fast bench bench-cuda bench-wasm lint format clean
+.PHONY: install demo test test-fast bench bench-cuda bench-wasm bench-opencl lint format clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test]'
@@ -40,6 +40,12 @@ bench-cuda: $(STAMP)
 bench-wasm: $(STAMP)
 	deepc bench $(wildcard ../shared/models/*.onnx) --target wasm32-simd \
 		--compare onnxruntime-web --runs 30
+
+# deepc's OpenCL kernels on PoCL's CPU device vs onnxruntime on the shared models (a ratio: PoCL
+# on a CPU is not a GPU)
+bench-opencl: $(STAMP)
+	deepc bench $(wildcard ../shared/models/*.onnx) --target opencl-cpu --compare onnxruntime \
+		--runs 20
 
 lint: $(STAMP)
 	ruff check src tests

@@ -13,6 +13,7 @@ from rich.table import Table
 from deepc.cli_common import (
     EXIT_EPILOG,
     console,
+    device_option,
     fail,
     handle_errors,
     opt_option,
@@ -47,6 +48,7 @@ from deepc.cli_rpc import remote_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
 @click.option("--matmul", type=int, default=None, metavar="N",
               help="Also time an NxNxN float32 matmul against numpy's BLAS.")
+@device_option
 @remote_options
 @handle_errors
 @tuning_log_option

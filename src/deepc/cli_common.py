@@ -140,6 +140,21 @@ def tuning_log_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Apply the best schedules of this `deepc tune` log.")(wrapper)
 
 
+def _set_device(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    del ctx, param
+    if value:
+        from deepc.runtime.opencl_model import DEVICE_ENV
+
+        os.environ[DEVICE_ENV] = value  # read where an OpenCL bundle loads
+
+
+# the OpenCL device of run and bench (other bundles run where their kind says)
+device_option = click.option(
+    "--device", callback=_set_device, expose_value=False, metavar="DEVICE",
+    help="OpenCL bundles: the device — cpu, gpu, accelerator, all, P:D (platform:device) or"
+         " part of its name (also DEEPC_OPENCL_DEVICE; default: the target file's).")
+
+
 def pass_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--disable-pass, --print-after and --print-pass-times (compile and inspect-ir)."""
     fn = click.option("--print-pass-times", "pass_times", is_flag=True,

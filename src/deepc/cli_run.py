@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from deepc.cli_common import EXIT_EPILOG, handle_errors, note, print_table
+from deepc.cli_common import EXIT_EPILOG, device_option, handle_errors, note, print_table
 from deepc.cli_rpc import remote_options
 from deepc.errors import InputError
 
@@ -29,6 +29,7 @@ SHOWN_VALUES = 4  # leading values of each output in the table
 @click.option("--seed", default=0, show_default=True, help="Seed for random inputs.")
 @click.option("--threads", default=0, help="Threads (0 = all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of the outputs.")
+@device_option
 @remote_options
 @handle_errors
 def run_cmd(bundle: Path, inputs: tuple[str, ...], output_dir: Path | None, seed: int,

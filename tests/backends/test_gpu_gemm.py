@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deepc.backends.cuda.render import render_cuda, tf32_allowed
+from deepc.backends.gpu.render import render_cuda, tf32_allowed
 from deepc.lowering.kernels import graph_kernels
 from deepc.target import load_target
 

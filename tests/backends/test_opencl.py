@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deepc.backends.cuda.render import render_cuda
+from deepc.backends.gpu.render import render_cuda
 from deepc.backends.opencl.dialect import OPENCL
 from deepc.compiler.pipeline import group_kernel, load_graph
 from deepc.passes import PassContext, run_pipeline

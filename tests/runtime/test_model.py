@@ -112,8 +112,8 @@ def _no_emulator(target: Target) -> dict[str, Any]:
     (lambda host: load_target("rpi3"), "cannot be loaded on this machine .* carries no runner"),
     (lambda host: _retarget(host, features=["+deepc-imaginary-ext"]),
      r"uses CPU features this machine lacks \(\+deepc-imaginary-ext\)"),
-    (lambda host: load_target("opencl-gpu"), "bundle for opencl devices, which this deepc"
-                                             " cannot run"),
+    (lambda host: load_target("apple-m2"), "bundle for metal devices, which this deepc"
+                                           " cannot run"),
 ], ids=["foreign-arch", "foreign-arch-no-runner", "missing-feature", "other-device"])
 def test_bundles_for_other_machines_are_refused(fake_model_lib: Path, host: Target,
                                                 tmp_path: Path, target: Any,

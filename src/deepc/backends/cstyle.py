@@ -155,7 +155,7 @@ class Renderer:
         else:
             addr = f"&{self.name(buf)}[{self.expr(offset)}]"
         return fmt.format(type=self.d.ctype(dtype), lanes=vector_lanes(dtype), addr=addr,
-                          value=value)
+                          value=value, space=self.d.spaces.get(buf.scope, ""))
 
     def offset(self, buf: Buffer, indices: tuple[Expr, ...]) -> str:
         return self.expr(flat_offset(buf.shape, indices))
@@ -313,19 +313,27 @@ class Renderer:
         return [*head, line, *body, f"{pad}}}"]
 
     # -- functions --------------------------------------------------------------------------
+    def restrict(self, f: PrimFunc) -> str:
+        return "" if f.attrs.get("may_alias") or not self.d.restrict else f" {self.d.restrict}"
+
     def signature(self, f: PrimFunc, extra: tuple[Buffer, ...] = (),
                   writes: tuple[str, ...] = ()) -> str:
         """A kernel's head: its parameters are `f`'s buffers (then `extra`), as restrict pointers
         unless the function says its buffers may alias; those it stores to, or names in
         `writes` (stored by code rendered beside the IR), are not const."""
-        restrict = "" if f.attrs.get("may_alias") else f" {self.d.restrict}"
+        restrict = self.restrict(f)
         gq = f"{self.d.global_qualifier} " if self.d.global_qualifier else ""
         written = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)}
         written |= set(writes)
         # read-only inputs are `const`: lets GPU compilers use the read-only data path
-        params = ", ".join(
-            f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*{restrict}"
-            f" {b.name}" for b in (*f.params, *extra))
+        pointers = [f"{gq}{'' if b.name in written else 'const '}{self.d.ctype(b.dtype)}*"
+                    f"{restrict} {b.name}{self.d.param_attr.format(index=k)}"
+                    for k, b in enumerate((*f.params, *extra))]
+        if self.d.arena_param:  # each pointer becomes a local set from the arena (`function`)
+            pointers = [self.d.arena_param, *(f"ulong {b.name}_off" for b in (*f.params,
+                                                                            *extra))]
+        params = ", ".join([*pointers, *([self.d.builtin_params] if self.d.builtin_params
+                                         else [])])
         qual = f"{self.d.kernel_qualifier} " if self.d.kernel_qualifier else ""
         bounds = f.attrs.get("launch_bounds")
         if bounds and self.d.launch_bounds:
@@ -344,6 +352,10 @@ class Renderer:
         self._func_attrs = f.attrs
         decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
                  f"[{max(b.size, 1)}];" for b in shared.values()]
+        if self.d.arena_param:
+            decls += ["  " + self.d.arena_offset.format(type=self.d.ctype(b.dtype), name=b.name,
+                                                        restrict=self.restrict(f))
+                      for b in (*f.params, *extra)]
         return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),
                           "}"])
 

@@ -37,7 +37,7 @@ class Dialect:
     # format strings of their rendered arguments; `helpers` holds the text an intrinsic needs
     intrinsics: dict[str, str] = field(default_factory=dict)
     helpers: dict[str, str] = field(default_factory=dict)
-    # {type} {lanes} {addr} {value}: vector loads/stores of consecutive elements at {addr}
+    # {type} {lanes} {addr} {value} {space}: vector loads/stores of consecutive elements
     vector_load: str = ""
     vector_store: str = ""
     pack: str = ""  # {type} {lanes}
@@ -52,6 +52,14 @@ class Dialect:
     # per buffer scope, the pragmas after a local array's declaration ({name}, {size},
     # {factor}: its partition from the function's "partition")
     scope_pragmas: dict[str, str] = field(default_factory=dict)
+    # a kernel takes one arena and a byte offset per buffer instead of pointers (an OpenCL
+    # buffer argument cannot point into another buffer); arena_offset: {type} {restrict}
+    # {name}, the statement that makes the pointer `name` from its `name_off`
+    arena_param: str = ""
+    arena_offset: str = ""
+    param_attr: str = ""  # {index}: after each pointer parameter (Metal's [[buffer(n)]])
+    builtin_params: str = ""  # after the buffers: thread-position parameters (Metal)
+    spaces: dict[str, str] = field(default_factory=dict)  # scope -> {space} of vector loads
 
     def ctype(self, dtype: str) -> str:
         return self.types.get(dtype) or _C_TYPES[dtype]

@@ -22,6 +22,10 @@ RPATH = "-Wl,-rpath,$ORIGIN/../lib"
 LDLIBS = ("-l:model.so", "-lm", "-lpthread")
 
 
+# the last lines of the bundles' example Makefiles
+MAKE_CLEAN = ("clean:", "\trm -f run_model", "", ".PHONY: clean", "")
+
+
 def _rows(role: str, count: int) -> str:
     p = "DEEPC_" + role
     return "".join(f"    {{{p}{k}_NAME, {p}{k}_DTYPE, {p}{k}_RANK, (const long long[]){p}{k}_SHAPE,"
@@ -67,11 +71,7 @@ def render_makefile(target: Any) -> str:
         "run_model: main.c ../include/deepc_model.h ../lib/model.so",
         "\t$(CC) $(CFLAGS) -I../include -o $@ main.c $(LDFLAGS) $(LDLIBS)",
         "",
-        "clean:",
-        "\trm -f run_model",
-        "",
-        ".PHONY: clean",
-        "",
+        *MAKE_CLEAN,
     ])
 
 

@@ -11,12 +11,14 @@ from deepc.runtime.bundle import BundleContents, read_bundle
 from deepc.runtime.csim import FpgaModel
 from deepc.runtime.cuda_model import CudaModel
 from deepc.runtime.model import Model
+from deepc.runtime.opencl_model import OpenCLModel
 from deepc.runtime.wasm_model import WasmModel
 
 Loader = Callable[[BundleContents], Model]
 RUNTIMES: Registry[Loader] = Registry("runtime")
 RUNTIMES.add("cpu", Model)
 RUNTIMES.add("cuda", CudaModel)  # pycuda is imported only when a CUDA bundle loads
+RUNTIMES.add("opencl", OpenCLModel)  # pyopencl likewise
 RUNTIMES.add("wasm", WasmModel)  # runs in Node (toolchain.runner)
 RUNTIMES.add("fpga", FpgaModel)  # C simulation: g++ with the ap_types headers
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 from deepc.errors import BundleError, DeepcError
 from deepc.runtime.bundle import BundleContents
 from deepc.runtime.memory import ALIGN, aligned_empty
+from deepc.runtime.timing import time_calls
 
 
 def run_failed(source: Path, rc: int) -> DeepcError:
@@ -72,14 +72,7 @@ class NativeLibrary:
 
     def time_runs(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray], runs: int,
                   warmup: int) -> list[float]:
-        for _ in range(warmup):
-            self.run(feeds, outs)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.run(feeds, outs)
-            times.append(time.perf_counter() - start)
-        return times
+        return time_calls(lambda: self.run(feeds, outs), runs, warmup)
 
     def set_num_threads(self, n: int) -> None:
         self._lib.deepc_set_num_threads(ctypes.c_int32(int(n)))

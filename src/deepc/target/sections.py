@@ -25,6 +25,7 @@ class Device:
     kind: str = _choice(KINDS)
     backend: str = _choice(BACKENDS)
     vendor: str | None = None
+    type: str | None = None  # which OpenCL device runs the bundle: cpu | gpu | accelerator
 
 
 @dataclass(frozen=True)

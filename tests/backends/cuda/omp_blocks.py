@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from deepc.backends.cuda.dialect import MMA_HELPERS
-from deepc.backends.cuda.render import render_cuda
+from deepc.backends.gpu.render import render_cuda
 from deepc.ir.graph import Graph
 from deepc.lowering.kernels import graph_kernels
 from tests.backends.cuda.simulate import drivers, execute

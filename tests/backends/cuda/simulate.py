@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from deepc.backends.cstyle import Dialect
-from deepc.backends.cuda.render import render_cuda
+from deepc.backends.gpu.render import render_cuda
 from deepc.ir.graph import Graph
 from deepc.ir.types import np_dtype
 from deepc.lowering.kernels import graph_kernels

@@ -1,59 +1,23 @@
-"""The CUDA backend registered: each kernel's GPU stages (schedule/gpu.py), rendered as one
-CUDA C file through the C-style renderer, built into a cubin by nvcc."""
+"""The CUDA backend registered: each kernel's GPU stages rendered as one CUDA C file, built
+into a cubin by nvcc."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deepc.backends.base import (
-    BACKENDS,
-    Backend,
-    CompileOptions,
-    KernelSchedule,
-    Launch,
-    Module,
-    Report,
-)
-from deepc.backends.cstyle_text import cstyle_text
+from deepc.backends.base import BACKENDS
 from deepc.backends.cuda.build import build_cubin
 from deepc.backends.cuda.dialect import CUDA
-from deepc.backends.cuda.render import kernel_stages, render_stages, uses_tf32
-from deepc.lowering.kernels import Kernel
-from deepc.lowering.plan import Plan
-from deepc.schedule.schedule import Schedule
+from deepc.backends.gpu.backend import GpuBackend
 
 
-class CudaBackend(Backend):
+class CudaBackend(GpuBackend):
     name = "cuda"
+    dialect = CUDA
+    build_step = "nvcc"
 
-    def schedule(self, kernels: list[Kernel], target: Any,
-                 options: CompileOptions) -> list[KernelSchedule]:
-        tf32 = uses_tf32(target, CUDA, options.allow_tf32)
-        out = []
-        for k in kernels:
-            # the plan sees the kernel as lowered: its stages are launched in its place
-            stages, scratch = kernel_stages(k, target, CUDA, tf32)
-            launches = tuple(Schedule(s.schedule.steps, {**s.knobs, "mapping": s.note})
-                             for s in stages)
-            out.append(KernelSchedule(k, launches, (stages, scratch)))
-        return out
-
-    def build(self, name: str, scheduled: list[KernelSchedule], plan: Plan, target: Any,
-              options: CompileOptions, report: Report) -> Module:
-        tf32 = uses_tf32(target, CUDA, options.allow_tf32)
-        kernels = [s.kernel for s in scheduled]
-        stages_of = {s.kernel.name: s.state[0] for s in scheduled}
-        report("render", 0, 1)
-        source = render_stages(kernels, stages_of, CUDA)
-        report("nvcc", 0, 1)
-        launches = {k: [Launch(s.func.name, s.grid, s.block, s.note) for s in st]
-                    for k, st in stages_of.items()}
-        scratch = {s.kernel.name: s.state[1] for s in scheduled}
-        return Module(self.name, build_cubin(source, target), source, launches, scratch,
-                      {"allow_tf32": tf32})
-
-    def source_of(self, module: Module, kernel: Kernel) -> str:
-        return cstyle_text(module.source, kernel.name)
+    def binary(self, source: str, target: Any) -> bytes:
+        return build_cubin(source, target)
 
 
 BACKENDS.add("cuda", CudaBackend())

@@ -1,1 +1,1 @@
-"""OpenCL C: the C-style renderer's OpenCL dialect (building and running are not here yet)."""
+"""OpenCL C: the C-style renderer's OpenCL dialect and the backend that renders it."""

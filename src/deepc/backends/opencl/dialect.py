@@ -1,6 +1,7 @@
 """The OpenCL C dialect of the C-style renderer: work-groups for blocks, work-items for
-threads, __local for shared memory. No tensor-core intrinsics, and no shuffles (OpenCL 2.0
-core has no sub-group functions), so only the SIMT tiled kernels are rendered in it."""
+threads, __local for shared memory, buffers as byte offsets into one arena. No tensor-core
+intrinsics, and no shuffles (OpenCL 2.0 core has no sub-group functions), so only the SIMT
+tiled kernels are rendered in it."""
 
 from __future__ import annotations
 
@@ -29,4 +30,7 @@ OPENCL = Dialect(
     constant_qualifier="__constant",
     table_qualifier="__constant",
     constant_bytes=64 * 1024,
+    arena_param="__global uchar* deepc_arena",
+    arena_offset=("__global {type}*{restrict} {name} ="
+                  " (__global {type}*)(deepc_arena + {name}_off);"),
 )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepc.compiler.packagers import cpu, cuda, fpga, wasm  # noqa: F401  (each registers itself)
+from deepc.compiler.packagers import (  # noqa: F401  (each registers itself)
+    cpu,
+    cuda,
+    fpga,
+    metal,
+    opencl,
+    wasm,
+)
 from deepc.compiler.packagers.registry import PACKAGERS, Packager
 from deepc.errors import TargetError
 from deepc.registry import NotRegisteredError

@@ -1,65 +1,16 @@
-"""Packaging for CUDA targets: the cubin, its source and a launch plan over one device arena.
-
-The device arena holds, in order: the params blob, the workspace of the memory plan, the
-scratch space of multi-stage kernels (shared by all kernels: they run one after another),
-then the model's inputs and outputs. Every launch's arguments are byte offsets into it, so
-the runtime only adds the arena's base address.
-"""
+"""Packaging for CUDA targets: the cubin, its source and the device plan (packagers/arena)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from deepc.compiler.packagers.arena import device_plan
 from deepc.compiler.packagers.common import write_model_bundle
 from deepc.compiler.packagers.registry import PACKAGERS
-from deepc.ir.types import itemsize
-from deepc.lowering.plan import regions
 
 CUBIN = "lib/kernels.cubin"
 SOURCE = "lib/kernels.cu"
-ALIGN = 256  # cudaMalloc's alignment: every region starts on one
-
-
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
-def _scratch_offsets(buffers: tuple[Any, ...], base: int) -> tuple[list[int], int]:
-    return regions([max(b.size * itemsize(b.dtype), 1) for b in buffers], base, ALIGN)
-
-
-def device_plan(compiled: Any) -> dict[str, Any]:
-    """Arena regions and every launch with its grid, block and argument offsets."""
-    plan, graph = compiled.plan, compiled.graph
-    params_bytes = _align(plan.params_bytes)
-    workspace = params_bytes
-    scratch = workspace + _align(plan.workspace_bytes)
-    scratch_bytes = 0
-    for k in plan.calls:
-        scratch_bytes = max(scratch_bytes, _scratch_offsets(compiled.module.scratch[k.name], 0)[1])
-    pos = scratch + scratch_bytes
-    slots: dict[str, list[int]] = {"input": [], "output": []}
-    for role, names in (("input", graph.inputs), ("output", graph.outputs)):
-        for n in names:
-            slots[role].append(pos)
-            pos = _align(pos + max(graph.types[n].nbytes, 1))
-
-    def where(value: str) -> int:
-        loc = plan.locations[value]
-        if loc.kind in slots:
-            return slots[loc.kind][loc.index]
-        return (0 if loc.kind == "param" else workspace) + loc.offset
-
-    launches = []
-    for k in plan.calls:
-        args = [where(v) for v in k.args]
-        args += _scratch_offsets(compiled.module.scratch[k.name], scratch)[0]
-        for launch in compiled.module.launches[k.name]:
-            launches.append({**launch.to_dict(), "kernel": k.name, "args": args})
-    return {"arena_bytes": pos, "params_offset": 0, "workspace_offset": workspace,
-            "scratch_offset": scratch, "scratch_bytes": scratch_bytes,
-            "inputs": slots["input"], "outputs": slots["output"], "launches": launches}
 
 
 @PACKAGERS.register("cuda")

@@ -1,4 +1,5 @@
-"""GPU kernels to one C-style source file: each kernel's stages, launches and scratch."""
+"""GPU kernels (CUDA, OpenCL, Metal) to one C-style source file: each kernel's stages, launches
+and scratch."""
 
 from __future__ import annotations
 
