@@ -67,10 +67,12 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     vec = choose_vector_loop(chain, alloc, lanes)
     if vec is None or lanes < 2:
         return None
-    nr = want.get("vector", vector_width(vec.extent, lanes))
-    if not 2 <= nr <= vec.extent or vec.extent % nr:
-        raise ScheduleError(f"vector={nr} does not divide the vector loop"
-                            f" {vec.var.name} ({vec.extent})")
+    nr = vector_width(vec.extent, lanes)  # 1 for a prime extent above the lanes
+    if "vector" in want:
+        nr = want["vector"]
+        if not 2 <= nr <= vec.extent or vec.extent % nr:
+            raise ScheduleError(f"vector={nr} does not divide the vector loop"
+                                f" {vec.var.name} ({vec.extent})")
     vector_vars = _vars_of_vector_loads(alloc, vec.var)
     candidates = [c for c in chain if c is not vec and c.extent >= 2
                   and c.var not in vector_vars]
