@@ -5,6 +5,9 @@ rng = np.random.default_rng(0)
 REAL = rng.standard_normal((2, 8, 3, 1)).astype(np.float32)
 CPLX = rng.standard_normal((2, 8, 3, 2)).astype(np.float32)
 TOL = {"rtol": 1e-4, "atol": 1e-5}
+# STFT frames sum ten float32 products of magnitude ~3: a bin that should be 0 (a DC bin's
+# imaginary part) comes out at up to ~1e-5 in float32, beside onnxruntime's ~1e-7
+STFT_TOL = {"rtol": 1e-4, "atol": 5e-5}
 
 
 @pytest.mark.parametrize(("x", "attrs"), [
@@ -31,11 +34,12 @@ def test_irfft_opset20(check):
 
 @pytest.mark.parametrize("windowed", [False, True])
 def test_stft(check, windowed):
-    signal = rng.standard_normal((2, 40, 1)).astype(np.float32)
+    # its own seed: the module's generator is drawn in test order, which xdist varies
+    signal = np.random.default_rng(7).standard_normal((2, 40, 1)).astype(np.float32)
     inputs = {"s": signal, "step": np.array(6, np.int64)}
     if windowed:
         inputs["w"] = np.hanning(10).astype(np.float32)
     else:
         inputs.update({"w": None, "len": np.array(10, np.int64)})
     check("STFT", inputs, opset=17, initializers=[k for k in ("step", "w", "len")
-                                                  if inputs.get(k) is not None], **TOL)
+                                                  if inputs.get(k) is not None], **STFT_TOL)
