@@ -75,6 +75,7 @@ class CudaLibrary:
     """The device side of a CUDA bundle, with the interface Model expects of a library."""
 
     emulated = False
+    estimated = False  # time_runs measures (csim.py's reports an estimate)
     emulator_text: str | None = None
     num_threads = 1
 

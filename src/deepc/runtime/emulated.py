@@ -66,6 +66,7 @@ class EmulatedLibrary:
     run (so runs may overlap: each has its own files and workspace)."""
 
     emulated = True
+    estimated = False  # time_runs measures (csim.py's reports an estimate)
 
     def __init__(self, bundle: BundleContents, runner: str):
         self.bundle = bundle

@@ -172,7 +172,7 @@ class Model:
         feeds, outs = self._prepare(inputs)
         seconds = self._library.time_runs(feeds, outs, max(int(runs), 1), max(int(warmup), 0))
         return RunTimes(tuple(seconds), self.emulated, self.emulator,
-                        getattr(self._library, "estimated", False))
+                        self._library.estimated)
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs of the right shapes (index inputs kept in range)."""

@@ -25,6 +25,7 @@ class NativeLibrary:
     and one workspace allocated here; runs are serialised by a lock as they share it."""
 
     emulated = False
+    estimated = False  # time_runs measures (csim.py's reports an estimate)
     emulator_text: str | None = None
 
     def __init__(self, bundle: BundleContents):

@@ -115,6 +115,7 @@ class OpenCLLibrary:
     """The device side of an OpenCL bundle, with the interface Model expects of a library."""
 
     emulated = False
+    estimated = False  # time_runs measures (csim.py's reports an estimate)
     emulator_text: str | None = None
     num_threads = 1
 

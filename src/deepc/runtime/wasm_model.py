@@ -76,6 +76,7 @@ class WasmLibrary:
     """The bundle's model in a Node process a call; the interface Model expects."""
 
     emulated = False
+    estimated = False  # time_runs measures (csim.py's reports an estimate)
     emulator_text: str | None = None
     num_threads = 1  # wasm32-simd modules are single-threaded
 

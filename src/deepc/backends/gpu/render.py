@@ -21,8 +21,7 @@ def tf32_allowed(target: Any, allow_tf32: bool | None = None) -> bool:
     target's matrix intrinsics."""
     if allow_tf32 is None:
         allow_tf32 = os.environ.get("DEEPC_ALLOW_TF32", "") not in ("", "0")
-    matrix = tuple(getattr(target, "matrix_intrinsics", ()) or ())
-    return bool(allow_tf32) and "mma.m16n8k8.tf32" in matrix
+    return bool(allow_tf32) and "mma.m16n8k8.tf32" in target.matrix_intrinsics
 
 
 def _capabilities(dialect: Dialect) -> tuple[bool, bool]:
