@@ -30,9 +30,7 @@ def test_schedules_replay_to_the_launched_kernels(sms: int, tf32: bool,
     graph = _conv_graph(np.random.default_rng(0), 64)
     seen = set()
     for stage in _stages(graph, _small_gpu(sms), tf32):
-        assert stage.base is not None or stage.note.startswith("block(")
-        if stage.base is None:
-            continue
+        assert stage.base is not None
         replayed = Schedule.from_list(stage.schedule.to_list()).apply(stage.base)
         assert func_to_text(replayed) == func_to_text(stage.func)
         verify_func(stage.func)
@@ -58,6 +56,31 @@ def test_warp_reduce_is_a_replayable_step() -> None:
     assert stage.base is not None
     assert Schedule.from_list(stage.schedule.to_list()).apply(stage.base) == stage.func
     assert "@shfl_xor(" in func_to_text(stage.func)
+
+
+def test_block_threads_is_a_replayable_step() -> None:
+    """A recurrent cell has no outer parallel loop: one block walks it, and that is a step
+    with named knobs like any other."""
+    from onnx import helper
+
+    from tests.backends.test_gpu_gemm import _graph
+
+    rng = np.random.default_rng(0)
+    hidden, inputs = 8, 4
+    weights = {"W": rng.standard_normal((1, 4 * hidden, inputs)).astype(np.float32),
+               "R": rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32)}
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["", "y"], hidden_size=hidden)
+    graph = _graph([node], (5, 1, inputs), weights)
+    target = load_target("cuda-sm90")
+    stages = [s for s in _stages(graph, target, False) if s.note.startswith("block(")]
+    assert stages
+    for stage in stages:
+        (step,) = stage.schedule.steps
+        assert step.primitive == "block_threads" and dict(step.kwargs) == stage.knobs
+        assert stage.knobs["shared_budget"] == target.shared_mem_static_kib * 1024
+        assert stage.block == (stage.knobs["threads"], 1, 1) and stage.grid == (1, 1, 1)
+        assert stage.base is not None
+        assert Schedule.from_list(stage.schedule.to_list()).apply(stage.base) == stage.func
 
 
 def test_verifier_rejects_a_let_shadowing_its_scope() -> None:

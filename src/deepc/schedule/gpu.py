@@ -140,10 +140,11 @@ def schedule_stage(func: PrimFunc, target: Target, warp: bool = False,
         # too little outer parallelism for a grid: spread inner loops over one block
         threads = block_size(max([1, *(lp.extent for lp in loops(func.body))]), target,
                              cap=target.max_threads_per_block)
-        block = block_schedule(func, threads, target.shared_mem_static_kib * 1024)
-        if block is not None:
-            # block_schedule is no schedule primitive yet: the stage has no replayable base
-            return Stage(block, (1, 1, 1), (threads, 1, 1), sch, f"block({threads})")
+        budget = target.shared_mem_static_kib * 1024
+        if block_schedule(func, threads, budget) is not None:
+            knobs = {"threads": threads, "shared_budget": budget}
+            return scheduled(func, sch.add("block_threads", **knobs), f"block({threads})",
+                             knobs)
     if not chain:
         return Stage(func, (1, 1, 1), (1, 1, 1), sch, "single thread", base=func)
     names = [lp.var.name for lp in chain]

@@ -135,6 +135,16 @@ def block_schedule(func: PrimFunc, threads: int, shared_budget: int) -> PrimFunc
     return _retarget(out, {b.name: _rescope(b, "shared") for b in allocs if b.name in renamed})
 
 
+def block_threads(func: PrimFunc, threads: int, shared_budget: int) -> PrimFunc:
+    """`block_schedule` as a schedule primitive (its knobs: the block's threads and the shared
+    memory it may use); refuses a stage it cannot spread over one block."""
+    out = block_schedule(func, threads, shared_budget)
+    if out is None:
+        raise ValueError(f"block_threads: nothing in {func.name} runs in parallel over "
+                         f"{threads} threads within {shared_budget} bytes of shared memory")
+    return out
+
+
 def _flatten(pieces: list[Stmt], private: set[str]) -> list[Stmt]:
     """The pieces that will be separated by barriers (recursing into sequential loops)."""
     out: list[Stmt] = []

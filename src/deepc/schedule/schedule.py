@@ -7,6 +7,7 @@ from typing import Any
 
 from deepc.ir.loop import PrimFunc
 from deepc.schedule import (
+    gpu_block,
     gpu_gemm,
     gpu_split,
     gpu_warp,
@@ -26,7 +27,7 @@ PRIMITIVES = {
     "tile_reduction": reduction.tile_reduction, "pack": packing.pack,
     # whole GPU kernels from a matched stage; their knobs are keyword arguments
     "tile_gemm": gpu_gemm.tile_gemm, "split_k_sum": gpu_split.split_k_sum,
-    "warp_reduce": gpu_warp.warp_reduce,
+    "warp_reduce": gpu_warp.warp_reduce, "block_threads": gpu_block.block_threads,
 }
 
 
