@@ -50,12 +50,18 @@ def compile_bundle(src: str, model: str, target: str, out: Path, batch: int, tf3
 
 
 def time_pair(old_tar: Path, new_tar: Path, threads: int, rounds: int,
-              runs: int) -> dict[str, float]:
+              runs: int, new_first: bool = False) -> dict[str, float]:
     import numpy as np
 
     import deepc
 
-    models = [deepc.load(old_tar), deepc.load(new_tar)]
+    # the load order decides which model's memory is allocated first (on a GPU: which arena
+    # gets which addresses); --new-first swaps it to show whether placement moves a ratio
+    if new_first:
+        new_model = deepc.load(new_tar)
+        models = [deepc.load(old_tar), new_model]
+    else:
+        models = [deepc.load(old_tar), deepc.load(new_tar)]
     feeds = models[1].random_inputs(seed=0)
     outs = [m.run(feeds) for m in models]
     diff = max(float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
@@ -85,6 +91,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="runs per round and build")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--new-first", action="store_true",
+                    help="load the new bundle before the old one (an allocation-order check)")
     args = ap.parse_args()
     modes = ([False] if args.fp32 or not args.tf32 else []) + ([True] if args.tf32 else [])
     configs = [(m, b, t) for m in args.models for b in (args.batch or [0]) for t in modes]
@@ -99,7 +107,7 @@ def main() -> None:
         for i, (m, b, t) in enumerate(configs):
             row = {"model": Path(m).stem, "batch": b or 1, "tf32": t,
                    **time_pair(Path(tmp) / f"{i}.old.tar", Path(tmp) / f"{i}.new.tar",
-                               args.threads, args.rounds, args.runs)}
+                               args.threads, args.rounds, args.runs, args.new_first)}
             rows.append(row)
             print(f"{row['model']:<22} b{row['batch']:<3} {'tf32' if t else 'fp32'}"
                   f"  old {row['old_ms']:9.3f} ms  new {row['new_ms']:9.3f} ms"
