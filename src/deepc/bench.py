@@ -96,13 +96,18 @@ def interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int,
     return times
 
 
-def onnxruntime_session(path: Path, threads: int) -> Any:
+def onnxruntime_session(path: Path, threads: int, profile_prefix: Path | None = None) -> Any:
+    """A CPU session on `threads` threads; with `profile_prefix`, it records onnxruntime's
+    own per-node profile (Chrome trace JSON, written by session.end_profiling())."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     # onnxruntime's workers spin inside a run as usual, but stop when it ends: by default they
     # keep spinning between runs and would hold the cores while deepc's run is timed
     # (squeezenet at 2 threads: deepc 8.7 ms beside spinning workers, 4.4 ms without; ORT's own
