@@ -49,6 +49,8 @@ def test_report_draws_kernels_nodes_memory_and_profile(report: Path) -> None:
     for name in ("fuse", "fold"):  # the passes run, in the passes table
         assert f"<th>{name}</th>" in page
     assert page.count("<details>") == len(compiled.records)
+    assert "input:block: added by the passes" in page  # the layout change before the stem
+    assert "ONNX Conv node stem/Conv" in page
 
 
 def test_memory_blocks_rebuild_the_plan() -> None:

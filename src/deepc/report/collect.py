@@ -24,6 +24,7 @@ class ReportData:
     info: dict[str, dict[str, Any]]  # kernel name -> kernel_trace.kernel_info
     pass_times: list[tuple[str, float]]
     onnx_nodes: int  # in the file, before any pass
+    onnx_ops: dict[str, str]  # the file's named nodes: name -> ONNX op type
     runs: int = 0
     threads: int = 0
     times: dict[str, dict[str, float]] = field(default_factory=dict)  # kernel -> ms/share/gflops
@@ -48,9 +49,11 @@ def collect(path: str | Path, target: Any = "host", *, runs: int = 20, warmup: i
     compiled = deepc.compile(path, target, opt_level=opt_level, pass_context=ctx,
                              input_shapes=input_shapes)
     graph = compiled.graph
+    onnx_graph = read_model(path).graph
     data = ReportData(path.stem, compiled, {k.name: kernel_info(graph, k) for k in
                                             compiled.kernels},
-                      list(ctx.times), len(read_model(path).graph.node))
+                      list(ctx.times), len(onnx_graph.node),
+                      {n.name: n.op_type for n in onnx_graph.node if n.name})
     traced = _trace(compiled, runs, warmup, threads, data)
     if traced is None:
         return data

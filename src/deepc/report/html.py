@@ -41,10 +41,11 @@ def render(data: ReportData) -> str:
         _summary(data),
         "<h2>Graph as compiled</h2>",
         '<p class="note">One box per kernel (a fused group) holding the graph nodes it'
-        " computes; dashed boxes are not called (zero-copy reshapes). Colours give the kind"
-        " of work.</p>",
+        " computes, named after the ONNX nodes they come from (dashed: added by the passes,"
+        " such as layout changes); dashed boxes are not called (zero-copy reshapes). Colours"
+        " give the kind of work.</p>",
         _legend(),
-        f'<div class="scroll">{graph_svg(c, data.info, data.times)}</div>',
+        f'<div class="scroll">{graph_svg(c, data.info, data.times, data.onnx_ops)}</div>',
         "<h2>Memory plan</h2>",
         _memory_note(c),
         f'<div class="scroll">{memory_svg(c)}</div>',
@@ -177,7 +178,16 @@ def _passes(data: ReportData) -> str:
     if not data.pass_times:
         return '<p class="note">no graph passes at this optimisation level</p>'
     rows = [(name, f"{seconds * 1e3:.1f} ms") for name, seconds in data.pass_times]
-    return _table(rows, ("pass (in order)", "time"))
+    kept = {n.name for n in data.compiled.graph.nodes}
+    gone: dict[str, int] = {}
+    for name, op in data.onnx_ops.items():
+        if name not in kept:
+            gone[op] = gone.get(op, 0) + 1
+    summary = ", ".join(f"{op} x{n}" for op, n in sorted(gone.items(), key=lambda kv: -kv[1]))
+    return (_table(rows, ("pass (in order)", "time"))
+            + f'<p class="note">ONNX nodes not in the compiled graph (folded into constants,'
+              f" merged or removed): {sum(gone.values())}{': ' if gone else ''}"
+              f"{escape(summary)}.</p>")
 
 
 def _schedules(c: Any) -> str:

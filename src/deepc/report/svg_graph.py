@@ -35,9 +35,11 @@ def _fit(text: str, width: float) -> str:
 
 
 def graph_svg(compiled: Any, info: Mapping[str, Mapping[str, Any]],
-              times: Mapping[str, Mapping[str, float]] | None = None) -> str:
+              times: Mapping[str, Mapping[str, float]] | None = None,
+              onnx_ops: Mapping[str, str] | None = None) -> str:
     """`info`: kernel name -> kernel_trace.kernel_info; `times`: kernel name -> {"ms",
-    "share", "gflops"} where the kernels were timed."""
+    "share", "gflops"} where the kernels were timed; `onnx_ops`: the ONNX file's node names
+    and op types (a node not among them was added by the passes, and is drawn dashed)."""
     graph, kernels = compiled.graph, compiled.kernels
     called = {k.name for k in compiled.plan.calls}
     nodes = {n.name: n for n in graph.nodes}
@@ -63,7 +65,7 @@ def graph_svg(compiled: Any, info: Mapping[str, Mapping[str, Any]],
         parts.append(_pill(boxes[v], f"input {name}", graph.types[name].shape))
     for k, kern in enumerate(kernels):
         parts.append(_kernel(boxes[first_kernel + k], kern, info[kern.name], nodes,
-                             (times or {}).get(kern.name), kern.name in called))
+                             (times or {}).get(kern.name), kern.name in called, onnx_ops))
     for j, name in enumerate(graph.outputs):
         parts.append(_pill(boxes[first_output + j], f"output {name}", graph.types[name].shape))
     pad = 8
@@ -92,7 +94,8 @@ def _pill(box: Box, label: str, shape: tuple[int, ...]) -> str:
 
 
 def _kernel(box: Box, kern: Any, info: Mapping[str, Any], nodes: Mapping[str, Any],
-            timed: Mapping[str, float] | None, called: bool) -> str:
+            timed: Mapping[str, float] | None, called: bool,
+            onnx_ops: Mapping[str, str] | None) -> str:
     colour = COLOURS[kernel_kind(kern.ops)]
     outs = ", ".join(shape_text(s) for s in info["outputs"])
     lines = [(kern.name, "bold"), (f"out {outs} · {flops_text(info['flops'])}", "")]
@@ -120,11 +123,15 @@ def _kernel(box: Box, kern: Any, info: Mapping[str, Any], nodes: Mapping[str, An
         node = nodes.get(name)
         op = node.op if node is not None else "?"
         node_colour = COLOURS[kind_of(op)]
-        out.append(f'<rect class="node" x="{box.x + 8:.1f}" y="{y - 10:.1f}"'
+        onnx_op = (onnx_ops or {}).get(name)
+        origin = f"ONNX {onnx_op} node {name}" if onnx_op else f"{name}: added by the passes"
+        dash = "" if onnx_op or onnx_ops is None else ' stroke-dasharray="3,2"'
+        out.append(f'<g><title>{escape(f"{op}: {origin}")}</title>'
+                   f'<rect class="node" x="{box.x + 8:.1f}" y="{y - 10:.1f}"'
                    f' width="{box.width - 16}" height="{LINE - 2}" rx="3" fill="#fff"'
-                   f' stroke="{node_colour}"/><text x="{box.x + 13:.1f}" y="{y:.1f}">'
+                   f' stroke="{node_colour}"{dash}/><text x="{box.x + 13:.1f}" y="{y:.1f}">'
                    f'<tspan font-weight="bold">{escape(op)}</tspan> '
-                   f'{escape(_fit(name, box.width - 32 - CHAR_W * len(op)))}</text>')
+                   f'{escape(_fit(name, box.width - 32 - CHAR_W * len(op)))}</text></g>')
         y += LINE
     out.append("</g>")
     return "".join(out)
