@@ -39,6 +39,8 @@ def test_bench_trace_has_one_event_per_kernel_per_run(tmp_path: Path) -> None:
         assert e["ph"] == "X" and e["dur"] > 0 and {"pid", "tid", "ts"} <= e.keys()
         assert e["args"]["ops"] and e["args"]["outputs"] and e["args"]["flops"] >= 0
     assert any(e["args"]["flops"] > 0 for e in events)
+    named = {(e["pid"], e["tid"]) for e in trace["traceEvents"] if e["name"] == "thread_name"}
+    assert {(e["pid"], e["tid"]) for e in events} <= named  # each event on a named thread
 
 
 def test_cuda_launches_nest_inside_their_kernel() -> None:

@@ -4,6 +4,7 @@ them), with what each kernel is (ops, shapes, FLOPs) for a trace viewer to show.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class KernelRuns:
     kernels: list[dict[str, Any]]
     spans: list[list[Span]]
     launches: list[list[list[float]]] = field(default_factory=list)
+    thread: int = 0  # CPU: the OS thread that called the kernels (each fans out to the pool)
 
 
 def kernel_info(graph: Any, kern: Any) -> dict[str, Any]:
@@ -62,7 +64,8 @@ def trace_runs(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray], runs:
             end = time.perf_counter()
             run.append(((start - origin) * 1e6, (end - start) * 1e6))
         spans.append(run)
-    return KernelRuns(name, "cpu", model.num_threads, info, spans)
+    return KernelRuns(name, "cpu", model.num_threads, info, spans,
+                      thread=threading.get_native_id())
 
 
 def _trace_cuda(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray], runs: int,
