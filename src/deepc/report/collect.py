@@ -77,8 +77,9 @@ def _trace(compiled: Any, runs: int, warmup: int, threads: int,
 
     kind = compiled.target.kind
     if kind not in ("cpu", "cuda"):
-        data.timing_note = (f"not timed: kernels are timed in this process, on this machine's"
-                            f" CPU or a CUDA GPU, and a {kind} bundle runs elsewhere")
+        data.timing_note = (f"not timed: kernels are timed in this process (on this machine's"
+                            f" CPU or a CUDA GPU); bundles for {compiled.target.name}"
+                            f" ({kind}) run elsewhere")
         return None
     try:
         with tempfile.TemporaryDirectory(prefix="deepc-report-") as tmp:
