@@ -62,3 +62,41 @@ def test_trace_of_an_emulated_bundle_is_refused(tmp_path: Path) -> None:
                        "--compare", "none", "--trace", str(tmp_path / "t.json"))
     assert_one_line_error(code, err, 2, "--trace")
     assert not (tmp_path / "t.json").exists()
+
+
+def test_cuda_trace_reads_the_events_between_launches() -> None:
+    """CudaLibrary.trace_launches and the kernel spans built from it, on a stand-in for pycuda
+    whose launches take known times (CI has no GPU)."""
+    from types import SimpleNamespace
+
+    from deepc.runtime.cuda_model import CudaLibrary
+    from deepc.runtime.kernel_trace import _trace_cuda
+
+    clock = [0.0]  # milliseconds on the stand-in stream
+
+    class Event:
+        def record(self, stream: object) -> None:
+            self.at = clock[0]
+
+        def synchronize(self) -> None:
+            pass
+
+        def time_till(self, end: Event) -> float:
+            return end.at - self.at
+
+    def launch(ms: float) -> SimpleNamespace:
+        def call(*_: object) -> None:
+            clock[0] += ms
+        return SimpleNamespace(prepared_async_call=call)
+
+    lib = CudaLibrary.__new__(CudaLibrary)
+    lib.cuda, lib.stream = SimpleNamespace(Event=Event), None
+    lib.launches = [(launch(ms), (1,), (1,), ()) for ms in (0.5, 0.25, 1.0)]
+    model = SimpleNamespace(_library=lib, run=lambda feeds: None)
+    kernels = [SimpleNamespace(name="k0"), SimpleNamespace(name="k1")]
+    compiled = SimpleNamespace(graph=SimpleNamespace(name="m"),
+                               plan=SimpleNamespace(calls=kernels),
+                               module=SimpleNamespace(launches={"k0": [1, 2], "k1": [3]}))
+    runs = _trace_cuda(model, compiled, {}, runs=2, warmup=1, info=[{}, {}])
+    assert runs.spans == [[(0.0, 750.0), (750.0, 1000.0)], [(1750.0, 750.0), (2500.0, 1000.0)]]
+    assert runs.launches == [[[500.0, 250.0], [1000.0]], [[500.0, 250.0], [1000.0]]]

@@ -100,7 +100,7 @@ def _kernel(box: Box, kern: Any, info: Mapping[str, Any], nodes: Mapping[str, An
     outs = ", ".join(shape_text(s) for s in info["outputs"])
     lines = [(kern.name, "bold"), (f"out {outs} · {flops_text(info['flops'])}", "")]
     if not called:
-        lines.append(("zero-copy: not called, its output aliases its input", "note"))
+        lines.append(("zero-copy alias: not called", "note"))
     elif timed:
         lines.append((f"{duration(timed['ms'])} · {timed['share']:.1%} · "
                       f"{timed['gflops']:.1f} GFLOP/s", "time"))
