@@ -15,6 +15,7 @@ import pytest
 
 import deepc
 from deepc.report.charts import lifetimes
+from tests.backends.wasm.conftest import chromium  # finds it, or skips saying how to get it
 from tests.report.png import read_png
 from tests.test_cli import EXAMPLE, assert_one_line_error, run
 
@@ -73,14 +74,6 @@ def test_report_is_self_contained(report: Path) -> None:
     assert "<script" not in page and "<link" not in page and "@import" not in page
     refs = re.findall(r'(?:src|href)="([^"]*)"', page) + re.findall(r"url\(([^)]*)\)", page)
     assert all(ref.startswith("#") for ref in refs), refs
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("chromium is not installed — `apt-get install chromium`")
 
 
 def screenshot(page: Path, png: Path, size: str = "1280,2000") -> list[str]:
