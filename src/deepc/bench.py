@@ -211,14 +211,15 @@ def batch_shapes(path: Path, batch: int, target: Any,
 
 
 def _bench_self_timed(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
-                      compare: str | None, runs: int, warmup: int, profile: bool) -> BenchResult:
+                      compare: str | None, runs: int, warmup: int,
+                      per_kernel: bool) -> BenchResult:
     """A bundle run by a process of its own (an emulator for another architecture, Node for
     wasm), timed through Model.time_runs: that process times each run, its start-up left
     out. No onnxruntime here is timed beside it (emulated times are not the device's, and
     Node is another engine: onnxruntime-web is wasm's peer); onnxruntime only checks the
     outputs."""
     where = f"under `{model.emulator}`" if model.emulated else "in its own process"
-    if profile:
+    if per_kernel:
         raise InputError(f"--profile and --trace time kernels in-process: they need a bundle"
                          f" for this machine, not one run {where} — compile with --target host")
     if compare not in (None, "none", "onnxruntime"):
@@ -237,13 +238,13 @@ def _bench_self_timed(path: Path, compiled: Any, model: Any, feeds: dict[str, An
 
 def _bench_remote(path: Path, compiled: Any, remote: Any, feeds: dict[str, Any],
                   compare: str | None, runs: int, warmup: int, threads: int,
-                  profile: bool) -> BenchResult:
+                  per_kernel: bool) -> BenchResult:
     """The board times the bundle (deepc.rpc); onnxruntime, here, only checks its outputs."""
     import tempfile
 
     from deepc.errors import DeepcError
 
-    if profile or compare not in (None, "none", "onnxruntime"):
+    if per_kernel or compare not in (None, "none", "onnxruntime"):
         raise DeepcError("--remote benches time the whole model on the board: no --profile or"
                          " --trace, and --compare onnxruntime (outputs checked here) or none")
     with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp, \

@@ -71,6 +71,8 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
         fail("name at least one MODEL, or --matmul N", 2)
     if matmul is not None and remote is not None:
         fail("--matmul times numpy here: it cannot run --remote", 2)
+    if trace_path is not None and not trace_path.parent.is_dir():
+        fail(f"--trace {trace_path}: the folder {trace_path.parent} does not exist", 2)
     if matmul is not None:
         for n in threads:
             mm = bench_matmul(matmul, threads=n, target=target)

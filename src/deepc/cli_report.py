@@ -32,6 +32,8 @@ def report_cmd(model: Path, target: str, output: Path, compare: str, runs: int, 
     from deepc.report.collect import collect
     from deepc.report.html import render
 
+    if not output.parent.is_dir():
+        fail(f"-o {output}: the folder {output.parent} does not exist", 2)
     with stage_progress("report") as progress:
         progress("compile and time", -1, 1)
         data = collect(model, target, runs=runs, warmup=warmup, compare=compare,

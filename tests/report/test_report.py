@@ -134,3 +134,8 @@ def test_report_of_a_missing_model_fails_in_one_line(tmp_path: Path) -> None:
     code, _, err = run("report", str(tmp_path / "nope.onnx"), "-o", str(out))
     assert_one_line_error(code, err, 2, "nope.onnx")
     assert not out.exists()
+
+
+def test_report_into_a_missing_folder_fails_before_compiling(tmp_path: Path) -> None:
+    code, _, err = run("report", str(EXAMPLE), "-o", str(tmp_path / "no" / "r.html"))
+    assert_one_line_error(code, err, 2, "does not exist")

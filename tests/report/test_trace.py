@@ -100,3 +100,9 @@ def test_cuda_trace_reads_the_events_between_launches() -> None:
     runs = _trace_cuda(model, compiled, {}, runs=2, warmup=1, info=[{}, {}])
     assert runs.spans == [[(0.0, 750.0), (750.0, 1000.0)], [(1750.0, 750.0), (2500.0, 1000.0)]]
     assert runs.launches == [[[500.0, 250.0], [1000.0]], [[500.0, 250.0], [1000.0]]]
+
+
+def test_trace_into_a_missing_folder_fails_before_benching(tmp_path: Path) -> None:
+    code, _, err = run("bench", str(EXAMPLE), "--compare", "none", "--trace",
+                       str(tmp_path / "no" / "t.json"))
+    assert_one_line_error(code, err, 2, "does not exist")
