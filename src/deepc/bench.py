@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from deepc.errors import DeepcNotice, FixedDimReplaced, InputError
+from deepc.runtime.kernel_trace import KernelRuns, trace_runs
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class BenchResult:
     estimated: bool = False  # the device's latency estimated from the schedule, not timed
     profile: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)  # more peers: name -> median ms
+    trace: KernelRuns | None = None  # the runs again kernel by kernel (bench --trace)
 
     @property
     def ratio(self) -> float | None:
@@ -94,13 +96,18 @@ def interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int,
     return times
 
 
-def onnxruntime_session(path: Path, threads: int) -> Any:
+def onnxruntime_session(path: Path, threads: int, profile_prefix: Path | None = None) -> Any:
+    """A CPU session on `threads` threads; with `profile_prefix`, it records onnxruntime's
+    own per-node profile (Chrome trace JSON, written by session.end_profiling())."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     # onnxruntime's workers spin inside a run as usual, but stop when it ends: by default they
     # keep spinning between runs and would hold the cores while deepc's run is timed
     # (squeezenet at 2 threads: deepc 8.7 ms beside spinning workers, 4.4 ms without; ORT's own
@@ -113,13 +120,16 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                 compare: str | None = "onnxruntime", runs: int = 50, warmup: int = 5,
                 seed: int = 0, profile: bool = False, opt_level: int = 2, batch: int = 0,
                 allow_tf32: bool = False, remote: Any = None,
-                tuned: Mapping[str, Mapping[str, Any]] | None = None) -> BenchResult:
+                tuned: Mapping[str, Mapping[str, Any]] | None = None,
+                trace: bool = False) -> BenchResult:
     """Compile `path`, then time deepc and (optionally) onnxruntime alternately.
 
     `batch` (when set) replaces the first input's leading dimension. On CUDA targets the
     peer may be "torch" (eager, and torch.compile where it works; see runtime/cuda_bench).
     With `remote` (a deepc.rpc.remote.Remote) the board times the bundle instead. `tuned`
-    (deepc.tune.log.best_knobs of a tuning log) schedules those workloads with its knobs."""
+    (deepc.tune.log.best_knobs of a tuning log) schedules those workloads with its knobs.
+    `trace` runs the model `runs` times more after the timed runs, kernel by kernel, each
+    kernel's start and duration recorded (result.trace)."""
     import os
     import tempfile
 
@@ -134,7 +144,7 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                                  allow_tf32=allow_tf32 or None, tuned=tuned)
     if remote is not None:
         return _bench_remote(path, compiled, remote, random_inputs(compiled.graph, seed),
-                             compare, runs, warmup, threads, profile)
+                             compare, runs, warmup, threads, profile or trace)
     with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp:
         model = deepc.load(compiled.save(Path(tmp) / "model.tar"))
     cores = os.cpu_count() or 1
@@ -148,11 +158,14 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
             from deepc.runtime.profile import profile_cuda
 
             result.profile = profile_cuda(model, compiled, feeds)
+        if trace:
+            result.trace = trace_runs(model, compiled, feeds, runs, warmup)
         return result
     if compare == "onnxruntime-web":
         return _bench_ort_web(path, compiled, model, feeds, runs, warmup)
     if model.emulated or compiled.target.kind == "wasm":
-        return _bench_self_timed(path, compiled, model, feeds, compare, runs, warmup, profile)
+        return _bench_self_timed(path, compiled, model, feeds, compare, runs, warmup,
+                                 profile or trace)
     if compare == "onnxruntime":
         peer = onnxruntime_session(path, threads or cores)
         fns.append(lambda: peer.run(None, feeds))
@@ -168,6 +181,8 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
         from deepc.runtime.profile import profile_kernels
 
         result.profile = profile_kernels(model, compiled, feeds)
+    if trace:
+        result.trace = trace_runs(model, compiled, feeds, runs, warmup)
     return result
 
 
@@ -196,16 +211,17 @@ def batch_shapes(path: Path, batch: int, target: Any,
 
 
 def _bench_self_timed(path: Path, compiled: Any, model: Any, feeds: dict[str, Any],
-                      compare: str | None, runs: int, warmup: int, profile: bool) -> BenchResult:
+                      compare: str | None, runs: int, warmup: int,
+                      per_kernel: bool) -> BenchResult:
     """A bundle run by a process of its own (an emulator for another architecture, Node for
     wasm), timed through Model.time_runs: that process times each run, its start-up left
     out. No onnxruntime here is timed beside it (emulated times are not the device's, and
     Node is another engine: onnxruntime-web is wasm's peer); onnxruntime only checks the
     outputs."""
     where = f"under `{model.emulator}`" if model.emulated else "in its own process"
-    if profile:
-        raise InputError(f"--profile times kernels in-process: it needs a bundle for this"
-                         f" machine, not one run {where} — compile with --target host")
+    if per_kernel:
+        raise InputError(f"--profile and --trace time kernels in-process: they need a bundle"
+                         f" for this machine, not one run {where} — compile with --target host")
     if compare not in (None, "none", "onnxruntime"):
         raise InputError(f"--compare {compare!r}: a bundle run {where} checks its outputs"
                          " against onnxruntime, or none (wasm: --compare onnxruntime-web)")
@@ -222,15 +238,15 @@ def _bench_self_timed(path: Path, compiled: Any, model: Any, feeds: dict[str, An
 
 def _bench_remote(path: Path, compiled: Any, remote: Any, feeds: dict[str, Any],
                   compare: str | None, runs: int, warmup: int, threads: int,
-                  profile: bool) -> BenchResult:
+                  per_kernel: bool) -> BenchResult:
     """The board times the bundle (deepc.rpc); onnxruntime, here, only checks its outputs."""
     import tempfile
 
     from deepc.errors import DeepcError
 
-    if profile or compare not in (None, "none", "onnxruntime"):
-        raise DeepcError("--remote benches time the whole model on the board: no --profile,"
-                         " and --compare onnxruntime (outputs checked here) or none")
+    if per_kernel or compare not in (None, "none", "onnxruntime"):
+        raise DeepcError("--remote benches time the whole model on the board: no --profile or"
+                         " --trace, and --compare onnxruntime (outputs checked here) or none")
     with tempfile.TemporaryDirectory(prefix="deepc-bench-") as tmp, \
             remote.client(compiled.target.name) as client:
         bundle = compiled.save(Path(tmp) / "model.tar")

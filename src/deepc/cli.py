@@ -19,6 +19,7 @@ from deepc.cli_common import EXIT_EPILOG, handle_errors, print_table
 from deepc.cli_compile import compile_cmd
 from deepc.cli_inspect import inspect_ir
 from deepc.cli_inspect import summary_table as summary_table  # re-exported for the demo
+from deepc.cli_report import report_cmd
 from deepc.cli_rpc import rpc
 from deepc.cli_run import run_cmd
 from deepc.cli_run import safe_filename as safe_filename  # re-exported for the e2e tests
@@ -53,7 +54,7 @@ def targets(as_json: bool) -> None:
     print_table(table)
 
 
-for verb in (inspect_ir, compile_cmd, run_cmd, bench_cmd, tune_cmd, rpc):
+for verb in (inspect_ir, compile_cmd, run_cmd, bench_cmd, tune_cmd, rpc, report_cmd):
     main.add_command(verb)
 
 

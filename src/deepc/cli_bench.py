@@ -16,6 +16,7 @@ from deepc.cli_common import (
     device_option,
     fail,
     handle_errors,
+    note,
     opt_option,
     print_table,
     stage_progress,
@@ -45,6 +46,9 @@ from deepc.cli_rpc import remote_options
 @click.option("--profile", is_flag=True, help="Per-kernel time share and GFLOP/s.")
 @click.option("--top", default=25, show_default=True, metavar="N",
               help="Kernels shown by --profile (the slowest first).")
+@click.option("--trace", "trace_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the kernels of --runs more runs as a Chrome trace (JSON for Perfetto"
+                   " or chrome://tracing).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run.")
 @click.option("--matmul", type=int, default=None, metavar="N",
               help="Also time an NxNxN float32 matmul against numpy's BLAS.")
@@ -54,8 +58,8 @@ from deepc.cli_rpc import remote_options
 @tuning_log_option
 def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
               batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
-              profile: bool, top: int, as_json: bool, matmul: int | None, remote: Any,
-              tuned: dict[str, Any] | None) -> None:
+              profile: bool, top: int, trace_path: Path | None, as_json: bool,
+              matmul: int | None, remote: Any, tuned: dict[str, Any] | None) -> None:
     """Time compiled models against onnxruntime, side by side in one process.
 
     With --remote or --tracker, the board times each model (compiled here for --target) and
@@ -67,6 +71,8 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
         fail("name at least one MODEL, or --matmul N", 2)
     if matmul is not None and remote is not None:
         fail("--matmul times numpy here: it cannot run --remote", 2)
+    if trace_path is not None and not trace_path.parent.is_dir():
+        fail(f"--trace {trace_path}: the folder {trace_path.parent} does not exist", 2)
     if matmul is not None:
         for n in threads:
             mm = bench_matmul(matmul, threads=n, target=target)
@@ -87,8 +93,10 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
                                            runs=runs, warmup=warmup, profile=profile,
                                            opt_level=opt_level, batch=batch,
                                            allow_tf32=allow_tf32, remote=remote,
-                                           tuned=tuned))
+                                           tuned=tuned, trace=trace_path is not None))
                 progress(step, 0, 1)
+    if trace_path is not None:
+        write_trace(trace_path, [r.trace for r in results if r.trace is not None])
     if as_json:
         for r in results:
             click.echo(json.dumps(r.to_dict()))
@@ -99,6 +107,17 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
     if profile:
         for r in results:
             print_table(profile_table(r, top))
+
+
+def write_trace(path: Path, traced: list[Any]) -> None:
+    """The Chrome trace of every benched model, in one file."""
+    from deepc.report.trace import chrome_trace
+
+    try:
+        path.write_text(json.dumps(chrome_trace(traced)))
+    except OSError as e:
+        fail(f"cannot write the trace to {path}: {e.strerror}", 1)
+    note(f"trace of {len(traced)} model(s) written to {path}: open it in Perfetto")
 
 
 def matmul_line(mm: dict[str, Any]) -> str:

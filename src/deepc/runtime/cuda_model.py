@@ -9,6 +9,7 @@ pycuda is an optional extra (`pip install deepc[cuda]`), imported only here, laz
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import time
 from collections.abc import Sequence
@@ -133,6 +134,26 @@ class CudaLibrary:
                 end.synchronize()
                 times.append(start.time_till(end))
             out.append(float(np.median(times)))
+        return out
+
+    def trace_launches(self, runs: int, warmup: int = 2) -> list[list[tuple[float, float]]]:
+        """(start, duration) in microseconds of every launch of `runs` runs of the plan, the
+        starts counted from the first run's: an event recorded between each two launches
+        (the launch loop, not the CUDA graph, so each launch can be told apart)."""
+        for _ in range(warmup):
+            self._launch_all()
+        origin = self.cuda.Event()
+        origin.record(self.stream)
+        out = []
+        for _ in range(runs):
+            marks = [self.cuda.Event() for _ in range(len(self.launches) + 1)]
+            for mark, (fn, grid, block, args) in zip(marks, self.launches):
+                mark.record(self.stream)
+                fn.prepared_async_call(grid, block, self.stream, *args)
+            marks[-1].record(self.stream)
+            marks[-1].synchronize()
+            out.append([(origin.time_till(a) * 1e3, a.time_till(b) * 1e3)
+                        for a, b in itertools.pairwise(marks)])
         return out
 
     def run(self, feeds: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ctypes
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,16 +15,27 @@ import numpy as np
 from deepc.runtime.memory import aligned_array
 
 
-def profile_kernels(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
-                    repeats: int = 10) -> list[dict[str, Any]]:
-    """Time share and achieved GFLOP/s of every kernel (median of `repeats` calls), calling
-    the bundle's exported kernels with the plan's buffers."""
+@dataclass
+class KernelCalls:
+    """The planned kernels of an in-process CPU bundle bound to the plan's buffers, in call
+    order: calling them all in turn is one run of the model."""
+
+    kernels: list[Any]  # the plan's Kernels
+    calls: list[Callable[[], None]]
+    buffers: tuple[Any, ...]  # the inputs and outputs the calls point into, kept alive here
+
+    def __iter__(self) -> Iterator[tuple[Any, Callable[[], None]]]:
+        return iter(zip(self.kernels, self.calls))
+
+
+def kernel_calls(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray]) -> KernelCalls:
+    """Bind each kernel of `compiled`'s plan, loaded as `model`, to its buffers."""
     plan, graph = compiled.plan, compiled.graph
     native = model._library
     if native.emulated:
         from deepc.errors import InputError
 
-        raise InputError("--profile times kernels in-process: it needs a bundle for this"
+        raise InputError("profiling times kernels in-process: it needs a bundle for this"
                          " machine (compile with --target host)")
     lib = native._lib  # the bundle's shared library
     outs = {n: aligned_array(graph.types[n].shape, graph.types[n].dtype) for n in graph.outputs}
@@ -37,18 +50,27 @@ def profile_kernels(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
             return outs[value].ctypes.data
         return (params if loc.kind == "param" else workspace) + loc.offset
 
-    rows = []
+    calls = []
     for kern in plan.calls:
         fn = getattr(lib, kern.func.name)
         fn.restype = None
-        args = [ctypes.c_void_p(pointer(v)) for v in kern.args]
-        fn(*args)
+        calls.append(partial(fn, *[ctypes.c_void_p(pointer(v)) for v in kern.args]))
+    return KernelCalls(list(plan.calls), calls, (ins, outs))
+
+
+def profile_kernels(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
+                    repeats: int = 10) -> list[dict[str, Any]]:
+    """Time share and achieved GFLOP/s of every kernel (median of `repeats` calls), calling
+    the bundle's exported kernels with the plan's buffers."""
+    rows = []
+    for kern, call in kernel_calls(model, compiled, feeds):
+        call()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            fn(*args)
+            call()
             times.append(time.perf_counter() - start)
-        rows.append(_row(graph, kern, float(np.median(times))))
+        rows.append(_row(compiled.graph, kern, float(np.median(times))))
     return _shares(rows)
 
 
@@ -69,7 +91,8 @@ def profile_cuda(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray],
     return _shares(rows)
 
 
-def _row(graph: Any, kern: Any, seconds: float) -> dict[str, Any]:
+def kernel_flops(graph: Any, kern: Any) -> int:
+    """Floating-point operations of one run of `kern`: its nodes' estimates summed."""
     from deepc.ops import get_op
 
     flops = 0
@@ -78,6 +101,11 @@ def _row(graph: Any, kern: Any, seconds: float) -> dict[str, Any]:
             op_ins = [graph.types[i] if i else None for i in node.inputs]
             op_outs = [graph.types[o] for o in node.outputs if o]
             flops += get_op(node.op).estimate_flops(op_ins, op_outs, node.attrs)
+    return flops
+
+
+def _row(graph: Any, kern: Any, seconds: float) -> dict[str, Any]:
+    flops = kernel_flops(graph, kern)
     return {"kernel": kern.name, "ops": list(kern.ops), "ms": seconds * 1e3,
             "gflops": flops / seconds / 1e9 if seconds > 0 else 0.0}
 
