@@ -163,8 +163,9 @@ def test_missing_compiler_names_the_package() -> None:
     import dataclasses
 
     rpi3 = load_target("rpi3")
+    # gcc alone (zig, listed first, may well be installed)
     broken = dataclasses.replace(rpi3, toolchain=dataclasses.replace(
-        rpi3.toolchain, cc="deepc-no-such-gcc"))
+        rpi3.toolchain, cc="deepc-no-such-gcc", compilers=("cc",)))
     with pytest.raises(ToolchainError, match=r"deepc-no-such-gcc.*apt-get install "
                                              r"gcc-arm-linux-gnueabihf"):
         compile_runtime(broken)

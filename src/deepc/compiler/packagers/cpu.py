@@ -30,8 +30,10 @@ def needs_runner(target: Any) -> bool:
     return bool(getattr(target.toolchain, "emulator", None))
 
 
-def build_runner(root: Path, target: Any, cc: CCompiler) -> Path:
-    """Compile `root`/example/main.c against `root`/lib/model.so into `root`/bin/run_model."""
+def build_runner(root: Path, target: Any, cc: CCompiler | None = None) -> Path:
+    """Compile `root`/example/main.c against `root`/lib/model.so into `root`/bin/run_model
+    (with the target's first installed compiler unless `cc` is given)."""
+    cc = cc or choose(target)
     (root / RUNNER).parent.mkdir(parents=True, exist_ok=True)
     run_tool(runner_argv(target, cc, root), "build the example program bin/run_model", target)
     check_libc_floor(root / RUNNER, target, RUNNER)
