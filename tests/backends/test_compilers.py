@@ -14,6 +14,7 @@ from deepc.backends.compilers import choose, musl_target
 from deepc.backends.libc_floor import check_libc_floor, glibc_versions
 from deepc.errors import ToolchainError
 from deepc.target import Target, load_target
+from tests.test_cli import EXAMPLE, assert_one_line_error, run
 
 THREADS = """#include <pthread.h>
 static void *f(void *a) { return a; }
@@ -102,3 +103,10 @@ def test_a_file_above_the_floor_is_refused(threaded_program: Path) -> None:
     with pytest.raises(ToolchainError, match=f"t built for target .* needs GLIBC_{text} .*"
                                              "pip install 'deepc\\[cross\\]'"):
         check_libc_floor(threaded_program, below, "t")
+
+
+def test_static_runner_is_for_cpu_targets(tmp_path: Path) -> None:
+    code, _, err = run("compile", str(EXAMPLE), "-t", "wasm32-simd", "--static-runner", "-o",
+                       str(tmp_path / "m.tar"))
+    assert_one_line_error(code, err, 2, "--static-runner", "wasm")
+    assert not (tmp_path / "m.tar").exists()

@@ -49,10 +49,10 @@ class CCompiler:
             return [f for f in flags if not f.startswith(_CPU_FLAGS)]
         return flags
 
-    def make_words(self) -> str:
-        """argv as a Makefile's CC: `python3 -m ziglang` rather than this interpreter's path
-        where python3 on PATH is the same interpreter."""
-        argv = list(self.argv)
+    def make_words(self, static: bool = False) -> str:
+        """argv (or static_argv) as a Makefile's CC: `python3 -m ziglang` rather than this
+        interpreter's path where python3 on PATH is the same interpreter."""
+        argv = list(self.static_argv if static else self.argv)
         python3 = shutil.which("python3")
         if argv[0] == sys.executable and python3 and Path(python3).resolve() == Path(
                 sys.executable).resolve():

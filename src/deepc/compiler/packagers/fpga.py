@@ -5,7 +5,6 @@ resource/latency estimate in the manifest."""
 
 from __future__ import annotations
 
-import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ def run_hls_tcl(target: Any, name: str, layout: dict[str, Any]) -> str:
 
 def host_makefile(cc: CCompiler) -> str:
     """host/Makefile: the static link is in CC (zig's musl target, or gcc -static)."""
-    return (f"CC ?= {shlex.join(cc.static_argv)}\nCFLAGS ?= {' '.join(HOST_CFLAGS)}\n\n"
+    return (f"CC ?= {cc.make_words(static=True)}\nCFLAGS ?= {' '.join(HOST_CFLAGS)}\n\n"
             "host: host.c ../hls/deepc_top.h\n\t$(CC) $(CFLAGS) -I../hls -o $@ host.c\n")
 
 
