@@ -60,10 +60,11 @@ def render_makefile(target: Any, cc: Any) -> str:
     """example/Makefile: builds run_model from main.c with `cc`, the C compiler that built the
     bundle (a deepc.backends.compilers.CCompiler)."""
     triple = getattr(target.isa, "triple", None) or "this machine"
+    tool = "zig cc" if cc.kind == "zig" else cc.argv[0]
     other = ("" if cc.kind == "cc" or not target.toolchain.cc
              else f"# with the gcc cross compiler instead: make CC={target.toolchain.cc};\n")
     return "\n".join([
-        f"# Builds run_model (see main.c) for {target.name} ({triple}) with {cc.kind},",
+        f"# Builds run_model (see main.c) for {target.name} ({triple}) with {tool},",
         f"# linked with ../lib/model.so;\n{other}# to build on the device itself: make CC=gcc.",
         "# Then: ./run_model ../params.bin INPUT.bin... OUTPUT.bin... (./run_model -i names them)",
         f"CC = {cc.make_words()}",
