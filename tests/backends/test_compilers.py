@@ -47,8 +47,11 @@ def test_the_environment_narrows_the_choice(monkeypatch: pytest.MonkeyPatch) -> 
     board = with_toolchain(load_target("rpi3"), cc="sh")  # a cc that exists everywhere
     monkeypatch.setenv(compilers.ENV, "cc")
     assert choose(board).kind == "cc" and choose(board).argv == ("sh",)
+    monkeypatch.setenv(compilers.ENV, "zig")
+    assert choose(board).kind == "zig"
+    assert choose(load_target("host")).kind == "cc"  # lists no zig: keeps its cc
     monkeypatch.setenv(compilers.ENV, "tcc")
-    with pytest.raises(ToolchainError, match="DEEPC_CC=tcc but target 'rpi3' builds with zig"):
+    with pytest.raises(ToolchainError, match="DEEPC_CC=tcc names no compiler deepc knows"):
         choose(board)
 
 

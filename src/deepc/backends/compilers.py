@@ -4,7 +4,8 @@ A target file lists them under `toolchain.compilers`: "zig" is `zig cc` from the
 package (`pip install 'deepc[cross]'`), which links against any glibc version, so the bundle
 loads on the target's libc floor (`toolchain.libc`), and which links fully static programs with
 musl; "cc" is the command in `toolchain.cc` (a Debian gcc cross compiler, say), which links
-against the glibc installed beside it. DEEPC_CC=zig or DEEPC_CC=cc narrows the choice to one.
+against the glibc installed beside it. DEEPC_CC=zig or DEEPC_CC=cc narrows the choice to that
+one on the targets that list it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deepc.errors import ToolchainError
+from deepc.target.sections import COMPILERS
 
 ENV = "DEEPC_CC"
 CROSS_EXTRA = "pip install 'deepc[cross]'"
@@ -120,15 +122,16 @@ FINDERS = {"zig": _zig, "cc": _cc}
 
 
 def preference(target: Any) -> tuple[str, ...]:
-    """The compilers the target lists (just "cc" where it lists none), narrowed by DEEPC_CC."""
+    """The compilers the target lists (just "cc" where it lists none), narrowed by DEEPC_CC
+    to the one it names where the target lists that one (a host target keeps its cc)."""
     listed = tuple(getattr(target.toolchain, "compilers", ()) or ()) or ("cc",)
     wanted = os.environ.get(ENV)
     if not wanted:
         return listed
-    if wanted not in listed:
-        raise ToolchainError(f"{ENV}={wanted} but target {_name(target)!r} builds with"
-                             f" {' or '.join(listed)} — unset {ENV} or set it to one of those")
-    return (wanted,)
+    if wanted not in COMPILERS:
+        raise ToolchainError(f"{ENV}={wanted} names no compiler deepc knows — unset it or set"
+                             f" it to one of {', '.join(COMPILERS)}")
+    return (wanted,) if wanted in listed else listed
 
 
 def _how_to_get(target: Any, kinds: tuple[str, ...]) -> str:
