@@ -115,6 +115,11 @@ def test_typed_accessors() -> None:
     assert rpi3.llvm_features == "+neon,+vfp4"
     assert rpi3.fma and rpi3.vector_lanes("int8") == 16
     assert rpi3.toolchain.package_for("cc") == "gcc-arm-linux-gnueabihf"
+    # the boards' C library floor: Raspberry Pi OS Buster's glibc, for 32 and 64 bits
+    for name in ("rpi3", "rpi4", "aarch64"):
+        toolchain = load_target(name).toolchain
+        assert toolchain.glibc_floor() == (2, 28) and toolchain.compilers == ("zig", "cc")
+    assert load_target("host").toolchain.glibc_floor() is None
     assert rpi3.toolchain.emulator is not None and rpi3.toolchain.emulator.startswith("qemu-arm")
     h100 = load_target("cuda-sm90")
     assert (h100.warp_size, h100.sm_count, h100.shared_mem_per_block_kib) == (32, 132, 227)
@@ -233,6 +238,12 @@ BAD_FILES = [
     (("[memory]", "[gpu]\nwarp_size = 32\n[memory]"), "[gpu] describes cuda, opencl, metal"),
     (('description = "test board"', "intrinsics = 5"), "intrinsics must be a table, got 5"),
     (("cores = 4", "cores = 4 4"), "not valid TOML"),
+    (("cores = 4", 'cores = 4\n[toolchain]\nlibc = "bullseye"'),
+     'toolchain.libc must read like "glibc-2.28", got \'bullseye\''),
+    (("cores = 4", 'cores = 4\n[toolchain]\ncompilers = ["clang"]\ncc = "cc"'),
+     "toolchain.compilers lists 'clang'"),
+    (("cores = 4", 'cores = 4\n[toolchain]\ncompilers = ["zig"]\nlibc = "glibc-2.28"'),
+     "toolchain.compilers lists 'zig' but toolchain.zig_target is not set"),
 ]
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from elftools.elf.elffile import ELFFile
 from onnx import TensorProto, helper, numpy_helper
 
 import deepc
+from deepc.backends.libc_floor import glibc_versions
 from deepc.cli import safe_filename
 from deepc.errors import ToolchainError
 from deepc.frontends import load
@@ -94,6 +96,59 @@ def test_tiny_cnn_runs_under_emulation(name: str, tiny_bundles: TinyBundles) -> 
     got = model.run(feeds)["probs"]
     np.testing.assert_allclose(got, run_ort(onnx.load(str(EXAMPLE)), feeds)[0], rtol=RTOL,
                                atol=ATOL)
+
+
+def elf_members(bundle: Path, root: Path) -> dict[str, Path]:
+    """The bundle unpacked under `root`: its ELF files (libraries, executables) by member."""
+    with tarfile.open(bundle) as tar:
+        tar.extractall(root, filter="data")
+        names = [m.name for m in tar.getmembers() if m.isfile()]
+    return {n: root / n for n in names if (root / n).read_bytes()[:4] == b"\x7fELF"}
+
+
+@pytest.mark.parametrize("name", [*PI_TARGETS, "aarch64"])
+def test_no_symbol_version_above_the_libc_floor(name: str, tiny_bundles: TinyBundles,
+                                               tmp_path: Path) -> None:
+    """Every ELF file of the bundle loads on the target's oldest glibc (2.28: Raspberry Pi
+    OS Buster): no GLIBC_x.y it needs is newer (Debian 12's gcc would need GLIBC_2.34)."""
+    floor = load_target(name).toolchain.glibc_floor()
+    assert floor == (2, 28)
+    elves = elf_members(tiny_bundles[name], tmp_path)
+    assert {"lib/model.so", "bin/run_model"} <= set(elves)
+    for member, path in elves.items():
+        versions = glibc_versions(path)
+        assert versions, f"{member}: no glibc symbol versions read"
+        newer = {v: syms for v, syms in versions.items() if v > floor}
+        assert not newer, f"{member} needs {newer}, above glibc {floor}"
+
+
+def test_static_runner_runs_with_no_c_library(tiny_bundles: TinyBundles,
+                                              tmp_path: Path) -> None:
+    """--static-runner: bin/run_model has the model inside and no dynamic loader, runs under
+    qemu without the target's C library (-L), and gives the dynamic bundle's numbers."""
+    target = cross_target("rpi3")
+    code, _, err = run("compile", str(EXAMPLE), "-t", "rpi3", "--static-runner", "-o",
+                       str(tmp_path / "static.tar"))
+    assert code == 0, err
+    runner = elf_members(tmp_path / "static.tar", tmp_path / "static")["bin/run_model"]
+    with runner.open("rb") as f:
+        segments = {seg["p_type"] for seg in ELFFile(f).iter_segments()}
+    assert "PT_INTERP" not in segments and "PT_DYNAMIC" not in segments
+    feeds = random_inputs(load(EXAMPLE), seed=11)
+    want = deepc.load(tiny_bundles["rpi3"]).run(feeds)["probs"]
+    feeds["input"].tofile(tmp_path / "x.bin")
+    emulator = emulator_argv(target.to_dict())
+    k = emulator.index("-L")
+    del emulator[k:k + 2]  # no sysroot: the runner needs no C library
+    done = subprocess.run([*emulator, str(runner), str(tmp_path / "static" / "params.bin"),
+                           str(tmp_path / "x.bin"), str(tmp_path / "y.bin")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "y.bin", np.float32).reshape(1, 10),
+                                  want)
+    model = deepc.load(tmp_path / "static.tar")
+    assert model.bundle.manifest["runner_static"] is True
+    np.testing.assert_array_equal(model.run(feeds)["probs"], want)
 
 
 def run_c_example(bundle: Path, name: str, feeds: dict[str, np.ndarray],

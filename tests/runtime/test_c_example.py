@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import deepc
+from deepc.backends.compilers import CCompiler
 from deepc.runtime.bundle import read_bundle
 from deepc.runtime.c_example import render_main, render_makefile
 from deepc.runtime.header import render_header
@@ -29,9 +30,17 @@ def test_main_has_one_row_per_tensor() -> None:
 
 
 def test_makefile_uses_the_target_compiler_and_flags() -> None:
-    text = render_makefile(load_target("rpi3"))
+    gcc = CCompiler("cc", ("arm-linux-gnueabihf-gcc",), (), "", honours_floor=False)
+    text = render_makefile(load_target("rpi3"), gcc)
     assert "CC = arm-linux-gnueabihf-gcc\n" in text
     assert "-mcpu=cortex-a53 -mfpu=neon-vfpv4 -mfloat-abi=hard" in text
+    # zig takes the CPU in its own spelling, in CC; the other flags suit gcc as well
+    zig = CCompiler("zig", ("zig", "cc", "-target", "arm-linux-gnueabihf.2.28",
+                            "-mcpu=cortex_a53"), (), "", honours_floor=True)
+    text = render_makefile(load_target("rpi3"), zig)
+    assert "CC = zig cc -target arm-linux-gnueabihf.2.28 -mcpu=cortex_a53\n" in text
+    assert "CFLAGS = -std=c11 -O2 -Wall -mfpu=neon-vfpv4 -mfloat-abi=hard\n" in text
+    assert "make CC=arm-linux-gnueabihf-gcc" in text
     # make turns $$ into $, the recipe's shell keeps $ORIGIN for the dynamic loader
     assert "LDFLAGS = -L../lib '-Wl,-rpath,$$ORIGIN/../lib'\n" in text
     assert "\t$(CC) $(CFLAGS) -I../include -o $@ main.c $(LDFLAGS) $(LDLIBS)\n" in text

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import deepc
+from deepc.backends import compilers
 from deepc.compiler.packagers.cpu import build_runner
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.bundle import read_bundle
@@ -102,7 +103,12 @@ def test_emulator_failures_are_explained(fake_model_lib: Path, host_runner: Path
     ({"emulator": "env -L /deepc/no/such/sysroot", "cc_package": "gcc-arm-linux-gnueabihf"},
      "sysroot /deepc/no/such/sysroot .* is missing — install it with"
      " `apt-get install gcc-arm-linux-gnueabihf`"),
-], ids=["emulator", "sysroot"])
+    # the C library alone serves qemu's -L: zig builds need no gcc cross compiler
+    ({"emulator": "env -L /deepc/no/such/sysroot", "cc_package": "gcc-arm-linux-gnueabihf",
+      "sysroot_package": "libc6-armhf-cross"},
+     "sysroot /deepc/no/such/sysroot .* is missing — install it with"
+     " `apt-get install libc6-armhf-cross`"),
+], ids=["emulator", "sysroot", "sysroot-package"])
 def test_missing_emulator_names_the_package(toolchain: dict[str, str], message: str) -> None:
     target = {"name": "board", "toolchain": toolchain}
     with pytest.raises(ToolchainError, match=message) as info:
@@ -118,12 +124,16 @@ def test_cli_run_without_the_emulator_is_one_line(fake_model_lib: Path, host_run
     assert_one_line_error(code, err, 3, "deepc-no-such-qemu", "apt-get install qemu-user")
 
 
-def test_cli_compile_without_the_cross_compiler_is_one_line(tmp_path: Path) -> None:
+def test_cli_compile_without_the_cross_compiler_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither zig nor the gcc: the one line names both ways to get a compiler."""
+    monkeypatch.setattr(compilers, "zig_command", lambda: None)
     board = tmp_path / "board.toml"
     board.write_text('name = "board"\ninherit = "rpi3"\n\n[toolchain]\n'
                      'cc = "deepc-no-such-gcc"\ncc_package = "gcc-deepc-board"\n')
     code, _, err = run("compile", str(EXAMPLE), "-t", str(board), "-o", str(tmp_path / "m.tar"))
-    assert_one_line_error(code, err, 3, "deepc-no-such-gcc", "apt-get install gcc-deepc-board")
+    assert_one_line_error(code, err, 3, "deepc-no-such-gcc", "apt-get install gcc-deepc-board",
+                          "pip install 'deepc[cross]'")
     assert not (tmp_path / "m.tar").exists()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepc.backends.compilers import choose
 from deepc.backends.link import (
     RUNTIME_DIR,
     RUNTIME_SOURCE,
@@ -162,8 +163,9 @@ def test_missing_compiler_names_the_package() -> None:
     import dataclasses
 
     rpi3 = load_target("rpi3")
+    # gcc alone (zig, listed first, may well be installed)
     broken = dataclasses.replace(rpi3, toolchain=dataclasses.replace(
-        rpi3.toolchain, cc="deepc-no-such-gcc"))
+        rpi3.toolchain, cc="deepc-no-such-gcc", compilers=("cc",)))
     with pytest.raises(ToolchainError, match=r"deepc-no-such-gcc.*apt-get install "
                                              r"gcc-arm-linux-gnueabihf"):
         compile_runtime(broken)
@@ -182,9 +184,10 @@ CROSS = [
 def test_cross_build_runs_under_emulator(name: str, emulator: str | None, machine: str,
                                          tmp_path: Path) -> None:
     target = load_target(name)
-    cross_cc = shlex.split(target.toolchain.cc or "")[0]
-    if shutil.which(cross_cc) is None:
-        pytest.skip(f"{cross_cc} not installed: apt-get install {target.toolchain.cc_package}")
+    try:
+        cross = choose(target)
+    except ToolchainError as e:
+        pytest.skip(str(e))
     obj = compile_runtime(target)
     if shutil.which("file"):
         assert machine in run_checked(["file", str(obj)])
@@ -192,7 +195,7 @@ def test_cross_build_runs_under_emulator(name: str, emulator: str | None, machin
     if not emulator or shutil.which(shlex.split(emulator)[0]) is None:
         pytest.skip(f"no emulator for {name}: apt-get install qemu-user")
     prog = tmp_path / "pool_check"
-    run_checked([cross_cc, "-std=c11", "-O2", "-pthread", *arch_flags(target),
+    run_checked([*cross.argv, "-std=c11", "-O2", "-pthread", *cross.flags(arch_flags(target)),
                  f"-I{RUNTIME_DIR}", str(C_DIR / "pool_check.c"), str(obj), "-o", str(prog)])
     # qemu-user aborts in a child forked from a threaded process: skip the fork check there
     assert "pool ok" in run_checked([*shlex.split(emulator), str(prog), "nofork"])

@@ -33,6 +33,9 @@ class CompileOptions:
     allow_tf32: bool | None = None  # TF32 tensor cores for fp32 products (None: DEEPC_ALLOW_TF32)
     # workload key -> knobs from a tuning log; those kernels are scheduled with them
     tuned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    # CPU bundles: bin/run_model linked fully static with the model inside (runs on any Linux
+    # of the architecture)
+    static_runner: bool = False
 
 
 @dataclass(frozen=True)

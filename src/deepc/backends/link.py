@@ -10,14 +10,14 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
-import shlex
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deepc.backends.compilers import choose
+from deepc.backends.libc_floor import check_libc_floor
 from deepc.cache import atomic_output, cache_dir
 from deepc.errors import ToolchainError
 
@@ -38,20 +38,8 @@ def _name(target: Any) -> str:
 
 
 def compiler(target: Any) -> list[str]:
-    """The target's `toolchain.cc` as argv, checked to exist on this machine."""
-    toolchain = getattr(target, "toolchain", None)
-    cc = getattr(toolchain, "cc", None)
-    if not cc:
-        raise ToolchainError(f"target {_name(target)!r} declares no C compiler — add"
-                             ' cc = "..." under [toolchain] in its target file')
-    argv = shlex.split(cc)
-    if shutil.which(argv[0]) is None:
-        package = getattr(toolchain, "cc_package", None)
-        todo = (f"install it with `apt-get install {package}`" if package
-                else "install it, or point toolchain.cc of the target file at one")
-        raise ToolchainError(f"C compiler {argv[0]!r} (toolchain.cc of target"
-                             f" {_name(target)!r}) is not installed — {todo}")
-    return argv
+    """The command line of the target's first installed C compiler (compilers.py chooses)."""
+    return list(choose(target).argv)
 
 
 def arch_flags(target: Any) -> list[str]:
@@ -73,13 +61,6 @@ def arch_flags(target: Any) -> list[str]:
     return cflags
 
 
-def _tool_identity(path: str) -> str:
-    """Changes when the compiler is upgraded, so cached objects are rebuilt with the new one."""
-    resolved = Path(shutil.which(path) or path).resolve()
-    stat = resolved.stat()
-    return f"{resolved}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def run_tool(argv: Sequence[str], what: str, target: Any) -> None:
     """Run a toolchain command (compiler, linker) for `target`; a failure is a ToolchainError
     naming the tool, the step (`what`) and the tail of its output."""
@@ -95,31 +76,35 @@ def run_tool(argv: Sequence[str], what: str, target: Any) -> None:
                              " — check toolchain.cc and toolchain.cflags in the target file")
 
 
-def compile_runtime(target: Any) -> Path:
-    """The runtime compiled for `target` as an object file, cached by source, compiler, flags."""
-    cc = compiler(target)
-    flags = [*BASE_CFLAGS, *arch_flags(target), f"-I{RUNTIME_DIR}"]
+def compile_runtime(target: Any, static: bool = False) -> Path:
+    """The runtime compiled for `target` as an object file, cached by source, compiler, flags;
+    `static`: for a program linked whole with the compiler's static C library (musl for zig)."""
+    cc = choose(target)
+    argv = list(cc.static_argv if static else cc.argv)
+    flags = [*BASE_CFLAGS, *cc.flags(arch_flags(target)), f"-I{RUNTIME_DIR}"]
     key = hashlib.sha256()
     for part in (RUNTIME_SOURCE.read_bytes(), RUNTIME_HEADER.read_bytes(),
-                 "\0".join([*cc, *flags]).encode(), _tool_identity(cc[0]).encode()):
+                 "\0".join([*argv, *flags]).encode(), cc.identity.encode()):
         key.update(hashlib.sha256(part).digest())
     triple = getattr(getattr(target, "isa", None), "triple", None) or "unknown"
     out = cache_dir("runtime") / f"deepc_runtime-{triple}-{key.hexdigest()[:20]}.o"
     if not out.exists():
         with atomic_output(out) as tmp:
-            run_tool([*cc, *flags, "-c", str(RUNTIME_SOURCE), "-o", str(tmp)],
-                 "compile the deepc runtime", target)
+            run_tool([*argv, *flags, "-c", str(RUNTIME_SOURCE), "-o", str(tmp)],
+                     "compile the deepc runtime", target)
     return out
 
 
 def link_shared(objects: Sequence[Path], target: Any, out: Path) -> Path:
-    """Link object files into the shared library `out` with the target's cc."""
-    cc = compiler(target)
+    """Link object files into the shared library `out` with the target's C compiler; one that
+    needs a glibc newer than the target's libc floor is refused (libc_floor.py)."""
+    cc = choose(target)
     ldflags = list(getattr(getattr(target, "toolchain", None), "ldflags", ()) or ())
     out = Path(out)
     with atomic_output(out) as tmp:
-        run_tool([*cc, *arch_flags(target), *LINK_FLAGS, "-o", str(tmp), *map(str, objects),
-              *ldflags, *LINK_LIBS], f"link {out.name}", target)
+        run_tool([*cc.argv, *cc.flags(arch_flags(target)), *LINK_FLAGS, "-o", str(tmp),
+                  *map(str, objects), *ldflags, *LINK_LIBS], f"link {out.name}", target)
+        check_libc_floor(tmp, target, out.name)
         tmp.chmod(0o755)
     return out
 

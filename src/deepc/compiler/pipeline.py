@@ -68,7 +68,8 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
             input_shapes: Mapping[str, tuple[int, ...]] | None = None,
             opt_level: int = 2, pass_context: Any = None,
             progress: Progress | None = None, allow_tf32: bool | None = None,
-            tuned: Mapping[str, Mapping[str, Any]] | None = None) -> CompiledModel:
+            tuned: Mapping[str, Mapping[str, Any]] | None = None,
+            static_runner: bool = False) -> CompiledModel:
     """Compile a model (path or graph IR) for a target (name, path or Target).
 
     `opt_level` picks the graph pass pipeline (passes/manager.py PIPELINES): -O0 none, -O1
@@ -78,13 +79,19 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     products (rtol ~1e-2 instead of ~1e-3); None reads DEEPC_ALLOW_TF32.
     `tuned` maps workload keys to the knobs to schedule them with (deepc.tune.log's
     `best_knobs` of a tuning log); their records say source "tuned".
+    `static_runner` (CPU targets): the bundle's bin/run_model is linked fully static with the
+    model inside (musl through zig for cross targets), so it runs on any Linux of the target's
+    architecture whatever its C library.
     `pass_context` (a deepc.passes.PassContext) carries pass options: disabled passes,
     passes to print after, and collects pass times and dumps for the caller.
     """
     start = time.perf_counter()
     tgt = load_target(target)
     backend = backend_for(tgt)
-    options = CompileOptions(opt_level, allow_tf32, dict(tuned or {}))
+    if static_runner and tgt.kind != "cpu":
+        raise TargetError(f"--static-runner links a CPU bundle's bin/run_model, and target"
+                          f" {tgt.name!r} is a {tgt.kind} device — leave the option out")
+    options = CompileOptions(opt_level, allow_tf32, dict(tuned or {}), static_runner)
     report = progress or (lambda stage, done, total: None)
     graph, kernels = lower_model(model, tgt, opt_level, input_shapes, pass_context, report)
     report("schedule", 0, 1)

@@ -39,11 +39,12 @@ def render_main(num_inputs: int, num_outputs: int) -> str:
                 .replace("/* @OUTPUT_ROWS@ */\n", _rows("OUTPUT", num_outputs)))
 
 
-def example_cflags(target: Any) -> list[str]:
-    """Flags for main.c: the target's -mcpu/-march and cflags, as for the model's runtime."""
+def example_cflags(target: Any, cc: Any) -> list[str]:
+    """Flags for main.c: the target's -mcpu/-march and cflags, as for the model's runtime,
+    spelled for `cc` (a deepc.backends.compilers.CCompiler)."""
     from deepc.backends.link import arch_flags
 
-    return [*CFLAGS, *arch_flags(target)]
+    return [*CFLAGS, *cc.flags(arch_flags(target))]
 
 
 def example_ldflags(target: Any) -> list[str]:
@@ -55,16 +56,19 @@ def _make_words(words: list[str]) -> str:
     return shlex.join(words).replace("$", "$$")
 
 
-def render_makefile(target: Any) -> str:
-    """example/Makefile: builds run_model from main.c with the target's C compiler."""
-    cc = target.toolchain.cc or "cc"
+def render_makefile(target: Any, cc: Any) -> str:
+    """example/Makefile: builds run_model from main.c with `cc`, the C compiler that built the
+    bundle (a deepc.backends.compilers.CCompiler)."""
     triple = getattr(target.isa, "triple", None) or "this machine"
+    tool = "zig cc" if cc.kind == "zig" else cc.argv[0]
+    other = ("" if cc.kind == "cc" or not target.toolchain.cc
+             else f"# with the gcc cross compiler instead: make CC={target.toolchain.cc};\n")
     return "\n".join([
-        f"# Builds run_model (see main.c) for {target.name} ({triple}) with {cc},",
-        "# linked with ../lib/model.so; to build on the device itself: make CC=gcc.",
+        f"# Builds run_model (see main.c) for {target.name} ({triple}) with {tool},",
+        f"# linked with ../lib/model.so;\n{other}# to build on the device itself: make CC=gcc.",
         "# Then: ./run_model ../params.bin INPUT.bin... OUTPUT.bin... (./run_model -i names them)",
-        f"CC = {cc}",
-        f"CFLAGS = {_make_words(example_cflags(target))}",
+        f"CC = {cc.make_words()}",
+        f"CFLAGS = {_make_words(example_cflags(target, cc))}",
         f"LDFLAGS = -L../lib {_make_words(example_ldflags(target))}",
         f"LDLIBS = {_make_words(list(LDLIBS))}",
         "",
@@ -75,13 +79,22 @@ def render_makefile(target: Any) -> str:
     ])
 
 
-def example_files(target: Any, num_inputs: int, num_outputs: int) -> dict[str, str]:
+def example_files(target: Any, cc: Any, num_inputs: int, num_outputs: int) -> dict[str, str]:
     """The example's files by their path in the bundle."""
-    return {MAIN: render_main(num_inputs, num_outputs), MAKEFILE: render_makefile(target)}
+    return {MAIN: render_main(num_inputs, num_outputs), MAKEFILE: render_makefile(target, cc)}
 
 
-def runner_argv(target: Any, cc: list[str], root: Path) -> list[str]:
+def runner_argv(target: Any, cc: Any, root: Path) -> list[str]:
     """The command that builds `root`/bin/run_model from `root`/example/main.c, as make would,
     in a directory laid out like the bundle."""
-    return [*cc, *example_cflags(target), f"-I{root / 'include'}", "-o", str(root / RUNNER),
-            str(root / MAIN), f"-L{root / 'lib'}", *example_ldflags(target), *LDLIBS]
+    return [*cc.argv, *example_cflags(target, cc), f"-I{root / 'include'}", "-o",
+            str(root / RUNNER), str(root / MAIN), f"-L{root / 'lib'}", *example_ldflags(target),
+            *LDLIBS]
+
+
+def static_runner_argv(target: Any, cc: Any, root: Path, objects: list[Path]) -> list[str]:
+    """The command that builds `root`/bin/run_model fully static, the model's `objects` (its
+    kernels and the runtime, compiled for the static C library) linked in: it runs on any
+    Linux of the architecture, with no C library and no lib/model.so beside it."""
+    return [*cc.static_argv, *example_cflags(target, cc), f"-I{root / 'include'}", "-o",
+            str(root / RUNNER), str(root / MAIN), *map(str, objects), "-lm", "-lpthread"]

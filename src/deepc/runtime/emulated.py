@@ -46,8 +46,8 @@ def emulator_argv(target: Mapping[str, Any]) -> list[str]:
                              f" not installed — {todo}")
     sysroot = next((argv[k + 1] for k, a in enumerate(argv[:-1]) if a == "-L"), None)
     if sysroot and not Path(sysroot).is_dir():
-        # the cross compiler's package pulls in the target's C library, which the -L dir holds
-        package = toolchain.get("cc_package")
+        # the target's C library (no compiler needed), which a gcc cross compiler pulls in too
+        package = toolchain.get("sysroot_package") or toolchain.get("cc_package")
         todo = (f"install it with `apt-get install {package}`" if package
                 else "install the target's C library there")
         raise ToolchainError(f"the emulator's sysroot {sysroot} (-L in toolchain.emulator of"

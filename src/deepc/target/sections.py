@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -12,6 +13,8 @@ KINDS = ("cpu", "cuda", "opencl", "metal", "wasm", "fpga")
 VECTOR_KINDS = ("cpu", "wasm")
 BACKENDS = ("llvm", "cuda", "opencl", "metal", "wasm", "hls", "c")
 HLS_FLAVOURS = ("vitis", "vivado", "intel")
+COMPILERS = ("zig", "cc")
+LIBC = re.compile(r"glibc-(\d+)\.(\d+)")
 
 
 def _choice(values: tuple[str, ...], **default: None) -> typing.Any:
@@ -71,6 +74,13 @@ class Intrinsics:
 class Toolchain:
     """External tools a build or a run needs; *_package names the Debian package providing it."""
 
+    # C compilers in preference order, the first one installed builds: "zig" (`zig cc` from
+    # the ziglang package, for zig_target at the libc floor) and "cc" (the command below)
+    compilers: tuple[str, ...] = ()
+    zig_target: str | None = None  # zig's name for the platform, without the glibc version
+    # the oldest C library the bundles must load on, "glibc-2.28": no shipped ELF file needs
+    # a symbol version newer than it
+    libc: str | None = None
     cc: str | None = None
     cflags: tuple[str, ...] = ()
     linker: str | None = None
@@ -82,6 +92,12 @@ class Toolchain:
     linker_package: str | None = None
     emulator_package: str | None = None
     runner_package: str | None = None
+    sysroot_package: str | None = None  # the target's C library that the emulator's -L holds
+
+    def glibc_floor(self) -> tuple[int, int] | None:
+        """The libc floor as (major, minor), None where the target declares none."""
+        found = LIBC.fullmatch(self.libc or "")
+        return (int(found[1]), int(found[2])) if found else None
 
     def package_for(self, tool: str) -> str | None:
         """The Debian package that provides `tool` ("cc", "linker", "emulator", "runner")."""

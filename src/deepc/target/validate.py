@@ -9,7 +9,9 @@ from deepc.errors import TargetError
 from deepc.target.sections import (
     BACKENDS_FOR_KIND,
     COMMON_SECTIONS,
+    COMPILERS,
     FIELD_SPECS,
+    LIBC,
     REQUIRED,
     SECTION_KINDS,
     SECTIONS,
@@ -123,6 +125,24 @@ def _check_consistency(data: dict[str, Any], where: str) -> None:
             raise fail(where, f"{small} ({low}) exceeds {large} ({high}) — fix one of them")
 
 
+def _check_toolchain(data: dict[str, Any], where: str) -> None:
+    """The compilers a target prefers exist in the file, and its libc floor is readable."""
+    toolchain = data.get("toolchain", {})
+    libc = toolchain.get("libc")
+    if libc is not None and not LIBC.fullmatch(libc):
+        raise fail(where, f"toolchain.libc must read like \"glibc-2.28\", got {libc!r}"
+                          " — name the oldest glibc the bundles must load on")
+    for name in toolchain.get("compilers", ()):
+        if name not in COMPILERS:
+            raise fail(where, f"toolchain.compilers lists {name!r} — each entry must be one of"
+                              f" {', '.join(COMPILERS)}")
+        needs = ("zig_target", "libc") if name == "zig" else ("cc",)
+        for key in needs:
+            if toolchain.get(key) is None:
+                raise fail(where, f"toolchain.compilers lists {name!r} but toolchain.{key} is"
+                                  " not set — add it under [toolchain]")
+
+
 def _build_section(section: str, values: dict[str, Any]) -> Any:
     specs = FIELD_SPECS[section]
     converted = {
@@ -142,6 +162,7 @@ def resolve(data: dict[str, Any], where: str) -> dict[str, Any]:
                               " — load the file with load_target() instead")
     _check_kind_rules(data, where)
     _check_consistency(data, where)
+    _check_toolchain(data, where)
     kwargs: dict[str, Any] = {"name": data["name"], "description": data.get("description", "")}
     for section in SECTIONS:
         if section in data or section in COMMON_SECTIONS:

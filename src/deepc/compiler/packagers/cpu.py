@@ -2,7 +2,9 @@
 
 Every CPU bundle carries the C example (example/main.c + Makefile); a bundle for a target that
 names an emulator (a cross target) also carries bin/run_model, that example prebuilt, through
-which the Python runtime runs the model under the emulator on this machine.
+which the Python runtime runs the model under the emulator on this machine. With
+`static_runner` the runner is linked fully static with the model inside (musl through zig), so
+it runs on any Linux of the architecture, whatever its C library.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deepc.backends.link import compiler, link_model, run_tool
+from deepc.backends.compilers import CCompiler, choose
+from deepc.backends.libc_floor import check_libc_floor
+from deepc.backends.link import compile_runtime, link_model, run_tool
 from deepc.compiler.packagers.common import params_of, tensor_specs, write_model_bundle
 from deepc.compiler.packagers.registry import PACKAGERS
 from deepc.runtime.bundle import HEADER, LIBRARY, TensorSpec
-from deepc.runtime.c_example import RUNNER, example_files, runner_argv
+from deepc.runtime.c_example import RUNNER, example_files, runner_argv, static_runner_argv
 from deepc.runtime.header import render_header
 from deepc.runtime.memory import ALIGN
 from deepc.version import __version__
@@ -26,11 +30,26 @@ def needs_runner(target: Any) -> bool:
     return bool(getattr(target.toolchain, "emulator", None))
 
 
-def build_runner(root: Path, target: Any) -> Path:
-    """Compile `root`/example/main.c against `root`/lib/model.so into `root`/bin/run_model."""
+def build_runner(root: Path, target: Any, cc: CCompiler | None = None) -> Path:
+    """Compile `root`/example/main.c against `root`/lib/model.so into `root`/bin/run_model
+    (with the target's first installed compiler unless `cc` is given)."""
+    cc = cc or choose(target)
     (root / RUNNER).parent.mkdir(parents=True, exist_ok=True)
-    run_tool(runner_argv(target, compiler(target), root),
-             "build the example program bin/run_model", target)
+    run_tool(runner_argv(target, cc, root), "build the example program bin/run_model", target)
+    check_libc_floor(root / RUNNER, target, RUNNER)
+    return root / RUNNER
+
+
+def build_static_runner(root: Path, target: Any, cc: CCompiler, object_code: bytes) -> Path:
+    """`root`/bin/run_model linked fully static, the model's kernels and runtime inside (a
+    static program cannot load lib/model.so, which is built against glibc)."""
+    (root / RUNNER).parent.mkdir(parents=True, exist_ok=True)
+    model = root / "model.o"
+    model.write_bytes(object_code)
+    objects = [model, compile_runtime(target, static=True)]
+    run_tool(static_runner_argv(target, cc, root, objects),
+             "build the static program bin/run_model", target)
+    model.unlink()
     return root / RUNNER
 
 
@@ -50,21 +69,25 @@ def header_text(compiled: Any, inputs: list[TensorSpec], outputs: list[TensorSpe
 @PACKAGERS.register("cpu")
 def write_cpu_bundle(compiled: Any, path: Path) -> Path:
     target = compiled.target
+    cc = choose(target)
     params = params_of(compiled)
     inputs = tensor_specs(compiled, compiled.graph.inputs)
     outputs = tensor_specs(compiled, compiled.graph.outputs)
     header = header_text(compiled, inputs, outputs, len(params.data))
-    files: dict[str, Any] = dict(example_files(target, len(inputs), len(outputs)))
-    extra: dict[str, Any] = {}
+    files: dict[str, Any] = dict(example_files(target, cc, len(inputs), len(outputs)))
+    extra: dict[str, Any] = {"compiler": cc.kind}
     with tempfile.TemporaryDirectory(prefix="deepc-bundle-") as tmp:
         # laid out like the bundle, so the runner links and finds model.so as on the device
         root = Path(tmp)
         library = link_model(compiled.module.binary, target, root / LIBRARY)
-        if needs_runner(target):
+        static = compiled.options.static_runner
+        if needs_runner(target) or static:
             for member, text in [(HEADER, header), *files.items()]:
                 (root / member).parent.mkdir(parents=True, exist_ok=True)
                 (root / member).write_text(text)
-            files[RUNNER] = build_runner(root, target)
+            files[RUNNER] = (build_static_runner(root, target, cc, compiled.module.binary)
+                             if static else build_runner(root, target, cc))
             extra["runner"] = RUNNER
+            extra["runner_static"] = static
         return write_model_bundle(compiled, path, library=library, params=params, extra=extra,
                                   header=header, extra_files=files)
