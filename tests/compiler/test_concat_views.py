@@ -131,3 +131,42 @@ def test_fusion_keeps_an_in_place_concat_alone() -> None:
     assert ["slice", "concat"] in [[n.op for n in g] for g in groups_of(fused(graph))]
     compiled = assert_compiled_matches(graph)
     assert not compiled.plan.views and concat_calls(compiled)
+
+
+DEVICE_GRAPHS = [pytest.param(lambda: branches(), id="workspace"),
+                 pytest.param(lambda: branches(out="cat", nest=True, channels=(8, 8, 16)),
+                              id="nested-in-output")]
+
+
+def assert_matches(graph: Graph, got: dict[str, np.ndarray], rtol: float = 1e-4) -> None:
+    want = run_graph(graph, feeds_for(graph))
+    for name in graph.outputs:
+        np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", DEVICE_GRAPHS)
+def test_opencl_bundles_write_the_parts_in_place(make: object, tmp_path: Path) -> None:
+    from tests.backends.opencl.conftest import opencl_missing
+
+    if why := opencl_missing():
+        pytest.skip(why)
+    graph = make()  # type: ignore[operator]
+    compiled = deepc.compile(graph, "opencl-cpu")
+    assert_views(compiled, len(set(c for c, _ in compiled.plan.views.values())))
+    assert compiled.plan.views
+    assert_matches(graph, deepc.load(compiled.save(tmp_path / "m.tar")).run(feeds_for(graph)))
+
+
+@pytest.mark.parametrize("make", DEVICE_GRAPHS)
+def test_cuda_device_plan_writes_the_parts_in_place(make: object, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA C and its device plan (arena offsets per launch), run on the CPU."""
+    from deepc.backends.cuda.backend import CudaBackend
+    from deepc.backends.gpu.backend import GpuBackend
+    from tests.backends.cuda.omp_blocks import run_device_plan
+
+    monkeypatch.setattr(CudaBackend, "binary", GpuBackend.binary)  # no nvcc: the CPU runs it
+    graph = make()  # type: ignore[operator]
+    compiled = deepc.compile(graph, "cuda-sm80", allow_tf32=False)
+    assert compiled.plan.views and not concat_calls(compiled)
+    assert_matches(graph, run_device_plan(compiled, feeds_for(graph), tmp_path))
