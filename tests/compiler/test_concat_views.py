@@ -170,3 +170,19 @@ def test_cuda_device_plan_writes_the_parts_in_place(make: object, tmp_path: Path
     compiled = deepc.compile(graph, "cuda-sm80", allow_tf32=False)
     assert compiled.plan.views and not concat_calls(compiled)
     assert_matches(graph, run_device_plan(compiled, feeds_for(graph), tmp_path))
+
+
+def test_hls_top_calls_the_parts_at_their_offsets_in_the_output() -> None:
+    """The FPGA arena: one output region the size of the concat; each kernel's part is an
+    address inside it (the HLS top function's call arguments, in floats)."""
+    graph = branches(out="cat", nest=True, channels=(8, 8, 16))
+    compiled = deepc.compile(graph, "fpga-zcu104")
+    plan, layout = compiled.plan, compiled.module.report["layout"]
+    assert not concat_calls(compiled) and len(plan.views) == 4
+    [(start, floats)] = layout["outputs"]
+    assert floats == graph.types["cat"].size
+    for kern in plan.calls:
+        line = next(x for x in compiled.source.splitlines() if x.startswith(f"  {kern.name}("))
+        args = [int(a.split("+")[1]) for a in line[line.index("(") + 1:-2].split(",")]
+        (part,) = kern.outputs
+        assert args[len(kern.inputs)] == start + plan.locations[part].offset // 4
