@@ -28,12 +28,13 @@ from tests.test_cli import EXAMPLE, run
 
 def simulate(graph: Graph, plan: Plan) -> None:
     """Run the plan on tags instead of numbers: each kernel call checks that every workspace
-    value it reads still holds what was written for it, then tags what it writes."""
+    value it reads still holds what was written for it, then tags what it writes. A concat's
+    parts tag their slices with the concat, so reading it checks every part is still there."""
     regions: list[tuple[int, int, str]] = []  # (start, end, value whose data lies there)
 
     def owner(value: str) -> str:
-        while value in plan.aliases:
-            value = plan.aliases[value]
+        while value in plan.aliases or value in plan.views:
+            value = plan.aliases[value] if value in plan.aliases else plan.views[value][0]
         return value
 
     def span(value: str) -> tuple[int, int]:
@@ -62,7 +63,7 @@ def simulate(graph: Graph, plan: Plan) -> None:
             for a, b, v in regions:  # what the write leaves of older regions
                 kept += [(a, min(b, lo), v)] if a < lo else []
                 kept += [(max(a, hi), b, v)] if b > hi else []
-            regions = [r for r in kept if r[0] < r[1]] + [(lo, hi, value)]
+            regions = [r for r in kept if r[0] < r[1]] + [(lo, hi, owner(value))]
 
 
 def branches() -> Graph:

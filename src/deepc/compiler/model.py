@@ -43,7 +43,9 @@ class CompiledModel:
     def stats(self) -> dict[str, Any]:
         stats = {
             "kernels": len(self.kernels),
-            "kernel_calls": len(self.plan.calls),  # zero-copy reshapes are not called
+            # zero-copy reshapes and concats written in place by their parts are not called
+            "kernel_calls": len(self.plan.calls),
+            "concats_in_place": len({c for c, _ in self.plan.views.values()}),
             "arena_bytes": self.plan.workspace_bytes,
             "arena_lower_bound_bytes": self.plan.lower_bound_bytes,
             "naive_bytes": self.plan.naive_bytes,

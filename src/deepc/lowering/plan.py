@@ -5,6 +5,8 @@ other value gets an offset in one workspace arena, planned statically:
 
 - a kernel that only reshapes (reshape, identity) is not called: its output is a zero-copy
   alias of its input's memory;
+- a concat whose parts are written for it alone is not called either: each part's producer
+  writes into its slice of the concat's buffer (`views.py`);
 - a kernel that may run in place (`inplace.py`) writes its output over an input that dies
   at that kernel;
 - values whose lifetimes do not meet share memory (`arena.py` packs them);
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from deepc.ir.graph import Graph
 from deepc.lowering.arena import Block, pack, peak_bytes
 from deepc.lowering.inplace import inplace_pairs
 from deepc.lowering.kernels import Kernel
+from deepc.lowering.views import concat_views
 
 ALIGN = 64
 ZERO_COPY_OPS = frozenset({"reshape", "identity"})
@@ -62,6 +65,8 @@ class Plan:
     lower_bound_bytes: int = 0  # most bytes live at once in the call order: no arena is smaller
     inplace: dict[str, str] = field(default_factory=dict)  # output -> input it overwrites
     aliases: dict[str, str] = field(default_factory=dict)  # zero-copy output -> its input
+    # concat part -> (the concat's output, byte offset of the part in it)
+    views: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +79,7 @@ class Plan:
             "params_bytes": self.params_bytes,
             "inplace": dict(self.inplace),
             "aliases": dict(self.aliases),
+            "views": {k: list(v) for k, v in self.views.items()},
         }
 
 
@@ -116,24 +122,30 @@ def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
         locations[name] = Location("param", offset=off)
 
     aliases = {k.outputs[0]: k.inputs[0] for k in kernels if is_zero_copy(graph, k, locations)}
-    called = [k for k in kernels if not (len(k.outputs) == 1 and k.outputs[0] in aliases)]
+    views = concat_views(graph, kernels, locations, aliases)
+    joined = {concat for concat, _ in views.values()}
+    # a concat's output is its parts' memory: neither it nor a zero-copy alias is called
+    called = [k for k in kernels if not (len(k.outputs) == 1 and (
+        k.outputs[0] in aliases or k.outputs[0] in joined))]
+    owner = {**aliases, **{part: concat for part, (concat, _) in views.items()}}
     best: _Arena | None = None
-    for order in (called, memory_order(graph, called, aliases, locations)):
-        arena = _assign(graph, order, aliases, locations)
+    for order in (called, memory_order(graph, called, owner, locations)):
+        arena = _assign(graph, order, owner, locations)
         if best is None or arena.size < best.size:
             best = arena
     assert best is not None
+    shift = {part: off for part, (_, off) in views.items()}
     for kern in kernels:
         for out in kern.outputs:
             if out in locations:
                 continue
-            root = _owner_of(best.owner, out)
-            locations[out] = locations.get(root) or Location("workspace",
-                                                             offset=best.offsets[root])
+            root, off = _owner_of(best.owner, out), _shift_of(best.owner, shift, out)
+            base = locations.get(root) or Location("workspace", offset=best.offsets[root])
+            locations[out] = replace(base, offset=base.offset + off)
     naive = sum(value_bytes(graph, o) for k in kernels for o in k.outputs
                 if o not in graph.outputs)
     return Plan(best.order, locations, best.size, params_bytes, param_order, naive,
-                best.lower_bound, best.inplace, aliases)
+                best.lower_bound, best.inplace, aliases, views)
 
 
 def is_zero_copy(graph: Graph, kern: Kernel, fixed: dict[str, Location]) -> bool:
@@ -156,9 +168,20 @@ def _owner_of(owner: dict[str, str], value: str) -> str:
     return value
 
 
+def _shift_of(owner: dict[str, str], shift: dict[str, int], value: str) -> int:
+    """Bytes from the start of `value`'s owner's memory to `value` (a concat part's offset,
+    summed through concats that are parts of others)."""
+    total = 0
+    while value in owner:
+        total += shift.get(value, 0)
+        value = owner[value]
+    return total
+
+
 def _assign(graph: Graph, order: Sequence[Kernel], aliases: dict[str, str],
             fixed: dict[str, Location]) -> _Arena:
-    """Owners (zero-copy aliases, then in-place outputs) and arena offsets for one order."""
+    """Owners (zero-copy aliases and concat views, then in-place outputs) and arena offsets
+    for one order. A concat's memory is live from its first part's write."""
     owner = dict(aliases)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -166,7 +189,7 @@ def _assign(graph: Graph, order: Sequence[Kernel], aliases: dict[str, str],
         for a in kern.inputs:
             last[_owner_of(owner, a)] = step
         for o in kern.outputs:
-            first.setdefault(o, step)
+            first.setdefault(_owner_of(owner, o), step)
     inplace: dict[str, str] = {}
     for step, kern in enumerate(order):
         if not kern.func.attrs.get("may_alias"):
@@ -181,7 +204,8 @@ def _assign(graph: Graph, order: Sequence[Kernel], aliases: dict[str, str],
             owner[out] = root
             inplace[out] = src
             last[root] = max(step, last.get(out, step))
-    roots = [o for kern in order for o in kern.outputs if o not in fixed and o not in owner]
+    roots = [r for r in dict.fromkeys(_owner_of(owner, o) for kern in order for o in kern.outputs)
+             if r not in fixed]
     blocks = [Block(first[r], max(first[r], last.get(r, first[r])), value_bytes(graph, r))
               for r in roots]
     offsets, size = pack(blocks)
@@ -189,17 +213,21 @@ def _assign(graph: Graph, order: Sequence[Kernel], aliases: dict[str, str],
                   inplace)
 
 
-def memory_order(graph: Graph, kernels: Sequence[Kernel], aliases: dict[str, str],
+def memory_order(graph: Graph, kernels: Sequence[Kernel], owner: dict[str, str],
                  fixed: dict[str, Location]) -> list[Kernel]:
     """A topological order that, among the kernels ready to run, picks the one that grows
-    the live memory least (frees the most), the earliest in the graph's order on ties."""
-    producer = {o: k for k, kern in enumerate(kernels) for o in kern.outputs}
-    reads = [{_owner_of(aliases, a) for a in kern.inputs} for kern in kernels]
+    the live memory least (frees the most), the earliest in the graph's order on ties.
+    `owner` maps a value to the value whose memory it uses (zero-copy aliases, concat parts)."""
+    producers: dict[str, set[int]] = {}  # a concat's memory has one per part
+    for k, kern in enumerate(kernels):
+        for o in kern.outputs:
+            producers.setdefault(_owner_of(owner, o), set()).add(k)
+    reads = [{_owner_of(owner, a) for a in kern.inputs} for kern in kernels]
     readers: dict[str, int] = {}
     for values in reads:
         for v in values:
             readers[v] = readers.get(v, 0) + 1
-    deps = [{producer[v] for v in values if v in producer} for values in reads]
+    deps = [{p for v in values for p in producers.get(v, ())} for values in reads]
     waiting = [len(d) for d in deps]
     after: list[list[int]] = [[] for _ in kernels]
     for k, d in enumerate(deps):
@@ -207,9 +235,10 @@ def memory_order(graph: Graph, kernels: Sequence[Kernel], aliases: dict[str, str
             after[p].append(k)
 
     def growth(k: int) -> int:
-        grown = sum(value_bytes(graph, o) for o in kernels[k].outputs if o not in fixed)
+        grown = sum(value_bytes(graph, o) for o in kernels[k].outputs
+                    if _owner_of(owner, o) not in fixed)
         freed = sum(value_bytes(graph, v) for v in reads[k]
-                    if readers[v] == 1 and v in producer and v not in fixed)
+                    if readers[v] == 1 and v in producers and v not in fixed)
         return grown - freed
 
     ready = [(growth(k), k) for k in range(len(kernels)) if waiting[k] == 0]

@@ -11,7 +11,11 @@ elementwise, broadcast or injective:
 - injective producers fuse into a reduction (its loops read them inlined); into a
   conv/matmul only pure index remaps (reshape, identity) do, so flatten costs nothing;
 - OPAQUE ops stay alone, and a producer never joins a group whose loops would recompute
-  it for every broadcast copy of an element.
+  it for every broadcast copy of an element;
+- a concat whose parts are each the result of a kernel that exists anyway (a conv, a
+  reduction, an opaque op, another such concat) and read by the concat alone stays alone:
+  the memory plan lets those kernels write into its slices and calls no copy
+  (lowering/views.py), so its consumer reads one buffer instead of selecting between parts.
 
 A producer group joins a consumer group only when every consumer of its values is in that
 group (the consumer post-dominates it), so groups stay convex and the kernel graph acyclic.
@@ -25,6 +29,7 @@ import heapq
 from dataclasses import replace
 
 from deepc.ir.graph import Graph, Node
+from deepc.lowering.views import part_offsets
 from deepc.ops import get_op
 from deepc.ops.registry import FusionKind
 from deepc.passes.manager import PassContext, register_pass
@@ -75,11 +80,36 @@ class _Fusion:
         self.group = list(range(len(graph.nodes)))
         self.members: dict[int, list[int]] = {k: [k] for k in range(len(graph.nodes))}
         self.graph_outputs = set(graph.outputs)
+        self.alone: set[int] = set()  # concats whose parts the plan writes in place
 
     def run(self) -> list[list[int]]:
         for k in range(len(self.nodes)):
-            self.grow(self.group[k])
+            if self.joined_in_place(k):
+                self.alone.add(k)
+            else:
+                self.grow(self.group[k])
         return self.ordered_groups()
+
+    def joined_in_place(self, k: int) -> bool:
+        """Whether node k is a concat whose parts the memory plan can write in place and
+        whose parts' kernels exist whatever this concat does (their groups are final: only
+        this concat reads the parts, and it pulls no producer in)."""
+        node = self.nodes[k]
+        if node.op != "concat":
+            return False
+        parts = [i for i in node.inputs if i]
+        if len(set(parts)) != len(parts) or part_offsets(
+                [self.graph.types[p] for p in parts], int(node.attr("axis"))) is None:
+            return False
+        for p in parts:
+            src = self.producer.get(p)
+            if src is None or p in self.graph_outputs or self.users.get(p) != [k]:
+                return False
+            g = self.group[src]
+            if self.master(g) is None and not any(
+                    self.kind[j] == FusionKind.OPAQUE or j in self.alone for j in self.members[g]):
+                return False
+        return True
 
     def grow(self, h: int) -> None:
         """Pull producer groups into group `h` until none can join; a join can make
@@ -133,7 +163,7 @@ class _Fusion:
         both = self.members[g] + self.members[h]
         if len(both) > MAX_GROUP_NODES:
             return False
-        if any(self.kind[k] == FusionKind.OPAQUE for k in both):
+        if any(self.kind[k] == FusionKind.OPAQUE or k in self.alone for k in both):
             return False
         edges = self.edges(g, h)
         if not edges:

@@ -44,10 +44,10 @@ def kernel_calls(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray]) -> 
 
     def pointer(value: str) -> int:
         loc = plan.locations[value]
-        if loc.kind == "input":
-            return ins[value].ctypes.data
-        if loc.kind == "output":
-            return outs[value].ctypes.data
+        if loc.kind in ("input", "output"):
+            slot = graph.inputs if loc.kind == "input" else graph.outputs
+            array = ins if loc.kind == "input" else outs
+            return array[slot[loc.index]].ctypes.data + loc.offset
         return (params if loc.kind == "param" else workspace) + loc.offset
 
     calls = []

@@ -20,6 +20,7 @@ import pytest
 from deepc.backends.cuda.dialect import MMA_HELPERS
 from deepc.backends.gpu.render import render_cuda
 from deepc.ir.graph import Graph
+from deepc.ir.types import np_dtype
 from deepc.lowering.kernels import graph_kernels
 from tests.backends.cuda.simulate import drivers, execute
 
@@ -89,10 +90,20 @@ def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: 
     kernels = graph_kernels(graph)
     source, launches, scratch, records = render_cuda(kernels, target, dialect,
                                                      allow_tf32=allow_tf32)
+    lib = build_blocks(source, kernels, (launches, scratch), tmp, allow_tf32)
+    outs = execute(lib, graph, kernels, (launches, scratch), feeds, np.nan)
+    return outs, records
+
+
+def build_blocks(source: str, kernels: list, plan: tuple[dict, dict], tmp: Path,
+                 allow_tf32: bool = False) -> ctypes.CDLL:
+    """The CUDA C `source` of `kernels` built for the CPU, with a `run_<launch>` driver per
+    launch that runs its blocks one after another."""
     if allow_tf32:
         source = source.replace(MMA_HELPERS, MMA_SHIM)
     assert "asm" not in source, "inline PTX cannot run on the CPU"
     source = source.replace("#include <cuda_fp16.h>", SHIM)
+
     def body(launch: Any, args: str) -> str:  # void* -> T*: -fpermissive
         gx, gy, gz = launch.grid
         return (f"  omp_set_dynamic(0);\n"
@@ -104,11 +115,38 @@ def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: 
                 f"  }}\n")
 
     src = tmp / "blocks.cpp"
-    src.write_text(source + drivers(kernels, (launches, scratch), 'extern "C" ', body))
+    src.write_text(source + drivers(kernels, plan, 'extern "C" ', body))
     lib = tmp / "blocks.so"
     done = subprocess.run(["g++", "-O1", "-fopenmp", "-shared", "-fPIC", "-w", "-fpermissive",
                            "-o", str(lib), str(src)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    outs = execute(ctypes.CDLL(str(lib)), graph, kernels, (launches, scratch), feeds, np.nan)
-    return outs, records
+    return ctypes.CDLL(str(lib))
+
+
+def run_device_plan(compiled: Any, feeds: dict[str, np.ndarray],
+                    tmp: Path) -> dict[str, np.ndarray]:
+    """A CUDA model as its bundle runs it, on the CPU: one byte arena laid out by the device
+    plan (params, workspace, scratch, inputs, outputs; the rest NaN-poisoned), every launch
+    called in plan order with the arena's base plus its argument offsets."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: CUDA C is run on the CPU through g++ -fopenmp")
+    from deepc.compiler.packagers.arena import device_plan
+
+    module, graph = compiled.module, compiled.graph
+    lib = build_blocks(module.source, compiled.kernels, (module.launches, module.scratch), tmp)
+    plan = device_plan(compiled)
+    arena = np.full(plan["arena_bytes"] // 4 + 1, np.nan, np.float32).view(np.uint8)
+    params = np.frombuffer(compiled.params(), np.uint8)
+    arena[plan["params_offset"]:plan["params_offset"] + params.size] = params
+    for off, name in zip(plan["inputs"], graph.inputs):
+        data = np.ascontiguousarray(feeds[name]).view(np.uint8).ravel()
+        arena[off:off + data.size] = data
+    base = arena.ctypes.data
+    for launch in plan["launches"]:
+        getattr(lib, f"run_{launch['func']}")(*[ctypes.c_void_p(base + a) for a in launch["args"]])
+    outs = {}
+    for off, name in zip(plan["outputs"], graph.outputs):
+        t = graph.types[name]
+        outs[name] = arena[off:off + t.nbytes].view(np_dtype(t.dtype)).reshape(t.shape).copy()
+    return outs

@@ -32,13 +32,18 @@ def arena_layout(plan: Plan, scratch: dict[str, tuple[Buffer, ...]]) -> dict[str
                 raise InputError(f"kernel {k.name} passes {name!r} as {buf.dtype}; the hls"
                                  " backend moves float32 tensors only")
             sizes[name] = buf.size
+    joined: dict[str, int] = {}  # a concat written by its parts is no call's argument
+    for part, (concat, _) in plan.views.items():  # inner concats come first
+        joined[concat] = joined.get(concat, 0) + sizes.get(part, joined.get(part, 0))
+    for name, n in joined.items():
+        sizes.setdefault(name, n)
     workspace = _align(plan.params_bytes // 4)
     scratch_offset = workspace + _align(plan.workspace_bytes // 4)
     pos = scratch_offset + max([0, *(_scratch_offsets(scratch[k.name], 0)[1]
                                      for k in plan.calls)])
     slots: dict[str, dict[int, tuple[int, int]]] = {"input": {}, "output": {}}
     for name, loc in sorted(plan.locations.items(), key=lambda x: (x[1].kind, x[1].index)):
-        if loc.kind in slots and name in sizes:
+        if loc.kind in slots and name in sizes and name not in plan.views:
             slots[loc.kind][loc.index] = (pos, sizes[name])
             pos = _align(pos + sizes[name])
     return {"arena_floats": pos, "params_floats": plan.params_bytes // 4,
@@ -49,8 +54,8 @@ def arena_layout(plan: Plan, scratch: dict[str, tuple[Buffer, ...]]) -> dict[str
 
 def _where(plan: Plan, layout: dict[str, Any], value: str) -> int:
     loc = plan.locations[value]
-    if loc.kind in ("input", "output"):
-        return layout[f"{loc.kind}s"][loc.index][0]
+    if loc.kind in ("input", "output"):  # a concat's part lies at an offset in an output
+        return layout[f"{loc.kind}s"][loc.index][0] + loc.offset // 4
     return (0 if loc.kind == "param" else layout["workspace_offset"]) + loc.offset // 4
 
 

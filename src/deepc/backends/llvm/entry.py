@@ -31,13 +31,12 @@ def emit_entry(module: ir.Module, plan: Plan) -> ir.Function:
         if value in pointers:
             return pointers[value]
         loc = plan.locations[value]
-        if loc.kind == "input":
-            p = slot(inputs, loc.index)
-        elif loc.kind == "output":
-            p = slot(outputs, loc.index)
+        if loc.kind in ("input", "output"):
+            p = slot(inputs if loc.kind == "input" else outputs, loc.index)
         else:
-            base = params if loc.kind == "param" else workspace
-            p = b.gep(base, [ir.Constant(I64, loc.offset)], source_etype=I8)
+            p = params if loc.kind == "param" else workspace
+        if loc.offset:  # a concat's part inside the concat's buffer, or a value in an arena
+            p = b.gep(p, [ir.Constant(I64, loc.offset)], source_etype=I8)
         pointers[value] = p
         return p
 

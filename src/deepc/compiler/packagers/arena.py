@@ -44,8 +44,8 @@ def device_plan(compiled: Any) -> dict[str, Any]:
 
     def where(value: str) -> int:
         loc = plan.locations[value]
-        if loc.kind in slots:
-            return slots[loc.kind][loc.index]
+        if loc.kind in slots:  # a concat's part lies at an offset in an output
+            return slots[loc.kind][loc.index] + loc.offset
         return (0 if loc.kind == "param" else workspace) + loc.offset
 
     launches = []
