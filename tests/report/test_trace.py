@@ -106,3 +106,25 @@ def test_trace_into_a_missing_folder_fails_before_benching(tmp_path: Path) -> No
     code, _, err = run("bench", str(EXAMPLE), "--compare", "none", "--trace",
                        str(tmp_path / "no" / "t.json"))
     assert_one_line_error(code, err, 2, "does not exist")
+
+
+def test_kernel_calls_outlive_their_binding_while_iterated(tmp_path: Path) -> None:
+    """`for kernel, call in kernel_calls(...)` keeps the bound buffers alive: the calls write
+    into the output arrays the binding owns (freed early, they corrupted the heap)."""
+    import gc
+    import weakref
+
+    import deepc
+    from deepc.runtime.inputs import random_inputs
+    from deepc.runtime.profile import kernel_calls
+
+    compiled = deepc.compile(EXAMPLE)
+    model = deepc.load(compiled.save(tmp_path / "m.tar"))
+    bound = kernel_calls(model, compiled, random_inputs(compiled.graph, 0))
+    alive = weakref.ref(bound)
+    calls = iter(bound)
+    del bound
+    gc.collect()
+    assert alive() is not None
+    for _, call in calls:
+        call()

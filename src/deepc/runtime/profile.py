@@ -25,7 +25,10 @@ class KernelCalls:
     buffers: tuple[Any, ...]  # the inputs and outputs the calls point into, kept alive here
 
     def __iter__(self) -> Iterator[tuple[Any, Callable[[], None]]]:
-        return iter(zip(self.kernels, self.calls))
+        # a generator, so that iterating keeps this object (and `buffers`, which the calls
+        # write into) alive: `for k, call in kernel_calls(...)` holds no other reference, and
+        # freed output arrays written by the kernels corrupted the heap (bench --profile)
+        yield from zip(self.kernels, self.calls)
 
 
 def kernel_calls(model: Any, compiled: Any, feeds: Mapping[str, np.ndarray]) -> KernelCalls:
