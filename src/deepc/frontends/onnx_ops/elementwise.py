@@ -47,13 +47,20 @@ direct("IsInf", "isinf", {"detect_positive": ("detect_positive", 1),
 @converter("Cast")
 def cast(b: GraphBuilder, n: OnnxNode) -> None:
     to = dtype_name(helper.tensor_dtype_to_np_dtype(n.attr("to")))
-    b.emit("cast", n.inputs[:1], {"to": to}, outputs=n.outputs, name=n.name)
+    b.emit("cast", n.inputs[:1], cast_attrs(n, to), outputs=n.outputs, name=n.name)
 
 
 @converter("CastLike")
 def cast_like(b: GraphBuilder, n: OnnxNode) -> None:
-    b.emit("cast", n.inputs[:1], {"to": b.type(n.inputs[1]).dtype}, outputs=n.outputs,
+    b.emit("cast", n.inputs[:1], cast_attrs(n, b.type(n.inputs[1]).dtype), outputs=n.outputs,
            name=n.name)
+
+
+def cast_attrs(n: OnnxNode, to: str) -> dict[str, object]:
+    """`saturate` (opset 19, on by default) only means something for the float8 formats."""
+    if to.startswith("float8"):
+        return {"to": to, "saturate": int(n.attr("saturate", 1))}
+    return {"to": to}
 
 
 @converter("Clip")
