@@ -19,7 +19,7 @@ DTYPES = (
     "uint8", "uint16", "uint32", "uint64",
     "bool", "string", *NARROW_FLOATS, *NARROW_INTS,
 )
-FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+FLOAT_DTYPES = frozenset({"float16", "float32", "float64", *NARROW_FLOATS})
 INT_DTYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
 
 
