@@ -11,7 +11,7 @@ import numpy as np
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
 from deepc.ir.numeric import erf
-from deepc.ir.types import TensorType, np_dtype
+from deepc.ir.types import TensorType, itemsize, np_dtype
 from deepc.ops.common import broadcast_index, broadcast_shape, nary, unary
 from deepc.ops.registry import FusionKind, Op
 
@@ -234,6 +234,32 @@ def _(ins, attrs, outs):  # type: ignore[no-untyped-def]
 
         return compute(x.shape, clamped, "cast")
     return compute(x.shape, lambda *i: x[i].astype(to), "cast")
+
+
+bitcast = Op("bitcast", FusionKind.ELEMWISE,
+             doc="reinterpret each element's bits as attrs['to'], a type of the same width")
+
+
+@bitcast.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, to = ins[0], str(attrs["to"])
+    assert x is not None
+    if "string" in (x.dtype, to) or itemsize(x.dtype) != itemsize(to):
+        raise ValueError(f"bitcast from {x.dtype} to {to}: only between types of one width")
+    return TensorType(x.shape, to)
+
+
+@bitcast.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return ins[0].view(np_dtype(str(attrs["to"])))
+
+
+@bitcast.def_compute
+def _(ins, attrs, outs):  # type: ignore[no-untyped-def]
+    from deepc.ir.tensor import compute
+
+    x, to = ins[0], str(attrs["to"])
+    return compute(x.shape, lambda *i: E.bitcast(x[i], to), "bitcast")
 
 
 # -- binary and n-ary arithmetic --------------------------------------------------------------

@@ -238,6 +238,8 @@ class ExprEmitter:
         return self.builder.xor(x, ones)
 
     def emit_call(self, e: Call) -> ir.Value:
+        if e.func == "bitcast":
+            return self.bitcast(self.emit(e.args[0]), e.args[0].dtype, e.dtype)
         if e.args[0].dtype == "float16" and e.func not in ("isnan", "isinf"):
             # libm has no half-precision functions: compute in float32
             wide = Call(e.func, tuple(Cast("float32", a) for a in e.args), "float32")
@@ -398,6 +400,13 @@ class ExprEmitter:
                 ok = bld.and_(ok, bld.icmp_signed(">=", x, self.splat(x.type, constant(src, lo))))
             x = bld.select(ok, x, izero(x.type))
         return self.emit_cast(x, src, register_dtype(dst))
+
+    def bitcast(self, x: ir.Value, src: str, dst: str) -> ir.Value:
+        """The bits `src` keeps in memory, read as `dst`."""
+        bits = self.to_memory(x, src)
+        ty = memory_type(dst)
+        ty = ir.VectorType(ty, bits.type.count) if isinstance(bits.type, ir.VectorType) else ty
+        return self.from_memory(self.builder.bitcast(bits, ty), dst)
 
     def splat(self, like: ir.Type, c: ir.Constant) -> ir.Constant:
         if isinstance(like, ir.VectorType):

@@ -56,6 +56,12 @@ def cast_like(b: GraphBuilder, n: OnnxNode) -> None:
            name=n.name)
 
 
+@converter("BitCast")
+def bit_cast(b: GraphBuilder, n: OnnxNode) -> None:
+    to = dtype_name(helper.tensor_dtype_to_np_dtype(n.attr("to")))
+    b.emit("bitcast", n.inputs[:1], {"to": to}, outputs=n.outputs, name=n.name)
+
+
 def cast_attrs(n: OnnxNode, to: str) -> dict[str, object]:
     """`saturate` (opset 19, on by default) only means something for the float8 formats."""
     if to.startswith("float8"):
