@@ -11,7 +11,7 @@ import numpy as np
 # narrow formats held in memory as ml_dtypes lays them out (one byte an element, two for
 # bfloat16) and computed in a wider register type
 NARROW_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
-                 "float8_e5m2fnuz", "float4_e2m1fn")
+                 "float8_e5m2fnuz", "float4_e2m1fn", "float8_e8m0fnu")
 NARROW_INTS = ("int4", "uint4", "int2", "uint2")
 DTYPES = (
     "float16", "float32", "float64",

@@ -23,7 +23,7 @@ INT_RANGES = {d: (int(ml_dtypes.iinfo(d).min), int(ml_dtypes.iinfo(d).max))
               for d in ("int8", "uint8", "int16", "uint16", "int32", *NARROW_INTS)}
 # float targets: scaled values are not rounded to integers, only clamped to the format's range
 FLOAT_RANGES = {d: (-float(ml_dtypes.finfo(d).max), float(ml_dtypes.finfo(d).max))
-                for d in NARROW_FLOATS if d != "bfloat16"}
+                for d in NARROW_FLOATS if d not in ("bfloat16", "float8_e8m0fnu")}
 COMPUTE = "float32"  # the arithmetic dtype (float16 scales are widened, as onnx's reference does)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -72,12 +73,15 @@ def encode_float(bld: ir.IRBuilder, x: ir.Value, dtype: str, roundeven: ir.Funct
 
     `roundeven` is llvm.roundeven for x's type (values below the smallest normal are counted
     in steps of the smallest subnormal)."""
-    f = float_format(dtype)
     t = x.type
     i32 = _as(t, I32)
 
     def k(v: int) -> ir.Constant:
         return _k(t, I32, v)
+
+    if dtype == "float8_e8m0fnu":
+        return _encode_e8m0(bld, bld.bitcast(x, i32), k)
+    f = float_format(dtype)
 
     bits = bld.bitcast(x, i32)
     neg = bld.icmp_signed("<", bits, k(0))
@@ -102,6 +106,19 @@ def encode_float(bld: ir.IRBuilder, x: ir.Value, dtype: str, roundeven: ir.Funct
     nan = bld.icmp_unsigned(">", mag_bits, k(0x7F800000))
     out = bld.select(nan, bld.select(neg, k(f.nan[1]), k(f.nan[0])), out)
     return bld.trunc(out, _as(t, ir.IntType(8 if f.bits < 16 else 16)))
+
+
+def _encode_e8m0(bld: ir.IRBuilder, bits: ir.Value, k: Any) -> ir.Value:
+    """float32 bits -> a power of two's exponent (float8_e8m0fnu, no sign), rounding up
+    where a fraction is left (onnx's default round_mode) except past the largest; NaN and
+    infinity become NaN (0xFF). 2**-127, a float32 subnormal, is code 0 exactly (onnx's
+    reference rounds it up), so that storing a decoded value keeps it."""
+    exp = bld.and_(bld.lshr(bits, k(23)), k(0xFF))
+    frac = bld.and_(bits, k(0x7FFFFF))
+    up = bld.and_(bld.icmp_unsigned("!=", frac, k(0)), bld.icmp_unsigned("<", exp, k(0xFE)))
+    up = bld.and_(up, bld.icmp_unsigned("!=", bld.and_(bits, k(0x7FFFFFFF)), k(0x400000)))
+    exp = bld.select(up, bld.add(exp, k(1)), exp)
+    return bld.trunc(exp, _as(bits.type, ir.IntType(8)))
 
 
 def decode_float(bld: ir.IRBuilder, module: ir.Module, code: ir.Value, dtype: str) -> ir.Value:

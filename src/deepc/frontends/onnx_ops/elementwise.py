@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
+from deepc.errors import ConversionError
 from deepc.frontends.builder import GraphBuilder
 from deepc.frontends.onnx_node import OnnxNode
 from deepc.frontends.onnx_ops import converter, direct
@@ -63,7 +64,11 @@ def bit_cast(b: GraphBuilder, n: OnnxNode) -> None:
 
 
 def cast_attrs(n: OnnxNode, to: str) -> dict[str, object]:
-    """`saturate` (opset 19, on by default) only means something for the float8 formats."""
+    """`saturate` (opset 19, on by default) only means something for the float8 formats;
+    float8_e8m0fnu is rounded up (`round_mode`, opset 24), the only mode compiled."""
+    if to == "float8_e8m0fnu" and n.attr("round_mode", "up") not in ("up", b"up"):
+        raise ConversionError(f"node {n.name!r} ({n.op_type}): round_mode "
+                              f"{n.attr('round_mode')!r} is not supported (only 'up')")
     if to.startswith("float8"):
         return {"to": to, "saturate": int(n.attr("saturate", 1))}
     return {"to": to}
