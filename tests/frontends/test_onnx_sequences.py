@@ -46,3 +46,26 @@ def test_a_sequence_output_is_refused():
                    [vi("x", F, [2])], [out])
     with pytest.raises(ConversionError, match="sequence"):
         run_deepc(model, {"x": np.zeros(2, np.float32)})
+
+
+def test_optionals_holding_tensors_are_those_tensors():
+    """Optional(x) is x; OptionalHasElement says whether an input was given (a graph input
+    typed optional(tensor) is fed a tensor)."""
+    vi = helper.make_tensor_value_info
+    opt = helper.make_value_info("o", helper.make_optional_type_proto(
+        helper.make_tensor_type_proto(F, [3])))
+    nodes = [helper.make_node("Optional", ["x"], ["wrapped"]),
+             helper.make_node("OptionalGetElement", ["wrapped"], ["y"]),
+             helper.make_node("OptionalGetElement", ["o"], ["z"]),
+             helper.make_node("OptionalHasElement", ["o"], ["has"]),
+             helper.make_node("OptionalHasElement", [], ["none"])]
+    graph = helper.make_graph(nodes, "g", [vi("x", F, [3]), opt],
+                              [vi("y", F, [3]), vi("z", F, [3]), vi("has", TensorProto.BOOL, []),
+                               vi("none", TensorProto.BOOL, [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    feeds = {"x": rng.standard_normal(3).astype(np.float32),
+             "o": rng.standard_normal(3).astype(np.float32)}
+    y, z, has, none = run_compute(model, feeds, compiled=True)
+    np.testing.assert_array_equal(y, feeds["x"])
+    np.testing.assert_array_equal(z, feeds["o"])
+    assert bool(has) and not bool(none)

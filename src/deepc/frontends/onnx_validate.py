@@ -94,10 +94,18 @@ def _check_schema(node: onnx.NodeProto, opset: int) -> None:
                          f"at opset {opset} — the model is malformed")
 
 
+def tensor_type(vi: onnx.ValueInfoProto) -> onnx.TypeProto.Tensor | None:
+    """A graph input's tensor type, also inside an optional (fed, it is that tensor)."""
+    t = vi.type
+    if t.HasField("optional_type"):
+        t = t.optional_type.elem_type
+    return t.tensor_type if t.HasField("tensor_type") else None
+
+
 def element_dtype(vi: onnx.ValueInfoProto) -> Any:
     """The numpy dtype of a graph input; non-tensor, string and unknown types are refused."""
-    tt = vi.type.tensor_type
-    if not vi.type.HasField("tensor_type") or tt.elem_type == 0:
+    tt = tensor_type(vi)
+    if tt is None or tt.elem_type == 0:
         raise ModelError(f"input {vi.name!r}: only tensor inputs with an element type are "
                          "supported (sequences, maps and untyped inputs are not)")
     return _dtype(tt.elem_type, f"input {vi.name!r}")
@@ -108,7 +116,8 @@ def input_shape(vi: onnx.ValueInfoProto, given: tuple[int, ...] | None,
     """The shape an input is compiled for: the model's dims, with `given` (--input-shape)
     filling symbolic ones. Replacing a fixed dim warns FixedDimReplaced (the CLI makes it an
     error); symbolic dims left at `default` warn a DeepcNotice."""
-    dims = list(vi.type.tensor_type.shape.dim)
+    tt = tensor_type(vi) or vi.type.tensor_type
+    dims = list(tt.shape.dim)
     fixed = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
     if given is None:
         loose = [d.dim_param or "?" for d, f in zip(dims, fixed) if f is None]
@@ -121,7 +130,7 @@ def input_shape(vi: onnx.ValueInfoProto, given: tuple[int, ...] | None,
         shape = tuple(f or default for f in fixed)
     else:
         shape = tuple(given)
-        if vi.type.tensor_type.HasField("shape") and len(given) != len(dims):
+        if tt.HasField("shape") and len(given) != len(dims):
             raise ShapeError(f"--input-shape {vi.name}: gives {len(given)} dimensions, the "
                              f"model's input has {len(dims)} ({_dims_text(dims)})")
         if any(d < 0 for d in given):

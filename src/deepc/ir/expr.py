@@ -104,7 +104,7 @@ class Unary(Expr):
 
 @dataclass(frozen=True)
 class Call(Expr):
-    """A math intrinsic by name (see MATH_FUNCS)."""
+    """A math intrinsic by name (see MATH_FUNCS), or "bitcast" (see `bitcast`)."""
 
     func: str
     args: tuple[Expr, ...]
@@ -212,6 +212,11 @@ def call(func: str, *args: Any) -> Expr:
     xs = tuple(as_expr(a) for a in args)
     dtype = "bool" if func in ("isnan", "isinf") else xs[0].dtype
     return Call(func, xs, dtype)
+
+
+def bitcast(x: Expr, to: str) -> Expr:
+    """x's bits read as `to`, a type of the same width."""
+    return Call("bitcast", (x,), to)
 
 
 def select(cond: Any, t: Any, f: Any) -> Expr:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from deepc.ir.expr import (
@@ -69,7 +70,7 @@ def reduce_identity(combiner: str, dtype: str) -> Const:
     if dtype == "bool":
         return const(combiner == "min", dtype)
     if dtype.startswith(("int", "uint")):
-        info = np.iinfo(dtype)
+        info = ml_dtypes.iinfo(dtype)
         return const(info.min if combiner == "max" else info.max, dtype)
     return const(-np.inf if combiner == "max" else np.inf, dtype)
 

@@ -104,6 +104,8 @@ def _eval(e: Expr, env: dict[Var, np.ndarray], values: dict[int, np.ndarray]) ->
         return np.asarray(_eval(e.x, env, values)).astype(np_dtype(e.to))
     if isinstance(e, Call):
         args = [_eval(a, env, values) for a in e.args]
+        if e.func == "bitcast":
+            return np.asarray(args[0]).view(np_dtype(e.dtype))
         fn = _erf if e.func == "erf" else _CALL[e.func]
         return np.asarray(fn(*args)).astype(np_dtype(e.dtype), copy=False)
     if isinstance(e, Select):

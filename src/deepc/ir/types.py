@@ -5,16 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
+import ml_dtypes  # noqa: F401  (registers bfloat16, float8_*, int4, ... as numpy dtypes)
 import numpy as np
 
+# narrow formats held in memory as ml_dtypes lays them out (one byte an element, two for
+# bfloat16) and computed in a wider register type
+NARROW_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
+                 "float8_e5m2fnuz", "float4_e2m1fn", "float8_e8m0fnu")
+NARROW_INTS = ("int4", "uint4", "int2", "uint2")
 DTYPES = (
-    "float16", "bfloat16", "float32", "float64",
+    "float16", "float32", "float64",
     "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64",
-    "bool", "string",
+    "bool", "string", *NARROW_FLOATS, *NARROW_INTS,
 )
-FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+FLOAT_DTYPES = frozenset({"float16", "float32", "float64", *NARROW_FLOATS})
 INT_DTYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
+
+
+def register_dtype(name: str) -> str:
+    """The dtype a narrow format is computed in (itself for the others)."""
+    if name in NARROW_FLOATS:
+        return "float32"
+    if name in NARROW_INTS:
+        return "int8" if name.startswith("int") else "uint8"
+    return name
 
 
 def dtype_name(dtype: object) -> str:
@@ -30,13 +45,11 @@ def dtype_name(dtype: object) -> str:
 def np_dtype(name: str) -> np.dtype:
     if name == "string":
         return np.dtype(object)
-    if name == "bfloat16":
-        raise TypeError("bfloat16 has no numpy dtype")
     return np.dtype(name)
 
 
 def itemsize(name: str) -> int:
-    return 2 if name == "bfloat16" else 8 if name == "string" else np.dtype(name).itemsize
+    return 8 if name == "string" else np.dtype(name).itemsize
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
 from deepc.ir.numeric import erf
-from deepc.ir.types import TensorType, np_dtype
+from deepc.ir.types import TensorType, itemsize, np_dtype
 from deepc.ops.common import broadcast_index, broadcast_shape, nary, unary
 from deepc.ops.registry import FusionKind, Op
 
@@ -185,7 +187,16 @@ def _with_errstate(fn, x: np.ndarray, a: Attrs) -> np.ndarray:  # type: ignore[n
 
 
 # -- cast ---------------------------------------------------------------------------------------
-cast = Op("cast", FusionKind.ELEMWISE, doc="convert to attrs['to'] (a dtype name)")
+cast = Op("cast", FusionKind.ELEMWISE,
+          doc="convert to attrs['to'] (a dtype name); with attrs['saturate'], values past a "
+              "float8 format's range become its largest (onnx's saturate)")
+
+
+def saturation(to: str, attrs: Attrs) -> float | None:
+    """The bound a cast to `to` clamps to first, if it saturates (float8 formats only)."""
+    if not attrs.get("saturate") or not to.startswith("float8") or to == "float8_e8m0fnu":
+        return None
+    return float(ml_dtypes.finfo(to).max)
 
 
 @cast.infer
@@ -202,6 +213,8 @@ def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
             return np.vectorize(lambda v: str(v), otypes=[object])(x)
         if x.dtype == object:  # strings to numbers
             return x.astype(np.float64).astype(np_dtype(to))
+        if (bound := saturation(to, attrs)) is not None:
+            x = np.clip(x.astype(np.float32), -bound, bound)  # NaN stays NaN
         return x.astype(np_dtype(to))
 
 
@@ -212,7 +225,41 @@ def _(ins, attrs, outs):  # type: ignore[no-untyped-def]
     x, to = ins[0], str(attrs["to"])
     if "string" in (to, x.dtype):
         raise NotImplementedError("string casts are not compiled")
+    if (bound := saturation(to, attrs)) is not None:
+        def clamped(*i: Any) -> Any:
+            v = x[i].astype("float32")
+            inside = E.minimum(E.maximum(v, E.const(-bound, "float32")),
+                               E.const(bound, "float32"))
+            return E.select(E.call("isnan", v), v, inside).astype(to)
+
+        return compute(x.shape, clamped, "cast")
     return compute(x.shape, lambda *i: x[i].astype(to), "cast")
+
+
+bitcast = Op("bitcast", FusionKind.ELEMWISE,
+             doc="reinterpret each element's bits as attrs['to'], a type of the same width")
+
+
+@bitcast.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, to = ins[0], str(attrs["to"])
+    assert x is not None
+    if "string" in (x.dtype, to) or itemsize(x.dtype) != itemsize(to):
+        raise ValueError(f"bitcast from {x.dtype} to {to}: only between types of one width")
+    return TensorType(x.shape, to)
+
+
+@bitcast.reference
+def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
+    return ins[0].view(np_dtype(str(attrs["to"])))
+
+
+@bitcast.def_compute
+def _(ins, attrs, outs):  # type: ignore[no-untyped-def]
+    from deepc.ir.tensor import compute
+
+    x, to = ins[0], str(attrs["to"])
+    return compute(x.shape, lambda *i: E.bitcast(x[i], to), "bitcast")
 
 
 # -- binary and n-ary arithmetic --------------------------------------------------------------

@@ -10,22 +10,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
 from deepc.ir.tensor import Tensor, compute
-from deepc.ir.types import TensorType, np_dtype
+from deepc.ir.types import NARROW_FLOATS, NARROW_INTS, TensorType, np_dtype
 from deepc.ops.registry import FusionKind, Op
 
-INT_RANGES = {d: (int(np.iinfo(d).min), int(np.iinfo(d).max))
-              for d in ("int8", "uint8", "int16", "uint16", "int32")}
+INT_RANGES = {d: (int(ml_dtypes.iinfo(d).min), int(ml_dtypes.iinfo(d).max))
+              for d in ("int8", "uint8", "int16", "uint16", "int32", *NARROW_INTS)}
+# float targets: scaled values are not rounded to integers, only clamped to the format's range
+FLOAT_RANGES = {d: (-float(ml_dtypes.finfo(d).max), float(ml_dtypes.finfo(d).max))
+                for d in NARROW_FLOATS if d not in ("bfloat16", "float8_e8m0fnu")}
 COMPUTE = "float32"  # the arithmetic dtype (float16 scales are widened, as onnx's reference does)
 
 
 def check_params(x: TensorType, scale: TensorType, zero: TensorType | None, attrs: Attrs) -> None:
     axis, block = int(attrs.get("axis", 1)), int(attrs.get("block_size", 0))
-    if zero is not None and zero.shape != scale.shape:
+    if zero is not None and zero.shape != scale.shape and not zero.size == scale.size == 1:
         raise ValueError(f"zero point {zero} and scale {scale} differ in shape")
     if block:
         want = tuple(-(-n // block) if k == axis else n for k, n in enumerate(x.shape))
@@ -85,8 +89,8 @@ quantize_linear = Op(
 def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x, _, _ = _types(ins, attrs)
     to = str(attrs["to"])
-    if to not in INT_RANGES:
-        raise ValueError(f"quantizing to {to} is not supported (only 8-, 16- and 32-bit ints)")
+    if to not in INT_RANGES and to not in FLOAT_RANGES:
+        raise ValueError(f"quantizing to {to} is not supported (only ints, float8 and float4)")
     return TensorType(x.shape, to)
 
 
@@ -95,8 +99,10 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     x, scale = ins[0], ins[1]
     zero = ins[2] if len(ins) > 2 else None
     assert x is not None and scale is not None
-    lo, hi = INT_RANGES[str(attrs["to"])]
-    y = np.rint(x.astype(COMPUTE) / expanded(scale, x, attrs).astype(COMPUTE))
+    to = str(attrs["to"])
+    lo, hi = INT_RANGES.get(to) or FLOAT_RANGES[to]
+    y = x.astype(COMPUTE) / expanded(scale, x, attrs).astype(COMPUTE)
+    y = y if to in FLOAT_RANGES else np.rint(y)
     if zero is not None:
         y = y + expanded(zero, x, attrs).astype(COMPUTE)
     return np.clip(y, lo, hi).astype(np_dtype(str(attrs["to"])))
@@ -105,11 +111,12 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
 @quantize_linear.def_compute
 def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     x, to = ins[0], outs[0].dtype
-    lo, hi = INT_RANGES[to]
+    lo, hi = INT_RANGES.get(to) or FLOAT_RANGES[to]
 
     def body(*o: E.Var) -> E.Expr:
         s, z = _params(ins, o, attrs)
-        y = E.call("round", x[o].astype(COMPUTE) / s)
+        y = x[o].astype(COMPUTE) / s
+        y = y if to in FLOAT_RANGES else E.call("round", y)
         if z is not None:
             y = y + z
         return E.minimum(E.maximum(y, E.const(lo, COMPUTE)), E.const(hi, COMPUTE)).astype(to)

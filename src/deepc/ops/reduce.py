@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from math import prod
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from deepc.ir import expr as E
@@ -21,7 +22,7 @@ from deepc.ir.tensor import (
     rprod,
     rsum,
 )
-from deepc.ir.types import TensorType
+from deepc.ir.types import FLOAT_DTYPES, TensorType
 from deepc.ops.conv import acc_dtype
 from deepc.ops.elementwise import UNARY_TE
 from deepc.ops.registry import FusionKind, Op
@@ -91,15 +92,15 @@ REDUCTIONS: dict[str, Callable[[np.ndarray, Axes], np.ndarray]] = {
 
 def _lowest(dtype: np.dtype) -> Any:
     """ReduceMax of nothing (opset 18+): the type's lowest value (-inf, False)."""
-    if dtype.kind == "f":
+    if dtype.name in FLOAT_DTYPES:
         return -np.inf
-    return False if dtype.kind == "b" else np.iinfo(dtype).min
+    return False if dtype.kind == "b" else ml_dtypes.iinfo(dtype).min
 
 
 def _highest(dtype: np.dtype) -> Any:
-    if dtype.kind == "f":
+    if dtype.name in FLOAT_DTYPES:
         return np.inf
-    return True if dtype.kind == "b" else np.iinfo(dtype).max
+    return True if dtype.kind == "b" else ml_dtypes.iinfo(dtype).max
 
 
 EMPTY_VALUE = {"reduce_max": _lowest, "reduce_min": _highest}

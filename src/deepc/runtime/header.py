@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from math import prod
 from typing import Any
 
-from deepc.ir.types import itemsize
+from deepc.ir.types import NARROW_FLOATS, NARROW_INTS, itemsize
 
 C_TYPES = {
+    # the narrow formats travel as ml_dtypes stores them: a byte each (bfloat16: below)
+    **{d: "uint8_t" for d in (*NARROW_FLOATS, *NARROW_INTS)},
     "float32": "float", "float64": "double",
     # halves travel as their 16 raw bits; C11 has no half type
     "float16": "uint16_t", "bfloat16": "uint16_t",

@@ -12,7 +12,7 @@ from typing import Any
 
 from llvmlite import ir
 
-from deepc.backends.llvm import fastmath
+from deepc.backends.llvm import fastmath, narrow
 from deepc.backends.llvm.analysis import (
     depends_on,
     lane_coefficient,
@@ -40,6 +40,7 @@ from deepc.backends.llvm.types import (
 )
 from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
 from deepc.ir.loop import Buffer
+from deepc.ir.types import NARROW_FLOATS, NARROW_INTS, register_dtype
 
 # math functions LLVM has intrinsics for; the rest are libm calls
 _INTRINSIC_MATH = {"exp", "log", "sqrt", "sin", "cos", "floor", "ceil", "trunc", "fabs",
@@ -237,6 +238,8 @@ class ExprEmitter:
         return self.builder.xor(x, ones)
 
     def emit_call(self, e: Call) -> ir.Value:
+        if e.func == "bitcast":
+            return self.bitcast(self.emit(e.args[0]), e.args[0].dtype, e.dtype)
         if e.args[0].dtype == "float16" and e.func not in ("isnan", "isinf"):
             # libm has no half-precision functions: compute in float32
             wide = Call(e.func, tuple(Cast("float32", a) for a in e.args), "float32")
@@ -266,12 +269,19 @@ class ExprEmitter:
         raise TypeError(f"no lowering for math function {e.func}")
 
     def emit_cast(self, x: ir.Value, src: str, dst: str) -> ir.Value:
+        if src == dst:
+            return x
+        if dst in NARROW_FLOATS:  # round in registers: what a store would keep
+            wide = self.emit_cast(x, src, "float32")
+            return self.decode(self.encode(wide, dst), dst)
+        if dst in NARROW_INTS:
+            return self.narrow_int(x, register_dtype(src), dst)
+        if src != register_dtype(src):
+            return self.emit_cast(x, register_dtype(src), dst)
         bld = self.builder
         lanes = x.type.count if isinstance(x.type, ir.VectorType) else 0
         to = value_type(dst)
         to = ir.VectorType(to, lanes) if lanes else to
-        if src == dst:
-            return x
         if dst == "bool":
             if is_float(src):
                 return bld.fcmp_unordered("!=", x, fzero(x.type))
@@ -374,13 +384,60 @@ class ExprEmitter:
             self.vars[saved] = old
             self.vec_var = saved
 
+    def narrow_int(self, x: ir.Value, src: str, dst: str) -> ir.Value:
+        """Cast to int4/uint4/int2/uint2: a value out of the format's range becomes 0, as
+        ml_dtypes (and so onnx's reference) has it; floats are truncated first."""
+        bld = self.builder
+        lo, hi = narrow.int_range(dst)
+        if is_float(src):
+            ok = bld.and_(bld.fcmp_ordered(">", x, fconst(x.type, lo - 1.0)),
+                          bld.fcmp_ordered("<", x, fconst(x.type, hi + 1.0)))
+            x = bld.select(ok, x, fzero(x.type))
+        else:
+            lt = bld.icmp_signed if is_signed(src) else bld.icmp_unsigned
+            ok = lt("<=", x, self.splat(x.type, constant(src, hi)))
+            if is_signed(src):
+                ok = bld.and_(ok, bld.icmp_signed(">=", x, self.splat(x.type, constant(src, lo))))
+            x = bld.select(ok, x, izero(x.type))
+        return self.emit_cast(x, src, register_dtype(dst))
+
+    def bitcast(self, x: ir.Value, src: str, dst: str) -> ir.Value:
+        """The bits `src` keeps in memory, read as `dst`."""
+        bits = self.to_memory(x, src)
+        ty = memory_type(dst)
+        ty = ir.VectorType(ty, bits.type.count) if isinstance(bits.type, ir.VectorType) else ty
+        return self.from_memory(self.builder.bitcast(bits, ty), dst)
+
+    def splat(self, like: ir.Type, c: ir.Constant) -> ir.Constant:
+        if isinstance(like, ir.VectorType):
+            return ir.Constant(like, [c] * like.count)
+        return c
+
+    def encode(self, x: ir.Value, dtype: str) -> ir.Value:
+        return narrow.encode_float(self.builder, x, dtype,
+                                   self.intrinsic("llvm.roundeven", x.type))
+
+    def decode(self, code: ir.Value, dtype: str) -> ir.Value:
+        if dtype == "bfloat16":
+            return narrow.decode_float(self.builder, self.module, code, dtype)
+        return self.per_lane(lambda c: narrow.decode_float(self.builder, self.module, c, dtype),
+                             code)
+
     def from_memory(self, val: ir.Value, dtype: str) -> ir.Value:
+        if dtype in NARROW_FLOATS:
+            return self.decode(val, dtype)
+        if dtype in NARROW_INTS:
+            return narrow.decode_int(self.builder, val, dtype)
         if dtype != "bool":
             return val
         lanes = val.type.count if isinstance(val.type, ir.VectorType) else 0
         return self.builder.trunc(val, ir.VectorType(I1, lanes) if lanes else I1)
 
     def to_memory(self, val: ir.Value, dtype: str) -> ir.Value:
+        if dtype in NARROW_FLOATS:
+            return self.encode(val, dtype)
+        if dtype in NARROW_INTS:
+            return narrow.encode_int(self.builder, val, dtype)
         if dtype != "bool":
             return val
         lanes = val.type.count if isinstance(val.type, ir.VectorType) else 0

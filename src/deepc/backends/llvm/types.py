@@ -6,6 +6,8 @@ import math
 
 from llvmlite import ir
 
+from deepc.ir.types import NARROW_FLOATS, NARROW_INTS, register_dtype
+
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
@@ -21,29 +23,38 @@ _SCALAR: dict[str, ir.Type] = {
 
 
 def value_type(dtype: str) -> ir.Type:
-    """The type of a value in registers (bool is i1)."""
+    """The type of a value in registers (bool is i1; narrow formats are widened)."""
     try:
-        return _SCALAR[dtype]
+        return _SCALAR[register_dtype(dtype)]
     except KeyError:
         raise TypeError(f"the LLVM backend has no type for {dtype}") from None
 
 
 def memory_type(dtype: str) -> ir.Type:
-    """The type of an element in memory (bool is a byte)."""
+    """The type of an element in memory (bool is a byte, a narrow format its bit pattern)."""
+    if dtype in NARROW_FLOATS or dtype in NARROW_INTS:
+        return ir.IntType(8 * itemsize(dtype))
     return I8 if dtype == "bool" else value_type(dtype)
 
 
 def is_float(dtype: str) -> bool:
-    return dtype.startswith("float")
+    return register_dtype(dtype).startswith("float")
 
 
 def is_signed(dtype: str) -> bool:
     return dtype.startswith("int")
 
 
+_ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8, "int8": 1, "int16": 2, "int32": 4,
+             "int64": 8, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8, "bool": 1,
+             **{d: 2 if d == "bfloat16" else 1 for d in (*NARROW_FLOATS, *NARROW_INTS)}}
+
+
 def itemsize(dtype: str) -> int:
-    return {"float16": 2, "float32": 4, "float64": 8, "int8": 1, "int16": 2, "int32": 4,
-            "int64": 8, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8, "bool": 1}[dtype]
+    try:
+        return _ITEMSIZE[dtype]
+    except KeyError:
+        raise TypeError(f"the LLVM backend has no type for {dtype}") from None
 
 
 def constant(dtype: str, value: float | int | bool) -> ir.Constant:

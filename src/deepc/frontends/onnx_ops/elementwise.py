@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
+from deepc.errors import ConversionError
 from deepc.frontends.builder import GraphBuilder
 from deepc.frontends.onnx_node import OnnxNode
 from deepc.frontends.onnx_ops import converter, direct
@@ -47,13 +48,30 @@ direct("IsInf", "isinf", {"detect_positive": ("detect_positive", 1),
 @converter("Cast")
 def cast(b: GraphBuilder, n: OnnxNode) -> None:
     to = dtype_name(helper.tensor_dtype_to_np_dtype(n.attr("to")))
-    b.emit("cast", n.inputs[:1], {"to": to}, outputs=n.outputs, name=n.name)
+    b.emit("cast", n.inputs[:1], cast_attrs(n, to), outputs=n.outputs, name=n.name)
 
 
 @converter("CastLike")
 def cast_like(b: GraphBuilder, n: OnnxNode) -> None:
-    b.emit("cast", n.inputs[:1], {"to": b.type(n.inputs[1]).dtype}, outputs=n.outputs,
+    b.emit("cast", n.inputs[:1], cast_attrs(n, b.type(n.inputs[1]).dtype), outputs=n.outputs,
            name=n.name)
+
+
+@converter("BitCast")
+def bit_cast(b: GraphBuilder, n: OnnxNode) -> None:
+    to = dtype_name(helper.tensor_dtype_to_np_dtype(n.attr("to")))
+    b.emit("bitcast", n.inputs[:1], {"to": to}, outputs=n.outputs, name=n.name)
+
+
+def cast_attrs(n: OnnxNode, to: str) -> dict[str, object]:
+    """`saturate` (opset 19, on by default) only means something for the float8 formats;
+    float8_e8m0fnu is rounded up (`round_mode`, opset 24), the only mode compiled."""
+    if to == "float8_e8m0fnu" and n.attr("round_mode", "up") not in ("up", b"up"):
+        raise ConversionError(f"node {n.name!r} ({n.op_type}): round_mode "
+                              f"{n.attr('round_mode')!r} is not supported (only 'up')")
+    if to.startswith("float8"):
+        return {"to": to, "saturate": int(n.attr("saturate", 1))}
+    return {"to": to}
 
 
 @converter("Clip")

@@ -104,3 +104,25 @@ def split_to_sequence(b: GraphBuilder, n: OnnxNode) -> None:
         shape = tuple(d for k, d in enumerate(x.shape) if k != axis)
         pieces = [b.emit1("reshape", [p], {"shape": shape}, name=n.name) for p in pieces]
     b.sequences[n.outputs[0]] = pieces
+
+
+# -- optionals: one holding a tensor is that tensor; an empty one is an absent input ----------
+@converter("Optional")
+def optional(b: GraphBuilder, n: OnnxNode) -> None:
+    if not n.input(0):
+        raise ConversionError(f"node {n.name!r} (Optional): an empty optional value is not "
+                              "supported (only optionals holding a tensor)")
+    b.emit("identity", [n.input(0)], outputs=n.outputs, name=n.name)
+
+
+@converter("OptionalHasElement")
+def optional_has_element(b: GraphBuilder, n: OnnxNode) -> None:
+    """An omitted input is the empty optional; a tensor input always holds an element."""
+    b.add_constant(np.array(bool(n.input(0))), name=n.outputs[0])
+
+
+@converter("OptionalGetElement")
+def optional_get_element(b: GraphBuilder, n: OnnxNode) -> None:
+    if not n.input(0):
+        raise ConversionError(f"node {n.name!r} (OptionalGetElement): the optional is empty")
+    b.emit("identity", [n.input(0)], outputs=n.outputs, name=n.name)
