@@ -8,14 +8,17 @@ Then, in each innermost perfect loop chain, loops are unrolled from the inside o
 combined trip count stays within `unroll` (the multipliers the DSP budget allows one
 kernel); the next loop out is split so that its inner part fills the rest of the tile, and
 its outer part is pipelined. A pipelined loop that updates an accumulator carries a
-dependence through one float add, so its initiation interval is that add's latency.
+dependence through one add: where it has the iterations for it, its sum is interleaved over
+as many partial sums as the adder has stages (schedule/interleave.py), so it starts one
+iteration a cycle; otherwise its initiation interval is that add's latency.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
-from deepc.ir.expr import Load, Var
+from deepc.ir.expr import Binary, Load, Var
 from deepc.ir.loop import (
     For,
     LetStmt,
@@ -27,6 +30,7 @@ from deepc.ir.loop import (
     walk_stmts,
 )
 from deepc.ir.tensor import walk
+from deepc.schedule.interleave import accumulator
 from deepc.schedule.schedule import Schedule
 
 FADD_CYCLES = 4  # latency of a float32 add at 200-300 MHz: a reduction's interval
@@ -112,9 +116,54 @@ def bram_tiles(f: PrimFunc, limit: int) -> list[tuple[str, str, int]]:
     return out
 
 
-def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0) -> Schedule:
+def recurrence_ii(loop: For, add_cycles: int) -> int:
+    """The interval a pipelined `loop` can reach: 1, or where an iteration updates an
+    accumulator the previous one wrote, the latency of that update (an add's; min/max is
+    a comparison, one cycle)."""
+    if not accumulates(loop):
+        return 1
+    acc = accumulator(loop)
+    if acc is not None and isinstance(acc.value, Binary) and acc.value.op in ("min", "max"):
+        return 1
+    return add_cycles
+
+
+def _rewrites_indexed(loop: For) -> bool:
+    """Whether a store in `loop` updates an element that a loop of the nest indexes (a running
+    update that fusing the nest into one pipelined loop would hide from `accumulates`)."""
+    own = {x.var.name for x in loops(loop)}
+    for s in walk_stmts(loop.body):
+        if isinstance(s, Store) and any(isinstance(e, Load) and e.source == s.buffer
+                                        for e in walk(s.value)):
+            names = {v.name for i in s.indices for v in walk(i) if isinstance(v, Var)}
+            if names & own:
+                return True
+    return False
+
+
+def _pipeline(sch: Schedule, loop: For, name: str, trips: int, outer: list[For],
+              add_cycles: int) -> None:
+    """Pipeline `name` (`loop` as it was before splitting: `trips` iterations now), fused with
+    the loops `outer` around it (innermost first) into one pipeline where no update hides in
+    them. A running sum with a multi-cycle adder is interleaved over that many partial sums
+    to reach II=1, where it saves more cycles than adding the partial sums up costs."""
+    if outer and not _rewrites_indexed(outer[-1]):
+        for x in outer:
+            sch.add("fuse", x.var.name, name)
+            name, trips = f"{x.var.name}_{name}", trips * x.extent  # type: ignore[operator]
+        loop = outer[-1]
+    ii = recurrence_ii(loop, add_cycles)
+    fold = math.ceil(math.log2(ii)) * add_cycles if ii > 1 else 0
+    if ii > 1 and (trips - 1) * (ii - 1) > fold and accumulator(loop) is not None:
+        sch.add("interleave", name, ii)
+        ii = 1
+    sch.add("pipeline", name, ii)
+
+
+def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0,
+                  add_cycles: int = FADD_CYCLES) -> Schedule:
     """BRAM tiles of at most `tile_limit` elements, then pipelined loops with unrolled tiles of
-    at most `unroll` iterations (see the module)."""
+    at most `unroll` iterations (see the module); `add_cycles`: the adder's latency."""
     sch = Schedule(knobs={"unroll": unroll})
     for name, loop, _ in bram_tiles(f, tile_limit):
         sch.add("cache_read", name, loop, "bram").add("partition", f"{name}_bram", unroll)
@@ -137,12 +186,13 @@ def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0) -> Schedule:
             sch.add("unroll", x.var.name)
         if k == len(chain):  # the whole chain fits the tile: pipeline its outermost loop
             top = chain[-1]
-            sch.add("pipeline", top.var.name, FADD_CYCLES if accumulates(top) else 1)
+            _pipeline(sch, top, top.var.name, top.extent, [], add_cycles)  # type: ignore[arg-type]
             continue
         nxt = chain[k]
         name, factor = nxt.var.name, _largest_divisor(nxt.extent, unroll // tile)  # type: ignore[arg-type]
         if factor > 1:
             sch.add("split", name, factor).add("unroll", f"{name}_i")
             name = f"{name}_o"
-        sch.add("pipeline", name, FADD_CYCLES if accumulates(nxt) else 1)
+        _pipeline(sch, nxt, name, nxt.extent // factor, chain[k + 1:],  # type: ignore[operator]
+                  add_cycles)
     return sch
