@@ -37,12 +37,15 @@ from deepc.cli_common import (
 @click.option("--json", "as_json", is_flag=True, help="Print compile statistics as JSON.")
 @click.option("--allow-tf32", is_flag=True,
               help="CUDA: fp32 matrix products on TF32 tensor cores where the target has them.")
+@click.option("--precision", type=click.Choice(["float32", "fixed16"]), default="float32",
+              show_default=True, help="FPGA: fixed16 computes in ap_fixed<16,N>, N per tensor"
+              " from a calibration on seeded random inputs.")
 @handle_errors
 @tuning_log_option
 def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
                 disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
                 input_shapes: tuple[str, ...], as_json: bool, allow_tf32: bool,
-                tuned: dict[str, Any] | None) -> None:
+                precision: str, tuned: dict[str, Any] | None) -> None:
     """Compile MODEL for a target into one self-contained bundle.
 
     Graph IR printed by --print-after and the --print-pass-times table go to stderr.
@@ -55,7 +58,8 @@ def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
     with strict_input_shapes(), stage_progress(f"compile {model.name}") as progress:
         compiled = deepc.compile(model, target, input_shapes=parse_shapes(input_shapes),
                                  opt_level=opt_level, pass_context=ctx, progress=progress,
-                                 allow_tf32=allow_tf32 or None, tuned=tuned)
+                                 allow_tf32=allow_tf32 or None, tuned=tuned,
+                                 precision=precision)
         compiled.save(output)
     report_passes(ctx, err_console, pass_times)
     stats = compiled.stats()

@@ -33,6 +33,9 @@ class CompileOptions:
     allow_tf32: bool | None = None  # TF32 tensor cores for fp32 products (None: DEEPC_ALLOW_TF32)
     # workload key -> knobs from a tuning log; those kernels are scheduled with them
     tuned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    precision: str = "float32"  # or "fixed16" where the backend lists it in `precisions`
+    # value name -> its largest magnitude on the calibration inputs (fixed-point precisions)
+    ranges: Mapping[str, float] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Backend:
     """Base of the registered backends; `source_of`/`assembly_of` serve `inspect-ir`."""
 
     name = ""
+    precisions: tuple[str, ...] = ("float32",)  # what `CompileOptions.precision` may ask
 
     def schedule(self, kernels: list[Kernel], target: Any,
                  options: CompileOptions) -> list[KernelSchedule]:

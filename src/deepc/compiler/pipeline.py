@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deepc.backends import BACKENDS, Backend, CompileOptions, KernelSchedule
+from deepc.compiler.calibrate import value_ranges
 from deepc.compiler.model import CompiledModel
-from deepc.errors import TargetError
+from deepc.errors import InputError, TargetError
 from deepc.frontends import load
 from deepc.ir.graph import Graph
 from deepc.lowering.kernels import Kernel, group_kernel
@@ -68,7 +70,8 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
             input_shapes: Mapping[str, tuple[int, ...]] | None = None,
             opt_level: int = 2, pass_context: Any = None,
             progress: Progress | None = None, allow_tf32: bool | None = None,
-            tuned: Mapping[str, Mapping[str, Any]] | None = None) -> CompiledModel:
+            tuned: Mapping[str, Mapping[str, Any]] | None = None,
+            precision: str = "float32") -> CompiledModel:
     """Compile a model (path or graph IR) for a target (name, path or Target).
 
     `opt_level` picks the graph pass pipeline (passes/manager.py PIPELINES): -O0 none, -O1
@@ -78,15 +81,24 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     products (rtol ~1e-2 instead of ~1e-3); None reads DEEPC_ALLOW_TF32.
     `tuned` maps workload keys to the knobs to schedule them with (deepc.tune.log's
     `best_knobs` of a tuning log); their records say source "tuned".
+    `precision` other than float32 (fixed16: backends whose `precisions` list it) is chosen
+    per tensor from a calibration: the graph's numpy reference on seeded random inputs.
     `pass_context` (a deepc.passes.PassContext) carries pass options: disabled passes,
     passes to print after, and collects pass times and dumps for the caller.
     """
     start = time.perf_counter()
     tgt = load_target(target)
     backend = backend_for(tgt)
-    options = CompileOptions(opt_level, allow_tf32, dict(tuned or {}))
+    if precision not in backend.precisions:
+        raise InputError(f"the {backend.name} backend of target {tgt.name!r} computes in"
+                         f" {' or '.join(backend.precisions)}, not {precision} — drop"
+                         " --precision or choose an FPGA target")
     report = progress or (lambda stage, done, total: None)
     graph, kernels = lower_model(model, tgt, opt_level, input_shapes, pass_context, report)
+    options = CompileOptions(opt_level, allow_tf32, dict(tuned or {}), precision)
+    if precision != "float32":
+        report("calibrate", 0, 1)
+        options = replace(options, ranges=value_ranges(graph))
     report("schedule", 0, 1)
     scheduled = backend.schedule(kernels, tgt, options)
     records = schedule_records(kernels, scheduled, tgt)

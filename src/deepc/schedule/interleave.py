@@ -62,7 +62,7 @@ def interleave(f: PrimFunc, loop: str, lanes: int) -> PrimFunc:
         for r in 0..64 { acc[0] = acc[0] + x[r] }
     interleave(r, 4) ->
         acc[0] = 0
-        acc_lanes[4]: for r_lane in 0..4 unrolled { acc_lanes[r_lane] = 0 }
+        acc_lanes[4] (scope lanes): for r_lane in 0..4 unrolled { acc_lanes[r_lane] = 0 }
                       for r in 0..64 { acc_lanes[r % 4] = acc_lanes[r % 4] + x[r] }
                       acc[0] = acc[0] + ((acc_lanes[0] + acc_lanes[1]) + (acc_lanes[2] + ...))
     """
@@ -70,7 +70,7 @@ def interleave(f: PrimFunc, loop: str, lanes: int) -> PrimFunc:
     acc = accumulator(target)
     if acc is None or lanes < 2 or acc.value.op != "add":  # type: ignore[attr-defined]
         raise ValueError(f"loop {loop} has no single running sum to interleave")
-    part = Buffer(f"{acc.buffer.name}_lanes", (lanes,), acc.buffer.dtype, "local")
+    part = Buffer(f"{acc.buffer.name}_lanes", (lanes,), acc.buffer.dtype, "lanes")
     lane = binary("mod", target.var, lanes)
     old = Load(acc.buffer, acc.indices)
 
