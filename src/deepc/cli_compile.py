@@ -19,6 +19,7 @@ from deepc.cli_common import (
     parse_shapes,
     pass_context,
     pass_options,
+    precision_option,
     report_passes,
     stage_progress,
     strict_input_shapes,
@@ -37,9 +38,7 @@ from deepc.cli_common import (
 @click.option("--json", "as_json", is_flag=True, help="Print compile statistics as JSON.")
 @click.option("--allow-tf32", is_flag=True,
               help="CUDA: fp32 matrix products on TF32 tensor cores where the target has them.")
-@click.option("--precision", type=click.Choice(["float32", "fixed16"]), default="float32",
-              show_default=True, help="FPGA: fixed16 computes in ap_fixed<16,N>, N per tensor"
-              " from a calibration on seeded random inputs.")
+@precision_option
 @handle_errors
 @tuning_log_option
 def compile_cmd(model: Path, target: str, output: Path, opt_level: int,

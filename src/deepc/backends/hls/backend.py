@@ -87,7 +87,7 @@ class HlsBackend(Backend):
                 out.append(KernelSchedule(k, (sch,), hoist_scratch(sch.apply(f))))
             estimate = model_estimate([estimate_kernel(s.kernel.name, *s.state, target,
                                                        options.precision) for s in out],
-                                      target, unroll)
+                                      target, unroll, options.precision)
             if unroll == 1 or fits(estimate):
                 return out
             unroll = max(1, unroll * 3 // 4)
@@ -101,7 +101,7 @@ class HlsBackend(Backend):
         estimates = [estimate_kernel(s.kernel.name, *s.state, target, options.precision)
                      for s in scheduled if s.kernel.name in called]
         unroll = scheduled[0].launches[0].knobs["unroll"] if scheduled else 1
-        estimate = model_estimate(estimates, target, unroll)
+        estimate = model_estimate(estimates, target, unroll, options.precision)
         check_fits(estimate, target.part)
         report("render", 0, 1)
         layout = arena_layout(plan, scratch)

@@ -157,7 +157,8 @@ _BUDGETS = (("dsp", "dsp", "DSP48 slices"), ("bram36", "bram", "BRAM36 blocks"),
 _TOP_BRAM, _TOP_LUT = 4, 2500  # the top function's m_axi adapter and AXI-lite registers
 
 
-def model_estimate(kernels: list[KernelEstimate], target: Any, unroll: int) -> dict[str, Any]:
+def model_estimate(kernels: list[KernelEstimate], target: Any, unroll: int,
+                   precision: str = "float32") -> dict[str, Any]:
     """Per-kernel estimates, their totals against the target's budgets, and the latency."""
     totals = {"dsp": 0, "bram36": _TOP_BRAM, "uram": 0, "lut": _TOP_LUT}
     for k in kernels:
@@ -165,7 +166,8 @@ def model_estimate(kernels: list[KernelEstimate], target: Any, unroll: int) -> d
             totals[key] += getattr(k, key)
     budgets = {key: getattr(target, attr) for key, attr, _ in _BUDGETS}
     seconds = sum(k.seconds for k in kernels)
-    return {"clock_mhz": target.clock_mhz, "unroll": unroll, "totals": totals,
+    return {"clock_mhz": target.clock_mhz, "unroll": unroll, "precision": precision,
+            "totals": totals,
             "budgets": budgets, "latency_ms": round(seconds * 1e3, 4),
             "cycles": sum(k.cycles for k in kernels), "estimate": True,
             "kernels": [k.to_dict() for k in kernels]}
@@ -204,4 +206,5 @@ def report_text(report: dict[str, Any], kernel: str | None = None) -> str:
     used = ", ".join(f"{what} {report['totals'][key]}/{report['budgets'][key]}"
                      for key, _, what in _BUDGETS)
     return (f"{report['latency_ms']} ms, {report['cycles']} cycles (estimate at"
-            f" {report['clock_mhz']} MHz); {used}; unroll {report['unroll']}")
+            f" {report['clock_mhz']} MHz); {used}; unroll {report['unroll']},"
+            f" {report.get('precision', 'float32')}")
