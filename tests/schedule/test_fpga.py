@@ -74,3 +74,17 @@ def test_interleave_keeps_the_sum_and_a_max_recurrence_pipelines_at_one() -> Non
         interleave(m, "r", 4)  # only sums are split into partial sums
     a = np.random.default_rng(3).standard_normal((4, 64), np.float32)
     np.testing.assert_array_equal(run(h, a, out_shape=(4,)), a.max(axis=1))
+
+
+def test_a_reduction_within_the_tile_unrolls_into_a_pipeline_over_outputs() -> None:
+    # 4 window elements per output fit the tile of 8: one output a cycle, r unrolled, the
+    # rows and outputs fused into that pipeline (each output's running max is its own)
+    x = placeholder((3, 5, 4), "float32", "X")
+    r = reduce_axis(4, "r")
+    m = lower([x], [compute((3, 5), lambda i, j: rmax(x[i, j, r], r), "M")], "windows")
+    g = fpga_schedule(m, unroll=8).apply(m)
+    kinds = {y.var.name: y.kind for y in loops(g.body)}
+    assert kinds == {"M_i0_M_i1": ForKind.PIPELINED, "r": ForKind.UNROLLED}, kinds
+    assert g.attrs["pipeline_ii"] == {"M_i0_M_i1": 1}
+    a = np.random.default_rng(4).standard_normal((3, 5, 4), np.float32)
+    np.testing.assert_array_equal(run(g, a, out_shape=(3, 5)), a.max(axis=2))

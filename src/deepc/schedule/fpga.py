@@ -7,7 +7,9 @@ enough; the tile is partitioned so an unrolled tile of the reduction reads it in
 Then, in each innermost perfect loop chain, loops are unrolled from the inside out while their
 combined trip count stays within `unroll` (the multipliers the DSP budget allows one
 kernel); the next loop out is split so that its inner part fills the rest of the tile, and
-its outer part is pipelined. A pipelined loop that updates an accumulator carries a
+its outer part is pipelined, fused with the loops it is perfectly nested in. Where the whole
+chain fits the tile (a small reduction: a 3x3 window), it is unrolled into the pipeline of
+the loop over outputs around it, which starts one output a cycle. A pipelined loop that updates an accumulator carries a
 dependence through one add: where it has the iterations for it, its sum is interleaved over
 as many partial sums as the adder has stages (schedule/interleave.py), so it starts one
 iteration a cycle; otherwise its initiation interval is that add's latency.
@@ -20,6 +22,7 @@ from collections import Counter
 
 from deepc.ir.expr import Binary, Load, Var
 from deepc.ir.loop import (
+    Allocate,
     For,
     LetStmt,
     PrimFunc,
@@ -160,6 +163,38 @@ def _pipeline(sch: Schedule, loop: For, name: str, trips: int, outer: list[For],
     sch.add("pipeline", name, ii)
 
 
+def _nameable(loop: For, counts: Counter[str]) -> bool:
+    """Whether primitives can name, split and fuse `loop` (a unique name, 0..n by 1)."""
+    return (counts[loop.var.name] == 1 and isinstance(loop.extent, int) and loop.start == 0
+            and loop.step == 1)
+
+
+def _around(body: Stmt, inner: For) -> For | None:
+    """The nearest loop around `inner` (None at the function's top)."""
+    def visit(s: Stmt, outer: For | None) -> tuple[bool, For | None]:
+        if s is inner:
+            return True, outer
+        for c in stmt_children(s):
+            found = visit(c, s if isinstance(s, For) else outer)
+            if found[0]:
+                return found
+        return False, None
+
+    return visit(body, None)[1]
+
+
+def _unrolls_whole(loop: For, chain: list[For], counts: Counter[str]) -> bool:
+    """Whether `loop` can be pipelined with everything inside it unrolled: its only loops are
+    `chain`, and every buffer it updates in place is allocated inside it (fresh each time)."""
+    inside = [s for s in walk_stmts(loop.body) if isinstance(s, For)]
+    if not _nameable(loop, counts) or {id(x) for x in inside} != {id(x) for x in chain}:
+        return False
+    fresh = {s.buffer.name for s in walk_stmts(loop.body) if isinstance(s, Allocate)}
+    return all(s.buffer.name in fresh for s in walk_stmts(loop.body)
+               if isinstance(s, Store) and any(isinstance(e, Load) and e.source == s.buffer
+                                               for e in walk(s.value)))
+
+
 def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0,
                   add_cycles: int = FADD_CYCLES) -> Schedule:
     """BRAM tiles of at most `tile_limit` elements, then pipelined loops with unrolled tiles of
@@ -175,8 +210,7 @@ def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0,
         if any(isinstance(s, For) for s in walk_stmts(leaf.body)):
             continue
         chain = _chain(leaf, parents)
-        if any(counts[x.var.name] > 1 or not isinstance(x.extent, int) or x.start != 0
-               or x.step != 1 for x in chain):
+        if not all(_nameable(x, counts) for x in chain):
             continue  # loops a primitive cannot name or split: left serial
         tile, k = 1, 0
         while k < len(chain) and tile * chain[k].extent <= unroll:
@@ -184,8 +218,19 @@ def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0,
             k += 1
         for x in chain[:k - 1] if k == len(chain) else chain[:k]:
             sch.add("unroll", x.var.name)
-        if k == len(chain):  # the whole chain fits the tile: pipeline its outermost loop
+        if k == len(chain):  # the whole chain fits the tile
             top = chain[-1]
+            around = _around(f.body, top)
+            if around is not None and _unrolls_whole(around, chain, counts):
+                # one output per cycle: the tile's reduction unrolled into the pipeline of
+                # the loop over outputs around it, which then carries nothing
+                sch.add("unroll", top.var.name)
+                outer = _chain(around, parents)[1:]
+                outer = outer[:next((j for j, x in enumerate(outer)
+                                     if not _nameable(x, counts)), len(outer))]
+                _pipeline(sch, around, around.var.name, around.extent, outer,  # type: ignore[arg-type]
+                          add_cycles)
+                continue
             _pipeline(sch, top, top.var.name, top.extent, [], add_cycles)  # type: ignore[arg-type]
             continue
         nxt = chain[k]
