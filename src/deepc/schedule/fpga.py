@@ -9,10 +9,11 @@ combined trip count stays within `unroll` (the multipliers the DSP budget allows
 kernel); the next loop out is split so that its inner part fills the rest of the tile, and
 its outer part is pipelined, fused with the loops it is perfectly nested in. Where the whole
 chain fits the tile (a small reduction: a 3x3 window), it is unrolled into the pipeline of
-the loop over outputs around it, which starts one output a cycle. A pipelined loop that updates an accumulator carries a
-dependence through one add: where it has the iterations for it, its sum is interleaved over
-as many partial sums as the adder has stages (schedule/interleave.py), so it starts one
-iteration a cycle; otherwise its initiation interval is that add's latency.
+the loop over outputs around it, which starts one output a cycle. A pipelined loop that
+updates an accumulator carries a dependence through one add: where it has the iterations for
+it, its sum is interleaved over as many partial sums as the adder has stages
+(schedule/interleave.py), so it starts one iteration a cycle; otherwise its initiation
+interval is that add's latency.
 """
 
 from __future__ import annotations

@@ -116,9 +116,15 @@ def test_integer_bits_hold_the_calibrated_range() -> None:
         assert 2.0 ** (n - WIDTH) <= largest * 2.0 ** -13  # the step, relative to the range
 
 
-def test_fixed16_is_refused_where_the_backend_has_no_fixed_point() -> None:
+def test_fixed16_is_refused_where_the_backend_has_no_fixed_point(tmp_path: Path) -> None:
+    model = ROOT / "examples" / "tiny_cnn.onnx"
     with pytest.raises(DeepcError, match="fixed16"):
-        deepc.compile(ROOT / "examples" / "tiny_cnn.onnx", "host", precision="fixed16")
+        deepc.compile(model, "host", precision="fixed16")
+    done = subprocess.run([sys.executable, "-m", "deepc.cli", "compile", str(model),
+                           "--precision", "fixed16", "-o", str(tmp_path / "x.tar")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "computes in float32, not fixed16" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.tar").exists()
 
 
 @pytest.mark.models
