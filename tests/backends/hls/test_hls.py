@@ -195,3 +195,28 @@ def test_cli_bench_reports_the_estimate(ap_types: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "estimated latency" in done.stdout and "ESTIMATE" in done.stdout
     assert "200 MHz" in done.stdout and "yes" in done.stdout  # its C simulation matched
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("op_type, attrs", [
+    ("Sigmoid", {}),  # a math call: computed in float from the fixed value, rounded back
+    ("MaxPool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),  # -inf padding: a Select
+])
+def test_fixed16_calls_and_selects_c_simulate(op_type: str, attrs: dict, ap_types: Path,
+                                              tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from tests.helpers import node_model, run_ort
+
+    _need(load_target(TARGET).toolchain.cc)
+    # drawn like the calibration's inputs (standard normal, another seed): values past twice
+    # the calibrated largest magnitude saturate (3x these inputs clip MaxPool's 8.08 to 8.0)
+    x = np.random.default_rng(5).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    path = tmp_path / "op.onnx"
+    onnx.save(node_model(op_type, {"x": x}, **attrs), str(path))
+    model = deepc.load(deepc.compile(path, TARGET, precision="fixed16").save(tmp_path / "m.tar"))
+    (got,) = model.run({"x": x}).values()
+    (want,) = run_ort(onnx.load(str(path)), {"x": x})
+    np.testing.assert_allclose(got, want, rtol=0,
+                               atol=FIXED16_TOLERANCE * float(np.abs(want).max()))
