@@ -34,28 +34,38 @@ def _check_rows(g: PrimFunc, k_extent: int) -> None:
     np.testing.assert_allclose(run(g, a, b, out_shape=(6, 5)), a @ b.T, rtol=1e-5, atol=1e-5)
 
 
-def test_weight_rows_tiled_reduction_unrolled_and_interleaved() -> None:
-    # W's row i is reused by every j, so it gets a tile; the 4 pipelined steps of k add into
-    # 4 partial sums, so the loop starts one every cycle
-    f = _rows(32)
-    sch = fpga_schedule(f, unroll=8, tile_limit=64)
+def _dot(k_extent: int) -> PrimFunc:  # one output: no tile of outputs to sum side by side
+    x = placeholder((k_extent,), "float32", "X")
+    y = placeholder((k_extent,), "float32", "Y")
+    k = reduce_axis(k_extent, "k")
+    return lower([x, y], [compute((1,), lambda i: rsum(x[k] * y[k], k), "D")], "dot")
+
+
+def _check_dot(g: PrimFunc, k_extent: int) -> None:
+    rng = np.random.default_rng(k_extent)
+    a, b = (rng.standard_normal(k_extent, np.float32) for _ in range(2))
+    np.testing.assert_allclose(run(g, a, b, out_shape=(1,)), [a @ b], rtol=1e-5, atol=1e-5)
+
+
+def test_a_sum_is_unrolled_and_interleaved_over_the_adders_latency() -> None:
+    # the 4 pipelined steps of k add into 4 partial sums, so the loop starts one every cycle
+    f = _dot(32)
+    sch = fpga_schedule(f, unroll=8)
     g = sch.apply(f)
     kinds = {x.var.name: x.kind for x in loops(g.body)}
     assert kinds["k_i"] is ForKind.UNROLLED and kinds["k_o"] is ForKind.PIPELINED
     assert ("interleave", ("k_o", FADD_CYCLES)) in [(s.primitive, s.args) for s in sch.steps]
     assert g.attrs["pipeline_ii"]["k_o"] == 1
-    assert g.attrs["partition"] == {"W_bram": 8}
-    assert fpga_schedule(f, unroll=8, tile_limit=16).steps[0].primitive != "cache_read"
-    _check_rows(g, 32)
+    _check_dot(g, 32)
 
 
 def test_short_sums_keep_the_adder_interval_and_fixed_point_adds_reach_one() -> None:
     # 2 pipelined steps: adding 4 partial sums up would cost more than the 3 cycles saved
-    f = _rows(16)
+    f = _dot(16)
     g = fpga_schedule(f, unroll=8).apply(f)
     assert g.attrs["pipeline_ii"]["k_o"] == FADD_CYCLES
     assert not any("lanes" in b for b in _allocated(g))
-    _check_rows(g, 16)
+    _check_dot(g, 16)
     one = fpga_schedule(f, unroll=8, add_cycles=1).apply(f)  # fixed16's one-cycle adder
     assert one.attrs["pipeline_ii"]["k_o"] == 1 and not any("lanes" in b for b in _allocated(one))
 
@@ -88,3 +98,27 @@ def test_a_reduction_within_the_tile_unrolls_into_a_pipeline_over_outputs() -> N
     assert g.attrs["pipeline_ii"] == {"M_i0_M_i1": 1}
     a = np.random.default_rng(4).standard_normal((3, 5, 4), np.float32)
     np.testing.assert_array_equal(run(g, a, out_shape=(3, 5)), a.max(axis=2))
+
+
+def test_long_sums_run_with_their_outputs_side_by_side_in_one_pipeline() -> None:
+    # C[o, y, x] = sum_k W[o, k] X[k, y, x], a 1x1 conv: 32 terms per output exceed the tile
+    # of 8, so the sums move to an on-chip tile of the 4x16 outputs of a channel, 8 of a row
+    # are summed side by side, and k, rows and output groups run as one pipeline at II=1 (an
+    # element is next updated 4 x 2 iterations later)
+    w, x = placeholder((2, 32), "float32", "W"), placeholder((32, 4, 16), "float32", "X")
+    k = reduce_axis(32, "k")
+    f = lower([w, x], [compute((2, 4, 16), lambda o, i, j: rsum(w[o, k] * x[k, i, j], k),
+                               "C")], "conv1x1")
+    sch = fpga_schedule(f, unroll=8, tile_limit=64)
+    assert [s.primitive for s in sch.steps][:3] == ["cache_read", "partition", "reduce_outside"]
+    g = sch.apply(f)
+    assert g.attrs["partition"]["W_bram"] == 8  # W's row o, reused by every output, on chip
+    assert any(b.endswith("_tile") for b in _allocated(g))
+    piped = [y for y in loops(g.body) if y.kind is ForKind.PIPELINED]
+    assert max(y.extent for y in piped) == 32 * 4 * 2
+    assert set(g.attrs["pipeline_ii"].values()) == {1}
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((2, 32), np.float32)
+    b = rng.standard_normal((32, 4, 16), np.float32)
+    np.testing.assert_allclose(run(g, a, b, out_shape=(2, 4, 16)),
+                               np.einsum("ok,kij->oij", a, b), rtol=1e-5, atol=1e-5)

@@ -4,7 +4,9 @@ First, a read-only parameter that the loops reuse (a conv's weights: every outpu
 channel reads the same filter) is copied into an on-chip BRAM tile once per iteration of the
 innermost loop that indexes it outside a loop that does not, where that tile is small
 enough; the tile is partitioned so an unrolled tile of the reduction reads it in one cycle.
-Then, in each innermost perfect loop chain, loops are unrolled from the inside out while their
+A running sum per output whose reduction exceeds the unroll tile is turned around where that
+pays (schedule/reduce_outside.py): the sums of a tile of outputs live on chip, the
+reduction loops go outside, and the outputs are summed side by side. Then, in each innermost perfect loop chain, loops are unrolled from the inside out while their
 combined trip count stays within `unroll` (the multipliers the DSP budget allows one
 kernel); the next loop out is split so that its inner part fills the rest of the tile, and
 its outer part is pipelined, fused with the loops it is perfectly nested in. Where the whole
@@ -35,6 +37,7 @@ from deepc.ir.loop import (
 )
 from deepc.ir.tensor import walk
 from deepc.schedule.interleave import accumulator
+from deepc.schedule.reduce_outside import output_nest
 from deepc.schedule.schedule import Schedule
 
 FADD_CYCLES = 4  # latency of a float32 add at 200-300 MHz: a reduction's interval
@@ -47,20 +50,6 @@ def _parents(body: Stmt) -> dict[int, For]:
             for c in stmt_children(s):
                 out[id(c)] = s
     return out
-
-
-def accumulates(loop: For) -> bool:
-    """Whether the loop's body stores to an element it reads that the loop does not index:
-    an accumulator, a recurrence through one add per iteration."""
-    own = {x.var.name for x in loops(loop)}
-    for s in walk_stmts(loop.body):
-        if not isinstance(s, Store):
-            continue
-        names = {v.name for i in s.indices for v in walk(i) if isinstance(v, Var)}
-        reads = any(isinstance(e, Load) and e.source == s.buffer for e in walk(s.value))
-        if reads and not names & own:
-            return True
-    return False
 
 
 def _chain(leaf: For, parents: dict[int, For]) -> list[For]:
@@ -120,45 +109,50 @@ def bram_tiles(f: PrimFunc, limit: int) -> list[tuple[str, str, int]]:
     return out
 
 
-def recurrence_ii(loop: For, add_cycles: int) -> int:
-    """The interval a pipelined `loop` can reach: 1, or where an iteration updates an
-    accumulator the previous one wrote, the latency of that update (an add's; min/max is
-    a comparison, one cycle)."""
-    if not accumulates(loop):
-        return 1
-    acc = accumulator(loop)
-    if acc is not None and isinstance(acc.value, Binary) and acc.value.op in ("min", "max"):
-        return 1
-    return add_cycles
+def _updates(loop: For) -> list[Store]:
+    """The stores in `loop` that update an element in place (read it in their value)."""
+    return [s for s in walk_stmts(loop.body) if isinstance(s, Store)
+            and any(isinstance(e, Load) and e.source == s.buffer for e in walk(s.value))]
 
 
-def _rewrites_indexed(loop: For) -> bool:
-    """Whether a store in `loop` updates an element that a loop of the nest indexes (a running
-    update that fusing the nest into one pipelined loop would hide from `accumulates`)."""
-    own = {x.var.name for x in loops(loop)}
-    for s in walk_stmts(loop.body):
-        if isinstance(s, Store) and any(isinstance(e, Load) and e.source == s.buffer
-                                        for e in walk(s.value)):
-            names = {v.name for i in s.indices for v in walk(i) if isinstance(v, Var)}
-            if names & own:
-                return True
-    return False
+def interval(nest: list[For], trips: int, add_cycles: int) -> int | None:
+    """The interval of a pipeline running `nest` (outermost first; the innermost now `trips`
+    iterations) as one loop, with the loops inside it unrolled: 1, or the latency of an
+    update (an add's; min/max is a comparison, one cycle) whose element comes back sooner.
+    An element indexed by none of `nest` comes back every iteration; one indexed by a suffix
+    of it, once per iteration of that suffix. None where an element comes back at intervals
+    that one loop cannot keep (indexed by an outer loop of `nest` but not an inner one)."""
+    names = [x.var.name for x in nest]
+    extents = [x.extent for x in nest[:-1]] + [trips]
+    ii = 1
+    for s in _updates(nest[0]):
+        used = {v.name for i in s.indices for v in walk(i) if isinstance(v, Var)}
+        flags = [n in used for n in names]
+        first = flags.index(True) if True in flags else len(flags)
+        if not all(flags[first:]):
+            return None
+        v = s.value
+        latency = 1 if isinstance(v, Binary) and v.op in ("min", "max") else add_cycles
+        if math.prod(extents[first:]) < latency:  # type: ignore[arg-type]
+            ii = max(ii, latency)
+    return ii
 
 
 def _pipeline(sch: Schedule, loop: For, name: str, trips: int, outer: list[For],
               add_cycles: int) -> None:
     """Pipeline `name` (`loop` as it was before splitting: `trips` iterations now), fused with
-    the loops `outer` around it (innermost first) into one pipeline where no update hides in
-    them. A running sum with a multi-cycle adder is interleaved over that many partial sums
+    the loops `outer` around it (innermost first) into one pipeline where the interval
+    allows. A running sum with a multi-cycle adder is interleaved over that many partial sums
     to reach II=1, where it saves more cycles than adding the partial sums up costs."""
-    if outer and not _rewrites_indexed(outer[-1]):
+    nest, inner = [loop], trips
+    if outer and interval([*reversed(outer), loop], trips, add_cycles) is not None:
         for x in outer:
             sch.add("fuse", x.var.name, name)
             name, trips = f"{x.var.name}_{name}", trips * x.extent  # type: ignore[operator]
-        loop = outer[-1]
-    ii = recurrence_ii(loop, add_cycles)
+        nest = [*reversed(outer), loop]
+    ii = interval(nest, inner, add_cycles) or 1
     fold = math.ceil(math.log2(ii)) * add_cycles if ii > 1 else 0
-    if ii > 1 and (trips - 1) * (ii - 1) > fold and accumulator(loop) is not None:
+    if ii > 1 and (trips - 1) * (ii - 1) > fold and accumulator(nest[0]) is not None:
         sch.add("interleave", name, ii)
         ii = 1
     sch.add("pipeline", name, ii)
@@ -196,6 +190,63 @@ def _unrolls_whole(loop: For, chain: list[For], counts: Counter[str]) -> bool:
                                                for e in walk(s.value)))
 
 
+def _perfect(loop: For) -> list[For]:
+    """`loop` and the loops perfectly nested in it, outermost first."""
+    out = [loop]
+    while isinstance(out[-1].body, For):
+        out.append(out[-1].body)  # type: ignore[arg-type]
+    return out
+
+
+def _tile(extents: list[int], unroll: int) -> int:
+    """The unrolled iterations the schedule makes of a loop chain (`extents` innermost first):
+    whole loops while they fit `unroll`, then the largest divisor of the next that does."""
+    tile = 1
+    for n in extents:
+        if tile * n > unroll:
+            return tile * _largest_divisor(n, unroll // tile)
+        tile *= n
+    return tile
+
+
+def _side_by_side_pays(outputs: list[int], red: list[int], unroll: int,
+                       add_cycles: int) -> bool:
+    """Whether summing outputs side by side takes fewer cycles per output than a pipeline per
+    output (whose fill and drain is a few adds and loads deep). Where every output of the tile
+    is unrolled, each is updated every iteration: at the adder's interval."""
+    per_output = math.prod(red) / _tile(outputs[::-1] + red[::-1], unroll)
+    if _tile(outputs[::-1], unroll) == math.prod(outputs):
+        per_output *= add_cycles
+    return per_output < math.prod(red) / _tile(red[::-1], unroll) + 8 + 6 * add_cycles
+
+
+def sum_tiles(f: PrimFunc, unroll: int, limit: int,
+              add_cycles: int = FADD_CYCLES) -> list[tuple[str, str]]:
+    """(outermost output loop, running sum) of each nest of outputs whose reduction exceeds
+    the unroll tile (a pipeline per output would start and drain per output) and whose
+    outputs fit an on-chip tile of `limit` elements: reduce_outside turns each around."""
+    counts = Counter(x.var.name for x in loops(f.body))
+    out: list[tuple[str, str]] = []
+
+    def visit(s: Stmt) -> None:
+        found = output_nest(s) if isinstance(s, For) else None
+        if found is not None:
+            nest, alloc = found
+            red = [x.extent for x in _perfect(alloc.body.stmts[1])]  # type: ignore[attr-defined]
+            outputs = [x.extent for x in nest]
+            if (all(isinstance(n, int) for n in red) and math.prod(red) > unroll
+                    and 1 < math.prod(outputs) <= limit  # type: ignore[arg-type]
+                    and all(_nameable(x, counts) for x in nest)
+                    and _side_by_side_pays(outputs, red, unroll, add_cycles)):
+                out.append((nest[0].var.name, alloc.buffer.name))
+                return
+        for c in stmt_children(s):
+            visit(c)
+
+    visit(f.body)
+    return out
+
+
 def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0,
                   add_cycles: int = FADD_CYCLES) -> Schedule:
     """BRAM tiles of at most `tile_limit` elements, then pipelined loops with unrolled tiles of
@@ -203,6 +254,8 @@ def fpga_schedule(f: PrimFunc, unroll: int, tile_limit: int = 0,
     sch = Schedule(knobs={"unroll": unroll})
     for name, loop, _ in bram_tiles(f, tile_limit):
         sch.add("cache_read", name, loop, "bram").add("partition", f"{name}_bram", unroll)
+    for loop, acc in sum_tiles(sch.apply(f), unroll, tile_limit, add_cycles):
+        sch.add("reduce_outside", loop).add("partition", f"{acc}_tile", unroll)
     f = sch.apply(f)
     all_loops = loops(f.body)
     counts = Counter(x.var.name for x in all_loops)

@@ -99,9 +99,9 @@ def test_fixed16_formats_from_the_calibration() -> None:
     assert formats["features_3_squeeze_weight"] < formats["relu"]
     assert f"deepc_fx<{formats['features_3_squeeze_weight']}> features_3_squeeze_weight_bram" \
         in source
-    assert f"relu[(((conv_i3 + (conv_i2 * 55)) + (conv_i1 * 3025)) + (conv_i0 * 48400))] =" \
-        f" deepc_fx<{formats['relu']}>(" in source
-    assert "typedef ap_fixed<48, " in source and "deepc_acc_t conv_acc[1];" in source
+    k002 = source[source.index("void k002_conv_relu"):source.index("void k003_conv_relu")]
+    assert f"] = deepc_fx<{formats['relu']}>(deepc_maxf(" in k002  # ReLU, rounded to its format
+    assert "typedef ap_fixed<48, " in source and "deepc_acc_t conv_acc_tile[3025];" in k002
     assert compiled.module.report["estimate"]["unroll"] > deepc.compile(
         shared_model("squeezenet1_1"), TARGET).module.report["estimate"]["unroll"]
 
@@ -167,7 +167,9 @@ def test_inspect_hls_stage() -> None:
 
     texts = kernel_texts(load(shared_model("squeezenet1_1")), TARGET, "hls")
     assert "estimate at 200 MHz" in texts["model"] and "DSP48 slices" in texts["model"]
-    assert "conv_rc_o II=1 x8" in texts["k002_conv_relu"]
+    # the squeeze conv's 64 input channels are summed for 5 outputs side by side, one pipeline
+    # over channels, rows and output groups
+    assert "conv_rc_conv_rk0_conv_rk1_conv_i2_conv_i3_o II=1 x38720" in texts["k002_conv_relu"]
     with pytest.raises(DeepcError):
         kernel_texts(load(shared_model("squeezenet1_1")), "host", "hls")
 

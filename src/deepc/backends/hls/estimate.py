@@ -29,6 +29,7 @@ from deepc.ir.loop import (
     Stmt,
     Store,
     stmt_children,
+    walk_stmts,
 )
 from deepc.ir.tensor import children, walk
 from deepc.ir.types import itemsize
@@ -40,7 +41,9 @@ _OPS = {
     "fixed16": {"add": (1, 0, 48), "sub": (1, 0, 48), "mul": (2, 1, 30),
                 "div": (36, 0, 1400), "min": (1, 0, 48), "max": (1, 0, 48)},
 }
+# bytes of an on-chip element: a tensor's value, and a running sum (fixed16: ap_fixed<48>)
 _TILE_ITEM_BYTES = {"float32": 4, "fixed16": 2}
+_SUM_ITEM_BYTES = {"float32": 4, "fixed16": 6}
 
 
 def op_costs(precision: str) -> dict[str, tuple[int, int, int]]:
@@ -99,6 +102,7 @@ class _Walker:
     def __init__(self, ii: dict[str, int], precision: str):
         self.ii, self.dsp, self.lut, self.bram, self.uram = ii, 0, _KERNEL_LUT, 0, 0
         self.ops, self.tile_bytes = _OPS[precision], _TILE_ITEM_BYTES[precision]
+        self.sum_bytes, self.sums = _SUM_ITEM_BYTES[precision], set[str]()
         self.pipelines: list[str] = []
 
     def cycles(self, s: Stmt, copies: int = 1) -> int:
@@ -131,7 +135,8 @@ class _Walker:
         size = len(s.data) if s.data is not None else s.buffer.size
         if size <= _LOCAL_IN_REGISTERS:
             return
-        item = self.tile_bytes if s.buffer.dtype == "float32" else itemsize(s.buffer.dtype)
+        item = (itemsize(s.buffer.dtype) if s.buffer.dtype != "float32" else
+                self.sum_bytes if s.buffer.name in self.sums else self.tile_bytes)
         nbytes = size * item
         blocks = -(-nbytes // _BRAM_BYTES)
         if blocks > 64:
@@ -143,6 +148,8 @@ class _Walker:
 def estimate_kernel(name: str, f: PrimFunc, scratch: tuple[Buffer, ...], target: Any,
                     precision: str = "float32") -> KernelEstimate:
     w = _Walker(f.attrs.get("pipeline_ii", {}), precision)
+    w.sums = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)
+              and any(isinstance(e, Load) and e.source == s.buffer for e in walk(s.value))}
     cycles = w.cycles(f.body)
     traffic = sum(b.size * itemsize(b.dtype) for b in (*f.params, *scratch))
     bandwidth = (target.bandwidth_gbps or 0) * 1e9

@@ -84,9 +84,12 @@ class FixedRenderer(Renderer):
 
     def fixed(self, f: PrimFunc, extra: tuple[Buffer, ...], formats: dict[str, int]) -> str:
         self.formats = formats
+        # a parameter's copy on chip; a tile of running sums (it reads itself) is wide
+        sums = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)
+                and any(isinstance(e, Load) and e.source == s.buffer for e in walk(s.value))}
         self._tiles = {s.buffer.name: formats[e.source.name] for s in walk_stmts(f.body)
                        if isinstance(s, Store) and s.buffer.scope == "bram"
-                       for e in walk(s.value)
+                       and s.buffer.name not in sums for e in walk(s.value)
                        if isinstance(e, Load) and e.source.name in formats}
         return self.function(f, extra)
 
