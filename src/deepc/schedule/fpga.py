@@ -6,8 +6,9 @@ innermost loop that indexes it outside a loop that does not, where that tile is 
 enough; the tile is partitioned so an unrolled tile of the reduction reads it in one cycle.
 A running sum per output whose reduction exceeds the unroll tile is turned around where that
 pays (schedule/reduce_outside.py): the sums of a tile of outputs live on chip, the
-reduction loops go outside, and the outputs are summed side by side. Then, in each innermost perfect loop chain, loops are unrolled from the inside out while their
-combined trip count stays within `unroll` (the multipliers the DSP budget allows one
+reduction loops go outside, and the outputs are summed side by side. Then, in each
+innermost perfect loop chain, loops are unrolled from the inside out while their combined
+trip count stays within `unroll` (the multipliers the DSP budget allows one
 kernel); the next loop out is split so that its inner part fills the rest of the tile, and
 its outer part is pipelined, fused with the loops it is perfectly nested in. Where the whole
 chain fits the tile (a small reduction: a 3x3 window), it is unrolled into the pipeline of
