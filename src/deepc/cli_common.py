@@ -171,6 +171,11 @@ input_shape_option = click.option(
     help="Set an input's symbolic dimensions (they default to 1, with a note); dimensions the "
          "model fixes must be given as they are. Repeatable.")
 
+precision_option = click.option(
+    "--precision", type=click.Choice(["float32", "fixed16"]), default="float32",
+    show_default=True, help="FPGA targets: fixed16 computes in ap_fixed<16,N>, N per tensor "
+    "from a calibration on seeded random inputs (float32 elsewhere).")
+
 
 def pass_context(opt_level: int, disabled: tuple[str, ...], print_after: tuple[str, ...]) -> Any:
     """The pass options as a PassContext; an unknown pass name is a one-line error."""

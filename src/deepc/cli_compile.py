@@ -19,6 +19,7 @@ from deepc.cli_common import (
     parse_shapes,
     pass_context,
     pass_options,
+    precision_option,
     report_passes,
     stage_progress,
     strict_input_shapes,
@@ -40,12 +41,13 @@ from deepc.cli_common import (
 @click.option("--static-runner", is_flag=True,
               help="CPU: link bin/run_model fully static with the model inside (musl through"
                    " zig), so it runs on any Linux of the target's architecture.")
+@precision_option
 @handle_errors
 @tuning_log_option
 def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
                 disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
                 input_shapes: tuple[str, ...], as_json: bool, allow_tf32: bool,
-                tuned: dict[str, Any] | None, static_runner: bool) -> None:
+                precision: str, tuned: dict[str, Any] | None, static_runner: bool) -> None:
     """Compile MODEL for a target into one self-contained bundle.
 
     Graph IR printed by --print-after and the --print-pass-times table go to stderr.
@@ -59,7 +61,7 @@ def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
         compiled = deepc.compile(model, target, input_shapes=parse_shapes(input_shapes),
                                  opt_level=opt_level, pass_context=ctx, progress=progress,
                                  allow_tf32=allow_tf32 or None, tuned=tuned,
-                                 static_runner=static_runner)
+                                 static_runner=static_runner, precision=precision)
         compiled.save(output)
     report_passes(ctx, err_console, pass_times)
     stats = compiled.stats()

@@ -19,6 +19,7 @@ from deepc.cli_common import (
     parse_shapes,
     pass_context,
     pass_options,
+    precision_option,
     print_table,
     report_passes,
     strict_input_shapes,
@@ -46,10 +47,12 @@ from deepc.cli_common import (
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--no-constants", is_flag=True, help="Leave constants out of the text form.")
+@precision_option
 @handle_errors
 def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_level: int | None,
                disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
-               input_shapes: tuple[str, ...], as_json: bool, no_constants: bool) -> None:
+               input_shapes: tuple[str, ...], as_json: bool, no_constants: bool,
+               precision: str) -> None:
     """Print a model's IR at one level of the stage chain.
 
     `--stage graph` shows a summary (ops, parameters, FLOPs) and the canonical graph text,
@@ -67,7 +70,7 @@ def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_lev
         from deepc.compiler.inspect import kernel_texts
 
         texts = kernel_texts(graph, target, stage, opt_level=ctx.opt_level, kernel=kernel,
-                             pass_context=ctx)
+                             pass_context=ctx, precision=precision)
         report_passes(ctx, err_console if as_json else console, pass_times)
         if as_json:
             click.echo(json.dumps(texts, indent=1))

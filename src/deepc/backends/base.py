@@ -36,6 +36,9 @@ class CompileOptions:
     # CPU bundles: bin/run_model linked fully static with the model inside (runs on any Linux
     # of the architecture)
     static_runner: bool = False
+    precision: str = "float32"  # or "fixed16" where the backend lists it in `precisions`
+    # value name -> its largest magnitude on the calibration inputs (fixed-point precisions)
+    ranges: Mapping[str, float] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Backend:
     """Base of the registered backends; `source_of`/`assembly_of` serve `inspect-ir`."""
 
     name = ""
+    precisions: tuple[str, ...] = ("float32",)  # what `CompileOptions.precision` may ask
 
     def schedule(self, kernels: list[Kernel], target: Any,
                  options: CompileOptions) -> list[KernelSchedule]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deepc.backends import BACKENDS, Backend, CompileOptions, KernelSchedule
+from deepc.compiler.calibrate import value_ranges
 from deepc.compiler.model import CompiledModel
-from deepc.errors import TargetError
+from deepc.errors import InputError, TargetError
 from deepc.frontends import load
 from deepc.ir.graph import Graph
 from deepc.lowering.kernels import Kernel, group_kernel
@@ -69,7 +71,7 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
             opt_level: int = 2, pass_context: Any = None,
             progress: Progress | None = None, allow_tf32: bool | None = None,
             tuned: Mapping[str, Mapping[str, Any]] | None = None,
-            static_runner: bool = False) -> CompiledModel:
+            static_runner: bool = False, precision: str = "float32") -> CompiledModel:
     """Compile a model (path or graph IR) for a target (name, path or Target).
 
     `opt_level` picks the graph pass pipeline (passes/manager.py PIPELINES): -O0 none, -O1
@@ -82,6 +84,8 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     `static_runner` (CPU targets): the bundle's bin/run_model is linked fully static with the
     model inside (musl through zig for cross targets), so it runs on any Linux of the target's
     architecture whatever its C library.
+    `precision` other than float32 (fixed16: backends whose `precisions` list it) is chosen
+    per tensor from a calibration: the graph's numpy reference on seeded random inputs.
     `pass_context` (a deepc.passes.PassContext) carries pass options: disabled passes,
     passes to print after, and collects pass times and dumps for the caller.
     """
@@ -91,9 +95,17 @@ def compile(model: str | Path | Graph, target: Any = "host", *,
     if static_runner and tgt.kind != "cpu":
         raise TargetError(f"--static-runner links a CPU bundle's bin/run_model, and target"
                           f" {tgt.name!r} is a {tgt.kind} device — leave the option out")
-    options = CompileOptions(opt_level, allow_tf32, dict(tuned or {}), static_runner)
+    if precision not in backend.precisions:
+        raise InputError(f"the {backend.name} backend of target {tgt.name!r} computes in"
+                         f" {' or '.join(backend.precisions)}, not {precision} — drop"
+                         " --precision or choose an FPGA target")
     report = progress or (lambda stage, done, total: None)
     graph, kernels = lower_model(model, tgt, opt_level, input_shapes, pass_context, report)
+    options = CompileOptions(opt_level, allow_tf32, dict(tuned or {}),
+                             static_runner=static_runner, precision=precision)
+    if precision != "float32":
+        report("calibrate", 0, 1)
+        options = replace(options, ranges=value_ranges(graph))
     report("schedule", 0, 1)
     scheduled = backend.schedule(kernels, tgt, options)
     records = schedule_records(kernels, scheduled, tgt)

@@ -32,7 +32,8 @@ class ForKind(Enum):
     PIPELINED = "pipelined"
 
 
-SCOPES = ("global", "shared", "local", "bram", "constant")
+# lanes: registers of partial sums that iterations a fixed distance apart update (FPGA)
+SCOPES = ("global", "shared", "local", "bram", "constant", "lanes")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,12 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
 
 def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate every node with its numpy reference; returns the graph outputs by name."""
+    values = run_graph_values(graph, inputs)
+    return {name: values[name] for name in graph.outputs}
+
+
+def run_graph_values(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every value of the graph (constants, inputs, each node's outputs) by name."""
     values: dict[str, np.ndarray] = dict(graph.constants)
     values.update(check_inputs(graph, inputs))
     for node in graph.nodes:
@@ -44,4 +50,4 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nd
         for name, value in zip(node.outputs, results):
             if name:
                 values[name] = value
-    return {name: values[name] for name in graph.outputs}
+    return values

@@ -11,9 +11,11 @@ from deepc.schedule import (
     gpu_gemm,
     gpu_split,
     gpu_warp,
+    interleave,
     packing,
     placement,
     primitives,
+    reduce_outside,
     reduction,
 )
 
@@ -22,6 +24,7 @@ PRIMITIVES = {
     "tile": primitives.tile, "vectorize": primitives.vectorize, "unroll": primitives.unroll,
     "parallel": primitives.parallel,
     "pipeline": primitives.pipeline, "partition": primitives.partition, "bind": primitives.bind,
+    "interleave": interleave.interleave, "reduce_outside": reduce_outside.reduce_outside,
     "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
     "tile_reduction": reduction.tile_reduction, "pack": packing.pack,

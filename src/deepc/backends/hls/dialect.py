@@ -15,6 +15,10 @@ HLS = Dialect(
                   "unrolled": "#pragma HLS UNROLL factor={extent}"},
     pragmas_in_body=True,  # Vitis reads a loop's pragmas from the top of its body
     scope_pragmas={"local": "#pragma HLS ARRAY_PARTITION variable={name} complete",
+                   # lane i is next updated `size` iterations later: tells Vitis the distance
+                   "lanes": "#pragma HLS ARRAY_PARTITION variable={name} complete\n"
+                            "#pragma HLS DEPENDENCE variable={name} type=inter distance={size}"
+                            " dependent=true",
                    "bram": "#pragma HLS BIND_STORAGE variable={name} type=ram_2p impl=bram\n"
                            "#pragma HLS ARRAY_PARTITION variable={name} cyclic factor={factor}"},
 )

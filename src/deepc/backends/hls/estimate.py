@@ -5,7 +5,9 @@ of loop control), a pipelined loop takes (trips - 1) * II + its body's depth, an
 loop runs its copies side by side. Operators cost DSPs and LUTs once per unrolled copy
 (serial code shares one). Local arrays of more than 64 elements take BRAM36 blocks (URAM
 past 64 blocks). A kernel also cannot beat DDR: it moves its arguments once at the
-target's memory bandwidth. Constants are Vitis' float32 operators at 200-300 MHz.
+target's memory bandwidth. Constants are Vitis' float32 operators at 200-300 MHz; in fixed16
+a 16x16-bit multiply is one DSP48 and the 48-bit sums are fabric adders of one cycle, and
+on-chip tiles hold 2-byte values.
 """
 
 from __future__ import annotations
@@ -27,13 +29,26 @@ from deepc.ir.loop import (
     Stmt,
     Store,
     stmt_children,
+    walk_stmts,
 )
 from deepc.ir.tensor import children, walk
 from deepc.ir.types import itemsize
 
-# float32 operator: (latency cycles, DSP48, LUT)
-_FLOAT_OPS = {"add": (4, 2, 220), "sub": (4, 2, 220), "mul": (3, 3, 110),
-              "div": (12, 0, 800), "min": (1, 0, 60), "max": (1, 0, 60)}
+# per precision, each operator on float32 IR values: (latency cycles, DSP48, LUT)
+_OPS = {
+    "float32": {"add": (4, 2, 220), "sub": (4, 2, 220), "mul": (3, 3, 110),
+                "div": (12, 0, 800), "min": (1, 0, 60), "max": (1, 0, 60)},
+    "fixed16": {"add": (1, 0, 48), "sub": (1, 0, 48), "mul": (2, 1, 30),
+                "div": (36, 0, 1400), "min": (1, 0, 48), "max": (1, 0, 48)},
+}
+# bytes of an on-chip element: a tensor's value, and a running sum (fixed16: ap_fixed<48>)
+_TILE_ITEM_BYTES = {"float32": 4, "fixed16": 2}
+_SUM_ITEM_BYTES = {"float32": 4, "fixed16": 6}
+
+
+def op_costs(precision: str) -> dict[str, tuple[int, int, int]]:
+    """(latency cycles, DSP48, LUT) of each arithmetic operator in `precision`."""
+    return _OPS[precision]
 _CALL = (20, 7, 1500)  # exp, tanh, sqrt, ...: a core of a few DSPs
 _LOAD_CYCLES = 2
 _KERNEL_LUT = 400  # control state machine and the AXI adapter of one function
@@ -58,34 +73,36 @@ class KernelEstimate:
         return asdict(self)
 
 
-def _expr_cost(e: Expr) -> tuple[int, int, int]:
+def _expr_cost(e: Expr, ops: dict[str, tuple[int, int, int]]) -> tuple[int, int, int]:
     """(depth in cycles, DSPs, LUTs) of one evaluation of `e`."""
     dsp = lut = 0
     for x in walk(e):
         if isinstance(x, Binary) and x.a.dtype.startswith("float"):
-            _, d, u = _FLOAT_OPS.get(x.op, (1, 0, 100))
+            _, d, u = ops.get(x.op, (1, 0, 100))
         elif isinstance(x, Call):
             _, d, u = _CALL
         else:
             continue
         dsp, lut = dsp + d, lut + u
-    return _depth(e), dsp, lut
+    return _depth(e, ops), dsp, lut
 
 
-def _depth(e: Expr) -> int:
+def _depth(e: Expr, ops: dict[str, tuple[int, int, int]]) -> int:
     own = 0
     if isinstance(e, Binary) and e.a.dtype.startswith("float"):
-        own = _FLOAT_OPS.get(e.op, (1, 0, 0))[0]
+        own = ops.get(e.op, (1, 0, 0))[0]
     elif isinstance(e, Call):
         own = _CALL[0]
     elif isinstance(e, Load):
         own = _LOAD_CYCLES
-    return own + max((_depth(k) for k in children(e)), default=0)
+    return own + max((_depth(k, ops) for k in children(e)), default=0)
 
 
 class _Walker:
-    def __init__(self, ii: dict[str, int]):
+    def __init__(self, ii: dict[str, int], precision: str):
         self.ii, self.dsp, self.lut, self.bram, self.uram = ii, 0, _KERNEL_LUT, 0, 0
+        self.ops, self.tile_bytes = _OPS[precision], _TILE_ITEM_BYTES[precision]
+        self.sum_bytes, self.sums = _SUM_ITEM_BYTES[precision], set[str]()
         self.pipelines: list[str] = []
 
     def cycles(self, s: Stmt, copies: int = 1) -> int:
@@ -102,7 +119,7 @@ class _Walker:
                 return (trips - 1) * ii + body
             return trips * (body + 1)
         if isinstance(s, Store | LetStmt):
-            depth, dsp, lut = _expr_cost(s.value)
+            depth, dsp, lut = _expr_cost(s.value, self.ops)
             self.dsp, self.lut = self.dsp + dsp * copies, self.lut + lut * copies
             return depth + (self.cycles(s.body, copies) if isinstance(s, LetStmt) else 1)
         if isinstance(s, Allocate):
@@ -118,7 +135,9 @@ class _Walker:
         size = len(s.data) if s.data is not None else s.buffer.size
         if size <= _LOCAL_IN_REGISTERS:
             return
-        nbytes = size * itemsize(s.buffer.dtype)
+        item = (itemsize(s.buffer.dtype) if s.buffer.dtype != "float32" else
+                self.sum_bytes if s.buffer.name in self.sums else self.tile_bytes)
+        nbytes = size * item
         blocks = -(-nbytes // _BRAM_BYTES)
         if blocks > 64:
             self.uram += -(-nbytes // _URAM_BYTES)
@@ -126,9 +145,11 @@ class _Walker:
             self.bram += blocks
 
 
-def estimate_kernel(name: str, f: PrimFunc, scratch: tuple[Buffer, ...],
-                    target: Any) -> KernelEstimate:
-    w = _Walker(f.attrs.get("pipeline_ii", {}))
+def estimate_kernel(name: str, f: PrimFunc, scratch: tuple[Buffer, ...], target: Any,
+                    precision: str = "float32") -> KernelEstimate:
+    w = _Walker(f.attrs.get("pipeline_ii", {}), precision)
+    w.sums = {s.buffer.name for s in walk_stmts(f.body) if isinstance(s, Store)
+              and any(isinstance(e, Load) and e.source == s.buffer for e in walk(s.value))}
     cycles = w.cycles(f.body)
     traffic = sum(b.size * itemsize(b.dtype) for b in (*f.params, *scratch))
     bandwidth = (target.bandwidth_gbps or 0) * 1e9
@@ -143,7 +164,8 @@ _BUDGETS = (("dsp", "dsp", "DSP48 slices"), ("bram36", "bram", "BRAM36 blocks"),
 _TOP_BRAM, _TOP_LUT = 4, 2500  # the top function's m_axi adapter and AXI-lite registers
 
 
-def model_estimate(kernels: list[KernelEstimate], target: Any, unroll: int) -> dict[str, Any]:
+def model_estimate(kernels: list[KernelEstimate], target: Any, unroll: int,
+                   precision: str = "float32") -> dict[str, Any]:
     """Per-kernel estimates, their totals against the target's budgets, and the latency."""
     totals = {"dsp": 0, "bram36": _TOP_BRAM, "uram": 0, "lut": _TOP_LUT}
     for k in kernels:
@@ -151,10 +173,16 @@ def model_estimate(kernels: list[KernelEstimate], target: Any, unroll: int) -> d
             totals[key] += getattr(k, key)
     budgets = {key: getattr(target, attr) for key, attr, _ in _BUDGETS}
     seconds = sum(k.seconds for k in kernels)
-    return {"clock_mhz": target.clock_mhz, "unroll": unroll, "totals": totals,
+    return {"clock_mhz": target.clock_mhz, "unroll": unroll, "precision": precision,
+            "totals": totals,
             "budgets": budgets, "latency_ms": round(seconds * 1e3, 4),
             "cycles": sum(k.cycles for k in kernels), "estimate": True,
             "kernels": [k.to_dict() for k in kernels]}
+
+
+def fits(report: dict[str, Any]) -> bool:
+    return all(have is None or report["totals"][key] <= have
+               for key, have in report["budgets"].items())
 
 
 def check_fits(report: dict[str, Any], part: str) -> None:
@@ -185,4 +213,5 @@ def report_text(report: dict[str, Any], kernel: str | None = None) -> str:
     used = ", ".join(f"{what} {report['totals'][key]}/{report['budgets'][key]}"
                      for key, _, what in _BUDGETS)
     return (f"{report['latency_ms']} ms, {report['cycles']} cycles (estimate at"
-            f" {report['clock_mhz']} MHz); {used}; unroll {report['unroll']}")
+            f" {report['clock_mhz']} MHz); {used}; unroll {report['unroll']},"
+            f" {report.get('precision', 'float32')}")
