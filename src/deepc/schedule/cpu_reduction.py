@@ -38,12 +38,14 @@ def best_factor(extent: int, limit: int) -> int:
 
 
 def vector_width(extent: int, lanes: int) -> int:
-    """Lanes for the vector loop: up to four registers' worth when they divide the loop (so
+    """Lanes for the vector loop: four or two registers' worth when they divide the loop (so
     each broadcast operand feeds several vectors), else one register or a divisor below it,
     a power of two unless another divisor is over twice as wide (1000 channels: 8, not 10;
     28 pixels: 14). Never a width that leaves a guarded tail: a bounds test on the lanes
     makes the loop scalar (232 channels run as 29 vectors of 8, not 15 of 16 with a test)."""
-    for nvec in (4, 3, 2):
+    # never three registers: LLVM splits a <3L x float> row into element inserts and
+    # shuffles (a 256x96x48 matmul at 8 GFLOP/s where 16 lanes reach 238)
+    for nvec in (4, 2):
         if extent % (nvec * lanes) == 0:
             return nvec * lanes
     if extent <= lanes:
