@@ -52,9 +52,10 @@ bench-opencl: $(STAMP)
 # transformers with random weights) exported once into $(ZOO); ZOO_PYTHON has the zoo extra
 ZOO := .deepc-cache/zoo
 ZOO_PYTHON ?= $(PYTHON)
+ZOO_PIP_FLAGS ?= --extra-index-url https://download.pytorch.org/whl/cpu  # CPU torch wheels
 zoo:
-	$(ZOO_PYTHON) -c "import torch, torchvision, timm, transformers" 2>/dev/null \
-		|| $(ZOO_PYTHON) -m pip install -q '.[zoo]'
+	$(ZOO_PYTHON) -m pip show -q torch torchvision timm transformers >/dev/null 2>&1 \
+		|| $(ZOO_PYTHON) -m pip install -q $(ZOO_PIP_FLAGS) -e '.[zoo]'
 	$(ZOO_PYTHON) tools/zoo.py --out $(ZOO)
 
 bench-zoo: $(STAMP) zoo
