@@ -57,3 +57,27 @@ def test_rfactor_splits_the_loop_and_combines_by_halves() -> None:
     assert any(lp.extent == 2 and lp.var.name == "r_t" for lp in loops)
     with pytest.raises(ValueError, match="rfactor"):
         rfactor(PrimFunc("k", (x, y), For(i, 4, ForKind.SERIAL, body)), "i", 16)
+
+
+def test_a_recorded_width_replays() -> None:
+    from deepc.errors import ScheduleError
+    from deepc.ir.expr import INDEX, Const, Load, Var, binary
+    from deepc.ir.loop import Allocate, Buffer, For, Seq, Store
+    from deepc.schedule.cpu import perfect_chain
+    from deepc.schedule.cpu_machine import CpuMachine
+    from deepc.schedule.cpu_reduction import plan_row_reduction
+
+    x, y = Buffer("x", (4, 64), "float32"), Buffer("y", (4,), "float32")
+    acc = Buffer("acc", (1,), "float32", "local")
+    i, r, zero = Var("i", INDEX), Var("r", INDEX), Const(0, INDEX)
+    nest = For(i, 4, ForKind.SERIAL, Allocate(acc, Seq((
+        Store(acc, (zero,), Const(0.0, "float32")),
+        For(r, 64, ForKind.SERIAL,
+            Store(acc, (zero,), binary("add", Load(acc, (zero,)), Load(x, (i, r))))),
+        Store(y, (i,), Load(acc, (zero,)))))))
+    chain = perfect_chain(nest)
+    machine = CpuMachine(512, 32, 1, 32, 1024)  # 16 float lanes
+    assert plan_row_reduction(chain, machine).knobs == {"vector": 32}
+    assert plan_row_reduction(chain, machine, 16).steps == [("rfactor", "r", 16)]
+    with pytest.raises(ScheduleError, match="vector=128"):
+        plan_row_reduction(chain, machine, 128)

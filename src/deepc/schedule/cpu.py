@@ -134,7 +134,8 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
             sch.add(*step)
         return {"kind": "register_tile", **tile.knobs,
                 "threads": _parallel(sch, tile.outer, nest, cores, want.get("threads"))}
-    row = plan_row_reduction(chain, machine) if want.get("vector", 0) != 1 else None
+    row = (plan_row_reduction(chain, machine, want.get("vector"))
+           if want.get("vector", 0) != 1 else None)
     if row is not None and kind in (None, "row_reduction"):
         for step in row.steps:
             sch.add(*step)

@@ -210,11 +210,12 @@ def choose_vector_loop(chain: list[For], alloc: Allocate, lanes: int) -> For | N
     return max(scored, key=lambda sc: sc[0])[1] if scored else None
 
 
-def plan_row_reduction(chain: list[For], machine: CpuMachine) -> TilePlan | None:
+def plan_row_reduction(chain: list[For], machine: CpuMachine,
+                       width: int | None = None) -> TilePlan | None:
     """Partial accumulators across the contiguous reduction loop (rfactor) for a reduction
     whose output loops would all gather: softmax's max and sum, LayerNorm's moments over
     the last axis. Two registers' worth of lanes where the loop is long enough, so two
-    vector chains hide the latency of the combining op."""
+    vector chains hide the latency of the combining op; `width` (a record's) overrides."""
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
             and alloc.buffer.shape == (1,)):
@@ -229,7 +230,11 @@ def plan_row_reduction(chain: list[For], machine: CpuMachine) -> TilePlan | None
     extent = loops[-1].extent
     if not isinstance(extent, int) or extent < lanes:
         return None
-    width = 2 * lanes if extent >= 4 * lanes else lanes
+    if width is None:
+        width = 2 * lanes if extent >= 4 * lanes else lanes
+    elif not 2 <= width <= extent:
+        raise ScheduleError(f"vector={width} does not fit the reduction loop"
+                            f" {loops[-1].var.name} ({extent})")
     return TilePlan([("rfactor", loops[-1].var.name, width)],
                     [(c.var.name, c.extent) for c in chain], {"vector": width})
 
