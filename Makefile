@@ -4,7 +4,8 @@ PIP ?= $(PYTHON) -m pip
 JOBS ?= auto
 STAMP := .deepc-cache/installed.stamp
 
-.PHONY: install demo test test-fast bench bench-cuda bench-wasm bench-opencl lint format clean
+.PHONY: install demo test test-fast bench bench-cuda bench-wasm bench-opencl zoo bench-zoo \
+	bench-zoo-cuda lint format clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test]'
@@ -46,6 +47,24 @@ bench-wasm: $(STAMP)
 bench-opencl: $(STAMP)
 	deepc bench $(wildcard ../shared/models/*.onnx) --target opencl-cpu --compare onnxruntime \
 		--runs 20
+
+# public architectures the defaults were not tuned on (tools/zoo.py: torchvision, timm,
+# transformers with random weights) exported once into $(ZOO); ZOO_PYTHON has the zoo extra
+ZOO := .deepc-cache/zoo
+ZOO_PYTHON ?= $(PYTHON)
+ZOO_PIP_FLAGS ?= --extra-index-url https://download.pytorch.org/whl/cpu  # CPU torch wheels
+zoo:
+	$(ZOO_PYTHON) -m pip show -q torch torchvision timm transformers >/dev/null 2>&1 \
+		|| $(ZOO_PYTHON) -m pip install -q $(ZOO_PIP_FLAGS) -e '.[zoo]'
+	$(ZOO_PYTHON) tools/zoo.py --out $(ZOO)
+
+bench-zoo: $(STAMP) zoo
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE deepc bench $(ZOO)/*.onnx --threads 1 \
+		--compare onnxruntime --runs 20
+
+bench-zoo-cuda: $(STAMP) zoo
+	deepc bench $(ZOO)/*.onnx --target cuda-sm90 --compare torch --batch 32 --allow-tf32 \
+		--runs 50
 
 lint: $(STAMP)
 	ruff check src tests

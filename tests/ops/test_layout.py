@@ -10,7 +10,7 @@ from deepc.compiler.jit_graph import run_graph_jit
 from deepc.ir.graph import Attrs
 from deepc.lowering.te_graph import run_graph_te
 from deepc.ops import get_op
-from deepc.ops.conv_nchwc import weight_to_blocked
+from deepc.ops.conv_nchwc import merge_groups, weight_to_blocked
 from deepc.ops.interpreter import run_graph
 from deepc.ops.layout import block_array, unblock_array
 from tests.passes.support import Net, weights
@@ -58,6 +58,9 @@ CASES = [  # (C, O, ic, oc, group, stride, pad, kernel, dilation)
     (16, 8, 8, 8, 1, 1, 2, 3, 2),
     (16, 16, 8, 8, 16, 1, 1, 3, 1),
     (8, 8, 4, 4, 8, 2, 2, 5, 1),
+    (16, 16, 4, 4, 2, 1, 1, 3, 1),  # grouped: two output blocks per group
+    (16, 24, 8, 4, 2, 2, 1, 3, 1),  # grouped: a group's 8 inputs are one block
+    (24, 16, 4, 8, 2, 1, 0, 1, 1),  # grouped 1x1, three input blocks per group
 ]
 
 
@@ -70,10 +73,25 @@ def test_conv_nchwc_matches_conv(c: int, o: int, ic: int, oc: int, group: int, s
     attrs = dict(strides=(stride, stride), pads=(pad,) * 4, dilations=(dil, dil), group=group)
     plain = get_op("conv").evaluate([x, w, b if bias else None], Attrs(attrs))[0]
     n = Net(x=(1, c // ic, 11, 10, ic))
-    wb = n.const(weight_to_blocked(w, ic, oc, group > 1))
+    wb = n.const(weight_to_blocked(w, ic, oc, group == c))
     y = n("conv_nchwc", "x", wb, *([n.const(b)] if bias else []), **attrs)
     out = run_all_ways(n.graph(y), {"x": block_array(x, ic)})
     assert out[y].shape[-1] == oc
+    np.testing.assert_allclose(unblock_array(out[y]), plain, rtol=1e-5, atol=1e-5)
+
+
+def test_merged_groups_are_the_same_conv() -> None:
+    """Groups of 2 outputs merged into blocks of 8: block-diagonal weights, same numbers."""
+    x = RNG.standard_normal((1, 16, 9, 9)).astype(np.float32)
+    w, b = weights(16, 2, 3, 3), weights(16)
+    attrs = dict(strides=(1, 1), pads=(1,) * 4, group=8)
+    plain = get_op("conv").evaluate([x, w, b], Attrs(attrs))[0]
+    merged, group = merge_groups(w, 8, 8)
+    assert group == 2 and merged.shape == (16, 8, 3, 3)
+    n = Net(x=(1, 2, 9, 9, 8))
+    y = n("conv_nchwc", "x", n.const(weight_to_blocked(merged, 8, 8, False)), n.const(b),
+          **{**attrs, "group": group})
+    out = run_all_ways(n.graph(y), {"x": block_array(x, 8)})
     np.testing.assert_allclose(unblock_array(out[y]), plain, rtol=1e-5, atol=1e-5)
 
 

@@ -255,3 +255,21 @@ def test_long_elementwise_chain_splits_into_capped_groups() -> None:
     graph = onnx_graph(nodes, {"x": (2, 3)}, ["y"])
     sizes = [len(g) for g in fusion_groups(graph)]
     assert sum(sizes) == n and max(sizes) <= MAX_GROUP_NODES and len(sizes) < n // 10
+
+
+def test_blocking_transform_stays_out_of_a_depthwise_conv() -> None:
+    """A depthwise conv reads its input along the vector lanes: an inlined NCHW -> NCHWc
+    transform would gather each lane; a dense conv broadcasts its input, so it inlines."""
+    from deepc.ops.conv_nchwc import weight_to_blocked
+    from tests.passes.support import Net
+
+    def graph(group: int) -> Graph:
+        n = Net(x=(1, 8, 6, 6))
+        blocked = n("layout_transform", "x", src_layout="NCHW", dst_layout="NCHW4c")
+        w = weight_to_blocked(weights(8, 8 // group, 3, 3), 1 if group > 1 else 4, 4,
+                              group > 1)
+        return n.graph(n("conv_nchwc", blocked, n.const(w), pads=(1, 1, 1, 1), group=group))
+
+    assert op_groups(graph(8)) == [["layout_transform"], ["conv_nchwc"]]
+    assert op_groups(graph(1)) == [["layout_transform", "conv_nchwc"]]
+    assert_compiled_matches(graph(8))

@@ -57,11 +57,15 @@ def test_depthwise_and_grouped_convs() -> None:
     b = lanes()
     n = Net(x=(1, 2 * b, 7, 7))
     d = conv(n, conv(n, "x", 2 * b, 2 * b, k=1), 2 * b, 2 * b, group=2 * b, strides=(2, 2))
-    g = conv(n, n("clip", d, min=0.0, max=6.0), 2 * b, 2 * b,
-             group=2)  # a grouped, not depthwise, conv stays plain
-    after = check_pass(n.graph(g), "nchwc_layout", ctx())
-    assert ops(after).count("conv_nchwc") == 2 and ops(after).count("conv") == 1
+    g = conv(n, n("clip", d, min=0.0, max=6.0), 2 * b, 2 * b, group=2)  # a block per group
+    m = conv(n, g, 2 * b, 2 * b, group=b // 2)  # groups of 4 merged into blocks of b
+    p = conv(n, m, 2 * b, 3 * b, group=b)  # groups of 3 fit no block: plain
+    after = check_pass(n.graph(p), "nchwc_layout", ctx())
+    assert ops(after).count("conv_nchwc") == 4 and ops(after).count("conv") == 1
     assert after.constants[after.nodes[2].inputs[1]].shape == (2, 1, 3, 3, 1, b)
+    grouped = [x for x in after.nodes if x.op == "conv_nchwc"][2:]
+    assert [x.attr("group") for x in grouped] == [2, 2]
+    assert after.constants[grouped[1].inputs[1]].shape == (2, 1, 3, 3, b, b)
 
 
 @pytest.mark.parametrize("target", ["rpi3", "host"])

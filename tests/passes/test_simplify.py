@@ -120,3 +120,11 @@ def test_simplify_reaches_a_fixed_point() -> None:
     # each round is reshape, transpose, transpose back, reshape back: nothing stays
     after = check_pass(graph, "simplify")
     assert ops(after) == ["add"] and after.nodes[0].inputs[0] == "x"
+
+
+@pytest.mark.parametrize(("power", "muls"), [(2.0, 1), (3.0, 2), (2.5, 0)])
+def test_small_integer_powers_become_multiplies(power: float, muls: int) -> None:
+    n = Net(x=(2, 8))
+    y = n("pow", "x", n.const(np.float32(power)))
+    after = check_pass(n.graph(n("tanh", y)), "simplify")
+    assert ops(after).count("mul") == muls and ops(after).count("pow") == (muls == 0)

@@ -69,7 +69,8 @@ def test_depthwise_reads_without_a_padded_copy(block: int, size: int, stride: in
 
 @pytest.mark.parametrize(("extent", "lanes", "width"),
                          [(232, 16, 8), (116, 16, 4), (1000, 16, 8), (64, 16, 64),
-                          (13, 16, 13), (58, 8, 2), (48, 16, 48), (24, 16, 8)])
+                          (13, 16, 13), (58, 8, 2), (48, 16, 16), (96, 16, 32),
+                          (24, 16, 8)])
 def test_vector_width_divides_the_loop(extent: int, lanes: int, width: int) -> None:
     assert vector_width(extent, lanes) == width
 

@@ -4,7 +4,10 @@ w[O/oc, C/ic, KH, KW, ic, oc] into y[N, O/oc, OH, OW, oc] (`conv_nchwc`).
 The output-channel block `oc` is the innermost axis of both the weights and the output, so
 a vector of `oc` lanes multiplies one broadcast input scalar: the x86 recipe of TVM's conv.
 Depthwise convs (group = C = O) use the same weight rank with C/ic = ic = 1, and the input
-is blocked like the output. A depthwise conv reads each input pixel for one output channel
+is blocked like the output. Other grouped convs keep `group`: output block ob reads the input
+blocks of its group, w.shape[1] of them from (ob // (O/oc/group)) * w.shape[1]; groups
+narrower than a block are merged first (merge_groups), so a vector never straddles two.
+A depthwise conv reads each input pixel for one output channel
 block only, so a zero-padded copy of its input would cost as much memory traffic as the conv
 itself: it reads x at positions clamped into the image instead, times a 0/1 mask of the taps
 that fall in the padding (uniform across the lanes of a block, so it stays vectorized).
@@ -42,6 +45,20 @@ def weight_to_blocked(w: np.ndarray, ic: int, oc: int, depthwise: bool) -> np.nd
     return np.ascontiguousarray(w6.transpose(0, 2, 4, 5, 3, 1))
 
 
+def merge_groups(w: np.ndarray, group: int, oc: int) -> tuple[np.ndarray, int]:
+    """OIHW weights of a grouped conv whose groups are narrower than the output block `oc`
+    -> the same conv with groups of `oc` outputs each (block-diagonal weights, zeros between
+    the original groups) and that group count, so that each output block reads one
+    contiguous run of input channels. It multiplies the work by oc / (O / group)."""
+    o, cg, kh, kw = w.shape
+    per = oc // (o // group)  # original groups in one output block
+    merged = np.zeros((o, cg * per, kh, kw), w.dtype)
+    for k in range(o):
+        start = (k // (o // group)) % per * cg
+        merged[k, start:start + cg] = w[k]
+    return merged, o // oc
+
+
 def weight_to_oihw(w: np.ndarray) -> np.ndarray:
     ob, cb, kh, kw, ic, oc = w.shape
     return w.transpose(0, 5, 1, 4, 2, 3).reshape(ob * oc, cb * ic, kh, kw)
@@ -63,7 +80,9 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     if _is_depthwise(x, w, group):
         if w.shape[0] != x.shape[1] or w.shape[5] != x.shape[4]:
             raise ValueError(f"depthwise weight {w} does not fit input {x}")
-    elif group != 1 or w.shape[1] != x.shape[1] or w.shape[4] != x.shape[4]:
+    elif (w.shape[4] != x.shape[4] or x.shape[1] % group or w.shape[0] % group
+          or w.shape[1] != x.shape[1] // group):
+        # a grouped conv: each group's output blocks read its own x.shape[1]/group blocks
         raise ValueError(f"weight {w} does not fit input {x} with group {group}")
     out_c = w.shape[0] * w.shape[5]
     if b is not None and b.shape != (out_c,):
@@ -99,6 +118,8 @@ def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) ->
         y = _depthwise_unpadded(x, w, taps, strides, pads, dilations, out, acc)
         return _with_bias(y, b, outs[0].dtype, oc)
     xp, offsets = padded(x, taps, strides, pads, dilations, out[2:4])
+    group = int(attrs.get("group", 1))
+    blocks_per_group = w.shape[0] // group  # output blocks; each reads w.shape[1] input blocks
     rcb = None if depthwise else reduce_axis(w.shape[1], "convc.rcb")
     ri = None if depthwise else reduce_axis(w.shape[4], "convc.ri")
     zero = E.const(0, E.INDEX)
@@ -110,7 +131,9 @@ def _(ins: Sequence[Tensor | None], attrs: Attrs, outs: Sequence[TensorType]) ->
             xv, wv = xp[(n, ob, *pos, oi)], w[(ob, zero, *taps, zero, oi)]
             axes = tuple(taps)
         else:
-            xv, wv = xp[(n, rcb, *pos, ri)], w[(ob, rcb, *taps, ri, oi)]
+            first = zero if group == 1 else (
+                (ob if blocks_per_group == 1 else ob // blocks_per_group) * w.shape[1])
+            xv, wv = xp[(n, first + rcb, *pos, ri)], w[(ob, rcb, *taps, ri, oi)]
             axes = (rcb, *taps, ri)
         return rsum(xv.astype(acc) * wv.astype(acc), axes)
 

@@ -182,10 +182,25 @@ class _Fusion:
                        for k in self.members[h])
         if any(self.kind[k] > FusionKind.INJECTIVE for k in self.members[g]):
             return False
+        if mh is not None and any(self.blocks_lanes_of(k, mh) for k in self.members[g]):
+            return False
         if mh is not None and self.kind[mh] == FusionKind.OUT_FUSABLE:
             feeding = self.upstream(mh, h)
             return only_moves or not any(u in feeding for _, u in edges)
         return True
+
+    def blocks_lanes_of(self, k: int, master: int) -> bool:
+        """Whether node k blocks channels (NCHW -> NCHWc) for a depthwise conv: the conv
+        reads its input along the vector lanes, so inlined the transform would gather every
+        lane from the plain layout (channel stride H*W, 1 GFLOP/s in ConvNeXt); as a kernel
+        of its own it is one copy."""
+        node, conv = self.nodes[k], self.nodes[master]
+        if node.op != "layout_transform" or node.attr("dst_layout") == "NCHW":
+            return False
+        if conv.op != "conv_nchwc" or int(conv.attr("group", 1)) == 1:
+            return False
+        w = self.graph.types[conv.inputs[1]].shape
+        return w[1] == w[4] == 1
 
     def expands(self, value: str, user: int) -> bool:
         """Whether `user`'s loops would read `value` once per broadcast copy."""

@@ -6,7 +6,8 @@ The block b is chosen per conv from the target's float32 vector lanes L (`vector
 else L/2 (half a register: 24, 40 or 1000 channels on a 16-lane target block by 8), never
 below 4. A conv is blocked when its weights
 are constants and its output channels divide by such a block (a depthwise conv: its
-channels; other grouped convs stay plain); its input block is the block its input already
+channels; another grouped conv: its groups' outputs, or a block of whole groups merged with
+zeros between them, see grouped_block); its input block is the block its input already
 has when that divides the input channels, else the largest divisor of them up to L (a
 3-channel image: one block of 3). Convs whose channels divide by neither stay NCHW rather
 than pad. Each blocked value keeps its own block; an elementwise op or concat whose blocked
@@ -22,7 +23,7 @@ import numpy as np
 from deepc.ir.graph import Attrs, Graph, Node
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
-from deepc.ops.conv_nchwc import weight_to_blocked
+from deepc.ops.conv_nchwc import merge_groups, weight_to_blocked
 from deepc.ops.registry import FusionKind
 from deepc.passes.manager import PassContext, register_pass
 from deepc.target.sections import VECTOR_KINDS
@@ -30,6 +31,10 @@ from deepc.target.sections import VECTOR_KINDS
 PASS_THROUGH = (FusionKind.ELEMWISE, FusionKind.BROADCAST)
 MIN_CONVS = 2  # fewer blocked convs than this: the graph stays plain
 MIN_BLOCK = 4  # narrower blocks fill too little of a vector to pay for the transforms
+# groups narrower than a block are merged into one with zeros between them: work grows by the
+# factor, which a blocked conv's vectors (against a plain grouped conv's strided gathers)
+# repay up to about this much
+MAX_GROUP_MERGE = 4
 POOLS = frozenset({"max_pool", "avg_pool", "global_avg_pool", "global_max_pool"})
 
 
@@ -62,6 +67,22 @@ def channel_block(channels: int, lanes: int) -> int:
         if b >= min(MIN_BLOCK, lanes) and channels % b == 0:
             return b
     return 0
+
+
+def grouped_block(out_c: int, group: int, lanes: int) -> tuple[int, bool] | None:
+    """The output block of a grouped (not depthwise) conv and whether its groups must be
+    merged (merge_groups) to fill it: a block that divides the group's outputs as is; else a
+    register's lanes over groups that divide them, when the merged zeros multiply the work
+    by at most MAX_GROUP_MERGE; else None (the conv stays plain)."""
+    width = out_c // group
+    for b in (lanes, lanes // 2):
+        if b >= min(MIN_BLOCK, lanes) and width % b == 0:
+            return b, False
+    for b in (lanes, lanes // 2):
+        if b >= min(MIN_BLOCK, lanes) and b % width == 0 and out_c % b == 0 \
+                and b // width <= MAX_GROUP_MERGE:
+            return b, True
+    return None
 
 
 class _Blocker:
@@ -161,20 +182,29 @@ class _Blocker:
         out_c, in_c, group = wv.shape[0], x.shape[1], int(node.attr("group", 1))
         depthwise = group == in_c == out_c and group > 1
         oc = channel_block(out_c, self.lanes)
-        if not oc or (group != 1 and not depthwise):
+        if not oc:
             return False
+        if group != 1 and not depthwise:
+            grouped = grouped_block(out_c, group, self.lanes)
+            if grouped is None:
+                return False
+            oc, merged = grouped
+            if merged:
+                wv, group = merge_groups(wv, group, oc)
         src = node.inputs[0]
+        span = in_c // group  # input channels one output block reads
         if depthwise:
             ic = oc
-        elif src in self.blocked and in_c % self.block(src) == 0:
+        elif src in self.blocked and span % self.block(src) == 0:
             ic = self.block(src)
         else:
-            ic = _largest_divisor(in_c, self.lanes)
+            ic = _largest_divisor(span, self.lanes)
         wb = weight_to_blocked(wv, ic, oc, depthwise)
         wname = self.add_value(f"{w}:blocked", TensorType(wb.shape, str(wb.dtype)))
         self.constants[wname] = wb
         inputs = (self.blocked_of(node.inputs[0], ic), wname, *node.inputs[2:])
         attrs = {k: v for k, v in node.attrs.items() if k != "kernel_layout"}
+        attrs["group"] = group
         self.finish(node, "conv_nchwc", inputs, attrs)
         return True
 

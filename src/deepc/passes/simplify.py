@@ -1,7 +1,8 @@
 """Algebraic simplification: rewrite rules by op, applied in sweeps until nothing changes.
 
 The rules here remove no-ops (identity, same-shape reshape, identity transpose, whole
-slice, zero pad, same-dtype cast, x * 1, x + 0) and collapse reshape and transpose chains;
+slice, zero pad, same-dtype cast, x * 1, x + 0), collapse reshape and transpose chains and
+turn x ** 2 and x ** 3 into multiplies;
 `channel_affine` adds batch-norm and per-channel scale/bias folding. Every rule is exact up
 to float rounding of folded constants, and only rewrites a producer its consumer is the
 only reader of.
@@ -109,6 +110,25 @@ def neutral(element: int, commutes: bool) -> Rule:
     return rule
 
 
+def small_power(rw: Rewriter, node: Node) -> bool:
+    """x ** 2 -> x * x and x ** 3 -> x * x * x (GELU's tanh form): multiplies stay in
+    vector registers where pow is a libm call per lane."""
+    x, c = node.inputs
+    value = rw.const(c)
+    if value is None or not same_type(rw, node, x) or value.size == 0:
+        return False
+    power = value.flat[0]
+    if power not in (2, 3) or not np.all(value == power):
+        return False
+    rw.drop(node)
+    if power == 2:
+        rw.emit("mul", [x, x], outputs=node.outputs, name=node.name)
+    else:
+        (square,) = rw.emit("mul", [x, x], name=f"{node.name}:square")
+        rw.emit("mul", [square, x], outputs=node.outputs, name=node.name)
+    return True
+
+
 NOOP_RULES: dict[str, list[Rule]] = {
     "identity": [identity],
     "reshape": [reshape],
@@ -120,6 +140,7 @@ NOOP_RULES: dict[str, list[Rule]] = {
     "add": [neutral(0, commutes=True)],
     "sub": [neutral(0, commutes=False)],
     "div": [neutral(1, commutes=False)],
+    "pow": [small_power],
 }
 RULES: dict[str, list[Rule]] = {op: NOOP_RULES.get(op, []) + AFFINE_RULES.get(op, [])
                                 for op in {*NOOP_RULES, *AFFINE_RULES}}

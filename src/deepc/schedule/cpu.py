@@ -21,7 +21,7 @@ from deepc.ir.loop import (
 )
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
-from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile
+from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile, plan_row_reduction
 from deepc.schedule.schedule import Schedule
 
 MIN_PARALLEL_WORK = 1 << 14  # iterations below which threads cost more than they save
@@ -134,6 +134,13 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
             sch.add(*step)
         return {"kind": "register_tile", **tile.knobs,
                 "threads": _parallel(sch, tile.outer, nest, cores, want.get("threads"))}
+    row = (plan_row_reduction(chain, machine, want.get("vector"))
+           if want.get("vector", 0) != 1 else None)
+    if row is not None and kind in (None, "row_reduction"):
+        for step in row.steps:
+            sch.add(*step)
+        return {"kind": "row_reduction", **row.knobs,
+                "threads": _parallel(sch, row.outer, nest, cores, want.get("threads"))}
     if set(want) - {"vector", "threads"} or kind in ("packed_gemm", "register_tile"):
         raise ScheduleError(f"knobs {sorted(want)} need a reduction nest; {nest.var.name}"
                             " takes vector and threads only")

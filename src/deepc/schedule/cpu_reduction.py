@@ -38,12 +38,14 @@ def best_factor(extent: int, limit: int) -> int:
 
 
 def vector_width(extent: int, lanes: int) -> int:
-    """Lanes for the vector loop: up to four registers' worth when they divide the loop (so
+    """Lanes for the vector loop: four or two registers' worth when they divide the loop (so
     each broadcast operand feeds several vectors), else one register or a divisor below it,
     a power of two unless another divisor is over twice as wide (1000 channels: 8, not 10;
     28 pixels: 14). Never a width that leaves a guarded tail: a bounds test on the lanes
     makes the loop scalar (232 channels run as 29 vectors of 8, not 15 of 16 with a test)."""
-    for nvec in (4, 3, 2):
+    # never three registers: LLVM splits a <3L x float> row into element inserts and
+    # shuffles (a 256x96x48 matmul at 8 GFLOP/s where 16 lanes reach 238)
+    for nvec in (4, 2):
         if extent % (nvec * lanes) == 0:
             return nvec * lanes
     if extent <= lanes:
@@ -67,6 +69,8 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     vec = choose_vector_loop(chain, alloc, lanes)
     if vec is None or lanes < 2:
         return None
+    if _row_reduction(chain, alloc, vec):
+        return None  # vectors across rows would gather: plan_row_reduction's case
     nr = vector_width(vec.extent, lanes)  # 1 for a prime extent above the lanes
     if "vector" in want:
         nr = want["vector"]
@@ -200,19 +204,75 @@ def update_stores(alloc: Allocate) -> list[Store]:
 def choose_vector_loop(chain: list[For], alloc: Allocate, lanes: int) -> For | None:
     """The output loop to run as vector lanes: one along which every load is contiguous or
     invariant (no gathers), preferring loops that fill the lanes, then inner ones."""
-    loads = [n for s in update_stores(alloc) for n in walk(s.value) if isinstance(n, Load)]
-
-    def gathers(loop: For) -> int:
-        count = 0
-        for load in loads:
-            offset = flat_offset(load.source.shape, load.indices)
-            if any(isinstance(x, Var) and x == loop.var for x in walk(offset)):
-                count += affine(offset).coef(loop.var) != 1 or _opaque_use(offset, loop.var)
-        return count
-
-    scored = [((gathers(c) == 0, vector_width(c.extent, lanes) * 2 >= lanes, k), c)
+    loads = _update_loads(alloc)
+    scored = [((_gathers(loads, c.var) == 0, vector_width(c.extent, lanes) * 2 >= lanes, k), c)
               for k, c in enumerate(chain) if c.extent >= 2]
     return max(scored, key=lambda sc: sc[0])[1] if scored else None
+
+
+def plan_row_reduction(chain: list[For], machine: CpuMachine,
+                       width: int | None = None) -> TilePlan | None:
+    """Partial accumulators across the contiguous reduction loop (rfactor) for a reduction
+    whose output loops would all gather: softmax's max and sum, LayerNorm's moments over
+    the last axis. Two registers' worth of lanes where the loop is long enough, so two
+    vector chains hide the latency of the combining op; `width` (a record's) overrides."""
+    alloc = chain[-1].body
+    if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
+            and alloc.buffer.shape == (1,)):
+        return None
+    lanes = machine.lanes(alloc.buffer.dtype)
+    vec = choose_vector_loop(chain, alloc, lanes)
+    if lanes < 2 or (vec is not None and not _row_reduction(chain, alloc, vec)):
+        return None
+    loops = [x for x in walk_stmts(alloc.body) if isinstance(x, For)]
+    if not loops or not _contiguous_reduction(alloc) or not isinstance(loops[-1].body, Store):
+        return None
+    extent = loops[-1].extent
+    if not isinstance(extent, int) or extent < lanes:
+        return None
+    if width is None:
+        width = 2 * lanes if extent >= 4 * lanes else lanes
+    elif not 2 <= width <= extent:
+        raise ScheduleError(f"vector={width} does not fit the reduction loop"
+                            f" {loops[-1].var.name} ({extent})")
+    return TilePlan([("rfactor", loops[-1].var.name, width)],
+                    [(c.var.name, c.extent) for c in chain], {"vector": width})
+
+
+def _row_reduction(chain: list[For], alloc: Allocate, vec: For) -> bool:
+    """Whether the vector loop would gather, every operand moves with it (no loop for the
+    rows of a register tile, as a GEMM's A has: there packing fixes the gather) and the
+    reduction loop reads contiguously instead."""
+    if not _gathers(_update_loads(alloc), vec.var) or not _contiguous_reduction(alloc):
+        return False
+    vector_vars = _vars_of_vector_loads(alloc, vec.var)
+    return not any(c is not vec and c.extent >= 2 and c.var not in vector_vars for c in chain)
+
+
+def _update_loads(alloc: Allocate) -> list[Load]:
+    return [n for s in update_stores(alloc) for n in walk(s.value) if isinstance(n, Load)]
+
+
+def _gathers(loads: list[Load], var: Var) -> int:
+    """How many of `loads` would be gathered lane by lane along `var`."""
+    count = 0
+    for load in loads:
+        offset = flat_offset(load.source.shape, load.indices)
+        if any(isinstance(x, Var) and x == var for x in walk(offset)):
+            count += affine(offset).coef(var) != 1 or _opaque_use(offset, var)
+    return count
+
+
+def _contiguous_reduction(alloc: Allocate) -> bool:
+    """Whether the innermost reduction loop walks some operand contiguously and gathers none."""
+    loops = [x for x in walk_stmts(alloc.body) if isinstance(x, For)]
+    if not loops:
+        return False
+    r = loops[-1].var
+    loads = _update_loads(alloc)
+    moving = [ld for ld in loads if any(isinstance(x, Var) and x == r
+                                        for i in ld.indices for x in walk(i))]
+    return bool(moving) and _gathers(moving, r) == 0
 
 
 def _opaque_use(offset, var: Var) -> bool:  # type: ignore[no-untyped-def]

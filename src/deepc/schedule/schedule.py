@@ -27,7 +27,8 @@ PRIMITIVES = {
     "interleave": interleave.interleave, "reduce_outside": reduce_outside.reduce_outside,
     "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
-    "tile_reduction": reduction.tile_reduction, "pack": packing.pack,
+    "tile_reduction": reduction.tile_reduction, "rfactor": reduction.rfactor,
+    "pack": packing.pack,
     # whole GPU kernels from a matched stage; their knobs are keyword arguments
     "tile_gemm": gpu_gemm.tile_gemm, "split_k_sum": gpu_split.split_k_sum,
     "warp_reduce": gpu_warp.warp_reduce, "block_threads": gpu_block.block_threads,
