@@ -81,6 +81,37 @@ def test_cli_compile_with_tuning_log(tuned_log, host, tmp_path) -> None:  # type
     sources = {s["source"] for s in manifest["schedules"]}
     assert sources <= {"tuned", "default"}
     assert ("tuned" in sources) == bool(best_knobs(tuned_log, host))
+    applied = {t["workload"]: t["knobs"] for t in manifest["tuned"]}
+    assert applied == best_knobs(tuned_log, host)
+
+
+@pytest.mark.filterwarnings("ignore:input 'input'")
+def test_records_of_another_batch_match_no_kernel(tuned_log, host) -> None:  # type: ignore[no-untyped-def]
+    """A workload's key holds its shapes: knobs tuned at batch 1 are not applied at batch 2."""
+    best = best_knobs(tuned_log, host)
+    compiled = deepc.compile(TINY, host, tuned=best, input_shapes={"input": (2, 3, 32, 32)})
+    assert best and not [r for r in compiled.records if r.source == "tuned"]
+
+
+def test_best_knobs_by_thread_count(tmp_path, host) -> None:  # type: ignore[no-untyped-def]
+    """A log of 1- and 2-thread records: each count applies its own winner; without one named
+    it is a one-line error asking for it."""
+    from deepc.errors import InputError
+
+    fp = host.fingerprint()
+    rows = [TuneRecord("w", fp, "k", 0, {"v": 8}, 1.0, threads=1),
+            TuneRecord("w", fp, "k", 1, {"v": 16}, 0.5, threads=1),
+            TuneRecord("w", fp, "k", 2, {"v": 4}, 2.0, threads=1),
+            TuneRecord("w", fp, "k", 0, {"v": 8}, 1.0, threads=2),
+            TuneRecord("w", fp, "k", 2, {"v": 4}, 0.4, threads=2),
+            TuneRecord("w", fp, "k", 1, {"v": 16}, 3.0, threads=2)]
+    log = tmp_path / "threads.jsonl"
+    log.write_text("".join(r.to_json() + "\n" for r in rows))
+    assert best_knobs(log, host, 1) == {"w": {"v": 16}}
+    assert best_knobs(log, host, 2) == {"w": {"v": 4}}
+    assert best_knobs(log, host, 3) == {}
+    with pytest.raises(InputError, match="--tuning-threads"):
+        best_knobs(log, host)
 
 
 def test_wrong_results_are_errors_never_applied(tmp_path, monkeypatch, host) -> None:  # type: ignore[no-untyped-def]
