@@ -89,7 +89,7 @@ def tune_model(model: str | Path, target: Any = "host", *, log: str | Path, budg
                               " HOST:PORT")
         measurer = LocalMeasurer(tgt, threads)
     try:
-        return tune(tasks, tgt, measurer, TuneLog(log, tgt.fingerprint(), threads), budget_s,
+        return tune(tasks, measurer, TuneLog(log, tgt.fingerprint(), threads), budget_s,
                     progress, seed)
     finally:
         measurer.close()

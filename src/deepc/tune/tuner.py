@@ -13,11 +13,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from deepc.errors import ScheduleError
-from deepc.schedule.cpu_machine import CpuMachine
 from deepc.tune.cost_model import CostModel
 from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key
 from deepc.tune.measure import Measurement, check_outputs
-from deepc.tune.space import knob_axes, knob_features, sample, within_registers
+from deepc.tune.space import sample
 from deepc.tune.tasks import Task
 
 POOL = 48  # candidates ranked by the cost model per trial
@@ -75,18 +74,16 @@ class TuneSummary:
 Progress = Callable[[TuneSummary, int], None]  # the summary so far, the current task
 
 
-def tune(tasks: list[Task], target: Any, measurer: Measurer, log: TuneLog, budget_s: float,
+def tune(tasks: list[Task], measurer: Measurer, log: TuneLog, budget_s: float,
          progress: Progress | None = None, seed: int = 0) -> TuneSummary:
     """Search each task's knobs for `budget_s` seconds in all, appending to `log`; candidates
     already in the log are not measured again."""
     start = time.perf_counter()
-    machine = CpuMachine.of(target)
-    lanes = machine.lanes("float32")
     rng = random.Random(seed)
     results = [TaskResult(t.key, t.kernel, list(t.ops), t.count) for t in tasks]
     summary = TuneSummary(results, 0.0, str(log.path))
     model = _seeded_model(log, seed)
-    search = _Search(machine, lanes, measurer, log, model, rng)
+    search = _Search(measurer, log, model, rng)
 
     def report(k: int) -> None:
         summary.elapsed = time.perf_counter() - start
@@ -113,9 +110,9 @@ def tune(tasks: list[Task], target: Any, measurer: Measurer, log: TuneLog, budge
     return summary
 
 
-def _schedules(task: Task, machine: CpuMachine, knobs: dict[str, Any]) -> bool:
+def _schedules(task: Task, knobs: dict[str, Any]) -> bool:
     try:
-        task.schedule(machine, knobs)
+        task.schedule(knobs)
     except ScheduleError:
         return False
     return True
@@ -132,9 +129,9 @@ def _seeded_model(log: TuneLog, seed: int) -> CostModel:
 
 
 class _Search:
-    def __init__(self, machine: CpuMachine, lanes: int, measurer: Measurer, log: TuneLog,
-                 model: CostModel, rng: random.Random):
-        self.machine, self.lanes, self.measurer = machine, lanes, measurer
+    def __init__(self, measurer: Measurer, log: TuneLog, model: CostModel,
+                 rng: random.Random):
+        self.measurer = measurer
         self.log, self.model, self.rng = log, model, rng
         self.reference: dict[str, list[np.ndarray]] = {}
         self._axes: dict[str, dict[str, list[Any]]] = {}
@@ -145,16 +142,16 @@ class _Search:
         if task.key not in self._axes:
             default = dict(task.default.knobs)
             axes = {}
-            for name, values in knob_axes(default, self.machine).items():
+            for name, values in task.axes().items():
                 ok = [v for v in values if v == default.get(name)
-                      or _schedules(task, self.machine, {**default, name: v})]
+                      or _schedules(task, {**default, name: v})]
                 if len(ok) > 1:
                     axes[name] = ok
             self._axes[task.key] = axes
         return self._axes[task.key]
 
     def features(self, task: Task, knobs: dict[str, Any]) -> list[float]:
-        return task.features + knob_features(knobs, task.main, self.lanes)
+        return task.features + task.knob_features(knobs)
 
     def default(self, task: Task, res: TaskResult) -> None:
         knobs = dict(task.default.knobs)
@@ -184,7 +181,7 @@ class _Search:
         pool: dict[str, dict[str, Any]] = {}
         for _ in range(POOL * 4):
             knobs = sample(dict(task.default.knobs), axes, self.rng)
-            if knobs_key(knobs) not in tried and within_registers(knobs, self.machine):
+            if knobs_key(knobs) not in tried and task.fits(knobs):
                 pool[knobs_key(knobs)] = knobs
             if len(pool) >= POOL:
                 break
@@ -193,7 +190,7 @@ class _Search:
         knobs = self._choose(task, list(pool.values()))
         index = len(tried) + 1
         try:
-            sch = task.schedule(self.machine, knobs)
+            sch = task.schedule(knobs)
         except ScheduleError as e:
             self._record(task, index, knobs, Measurement(None, f"rejected: {e}"), res)
             return True
@@ -215,7 +212,7 @@ class _Search:
                 or knobs_key(res.best_knobs) == knobs_key(default)):
             return
         old = self.log.tried(task.key)[knobs_key(res.best_knobs)]
-        sch = task.schedule(self.machine, res.best_knobs)
+        sch = task.schedule(res.best_knobs)
         pair = ((default, task.default.to_list(), 0),
                 (res.best_knobs, sch.to_list(), old.candidate))
         for _ in range(CONFIRM_ROUNDS):  # alternating, so a busy spell hits both
