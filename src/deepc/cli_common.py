@@ -139,7 +139,9 @@ def tuning_log_option(fn: Callable[..., Any]) -> Callable[..., Any]:
             best_knobs(tuning_log, target, tuning_threads)  # a bad log fails before any work
 
             def tuned(threads: int | None = None) -> dict[str, Any]:
-                return best_knobs(tuning_log, target, tuning_threads or threads)
+                # CPU records depend on the runtime's threads; a GPU decides its own
+                cpu = target.backend == "llvm"
+                return best_knobs(tuning_log, target, tuning_threads or (threads if cpu else None))
         return fn(*args, tuned=tuned, **kwargs)
 
     log = click.option("--tuning-log", type=click.Path(path_type=Path), default=None,

@@ -3,6 +3,7 @@ limits (threads per block, static shared memory, registers per thread) and again
 tile_gemm primitive can index; a knob set that breaks a rule raises ScheduleError.
 
     tiled     False: the stage keeps one output per thread (no tile)
+    mma       TF32 tensor cores (needs allow_tf32 and a target with them) or SIMT fp32
     bm bn bk  the block's tile of outputs (M x N) and its K step
     threads   SIMT: threads per block (TF32: 32 x warps_m x warps_n, derived)
     tx        SIMT: threads along M (threads / tx along N)
@@ -20,22 +21,23 @@ from deepc.errors import ScheduleError
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile, chunked
 from deepc.target.spec import Target
 
-GEMM_KNOBS = ("tiled", "bm", "bn", "bk", "threads", "tx", "warps_m", "warps_n", "min_blocks",
-              "split")
+GEMM_KNOBS = ("tiled", "mma", "bm", "bn", "bk", "threads", "tx", "warps_m", "warps_n",
+              "min_blocks", "split")
+# what an untiled stage's knobs and the other kind's knobs say (so each tile is one spelling)
+NOMINAL = GemmTile(64, 64, 16, 256, tx=16, warps_m=2, warps_n=2)
 MMA_M, MMA_N, MMA_K = 16, 8, 8  # mma.sync m16n8k8
 REGISTERS_PER_THREAD = 255  # what the ISA addresses
 REGISTER_OVERHEAD = 40  # indices, pointers and loop state beside the tile's registers
 
 
 def tile_knobs(tile: GemmTile | None) -> dict[str, Any]:
-    """A tile as its knobs (those tile_from_knobs reads back to the same tile)."""
-    if tile is None:
-        return {"tiled": False}
-    knobs: dict[str, Any] = {"bm": tile.bm, "bn": tile.bn, "bk": tile.bk,
-                             "min_blocks": tile.min_blocks, "split": tile.split}
-    if tile.mma:
-        return {**knobs, "warps_m": tile.warps_m, "warps_n": tile.warps_n}
-    return {**knobs, "threads": tile.threads, "tx": tile.tx}
+    """A tile as every knob, those it does not read at their NOMINAL values, so that
+    tile_from_knobs reads them back to the same tile and each tile has one spelling."""
+    t = tile or NOMINAL
+    simt, mma = (NOMINAL, t) if t.mma else (t, NOMINAL)
+    return {"tiled": tile is not None, "mma": t.mma, "bm": t.bm, "bn": t.bn, "bk": t.bk,
+            "threads": simt.threads, "tx": simt.tx, "warps_m": mma.warps_m,
+            "warps_n": mma.warps_n, "min_blocks": t.min_blocks, "split": t.split}
 
 
 def tile_from_knobs(parts: GemmParts, target: Target, tf32: bool,
@@ -52,7 +54,10 @@ def tile_from_knobs(parts: GemmParts, target: Target, tf32: bool,
     except KeyError as e:
         raise ScheduleError(f"GEMM knobs need bm, bn and bk; {e.args[0]} is missing") from None
     min_blocks, split = int(knobs.get("min_blocks", 2)), int(knobs.get("split", 1))
-    if tf32:
+    if knobs.get("mma", tf32) and not tf32:
+        raise ScheduleError("mma=True: TF32 tiles need allow_tf32 (--allow-tf32) and a target"
+                            " with mma.m16n8k8.tf32")
+    if knobs.get("mma", tf32):
         wm, wn = int(knobs.get("warps_m", 2)), int(knobs.get("warps_n", 2))
         tile = GemmTile(bm, bn, bk, target.warp_size * wm * wn, True, wm, wn,
                         min_blocks=min_blocks)

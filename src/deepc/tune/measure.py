@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,23 +76,25 @@ def _serve(conn: Any) -> None:
         job = conn.recv()
         if job is None:
             return
+        fn, args = job
         try:
-            conn.send(("ok", time_kernel(*job)))
+            conn.send(("ok", fn(*args)))
         except Exception as e:  # any failure is the candidate's error
             conn.send(("error", f"build failed: {type(e).__name__}: {e}".splitlines()[0]))
 
 
-class LocalMeasurer:
-    """Times kernels on this machine, for targets it can run natively."""
+class WorkerMeasurer:
+    """Times candidates in a worker process: `job` says which module-level function (it
+    returns the cost and the outputs) with which arguments."""
 
-    def __init__(self, target: Any, threads: int = 1, timeout: float = 20.0,
-                 min_time: float = 0.05):
-        from deepc.backends.llvm.backend import machine_spec
+    timeout = 20.0
 
-        self.spec = machine_spec(target)
-        self.threads, self.timeout, self.min_time = threads, timeout, min_time
-        self._proc: Any = None
-        self._conn: Any = None
+    def job(self, task: Any, knobs: dict[str, Any],
+            steps: list[list[Any]]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        raise NotImplementedError
+
+    _proc: Any = None
+    _conn: Any = None
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -101,10 +103,10 @@ class LocalMeasurer:
         self._proc.start()
 
     def measure(self, task: Any, knobs: dict[str, Any], steps: list[list[Any]]) -> Measurement:
-        """One candidate of `task` (a tune.tasks.Task): its steps on the task's function."""
+        """One candidate of `task`: its knobs (or steps) on the task's function."""
         if self._proc is None or not self._proc.is_alive():
             self._start()
-        self._conn.send((task.func, steps, self.spec, self.threads, self.min_time))
+        self._conn.send(self.job(task, knobs, steps))
         # the first job of a fresh worker also pays for its imports
         if not self._conn.poll(self.timeout + 10):
             self.close()
@@ -126,3 +128,18 @@ class LocalMeasurer:
                 self._proc.kill()
             self._proc.join(5)
         self._proc = self._conn = None
+
+
+class LocalMeasurer(WorkerMeasurer):
+    """Times kernels on this machine, for targets it can run natively."""
+
+    def __init__(self, target: Any, threads: int = 1, timeout: float = 20.0,
+                 min_time: float = 0.05):
+        from deepc.backends.llvm.backend import machine_spec
+
+        self.spec = machine_spec(target)
+        self.threads, self.timeout, self.min_time = threads, timeout, min_time
+
+    def job(self, task: Any, knobs: dict[str, Any],
+            steps: list[list[Any]]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return time_kernel, (task.func, steps, self.spec, self.threads, self.min_time)

@@ -41,6 +41,10 @@ class Task:
         """Whether a candidate is worth building (its register tiles do not spill)."""
         return within_registers(knobs, self.machine)
 
+    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]:
+        """The knobs as sampled: scheduling names the spelling (step() logs repeats)."""
+        return knobs
+
     def knob_features(self, knobs: dict[str, Any]) -> list[float]:
         return knob_features(knobs, self.main, self.machine.lanes("float32"))
 

@@ -22,6 +22,7 @@ from deepc.tune.tasks import Task
 POOL = 48  # candidates ranked by the cost model per trial
 EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
 CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
+MIN_SHARE = 0.05  # seconds: a share of the budget too short to time one candidate in
 
 
 class Measurer(Protocol):
@@ -101,6 +102,8 @@ def tune(tasks: list[Task], measurer: Measurer, log: TuneLog, budget_s: float,
         remaining = budget_s - (time.perf_counter() - start)
         share = remaining * results[k].weight / left_weight
         left_weight -= results[k].weight
+        if share < MIN_SHARE:
+            continue
         deadline = time.perf_counter() + share
         while time.perf_counter() < deadline and search.step(tasks[k], results[k]):
             report(k)
@@ -156,8 +159,11 @@ class _Search:
     def default(self, task: Task, res: TaskResult) -> None:
         knobs = dict(task.default.knobs)
         res.best_knobs = knobs
-        old = self.log.tried(task.key).get(knobs_key(knobs))
-        if old is not None and old.candidate == 0:
+        # the default's own record: a candidate that respelt the default logs a duplicate
+        # of it, which is no reason to measure the default again
+        old = next((r for r in self.log if r.workload == task.key and r.candidate == 0
+                    and knobs_key(r.knobs) == knobs_key(knobs)), None)
+        if old is not None:
             res.default_cost = old.cost
         else:
             m = self._run(task, knobs, task.default.to_list(), res)
@@ -181,7 +187,10 @@ class _Search:
         pool: dict[str, dict[str, Any]] = {}
         for _ in range(POOL * 4):
             knobs = sample(dict(task.default.knobs), axes, self.rng)
-            if knobs_key(knobs) not in tried and task.fits(knobs):
+            if not task.fits(knobs):
+                continue
+            knobs = task.canonical(knobs)
+            if knobs_key(knobs) not in tried:
                 pool[knobs_key(knobs)] = knobs
             if len(pool) >= POOL:
                 break
