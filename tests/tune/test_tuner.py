@@ -4,6 +4,7 @@ again, rejects and records invalid candidates, and what it applies matches onnxr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,31 @@ def test_default_wins_ties_and_means_decide() -> None:
               _record(2, {"v": 4}, 0.7, "wrong result")]
     best = best_records(better, "t")["w"]
     assert best.knobs == {"v": 16} and np.isclose(best.cost, 0.8)
+
+
+def test_candidates_timed_beside_the_default_are_judged_by_ratio() -> None:
+    """A busy spell slowed both the candidate and its control: the ratio still says it is
+    faster; a candidate whose raw time looks faster, but not beside its control, is not."""
+    slowed = [_record(0, {"v": 8}, 1.0), replace(_record(1, {"v": 16}, 1.2), control=1.5)]
+    best = best_records(slowed, "t")["w"]
+    assert best.knobs == {"v": 16} and np.isclose(best.cost, 0.8)
+    lucky = [_record(0, {"v": 8}, 1.0), replace(_record(1, {"v": 16}, 0.9), control=0.8)]
+    assert best_records(lucky, "t") == {}
+
+
+def test_kernel_timed_in_turns_with_its_control(tiny_kernels, host) -> None:  # type: ignore[no-untyped-def]
+    """The worker times a candidate and the default in turns: the default against itself
+    is no control; another schedule gets the default's time and a ratio beside it."""
+    from deepc.tune.tasks import extract_tasks
+
+    task = max(extract_tasks(tiny_kernels, host), key=lambda t: len(t.default.knobs))
+    measurer = LocalMeasurer(host, min_time=0.01)
+    try:
+        same = measurer.measure(task, dict(task.default.knobs), task.default.to_list())
+        assert same.cost and same.control is None and same.ratio is None
+        knobs = {**task.default.knobs, **{k: 1 for k in task.default.knobs
+                                          if k.endswith("vector")}}
+        other = measurer.measure(task, knobs, task.schedule(knobs).to_list())
+        assert other.cost and other.control and other.ratio and other.ratio > 0
+    finally:
+        measurer.close()

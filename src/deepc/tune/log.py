@@ -30,6 +30,12 @@ class TuneRecord:
     error: str | None = None
     features: list[float] = field(default_factory=list)  # the cost model's inputs
     threads: int = 1  # runtime threads it was timed with (knobs such as `threads` depend on it)
+    control: float | None = None  # the default's seconds per call, timed in turns with it
+
+    @property
+    def ratio(self) -> float | None:
+        """Its time over the default's timed beside it (None where it was not)."""
+        return self.cost / self.control if self.cost and self.control else None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -88,11 +94,14 @@ class Best:
 
 def best_records(records: list[TuneRecord], fingerprint: str,
                  threads: int | None = None) -> dict[str, Best]:
-    """Per workload, the candidate whose median time beats the default's (candidate 0, which
-    wins ties); workloads whose default stayed best, or was never measured, are left out,
-    and so is any candidate that failed once (an error, a wrong result). With `threads`,
-    only records timed with that many runtime threads count."""
+    """Per workload, the candidate that beats the default (candidate 0, which wins ties);
+    workloads whose default stayed best, or was never measured, are left out, and so is any
+    candidate that failed once (an error, a wrong result). A candidate timed in turns with
+    the default (a control) is judged by the median of its ratios to it, so load that comes
+    and goes between measurements decides nothing; others by median time against the
+    default's. With `threads`, only records timed with that many runtime threads count."""
     costs: dict[tuple[str, str], list[float]] = {}
+    ratios: dict[tuple[str, str], list[float]] = {}
     knobs: dict[tuple[str, str], dict[str, Any]] = {}
     failed: set[tuple[str, str]] = set()
     default: dict[str, str] = {}
@@ -104,6 +113,8 @@ def best_records(records: list[TuneRecord], fingerprint: str,
             failed.add(key)
             continue
         costs.setdefault(key, []).append(r.cost)
+        if r.ratio is not None:
+            ratios.setdefault(key, []).append(r.ratio)
         knobs[key] = r.knobs
         if r.candidate == 0:
             default[r.workload] = key[1]
@@ -111,7 +122,11 @@ def best_records(records: list[TuneRecord], fingerprint: str,
     best: dict[str, Best] = {}
     for (workload, kk), cost in median.items():
         base = median.get((workload, default.get(workload, "")))
-        if base is None or kk == default[workload] or cost >= base:
+        if base is None or kk == default[workload]:
+            continue
+        if (workload, kk) in ratios:  # against the default timed beside it
+            cost = base * statistics.median(ratios[(workload, kk)])
+        if cost >= base:
             continue
         if workload not in best or cost < best[workload].cost:
             best[workload] = Best(dict(knobs[(workload, kk)]), cost, base)

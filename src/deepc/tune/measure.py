@@ -19,6 +19,8 @@ class Measurement:
     cost: float | None  # seconds per call, median of the timed batches
     error: str | None = None
     outputs: list[np.ndarray] | None = None  # every buffer after one call on seeded inputs
+    control: float | None = None  # the default's seconds per call, timed in turns with it
+    ratio: float | None = None  # median over the turns of candidate / default time
 
 
 def check_outputs(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> str | None:
@@ -32,10 +34,52 @@ def check_outputs(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> str 
     return None
 
 
+_CONTROLS: dict[str, Any] = {}  # the default's kernel per task, kept by the worker
+
+
 def time_kernel(func: PrimFunc, steps: list[list[Any]], spec: Any, threads: int,
-                min_time: float, seed: int = 0) -> tuple[float, list[np.ndarray]]:
-    """Schedule, compile (LLVM JIT) and time one kernel on seeded random buffers."""
+                min_time: float, seed: int = 0, control: list[list[Any]] | None = None
+                ) -> tuple[float, list[np.ndarray], float | None, float | None]:
+    """Schedule, compile (LLVM JIT) and time one kernel on seeded random buffers: its time,
+    its buffers after one call; with `control` (the default's steps) the default is timed
+    in turns with it on the same buffers, so a busy spell on a shared machine slows both:
+    also the default's time and the median of the turns' ratios."""
     from deepc.backends.link import load_runtime_for_jit
+
+    kernel, params = _jit(func, steps, spec)
+    if threads:
+        load_runtime_for_jit().deepc_set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    bufs = []
+    for dtype, shape in params:
+        # integer buffers (indices) stay zero: always in bounds
+        data = rng.standard_normal(shape) if dtype.kind == "f" else np.zeros(shape)
+        bufs.append(np.ascontiguousarray(data.astype(dtype)))
+    ptrs = [b.ctypes.data for b in bufs]
+    kernel(*ptrs)
+    outputs = [b.copy() for b in bufs]
+    number = _calibrate(kernel, ptrs, min_time / 10)
+    if control is None or control == steps:
+        times: list[float] = []
+        while sum(times) * number < min_time or len(times) < 3:
+            times.append(_batch(kernel, ptrs, number))
+        return float(np.median(times)), outputs, None, None
+    key = f"{func.name}:{control!r}"
+    if key not in _CONTROLS:
+        _CONTROLS[key] = _jit(func, control, spec)[0]
+    base = _CONTROLS[key]
+    base(*ptrs)
+    mine: list[float] = []
+    theirs: list[float] = []
+    while (sum(mine) + sum(theirs)) * number < 2 * min_time or len(mine) < 5:
+        mine.append(_batch(kernel, ptrs, number))
+        theirs.append(_batch(base, ptrs, number))
+    ratio = float(np.median(np.asarray(mine) / np.maximum(theirs, 1e-12)))
+    return float(np.median(mine)), outputs, float(np.median(theirs)), ratio
+
+
+def _jit(func: PrimFunc, steps: list[list[Any]], spec: Any) -> tuple[Any, list[Any]]:
+    """The scheduled kernel compiled, and its buffers' (dtype, shape)."""
     from deepc.backends.llvm.codegen import emit_module
     from deepc.backends.llvm.machine import JitModule, optimize
     from deepc.ir.loop_verify import verify_func
@@ -44,31 +88,23 @@ def time_kernel(func: PrimFunc, steps: list[list[Any]], spec: Any, threads: int,
 
     f = verify_func(Schedule.from_list(steps).apply(func))
     jit = JitModule(optimize(emit_module([f]), spec))
-    if threads:
-        load_runtime_for_jit().deepc_set_num_threads(threads)
-    rng = np.random.default_rng(seed)
-    bufs = []
-    for b in f.params:
-        dtype = np_dtype(b.dtype)
-        # integer buffers (indices) stay zero: always in bounds
-        data = rng.standard_normal(b.shape) if dtype.kind == "f" else np.zeros(b.shape)
-        bufs.append(np.ascontiguousarray(data.astype(dtype)))
-    kernel = jit.kernel(f.name, len(bufs))
-    ptrs = [b.ctypes.data for b in bufs]
-    kernel(*ptrs)
-    outputs = [b.copy() for b in bufs]
-    times: list[float] = []
-    spent, number = 0.0, 1
-    while spent < min_time or len(times) < 3:
-        start = time.perf_counter()
-        for _ in range(number):
-            kernel(*ptrs)
-        elapsed = time.perf_counter() - start
-        spent += elapsed
-        times.append(elapsed / number)
-        if elapsed < min_time / 10:
-            number *= 2
-    return float(np.median(times)), outputs
+    return jit.kernel(f.name, len(f.params)), [(np_dtype(b.dtype), b.shape) for b in f.params]
+
+
+def _batch(kernel: Any, ptrs: list[int], number: int) -> float:
+    """Seconds per call over `number` calls in a row."""
+    start = time.perf_counter()
+    for _ in range(number):
+        kernel(*ptrs)
+    return (time.perf_counter() - start) / number
+
+
+def _calibrate(kernel: Any, ptrs: list[int], least: float) -> int:
+    """Calls per batch so that a batch lasts `least` seconds or more."""
+    number = 1
+    while _batch(kernel, ptrs, number) * number < least and number < 1 << 20:
+        number *= 2
+    return number
 
 
 def _serve(conn: Any) -> None:
@@ -119,8 +155,8 @@ class WorkerMeasurer:
             return Measurement(None, f"crash: the kernel killed its worker (exit {code})")
         if status != "ok":
             return Measurement(None, value)
-        cost, outputs = value
-        return Measurement(cost, None, outputs)
+        cost, outputs, *control = value
+        return Measurement(cost, None, outputs, *control)
 
     def close(self) -> None:
         if self._proc is not None and self._proc.pid is not None:
@@ -142,4 +178,5 @@ class LocalMeasurer(WorkerMeasurer):
 
     def job(self, task: Any, knobs: dict[str, Any],
             steps: list[list[Any]]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return time_kernel, (task.func, steps, self.spec, self.threads, self.min_time)
+        return time_kernel, (task.func, steps, self.spec, self.threads, self.min_time, 0,
+                             task.default.to_list())

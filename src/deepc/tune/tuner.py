@@ -127,7 +127,9 @@ def _seeded_model(log: TuneLog, seed: int) -> CostModel:
     defaults = {r.workload: r.cost for r in log if r.candidate == 0 and r.cost}
     for r in log:
         if r.cost and r.workload in defaults:
-            model.add(r.features, r.cost, defaults[r.workload])  # type: ignore[arg-type]
+            base = defaults[r.workload]
+            cost = base * r.ratio if r.ratio is not None else r.cost
+            model.add(r.features, cost, base)  # type: ignore[arg-type]
     return model
 
 
@@ -257,14 +259,16 @@ class _Search:
                 res: TaskResult) -> None:
         features = self.features(task, knobs)
         self.log.append(TuneRecord(task.key, self.log.fingerprint, task.kernel, index, knobs,
-                                   m.cost, m.error, features))
+                                   m.cost, m.error, features, control=m.control))
         res.trials += 1
         if m.error or m.cost is None:
             res.errors += 1
             return
         if res.default_cost:
-            self.model.add(features, m.cost, res.default_cost)
-            if m.cost < (res.best_cost or res.default_cost):
-                res.best_cost, res.best_knobs = m.cost, dict(knobs)
+            # timed beside the default: its ratio, on the default's first time, ranks it
+            cost = res.default_cost * m.ratio if m.ratio is not None else m.cost
+            self.model.add(features, cost, res.default_cost)
+            if cost < (res.best_cost or res.default_cost):
+                res.best_cost, res.best_knobs = cost, dict(knobs)
         elif index == 0:
             res.best_cost = m.cost
