@@ -45,6 +45,12 @@ class GpuTask:
     tf32: bool
     gemms: dict[str, GemmParts]  # the matrix-product stages, by knob prefix
 
+    @property
+    def tolerance(self) -> float:
+        """How far a candidate's outputs may be from the default's: TF32 rounds operands to
+        10 bits, and a candidate may trade a TF32 tile for an fp32 one."""
+        return 1e-2 if self.tf32 else 1e-4
+
     def stages(self, knobs: dict[str, Any]) -> tuple[list[Stage], tuple[Buffer, ...]]:
         """The kernel's launches with `knobs` (raises ScheduleError where they do not fit)."""
         return kernel_stages(self.lowered, self.target, self.dialect, self.tf32, knobs)

@@ -23,12 +23,15 @@ class Measurement:
     ratio: float | None = None  # median over the turns of candidate / default time
 
 
-def check_outputs(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> str | None:
+def check_outputs(got: Sequence[np.ndarray], want: Sequence[np.ndarray],
+                  tolerance: float = 1e-4) -> str | None:
     """None when a candidate's buffers match the default schedule's (up to the rounding of
-    reordered reductions), else what differs."""
+    reordered reductions: `tolerance`, relative and to the largest value), else what
+    differs."""
     for k, (a, b) in enumerate(zip(got, want)):
         scale = float(np.nanmax(np.abs(b))) if b.size and b.dtype.kind == "f" else 1.0
-        if not np.allclose(a, b, rtol=1e-4, atol=1e-4 * max(scale, 1.0), equal_nan=True):
+        if not np.allclose(a, b, rtol=tolerance, atol=tolerance * max(scale, 1.0),
+                           equal_nan=True):
             diff = float(np.nanmax(np.abs(a.astype(np.float64) - b)))
             return f"wrong result: buffer {k} differs from the default's by up to {diff:.3g}"
     return None

@@ -28,6 +28,7 @@ class Task:
     features: list[float]  # the loop nest's, independent of the knobs
     main: str  # knob prefix of the nest with the most work ("" when there is one nest)
     machine: CpuMachine
+    tolerance: float = 1e-4  # how far a candidate's outputs may be from the default's
 
     def schedule(self, knobs: dict[str, Any]) -> Schedule:
         """The candidate's schedule (raises ScheduleError for knobs the nest rejects)."""

@@ -243,7 +243,7 @@ class _Search:
              res: TaskResult) -> Measurement:
         m = self.measurer.measure(task, knobs, steps)
         if m.error is None and m.outputs is not None and task.key in self.reference:
-            wrong = check_outputs(m.outputs, self.reference[task.key])
+            wrong = check_outputs(m.outputs, self.reference[task.key], task.tolerance)
             if wrong:
                 return Measurement(None, wrong)
         elif m.error is None and m.outputs is not None and steps != task.default.to_list():
