@@ -192,3 +192,24 @@ def test_kernel_timed_in_turns_with_its_control(tiny_kernels, host) -> None:  # 
         assert other.cost and other.control and other.ratio and other.ratio > 0
     finally:
         measurer.close()
+
+
+def test_cli_asks_which_thread_count(tmp_path, host) -> None:  # type: ignore[no-untyped-def]
+    """compile --tuning-log with a log of two thread counts: a one-line error naming
+    --tuning-threads, and no bundle; with it, the bundle is written."""
+    from click.testing import CliRunner
+
+    from deepc.cli import main
+
+    fp = host.fingerprint()
+    log = tmp_path / "two.jsonl"
+    log.write_text("".join(TuneRecord("w", fp, "k", 0, {}, 1.0, threads=n).to_json() + "\n"
+                           for n in (1, 2)))
+    out = tmp_path / "m.tar"
+    args = ["compile", str(TINY), "-o", str(out), "--tuning-log", str(log)]
+    asked = CliRunner().invoke(main, args)
+    assert asked.exit_code != 0 and "--tuning-threads" in asked.output and not out.exists()
+    assert len(asked.output.strip().splitlines()) == 1
+    chosen = CliRunner().invoke(main, [*args, "--tuning-threads", "2"])
+    assert chosen.exit_code == 0, chosen.output
+    assert out.exists()
