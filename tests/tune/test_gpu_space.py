@@ -4,6 +4,7 @@ compute the default's numbers, and the tuner logs, checks and applies GPU candid
 
 from __future__ import annotations
 
+import pickle
 import random
 import shutil
 import subprocess
@@ -138,6 +139,7 @@ def test_measurer_job_names_every_launch_and_buffer() -> None:
     split = next((k for k in _valid(task, 40) if k[f"{task.main}split"] > 1), None)
     assert split is not None
     fn, args = CudaMeasurer(task.target).job(task, split, [])
+    pickle.dumps((fn, args))  # what goes to the spawned worker
     source, _, launches, buffers, outputs, _ = args
     assert fn is time_stages and len(launches) == 2 + (task.main != "")  # pad, tile, sum
     names = {b[0] for b in buffers}
