@@ -115,7 +115,7 @@ def _tune_cuda(kernels: list[Any], tgt: Any, log: str | Path, budget_s: float,
     measurer = CudaMeasurer(tgt)
     try:
         # records say 1 thread: the GPU decides its own, and --tuning-log reads them so
-        return tune(tasks, measurer, TuneLog(log, tgt.fingerprint(), 1), budget_s,  # type: ignore[arg-type]
-                    progress, seed)
+        return tune(tasks, measurer, TuneLog(log, tgt.fingerprint(), 1), budget_s, progress,
+                    seed)
     finally:
         measurer.close()

@@ -13,16 +13,38 @@ from typing import Any, Protocol
 import numpy as np
 
 from deepc.errors import ScheduleError
+from deepc.schedule.schedule import Schedule
 from deepc.tune.cost_model import CostModel
 from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key
 from deepc.tune.measure import Measurement, check_outputs
 from deepc.tune.space import sample
-from deepc.tune.tasks import Task
 
 POOL = 48  # candidates ranked by the cost model per trial
 EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
 CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
 MIN_SHARE = 0.05  # seconds: a share of the budget too short to time one candidate in
+
+
+class Task(Protocol):
+    """What the search needs of a task (tune.tasks.Task on CPUs, tune.gpu_tasks.GpuTask)."""
+
+    key: str
+    kernel: str
+    ops: tuple[str, ...]
+    count: int
+    default: Schedule
+    features: list[float]
+    tolerance: float
+
+    def schedule(self, knobs: dict[str, Any]) -> Schedule: ...
+
+    def axes(self) -> dict[str, list[Any]]: ...
+
+    def fits(self, knobs: dict[str, Any]) -> bool: ...
+
+    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]: ...
+
+    def knob_features(self, knobs: dict[str, Any]) -> list[float]: ...
 
 
 class Measurer(Protocol):
