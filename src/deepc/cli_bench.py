@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ from deepc.cli_rpc import remote_options
 def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], compare: str,
               batch: int, allow_tf32: bool, runs: int, warmup: int, opt_level: int,
               profile: bool, top: int, trace_path: Path | None, as_json: bool,
-              matmul: int | None, remote: Any, tuned: dict[str, Any] | None) -> None:
+              matmul: int | None, remote: Any,
+              tuned: Callable[..., dict[str, Any]] | None) -> None:
     """Time compiled models against onnxruntime, side by side in one process.
 
     With --remote or --tracker, the board times each model (compiled here for --target) and
@@ -93,7 +95,8 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
                                            runs=runs, warmup=warmup, profile=profile,
                                            opt_level=opt_level, batch=batch,
                                            allow_tf32=allow_tf32, remote=remote,
-                                           tuned=tuned, trace=trace_path is not None))
+                                           tuned=tuned(n or os.cpu_count()) if tuned
+                                           else None, trace=trace_path is not None))
                 progress(step, 0, 1)
     if trace_path is not None:
         write_trace(trace_path, [r.trace for r in results if r.trace is not None])

@@ -123,21 +123,33 @@ def opt_option(default: int | None) -> Callable[..., Any]:
 
 
 def tuning_log_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--tuning-log FILE (compile, bench): the best knobs per workload of a `deepc tune`
-    log; the verb gets `tuned` (workload key -> knobs, or None)."""
+    """--tuning-log FILE [--tuning-threads N] (compile, bench): the verb gets `tuned`, a
+    function of the runtime thread count (None: --tuning-threads, else the log's only one)
+    to the best knobs per workload of a `deepc tune` log; or None without a log."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, tuning_log: Path | None, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, tuning_log: Path | None, tuning_threads: int | None,
+                **kwargs: Any) -> Any:
         tuned = None
         if tuning_log is not None:
             from deepc.target import load_target
             from deepc.tune.log import best_knobs
 
-            tuned = best_knobs(tuning_log, load_target(kwargs.get("target", "host")))
+            target = load_target(kwargs.get("target", "host"))
+            best_knobs(tuning_log, target, tuning_threads)  # a bad log fails before any work
+
+            def tuned(threads: int | None = None) -> dict[str, Any]:
+                # CPU records depend on the runtime's threads; a GPU decides its own
+                cpu = target.backend == "llvm"
+                return best_knobs(tuning_log, target, tuning_threads or (threads if cpu else None))
         return fn(*args, tuned=tuned, **kwargs)
 
-    return click.option("--tuning-log", type=click.Path(path_type=Path), default=None,
-                        help="Apply the best schedules of this `deepc tune` log.")(wrapper)
+    log = click.option("--tuning-log", type=click.Path(path_type=Path), default=None,
+                       help="Apply the best schedules of this `deepc tune` log.")
+    threads = click.option("--tuning-threads", type=click.IntRange(min=1), default=None,
+                           help="Use the log's records timed with N threads (bench: each"
+                                " --threads value; compile: the log's only count).")
+    return log(threads(wrapper))
 
 
 def _set_device(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

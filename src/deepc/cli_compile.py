@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,8 @@ from deepc.cli_common import (
 def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
                 disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
                 input_shapes: tuple[str, ...], as_json: bool, allow_tf32: bool,
-                precision: str, tuned: dict[str, Any] | None, static_runner: bool) -> None:
+                precision: str, tuned: Callable[..., dict[str, Any]] | None,
+                static_runner: bool) -> None:
     """Compile MODEL for a target into one self-contained bundle.
 
     Graph IR printed by --print-after and the --print-pass-times table go to stderr.
@@ -60,7 +62,8 @@ def compile_cmd(model: Path, target: str, output: Path, opt_level: int,
     with strict_input_shapes(), stage_progress(f"compile {model.name}") as progress:
         compiled = deepc.compile(model, target, input_shapes=parse_shapes(input_shapes),
                                  opt_level=opt_level, pass_context=ctx, progress=progress,
-                                 allow_tf32=allow_tf32 or None, tuned=tuned,
+                                 allow_tf32=allow_tf32 or None,
+                                 tuned=tuned() if tuned else None,
                                  static_runner=static_runner, precision=precision)
         compiled.save(output)
     report_passes(ctx, err_console, pass_times)

@@ -47,28 +47,49 @@ def parse_budget(ctx: Any, param: Any, text: str) -> float:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="Threads the kernels are timed with.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the search.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Tune for this batch size (the first input's leading dimension).")
+@click.option("--allow-tf32", is_flag=True,
+              help="CUDA: search TF32 tensor-core tiles too (as compile/bench --allow-tf32).")
 @opt_option(2)
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 @remote_options
 @handle_errors
 def tune_cmd(model: Path, target: str, budget: float, log: Path, threads: int, seed: int,
-             opt_level: int, input_shapes: tuple[str, ...], as_json: bool,
-             remote: Any) -> None:
+             batch: int | None, allow_tf32: bool, opt_level: int, input_shapes: tuple[str, ...],
+             as_json: bool, remote: Any) -> None:
     """Search MODEL's kernel schedules for TARGET; apply with compile/bench --tuning-log."""
+    from deepc.bench import batch_shapes
     from deepc.compiler.tuning import tune_model
 
-    with strict_input_shapes(), _display(budget) as progress:
+    shapes = parse_shapes(input_shapes)
+    if batch is not None:  # the shapes bench --batch compiles, so the workloads match
+        with _batch_replaced():
+            shapes = {**shapes, **batch_shapes(model, batch, target, None)}
+    shaping = strict_input_shapes() if batch is None else _batch_replaced()
+    with shaping, _display(budget) as progress:
         summary = tune_model(model, target, log=log, budget_s=budget, remote=remote,
-                             threads=threads, opt_level=opt_level,
-                             input_shapes=parse_shapes(input_shapes), progress=progress,
-                             seed=seed)
+                             threads=threads, opt_level=opt_level, input_shapes=shapes,
+                             progress=progress, seed=seed, allow_tf32=allow_tf32 or None)
     if as_json:
         click.echo(json.dumps(summary.to_dict()))
         return
     print_table(_table(summary))
     console.print(f"{summary.trials} trials in {summary.elapsed:.0f} s; estimated speed-up of"
                   f" the model's kernels {summary.speedup:.3f}x; log {log}", soft_wrap=True)
+
+
+@contextmanager
+def _batch_replaced() -> Iterator[None]:
+    """--batch replaces a batch the model fixes, as bench --batch does (quietly)."""
+    import warnings
+
+    from deepc.errors import DeepcNotice
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepcNotice)
+        yield
 
 
 @contextmanager

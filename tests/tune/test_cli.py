@@ -20,10 +20,10 @@ def test_tune_json_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert summary["speedup"] >= 1.0 and len(summary["tasks"]) >= 1
 
 
-def test_bad_budget_and_gpu_target_are_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_budget_and_opencl_target_are_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     log = str(tmp_path / "t.jsonl")
     bad = CliRunner().invoke(main, ["tune", str(TINY), "--budget", "soon", "--log", log])
     assert bad.exit_code == 2 and "90s, 10m or 1h" in bad.output
-    gpu = CliRunner().invoke(main, ["tune", str(TINY), "-t", "cuda-sm90", "--log", log])
+    gpu = CliRunner().invoke(main, ["tune", str(TINY), "-t", "opencl-gpu", "--log", log])
     assert gpu.exit_code != 0 and "cannot search yet" in gpu.output
     assert len(gpu.output.strip().splitlines()) == 1

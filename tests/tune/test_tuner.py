@@ -4,6 +4,7 @@ again, rejects and records invalid candidates, and what it applies matches onnxr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,41 @@ def test_cli_compile_with_tuning_log(tuned_log, host, tmp_path) -> None:  # type
     sources = {s["source"] for s in manifest["schedules"]}
     assert sources <= {"tuned", "default"}
     assert ("tuned" in sources) == bool(best_knobs(tuned_log, host))
+    applied = {t["workload"]: t["knobs"] for t in manifest["tuned"]}
+    assert applied == best_knobs(tuned_log, host)
+
+
+@pytest.mark.filterwarnings("ignore:input 'input'")
+def test_records_of_another_batch_match_no_kernel(host) -> None:  # type: ignore[no-untyped-def]
+    """A workload's key holds its shapes: knobs for every batch-1 kernel apply at batch 1
+    and to no kernel at batch 2."""
+    one = deepc.compile(TINY, host)
+    knobs = {r.workload.key: dict(r.knobs) for r in one.records}
+    again = deepc.compile(TINY, host, tuned=knobs)
+    assert {r.source for r in again.records} == {"tuned"}
+    two = deepc.compile(TINY, host, tuned=knobs, input_shapes={"input": (2, 3, 32, 32)})
+    assert {r.source for r in two.records} == {"default"}
+
+
+def test_best_knobs_by_thread_count(tmp_path, host) -> None:  # type: ignore[no-untyped-def]
+    """A log of 1- and 2-thread records: each count applies its own winner; without one named
+    it is a one-line error asking for it."""
+    from deepc.errors import InputError
+
+    fp = host.fingerprint()
+    rows = [TuneRecord("w", fp, "k", 0, {"v": 8}, 1.0, threads=1),
+            TuneRecord("w", fp, "k", 1, {"v": 16}, 0.5, threads=1),
+            TuneRecord("w", fp, "k", 2, {"v": 4}, 2.0, threads=1),
+            TuneRecord("w", fp, "k", 0, {"v": 8}, 1.0, threads=2),
+            TuneRecord("w", fp, "k", 2, {"v": 4}, 0.4, threads=2),
+            TuneRecord("w", fp, "k", 1, {"v": 16}, 3.0, threads=2)]
+    log = tmp_path / "threads.jsonl"
+    log.write_text("".join(r.to_json() + "\n" for r in rows))
+    assert best_knobs(log, host, 1) == {"w": {"v": 16}}
+    assert best_knobs(log, host, 2) == {"w": {"v": 4}}
+    assert best_knobs(log, host, 3) == {}
+    with pytest.raises(InputError, match="--tuning-threads"):
+        best_knobs(log, host)
 
 
 def test_wrong_results_are_errors_never_applied(tmp_path, monkeypatch, host) -> None:  # type: ignore[no-untyped-def]
@@ -128,3 +164,52 @@ def test_default_wins_ties_and_means_decide() -> None:
               _record(2, {"v": 4}, 0.7, "wrong result")]
     best = best_records(better, "t")["w"]
     assert best.knobs == {"v": 16} and np.isclose(best.cost, 0.8)
+
+
+def test_candidates_timed_beside_the_default_are_judged_by_ratio() -> None:
+    """A busy spell slowed both the candidate and its control: the ratio still says it is
+    faster; a candidate whose raw time looks faster, but not beside its control, is not."""
+    slowed = [_record(0, {"v": 8}, 1.0), replace(_record(1, {"v": 16}, 1.2), control=1.5)]
+    best = best_records(slowed, "t")["w"]
+    assert best.knobs == {"v": 16} and np.isclose(best.cost, 0.8)
+    lucky = [_record(0, {"v": 8}, 1.0), replace(_record(1, {"v": 16}, 0.9), control=0.8)]
+    assert best_records(lucky, "t") == {}
+
+
+def test_kernel_timed_in_turns_with_its_control(tiny_kernels, host) -> None:  # type: ignore[no-untyped-def]
+    """The worker times a candidate and the default in turns: the default against itself
+    is no control; another schedule gets the default's time and a ratio beside it."""
+    from deepc.tune.tasks import extract_tasks
+
+    task = max(extract_tasks(tiny_kernels, host), key=lambda t: len(t.default.knobs))
+    measurer = LocalMeasurer(host, min_time=0.01)
+    try:
+        same = measurer.measure(task, dict(task.default.knobs), task.default.to_list())
+        assert same.cost and same.control is None and same.ratio is None
+        knobs = {**task.default.knobs, **{k: 1 for k in task.default.knobs
+                                          if k.endswith("vector")}}
+        other = measurer.measure(task, knobs, task.schedule(knobs).to_list())
+        assert other.cost and other.control and other.ratio and other.ratio > 0
+    finally:
+        measurer.close()
+
+
+def test_cli_asks_which_thread_count(tmp_path, host) -> None:  # type: ignore[no-untyped-def]
+    """compile --tuning-log with a log of two thread counts: a one-line error naming
+    --tuning-threads, and no bundle; with it, the bundle is written."""
+    from click.testing import CliRunner
+
+    from deepc.cli import main
+
+    fp = host.fingerprint()
+    log = tmp_path / "two.jsonl"
+    log.write_text("".join(TuneRecord("w", fp, "k", 0, {}, 1.0, threads=n).to_json() + "\n"
+                           for n in (1, 2)))
+    out = tmp_path / "m.tar"
+    args = ["compile", str(TINY), "-o", str(out), "--tuning-log", str(log)]
+    asked = CliRunner().invoke(main, args)
+    assert asked.exit_code != 0 and "--tuning-threads" in asked.output and not out.exists()
+    assert len(asked.output.strip().splitlines()) == 1
+    chosen = CliRunner().invoke(main, [*args, "--tuning-threads", "2"])
+    assert chosen.exit_code == 0, chosen.output
+    assert out.exists()

@@ -11,12 +11,16 @@ from typing import Any
 
 import numpy as np
 
+from deepc.backends.cuda.dialect import CUDA
+from deepc.backends.gpu.render import uses_tf32
 from deepc.compiler.pipeline import compile as compile_model
 from deepc.compiler.pipeline import load_graph, lower_model
 from deepc.errors import TargetError
 from deepc.target import load_target
+from deepc.tune.gpu_tasks import extract_gpu_tasks
 from deepc.tune.log import TuneLog
 from deepc.tune.measure import LocalMeasurer, Measurement
+from deepc.tune.measure_cuda import CudaMeasurer
 from deepc.tune.tasks import Task, extract_tasks
 from deepc.tune.tuner import Progress, TuneSummary, tune
 
@@ -68,16 +72,24 @@ class RemoteMeasurer:
 def tune_model(model: str | Path, target: Any = "host", *, log: str | Path, budget_s: float,
                remote: Any = None, threads: int = 1, opt_level: int = 2,
                input_shapes: Mapping[str, tuple[int, ...]] | None = None,
-               progress: Progress | None = None, seed: int = 0) -> TuneSummary:
-    """Tune a model's CPU kernel schedules for `budget_s` seconds, appending every
-    measurement to `log` (a run resumes from it); `deepc.compile(tuned=best_knobs(log,
-    target))` applies the result."""
+               progress: Progress | None = None, seed: int = 0,
+               allow_tf32: bool | None = None) -> TuneSummary:
+    """Tune a model's kernel schedules for `budget_s` seconds, appending every measurement
+    to `log` (a run resumes from it); `deepc.compile(tuned=best_knobs(log, target))`
+    applies the result. CPU (llvm) targets search the loop knobs of every kernel; CUDA
+    targets the tiles of the matrix-product stages (TF32 ones with `allow_tf32`)."""
     tgt = load_target(target)
-    if tgt.backend != "llvm":
-        raise TargetError(f"deepc tune searches CPU (llvm) schedules; target {tgt.name!r} uses"
-                          f" the {tgt.backend!r} backend, whose knobs it cannot search yet")
+    if tgt.backend not in ("llvm", "cuda"):
+        raise TargetError(f"deepc tune searches CPU (llvm) and CUDA schedules; target"
+                          f" {tgt.name!r} uses the {tgt.backend!r} backend, whose knobs it"
+                          " cannot search yet")
     graph = load_graph(model, input_shapes)
     _, kernels = lower_model(graph, tgt, opt_level)
+    if tgt.backend == "cuda":
+        if remote is not None:
+            raise TargetError("deepc tune --remote times CPU boards; tune a CUDA target on"
+                              " the machine with the GPU")
+        return _tune_cuda(kernels, tgt, log, budget_s, progress, seed, allow_tf32)
     tasks = extract_tasks(kernels, tgt)
     if remote is not None:
         measurer: Any = RemoteMeasurer(graph, tgt, remote, threads, opt_level=opt_level)
@@ -89,7 +101,21 @@ def tune_model(model: str | Path, target: Any = "host", *, log: str | Path, budg
                               " HOST:PORT")
         measurer = LocalMeasurer(tgt, threads)
     try:
-        return tune(tasks, tgt, measurer, TuneLog(log, tgt.fingerprint(), threads), budget_s,
+        return tune(tasks, measurer, TuneLog(log, tgt.fingerprint(), threads), budget_s,
                     progress, seed)
+    finally:
+        measurer.close()
+
+
+def _tune_cuda(kernels: list[Any], tgt: Any, log: str | Path, budget_s: float,
+               progress: Progress | None, seed: int, allow_tf32: bool | None) -> TuneSummary:
+    """The GPU search: candidates built by nvcc and timed here through pycuda, in a worker
+    (both needed only once measuring starts; the tasks and their knob spaces are pure)."""
+    tasks = extract_gpu_tasks(kernels, tgt, CUDA, uses_tf32(tgt, CUDA, allow_tf32))
+    measurer = CudaMeasurer(tgt)
+    try:
+        # records say 1 thread: the GPU decides its own, and --tuning-log reads them so
+        return tune(tasks, measurer, TuneLog(log, tgt.fingerprint(), 1), budget_s, progress,
+                    seed)
     finally:
         measurer.close()

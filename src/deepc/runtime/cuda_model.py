@@ -28,7 +28,7 @@ class CudaUnavailableError(DeepcError):
     exit_code = 3
 
 
-def _driver() -> Any:
+def cuda_driver() -> Any:
     try:
         import pycuda.driver as cuda
     except ImportError as e:
@@ -81,7 +81,7 @@ class CudaLibrary:
     num_threads = 1
 
     def __init__(self, bundle: BundleContents):
-        cuda = self.cuda = _driver()
+        cuda = self.cuda = cuda_driver()
         import pycuda.autoprimaryctx  # noqa: F401  (shares the primary context, as torch does)
 
         plan = bundle.manifest["device_plan"]

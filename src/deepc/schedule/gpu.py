@@ -14,15 +14,18 @@ no such loop runs on one thread (a correct but slow fallback, e.g. recurrent cel
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepc.errors import ScheduleError
 from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, Buffer, For, PrimFunc, Seq, Stmt, Store, loops, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu_block import block_schedule
 from deepc.schedule.gpu_build import launch
 from deepc.schedule.gpu_chain import parallel_chain, uses
+from deepc.schedule.gpu_gemm_knobs import GEMM_KNOBS, tile_from_knobs, tile_knobs
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile, choose_tile, match_gemm
 from deepc.schedule.gpu_warp import WARPS_PER_BLOCK, match_warp
 from deepc.schedule.schedule import Schedule
@@ -88,12 +91,19 @@ def block_size(extent: int, target: Target, cap: int = 256) -> int:
     return max(warp, min(cap, need))
 
 
-def gemm_tile(func: PrimFunc, target: Target, tf32: bool) -> tuple[GemmParts, GemmTile] | None:
+def gemm_tile(func: PrimFunc, target: Target, tf32: bool,
+              knobs: Mapping[str, Any] | None = None) -> tuple[GemmParts, GemmTile] | None:
     """A matrix-product stage (conv, Gemm) with enough tiles to fill the GPU, and its tile
-    (TF32 tensor cores when `tf32`); None otherwise."""
+    (TF32 tensor cores when `tf32`); None otherwise. `knobs` (gpu_gemm_knobs) name the tile
+    instead of the default's choice."""
     parts = match_gemm(func)
-    tile = choose_tile(parts, target, tf32) if parts is not None else None
-    return None if parts is None or tile is None else (parts, tile)
+    if knobs and parts is None:
+        raise ScheduleError(f"knobs {sorted(knobs)}: stage {func.name} is no matrix product")
+    if parts is None:
+        return None
+    tile = (tile_from_knobs(parts, target, tf32, knobs) if knobs
+            else choose_tile(parts, target, tf32))
+    return None if tile is None else (parts, tile)
 
 
 def gemm_stages(func: PrimFunc, parts: GemmParts, tile: GemmTile,
@@ -201,19 +211,29 @@ def tile_loop(chain: list[For], extent: int, target: Target) -> str | None:
     return best.var.name
 
 
+def stage_prefix(k: int, stages: int) -> str:
+    """The knob prefix of a kernel's k-th stage (none where it has one)."""
+    return f"s{k}." if stages > 1 else ""
+
+
 def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = False,
-               warp: bool | None = None,
-               shuffle: bool = True) -> tuple[list[Stage], tuple[Buffer, ...]]:
+               warp: bool | None = None, shuffle: bool = True,
+               knobs: Mapping[str, Any] | None = None
+               ) -> tuple[list[Stage], tuple[Buffer, ...]]:
     """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
     stages become tiled kernels (dialects with shared memory); `tf32`: on TF32 tensor cores;
     `warp` (default `gemm`): long reductions a warp per output, combining by shuffles or
-    (without `shuffle`) through shared memory."""
+    (without `shuffle`) through shared memory. `knobs` (a tuning record's: GEMM knobs,
+    prefixed by stage_prefix) replace the default tiles of the stages they name."""
     warp = gemm if warp is None else warp
     stmts, scratch = split_stages(func)
     names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
+    wanted = _stage_knobs(knobs or {}, len(stmts))
+    if wanted and not gemm:
+        raise ScheduleError(f"GEMM knobs for {func.name}: this dialect has no tiled products")
     # the tiled matrix products, once each (the tiling reads the body, not the parameters)
-    tiled = [gemm_tile(PrimFunc(names[k], func.params, body, dict(func.attrs)), target, tf32)
-             if gemm else None for k, body in enumerate(stmts)]
+    tiled = [gemm_tile(PrimFunc(names[k], func.params, body, dict(func.attrs)), target, tf32,
+                       wanted.get(k)) if gemm else None for k, body in enumerate(stmts)]
     partials = {  # stage -> its split-K partial sums' buffer
         k: Buffer(f"{names[k]}_partial", (t[1].split, t[0].n, t[0].m), "float32", "global")
         for k, t in enumerate(tiled) if t is not None and t[1].role == "partial"}
@@ -228,3 +248,33 @@ def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = 
         else:
             out += gemm_stages(stage, *pair, partials.get(k))
     return out, scratch
+
+
+def _stage_knobs(knobs: Mapping[str, Any], stages: int) -> dict[int, dict[str, Any]]:
+    """A kernel's knobs by stage index; names no stage takes raise ScheduleError."""
+    out: dict[int, dict[str, Any]] = {}
+    for name, value in knobs.items():
+        head, _, knob = name.rpartition(".")
+        prefix = f"{head}." if head else ""
+        k = next((k for k in range(stages) if stage_prefix(k, stages) == prefix), None)
+        if k is None or knob not in GEMM_KNOBS:
+            raise ScheduleError(f"knob {name!r}: the kernel has {stages} stage(s) and GEMM"
+                                f" knobs {GEMM_KNOBS}")
+        out.setdefault(k, {})[knob] = value
+    return out
+
+
+def default_gemm_knobs(func: PrimFunc, target: Target, tf32: bool) -> dict[str, Any]:
+    """The knobs of a kernel's default tiles: each matrix-product stage's, prefixed by
+    stage_prefix (tiled=False where it keeps one output per thread); empty when the kernel
+    has no matrix product."""
+    stmts, _ = split_stages(func)
+    out: dict[str, Any] = {}
+    for k, body in enumerate(stmts):
+        stage = PrimFunc(func.name, func.params, body, dict(func.attrs))
+        if match_gemm(stage) is None:
+            continue
+        pair = gemm_tile(stage, target, tf32)
+        prefix = stage_prefix(k, len(stmts))
+        out |= {f"{prefix}{n}": v for n, v in tile_knobs(pair[1] if pair else None).items()}
+    return out

@@ -156,7 +156,7 @@ def split_k(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile:
     two — 200 tiles, 400 blocks for 396 slots — made it 5% slower in TF32 and 20% in fp32:
     the blocks past one wave cost a whole block's time, on top of the summing launch.)"""
     split = _wave_split(tile, parts, sms, MIN_SPLIT_K, 8)
-    return _chunked(tile, parts, split) if split > 1 else tile
+    return chunked(tile, parts, split) if split > 1 else tile
 
 
 # The shortest K chunk of a split that fills the GPU from too few tiles. TF32, swept on an
@@ -179,7 +179,7 @@ def fill_split(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile | None:
     split = _wave_split(tile, parts, sms, MIN_FILL_K_MMA if tile.mma else MIN_FILL_K, parts.k)
     if tile.tiles(parts) * split < sms or not _fits(parts, tile.bm, tile.bn, 0):
         return None
-    return _chunked(tile, parts, split)
+    return chunked(tile, parts, split)
 
 
 def _wave_split(tile: GemmTile, parts: GemmParts, sms: int, min_k: int, most: int) -> int:
@@ -188,7 +188,7 @@ def _wave_split(tile: GemmTile, parts: GemmParts, sms: int, min_k: int, most: in
     return min(sms * tile.min_blocks // tile.tiles(parts), parts.k // min_k, most)
 
 
-def _chunked(tile: GemmTile, parts: GemmParts, split: int) -> GemmTile:
+def chunked(tile: GemmTile, parts: GemmParts, split: int) -> GemmTile:
     """`tile` over K in `split` chunks of whole k-steps (fewer when they round up)."""
     steps = -(-parts.k // tile.bk)
     kc = -(-steps // split) * tile.bk

@@ -30,6 +30,12 @@ class TuneRecord:
     error: str | None = None
     features: list[float] = field(default_factory=list)  # the cost model's inputs
     threads: int = 1  # runtime threads it was timed with (knobs such as `threads` depend on it)
+    control: float | None = None  # the default's seconds per call, timed in turns with it
+
+    @property
+    def ratio(self) -> float | None:
+        """Its time over the default's timed beside it (None where it was not)."""
+        return self.cost / self.control if self.cost and self.control else None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -86,22 +92,29 @@ class Best:
     default_cost: float  # median of the default's
 
 
-def best_records(records: list[TuneRecord], fingerprint: str) -> dict[str, Best]:
-    """Per workload, the candidate whose median time beats the default's (candidate 0, which
-    wins ties); workloads whose default stayed best, or was never measured, are left out,
-    and so is any candidate that failed once (an error, a wrong result)."""
+def best_records(records: list[TuneRecord], fingerprint: str,
+                 threads: int | None = None) -> dict[str, Best]:
+    """Per workload, the candidate that beats the default (candidate 0, which wins ties);
+    workloads whose default stayed best, or was never measured, are left out, and so is any
+    candidate that failed once (an error, a wrong result). A candidate timed in turns with
+    the default (a control) is judged by the median of its ratios to it, so load that comes
+    and goes between measurements decides nothing; others by median time against the
+    default's. With `threads`, only records timed with that many runtime threads count."""
     costs: dict[tuple[str, str], list[float]] = {}
+    ratios: dict[tuple[str, str], list[float]] = {}
     knobs: dict[tuple[str, str], dict[str, Any]] = {}
     failed: set[tuple[str, str]] = set()
     default: dict[str, str] = {}
     for r in records:
-        if r.target != fingerprint:
+        if r.target != fingerprint or (threads is not None and r.threads != threads):
             continue
         key = (r.workload, knobs_key(r.knobs))
         if r.error or r.cost is None:
             failed.add(key)
             continue
         costs.setdefault(key, []).append(r.cost)
+        if r.ratio is not None:
+            ratios.setdefault(key, []).append(r.ratio)
         knobs[key] = r.knobs
         if r.candidate == 0:
             default[r.workload] = key[1]
@@ -109,17 +122,31 @@ def best_records(records: list[TuneRecord], fingerprint: str) -> dict[str, Best]
     best: dict[str, Best] = {}
     for (workload, kk), cost in median.items():
         base = median.get((workload, default.get(workload, "")))
-        if base is None or kk == default[workload] or cost >= base:
+        if base is None or kk == default[workload]:
+            continue
+        if (workload, kk) in ratios:  # against the default timed beside it
+            cost = base * statistics.median(ratios[(workload, kk)])
+        if cost >= base:
             continue
         if workload not in best or cost < best[workload].cost:
             best[workload] = Best(dict(knobs[(workload, kk)]), cost, base)
     return best
 
 
-def best_knobs(path: str | os.PathLike[str], target: Any) -> dict[str, dict[str, Any]]:
+def best_knobs(path: str | os.PathLike[str], target: Any,
+               threads: int | None = None) -> dict[str, dict[str, Any]]:
     """What `deepc.compile(tuned=...)` takes: the best knobs per workload of a log, for the
-    target (a Target: records of other hardware fingerprints are not used)."""
+    target (a Target: records of other hardware fingerprints are not used) and the runtime
+    thread count the model will run with (a 1-thread winner may serialise a loop that 2
+    threads share). `threads` None takes the log's one thread count; a log of several asks
+    for one. Batch needs no filter: a workload's key holds its buffers' shapes, so records
+    tuned at another batch size match no kernel."""
     if not Path(path).exists():
         raise InputError(f"tuning log {path} does not exist — run deepc tune first")
-    best = best_records(read_log(path), target.fingerprint())
+    records = [r for r in read_log(path) if r.target == target.fingerprint()]
+    counts = sorted({r.threads for r in records})
+    if threads is None and len(counts) > 1:
+        raise InputError(f"tuning log {path} holds records timed with {counts} threads — pass"
+                         " --tuning-threads N to say which the bundle will run with")
+    best = best_records(records, target.fingerprint(), threads)
     return {k: b.knobs for k, b in best.items()}

@@ -14,6 +14,7 @@ from deepc.schedule.cpu import default_schedule, top_level_nests, work
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
+from deepc.tune.space import knob_axes, knob_features, within_registers
 
 
 @dataclass
@@ -26,10 +27,27 @@ class Task:
     default: Schedule
     features: list[float]  # the loop nest's, independent of the knobs
     main: str  # knob prefix of the nest with the most work ("" when there is one nest)
+    machine: CpuMachine
+    tolerance: float = 1e-4  # how far a candidate's outputs may be from the default's
 
-    def schedule(self, machine: CpuMachine, knobs: dict[str, Any]) -> Schedule:
+    def schedule(self, knobs: dict[str, Any]) -> Schedule:
         """The candidate's schedule (raises ScheduleError for knobs the nest rejects)."""
-        return default_schedule(self.func, machine, knobs)
+        return default_schedule(self.func, self.machine, knobs)
+
+    def axes(self) -> dict[str, list[Any]]:
+        """The values worth trying per knob (combinations may still be rejected)."""
+        return knob_axes(dict(self.default.knobs), self.machine)
+
+    def fits(self, knobs: dict[str, Any]) -> bool:
+        """Whether a candidate is worth building (its register tiles do not spill)."""
+        return within_registers(knobs, self.machine)
+
+    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]:
+        """The knobs as sampled: scheduling names the spelling (step() logs repeats)."""
+        return knobs
+
+    def knob_features(self, knobs: dict[str, Any]) -> list[float]:
+        return knob_features(knobs, self.main, self.machine.lanes("float32"))
 
 
 def extract_tasks(kernels: list[Kernel], target: Any) -> list[Task]:
@@ -49,7 +67,7 @@ def extract_tasks(kernels: list[Kernel], target: Any) -> list[Task]:
         features = [math.log2(sum(works)), float(len(nests)), float(len(func.params)),
                     *_extents(nests[works.index(max(works))] if nests else None)]
         tasks[key] = Task(key, k.name, tuple(k.ops), func, 1,
-                          default_schedule(func, machine), features, main)
+                          default_schedule(func, machine), features, main, machine)
     return list(tasks.values())
 
 

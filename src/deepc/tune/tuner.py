@@ -13,16 +13,38 @@ from typing import Any, Protocol
 import numpy as np
 
 from deepc.errors import ScheduleError
-from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.schedule import Schedule
 from deepc.tune.cost_model import CostModel
 from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key
 from deepc.tune.measure import Measurement, check_outputs
-from deepc.tune.space import knob_axes, knob_features, sample, within_registers
-from deepc.tune.tasks import Task
+from deepc.tune.space import sample
 
 POOL = 48  # candidates ranked by the cost model per trial
 EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
 CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
+MIN_SHARE = 0.05  # seconds: a share of the budget too short to time one candidate in
+
+
+class Task(Protocol):
+    """What the search needs of a task (tune.tasks.Task on CPUs, tune.gpu_tasks.GpuTask)."""
+
+    key: str
+    kernel: str
+    ops: tuple[str, ...]
+    count: int
+    default: Schedule
+    features: list[float]
+    tolerance: float
+
+    def schedule(self, knobs: dict[str, Any]) -> Schedule: ...
+
+    def axes(self) -> dict[str, list[Any]]: ...
+
+    def fits(self, knobs: dict[str, Any]) -> bool: ...
+
+    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]: ...
+
+    def knob_features(self, knobs: dict[str, Any]) -> list[float]: ...
 
 
 class Measurer(Protocol):
@@ -75,18 +97,16 @@ class TuneSummary:
 Progress = Callable[[TuneSummary, int], None]  # the summary so far, the current task
 
 
-def tune(tasks: list[Task], target: Any, measurer: Measurer, log: TuneLog, budget_s: float,
+def tune(tasks: list[Task], measurer: Measurer, log: TuneLog, budget_s: float,
          progress: Progress | None = None, seed: int = 0) -> TuneSummary:
     """Search each task's knobs for `budget_s` seconds in all, appending to `log`; candidates
     already in the log are not measured again."""
     start = time.perf_counter()
-    machine = CpuMachine.of(target)
-    lanes = machine.lanes("float32")
     rng = random.Random(seed)
     results = [TaskResult(t.key, t.kernel, list(t.ops), t.count) for t in tasks]
     summary = TuneSummary(results, 0.0, str(log.path))
     model = _seeded_model(log, seed)
-    search = _Search(machine, lanes, measurer, log, model, rng)
+    search = _Search(measurer, log, model, rng)
 
     def report(k: int) -> None:
         summary.elapsed = time.perf_counter() - start
@@ -104,6 +124,8 @@ def tune(tasks: list[Task], target: Any, measurer: Measurer, log: TuneLog, budge
         remaining = budget_s - (time.perf_counter() - start)
         share = remaining * results[k].weight / left_weight
         left_weight -= results[k].weight
+        if share < MIN_SHARE:
+            continue
         deadline = time.perf_counter() + share
         while time.perf_counter() < deadline and search.step(tasks[k], results[k]):
             report(k)
@@ -113,9 +135,9 @@ def tune(tasks: list[Task], target: Any, measurer: Measurer, log: TuneLog, budge
     return summary
 
 
-def _schedules(task: Task, machine: CpuMachine, knobs: dict[str, Any]) -> bool:
+def _schedules(task: Task, knobs: dict[str, Any]) -> bool:
     try:
-        task.schedule(machine, knobs)
+        task.schedule(knobs)
     except ScheduleError:
         return False
     return True
@@ -127,14 +149,16 @@ def _seeded_model(log: TuneLog, seed: int) -> CostModel:
     defaults = {r.workload: r.cost for r in log if r.candidate == 0 and r.cost}
     for r in log:
         if r.cost and r.workload in defaults:
-            model.add(r.features, r.cost, defaults[r.workload])  # type: ignore[arg-type]
+            base = defaults[r.workload]
+            cost = base * r.ratio if r.ratio is not None else r.cost
+            model.add(r.features, cost, base)  # type: ignore[arg-type]
     return model
 
 
 class _Search:
-    def __init__(self, machine: CpuMachine, lanes: int, measurer: Measurer, log: TuneLog,
-                 model: CostModel, rng: random.Random):
-        self.machine, self.lanes, self.measurer = machine, lanes, measurer
+    def __init__(self, measurer: Measurer, log: TuneLog, model: CostModel,
+                 rng: random.Random):
+        self.measurer = measurer
         self.log, self.model, self.rng = log, model, rng
         self.reference: dict[str, list[np.ndarray]] = {}
         self._axes: dict[str, dict[str, list[Any]]] = {}
@@ -145,22 +169,25 @@ class _Search:
         if task.key not in self._axes:
             default = dict(task.default.knobs)
             axes = {}
-            for name, values in knob_axes(default, self.machine).items():
+            for name, values in task.axes().items():
                 ok = [v for v in values if v == default.get(name)
-                      or _schedules(task, self.machine, {**default, name: v})]
+                      or _schedules(task, {**default, name: v})]
                 if len(ok) > 1:
                     axes[name] = ok
             self._axes[task.key] = axes
         return self._axes[task.key]
 
     def features(self, task: Task, knobs: dict[str, Any]) -> list[float]:
-        return task.features + knob_features(knobs, task.main, self.lanes)
+        return task.features + task.knob_features(knobs)
 
     def default(self, task: Task, res: TaskResult) -> None:
         knobs = dict(task.default.knobs)
         res.best_knobs = knobs
-        old = self.log.tried(task.key).get(knobs_key(knobs))
-        if old is not None and old.candidate == 0:
+        # the default's own record: a candidate that respelt the default logs a duplicate
+        # of it, which is no reason to measure the default again
+        old = next((r for r in self.log if r.workload == task.key and r.candidate == 0
+                    and knobs_key(r.knobs) == knobs_key(knobs)), None)
+        if old is not None:
             res.default_cost = old.cost
         else:
             m = self._run(task, knobs, task.default.to_list(), res)
@@ -184,7 +211,10 @@ class _Search:
         pool: dict[str, dict[str, Any]] = {}
         for _ in range(POOL * 4):
             knobs = sample(dict(task.default.knobs), axes, self.rng)
-            if knobs_key(knobs) not in tried and within_registers(knobs, self.machine):
+            if not task.fits(knobs):
+                continue
+            knobs = task.canonical(knobs)
+            if knobs_key(knobs) not in tried:
                 pool[knobs_key(knobs)] = knobs
             if len(pool) >= POOL:
                 break
@@ -193,7 +223,7 @@ class _Search:
         knobs = self._choose(task, list(pool.values()))
         index = len(tried) + 1
         try:
-            sch = task.schedule(self.machine, knobs)
+            sch = task.schedule(knobs)
         except ScheduleError as e:
             self._record(task, index, knobs, Measurement(None, f"rejected: {e}"), res)
             return True
@@ -215,7 +245,7 @@ class _Search:
                 or knobs_key(res.best_knobs) == knobs_key(default)):
             return
         old = self.log.tried(task.key)[knobs_key(res.best_knobs)]
-        sch = task.schedule(self.machine, res.best_knobs)
+        sch = task.schedule(res.best_knobs)
         pair = ((default, task.default.to_list(), 0),
                 (res.best_knobs, sch.to_list(), old.candidate))
         for _ in range(CONFIRM_ROUNDS):  # alternating, so a busy spell hits both
@@ -235,7 +265,7 @@ class _Search:
              res: TaskResult) -> Measurement:
         m = self.measurer.measure(task, knobs, steps)
         if m.error is None and m.outputs is not None and task.key in self.reference:
-            wrong = check_outputs(m.outputs, self.reference[task.key])
+            wrong = check_outputs(m.outputs, self.reference[task.key], task.tolerance)
             if wrong:
                 return Measurement(None, wrong)
         elif m.error is None and m.outputs is not None and steps != task.default.to_list():
@@ -251,14 +281,16 @@ class _Search:
                 res: TaskResult) -> None:
         features = self.features(task, knobs)
         self.log.append(TuneRecord(task.key, self.log.fingerprint, task.kernel, index, knobs,
-                                   m.cost, m.error, features))
+                                   m.cost, m.error, features, control=m.control))
         res.trials += 1
         if m.error or m.cost is None:
             res.errors += 1
             return
         if res.default_cost:
-            self.model.add(features, m.cost, res.default_cost)
-            if m.cost < (res.best_cost or res.default_cost):
-                res.best_cost, res.best_knobs = m.cost, dict(knobs)
+            # timed beside the default: its ratio, on the default's first time, ranks it
+            cost = res.default_cost * m.ratio if m.ratio is not None else m.cost
+            self.model.add(features, cost, res.default_cost)
+            if cost < (res.best_cost or res.default_cost):
+                res.best_cost, res.best_knobs = cost, dict(knobs)
         elif index == 0:
             res.best_cost = m.cost

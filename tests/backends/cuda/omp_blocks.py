@@ -81,15 +81,16 @@ static void deepc_mma_tf32(float* c, const unsigned* a, const unsigned* b) {
 
 
 def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: Path,
-               allow_tf32: bool = False,
-               dialect: Any = None) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+               allow_tf32: bool = False, dialect: Any = None,
+               knobs: dict[str, dict[str, Any]] | None = None
+               ) -> tuple[dict[str, np.ndarray], dict[str, list]]:
     """Each node its own kernel, rendered as CUDA C (or `dialect`, a variant of it) for
-    `target`, run on the CPU."""
+    `target` (with `knobs` by kernel name: tuning knobs), run on the CPU."""
     if shutil.which("g++") is None:
         pytest.skip("g++ not found: CUDA C is run on the CPU through g++ -fopenmp")
     kernels = graph_kernels(graph)
     source, launches, scratch, records = render_cuda(kernels, target, dialect,
-                                                     allow_tf32=allow_tf32)
+                                                     allow_tf32=allow_tf32, knobs=knobs)
     lib = build_blocks(source, kernels, (launches, scratch), tmp, allow_tf32)
     outs = execute(lib, graph, kernels, (launches, scratch), feeds, np.nan)
     return outs, records

@@ -11,6 +11,7 @@ from deepc.backends.cstyle_text import cstyle_text
 from deepc.backends.gpu.render import kernel_stages, render_stages, uses_tf32
 from deepc.lowering.kernels import Kernel
 from deepc.lowering.plan import Plan
+from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
 
 
@@ -28,13 +29,16 @@ class GpuBackend(Backend):
     def schedule(self, kernels: list[Kernel], target: Any,
                  options: CompileOptions) -> list[KernelSchedule]:
         tf32 = uses_tf32(target, self.dialect, options.allow_tf32)
+        fingerprint = target.fingerprint() if options.tuned else ""
         out = []
         for k in kernels:
+            knobs = (options.tuned.get(Workload.of(k.func, k.ops, fingerprint).key)
+                     if options.tuned else None)
             # the plan sees the kernel as lowered: its stages are launched in its place
-            stages, scratch = kernel_stages(k, target, self.dialect, tf32)
+            stages, scratch = kernel_stages(k, target, self.dialect, tf32, knobs)
             launches = tuple(Schedule(s.schedule.steps, {**s.knobs, "mapping": s.note})
                              for s in stages)
-            out.append(KernelSchedule(k, launches, (stages, scratch)))
+            out.append(KernelSchedule(k, launches, (stages, scratch), tuned=knobs is not None))
         return out
 
     def build(self, name: str, scheduled: list[KernelSchedule], plan: Plan, target: Any,

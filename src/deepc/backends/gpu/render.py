@@ -4,6 +4,7 @@ and scratch."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from deepc.backends.base import Launch
@@ -37,11 +38,13 @@ def uses_tf32(target: Any, dialect: Dialect, allow_tf32: bool | None) -> bool:
     return "mma_m16n8k8_tf32" in dialect.intrinsics and tf32_allowed(target, allow_tf32)
 
 
-def kernel_stages(kernel: Kernel, target: Any, dialect: Dialect,
-                  tf32: bool) -> tuple[list[Stage], tuple[Buffer, ...]]:
-    """A kernel's launches (GPU stages) and its scratch buffers."""
+def kernel_stages(kernel: Kernel, target: Any, dialect: Dialect, tf32: bool,
+                  knobs: Mapping[str, Any] | None = None
+                  ) -> tuple[list[Stage], tuple[Buffer, ...]]:
+    """A kernel's launches (GPU stages) and its scratch buffers; `knobs` (a tuning record's)
+    choose its matrix products' tiles."""
     tiles, shuffle = _capabilities(dialect)
-    return gpu_stages(verify_func(kernel.func), target, tiles, tf32, tiles, shuffle)
+    return gpu_stages(verify_func(kernel.func), target, tiles, tf32, tiles, shuffle, knobs)
 
 
 def render_stages(kernels: list[Kernel], stages_of: dict[str, list[Stage]],
@@ -59,10 +62,12 @@ def render_stages(kernels: list[Kernel], stages_of: dict[str, list[Stage]],
 
 
 def render_cuda(kernels: list[Kernel], target: Any, dialect: Dialect | None = None,
-                allow_tf32: bool | None = None) -> tuple[str, dict, dict, dict]:
+                allow_tf32: bool | None = None,
+                knobs: Mapping[str, Mapping[str, Any]] | None = None
+                ) -> tuple[str, dict, dict, dict]:
     """C-like source for all kernels (CUDA C unless `dialect` names another language with
     the same thread model), with each kernel's launches, scratch buffers and, per stage, its
-    note, knobs and schedule steps."""
+    note, knobs and schedule steps; `knobs` (by kernel name) override default tiles."""
     dialect = dialect or CUDA
     tf32 = uses_tf32(target, dialect, allow_tf32)
     launches: dict[str, list[Launch]] = {}
@@ -70,7 +75,8 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Dialect | None = No
     records: dict[str, list[dict[str, Any]]] = {}
     stages_of = {}
     for k in kernels:
-        stages_of[k.name], scratch[k.name] = kernel_stages(k, target, dialect, tf32)
+        stages_of[k.name], scratch[k.name] = kernel_stages(k, target, dialect, tf32,
+                                                           (knobs or {}).get(k.name))
         launches[k.name] = [Launch(s.func.name, s.grid, s.block, s.note)
                             for s in stages_of[k.name]]
         records[k.name] = [{"note": s.note, "knobs": s.knobs, "steps": s.schedule.to_list()}

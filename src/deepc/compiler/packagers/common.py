@@ -24,6 +24,12 @@ def params_of(compiled: Any) -> ParamsBlob:
     return blob
 
 
+def tuned_entries(records: list[Any]) -> list[dict[str, Any]]:
+    """What a tuning log changed: each kernel scheduled with its knobs, by workload."""
+    return [{"kernel": r.kernel, "workload": r.workload.key, "knobs": dict(r.knobs)}
+            for r in records if r.source == "tuned"]
+
+
 def write_model_bundle(compiled: Any, path: Path, *, library: Path | bytes,
                        extra: Mapping[str, Any], header: str | None = None,
                        extra_files: Mapping[str, FileData] | None = None,
@@ -33,6 +39,7 @@ def write_model_bundle(compiled: Any, path: Path, *, library: Path | bytes,
     manifest; `extra` adds the packager's own manifest keys."""
     manifest = {"compile": compiled.stats(), "options": compiled.settings(),
                 "schedules": [r.to_dict() for r in compiled.records],
+                "tuned": tuned_entries(compiled.records),
                 "input_bounds": input_bounds(compiled.graph), **extra}
     graph = compiled.graph
     return write_bundle(
