@@ -152,3 +152,59 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
         return ((y if z is None else y - z) * s).astype(outs[0].dtype)
 
     return compute(outs[0].shape, body, "dequantize_linear")
+
+
+# -- requantize -----------------------------------------------------------------------------
+requantize = Op(
+    "requantize", FusionKind.INJECTIVE,
+    doc="the epilogue of an integer conv/matmul: y = saturate(round_half_even(float32(acc) * "
+        "multiplier) + zero_point) in attrs['to'], floored at the zero point when attrs['relu']; "
+        "acc int32, multiplier float32 per tensor or per `axis`, zero point a scalar")
+
+
+def _requant_bounds(to: str, zero: int, relu: bool) -> tuple[int, int]:
+    """relu(y) then quantize = max(quantize(y), zero_point): rounding is monotone."""
+    lo, hi = INT_RANGES[to]
+    return (max(lo, zero) if relu else lo), hi
+
+
+@requantize.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    acc, mult, zero = ins[0], ins[1], ins[2]
+    assert acc is not None and mult is not None and zero is not None
+    if acc.dtype != "int32" or mult.dtype != COMPUTE or zero.size != 1:
+        raise ValueError(f"requantize takes int32 acc, float32 multiplier and a scalar zero "
+                         f"point, got {acc}, {mult}, {zero}")
+    check_params(acc, mult, None, attrs)
+    to = str(attrs["to"])
+    if to not in ("int8", "uint8") or zero.dtype != to:
+        raise ValueError(f"requantize makes int8 or uint8 with a zero point of that type, got "
+                         f"{to} and {zero}")
+    return TensorType(acc.shape, to)
+
+
+@requantize.reference
+def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
+    acc, mult, zero = ins[0], ins[1], ins[2]
+    assert acc is not None and mult is not None and zero is not None
+    to = str(attrs["to"])
+    lo, hi = _requant_bounds(to, int(zero.reshape(-1)[0]), bool(attrs.get("relu", 0)))
+    y = np.rint(acc.astype(np.float32) * expanded(mult, acc, attrs).astype(np.float32))
+    return np.clip(y + np.float32(zero.reshape(-1)[0]), lo, hi).astype(np_dtype(to))
+
+
+@requantize.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    acc, mult, zero = ins[0], ins[1], ins[2]
+    to = outs[0].dtype
+    lo, hi = INT_RANGES[to]
+    relu = bool(attrs.get("relu", 0))
+
+    def body(*o: E.Var) -> E.Expr:
+        m = mult[param_index(o, mult.shape, attrs)]
+        z = zero[(0,) * zero.rank].astype(COMPUTE)
+        y = E.call("round", acc[o].astype(COMPUTE) * m) + z
+        floor = E.maximum(z, E.const(lo, COMPUTE)) if relu else E.const(lo, COMPUTE)
+        return E.minimum(E.maximum(y, floor), E.const(hi, COMPUTE)).astype(to)
+
+    return compute(outs[0].shape, body, "requantize")
