@@ -85,6 +85,30 @@ def _int_bias(bias: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
     return ints.astype(np.int32)
 
 
+def _bias(rw: Rewriter, name: str, acc_scale: np.ndarray) -> np.ndarray | None:
+    """The int32 bias: a dequantized int32 constant as it is (onnxruntime adds those integers
+    whatever their scale), or a float constant recovered at sx*sw."""
+    dq = _dequantized_bias(rw, name)
+    if dq is not None:
+        return dq
+    fbias = rw.const(name)
+    if fbias is None or fbias.ndim != 1:
+        return None
+    return _int_bias(fbias, np.broadcast_to(acc_scale, fbias.shape))
+
+
+def _dequantized_bias(rw: Rewriter, name: str) -> np.ndarray | None:
+    node = rw.producer_of(name)
+    if node is None or node.op != "dequantize_linear":
+        return None
+    ints = rw.const(node.inputs[0])
+    zero = rw.const(node.inputs[2]) if len(node.inputs) > 2 else None
+    if ints is None or ints.dtype != np.int32 or ints.ndim != 1 \
+            or (zero is not None and zero.any()):
+        return None
+    return ints
+
+
 @dataclass(frozen=True)
 class Chain:
     """The float op between the dequantizes and the quantize, read back to front."""
@@ -144,14 +168,9 @@ def _fold(rw: Rewriter, q: Node) -> bool:
         return False
     acc_scale = x.scale * w.scale  # float32, as onnxruntime forms sx * sw
     bias_name = op.inputs[2] if len(op.inputs) > 2 else ""
-    bias = None
-    if bias_name:
-        fbias = rw.const(bias_name)
-        if fbias is None or fbias.ndim != 1:
-            return False
-        bias = _int_bias(fbias, np.broadcast_to(acc_scale, fbias.shape))
-        if bias is None:
-            return False
+    bias = _bias(rw, bias_name, acc_scale) if bias_name else None
+    if bias_name and bias is None:
+        return False
     name = op.name
     inputs = [_centered(rw, x, -1, name), _centered(rw, w, w_axis, name)]
     if bias is not None:

@@ -1,0 +1,100 @@
+"""fold_qdq: QDQ conv/matmul/gemm chains become int32 ops + requantize, and the integer
+results equal onnxruntime's (which runs such chains as QLinearConv/QLinearMatMul/QGemm)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from deepc.frontends.onnx import convert
+from deepc.ops.interpreter import run_graph
+from deepc.passes import PASSES, PassContext
+from deepc.passes.verify import verify_graph
+from tests.helpers import run_ort
+
+RNG = np.random.default_rng(5)
+SX, ZX = np.float32(0.031), np.uint8(117)
+SY, ZY = np.float32(0.047), np.uint8(3)
+
+
+def _qdq_model(kind: str, relu: bool) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """x -> Q -> DQ -> {conv | matmul | gemm}(DQ(w int8 per channel), DQ(bias int32)) ->
+    [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it."""
+    if kind == "conv":
+        x_shape, w_shape, axis, kw = (1, 8, 9, 9), (6, 8, 3, 3), 0, {"pads": [1, 1, 1, 1]}
+    elif kind == "matmul":
+        x_shape, w_shape, axis, kw = (2, 5, 12), (12, 7), 1, {}
+    else:
+        x_shape, w_shape, axis, kw = (5, 12), (7, 12), 0, {"transB": 1}
+    channels = w_shape[axis]
+    sw = (RNG.random(channels) * 0.01 + 0.002).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(SX, "sx"), numpy_helper.from_array(ZX, "zx"),
+        numpy_helper.from_array(SY, "sy"), numpy_helper.from_array(ZY, "zy"),
+        numpy_helper.from_array(RNG.integers(-127, 128, w_shape).astype(np.int8), "wq"),
+        numpy_helper.from_array(sw, "sw"),
+        numpy_helper.from_array(np.zeros(channels, np.int8), "zw"),
+        numpy_helper.from_array(RNG.integers(-3000, 3000, channels).astype(np.int32), "bq"),
+        numpy_helper.from_array(SX * sw, "sb"),
+        numpy_helper.from_array(np.zeros(channels, np.int32), "zb"),
+    ]
+    op = {"conv": "Conv", "matmul": "MatMul", "gemm": "Gemm"}[kind]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=axis),
+        helper.make_node("DequantizeLinear", ["bq", "sb", "zb"], ["bd"], axis=0),
+        helper.make_node(op, ["xd", "wd"] + ([] if kind == "matmul" else ["bd"]), ["acc"], **kw),
+        *([helper.make_node("Relu", ["acc"], ["r"])] if relu else []),
+        helper.make_node("QuantizeLinear", ["r" if relu else "acc", "sy", "zy"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, kind, [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model, {"x": (RNG.standard_normal(x_shape) * 2).astype(np.float32)}
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("kind", ["conv", "matmul", "gemm"])
+def test_fold_qdq_matches_onnxruntime_exactly(kind: str, relu: bool) -> None:
+    model, feeds = _qdq_model(kind, relu)
+    graph = convert(model, {"x": feeds["x"].shape})
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext()))
+    ops = [n.op for n in folded.nodes]
+    assert "requantize" in ops and "relu" not in ops
+    assert {folded.types[i].dtype for n in folded.nodes if n.op == kind for i in n.inputs} \
+        == {"int32"}
+    want = run_ort(model, feeds)[0]
+    got = run_graph(folded, feeds)["y"]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_fold_qdq_leaves_float_bias_it_cannot_recover() -> None:
+    """A float bias that is no int32 multiple of sx * sw keeps the chain in float."""
+    model, feeds = _qdq_model("gemm", False)
+    bias = next(t for t in model.graph.node if t.output[0] == "bd")
+    model.graph.node.remove(bias)
+    model.graph.initializer.append(numpy_helper.from_array(
+        np.full(7, 0.1234567, np.float32), "bd"))
+    graph = convert(model, {"x": feeds["x"].shape})
+    folded = PASSES["fold_qdq"](graph, PassContext())
+    assert "requantize" not in [n.op for n in folded.nodes]
+
+
+@pytest.mark.parametrize("kind", ["conv", "matmul", "gemm"])
+def test_folded_chains_compile_to_the_same_integers(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through the -O3 pipeline (fusion, layouts) and the LLVM backend, for the host."""
+    import deepc
+
+    model, feeds = _qdq_model(kind, True)
+    path = tmp_path / f"{kind}.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "host")
+    assert "requantize" in [n.op for n in compiled.graph.nodes] or \
+        any("requantize" in str(n.attrs) for n in compiled.graph.nodes)
+    got = deepc.load(compiled.save(tmp_path / f"{kind}.tar")).run(feeds)["y"]
+    np.testing.assert_array_equal(got, run_ort(model, feeds)[0])
