@@ -157,9 +157,10 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
 # -- requantize -----------------------------------------------------------------------------
 requantize = Op(
     "requantize", FusionKind.INJECTIVE,
-    doc="the epilogue of an integer conv/matmul: y = saturate(round_half_even(float32(acc) * "
-        "multiplier) + zero_point) in attrs['to'], floored at the zero point when attrs['relu']; "
-        "acc int32, multiplier float32 per tensor or per `axis`, zero point a scalar")
+    doc="the epilogue of an integer conv/matmul: y = saturate(round_half_even(float32(acc + "
+        "bias) * multiplier) + zero_point) in attrs['to'], floored at the zero point when "
+        "attrs['relu']; acc int32, multiplier float32 and optional int32 bias per tensor or "
+        "per `axis`, zero point a scalar")
 
 
 def _requant_bounds(to: str, zero: int, relu: bool) -> tuple[int, int]:
@@ -176,6 +177,9 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
         raise ValueError(f"requantize takes int32 acc, float32 multiplier and a scalar zero "
                          f"point, got {acc}, {mult}, {zero}")
     check_params(acc, mult, None, attrs)
+    bias = ins[3] if len(ins) > 3 else None
+    if bias is not None and (bias.dtype != "int32" or bias.shape != mult.shape):
+        raise ValueError(f"bias {bias} must be int32 shaped like the multiplier {mult}")
     to = str(attrs["to"])
     if to not in ("int8", "uint8") or zero.dtype != to:
         raise ValueError(f"requantize makes int8 or uint8 with a zero point of that type, got "
@@ -189,6 +193,8 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     assert acc is not None and mult is not None and zero is not None
     to = str(attrs["to"])
     lo, hi = _requant_bounds(to, int(zero.reshape(-1)[0]), bool(attrs.get("relu", 0)))
+    if len(ins) > 3 and ins[3] is not None:
+        acc = acc + expanded(ins[3], acc, attrs).astype(np.int32)
     y = np.rint(acc.astype(np.float32) * expanded(mult, acc, attrs).astype(np.float32))
     return np.clip(y + np.float32(zero.reshape(-1)[0]), lo, hi).astype(np_dtype(to))
 
@@ -203,7 +209,8 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     def body(*o: E.Var) -> E.Expr:
         m = mult[param_index(o, mult.shape, attrs)]
         z = zero[(0,) * zero.rank].astype(COMPUTE)
-        y = E.call("round", acc[o].astype(COMPUTE) * m) + z
+        a = acc[o] if len(ins) < 4 else acc[o] + ins[3][param_index(o, mult.shape, attrs)]
+        y = E.call("round", a.astype(COMPUTE) * m) + z
         floor = E.maximum(z, E.const(lo, COMPUTE)) if relu else E.const(lo, COMPUTE)
         return E.minimum(E.maximum(y, floor), E.const(hi, COMPUTE)).astype(to)
 

@@ -17,10 +17,12 @@ bias is not an exact multiple of sx*sw stay in float.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from deepc.ir.graph import Graph, Node
+from deepc.ops.qdot import to_words
 from deepc.passes.manager import PassContext, register_pass
 from deepc.passes.rewriter import Rewriter, rewrite
 
@@ -142,7 +144,7 @@ def _requantize_params(rw: Rewriter, q: Node) -> tuple[np.ndarray, np.ndarray] |
     return s.reshape(()), z.reshape(())
 
 
-def _fold(rw: Rewriter, q: Node) -> bool:
+def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     chain = _chain(rw, q)
     out = _requantize_params(rw, q) if chain else None
     if chain is None or out is None:
@@ -171,6 +173,10 @@ def _fold(rw: Rewriter, q: Node) -> bool:
     bias = _bias(rw, bias_name, acc_scale) if bias_name else None
     if bias_name and bias is None:
         return False
+    mult = (acc_scale / out[0]).astype(np.float32)
+    kind = dot_kind(ctx_target)
+    if kind is not None and op.op == "conv" and _dot_conv(rw, chain, x, w, bias, mult, out, kind):
+        return True
     name = op.name
     inputs = [_centered(rw, x, -1, name), _centered(rw, w, w_axis, name)]
     if bias is not None:
@@ -181,7 +187,6 @@ def _fold(rw: Rewriter, q: Node) -> bool:
         rw.drop(rw.producer_of(q.inputs[0]))  # type: ignore[arg-type]
     rw.drop(op)
     acc = rw.emit(op.op, inputs, attrs, name=name)[0]
-    mult = (acc_scale / out[0]).astype(np.float32)
     rank = rw.type(acc).rank
     qattrs = {"axis": out_axis % rank if mult.size > 1 else 0, "to": str(q.attr("to")),
               "relu": int(chain.relu)}
@@ -192,7 +197,55 @@ def _fold(rw: Rewriter, q: Node) -> bool:
     return True
 
 
+def dot_kind(target: Any) -> str | None:
+    """The dot-product instruction the target declares ('vnni', 'sdot'), else None (a GPU or
+    unknown target, or a CPU without one: the int32 ops widen and multiply)."""
+    if target is None or target.kind != "cpu":
+        return None
+    dots = target.dot_intrinsics
+    return "vnni" if "avx512_vnni" in dots else "sdot" if "sdot" in dots else None
+
+
+def _dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,
+              mult: np.ndarray, out: tuple[np.ndarray, np.ndarray], kind: str) -> bool:
+    """A 2-D, ungrouped, batch-1 conv with symmetric int8 weights as im2col words times
+    packed weight words; the activation zero point (and int8's +128) moves into the bias:
+    sum((x - zx) * w) = sum(u * w) - (zx + shift) * sum(w), the padding holding zx + shift."""
+    op, wq = chain.op, rw.const(w.value)
+    xt = rw.type(x.value)
+    if wq is None or wq.dtype != np.int8 or w.zero.any() or xt.rank != 4 or xt.shape[0] != 1 \
+            or int(op.attr("group", 1)) != 1:
+        return False
+    channels = wq.shape[0]
+    shift = 128 if xt.dtype == "int8" else 0
+    zx = int(x.zero[0]) + shift
+    wsum = wq.reshape(channels, -1).astype(np.int64).sum(axis=1)
+    total = (np.zeros(channels, np.int64) if bias is None else bias.astype(np.int64)) - zx * wsum
+    if np.abs(total).max() >= 2 ** 31:
+        return False
+    attrs = {"kernel_shape": wq.shape[2:], "strides": op.attr("strides") or (1, 1),
+             "pads": op.attr("pads") or (0, 0, 0, 0), "dilations": op.attr("dilations") or (1, 1),
+             "pad_value": zx}
+    q, name = chain.quantize, op.name
+    rw.drop(q)
+    if chain.relu:
+        rw.drop(rw.producer_of(q.inputs[0]))  # type: ignore[arg-type]
+    rw.drop(op)
+    cols = rw.emit("pack_windows", [x.value], attrs, name=name)[0]
+    weights = rw.add_constant(to_words(wq.reshape(channels, -1)), f"{w.value}:words")
+    acc = rw.emit("dot4_matmul", [weights, cols], {"dot": kind, "unsigned": 1}, name=name)[0]
+    vec = np.broadcast_to(mult, (channels,)).astype(np.float32)
+    y = rw.emit("requantize", [acc, rw.add_constant(vec, f"{q.outputs[0]}:multiplier"),
+                               rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
+                               rw.add_constant(total.astype(np.int32), f"{q.outputs[0]}:bias")],
+                {"axis": 0, "to": str(q.attr("to")), "relu": int(chain.relu)}, name=q.name)[0]
+    rw.emit("reshape", [y], {"shape": rw.type(q.outputs[0]).shape}, outputs=q.outputs,
+            name=q.name)
+    return True
+
+
 @register_pass("fold_qdq")
 def fold_qdq(graph: Graph, ctx: PassContext) -> Graph:
     """Each quantize_linear that ends a foldable chain becomes an integer op + requantize."""
-    return rewrite(graph, lambda rw, node: node.op == "quantize_linear" and _fold(rw, node))[0]
+    return rewrite(graph, lambda rw, node: node.op == "quantize_linear"
+                   and _fold(rw, node, ctx.target))[0]
