@@ -23,7 +23,7 @@ def _qdq_model(kind: str, relu: bool) -> tuple[onnx.ModelProto, dict[str, np.nda
     """x -> Q -> DQ -> {conv | matmul | gemm}(DQ(w int8 per channel), DQ(bias int32)) ->
     [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it."""
     if kind == "conv":
-        x_shape, w_shape, axis, kw = (1, 8, 9, 9), (6, 8, 3, 3), 0, {"pads": [1, 1, 1, 1]}
+        x_shape, w_shape, axis, kw = (1, 8, 9, 9), (16, 8, 3, 3), 0, {"pads": [1, 1, 1, 1]}
     elif kind == "matmul":
         x_shape, w_shape, axis, kw = (2, 5, 12), (12, 7), 1, {}
     else:

@@ -17,9 +17,11 @@ import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
-from deepc.ir.tensor import Tensor, compute, reduce_axis, rsum
+from deepc.ir.loop import Buffer, Stmt, Store
+from deepc.ir.tensor import Tensor, compute, extern, reduce_axis, rsum
 from deepc.ir.tensor_eval import dot4
 from deepc.ir.types import TensorType
+from deepc.ops.loop_nests import loop_nest
 from deepc.ops.registry import FusionKind, Op
 from deepc.ops.window import pad_spatial, spatial_attrs, window_out_shape, windows
 
@@ -49,11 +51,13 @@ def _word(byte: Any, entry: Any, limit: int, t: int) -> Any:
 
 
 # -- pack_windows ---------------------------------------------------------------------------
+# OPAQUE: hand-written loops (see its compute)
 pack_windows = Op(
-    "pack_windows", FusionKind.INJECTIVE,
+    "pack_windows", FusionKind.OPAQUE,
     doc="x[1, C, H, W] int8/uint8 -> words[ceil(C*KH*KW/4), OH*OW] int32 of x's unsigned "
         "bytes in im2col order (entry (c, kh, kw)), `pad_value` where a window leaves x; "
-        "attrs kernel_shape, strides, pads, dilations, pad_value")
+        "transposed to [OH*OW, words] with attrs['pixel_major']; attrs kernel_shape, strides, "
+        "pads, dilations, pad_value")
 
 
 def _geometry(x: TensorType, attrs: Attrs) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -68,7 +72,8 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     if x.rank != 4 or x.shape[0] != 1 or x.dtype not in ("int8", "uint8"):
         raise ValueError(f"pack_windows takes one int8/uint8 image [1, C, H, W], got {x}")
     kernel, out = _geometry(x, attrs)
-    return TensorType((words(x.shape[1] * kernel[0] * kernel[1]), out[0] * out[1]), "int32")
+    shape = (words(x.shape[1] * kernel[0] * kernel[1]), out[0] * out[1])
+    return TensorType(shape[::-1] if int(attrs.get("pixel_major", 0)) else shape, "int32")
 
 
 @pack_windows.reference
@@ -81,11 +86,15 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     xp = pad_spatial(u, pads[:2], pads[2:], int(attrs["pad_value"]))  # type: ignore[arg-type]
     win = windows(xp, kernel, strides, dilations, out)  # [1, C, OH, OW, KH, KW]
     cols = win[0].transpose(0, 3, 4, 1, 2).reshape(-1, out[0] * out[1])  # [(c,kh,kw), P]
-    return to_words(np.ascontiguousarray(cols.T).astype(np.uint8)).T.copy()
+    packed = to_words(np.ascontiguousarray(cols.T).astype(np.uint8))  # [P, words]
+    return packed if int(attrs.get("pixel_major", 0)) else packed.T.copy()
 
 
 @pack_windows.def_compute
 def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    """Hand-written loops over (word, output row, output column) that store the flat pixel
+    oh * OW + ow: affine in ow, so the innermost loop vectorizes with contiguous loads and
+    stores (a compute over flat pixels would divide per lane and gather)."""
     x = ins[0]
     kernel, out = _geometry(TensorType(x.shape, x.dtype), attrs)
     strides, pads, dilations = spatial_attrs(attrs, 2)
@@ -93,23 +102,31 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     taps = kernel[0] * kernel[1]
     limit = channels * taps
     pad_value = E.const(int(attrs["pad_value"]), "int32")  # type: ignore[arg-type]
+    pixel_major = bool(int(attrs.get("pixel_major", 0)))
+    n_words = outs[0].shape[1 if pixel_major else 0]
 
-    def body(k4: E.Expr, p: E.Expr) -> E.Expr:
-        total: Any = None
-        for t in range(4):
-            k = k4 * 4 + t
-            c, r = k // taps, k % taps
-            ih = p // out[1] * strides[0] + r // kernel[1] * dilations[0] - pads[0]
-            iw = p % out[1] * strides[1] + r % kernel[1] * dilations[1] - pads[1]
-            inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < w)
-            cc = E.minimum(c, E.as_expr(channels - 1, c))  # past the end: any in-bounds row
-            value = unsigned_bytes(x[(0, cc, ih, iw)], x.dtype)
-            byte = E.select(inside, value, pad_value)
-            part = _word(byte, k, limit, t)
-            total = part if total is None else total + part
-        return total
+    def build(bufs: Sequence[Buffer], out_bufs: Sequence[Buffer]) -> Stmt:
+        (xb,), (ob,) = bufs, out_bufs
 
-    return compute(outs[0].shape, body, "pack_windows")
+        def word(v: tuple[E.Var, ...]) -> Stmt:
+            k4, oh, ow = v
+            total: Any = None
+            for t in range(4):
+                k = k4 * 4 + t
+                c, r = k // taps, k % taps
+                ih = oh * strides[0] + r // kernel[1] * dilations[0] - pads[0]
+                iw = ow * strides[1] + r % kernel[1] * dilations[1] - pads[1]
+                inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < w)
+                cc = E.minimum(c, E.as_expr(channels - 1, c))  # past the end: any row
+                value = unsigned_bytes(xb[(0, cc, ih, iw)], x.dtype)
+                part = _word(E.select(inside, value, pad_value), k, limit, t)
+                total = part if total is None else total + part
+            pixel = oh * out[1] + ow
+            return Store(ob, (pixel, k4) if pixel_major else (k4, pixel), total)
+
+        return loop_nest((n_words, *out), "pack_windows", word)
+
+    return extern("pack_windows", [x], [(outs[0].shape, "int32")], build)[0]
 
 
 # -- pack_rows ------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
 
 # -- requantize -----------------------------------------------------------------------------
 requantize = Op(
-    "requantize", FusionKind.INJECTIVE,
+    "requantize", FusionKind.BROADCAST,
     doc="the epilogue of an integer conv/matmul: y = saturate(round_half_even(float32(acc + "
         "bias) * multiplier) + zero_point) in attrs['to'], floored at the zero point when "
         "attrs['relu']; acc int32, multiplier float32 and optional int32 bias per tensor or "

@@ -231,16 +231,26 @@ def _dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.n
     if chain.relu:
         rw.drop(rw.producer_of(q.inputs[0]))  # type: ignore[arg-type]
     rw.drop(op)
-    cols = rw.emit("pack_windows", [x.value], attrs, name=name)[0]
-    weights = rw.add_constant(to_words(wq.reshape(channels, -1)), f"{w.value}:words")
-    acc = rw.emit("dot4_matmul", [weights, cols], {"dot": kind, "unsigned": 1}, name=name)[0]
+    # lanes run over pixels, unless too few to fill vectors: then over output channels
+    out_shape = rw.type(q.outputs[0]).shape
+    pixels = out_shape[2] * out_shape[3]
+    pixel_major = pixels % 16 != 0 and channels % 16 == 0
+    cols = rw.emit("pack_windows", [x.value], {**attrs, "pixel_major": int(pixel_major)},
+                   name=name)[0]
+    words = to_words(wq.reshape(channels, -1))
+    weights = rw.add_constant(words.T.copy() if pixel_major else words, f"{w.value}:words")
+    operands = [cols, weights] if pixel_major else [weights, cols]
+    acc = rw.emit("dot4_matmul", operands, {"dot": kind, "unsigned": int(not pixel_major)},
+                  name=name)[0]
     vec = np.broadcast_to(mult, (channels,)).astype(np.float32)
     y = rw.emit("requantize", [acc, rw.add_constant(vec, f"{q.outputs[0]}:multiplier"),
                                rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
                                rw.add_constant(total.astype(np.int32), f"{q.outputs[0]}:bias")],
-                {"axis": 0, "to": str(q.attr("to")), "relu": int(chain.relu)}, name=q.name)[0]
-    rw.emit("reshape", [y], {"shape": rw.type(q.outputs[0]).shape}, outputs=q.outputs,
-            name=q.name)
+                {"axis": int(pixel_major), "to": str(q.attr("to")), "relu": int(chain.relu)},
+                name=q.name)[0]
+    if pixel_major:
+        y = rw.emit("transpose", [y], {"perm": (1, 0)}, name=q.name)[0]
+    rw.emit("reshape", [y], {"shape": out_shape}, outputs=q.outputs, name=q.name)
     return True
 
 

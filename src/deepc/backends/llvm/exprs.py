@@ -13,7 +13,6 @@ from typing import Any
 from llvmlite import ir
 
 from deepc.backends.llvm import fastmath
-from deepc.backends.llvm.dot import emit_dot4
 from deepc.backends.llvm.analysis import (
     depends_on,
     lane_coefficient,
@@ -21,6 +20,7 @@ from deepc.backends.llvm.analysis import (
     non_negative,
     unsafe_to_speculate,
 )
+from deepc.backends.llvm.dot import emit_dot4
 from deepc.backends.llvm.types import (
     I1,
     I64,
