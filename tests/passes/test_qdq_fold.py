@@ -3,6 +3,8 @@ results equal onnxruntime's (which runs such chains as QLinearConv/QLinearMatMul
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -19,11 +21,13 @@ SX, ZX = np.float32(0.031), np.uint8(117)
 SY, ZY = np.float32(0.047), np.uint8(3)
 
 
-def _qdq_model(kind: str, relu: bool) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+def _qdq_model(kind: str, relu: bool, pixels: int = 9) -> tuple[onnx.ModelProto,
+                                                                 dict[str, np.ndarray]]:
     """x -> Q -> DQ -> {conv | matmul | gemm}(DQ(w int8 per channel), DQ(bias int32)) ->
     [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it."""
     if kind == "conv":
-        x_shape, w_shape, axis, kw = (1, 8, 9, 9), (16, 8, 3, 3), 0, {"pads": [1, 1, 1, 1]}
+        x_shape, w_shape, axis = (1, 8, pixels, pixels), (16, 8, 3, 3), 0
+        kw = {"pads": [1, 1, 1, 1]}
     elif kind == "matmul":
         x_shape, w_shape, axis, kw = (2, 5, 12), (12, 7), 1, {}
     else:
@@ -98,3 +102,49 @@ def test_folded_chains_compile_to_the_same_integers(kind: str, tmp_path) -> None
         any("requantize" in str(n.attrs) for n in compiled.graph.nodes)
     got = deepc.load(compiled.save(tmp_path / f"{kind}.tar")).run(feeds)["y"]
     np.testing.assert_array_equal(got, run_ort(model, feeds)[0])
+
+
+@pytest.mark.parametrize("pixels", [9, 8])  # 81 pixels: lanes over channels; 64: over pixels
+@pytest.mark.parametrize("relu", [False, True])
+def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool, pixels: int,
+                                                      tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On a target declaring a dot-product instruction the conv becomes im2col words x
+    weight words with the zero point in the bias; compiled for the host, the same integers."""
+    import deepc
+    from deepc.target import load_target
+
+    model, feeds = _qdq_model("conv", relu, pixels)
+    graph = convert(model, {"x": feeds["x"].shape})
+    target = load_target("rpi5")  # declares sdot; the graph is the same for vnni
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
+    ops = [n.op for n in folded.nodes]
+    assert {"pack_windows", "dot4_matmul", "requantize"} <= set(ops) and "conv" not in ops
+    assert ("transpose" in ops) == (pixels == 9)
+    want = run_ort(model, feeds)[0]
+    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
+    path = tmp_path / "conv.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "host")
+    np.testing.assert_array_equal(
+        deepc.load(compiled.save(tmp_path / "conv.tar")).run(feeds)["y"], want)
+
+
+@pytest.mark.parametrize(("target", "instruction"), [
+    ("host", r"vpdpbusd\s+%zmm"), ("rpi5", r"sdot\s+v\d+\.4s"),
+    ("rpi4", r"(mla|mul)\s+v\d+\.4s")])
+def test_dot_product_instruction_in_the_hot_loop(target: str, instruction: str,
+                                                 tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`inspect-ir --stage asm`: the GEMM kernel uses the target's dot-product instruction
+    (rpi4 has none: it widens and multiplies)."""
+    from deepc.compiler.inspect import kernel_texts
+    from deepc.target import load_target
+
+    loaded = load_target(target)
+    if target == "host" and "avx512_vnni" not in loaded.dot_intrinsics:
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    model, feeds = _qdq_model("conv", True, 8)
+    graph = convert(model, {"x": feeds["x"].shape})
+    texts = kernel_texts(graph, loaded, "asm", opt_level=3)
+    gemm = [asm for name, asm in texts.items() if "dot4_matmul" in name or "conv" in name]
+    assert gemm and all(re.search(instruction, asm) for asm in gemm), texts.keys()
+    assert target != "rpi4" or not any("sdot" in asm for asm in gemm)

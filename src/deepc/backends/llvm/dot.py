@@ -59,8 +59,9 @@ def widening(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Val
 
 
 def _vnni(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
-    width = 16 if u.type.count % 16 == 0 else u.type.count
-    fn = _declare(b.module, _VNNI[width], ir.VectorType(I32, width), [ir.VectorType(I32, width)] * 3)
+    width = min(u.type.count, 16)
+    vty = ir.VectorType(I32, width)
+    fn = _declare(b.module, _VNNI[width], vty, [vty] * 3)
     return _joined(b, [b.call(fn, [c, x, y]) for c, x, y in
                        zip(_chunks(b, acc, width), _chunks(b, u, width), _chunks(b, s, width))])
 
@@ -81,8 +82,9 @@ def _sdot(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
 def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
     """acc + dot4(u, s); all three are int32 or int32 vectors of one lane count."""
     lanes = u.type.count if isinstance(u.type, ir.VectorType) else 1
-    if func == "dot4.vnni" and (lanes % 16 == 0 or lanes in _VNNI):
+    whole = lanes >= 4 and lanes & (lanes - 1) == 0  # split into halves down to the width
+    if func == "dot4.vnni" and whole:
         return _vnni(b, acc, u, s)
-    if func == "dot4.sdot" and lanes % 4 == 0:
+    if func == "dot4.sdot" and whole:
         return _sdot(b, acc, u, s)
     return widening(b, acc, u, s)
