@@ -28,10 +28,10 @@ def _qdq_model(kind: str, relu: bool, pixels: int = 9) -> tuple[onnx.ModelProto,
     if kind == "conv":
         x_shape, w_shape, axis = (1, 8, pixels, pixels), (16, 8, 3, 3), 0
         kw = {"pads": [1, 1, 1, 1]}
-    elif kind == "matmul":
-        x_shape, w_shape, axis, kw = (2, 5, 12), (12, 7), 1, {}
+    elif kind == "matmul":  # `pixels` stands for the output columns
+        x_shape, w_shape, axis, kw = (2, 5, 12), (12, pixels - 2), 1, {}
     else:
-        x_shape, w_shape, axis, kw = (5, 12), (7, 12), 0, {"transB": 1}
+        x_shape, w_shape, axis, kw = (5, 12), (pixels - 2, 12), 0, {"transB": 1}
     channels = w_shape[axis]
     sw = (RNG.random(channels) * 0.01 + 0.002).astype(np.float32)
     inits = [
@@ -127,6 +127,25 @@ def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool, pixels: int,
     compiled = deepc.compile(path, "host")
     np.testing.assert_array_equal(
         deepc.load(compiled.save(tmp_path / "conv.tar")).run(feeds)["y"], want)
+
+
+@pytest.mark.parametrize("kind", ["matmul", "gemm"])
+def test_dot_product_matmul_matches_onnxruntime_exactly(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """16 output columns: rows of x as words times weight words, lanes over the columns."""
+    import deepc
+    from deepc.target import load_target
+
+    model, feeds = _qdq_model(kind, True, 18)
+    graph = convert(model, {"x": feeds["x"].shape})
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=load_target("rpi5"))))
+    assert {"pack_rows", "dot4_matmul"} <= {n.op for n in folded.nodes}
+    want = run_ort(model, feeds)[0]
+    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
+    path = tmp_path / "mm.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "host")
+    np.testing.assert_array_equal(
+        deepc.load(compiled.save(tmp_path / "mm.tar")).run(feeds)["y"], want)
 
 
 @pytest.mark.parametrize(("target", "instruction"), [
