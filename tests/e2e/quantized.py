@@ -1,7 +1,8 @@
 """The quantised model set: shared fp32 models -> static QDQ per-channel int8 models, made with
 onnxruntime's own quantisation tool and cached under .deepc-cache/quantized.
 
-`python -m tests.e2e.quantized` builds them all (the benchmark reads the same files).
+`python -m tests.e2e.quantized` builds them all and prints each fp32 model beside its int8
+one, the list `make bench-int8` times.
 """
 
 from __future__ import annotations
@@ -69,5 +70,4 @@ def quantized_model(name: str) -> Path:
 
 
 if __name__ == "__main__":
-    for model in QUANTIZED_MODELS:
-        print(quantized_model(model))
+    print(" ".join(f"{MODELS_DIR / m}.onnx {quantized_model(m)}" for m in QUANTIZED_MODELS))
