@@ -21,7 +21,7 @@ SX, ZX = np.float32(0.031), np.uint8(117)
 SY, ZY = np.float32(0.047), np.uint8(3)
 
 
-def _qdq_model(kind: str, relu: bool, pixels: int = 9) -> tuple[onnx.ModelProto,
+def _qdq_model(kind: str, relu: bool | str, pixels: int = 9) -> tuple[onnx.ModelProto,
                                                                  dict[str, np.ndarray]]:
     """x -> Q -> DQ -> {conv | matmul | gemm}(DQ(w int8 per channel), DQ(bias int32)) ->
     [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it."""
@@ -43,6 +43,8 @@ def _qdq_model(kind: str, relu: bool, pixels: int = 9) -> tuple[onnx.ModelProto,
         numpy_helper.from_array(RNG.integers(-3000, 3000, channels).astype(np.int32), "bq"),
         numpy_helper.from_array(SX * sw, "sb"),
         numpy_helper.from_array(np.zeros(channels, np.int32), "zb"),
+        numpy_helper.from_array(np.float32(-0.5), "lo"),  # a Clip (ReLU6-like): its bounds
+        numpy_helper.from_array(np.float32(3.0), "hi"),   # become requantize min/max
     ]
     op = {"conv": "Conv", "matmul": "MatMul", "gemm": "Gemm"}[kind]
     nodes = [
@@ -51,7 +53,8 @@ def _qdq_model(kind: str, relu: bool, pixels: int = 9) -> tuple[onnx.ModelProto,
         helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=axis),
         helper.make_node("DequantizeLinear", ["bq", "sb", "zb"], ["bd"], axis=0),
         helper.make_node(op, ["xd", "wd"] + ([] if kind == "matmul" else ["bd"]), ["acc"], **kw),
-        *([helper.make_node("Relu", ["acc"], ["r"])] if relu else []),
+        *([helper.make_node("Relu", ["acc"], ["r"])] if relu is True else
+          [helper.make_node("Clip", ["acc", "lo", "hi"], ["r"])] if relu == "clip" else []),
         helper.make_node("QuantizeLinear", ["r" if relu else "acc", "sy", "zy"], ["yq"]),
         helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"]),
     ]
@@ -62,14 +65,14 @@ def _qdq_model(kind: str, relu: bool, pixels: int = 9) -> tuple[onnx.ModelProto,
     return model, {"x": (RNG.standard_normal(x_shape) * 2).astype(np.float32)}
 
 
-@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("relu", [False, True, "clip"])
 @pytest.mark.parametrize("kind", ["conv", "matmul", "gemm"])
-def test_fold_qdq_matches_onnxruntime_exactly(kind: str, relu: bool) -> None:
+def test_fold_qdq_matches_onnxruntime_exactly(kind: str, relu: bool | str) -> None:
     model, feeds = _qdq_model(kind, relu)
     graph = convert(model, {"x": feeds["x"].shape})
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext()))
     ops = [n.op for n in folded.nodes]
-    assert "requantize" in ops and "relu" not in ops
+    assert "requantize" in ops and "relu" not in ops and "clip" not in ops
     assert {folded.types[i].dtype for n in folded.nodes if n.op == kind for i in n.inputs} \
         == {"int32"}
     want = run_ort(model, feeds)[0]
@@ -105,8 +108,8 @@ def test_folded_chains_compile_to_the_same_integers(kind: str, tmp_path) -> None
 
 
 @pytest.mark.parametrize("pixels", [9, 8])  # 81 pixels: lanes over channels; 64: over pixels
-@pytest.mark.parametrize("relu", [False, True])
-def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool, pixels: int,
+@pytest.mark.parametrize("relu", [False, True, "clip"])
+def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool | str, pixels: int,
                                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
     """On a target declaring a dot-product instruction the conv becomes im2col words x
     weight words with the zero point in the bias; compiled for the host, the same integers."""

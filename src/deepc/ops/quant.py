@@ -158,15 +158,18 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
 requantize = Op(
     "requantize", FusionKind.BROADCAST,
     doc="the epilogue of an integer conv/matmul: y = saturate(round_half_even(float32(acc + "
-        "bias) * multiplier) + zero_point) in attrs['to'], floored at the zero point when "
-        "attrs['relu']; acc int32, multiplier float32 and optional int32 bias per tensor or "
-        "per `axis`, zero point a scalar")
+        "bias) * multiplier) + zero_point) in attrs['to'], clamped to attrs['min'] and "
+        "attrs['max'] where given; acc int32, multiplier float32 and optional int32 bias per "
+        "tensor or per `axis`, zero point a scalar")
 
 
-def _requant_bounds(to: str, zero: int, relu: bool) -> tuple[int, int]:
-    """relu(y) then quantize = max(quantize(y), zero_point): rounding is monotone."""
-    lo, hi = INT_RANGES[to]
-    return (max(lo, zero) if relu else lo), hi
+def _requant_bounds(attrs: Attrs) -> tuple[int, int]:
+    """The type's range narrowed to attrs min/max: a relu or clip before the quantize, whose
+    bounds quantize to these (quantize is monotone, so it commutes with clamping)."""
+    lo, hi = INT_RANGES[str(attrs["to"])]
+    given = attrs.get("min"), attrs.get("max")
+    return (lo if given[0] is None else max(lo, int(given[0])),  # type: ignore[arg-type]
+            hi if given[1] is None else min(hi, int(given[1])))  # type: ignore[arg-type]
 
 
 @requantize.infer
@@ -192,7 +195,7 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     acc, mult, zero = ins[0], ins[1], ins[2]
     assert acc is not None and mult is not None and zero is not None
     to = str(attrs["to"])
-    lo, hi = _requant_bounds(to, int(zero.reshape(-1)[0]), bool(attrs.get("relu", 0)))
+    lo, hi = _requant_bounds(attrs)
     if len(ins) > 3 and ins[3] is not None:
         acc = acc + expanded(ins[3], acc, attrs).astype(np.int32)
     y = np.rint(acc.astype(np.float32) * expanded(mult, acc, attrs).astype(np.float32))
@@ -203,15 +206,13 @@ def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
 def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     acc, mult, zero = ins[0], ins[1], ins[2]
     to = outs[0].dtype
-    lo, hi = INT_RANGES[to]
-    relu = bool(attrs.get("relu", 0))
+    lo, hi = _requant_bounds(attrs)
 
     def body(*o: E.Var) -> E.Expr:
         m = mult[param_index(o, mult.shape, attrs)]
         z = zero[(0,) * zero.rank].astype(COMPUTE)
         a = acc[o] if len(ins) < 4 else acc[o] + ins[3][param_index(o, mult.shape, attrs)]
         y = E.call("round", a.astype(COMPUTE) * m) + z
-        floor = E.maximum(z, E.const(lo, COMPUTE)) if relu else E.const(lo, COMPUTE)
-        return E.minimum(E.maximum(y, floor), E.const(hi, COMPUTE)).astype(to)
+        return E.minimum(E.maximum(y, E.const(lo, COMPUTE)), E.const(hi, COMPUTE)).astype(to)
 
     return compute(outs[0].shape, body, "requantize")

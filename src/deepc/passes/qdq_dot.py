@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from deepc.ops.qdot import to_words
-from deepc.passes.qdq_match import Chain, Quantized, drop_chain
+from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
 
 LANES = 16  # int32 lanes of a 512-bit vector: below this a lane order leaves vectors part-empty
@@ -49,7 +49,7 @@ def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
     y = rw.emit("requantize", [acc, rw.add_constant(vec, f"{q.outputs[0]}:multiplier"),
                                rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
                                rw.add_constant(bias, f"{q.outputs[0]}:bias")],
-                {"axis": axis, "to": str(q.attr("to")), "relu": int(chain.relu)},
+                {"axis": axis, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
                 name=q.name)[0]
     if transpose:
         y = rw.emit("transpose", [y], {"perm": (1, 0)}, name=q.name)[0]

@@ -1,5 +1,5 @@
-"""The `fold_qdq` pass: DequantizeLinear -> Conv/MatMul/Gemm (-> Relu) -> QuantizeLinear chains
-become integer ops (int32 accumulation) with a fused `requantize` epilogue.
+"""The `fold_qdq` pass: DequantizeLinear -> Conv/MatMul/Gemm (-> Relu/Clip) -> QuantizeLinear
+chains become integer ops (int32 accumulation) with a fused `requantize` epilogue.
 
     q_x -> dequantize ─┐                        q_x - zx (int32) ─┐
     q_w -> dequantize ─┼─ conv -> [relu] -> quantize   =>   w_q - zw (int32) ─┼─ conv -> requantize
@@ -7,11 +7,12 @@ become integer ops (int32 accumulation) with a fused `requantize` epilogue.
 
 The arithmetic is onnxruntime's QLinearConv/QLinearMatMul: exact int32 sums of (x - zx) *
 (w - zw) plus the int32 bias, then float32(acc) * (sx * sw / sy) rounded half to even, plus
-zy, saturated. A relu before the quantize becomes a floor at zy (rounding is monotone, so
-quantize(relu(y)) = max(quantize(y), zy)). It runs first in the pipelines: `fold` would turn
-the weights' dequantize into float constants. Chains whose parameters are not constants,
-whose scales are not per tensor (activations) or per output channel (weights), or whose float
-bias is not an exact multiple of sx*sw stay in float.
+zy, saturated. A relu or constant clip before the quantize becomes a clamp of the result to
+its quantized bounds (quantize is monotone, so quantize(clip(y)) = clip(quantize(y))). It
+runs first in the pipelines: `fold` would turn the weights' dequantize into float constants.
+Chains whose parameters are not constants, whose scales are not per tensor (activations) or
+per output channel (weights), or whose float bias is not an exact multiple of sx*sw stay in
+float. On targets with a dot-product instruction, qdq_dot's rewrites come first.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from deepc.passes.qdq_match import (
     QTYPES,
     Quantized,
     chain_of,
+    clamp_attrs,
     dequantized,
     drop_chain,
     per_channel,
@@ -137,7 +139,7 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     acc = rw.emit(op.op, inputs, attrs, name=name)[0]
     rank = rw.type(acc).rank
     qattrs = {"axis": out_axis % rank if mult.size > 1 else 0, "to": str(q.attr("to")),
-              "relu": int(chain.relu)}
+              **clamp_attrs(chain, *out)}
     rw.emit("requantize", [acc, rw.add_constant(mult if mult.size > 1 else mult.reshape(()),
                                                 f"{q.outputs[0]}:multiplier"),
                            rw.add_constant(out[1], f"{q.outputs[0]}:zero")],

@@ -1,5 +1,5 @@
 """What the QDQ folds match: dequantized operands with constant parameters, and the float op
-between them and a quantize (through an optional relu)."""
+between them and a quantize (through an optional relu or constant clip)."""
 
 from __future__ import annotations
 
@@ -48,31 +48,55 @@ def per_channel(q: Quantized, axis: int, channels: int) -> bool:
 
 @dataclass(frozen=True)
 class Chain:
-    """The float op between the dequantizes and the quantize, read back to front."""
+    """The float op between the dequantizes and the quantize, read back to front, and the
+    relu or constant clip between it and the quantize (`act`) with its float bounds."""
 
     quantize: Node
-    relu: bool
+    act: Node | None
     op: Node
+    lo: float | None = None
+    hi: float | None = None
+
+
+def _activation(node: Node | None) -> tuple[float | None, float | None] | None:
+    if node is None:
+        return None
+    if node.op == "relu":
+        return 0.0, None
+    if node.op == "clip":
+        lo, hi = node.attr("min", None), node.attr("max", None)
+        return (None if lo is None else float(lo)), (None if hi is None else float(hi))
+    return None
 
 
 def chain_of(rw: Rewriter, q: Node) -> Chain | None:
     y = q.inputs[0]
     node = rw.producer_of(y)
-    relu = node is not None and node.op == "relu"
-    if relu:
+    act, bounds = None, _activation(node)
+    if bounds is not None:
         if not rw.only_use(y):
             return None
-        y = node.inputs[0]
+        act = node
+        y = node.inputs[0]  # type: ignore[union-attr]
         node = rw.producer_of(y)
     if node is None or node.op not in ("conv", "matmul", "gemm") or not rw.only_use(y):
         return None
-    return Chain(q, relu, node)
+    lo, hi = bounds or (None, None)
+    return Chain(q, act, node, lo, hi)
+
+
+def clamp_attrs(chain: Chain, scale: np.ndarray, zero: np.ndarray) -> dict[str, int]:
+    """requantize's min/max: the act's bounds quantized as quantize_linear would (float32
+    division, round half to even, + zero point), so clamping after rounding is the same."""
+    def quantized(v: float) -> int:
+        return int(np.rint(np.float32(v) / np.float32(scale))) + int(zero)
+
+    return {k: quantized(v) for k, v in (("min", chain.lo), ("max", chain.hi)) if v is not None}
 
 
 def drop_chain(rw: Rewriter, chain: Chain) -> None:
-    """Forget the quantize, the relu and the op: a rewrite emits their replacement."""
-    q = chain.quantize
-    rw.drop(q)
-    if chain.relu:
-        rw.drop(rw.producer_of(q.inputs[0]))  # type: ignore[arg-type]
+    """Forget the quantize, the activation and the op: a rewrite emits their replacement."""
+    rw.drop(chain.quantize)
+    if chain.act is not None:
+        rw.drop(chain.act)
     rw.drop(chain.op)

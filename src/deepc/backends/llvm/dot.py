@@ -35,13 +35,23 @@ def _chunks(b: ir.IRBuilder, v: ir.Value, width: int) -> list[ir.Value]:
             for k in range(0, n, width)]
 
 
+def _widened(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
+    """v with don't-care lanes appended up to `lanes` (shuffles join equal-length vectors)."""
+    n = v.type.count
+    if n == lanes:
+        return v
+    mask = ir.Constant(ir.VectorType(I32, lanes), [*range(n), *(0,) * (lanes - n)])
+    return b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined), mask)
+
+
 def _joined(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
-    while len(parts) > 1:
-        w = parts[0].type.count
-        parts = [b.shuffle_vector(parts[k], parts[k + 1],
-                                  ir.Constant(ir.VectorType(I32, 2 * w), list(range(2 * w))))
-                 for k in range(0, len(parts), 2)]
-    return parts[0]
+    out = parts[0]
+    for part in parts[1:]:
+        n, m = out.type.count, part.type.count
+        width = max(n, m)
+        mask = ir.Constant(ir.VectorType(I32, n + m), [*range(n), *range(width, width + m)])
+        out = b.shuffle_vector(_widened(b, out, width), _widened(b, part, width), mask)
+    return out
 
 
 def widening(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
@@ -59,7 +69,8 @@ def widening(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Val
 
 
 def _vnni(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
-    width = min(u.type.count, 16)
+    lanes = u.type.count
+    width = next(w for w in (16, 8, 4) if lanes % w == 0)
     vty = ir.VectorType(I32, width)
     fn = _declare(b.module, _VNNI[width], vty, [vty] * 3)
     return _joined(b, [b.call(fn, [c, x, y]) for c, x, y in
@@ -82,9 +93,8 @@ def _sdot(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
 def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
     """acc + dot4(u, s); all three are int32 or int32 vectors of one lane count."""
     lanes = u.type.count if isinstance(u.type, ir.VectorType) else 1
-    whole = lanes >= 4 and lanes & (lanes - 1) == 0  # split into halves down to the width
-    if func == "dot4.vnni" and whole:
+    if func == "dot4.vnni" and lanes % 4 == 0:
         return _vnni(b, acc, u, s)
-    if func == "dot4.sdot" and whole:
+    if func == "dot4.sdot" and lanes % 4 == 0:
         return _sdot(b, acc, u, s)
     return widening(b, acc, u, s)
