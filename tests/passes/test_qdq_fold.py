@@ -170,3 +170,25 @@ def test_dot_product_instruction_in_the_hot_loop(target: str, instruction: str,
     gemm = [asm for name, asm in texts.items() if "dot4_matmul" in name or "conv" in name]
     assert gemm and all(re.search(instruction, asm) for asm in gemm), texts.keys()
     assert target != "rpi4" or not any("sdot" in asm for asm in gemm)
+
+
+@pytest.mark.parametrize("act", ["Relu", "Clip"])
+def test_activation_between_qdq_pairs_of_one_scale_clamps_integers(act: str) -> None:
+    """Q(act(DQ(x))) at x's own scale and zero point: a clip of the uint8 values."""
+    inits = [numpy_helper.from_array(SX, "s"), numpy_helper.from_array(ZX, "z"),
+             numpy_helper.from_array(np.float32(0.0), "lo"),
+             numpy_helper.from_array(np.float32(2.5), "hi")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node(act, ["xd", "lo", "hi"] if act == "Clip" else ["xd"], ["a"]),
+             helper.make_node("QuantizeLinear", ["a", "s", "z"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "s", "z"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "act", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, (4, 50))],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": (RNG.standard_normal((4, 50)) * 3).astype(np.float32)}
+    folded = PASSES["fold_qdq"](convert(model, {"x": (4, 50)}), PassContext())
+    clips = [n for n in folded.nodes if n.op == "clip"]
+    assert len(clips) == 1 and folded.types[clips[0].inputs[0]].dtype == "uint8"
+    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], run_ort(model, feeds)[0])

@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from deepc.ir.graph import Graph, Node
+from deepc.ops.quant import INT_RANGES
 from deepc.passes.manager import PassContext, register_pass
 from deepc.passes.qdq_dot import dot_conv, dot_kind, dot_matmul
 from deepc.passes.qdq_match import (
     QTYPES,
     Quantized,
     chain_of,
+    chain_of_activation,
     clamp_attrs,
     dequantized,
     drop_chain,
@@ -147,8 +149,33 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     return True
 
 
+def _fold_activation(rw: Rewriter, q: Node) -> bool:
+    """quantize(relu/clip(dequantize(x))) at x's own scale and zero point: x clamped to the
+    quantized bounds. dequantize then quantize at one scale gives x back, and quantize is
+    monotone, so clamping commutes with it."""
+    act = rw.producer_of(q.inputs[0])
+    out = _requantize_params(rw, q)
+    if act is None or act.op not in ("relu", "clip") or out is None \
+            or not rw.only_use(q.inputs[0]):
+        return False
+    x = dequantized(rw, act.inputs[0])
+    if x is None or not per_tensor(x) or rw.type(x.value).dtype != str(q.attr("to")) \
+            or x.scale[0] != out[0] or x.zero[0] != out[1]:
+        return False
+    chain = chain_of_activation(q, act)
+    lo, hi = INT_RANGES[str(q.attr("to"))]
+    bounds = clamp_attrs(chain, *out)
+    rw.drop(q)
+    rw.drop(act)
+    rw.emit("clip", [x.value], {"min": max(lo, bounds.get("min", lo)),
+                                "max": min(hi, bounds.get("max", hi))},
+            outputs=q.outputs, name=q.name)
+    return True
+
+
 @register_pass("fold_qdq")
 def fold_qdq(graph: Graph, ctx: PassContext) -> Graph:
-    """Each quantize_linear that ends a foldable chain becomes an integer op + requantize."""
+    """Each quantize_linear that ends a foldable chain becomes an integer op + requantize, or
+    an integer clamp where it requantizes a relu/clip at its input's scale."""
     return rewrite(graph, lambda rw, node: node.op == "quantize_linear"
-                   and _fold(rw, node, ctx.target))[0]
+                   and (_fold(rw, node, ctx.target) or _fold_activation(rw, node)))[0]

@@ -85,6 +85,12 @@ def chain_of(rw: Rewriter, q: Node) -> Chain | None:
     return Chain(q, act, node, lo, hi)
 
 
+def chain_of_activation(q: Node, act: Node) -> Chain:
+    """An activation alone before a quantize (its op is the activation itself)."""
+    lo, hi = _activation(act) or (None, None)
+    return Chain(q, act, act, lo, hi)
+
+
 def clamp_attrs(chain: Chain, scale: np.ndarray, zero: np.ndarray) -> dict[str, int]:
     """requantize's min/max: the act's bounds quantized as quantize_linear would (float32
     division, round half to even, + zero point), so clamping after rounding is the same."""
