@@ -132,13 +132,15 @@ def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool | str, pixels: 
         deepc.load(compiled.save(tmp_path / "conv.tar")).run(feeds)["y"], want)
 
 
+@pytest.mark.parametrize("columns", [16, 21])  # 21: a 5-lane tail widens and multiplies
 @pytest.mark.parametrize("kind", ["matmul", "gemm"])
-def test_dot_product_matmul_matches_onnxruntime_exactly(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """16 output columns: rows of x as words times weight words, lanes over the columns."""
+def test_dot_product_matmul_matches_onnxruntime_exactly(kind: str, columns: int,
+                                                        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Rows of x as words times weight words, lanes over the output columns."""
     import deepc
     from deepc.target import load_target
 
-    model, feeds = _qdq_model(kind, True, 18)
+    model, feeds = _qdq_model(kind, True, columns + 2)
     graph = convert(model, {"x": feeds["x"].shape})
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=load_target("rpi5"))))
     assert {"pack_rows", "dot4_matmul"} <= {n.op for n in folded.nodes}

@@ -93,14 +93,15 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
 def dot_matmul(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,
                mult: np.ndarray, out: tuple[np.ndarray, np.ndarray], kind: str) -> bool:
     """x[..., K] @ w[K, N] (or a gemm's w[N, K] with trans_b) with constant symmetric int8
-    weights and N a multiple of the lanes: rows of x as words times weight words."""
+    weights and N filling a vector: rows of x as words times weight words (a tail of lanes
+    that is no multiple of 4 widens and multiplies)."""
     op, wq = chain.op, _symmetric_int8(rw, w)
     xt = rw.type(x.value)
     if wq is None or wq.ndim != 2 or xt.rank < 2:
         return False
     w_kn = wq.T if op.op == "gemm" and int(op.attr("trans_b", 0)) else wq
     k, n = w_kn.shape
-    if n % LANES or xt.shape[-1] != k:
+    if n < LANES or xt.shape[-1] != k:
         return False
     folded = _bias(x, xt.dtype, w_kn.astype(np.int64).sum(axis=0), bias)
     if folded is None:
