@@ -22,6 +22,7 @@ from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
 
 LANES = 16  # int32 lanes of a 512-bit vector: below this a lane order leaves vectors part-empty
+PIXEL_MAJOR_BELOW = 1024  # pixels: a larger layer keeps pixel lanes, its row tail widening
 
 
 def dot_kind(target: Any) -> str | None:
@@ -75,7 +76,9 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
         return False
     total, zx = folded
     out_shape = rw.type(chain.quantize.outputs[0]).shape
-    pixel_major = (out_shape[2] * out_shape[3]) % LANES != 0 and channels % LANES == 0
+    pixels = out_shape[2] * out_shape[3]
+    # a transposed [pixels, channels] result costs a strided copy: only for small layers
+    pixel_major = pixels % LANES != 0 and pixels < PIXEL_MAJOR_BELOW and channels % LANES == 0
     attrs = {"kernel_shape": wq.shape[2:], "strides": op.attr("strides") or (1, 1),
              "pads": op.attr("pads") or (0, 0, 0, 0), "dilations": op.attr("dilations") or (1, 1),
              "pad_value": zx, "pixel_major": int(pixel_major)}

@@ -35,6 +35,7 @@ from deepc.passes.qdq_match import (
     drop_chain,
     per_channel,
     per_tensor,
+    producer,
 )
 from deepc.passes.rewriter import Rewriter, rewrite
 
@@ -77,7 +78,7 @@ def _bias(rw: Rewriter, name: str, acc_scale: np.ndarray) -> np.ndarray | None:
 
 
 def _dequantized_bias(rw: Rewriter, name: str) -> np.ndarray | None:
-    node = rw.producer_of(name)
+    node = producer(rw, name)
     if node is None or node.op != "dequantize_linear":
         return None
     ints = rw.const(node.inputs[0])

@@ -23,8 +23,17 @@ class Quantized:
     axis: int
 
 
-def dequantized(rw: Rewriter, value: str) -> Quantized | None:
+def producer(rw: Rewriter, value: str) -> Node | None:
+    """value's producer, looking through identities (the quantiser shares a bias's
+    DequantizeLinear between convs through them)."""
     node = rw.producer_of(value)
+    while node is not None and node.op == "identity":
+        node = rw.producer_of(node.inputs[0])
+    return node
+
+
+def dequantized(rw: Rewriter, value: str) -> Quantized | None:
+    node = producer(rw, value)
     if node is None or node.op != "dequantize_linear" or int(node.attr("block_size", 0)):
         return None
     q, s = node.inputs[0], rw.const(node.inputs[1])
