@@ -194,3 +194,19 @@ def test_activation_between_qdq_pairs_of_one_scale_clamps_integers(act: str) -> 
     clips = [n for n in folded.nodes if n.op == "clip"]
     assert len(clips) == 1 and folded.types[clips[0].inputs[0]].dtype == "uint8"
     np.testing.assert_array_equal(run_graph(folded, feeds)["y"], run_ort(model, feeds)[0])
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("kind", ["conv", "matmul"])
+def test_sdot_kernels_run_exactly_under_emulation(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The rpi5 bundle (sdot, with the unsigned-byte correction) under qemu's Cortex-A76."""
+    import deepc
+    from tests.e2e.test_cross import cross_target
+
+    target = cross_target("rpi5")
+    model, feeds = _qdq_model(kind, True, 8 if kind == "conv" else 18)
+    path = tmp_path / f"{kind}.onnx"
+    onnx.save(model, str(path))
+    bundle = deepc.load(deepc.compile(path, target).save(tmp_path / f"{kind}.tar"))
+    assert bundle.emulated
+    np.testing.assert_array_equal(bundle.run(feeds)["y"], run_ort(model, feeds)[0])
