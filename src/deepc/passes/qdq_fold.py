@@ -27,6 +27,7 @@ from deepc.passes.manager import PassContext, register_pass
 from deepc.passes.qdq_dot import dot_conv, dot_kind, dot_matmul
 from deepc.passes.qdq_match import (
     QTYPES,
+    Chain,
     Quantized,
     chain_of,
     chain_of_activation,
@@ -133,6 +134,8 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     if kind is not None and (dot_conv if op.op == "conv" else dot_matmul)(
             rw, chain, x, w, bias, mult, out, kind):
         return True
+    if op.op == "conv" and _float_exact_conv(rw, chain, x, w, bias, mult, out):
+        return True
     name = op.name
     inputs = [_centered(rw, x, -1, name), _centered(rw, w, w_axis, name)]
     if bias is not None:
@@ -147,6 +150,43 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
                                                 f"{q.outputs[0]}:multiplier"),
                            rw.add_constant(out[1], f"{q.outputs[0]}:zero")],
             qattrs, outputs=q.outputs, name=q.name)
+    return True
+
+
+def _float_exact_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,
+                      bias: np.ndarray | None, mult: np.ndarray,
+                      out: tuple[np.ndarray, np.ndarray]) -> bool:
+    """A conv whose every sum of (x - zx) * (w - zw) stays below 2**24 in magnitude runs in
+    float32 on those integers, exactly (products and partial sums are integers float32 holds),
+    on the fast float kernels: depthwise convs (9 or 25 taps) and small first layers. The
+    bias joins in int32 in the requantize."""
+    wq = rw.const(w.value)
+    if wq is None:
+        return False
+    zero = w.zero.astype(np.int64).reshape([-1] + [1] * (wq.ndim - 1)) if w.zero.size > 1 \
+        else int(w.zero[0])
+    centred = wq.astype(np.int64) - zero
+    lo, hi = INT_RANGES[rw.type(x.value).dtype]
+    x_max = max(int(x.zero[0]) - lo, hi - int(x.zero[0]))
+    if np.abs(centred).reshape(centred.shape[0], -1).sum(axis=1).max() * x_max >= 2 ** 24:
+        return False
+    op, q = chain.op, chain.quantize
+    channels = wq.shape[0]
+    drop_chain(rw, chain)
+    xf = rw.emit("cast", [x.value], {"to": "float32"}, name=op.name)[0]
+    if x.zero.any():
+        z = rw.add_constant(np.float32(x.zero[0]), f"{x.value}:zero")
+        xf = rw.emit("sub", [xf, z], name=op.name)[0]
+    wf = rw.add_constant(centred.astype(np.float32), f"{w.value}:float")
+    y = rw.emit("conv", [xf, wf], dict(op.attrs), name=op.name)[0]
+    acc = rw.emit("cast", [y], {"to": "int32"}, name=op.name)[0]
+    ints = np.zeros(channels, np.int32) if bias is None else bias
+    rw.emit("requantize", [acc, rw.add_constant(np.broadcast_to(mult, (channels,)).copy(),
+                                                f"{q.outputs[0]}:multiplier"),
+                           rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
+                           rw.add_constant(ints, f"{q.outputs[0]}:bias")],
+            {"axis": 1, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
+            outputs=q.outputs, name=q.name)
     return True
 
 
