@@ -130,6 +130,10 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     if bias_name and bias is None:
         return False
     mult = (acc_scale / out[0]).astype(np.float32)
+    # below 4 input channels a word mixes taps (an RGB first layer): the float kernels win
+    few_channels = op.op == "conv" and wtype.shape[1] < 4
+    if few_channels and _float_exact_conv(rw, chain, x, w, bias, mult, out):
+        return True
     kind = dot_kind(ctx_target)
     if kind is not None and (dot_conv if op.op == "conv" else dot_matmul)(
             rw, chain, x, w, bias, mult, out, kind):
