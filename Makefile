@@ -4,8 +4,8 @@ PIP ?= $(PYTHON) -m pip
 JOBS ?= auto
 STAMP := .deepc-cache/installed.stamp
 
-.PHONY: install demo test test-fast bench bench-cuda bench-wasm bench-opencl zoo bench-zoo \
-	bench-zoo-cuda lint format clean
+.PHONY: install demo test test-fast bench bench-int8 bench-cuda bench-wasm bench-opencl zoo \
+	bench-zoo bench-zoo-cuda lint format clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test]'
@@ -27,6 +27,11 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE deepc bench $(wildcard ../shared/models/*.onnx) \
 		--threads 1 --threads 0 --runs 30 --matmul 1024
+
+# the int8 QDQ models (onnxruntime's quantize_static, built into .deepc-cache) beside their
+# fp32 originals, one thread: deepc int8 vs fp32 and vs onnxruntime's int8
+bench-int8: $(STAMP)
+	deepc bench $$(python3 -m tests.e2e.quantized) --threads 1 --runs 50
 
 # on a machine with an NVIDIA GPU, pycuda, torch and torchvision: the vision models against
 # torch eager and torch.compile at batch 1 and 32, strict fp32 then TF32 (#7's table)

@@ -126,6 +126,9 @@ def test_typed_accessors() -> None:
     assert h100.registers_per_block == 65536 and h100.l2_kib == 50 * 1024
     assert "mma.m16n8k16.f16" in h100.matrix_intrinsics
     assert "dp4a" in h100.dot_intrinsics
+    rpi5 = load_target("rpi5")  # ARMv8.2: sdot/udot, unlike the Pi 3/4's A53/A72
+    assert rpi5.dot_intrinsics == ("sdot",) and "+dotprod" in rpi5.llvm_features
+    assert load_target("rpi4").dot_intrinsics == ()
     fpga = load_target("fpga-zcu104")
     assert (fpga.part, fpga.dsp, fpga.bram) == ("xczu7ev-ffvc1156-2-e", 1728, 312)
     assert (fpga.lut, fpga.clock_mhz, fpga.hls) == (230400, 200, "vitis")
@@ -282,8 +285,8 @@ def test_per_kind_rules(tmp_path: Path, device: str, expected: str) -> None:
 
 
 def test_unknown_name_lists_available_targets() -> None:
-    message = error_of("rpi5")
-    assert message.startswith("unknown target 'rpi5' — did you mean")
+    message = error_of("rpi6")
+    assert message.startswith("unknown target 'rpi6' — did you mean")
     assert all(name in message for name in REQUIRED_TARGETS)
     assert "cuda-base" not in message
 

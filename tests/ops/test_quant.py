@@ -40,3 +40,39 @@ def test_qlinear_matmul(check):
     check("QLinearMatMul", {"a": a, "sa": f(0.02), "za": u(100), "w": w, "sw": f(0.01),
                             "zw": u(120), "sy": f(0.05), "zy": u(110)},
           initializers=["sa", "za", "sw", "zw", "sy", "zy"])
+
+
+def _requantize_graph(acc_shape: tuple[int, ...], mult: np.ndarray, zero: np.ndarray,
+                      **attrs: object):
+    from deepc.frontends.builder import GraphBuilder
+    from deepc.ir.types import TensorType
+
+    b = GraphBuilder("requantize")
+    acc = b.add_input("acc", TensorType(acc_shape, "int32"))
+    y = b.emit("requantize", [acc, b.add_constant(mult), b.add_constant(zero)],
+               {"to": zero.dtype.name, **attrs}, fold=False)[0]
+    b.outputs = [y]
+    return b.build()
+
+
+@pytest.mark.parametrize("relu", [0, 1])
+@pytest.mark.parametrize("way", ["reference", "compute", "compiled"])
+def test_requantize(way, relu):
+    """round-half-even of float32(acc) * multiplier (ties included), + zero point,
+    saturated, floored at the zero point (a relu's clamp); per channel along axis 1."""
+    from deepc.compiler.jit_graph import run_graph_jit
+    from deepc.lowering.te_graph import run_graph_te
+    from deepc.ops.interpreter import run_graph
+
+    mult = np.array([0.5, 0.25, 1.5], np.float32)  # exact ties: acc * 0.5 = k + 0.5
+    zero = np.array(10, np.uint8)
+    acc = rng.integers(-600, 600, (2, 3, 7)).astype(np.int32)
+    acc[0, 0, :5] = [1, 3, 5, -1, -21]  # x.5 after * 0.5: round to even
+    graph = _requantize_graph(acc.shape, mult, zero, axis=1, **({"min": 10} if relu else {}))
+    run = {"reference": run_graph, "compute": run_graph_te, "compiled": run_graph_jit}[way]
+    got = run(graph, {"acc": acc})[graph.outputs[0]]
+    exact = np.rint(acc.astype(np.float64) * mult.reshape(1, 3, 1).astype(np.float64)) + 10
+    want = np.clip(exact, 10 if relu else 0, 255).astype(np.uint8)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+    assert list(got[0, 0, :5]) == [max(10 if relu else 0, v) for v in (10, 12, 12, 10, 0)]

@@ -24,6 +24,11 @@ MATH_FUNCS = frozenset({
     "exp2", "log2", "rsqrt", "isnan", "isinf",
 })
 
+# int8 dot products of 4-byte words (int32 in, int32 out): the sum over the 4 bytes of a's
+# byte (unsigned) times b's byte (signed). The suffix names the instruction a CPU backend
+# must use (x86 vpdpbusd, ARM sdot); the bare name lets it widen and multiply lane by lane.
+DOT_FUNCS = frozenset({"dot4", "dot4.vnni", "dot4.sdot"})
+
 INDEX = "int64"
 
 
@@ -104,7 +109,8 @@ class Unary(Expr):
 
 @dataclass(frozen=True)
 class Call(Expr):
-    """A math intrinsic by name (see MATH_FUNCS), or "bitcast" (see `bitcast`)."""
+    """A math intrinsic by name (see MATH_FUNCS), "bitcast" (see `bitcast`), or an int8 dot
+    product (DOT_FUNCS)."""
 
     func: str
     args: tuple[Expr, ...]
@@ -207,9 +213,13 @@ def _fold(op: str, a: Expr, b: Expr) -> Expr | None:
 
 
 def call(func: str, *args: Any) -> Expr:
+    xs = tuple(as_expr(a) for a in args)
+    if func in DOT_FUNCS:
+        if len(xs) != 2 or any(x.dtype != "int32" for x in xs):
+            raise ValueError(f"{func} takes two int32 words")
+        return Call(func, xs, "int32")
     if func not in MATH_FUNCS:
         raise ValueError(f"unknown math function {func!r}")
-    xs = tuple(as_expr(a) for a in args)
     dtype = "bool" if func in ("isnan", "isinf") else xs[0].dtype
     return Call(func, xs, dtype)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
+from deepc.ir.expr import DOT_FUNCS, Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
 from deepc.ir.numeric import erf
 from deepc.ir.tensor import Reduce, Tensor, stages
 from deepc.ir.types import np_dtype
@@ -42,6 +42,14 @@ _CALL: dict[str, Callable[[Any], Any]] = {
     "trunc": np.trunc, "fabs": np.abs, "exp2": np.exp2, "log2": np.log2,
     "rsqrt": lambda x: 1 / np.sqrt(x), "isnan": np.isnan, "isinf": np.isinf,
 }
+
+
+def dot4(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DOT_FUNCS: sum over the 4 bytes of unsigned a-bytes times signed b-bytes."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.int32), np.asarray(b, np.int32))
+    ua = np.ascontiguousarray(a)[..., None].view(np.uint8).astype(np.int32)
+    sb = np.ascontiguousarray(b)[..., None].view(np.int8).astype(np.int32)
+    return (ua * sb).sum(axis=-1, dtype=np.int32)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -106,7 +114,7 @@ def _eval(e: Expr, env: dict[Var, np.ndarray], values: dict[int, np.ndarray]) ->
         args = [_eval(a, env, values) for a in e.args]
         if e.func == "bitcast":
             return np.asarray(args[0]).view(np_dtype(e.dtype))
-        fn = _erf if e.func == "erf" else _CALL[e.func]
+        fn = _erf if e.func == "erf" else dot4 if e.func in DOT_FUNCS else _CALL[e.func]
         return np.asarray(fn(*args)).astype(np_dtype(e.dtype), copy=False)
     if isinstance(e, Select):
         return np.where(_eval(e.cond, env, values), _eval(e.t, env, values),

@@ -159,3 +159,67 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
         return ((y if z is None else y - z) * s).astype(outs[0].dtype)
 
     return compute(outs[0].shape, body, "dequantize_linear")
+
+
+# -- requantize -----------------------------------------------------------------------------
+requantize = Op(
+    "requantize", FusionKind.BROADCAST,
+    doc="the epilogue of an integer conv/matmul: y = saturate(round_half_even(float32(acc + "
+        "bias) * multiplier) + zero_point) in attrs['to'], clamped to attrs['min'] and "
+        "attrs['max'] where given; acc int32, multiplier float32 and optional int32 bias per "
+        "tensor or per `axis`, zero point a scalar")
+
+
+def _requant_bounds(attrs: Attrs) -> tuple[int, int]:
+    """The type's range narrowed to attrs min/max: a relu or clip before the quantize, whose
+    bounds quantize to these (quantize is monotone, so it commutes with clamping)."""
+    lo, hi = INT_RANGES[str(attrs["to"])]
+    given = attrs.get("min"), attrs.get("max")
+    return (lo if given[0] is None else max(lo, int(given[0])),  # type: ignore[arg-type]
+            hi if given[1] is None else min(hi, int(given[1])))  # type: ignore[arg-type]
+
+
+@requantize.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    acc, mult, zero = ins[0], ins[1], ins[2]
+    assert acc is not None and mult is not None and zero is not None
+    if acc.dtype != "int32" or mult.dtype != COMPUTE or zero.size != 1:
+        raise ValueError(f"requantize takes int32 acc, float32 multiplier and a scalar zero "
+                         f"point, got {acc}, {mult}, {zero}")
+    check_params(acc, mult, None, attrs)
+    bias = ins[3] if len(ins) > 3 else None
+    if bias is not None and (bias.dtype != "int32" or bias.shape != mult.shape):
+        raise ValueError(f"bias {bias} must be int32 shaped like the multiplier {mult}")
+    to = str(attrs["to"])
+    if to not in ("int8", "uint8") or zero.dtype != to:
+        raise ValueError(f"requantize makes int8 or uint8 with a zero point of that type, got "
+                         f"{to} and {zero}")
+    return TensorType(acc.shape, to)
+
+
+@requantize.reference
+def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
+    acc, mult, zero = ins[0], ins[1], ins[2]
+    assert acc is not None and mult is not None and zero is not None
+    to = str(attrs["to"])
+    lo, hi = _requant_bounds(attrs)
+    if len(ins) > 3 and ins[3] is not None:
+        acc = acc + expanded(ins[3], acc, attrs).astype(np.int32)
+    y = np.rint(acc.astype(np.float32) * expanded(mult, acc, attrs).astype(np.float32))
+    return np.clip(y + np.float32(zero.reshape(-1)[0]), lo, hi).astype(np_dtype(to))
+
+
+@requantize.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    acc, mult, zero = ins[0], ins[1], ins[2]
+    to = outs[0].dtype
+    lo, hi = _requant_bounds(attrs)
+
+    def body(*o: E.Var) -> E.Expr:
+        m = mult[param_index(o, mult.shape, attrs)]
+        z = zero[(0,) * zero.rank].astype(COMPUTE)
+        a = acc[o] if len(ins) < 4 else acc[o] + ins[3][param_index(o, mult.shape, attrs)]
+        y = E.call("round", a.astype(COMPUTE) * m) + z
+        return E.minimum(E.maximum(y, E.const(lo, COMPUTE)), E.const(hi, COMPUTE)).astype(to)
+
+    return compute(outs[0].shape, body, "requantize")

@@ -211,7 +211,8 @@ class _Blocker:
     def pass_through(self, node: Node) -> bool:
         """An elementwise or broadcast op over a blocked value stays blocked when every other
         input is blocked too or broadcasts along the channels (constants are reblocked)."""
-        if get_op(node.op).kind not in PASS_THROUGH or len(node.outputs) != 1:
+        if get_op(node.op).kind not in PASS_THROUGH or len(node.outputs) != 1 \
+                or "axis" in node.attrs:  # per-axis parameters (requantize): no numpy broadcast
             return False
         first = next((i for i in node.inputs if i in self.blocked), None)
         if first is None:

@@ -20,6 +20,7 @@ from deepc.backends.llvm.analysis import (
     non_negative,
     unsafe_to_speculate,
 )
+from deepc.backends.llvm.dot import emit_dot4
 from deepc.backends.llvm.types import (
     I1,
     I64,
@@ -38,7 +39,7 @@ from deepc.backends.llvm.types import (
     type_suffix,
     value_type,
 )
-from deepc.ir.expr import Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
+from deepc.ir.expr import DOT_FUNCS, Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
 from deepc.ir.loop import Buffer
 from deepc.ir.types import NARROW_FLOATS, NARROW_INTS, register_dtype
 
@@ -47,6 +48,13 @@ _INTRINSIC_MATH = {"exp", "log", "sqrt", "sin", "cos", "floor", "ceil", "trunc",
                    "exp2", "log2"}
 _LIBM = {"tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
 _FP_FLAGS = ("contract", "reassoc")  # reassoc lets LLVM vectorize scalar sums
+
+
+def _dot_operand(e: Binary) -> Call | None:
+    for x in (e.a, e.b):
+        if isinstance(x, Call) and x.func in DOT_FUNCS:
+            return x
+    return None
 
 
 class ExprEmitter:
@@ -129,6 +137,8 @@ class ExprEmitter:
         raise TypeError(f"cannot emit {type(e).__name__}")
 
     def emit_binary(self, e: Binary) -> ir.Value:
+        if e.op == "add" and (dot := _dot_operand(e)) is not None:
+            return self.emit_dot(dot, e.b if dot is e.a else e.a)
         if e.dtype == "float32" and (s := fastmath.sigmoid_operand(e)) is not None:
             return fastmath.sigmoid_f32(self.builder, self.emit(s), self.intrinsic_n)
         a, b = self.unify(self.emit(e.a), self.emit(e.b))
@@ -237,9 +247,19 @@ class ExprEmitter:
         ones = ir.Constant(x.type, None) if False else all_ones(x.type)
         return self.builder.xor(x, ones)
 
+    def emit_dot(self, e: Call, acc: Expr | None) -> ir.Value:
+        """acc + e for an int8 dot product: the accumulator goes into the instruction."""
+        u, s = self.unify(self.emit(e.args[0]), self.emit(e.args[1]))
+        total = izero(u.type) if acc is None else self.emit(acc)
+        total, u = self.unify(total, u)
+        total, s = self.unify(total, s)
+        return emit_dot4(self.builder, e.func, total, u, s)
+
     def emit_call(self, e: Call) -> ir.Value:
         if e.func == "bitcast":
             return self.bitcast(self.emit(e.args[0]), e.args[0].dtype, e.dtype)
+        if e.func in DOT_FUNCS:
+            return self.emit_dot(e, None)
         if e.args[0].dtype == "float16" and e.func not in ("isnan", "isinf"):
             # libm has no half-precision functions: compute in float32
             wide = Call(e.func, tuple(Cast("float32", a) for a in e.args), "float32")

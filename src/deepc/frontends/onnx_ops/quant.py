@@ -57,8 +57,10 @@ def dequantize_linear(b: GraphBuilder, n: OnnxNode) -> None:
     """The output type is `output_dtype` (opset 23), else the scale's."""
     to = _dtype_attr(n, "output_dtype") or b.type(n.inputs[1]).dtype
     attrs = {**_q_attrs(b, n), "to": to}
+    # Kept as a node even on constants: the fold_qdq pass reads the integer weights and
+    # their scales from it (the `fold` pass folds what it leaves).
     b.emit("dequantize_linear", [i for i in n.inputs if i], attrs, outputs=n.outputs,
-           name=n.name)
+           name=n.name, fold=False)
 
 
 def _int32_minus(b: GraphBuilder, x: str, zero: str, axis: int, name: str) -> str:

@@ -1,0 +1,100 @@
+"""int8 dot products of 4-byte words (the DOT_FUNCS calls) -> LLVM IR: x86 vpdpbusd, ARM sdot,
+or four widening multiplies per lane.
+
+acc + dot4(a, b) adds, per int32 lane, the four products of a's bytes (unsigned) and b's
+bytes (signed). vpdpbusd is exactly that; sdot multiplies signed by signed, so a's bytes are
+shifted to signed (u - 128, an xor of the top bit) and 128 * sum(b's bytes) added back by a
+second sdot of -128s.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+I8, I32 = ir.IntType(8), ir.IntType(32)
+# vpdpbusd widths: 512-bit with AVX-512 VNNI, 256/128-bit with it and AVX-512VL
+_VNNI = {16: "llvm.x86.avx512.vpdpbusd.512", 8: "llvm.x86.avx512.vpdpbusd.256",
+         4: "llvm.x86.avx512.vpdpbusd.128"}
+_SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
+
+
+def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+    if name in module.globals:
+        return module.globals[name]
+    return ir.Function(module, ir.FunctionType(ret, args), name)
+
+
+def _splat(value: int, lanes: int) -> ir.Constant:
+    return ir.Constant(ir.VectorType(I32, lanes), [value] * lanes)
+
+
+def _chunks(b: ir.IRBuilder, v: ir.Value, width: int) -> list[ir.Value]:
+    n = v.type.count
+    return [b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                             ir.Constant(ir.VectorType(I32, width), list(range(k, k + width))))
+            for k in range(0, n, width)]
+
+
+def _widened(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
+    """v with don't-care lanes appended up to `lanes` (shuffles join equal-length vectors)."""
+    n = v.type.count
+    if n == lanes:
+        return v
+    mask = ir.Constant(ir.VectorType(I32, lanes), [*range(n), *(0,) * (lanes - n)])
+    return b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined), mask)
+
+
+def _joined(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    out = parts[0]
+    for part in parts[1:]:
+        n, m = out.type.count, part.type.count
+        width = max(n, m)
+        mask = ir.Constant(ir.VectorType(I32, n + m), [*range(n), *range(width, width + m)])
+        out = b.shuffle_vector(_widened(b, out, width), _widened(b, part, width), mask)
+    return out
+
+
+def widening(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
+    """Four multiply-adds of unpacked bytes: any target, any lane count."""
+    vec = isinstance(u.type, ir.VectorType)
+
+    def c(x: int) -> ir.Constant:
+        return _splat(x, u.type.count) if vec else ir.Constant(I32, x)
+
+    for t in range(4):
+        ub = b.and_(b.lshr(u, c(8 * t)), c(0xFF))
+        sb = b.ashr(b.shl(s, c(24 - 8 * t)), c(24))
+        acc = b.add(acc, b.mul(ub, sb))
+    return acc
+
+
+def _vnni(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
+    lanes = u.type.count
+    width = next(w for w in (16, 8, 4) if lanes % w == 0)
+    vty = ir.VectorType(I32, width)
+    fn = _declare(b.module, _VNNI[width], vty, [vty] * 3)
+    return _joined(b, [b.call(fn, [c, x, y]) for c, x, y in
+                       zip(_chunks(b, acc, width), _chunks(b, u, width), _chunks(b, s, width))])
+
+
+def _sdot(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
+    v16 = ir.VectorType(I8, 16)
+    fn = _declare(b.module, _SDOT, ir.VectorType(I32, 4), [ir.VectorType(I32, 4), v16, v16])
+    parts = []
+    for c, x, y in zip(_chunks(b, acc, 4), _chunks(b, u, 4), _chunks(b, s, 4)):
+        yb = b.bitcast(y, v16)
+        signed = b.bitcast(b.xor(x, _splat(-0x7F7F7F80, 4)), v16)  # 0x80808080: u - 128
+        c = b.call(fn, [c, signed, yb])
+        minus = b.call(fn, [_splat(0, 4), b.bitcast(_splat(-0x7F7F7F80, 4), v16), yb])
+        parts.append(b.sub(c, minus))  # + 128 * sum(y bytes) = - (-128 * sum)
+    return _joined(b, parts)
+
+
+def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
+    """acc + dot4(u, s); all three are int32 or int32 vectors of one lane count."""
+    lanes = u.type.count if isinstance(u.type, ir.VectorType) else 1
+    if func == "dot4.vnni" and lanes % 4 == 0:
+        return _vnni(b, acc, u, s)
+    if func == "dot4.sdot" and lanes % 4 == 0:
+        return _sdot(b, acc, u, s)
+    return widening(b, acc, u, s)

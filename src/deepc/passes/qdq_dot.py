@@ -1,0 +1,122 @@
+"""QDQ conv/matmul/gemm chains -> int8 word GEMMs (`dot4_matmul`) for targets that declare a
+dot-product instruction (x86 AVX-512 VNNI, ARM sdot), the rewrites `fold_qdq` tries first.
+
+    conv:    pack_windows(q_x) [words, pixels] -> W[M, words] x cols -> requantize -> reshape
+    matmul:  pack_rows(q_x) [rows, words] -> rows x W[words, N] -> requantize -> reshape
+
+Activations are unsigned bytes u = q_x (+128 for int8), weights symmetric int8, so the
+activation zero point moves into the int32 bias:
+sum((x - zx) * w) = sum(u * w) - (zx + shift) * sum(w); a conv's padding holds zx + shift.
+The vector lanes run over the operand with 16 or more entries per row (pixels, else output
+channels), so a 7x7 layer still fills 512-bit vectors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deepc.ops.qdot import to_words
+from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
+from deepc.passes.rewriter import Rewriter
+
+LANES = 16  # int32 lanes of a 512-bit vector: below this a lane order leaves vectors part-empty
+PIXEL_MAJOR_BELOW = 1024  # pixels: a larger layer keeps pixel lanes, its row tail widening
+
+
+def dot_kind(target: Any) -> str | None:
+    """The dot-product instruction the target declares ('vnni', 'sdot'), else None (a GPU or
+    unknown target, or a CPU without one: the int32 ops widen and multiply)."""
+    if target is None or target.kind != "cpu":
+        return None
+    dots = target.dot_intrinsics
+    return "vnni" if "avx512_vnni" in dots else "sdot" if "sdot" in dots else None
+
+
+def _bias(x: Quantized, xtype: str, wsum: np.ndarray, bias: np.ndarray | None
+          ) -> tuple[np.ndarray, int] | None:
+    """(the int32 bias with the zero-point term, the activations' unsigned zero point)."""
+    zx = int(x.zero[0]) + (128 if xtype == "int8" else 0)
+    total = (np.zeros(wsum.size, np.int64) if bias is None else bias.astype(np.int64)) - zx * wsum
+    return None if np.abs(total).max() >= 2 ** 31 else (total.astype(np.int32), zx)
+
+
+def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
+              out: tuple[np.ndarray, np.ndarray], bias: np.ndarray, transpose: bool) -> None:
+    """requantize along `axis` (per output channel), then back to the quantize's shape."""
+    q = chain.quantize
+    vec = np.broadcast_to(mult, bias.shape).astype(np.float32)
+    y = rw.emit("requantize", [acc, rw.add_constant(vec, f"{q.outputs[0]}:multiplier"),
+                               rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
+                               rw.add_constant(bias, f"{q.outputs[0]}:bias")],
+                {"axis": axis, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
+                name=q.name)[0]
+    if transpose:
+        y = rw.emit("transpose", [y], {"perm": (1, 0)}, name=q.name)[0]
+    rw.emit("reshape", [y], {"shape": rw.type(q.outputs[0]).shape}, outputs=q.outputs,
+            name=q.name)
+
+
+def _symmetric_int8(rw: Rewriter, w: Quantized) -> np.ndarray | None:
+    wq = rw.const(w.value)
+    return None if wq is None or wq.dtype != np.int8 or w.zero.any() else wq
+
+
+def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,
+             mult: np.ndarray, out: tuple[np.ndarray, np.ndarray], kind: str) -> bool:
+    """A 2-D, ungrouped, batch-1 conv with symmetric int8 weights."""
+    op, wq = chain.op, _symmetric_int8(rw, w)
+    xt = rw.type(x.value)
+    if wq is None or xt.rank != 4 or xt.shape[0] != 1 or int(op.attr("group", 1)) != 1:
+        return False
+    channels = wq.shape[0]
+    folded = _bias(x, xt.dtype, wq.reshape(channels, -1).astype(np.int64).sum(axis=1), bias)
+    if folded is None:
+        return False
+    total, zx = folded
+    out_shape = rw.type(chain.quantize.outputs[0]).shape
+    pixels = out_shape[2] * out_shape[3]
+    # a transposed [pixels, channels] result costs a strided copy: only for small layers
+    pixel_major = pixels % LANES != 0 and pixels < PIXEL_MAJOR_BELOW and channels % LANES == 0
+    attrs = {"kernel_shape": wq.shape[2:], "strides": op.attr("strides") or (1, 1),
+             "pads": op.attr("pads") or (0, 0, 0, 0), "dilations": op.attr("dilations") or (1, 1),
+             "pad_value": zx, "pixel_major": int(pixel_major)}
+    drop_chain(rw, chain)
+    cols = rw.emit("pack_windows", [x.value], attrs, name=op.name)[0]
+    words = to_words(wq.reshape(channels, -1))
+    weights = rw.add_constant(words.T.copy() if pixel_major else words, f"{w.value}:words")
+    operands = [cols, weights] if pixel_major else [weights, cols]
+    acc = rw.emit("dot4_matmul", operands, {"dot": kind, "unsigned": int(not pixel_major)},
+                  name=op.name)[0]
+    _epilogue(rw, chain, acc, int(pixel_major), mult, out, total, pixel_major)
+    return True
+
+
+def dot_matmul(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,
+               mult: np.ndarray, out: tuple[np.ndarray, np.ndarray], kind: str) -> bool:
+    """x[..., K] @ w[K, N] (or a gemm's w[N, K] with trans_b) with constant symmetric int8
+    weights and N filling a vector: rows of x as words times weight words (a tail of lanes
+    that is no multiple of 4 widens and multiplies)."""
+    op, wq = chain.op, _symmetric_int8(rw, w)
+    xt = rw.type(x.value)
+    if wq is None or wq.ndim != 2 or xt.rank < 2:
+        return False
+    w_kn = wq.T if op.op == "gemm" and int(op.attr("trans_b", 0)) else wq
+    k, n = w_kn.shape
+    if n < LANES or xt.shape[-1] != k:
+        return False
+    folded = _bias(x, xt.dtype, w_kn.astype(np.int64).sum(axis=0), bias)
+    if folded is None:
+        return False
+    total, _ = folded
+    drop_chain(rw, chain)
+    rows = int(np.prod(xt.shape[:-1]))
+    flat = rw.emit("reshape", [x.value], {"shape": (rows, k)}, name=op.name)[0]
+    words = rw.emit("pack_rows", [flat], name=op.name)[0]
+    weights = rw.add_constant(to_words(np.ascontiguousarray(w_kn.T)).T.copy(),
+                              f"{w.value}:words")
+    acc = rw.emit("dot4_matmul", [words, weights], {"dot": kind, "unsigned": 0},
+                  name=op.name)[0]
+    _epilogue(rw, chain, acc, 1, mult, out, total, False)
+    return True

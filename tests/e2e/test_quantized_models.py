@@ -1,0 +1,79 @@
+"""The quantised model set (onnxruntime's static QDQ per-channel int8) compiled for the host
+and for rpi4 under qemu: outputs within one unit of their quantisation scale of onnxruntime's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import deepc
+from deepc.frontends import load
+from deepc.runtime.inputs import random_inputs
+from tests.conftest import MODELS_DIR
+from tests.e2e.quantized import QUANTIZED_MODELS, quantized_model
+from tests.helpers import run_ort
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+
+def quantized(name: str) -> Path:
+    if not (MODELS_DIR / f"{name}.onnx").exists():
+        pytest.skip(f"{MODELS_DIR / name}.onnx not present: the shared models live in "
+                    "../shared/models")
+    return quantized_model(name)
+
+
+def output_units(model: onnx.ModelProto) -> dict[str, float]:
+    """Each output's quantisation scale: the scale of the DequantizeLinear that makes it, or
+    of the QuantizeLinear that feeds the float ops after it (squeezenet ends in a pool)."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    units = {}
+    for out in model.graph.output:
+        node = producer[out.name]
+        while node.op_type != "DequantizeLinear":
+            node = producer[node.input[0]]
+        units[out.name] = float(inits[node.input[1]].max())
+    return units
+
+
+def assert_within_one_unit(path: Path, got: dict[str, np.ndarray],
+                           feeds: dict[str, np.ndarray]) -> None:
+    model = onnx.load(str(path))
+    want = run_ort(model, feeds)
+    for (name, unit), expected in zip(output_units(model).items(), want):
+        diff = np.abs(got[name].astype(np.float64) - expected)
+        assert diff.max() <= unit * 1.0001, f"{name}: {diff.max() / unit:.2f} units off"
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(
+        strict=True, reason="2 units off: its float LayerNorm/Softmax/GELU and the DQ->Add->Q "
+        "bias adds between QDQ pairs round differently from onnxruntime's QLinearAdd path"))
+    if n == "encoder" else n for n in QUANTIZED_MODELS])
+def test_quantized_model_matches_onnxruntime(name: str, tmp_path: Path) -> None:
+    path = quantized(name)
+    feeds = random_inputs(load(path), seed=1234)
+    compiled = deepc.compile(path, "host", opt_level=3)
+    got = deepc.load(compiled.save(tmp_path / f"{name}.tar")).run(feeds)
+    assert "requantize" in {n.op for n in compiled.graph.nodes} | {
+        op for n in compiled.graph.nodes for op in str(n.attrs).split("'") if op == "requantize"}
+    assert_within_one_unit(path, got, feeds)
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("name", ["squeezenet1_1"])
+def test_quantized_model_on_rpi4_under_emulation(name: str, tmp_path: Path) -> None:
+    """The Pi 4's A72 has no dot product: the widening int32 kernels, run under qemu."""
+    from tests.e2e.test_cross import cross_target
+
+    target = cross_target("rpi4")
+    path = quantized(name)
+    feeds = random_inputs(load(path), seed=77)
+    model = deepc.load(deepc.compile(path, target, opt_level=3).save(tmp_path / "rpi4.tar"))
+    assert model.emulated
+    assert_within_one_unit(path, model.run(feeds), feeds)

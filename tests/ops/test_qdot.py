@@ -1,0 +1,92 @@
+"""The int8 word ops (pack_windows, pack_rows, dot4_matmul): references against plain numpy
+int64 arithmetic, and compiled by the LLVM backend (vpdpbusd where the host has it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepc.compiler.jit_graph import run_graph_jit
+from deepc.frontends.builder import GraphBuilder
+from deepc.ir.types import TensorType
+from deepc.ops.interpreter import run_graph
+from deepc.target import load_target
+
+rng = np.random.default_rng(11)
+HOST_VNNI = "avx512_vnni" in load_target("host").dot_intrinsics
+DOTS = ["", "sdot", "vnni"]  # sdot's instruction is ARM's: on x86 the JIT must not pick it
+
+
+def _graph(op: str, inputs: dict[str, np.ndarray], attrs: dict, consts: dict | None = None):
+    b = GraphBuilder(op)
+    names = [b.add_input(k, TensorType.of(v)) for k, v in inputs.items()]
+    names += [b.add_constant(v, k) for k, v in (consts or {}).items()]
+    b.outputs = [b.emit(op, names, attrs, fold=False)[0]]
+    return b.build()
+
+
+def _im2col(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int) -> np.ndarray:
+    """[(c, kh, kw), P] of x's unsigned bytes, by loops."""
+    u = x.astype(np.int64) + (128 if x.dtype == np.int8 else 0)
+    _, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    out = np.full((c, k, k, oh, ow), pad_value, np.int64)
+    for i in range(oh):
+        for j in range(ow):
+            for a in range(k):
+                for b in range(k):
+                    y, z = i * stride + a - pad, j * stride + b - pad
+                    if 0 <= y < h and 0 <= z < w:
+                        out[:, a, b, i, j] = u[0, :, y, z]
+    return out.reshape(c * k * k, oh * ow)
+
+
+def _unwords(words: np.ndarray, axis: int) -> np.ndarray:
+    """Words along `axis` back to their unsigned bytes along it."""
+    moved = np.ascontiguousarray(np.moveaxis(words.astype(np.int32), axis, -1))
+    return np.moveaxis(moved.view(np.uint8).astype(np.int64), -1, axis)
+
+
+@pytest.mark.parametrize("pixel_major", [0, 1])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("run", [run_graph, run_graph_jit], ids=["reference", "compiled"])
+def test_pack_windows(run, dtype, pixel_major):
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, (1, 5, 7, 6)).astype(dtype)  # 45 entries: padded
+    attrs = {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1),
+             "dilations": (1, 1), "pad_value": 77, "pixel_major": pixel_major}
+    graph = _graph("pack_windows", {"x": x}, attrs)
+    got = run(graph, {"x": x})[graph.outputs[0]]
+    bytes_ = _unwords(got, 1 if pixel_major else 0)
+    if pixel_major:
+        bytes_ = bytes_.T
+    want = _im2col(x, 3, 2, 1, 77)
+    np.testing.assert_array_equal(bytes_[:45], want)
+    assert not bytes_[45:].any()  # the last word's unused bytes are zero
+
+
+@pytest.mark.parametrize("dot", DOTS)
+@pytest.mark.parametrize("unsigned", [0, 1])
+@pytest.mark.parametrize("run", [run_graph, run_graph_jit], ids=["reference", "compiled"])
+def test_dot4_matmul(run, unsigned, dot):
+    if run is run_graph_jit and (dot == "sdot" or (dot == "vnni" and not HOST_VNNI)):
+        pytest.skip(f"the host cannot run {dot} instructions")
+    m, k, n = 5, 9, 37  # 37 columns: full vectors and a tail
+    u8 = rng.integers(0, 256, (m, 4 * k) if not unsigned else (4 * k, n)).astype(np.uint8)
+    s8 = rng.integers(-128, 128, (4 * k, n) if not unsigned else (m, 4 * k)).astype(np.int8)
+    words = {"a": u8 if not unsigned else s8, "b": s8 if not unsigned else u8}
+    packed = {"a": np.ascontiguousarray(words["a"]).view("<i4"),
+              "b": np.ascontiguousarray(words["b"].T).view("<i4").T.copy()}
+    graph = _graph("dot4_matmul", packed, {"dot": dot, "unsigned": unsigned})
+    got = run(graph, packed)[graph.outputs[0]]
+    want = words["a"].astype(np.int64) @ words["b"].astype(np.int64)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("run", [run_graph, run_graph_jit], ids=["reference", "compiled"])
+def test_pack_rows(run):
+    x = rng.integers(-128, 128, (3, 10)).astype(np.int8)
+    graph = _graph("pack_rows", {"x": x}, {})
+    got = _unwords(run(graph, {"x": x})[graph.outputs[0]], 1)
+    np.testing.assert_array_equal(got[:, :10], x.astype(np.int64) + 128)
+    assert not got[:, 10:].any()

@@ -1,0 +1,214 @@
+"""fold_qdq: QDQ conv/matmul/gemm chains become int32 ops + requantize, and the integer
+results equal onnxruntime's (which runs such chains as QLinearConv/QLinearMatMul/QGemm)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from deepc.frontends.onnx import convert
+from deepc.ops.interpreter import run_graph
+from deepc.passes import PASSES, PassContext
+from deepc.passes.verify import verify_graph
+from tests.helpers import run_ort
+
+RNG = np.random.default_rng(5)
+SX, ZX = np.float32(0.031), np.uint8(117)
+SY, ZY = np.float32(0.047), np.uint8(3)
+
+
+def _qdq_model(kind: str, relu: bool | str, pixels: int = 9) -> tuple[onnx.ModelProto,
+                                                                 dict[str, np.ndarray]]:
+    """x -> Q -> DQ -> {conv | matmul | gemm}(DQ(w int8 per channel), DQ(bias int32)) ->
+    [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it."""
+    if kind == "conv":
+        x_shape, w_shape, axis = (1, 8, pixels, pixels), (16, 8, 3, 3), 0
+        kw = {"pads": [1, 1, 1, 1]}
+    elif kind == "matmul":  # `pixels` stands for the output columns
+        x_shape, w_shape, axis, kw = (2, 5, 12), (12, pixels - 2), 1, {}
+    else:
+        x_shape, w_shape, axis, kw = (5, 12), (pixels - 2, 12), 0, {"transB": 1}
+    channels = w_shape[axis]
+    sw = (RNG.random(channels) * 0.01 + 0.002).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(SX, "sx"), numpy_helper.from_array(ZX, "zx"),
+        numpy_helper.from_array(SY, "sy"), numpy_helper.from_array(ZY, "zy"),
+        numpy_helper.from_array(RNG.integers(-127, 128, w_shape).astype(np.int8), "wq"),
+        numpy_helper.from_array(sw, "sw"),
+        numpy_helper.from_array(np.zeros(channels, np.int8), "zw"),
+        numpy_helper.from_array(RNG.integers(-3000, 3000, channels).astype(np.int32), "bq"),
+        numpy_helper.from_array(SX * sw, "sb"),
+        numpy_helper.from_array(np.zeros(channels, np.int32), "zb"),
+        numpy_helper.from_array(np.float32(-0.5), "lo"),  # a Clip (ReLU6-like): its bounds
+        numpy_helper.from_array(np.float32(3.0), "hi"),   # become requantize min/max
+    ]
+    op = {"conv": "Conv", "matmul": "MatMul", "gemm": "Gemm"}[kind]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=axis),
+        helper.make_node("DequantizeLinear", ["bq", "sb", "zb"], ["bd"], axis=0),
+        helper.make_node(op, ["xd", "wd"] + ([] if kind == "matmul" else ["bd"]), ["acc"], **kw),
+        *([helper.make_node("Relu", ["acc"], ["r"])] if relu is True else
+          [helper.make_node("Clip", ["acc", "lo", "hi"], ["r"])] if relu == "clip" else []),
+        helper.make_node("QuantizeLinear", ["r" if relu else "acc", "sy", "zy"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, kind, [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model, {"x": (RNG.standard_normal(x_shape) * 2).astype(np.float32)}
+
+
+@pytest.mark.parametrize("relu", [False, True, "clip"])
+@pytest.mark.parametrize("kind", ["conv", "matmul", "gemm"])
+def test_fold_qdq_matches_onnxruntime_exactly(kind: str, relu: bool | str) -> None:
+    model, feeds = _qdq_model(kind, relu)
+    graph = convert(model, {"x": feeds["x"].shape})
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext()))
+    ops = [n.op for n in folded.nodes]
+    assert "requantize" in ops and "relu" not in ops and "clip" not in ops
+    # a conv this small sums below 2**24: float32 holds its integers exactly
+    exact = "float32" if kind == "conv" else "int32"
+    assert {folded.types[i].dtype for n in folded.nodes if n.op == kind for i in n.inputs} \
+        == {exact}
+    want = run_ort(model, feeds)[0]
+    got = run_graph(folded, feeds)["y"]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_fold_qdq_leaves_float_bias_it_cannot_recover() -> None:
+    """A float bias that is no int32 multiple of sx * sw keeps the chain in float."""
+    model, feeds = _qdq_model("gemm", False)
+    bias = next(t for t in model.graph.node if t.output[0] == "bd")
+    model.graph.node.remove(bias)
+    model.graph.initializer.append(numpy_helper.from_array(
+        np.full(7, 0.1234567, np.float32), "bd"))
+    graph = convert(model, {"x": feeds["x"].shape})
+    folded = PASSES["fold_qdq"](graph, PassContext())
+    assert "requantize" not in [n.op for n in folded.nodes]
+
+
+@pytest.mark.parametrize("kind", ["conv", "matmul", "gemm"])
+def test_folded_chains_compile_to_the_same_integers(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through the -O3 pipeline (fusion, layouts) and the LLVM backend, for the host."""
+    import deepc
+
+    model, feeds = _qdq_model(kind, True)
+    path = tmp_path / f"{kind}.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "host")
+    assert "requantize" in [n.op for n in compiled.graph.nodes] or \
+        any("requantize" in str(n.attrs) for n in compiled.graph.nodes)
+    got = deepc.load(compiled.save(tmp_path / f"{kind}.tar")).run(feeds)["y"]
+    np.testing.assert_array_equal(got, run_ort(model, feeds)[0])
+
+
+@pytest.mark.parametrize("pixels", [9, 8])  # 81 pixels: lanes over channels; 64: over pixels
+@pytest.mark.parametrize("relu", [False, True, "clip"])
+def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool | str, pixels: int,
+                                                      tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On a target declaring a dot-product instruction the conv becomes im2col words x
+    weight words with the zero point in the bias; compiled for the host, the same integers."""
+    import deepc
+    from deepc.target import load_target
+
+    model, feeds = _qdq_model("conv", relu, pixels)
+    graph = convert(model, {"x": feeds["x"].shape})
+    target = load_target("rpi5")  # declares sdot; the graph is the same for vnni
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
+    ops = [n.op for n in folded.nodes]
+    assert {"pack_windows", "dot4_matmul", "requantize"} <= set(ops) and "conv" not in ops
+    assert ("transpose" in ops) == (pixels == 9)
+    want = run_ort(model, feeds)[0]
+    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
+    path = tmp_path / "conv.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "host")
+    np.testing.assert_array_equal(
+        deepc.load(compiled.save(tmp_path / "conv.tar")).run(feeds)["y"], want)
+
+
+@pytest.mark.parametrize("columns", [16, 21])  # 21: a 5-lane tail widens and multiplies
+@pytest.mark.parametrize("kind", ["matmul", "gemm"])
+def test_dot_product_matmul_matches_onnxruntime_exactly(kind: str, columns: int,
+                                                        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Rows of x as words times weight words, lanes over the output columns."""
+    import deepc
+    from deepc.target import load_target
+
+    model, feeds = _qdq_model(kind, True, columns + 2)
+    graph = convert(model, {"x": feeds["x"].shape})
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=load_target("rpi5"))))
+    assert {"pack_rows", "dot4_matmul"} <= {n.op for n in folded.nodes}
+    want = run_ort(model, feeds)[0]
+    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
+    path = tmp_path / "mm.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "host")
+    np.testing.assert_array_equal(
+        deepc.load(compiled.save(tmp_path / "mm.tar")).run(feeds)["y"], want)
+
+
+@pytest.mark.parametrize(("target", "instruction"), [
+    ("host", r"vpdpbusd\s+%zmm"), ("rpi5", r"sdot\s+v\d+\.4s"),
+    ("rpi4", r"(mla|mul)\s+v\d+\.4s")])
+def test_dot_product_instruction_in_the_hot_loop(target: str, instruction: str,
+                                                 tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`inspect-ir --stage asm`: the GEMM kernel uses the target's dot-product instruction
+    (rpi4 has none: it widens and multiplies)."""
+    from deepc.compiler.inspect import kernel_texts
+    from deepc.target import load_target
+
+    loaded = load_target(target)
+    if target == "host" and "avx512_vnni" not in loaded.dot_intrinsics:
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    model, feeds = _qdq_model("conv", True, 8)
+    graph = convert(model, {"x": feeds["x"].shape})
+    texts = kernel_texts(graph, loaded, "asm", opt_level=3)
+    gemm = [asm for name, asm in texts.items() if "dot4_matmul" in name or "conv" in name]
+    assert gemm and all(re.search(instruction, asm) for asm in gemm), texts.keys()
+    assert target != "rpi4" or not any("sdot" in asm for asm in gemm)
+
+
+@pytest.mark.parametrize("act", ["Relu", "Clip"])
+def test_activation_between_qdq_pairs_of_one_scale_clamps_integers(act: str) -> None:
+    """Q(act(DQ(x))) at x's own scale and zero point: a clip of the uint8 values."""
+    inits = [numpy_helper.from_array(SX, "s"), numpy_helper.from_array(ZX, "z"),
+             numpy_helper.from_array(np.float32(0.0), "lo"),
+             numpy_helper.from_array(np.float32(2.5), "hi")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node(act, ["xd", "lo", "hi"] if act == "Clip" else ["xd"], ["a"]),
+             helper.make_node("QuantizeLinear", ["a", "s", "z"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "s", "z"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "act", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, (4, 50))],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": (RNG.standard_normal((4, 50)) * 3).astype(np.float32)}
+    folded = PASSES["fold_qdq"](convert(model, {"x": (4, 50)}), PassContext())
+    clips = [n for n in folded.nodes if n.op == "clip"]
+    assert len(clips) == 1 and folded.types[clips[0].inputs[0]].dtype == "uint8"
+    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], run_ort(model, feeds)[0])
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("kind", ["conv", "matmul"])
+def test_sdot_kernels_run_exactly_under_emulation(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The rpi5 bundle (sdot, with the unsigned-byte correction) under qemu's Cortex-A76."""
+    import deepc
+    from tests.e2e.test_cross import cross_target
+
+    target = cross_target("rpi5")
+    model, feeds = _qdq_model(kind, True, 8 if kind == "conv" else 18)
+    path = tmp_path / f"{kind}.onnx"
+    onnx.save(model, str(path))
+    bundle = deepc.load(deepc.compile(path, target).save(tmp_path / f"{kind}.tar"))
+    assert bundle.emulated
+    np.testing.assert_array_equal(bundle.run(feeds)["y"], run_ort(model, feeds)[0])
