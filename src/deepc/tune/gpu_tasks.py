@@ -17,9 +17,9 @@ from deepc.lowering.kernels import Kernel
 from deepc.schedule.gpu import Stage, split_stages, stage_prefix
 from deepc.schedule.gpu_gemm_knobs import tile_from_knobs, tile_knobs
 from deepc.schedule.gpu_gemm_match import GemmParts, choose_tile, match_gemm, tiles
-from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
 from deepc.target.spec import Target
+from deepc.tune.tasks import by_workload
 
 # the values tried per knob (the target's limits and the product's shape reject some)
 AXES: dict[str, list[Any]] = {
@@ -106,35 +106,32 @@ def extract_gpu_tasks(kernels: list[Kernel], target: Target, dialect: Dialect,
                       tf32: bool) -> list[GpuTask]:
     """The distinct workloads of a model's kernels that have a matrix-product stage (the
     only GPU stages with knobs), in first-use order."""
-    fingerprint = target.fingerprint()
-    tasks: dict[str, GpuTask] = {}
-    for k in kernels:
-        key = Workload.of(k.func, k.ops, fingerprint).key
-        if key in tasks:
-            tasks[key].count += 1
-            continue
-        func = verify_func(k.func)
-        stmts, _ = split_stages(func)
-        gemms = {}
-        for n, body in enumerate(stmts):
-            parts = match_gemm(PrimFunc(func.name, func.params, body, dict(func.attrs)))
-            if parts is not None:
-                gemms[stage_prefix(n, len(stmts))] = parts
-        if not gemms:
-            continue
-        main = max(gemms, key=lambda p: gemms[p].m * gemms[p].n * gemms[p].k)
-        parts = gemms[main]
-        default: dict[str, Any] = {}
-        for prefix, pp in gemms.items():
-            tile = choose_tile(pp, target, tf32)
-            default |= {f"{prefix}{n}": v for n, v in tile_knobs(tile).items()}
-        features = [math.log2(parts.m), math.log2(parts.n), math.log2(parts.k),
-                    float(len(stmts))]
-        task = GpuTask(key, k.name, tuple(k.ops), func, 1, Schedule([], default), features,
-                       main, k, target, dialect, tf32, gemms)
-        try:
-            task.default = task.schedule(default)
-        except ScheduleError:
-            continue  # a default tile the knob rules refuse: nothing safe to search from
-        tasks[key] = task
-    return list(tasks.values())
+    return by_workload(kernels, target, lambda key, k: _gpu_task(key, k, target, dialect, tf32))
+
+
+def _gpu_task(key: str, k: Kernel, target: Target, dialect: Dialect,
+              tf32: bool) -> GpuTask | None:
+    func = verify_func(k.func)
+    stmts, _ = split_stages(func)
+    gemms = {}
+    for n, body in enumerate(stmts):
+        parts = match_gemm(PrimFunc(func.name, func.params, body, dict(func.attrs)))
+        if parts is not None:
+            gemms[stage_prefix(n, len(stmts))] = parts
+    if not gemms:
+        return None
+    main = max(gemms, key=lambda p: gemms[p].m * gemms[p].n * gemms[p].k)
+    parts = gemms[main]
+    default: dict[str, Any] = {}
+    for prefix, pp in gemms.items():
+        tile = choose_tile(pp, target, tf32)
+        default |= {f"{prefix}{n}": v for n, v in tile_knobs(tile).items()}
+    features = [math.log2(parts.m), math.log2(parts.n), math.log2(parts.k),
+                float(len(stmts))]
+    task = GpuTask(key, k.name, tuple(k.ops), func, 1, Schedule([], default), features,
+                   main, k, target, dialect, tf32, gemms)
+    try:
+        task.default = task.schedule(default)
+    except ScheduleError:
+        return None  # a default tile the knob rules refuse: nothing safe to search from
+    return task

@@ -4,8 +4,9 @@ loop features the cost model reads."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from deepc.ir.loop import PrimFunc
 from deepc.ir.loop_verify import verify_func
@@ -50,25 +51,43 @@ class Task:
         return knob_features(knobs, self.main, self.machine.lanes("float32"))
 
 
-def extract_tasks(kernels: list[Kernel], target: Any) -> list[Task]:
-    """The distinct workloads of a model's kernels, in first-use order."""
-    machine = CpuMachine.of(target)
+class _Counted(Protocol):
+    count: int
+
+
+T = TypeVar("T", bound=_Counted)
+
+
+def by_workload(kernels: list[Kernel], target: Any,
+                make: Callable[[str, Kernel], T | None]) -> list[T]:
+    """One task per distinct workload of `kernels`, in first-use order, made by `make(key,
+    kernel)` (None: not a task); a workload met again counts once more."""
     fingerprint = target.fingerprint()
-    tasks: dict[str, Task] = {}
+    tasks: dict[str, T] = {}
     for k in kernels:
         key = Workload.of(k.func, k.ops, fingerprint).key
         if key in tasks:
             tasks[key].count += 1
-            continue
-        func = verify_func(k.func)
-        nests = top_level_nests(func.body)
-        works = [work(n) for n in nests] or [1]
-        main = nests[works.index(max(works))].var.name + "." if len(nests) > 1 else ""
-        features = [math.log2(sum(works)), float(len(nests)), float(len(func.params)),
-                    *_extents(nests[works.index(max(works))] if nests else None)]
-        tasks[key] = Task(key, k.name, tuple(k.ops), func, 1,
-                          default_schedule(func, machine), features, main, machine)
+        elif (task := make(key, k)) is not None:
+            tasks[key] = task
     return list(tasks.values())
+
+
+def extract_tasks(kernels: list[Kernel], target: Any) -> list[Task]:
+    """The distinct workloads of a model's kernels, in first-use order."""
+    machine = CpuMachine.of(target)
+    return by_workload(kernels, target, lambda key, k: _cpu_task(key, k, machine))
+
+
+def _cpu_task(key: str, k: Kernel, machine: CpuMachine) -> Task:
+    func = verify_func(k.func)
+    nests = top_level_nests(func.body)
+    works = [work(n) for n in nests] or [1]
+    main = nests[works.index(max(works))].var.name + "." if len(nests) > 1 else ""
+    features = [math.log2(sum(works)), float(len(nests)), float(len(func.params)),
+                *_extents(nests[works.index(max(works))] if nests else None)]
+    return Task(key, k.name, tuple(k.ops), func, 1,
+                default_schedule(func, machine), features, main, machine)
 
 
 def _extents(nest: Any, depth: int = 5) -> list[float]:
