@@ -4,6 +4,7 @@ knob space and ranked by the cost model, each measured, checked and logged as it
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -63,7 +64,7 @@ class TaskResult:
     default_cost: float | None = None
     best_cost: float | None = None
     best_knobs: dict[str, Any] = field(default_factory=dict)
-    trials: int = 0  # candidates measured in this run (the default included)
+    trials: int = 0  # candidates tried in this run, one log row each (the default included)
     errors: int = 0  # of those, failed or rejected
 
     @property
@@ -83,9 +84,12 @@ class TuneSummary:
 
     @property
     def speedup(self) -> float:
-        """The model's estimated speed-up: its kernels' default time over their best."""
+        """The model's estimated speed-up: its kernels' default time over their best. The
+        default is a candidate, so no task's best is above it: a best timed (by median, in the
+        confirming rounds) above the default's first time is the default's own noise."""
         before = sum(t.weight for t in self.tasks)
-        after = sum(t.count * (t.best_cost or t.default_cost or 0.0) for t in self.tasks)
+        after = sum(t.count * min(t.best_cost or math.inf, t.default_cost or 0.0)
+                    for t in self.tasks)
         return before / after if after > 0 else 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,6 +236,7 @@ class _Search:
             old = tried[knobs_key(canonical)]
             self.log.append(TuneRecord(task.key, self.log.fingerprint, task.kernel, index,
                                        knobs, old.cost, old.error or "duplicate"))
+            res.trials += 1  # a row of the log like any other (its cost is the original's)
             return True
         m = self._run(task, canonical, sch.to_list(), res)
         self._record(task, index, canonical, m, res)
