@@ -4,7 +4,6 @@ knob space and ranked by the cost model, each measured, checked and logged as it
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable
@@ -84,12 +83,9 @@ class TuneSummary:
 
     @property
     def speedup(self) -> float:
-        """The model's estimated speed-up: its kernels' default time over their best. The
-        default is a candidate, so no task's best is above it: a best timed (by median, in the
-        confirming rounds) above the default's first time is the default's own noise."""
+        """The model's estimated speed-up: its kernels' default time over their best."""
         before = sum(t.weight for t in self.tasks)
-        after = sum(t.count * min(t.best_cost or math.inf, t.default_cost or 0.0)
-                    for t in self.tasks)
+        after = sum(t.count * (t.best_cost or t.default_cost or 0.0) for t in self.tasks)
         return before / after if after > 0 else 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,6 +255,8 @@ class _Search:
         best = best_records(list(self.log), self.log.fingerprint).get(task.key)
         res.best_knobs = best.knobs if best else default
         res.best_cost = best.cost if best else None
+        if best:  # both medians of the same rounds: the best is below the default's by rule
+            res.default_cost = best.default_cost
 
     def _choose(self, task: Task, pool: list[dict[str, Any]]) -> dict[str, Any]:
         predicted = self.model.predict([self.features(task, k) for k in pool])
