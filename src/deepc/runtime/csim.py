@@ -16,6 +16,7 @@ from deepc.cache import atomic_output, cache_dir
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.ap_types import ap_types_dir
 from deepc.runtime.bundle import BundleContents
+from deepc.runtime.library import Library
 from deepc.runtime.model import Model
 
 CXXFLAGS = ("-std=c++14", "-O2", "-Wno-unknown-pragmas", "-Wno-uninitialized",
@@ -46,12 +47,11 @@ def build_csim(root: Path, hls: dict[str, Any]) -> Path:
     return binary
 
 
-class CsimLibrary:
+class CsimLibrary(Library):
     """The NativeLibrary interface over the csim binary (one process per run)."""
 
     emulated = True
     estimated = True  # time_runs reports the schedule's estimate
-    num_threads = 1
 
     def __init__(self, bundle: BundleContents):
         self.bundle = bundle

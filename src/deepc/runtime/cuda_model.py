@@ -19,6 +19,7 @@ import numpy as np
 
 from deepc.errors import DeepcError
 from deepc.runtime.bundle import BundleContents, read_bundle
+from deepc.runtime.library import Library
 from deepc.runtime.model import Model
 
 
@@ -72,13 +73,8 @@ class _Graph:
             raise RuntimeError(f"CUDA graph {what} failed (CUresult {status})")
 
 
-class CudaLibrary:
+class CudaLibrary(Library):
     """The device side of a CUDA bundle, with the interface Model expects of a library."""
-
-    emulated = False
-    estimated = False  # time_runs measures (csim.py's reports an estimate)
-    emulator_text: str | None = None
-    num_threads = 1
 
     def __init__(self, bundle: BundleContents):
         cuda = self.cuda = cuda_driver()

@@ -21,6 +21,7 @@ import numpy as np
 
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.bundle import BundleContents
+from deepc.runtime.library import Library
 from deepc.runtime.native import run_failed
 
 _RUN_LINE = re.compile(r"^run \d+ ([0-9.eE+-]+) ms$", re.M)
@@ -61,12 +62,11 @@ def byte_order(triple: str) -> str:
     return ">" if arch.endswith(("eb", "_be")) else "<"
 
 
-class EmulatedLibrary:
+class EmulatedLibrary(Library):
     """A bundle's model run through bin/run_model under the target's emulator, one process a
     run (so runs may overlap: each has its own files and workspace)."""
 
     emulated = True
-    estimated = False  # time_runs measures (csim.py's reports an estimate)
 
     def __init__(self, bundle: BundleContents, runner: str):
         self.bundle = bundle

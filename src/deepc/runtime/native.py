@@ -11,6 +11,7 @@ import numpy as np
 
 from deepc.errors import BundleError, DeepcError
 from deepc.runtime.bundle import BundleContents
+from deepc.runtime.library import Library
 from deepc.runtime.memory import ALIGN, aligned_empty
 from deepc.runtime.timing import time_calls
 
@@ -20,13 +21,9 @@ def run_failed(source: Path, rc: int) -> DeepcError:
                       " it with the bundle attached")
 
 
-class NativeLibrary:
+class NativeLibrary(Library):
     """lib/model.so loaded with ctypes: `deepc_run` gets the params (mapped from params.bin)
     and one workspace allocated here; runs are serialised by a lock as they share it."""
-
-    emulated = False
-    estimated = False  # time_runs measures (csim.py's reports an estimate)
-    emulator_text: str | None = None
 
     def __init__(self, bundle: BundleContents):
         self.bundle = bundle

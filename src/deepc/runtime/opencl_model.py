@@ -20,6 +20,7 @@ import numpy as np
 from deepc.cache import cache_dir
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.bundle import BundleContents, read_bundle
+from deepc.runtime.library import Library
 from deepc.runtime.model import Model
 from deepc.runtime.timing import time_calls
 
@@ -111,13 +112,8 @@ def build_program(cl: Any, context: Any, device: Any, source: str) -> Any:
                              f" {device.name.strip()}: {first[:300]}") from None
 
 
-class OpenCLLibrary:
+class OpenCLLibrary(Library):
     """The device side of an OpenCL bundle, with the interface Model expects of a library."""
-
-    emulated = False
-    estimated = False  # time_runs measures (csim.py's reports an estimate)
-    emulator_text: str | None = None
-    num_threads = 1
 
     def __init__(self, bundle: BundleContents):
         cl = self.cl = _opencl()

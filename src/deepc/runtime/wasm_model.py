@@ -22,6 +22,7 @@ import numpy as np
 from deepc.cache import cache_dir
 from deepc.errors import DeepcError, ToolchainError
 from deepc.runtime.bundle import BundleContents, read_bundle
+from deepc.runtime.library import Library
 from deepc.runtime.model import Model
 from deepc.runtime.wasm_assets import DRIVER
 
@@ -72,13 +73,8 @@ class Peer:
     npm_dir: Path
 
 
-class WasmLibrary:
+class WasmLibrary(Library):
     """The bundle's model in a Node process a call; the interface Model expects."""
-
-    emulated = False
-    estimated = False  # time_runs measures (csim.py's reports an estimate)
-    emulator_text: str | None = None
-    num_threads = 1  # wasm32-simd modules are single-threaded
 
     def __init__(self, bundle: BundleContents):
         self.bundle = bundle
