@@ -11,11 +11,21 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from deepc.ir.expr import DOT_FUNCS, Binary, Call
+
 I8, I32 = ir.IntType(8), ir.IntType(32)
 # vpdpbusd widths: 512-bit with AVX-512 VNNI, 256/128-bit with it and AVX-512VL
 _VNNI = {16: "llvm.x86.avx512.vpdpbusd.512", 8: "llvm.x86.avx512.vpdpbusd.256",
          4: "llvm.x86.avx512.vpdpbusd.128"}
 _SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
+
+
+def dot_term(e: Binary) -> Call | None:
+    """The dot product one side of an addition is (its other side the accumulator)."""
+    for x in (e.a, e.b):
+        if isinstance(x, Call) and x.func in DOT_FUNCS:
+            return x
+    return None
 
 
 def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:

@@ -20,7 +20,7 @@ from deepc.backends.llvm.analysis import (
     non_negative,
     unsafe_to_speculate,
 )
-from deepc.backends.llvm.dot import emit_dot4
+from deepc.backends.llvm.dot import dot_term, emit_dot4
 from deepc.backends.llvm.memory_values import MemoryValues
 from deepc.backends.llvm.types import (
     I1,
@@ -49,13 +49,6 @@ _INTRINSIC_MATH = {"exp", "log", "sqrt", "sin", "cos", "floor", "ceil", "trunc",
                    "exp2", "log2"}
 _LIBM = {"tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
 _FP_FLAGS = ("contract", "reassoc")  # reassoc lets LLVM vectorize scalar sums
-
-
-def _dot_operand(e: Binary) -> Call | None:
-    for x in (e.a, e.b):
-        if isinstance(x, Call) and x.func in DOT_FUNCS:
-            return x
-    return None
 
 
 class ExprEmitter(MemoryValues):
@@ -138,7 +131,7 @@ class ExprEmitter(MemoryValues):
         raise TypeError(f"cannot emit {type(e).__name__}")
 
     def emit_binary(self, e: Binary) -> ir.Value:
-        if e.op == "add" and (dot := _dot_operand(e)) is not None:
+        if e.op == "add" and (dot := dot_term(e)) is not None:
             return self.emit_dot(dot, e.b if dot is e.a else e.a)
         if e.dtype == "float32" and (s := fastmath.sigmoid_operand(e)) is not None:
             return fastmath.sigmoid_f32(self.builder, self.emit(s), self.intrinsic_n)
