@@ -32,14 +32,14 @@ def _small_gpu(sms: int = 1):  # type: ignore[no-untyped-def]
     return replace(target, gpu=replace(target.gpu, sm_count=sms))
 
 
-def _conv_graph(rng, oc: int, group: int = 1, ic: int = 16):  # type: ignore[no-untyped-def]
+def _conv_graph(rng, oc: int, group: int = 1, ic: int = 16, hw: int = 12):  # type: ignore[no-untyped-def]
     from onnx import helper
 
     w = rng.standard_normal((oc, ic // group, 3, 3)).astype(np.float32)
     b = rng.standard_normal(oc).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], group=group),
              helper.make_node("Relu", ["c"], ["y"])]
-    return _graph(nodes, (2, ic, 12, 12), {"w": w, "b": b})
+    return _graph(nodes, (2, ic, hw, hw), {"w": w, "b": b})
 
 
 def _notes(records: dict) -> str:
@@ -258,3 +258,40 @@ def test_tf32_tile_policy_on_resnet18_shapes() -> None:
                    (1568, 512, 4608): (128, 64, 32, 3), (1568, 512, 256): (64, 64, 16, 1),
                    # batch 1: too few tiles, split until one wave is full (K chunks >= 32)
                    (49, 512, 4608): (64, 64, 16, 58), (3136, 64, 576): (64, 64, 16, 9)}
+
+
+@needs_gxx
+def test_narrow_tf32_tiles_match_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """24 output channels under a 64-wide mma tile (the narrow rule below): the columns past
+    N are computed from clamped weights and never stored."""
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(24)
+    graph = _conv_graph(rng, 24, ic=16, hw=16)
+    x = rng.standard_normal((2, 16, 16, 16)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
+    assert "tile 64x64x16 mma.m16n8k8.tf32" in _notes(records)
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-2, atol=2e-2)
+
+def test_narrow_products_with_many_tiles_are_tiled() -> None:
+    """A product narrower than the tile (N = 24 or 32 under bn = 64) is tiled when its tiles
+    fill several waves and K gives several k-steps (MobileNet-V2's projections at batch 32);
+    at batch 1 (too few tiles) and over a first conv's K = 27 it stays one output per thread.
+    In fp32 the 128x32 SIMT tile covers N = 24 and 32; N = 40 takes the 64x64 one."""
+    from deepc.schedule.gpu_gemm_match import choose_tile
+
+    class Parts:
+        def __init__(self, m: int, n: int, k: int) -> None:
+            self.m, self.n, self.k = m, n, k
+
+    target = load_target("cuda-sm90")
+    pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
+            for shape in ((100352, 24, 96), (100352, 24, 144), (25088, 32, 192),
+                          (401408, 32, 27), (3136, 24, 96), (100352, 16, 96))}
+    got = {s: (t.bm, t.bn, t.mma) for s, t in pick.items() if t is not None}
+    assert got == {(100352, 24, 96): (64, 64, True), (100352, 24, 144): (64, 64, True),
+                   (25088, 32, 192): (64, 64, True)}
+    fp32 = choose_tile(Parts(25088, 40, 480), target, False)  # type: ignore[arg-type]
+    assert fp32 is not None and (fp32.bm, fp32.bn, fp32.mma) == (64, 64, False)
+    assert choose_tile(Parts(3136, 40, 480), target, False) is None  # type: ignore[arg-type]

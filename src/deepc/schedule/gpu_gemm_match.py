@@ -215,6 +215,23 @@ def _fits(parts: GemmParts, bm: int, bn: int, sms: int) -> bool:
     return blocks * bm * bn <= 1.35 * parts.m * parts.n and blocks >= sms
 
 
+# Edge waste a tile may carry when the product is narrower than the tile (N below bn) but
+# long enough for many waves of blocks: measured by `deepc tune` on an H100 at batch 32
+# (TF32), MobileNet-V2's 24- and 32-channel projections (M = 401408) ran 2.2x and 1.6x faster
+# as 64x64 tiles (waste 2.7x and 2x) than one output per thread. Over a short K (the first
+# conv's 27) the tile gained nothing: its loads are not reused over enough k-steps.
+NARROW_WASTE, NARROW_WAVES, NARROW_K_STEPS = 2.7, 2.5, 4
+
+
+def _narrow(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile | None:
+    """`tile` for a product narrower than it whose tiles still fill several waves."""
+    blocks = tile.tiles(parts)
+    if (blocks < sms * NARROW_WAVES or parts.k < NARROW_K_STEPS * tile.bk
+            or blocks * tile.bm * tile.bn > NARROW_WASTE * parts.m * parts.n):
+        return None
+    return tile
+
+
 def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None:
     """The largest tile that still gives every SM a block and wastes little on edges, split
     along K where its tiles alone would not; None when even the smallest, split, leaves SMs
@@ -228,7 +245,7 @@ def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None
         if _fits(parts, big.bm, big.bn, int(sms * _MMA_WAVES)):
             return split_k(big, parts, sms)
         if not _fits(parts, small.bm, small.bn, sms):
-            return fill_split(small, parts, sms)
+            return fill_split(small, parts, sms) or _narrow(small, parts, sms)
         # enough tiles for the small tile: the large one if a split-K fills the GPU with it
         split = split_k(big, parts, sms)
         if split.split > 1 and _fits(parts, big.bm, big.bn, 0):
@@ -238,4 +255,5 @@ def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None
         if _fits(parts, bm, bn, sms * waves):
             return split_k(GemmTile(bm, bn, 8 if bm * bn >= 128 * 128 else 16, 256,
                                     tx=32 if bn == 32 else 16), parts, sms)
-    return fill_split(GemmTile(64, 64, 16, 256), parts, sms)
+    simt = GemmTile(64, 64, 16, 256)
+    return fill_split(simt, parts, sms) or _narrow(simt, parts, sms)
