@@ -32,7 +32,8 @@ def _q(name: str, scale: float, zero: int) -> tuple[list[onnx.NodeProto], list[o
     return nodes, inits
 
 
-def _model(case: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+def _model(case: str, out_scale: float = 0.02) -> tuple[onnx.ModelProto,
+                                                       dict[str, np.ndarray]]:
     inputs = ["a", "b"] if case in ("add", "shuffle") else ["a"]
     nodes, inits = [], []
     for name, (s, z) in zip(inputs, [(0.031, 117), (0.047, 30)]):
@@ -42,6 +43,18 @@ def _model(case: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     if case == "relu_pool":
         nodes += [helper.make_node("Relu", ["a_d"], ["r"]),
                   helper.make_node("MaxPool", ["r"], ["f"], kernel_shape=[3, 3], strides=[2, 2],
+                                   pads=[1, 1, 1, 1])]
+    elif case == "pool_ceil":  # squeezenet's: the last window hangs over the end
+        nodes += [helper.make_node("MaxPool", ["a_d"], ["f"], kernel_shape=[2, 2],
+                                   strides=[2, 2], ceil_mode=1)]
+    elif case == "depthwise":  # mobilenet's stride-2 one: an int32 conv at column stride 1
+        w = RNG.integers(-127, 128, (4, 1, 3, 3)).astype(np.int8)
+        inits += [numpy_helper.from_array(w, "w"),
+                  numpy_helper.from_array((RNG.random(4) * 0.01 + 0.002).astype(np.float32),
+                                          "ws"),
+                  numpy_helper.from_array(np.zeros(4, np.int8), "wz")]
+        nodes += [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+                  helper.make_node("Conv", ["a_d", "wd"], ["f"], group=4, strides=[2, 2],
                                    pads=[1, 1, 1, 1])]
     elif case == "silu":
         nodes += [helper.make_node("Sigmoid", ["a_d"], ["sig"]),
@@ -59,7 +72,7 @@ def _model(case: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
                   helper.make_node("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]),
                   helper.make_node("Reshape", ["t", "s2"], ["r2"]),
                   helper.make_node("Slice", ["r2", "lo", "hi", "ax"], ["f"])]
-    n, i = _q("f", 0.02, 12)
+    n, i = _q("f", out_scale, 12)
     nodes += n
     inits += i
     graph = helper.make_graph(
@@ -79,7 +92,7 @@ def _glued(model: onnx.ModelProto, feeds: dict[str, np.ndarray]):  # type: ignor
 
 
 # onnxruntime's sigmoid is MLAS's rational approximation: one unit off at rare rounding ties
-CASES = {"relu_pool": 0, "silu": 1, "add": 0, "shuffle": 0}
+CASES = {"relu_pool": 0, "pool_ceil": 0, "depthwise": 0, "silu": 1, "add": 0, "shuffle": 0}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -109,3 +122,21 @@ def test_silu_of_one_scale_is_one_table() -> None:
     model, feeds = _model("silu")
     ops = [n.op for n in _glued(model, feeds).nodes]
     assert ops.count("lookup") == 1 and "sigmoid" not in ops and "mul" not in ops
+
+
+@pytest.mark.parametrize(("out_scale", "function"), [(0.0213, "requantize"), (0.02, "lookup")])
+def test_relu_at_a_new_scale_pools_bytes_then_maps_them(out_scale: float, function: str) -> None:
+    """Q(max_pool(relu(DQ(x)))) at another scale: the bytes pool first (the function is
+    nondecreasing), then the function: a requantize where it gives every entry of the table,
+    a lookup where (x - zx) * (0.031 / 0.02) meets exact ties that the float division of
+    dequantize then quantize rounds the other way."""
+    model, feeds = _model("relu_pool", out_scale)
+    graph = _glued(model, feeds)
+    ops = [n.op for n in graph.nodes]
+    other = ({"lookup", "requantize"} - {function}).pop()
+    assert function in ops and other not in ops and "relu" not in ops
+    assert ops.index("max_pool") < ops.index(function)
+    pool = next(n for n in graph.nodes if n.op == "max_pool")
+    assert graph.types[pool.inputs[0]].dtype == "uint8"
+    assert pool.attrs["strides"] == (2, 1) and "slice" in ops
+    np.testing.assert_array_equal(run_graph(graph, feeds)["f_d"], run_ort(model, feeds)[0])
