@@ -33,6 +33,8 @@ from deepc.passes.rewriter import Rewriter, rewrite
 # one data input, the rest constant: each output element is one input element
 MOVES = frozenset({"reshape", "transpose", "squeeze", "unsqueeze", "slice", "identity",
                    "depth_to_space", "space_to_depth", "max_pool"})
+# what an integer kernel's result goes through to its NCHW shape (qdq_dot's epilogue)
+BYTE_MOVES = frozenset({"reshape", "transpose"})
 # elementwise ops a table may hold; the others read indices or reinterpret bits
 NOT_TABULATED = frozenset({"requantize", "broadcast_to", "trilu", "bitcast"})
 # float functions of one value dearer than a table read (exp, division, polynomials)
@@ -198,9 +200,21 @@ class _Glue:
 
     def _tabled(self, tree: tuple[str, list[Node]], table: np.ndarray, p: Params, name: str,
                 at: str) -> str:
-        """The byte function `table` of tree's source, applied to `at`."""
-        return _requantized(self.rw, tree, table, p, name, at) \
-            or _lookup(self.rw, at, table, name)
+        """The byte function `table` of tree's source, applied to `at`, beneath the reshapes
+        and transposes that made `at` from an integer kernel's result: elementwise, it
+        commutes with them, and next to the kernel it joins its epilogue (one pass over the
+        bytes fewer)."""
+        rw = self.rw
+        moves, inner = [], at
+        while (made := rw.producer_of(inner)) is not None and made.op in BYTE_MOVES:
+            moves.append(made)
+            inner = made.inputs[0]
+        y = _requantized(rw, tree, table, p, name, inner) or _lookup(rw, inner, table, name)
+        if y == inner:  # the identity
+            return at
+        for made in reversed(moves):
+            y = rw.emit(made.op, [y], dict(made.attrs), name=made.name)[0]
+        return y
 
     def _move(self, node: Node, p: Params, name: str) -> str | None:
         """A move of the quantized input. A max_pool of a nondecreasing function of one byte
