@@ -34,7 +34,7 @@ from deepc.passes.rewriter import Rewriter, rewrite
 MOVES = frozenset({"reshape", "transpose", "squeeze", "unsqueeze", "slice", "identity",
                    "depth_to_space", "space_to_depth", "max_pool"})
 # what an integer kernel's result goes through to its NCHW shape (qdq_dot's epilogue)
-BYTE_MOVES = frozenset({"reshape", "transpose"})
+BYTE_MOVES = frozenset({"reshape", "transpose", "slice"})
 # elementwise ops a table may hold; the others read indices or reinterpret bits
 NOT_TABULATED = frozenset({"requantize", "broadcast_to", "trilu", "bitcast"})
 # float functions of one value dearer than a table read (exp, division, polynomials)
@@ -217,23 +217,33 @@ class _Glue:
         return y
 
     def _move(self, node: Node, p: Params, name: str) -> str | None:
-        """A move of the quantized input. A max_pool of a nondecreasing function of one byte
-        value pools the bytes first (max commutes with it), so the function reads the pooled
-        (fewer) values."""
-        rw = self.rw
-        rest = list(node.inputs[1:])
+        """A move of the quantized input."""
         if node.op == "max_pool":
-            made = rw.producer_of(node.inputs[0])
-            tree = _tree(rw, made) if made is not None and _tabulable(rw, made) else None
-            table = _quantize(_table(rw, *tree), p) if tree is not None else None
-            if tree is not None and np.all(np.diff(table.astype(np.int32)) >= 0):
-                return self._tabled(tree, table, p, name, _max_pool(rw, node, tree[0]))
+            return self._pooled(node.inputs[0], node, p, name)
         inner = self.quantized(node.inputs[0], p, name)
         if inner is None:
             return None
-        if node.op == "max_pool":
-            return _max_pool(rw, node, inner)
-        return rw.emit(node.op, [inner, *rest], dict(node.attrs), name=node.name)[0]
+        return self.rw.emit(node.op, [inner, *node.inputs[1:]], dict(node.attrs),
+                            name=node.name)[0]
+
+    def _pooled(self, value: str, pool: Node, p: Params, name: str) -> str | None:
+        """quantize(max_pool(value)) at p. Max commutes with a nondecreasing function of one
+        byte value (the bytes pool first, the function reads the fewer pooled ones) and with
+        a channel concat (each part pools alone: read through the concat, every tap of the
+        pool would pick its part in scalar code, squeezenet's fire outputs at 1 GFLOP/s)."""
+        rw = self.rw
+        made = rw.producer_of(value)
+        if made is not None and made.op == "concat" and int(made.attr("axis", 0)) == 1:
+            parts = [self._pooled(i, pool, p, name) for i in made.inputs]
+            if any(r is None for r in parts):
+                return None
+            return rw.emit("concat", parts, dict(made.attrs), name=made.name)[0]
+        tree = _tree(rw, made) if made is not None and _tabulable(rw, made) else None
+        table = _quantize(_table(rw, *tree), p) if tree is not None else None
+        if tree is not None and np.all(np.diff(table.astype(np.int32)) >= 0):
+            return self._tabled(tree, table, p, name, _max_pool(rw, pool, tree[0]))
+        inner = self.quantized(value, p, name)
+        return None if inner is None else _max_pool(rw, pool, inner)
 
     def _add(self, node: Node, p: Params, name: str) -> str | None:
         """onnxruntime's QLinearAdd parameters, in its float32 arithmetic."""
@@ -255,8 +265,9 @@ def _max_pool(rw: Rewriter, node: Node, x: str) -> str:
     """node's max_pool of bytes x, at column stride 1 and sliced where it has a column stride
     (column_stride.py)."""
     attrs = dict(node.attrs)
-    strided = unit_column_stride(attrs, attrs["kernel_shape"], rw.type(x).shape,
-                                 rw.type(node.outputs[0]).shape)
+    xt = rw.type(x)
+    out = get_op("max_pool").infer_types([xt], Attrs(attrs))[0]  # x may be a part of node's
+    strided = unit_column_stride(attrs, attrs["kernel_shape"], xt.shape, out.shape)
     if strided is None:
         return rw.emit("max_pool", [x], attrs, name=node.name)[0]
     rows = rw.emit("max_pool", [x], strided[0], name=node.name)[0]
