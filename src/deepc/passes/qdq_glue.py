@@ -300,7 +300,8 @@ def _visit(glue: _Glue) -> Callable[[Rewriter, Node], bool]:
             return r is not None and rw.replace(node, r)
         if node.op not in NOT_TABULATED and node.op in TABLE_ROOTS and _tabulable(rw, node):
             tree = _tree(rw, node)
-            if tree is None or not any(n.op in COSTLY for n in tree[1]) \
+            # a table among its ops (SiLU's sigmoid, tabulated first): one table for both
+            if tree is None or not any(n.op in COSTLY or n.op == "lookup" for n in tree[1]) \
                     or not rw.type(node.outputs[0]).dtype.startswith("float"):
                 return False
             table = _table(rw, *tree)
