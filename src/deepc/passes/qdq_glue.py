@@ -2,17 +2,22 @@
 relu/clip/sigmoid/SiLU/max_pool/reshape/transpose/slice/concat/add -> quantize) become int8
 ops, so the int8 graph stays int8 from one integer kernel to the next.
 
-    q_x -> dequantize -> f (elementwise) -> quantize   =>  lookup(q_x, Q(f(DQ(0..255))))
-    q_x -> dequantize -> max_pool/reshape/... -> quantize  =>  max_pool/reshape/...(requantized q_x)
+    q_x -> dequantize -> f (elementwise) -> quantize  =>  lookup(q_x, Q(f(DQ(0..255))))
+                                                          or requantize(q_x - zx) where exact
+    q_x -> dequantize -> max_pool/reshape/... -> quantize  =>  max_pool/reshape/...(bytes)
     dequantize(q_a), dequantize(q_b) -> add -> quantize    =>  quantized_add(q_a, q_b)
 
 A quantize commutes with data movement (it maps each element alone), with concat (each part
 quantizes alone) and with max_pool (it is monotone), so it moves up through them to the
 dequantizes, where the pair dequantize -> quantize (with anything elementwise between) is a
 function of one byte: a 256-entry table evaluated at compile time with the ops' numpy
-references, which are the ONNX arithmetic onnxruntime runs in float for these ops. An add of
-two dequantized values is onnxruntime's QLinearAdd (ops/quant_glue.py); a costly float
-function of one dequantized value (the sigmoid of a squeeze-excite gate) becomes a float table.
+references, which are the ONNX arithmetic onnxruntime runs in float for these ops. A table
+that a requantize reproduces at every byte becomes that requantize (vector arithmetic where
+a table reads scalar bytes), applied before the reshapes after an integer kernel so that it
+joins the kernel's epilogue; a max_pool pools the bytes before a nondecreasing function and
+each part of a channel concat alone. An add of two dequantized values is onnxruntime's
+QLinearAdd (ops/quant_glue.py); a costly float function of one dequantized value (the
+sigmoid of a squeeze-excite gate, SiLU) becomes a float table.
 """
 
 from __future__ import annotations
@@ -246,7 +251,8 @@ class _Glue:
         return None if inner is None else _max_pool(rw, pool, inner)
 
     def _add(self, node: Node, p: Params, name: str) -> str | None:
-        """onnxruntime's QLinearAdd parameters, in its float32 arithmetic."""
+        """onnxruntime's QLinearAdd of two per-tensor dequantized values of the output's
+        shape, its parameters formed in float32 as its kernels form them."""
         rw = self.rw
         a, b = (dequantized(rw, i) for i in node.inputs)
         out = rw.type(node.outputs[0])
@@ -298,7 +304,7 @@ def _visit(glue: _Glue) -> Callable[[Rewriter, Node], bool]:
             p = _params(rw, node)
             r = glue.quantized(node.inputs[0], p, node.name) if p else None
             return r is not None and rw.replace(node, r)
-        if node.op not in NOT_TABULATED and node.op in TABLE_ROOTS and _tabulable(rw, node):
+        if node.op in TABLE_ROOTS and _tabulable(rw, node):
             tree = _tree(rw, node)
             # a table among its ops (SiLU's sigmoid, tabulated first): one table for both
             if tree is None or not any(n.op in COSTLY or n.op == "lookup" for n in tree[1]) \
