@@ -36,6 +36,6 @@ def test_kernel_texts_run_the_passes_with_the_given_context() -> None:
         ctx = PassContext(2, disabled=frozenset({"fuse"}))
         texts = kernel_texts(load(EXAMPLE), "host", stage, pass_context=ctx)
         assert [name for name, _ in ctx.times] == [
-            "fold_qdq", "fold", "cse", "simplify", "cse", "dce", "nchwc_layout",
-            "kernel_layout"]
+            "fold_qdq", "fold", "cse", "simplify", "cse", "dce", "qdq_glue",
+            "nchwc_layout", "kernel_layout"]
         assert len(texts) > kernel_count()

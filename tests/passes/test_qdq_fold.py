@@ -21,12 +21,12 @@ SX, ZX = np.float32(0.031), np.uint8(117)
 SY, ZY = np.float32(0.047), np.uint8(3)
 
 
-def _qdq_model(kind: str, relu: bool | str, pixels: int = 9) -> tuple[onnx.ModelProto,
-                                                                 dict[str, np.ndarray]]:
+def _qdq_model(kind: str, relu: bool | str, pixels: int = 9,
+              channels: int = 16) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """x -> Q -> DQ -> {conv | matmul | gemm}(DQ(w int8 per channel), DQ(bias int32)) ->
     [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it."""
     if kind == "conv":
-        x_shape, w_shape, axis = (1, 8, pixels, pixels), (16, 8, 3, 3), 0
+        x_shape, w_shape, axis = (1, 8, pixels, pixels), (channels, 8, 3, 3), 0
         kw = {"pads": [1, 1, 1, 1]}
     elif kind == "matmul":  # `pixels` stands for the output columns
         x_shape, w_shape, axis, kw = (2, 5, 12), (12, pixels - 2), 1, {}
@@ -109,22 +109,29 @@ def test_folded_chains_compile_to_the_same_integers(kind: str, tmp_path) -> None
     np.testing.assert_array_equal(got, run_ort(model, feeds)[0])
 
 
-@pytest.mark.parametrize("pixels", [9, 8])  # 81 pixels: lanes over channels; 64: over pixels
+# 81 pixels: lanes over channels; 64: over pixels; 81 pixels of 24 channels: over pixels,
+# each row of 9 widened to 16 so that 9 rows fill whole vectors
+@pytest.mark.parametrize(("pixels", "channels"), [(9, 16), (8, 16), (9, 24)])
 @pytest.mark.parametrize("relu", [False, True, "clip"])
 def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool | str, pixels: int,
+                                                      channels: int,
                                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
     """On a target declaring a dot-product instruction the conv becomes im2col words x
     weight words with the zero point in the bias; compiled for the host, the same integers."""
     import deepc
     from deepc.target import load_target
 
-    model, feeds = _qdq_model("conv", relu, pixels)
+    model, feeds = _qdq_model("conv", relu, pixels, channels)
     graph = convert(model, {"x": feeds["x"].shape})
     target = load_target("rpi5")  # declares sdot; the graph is the same for vnni
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
     ops = [n.op for n in folded.nodes]
     assert {"pack_windows", "dot4_matmul", "requantize"} <= set(ops) and "conv" not in ops
-    assert ("transpose" in ops) == (pixels == 9)
+    assert ("transpose" in ops) == (pixels == 9 and channels == 16)
+    assert ("slice" in ops) == (channels == 24)
+    if channels == 24:
+        dot = next(n for n in folded.nodes if n.op == "dot4_matmul")
+        assert folded.types[dot.outputs[0]].shape == (24, 9 * 16)
     want = run_ort(model, feeds)[0]
     np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
     path = tmp_path / "conv.onnx"

@@ -151,8 +151,8 @@ class _Blocker:
     # -- per op ------------------------------------------------------------------------------
     def run(self) -> Graph:
         for node in self.g.nodes:
-            if not (self.conv(node) or self.pass_through(node) or self.concat(node)
-                    or self.pool(node)):
+            if not (self.conv(node) or self.lookup(node) or self.pass_through(node)
+                    or self.concat(node) or self.pool(node)):
                 self.keep(node)
         for out in self.g.outputs:
             self.plain_of(out)
@@ -206,6 +206,14 @@ class _Blocker:
         attrs = {k: v for k, v in node.attrs.items() if k != "kernel_layout"}
         attrs["group"] = group
         self.finish(node, "conv_nchwc", inputs, attrs)
+        return True
+
+    def lookup(self, node: Node) -> bool:
+        """A table lookup is elementwise in its first input: a blocked one stays blocked,
+        the table as it is."""
+        if node.op != "lookup" or node.inputs[0] not in self.blocked:
+            return False
+        self.finish(node, "lookup", (self.blocked[node.inputs[0]], node.inputs[1]), {})
         return True
 
     def pass_through(self, node: Node) -> bool:

@@ -56,10 +56,10 @@ SIMPLIFY = ["fold", "cse", "simplify", "cse", "dce"]  # simplify exposes more to
 PIPELINES: dict[int, list[str]] = {
     0: [],  # nothing is needed for correctness: the imported graph compiles as it is
     1: ["fold_qdq", "fold", "dce"],  # fold_qdq first: fold would dequantize the weights
-    2: ["fold_qdq", *SIMPLIFY,
+    2: ["fold_qdq", *SIMPLIFY, "qdq_glue",
         # -- layout and fusion passes (they read the target; fuse stays last) --
         "nchwc_layout", "kernel_layout", "fuse"],
-    3: ["fold_qdq", *SIMPLIFY,
+    3: ["fold_qdq", *SIMPLIFY, "qdq_glue",
         # -- layout and fusion passes; -O3-only ones join here --
         "nchwc_layout", "kernel_layout", "fuse"],
 }

@@ -43,8 +43,10 @@ def _bias(x: Quantized, xtype: str, wsum: np.ndarray, bias: np.ndarray | None
 
 
 def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
-              out: tuple[np.ndarray, np.ndarray], bias: np.ndarray, transpose: bool) -> None:
-    """requantize along `axis` (per output channel), then back to the quantize's shape."""
+              out: tuple[np.ndarray, np.ndarray], bias: np.ndarray, transpose: bool,
+              widened: tuple[int, int, int] | None = None) -> None:
+    """requantize along `axis` (per output channel), then back to the quantize's shape;
+    `widened` (rows, wide, columns): the first `columns` of each row of `wide` pixels."""
     q = chain.quantize
     vec = np.broadcast_to(mult, bias.shape).astype(np.float32)
     y = rw.emit("requantize", [acc, rw.add_constant(vec, f"{q.outputs[0]}:multiplier"),
@@ -52,6 +54,12 @@ def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
                                rw.add_constant(bias, f"{q.outputs[0]}:bias")],
                 {"axis": axis, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
                 name=q.name)[0]
+    if widened:
+        rows, wide, columns = widened
+        y = rw.emit("reshape", [y], {"shape": (rw.type(y).shape[0], rows, wide)},
+                    name=q.name)[0]
+        y = rw.emit("slice", [y], {"starts": (0,), "ends": (columns,), "axes": (2,),
+                                   "steps": (1,)}, name=q.name)[0]
     if transpose:
         y = rw.emit("transpose", [y], {"perm": (1, 0)}, name=q.name)[0]
     rw.emit("reshape", [y], {"shape": rw.type(q.outputs[0]).shape}, outputs=q.outputs,
@@ -83,13 +91,23 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
              "pads": op.attr("pads") or (0, 0, 0, 0), "dilations": op.attr("dilations") or (1, 1),
              "pad_value": zx, "pixel_major": int(pixel_major)}
     drop_chain(rw, chain)
+    # pixel lanes: a count no multiple of the vector widens each output row with windows
+    # of padding until it is one (55x55 pixels would run 11 lanes wide, 13x13 13 lanes: 94
+    # and 61 GFLOP/s where full vectors reach ~800); rows keep the columns read affine
+    rows, columns = out_shape[2], out_shape[3]
+    wide = columns if pixel_major else next(w for w in range(columns, columns + LANES + 1)
+                                            if rows * w % LANES == 0)
+    if wide != columns:
+        pads, stride = attrs["pads"], attrs["strides"][1]
+        attrs["pads"] = (*pads[:3], pads[3] + (wide - columns) * stride)
     cols = rw.emit("pack_windows", [x.value], attrs, name=op.name)[0]
     words = to_words(wq.reshape(channels, -1))
     weights = rw.add_constant(words.T.copy() if pixel_major else words, f"{w.value}:words")
     operands = [cols, weights] if pixel_major else [weights, cols]
     acc = rw.emit("dot4_matmul", operands, {"dot": kind, "unsigned": int(not pixel_major)},
                   name=op.name)[0]
-    _epilogue(rw, chain, acc, int(pixel_major), mult, out, total, pixel_major)
+    _epilogue(rw, chain, acc, int(pixel_major), mult, out, total, pixel_major,
+              (rows, wide, columns) if wide != columns else None)
     return True
 
 

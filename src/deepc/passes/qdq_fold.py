@@ -23,6 +23,7 @@ import numpy as np
 
 from deepc.ir.graph import Graph, Node
 from deepc.ops.quant import INT_RANGES
+from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
 from deepc.passes.qdq_dot import dot_conv, dot_kind, dot_matmul
 from deepc.passes.qdq_match import (
@@ -131,29 +132,38 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
         return False
     mult = (acc_scale / out[0]).astype(np.float32)
     # below 4 input channels a word mixes taps (an RGB first layer): the float kernels win
-    few_channels = op.op == "conv" and wtype.shape[1] < 4
+    grouped = int(op.attr("group", 1)) != 1
+    few_channels = op.op == "conv" and wtype.shape[1] < 4 and not grouped
     if few_channels and _float_exact_conv(rw, chain, x, w, bias, mult, out):
         return True
     kind = dot_kind(ctx_target)
     if kind is not None and (dot_conv if op.op == "conv" else dot_matmul)(
             rw, chain, x, w, bias, mult, out, kind):
         return True
-    if op.op == "conv" and _float_exact_conv(rw, chain, x, w, bias, mult, out):
+    # a grouped (depthwise) conv stays an int32 conv: its neighbours are int8 NCHW, and the
+    # float kernels' channel-blocked layout costs a transform each way (mobilenet_v2: 3x
+    # the conv itself)
+    if op.op == "conv" and not grouped and _float_exact_conv(rw, chain, x, w, bias, mult, out):
         return True
     name = op.name
     inputs = [_centered(rw, x, -1, name), _centered(rw, w, w_axis, name)]
     if bias is not None:
         inputs.append(rw.add_constant(bias, f"{bias_name}:int32"))
     attrs = dict(op.attrs)
+    # a depthwise conv's int32 kernel vectorizes along contiguous columns only
+    strided = unit_column_stride(attrs, wtype.shape[2:], rw.type(x.value).shape,
+                                 rw.type(q.outputs[0]).shape) if grouped else None
     drop_chain(rw, chain)
-    acc = rw.emit(op.op, inputs, attrs, name=name)[0]
+    acc = rw.emit(op.op, inputs, strided[0] if strided else attrs, name=name)[0]
     rank = rw.type(acc).rank
     qattrs = {"axis": out_axis % rank if mult.size > 1 else 0, "to": str(q.attr("to")),
               **clamp_attrs(chain, *out)}
-    rw.emit("requantize", [acc, rw.add_constant(mult if mult.size > 1 else mult.reshape(()),
-                                                f"{q.outputs[0]}:multiplier"),
-                           rw.add_constant(out[1], f"{q.outputs[0]}:zero")],
-            qattrs, outputs=q.outputs, name=q.name)
+    y = rw.emit("requantize", [acc, rw.add_constant(mult if mult.size > 1 else mult.reshape(()),
+                                                    f"{q.outputs[0]}:multiplier"),
+                               rw.add_constant(out[1], f"{q.outputs[0]}:zero")],
+                qattrs, outputs=None if strided else q.outputs, name=q.name)[0]
+    if strided:
+        rw.emit("slice", [y], strided[1], outputs=q.outputs, name=q.name)
     return True
 
 
@@ -162,8 +172,8 @@ def _float_exact_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,
                       out: tuple[np.ndarray, np.ndarray]) -> bool:
     """A conv whose every sum of (x - zx) * (w - zw) stays below 2**24 in magnitude runs in
     float32 on those integers, exactly (products and partial sums are integers float32 holds),
-    on the fast float kernels: depthwise convs (9 or 25 taps) and small first layers. The
-    bias joins in int32 in the requantize."""
+    on the fast float kernels: small first layers, and ungrouped convs on targets without a
+    dot-product instruction. The bias joins in int32 in the requantize."""
     wq = rw.const(w.value)
     if wq is None:
         return False
