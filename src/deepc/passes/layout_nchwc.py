@@ -68,13 +68,18 @@ def _largest_divisor(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
+def pads_to_registers(channels: int, lanes: int) -> bool:
+    """Whether `channels` that do not fill whole registers of `lanes` are worth padding to
+    them: more than one register, and at most MAX_PAD added."""
+    return channels % lanes != 0 and channels > lanes \
+        and padded_channels(channels, lanes) - channels <= MAX_PAD * channels
+
+
 def channel_block(channels: int, lanes: int, pad: bool = False) -> int:
     """The block for `channels` output channels: a register's lanes when they divide, or
-    with `pad` when padding to whole registers adds at most MAX_PAD; else half of them when
-    that divides; else 0."""
-    if channels % lanes == 0 or (pad and channels > lanes
-                                 and padded_channels(channels, lanes) - channels
-                                 <= MAX_PAD * channels):
+    with `pad` when padding to whole registers is worth it; else half of them when that
+    divides; else 0."""
+    if channels % lanes == 0 or (pad and pads_to_registers(channels, lanes)):
         return lanes
     half = lanes // 2
     return half if half >= min(MIN_BLOCK, lanes) and channels % half == 0 else 0
