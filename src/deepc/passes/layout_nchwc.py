@@ -110,6 +110,8 @@ class _Blocker:
         self.blocked: dict[str, str] = {}  # plain value -> its blocked twin
         self.plain: set[str] = set(graph.inputs) | set(graph.constants)  # plain values exist
         self.views: dict[tuple[str, int], str] = {}  # (value, block) -> transformed value
+        # what the pad lanes of a padded blocked value hold, None when they may not be finite
+        self.pads: dict[str, float | None] = {}
 
     # -- values in either layout, made on demand --------------------------------------------
     def add_value(self, name: str, t: TensorType) -> str:
@@ -132,6 +134,19 @@ class _Blocker:
     def block(self, v: str) -> int:
         """The block of a blocked value (the last axis of its twin)."""
         return self.types[self.blocked[v]].shape[-1]
+
+    def readable_padded(self, v: str) -> bool:
+        """Whether v is blocked with pad lanes that a conv may read times zero weights (they
+        are finite: a NaN or inf would turn the zero into NaN)."""
+        return v in self.blocked and self.types[v].shape[1] % self.block(v) != 0 \
+            and self.pads.get(v) is not None
+
+    def pad_seen(self, v: str, block: int) -> float | None:
+        """What the pad lanes of operand v read in `block` hold: its own when its twin has
+        that block, zeros from a transform's padding otherwise."""
+        if v in self.blocked and self.block(v) == block:
+            return self.pads.get(v, 0.0)
+        return 0.0
 
     def plain_of(self, v: str) -> str:
         if v in self.plain or v not in self.blocked:
@@ -200,8 +215,8 @@ class _Blocker:
         depthwise = group == in_c == out_c and group > 1
         bias = node.inputs[2] if len(node.inputs) > 2 else ""
         # padding needs every output channel's parameters at hand to pad with zeros
-        oc = channel_block(out_c, self.lanes,
-                           pad=group == 1 and (not bias or bias in self.constants))
+        oc = channel_block(out_c, self.lanes, pad=(group == 1 or depthwise)
+                           and (not bias or bias in self.constants))
         if not oc:
             return False
         if group != 1 and not depthwise:
@@ -213,18 +228,28 @@ class _Blocker:
                 wv, group = merge_groups(wv, group, oc)
         src = node.inputs[0]
         span = in_c // group  # input channels one output block reads
+        pad: float | None = 0.0  # of the output's pad lanes: zero weights, zero bias
         if depthwise:
             ic = oc
+            # each pad lane reads only its own channel's pad lanes
+            pad = None if self.pad_seen(src, oc) is None else 0.0
         elif src in self.blocked and span % self.block(src) == 0:
             ic = self.block(src)
+        elif group == 1 and self.readable_padded(src):
+            ic = self.block(src)  # its pad lanes meet zero weights
+            wv = _zero_padded(wv, padded_channels(in_c, ic), axis=1)
         else:
             ic = _largest_divisor(span, self.lanes)
         extra = tuple(node.inputs[2:])
         if out_c % oc:
-            wv = _zero_padded(wv, padded_channels(out_c, oc))
+            size = padded_channels(out_c, oc)
+            wv = _zero_padded(wv, size)
             if bias:
-                extra = (self.const_operand(bias, _zero_padded(
-                    self.constants[bias], padded_channels(out_c, oc))), *extra[1:])
+                extra = (self.const_operand(bias, _zero_padded(self.constants[bias], size)),
+                         *extra[1:])
+            if depthwise:
+                group = size
+            self.pads[node.outputs[0]] = pad
         wb = weight_to_blocked(wv, ic, oc, depthwise)
         wname = self.add_value(f"{w}:blocked", TensorType(wb.shape, str(wb.dtype)))
         self.constants[wname] = wb
@@ -256,8 +281,33 @@ class _Blocker:
         if any(isinstance(v, np.ndarray) for v in inputs):
             inputs = [self.const_operand(i, v) if isinstance(v, np.ndarray) else v
                       for i, v in zip(node.inputs, inputs)]
+        if out.shape[1] % block:
+            self.pads[node.outputs[0]] = self.pad_through(node, block)
         self.finish(node, node.op, tuple(inputs), dict(node.attrs))
         return True
+
+    def pad_through(self, node: Node, block: int) -> float | None:
+        """What an elementwise op leaves in the pad lanes: the op itself evaluated on what
+        each operand holds there (zero-padded constants hold 0)."""
+        values = []
+        for i in node.inputs:
+            if i in self.constants and (self.constants[i].ndim < 3
+                                        or self.constants[i].shape[-3] == 1):
+                arr = self.constants[i]  # broadcast along the channels: its pad lanes too
+                if arr.size == 0 or not np.all(arr == arr.flat[0]):
+                    return None
+                value = float(arr.flat[0])
+            elif i in self.constants or self.types[i].shape[1] > 1:
+                value = self.pad_seen(i, block)
+            else:
+                return None  # a computed value broadcast into the pad lanes
+            if value is None:
+                return None
+            values.append(np.full((1,), value, self.types[i].dtype))
+        with np.errstate(all="ignore"):
+            (result,) = get_op(node.op).evaluate(values, node.attrs)
+        pad = float(np.asarray(result, np.float64).reshape(-1)[0])
+        return pad if np.isfinite(pad) else None
 
     def operand(self, v: str, out: TensorType, block: int) -> str | np.ndarray | None:
         if v in self.blocked:
@@ -292,8 +342,13 @@ class _Blocker:
             return False
         if self.types[node.inputs[0]].rank != 4 or node.attr("layout", "NCHW") != "NCHW":
             return False
-        self.finish(node, node.op, (self.blocked[node.inputs[0]],),
-                    {**dict(node.attrs), "layout": "NCHWc"})
+        src = node.inputs[0]
+        if src in self.pads:
+            # a window of equal pad lanes is that value, but an average over the border
+            # also counts zeros from the spatial padding
+            pad = self.pads[src]
+            self.pads[node.outputs[0]] = pad if node.op != "avg_pool" or pad == 0 else None
+        self.finish(node, node.op, (self.blocked[src],), {**dict(node.attrs), "layout": "NCHWc"})
         return True
 
     def concat(self, node: Node) -> bool:
