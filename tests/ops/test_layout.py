@@ -40,12 +40,27 @@ def test_layout_transform_round_trip(block: int) -> None:
     np.testing.assert_array_equal(out[b][:, 1, :, :, 0], x[:, block])
 
 
+@pytest.mark.parametrize("block", [4, 8])
+def test_layout_transform_pads_channels_to_whole_blocks(block: int) -> None:
+    x = RNG.standard_normal((1, 10, 4, 3)).astype(np.float32)
+    n = Net(x=x.shape)
+    b = n("layout_transform", "x", src_layout="NCHW", dst_layout=f"NCHW{block}c", channels=10)
+    y = n("layout_transform", b, src_layout=f"NCHW{block}c", dst_layout="NCHW", channels=10)
+    out = run_all_ways(n.graph(b, y), {"x": x})
+    np.testing.assert_array_equal(out[y], x)
+    assert out[b].shape == (1, -(-10 // block), 4, 3, block)
+    np.testing.assert_array_equal(out[b][:, -1, :, :, 10 % block:], 0)
+
+
 def test_layout_transform_rejects_bad_layouts() -> None:
     op = get_op("layout_transform")
     from deepc.ir.types import TensorType
     with pytest.raises(ValueError, match="divisible"):
         op.infer_types([TensorType((1, 6, 2, 2), "float32")],
                        Attrs({"src_layout": "NCHW", "dst_layout": "NCHW4c"}))
+    with pytest.raises(ValueError, match="do not fill"):
+        op.infer_types([TensorType((1, 3, 2, 2, 4), "float32")],
+                       Attrs({"src_layout": "NCHW4c", "dst_layout": "NCHW", "channels": 8}))
     with pytest.raises(ValueError, match="exactly one"):
         op.infer_types([TensorType((1, 6, 2, 2), "float32")],
                        Attrs({"src_layout": "NCHW", "dst_layout": "NCHW"}))

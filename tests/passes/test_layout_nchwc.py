@@ -114,3 +114,63 @@ def test_parts_of_different_blocks_concatenate_in_the_narrower() -> None:
     node = next(x for x in after.nodes if x.op == "concat")
     assert after.types[node.outputs[0]].shape[-1] == b // 2
     assert ops(after).count("conv_nchwc") == 3
+
+
+def test_channels_a_little_short_of_whole_registers_are_padded() -> None:
+    """Squeezenet's classifier: 1000 channels on a 16-lane target take 63 full blocks (the
+    last half zeros) rather than 125 half-register ones; pad lanes never reach a channel."""
+    b = lanes()
+    c = 8 * b - 2  # two lanes short of 8 registers
+    n = Net(x=(1, b, 6, 6))
+    y = n("relu", n("add", conv(n, conv(n, "x", b, b), b, c, k=1), n.const(weights(c, 1, 1))))
+    z = conv(n, y, c, b, k=1)  # reads the padded value in place (its pad lanes hold 0)
+    g = n("reshape", n("global_avg_pool", y), shape=(1, c))
+    after = check_pass(n.graph(g, z), "nchwc_layout", ctx())
+    convs = [x for x in after.nodes if x.op == "conv_nchwc"]
+    assert len(convs) == 3
+    assert after.types[convs[1].outputs[0]].shape == (1, 8, 6, 6, b)
+    assert after.constants[convs[1].inputs[2]].shape == (8 * b,)
+    unblocks = [x for x in after.nodes if x.op == "layout_transform"
+                and x.attr("dst_layout") == "NCHW" and after.types[x.inputs[0]].shape[1] == 8]
+    assert [x.attr("channels") for x in unblocks] == [c]  # the pooled pixel
+    assert after.constants[convs[2].inputs[1]].shape[1:] == (8, 1, 1, b, b)  # 8 input blocks
+
+
+def test_a_large_pad_falls_back_to_half_registers() -> None:
+    b = lanes()
+    n = Net(x=(1, b, 6, 6))
+    c = b + b // 2  # 24 on a 16-lane target: padding to 32 would add a third
+    after = check_pass(n.graph(conv(n, conv(n, "x", b, c), c, b)), "nchwc_layout", ctx())
+    node = next(x for x in after.nodes if x.op == "conv_nchwc")
+    assert after.types[node.outputs[0]].shape[-1] == b // 2
+
+
+def test_padded_values_flow_into_depthwise_and_pointwise_convs() -> None:
+    """A shufflenet branch with 58 channels on a 16-lane target: every conv blocks by 16
+    over 64 channels, the depthwise conv and the next pointwise one read the padded value
+    as it is (its pad lanes finite: zero weights keep them out of the channels)."""
+    b = lanes()
+    c = 4 * b - 6 if b == 16 else 8 * b - 2  # 58 on 16 lanes; within the pad on others
+    n = Net(x=(1, c, 8, 8))
+    y = n("relu", conv(n, "x", c, c, k=1))
+    d = n("add", n("mul", conv(n, y, c, c, group=c), n.const(weights(c, 1, 1))),
+          n.const(weights(c, 1, 1)))
+    z = n("relu", conv(n, d, c, c, k=1))
+    after = check_pass(n.graph(z), "nchwc_layout", ctx())
+    convs = [x for x in after.nodes if x.op == "conv_nchwc"]
+    assert len(convs) == 3
+    assert all(after.types[x.outputs[0]].shape[-1] == b for x in convs)
+    # one transform in, one out: the padded values are read in place
+    assert ops(after).count("layout_transform") == 2
+    assert convs[1].attr("group") == after.types[convs[1].outputs[0]].shape[1] * b
+
+
+def test_pad_lanes_that_may_not_be_finite_are_not_read() -> None:
+    b = lanes()
+    c = 8 * b - 2
+    n = Net(x=(1, b, 6, 6))
+    y = n("log", conv(n, "x", b, c, k=1))  # log(0) = -inf in the pad lanes
+    z = conv(n, y, c, b, k=1)
+    after = check_pass(n.graph(z), "nchwc_layout", ctx())
+    last = [x for x in after.nodes if x.op == "conv_nchwc"][-1]
+    assert after.types[last.inputs[0]].shape[-1] != b  # reblocked from the plain channels

@@ -46,7 +46,8 @@ def affine(e: Expr) -> Affine:
         acc = dict(a.terms)
         for t, c in b.terms:
             acc[t] = acc.get(t, 0) + c
-        return Affine(tuple((t, c) for t, c in acc.items() if c), a.const + b.const)
+        return _rejoin_div_mod(Affine(tuple((t, c) for t, c in acc.items() if c),
+                                      a.const + b.const))
     if isinstance(e, Binary) and e.op == "mul":
         a, b = affine(e.a), affine(e.b)
         if not a.terms:
@@ -56,6 +57,26 @@ def affine(e: Expr) -> Affine:
             return Affine(tuple((t, c * b.const) for t, c in a.terms if c * b.const),
                           a.const * b.const)
     return Affine(((e, 1),), 0)
+
+
+def _rejoin_div_mod(a: Affine) -> Affine:
+    """(x // n) * n*k + (x % n) * k is x * k: an index unravelled into a blocked or reshaped
+    buffer and flattened again (a reshape of NCHW16c channels read as one row) stays affine
+    in x, so that analyses see the contiguous run it is."""
+    for t, c in a.terms:
+        if not (isinstance(t, Binary) and t.op == "floordiv" and isinstance(t.b, Const)):
+            continue
+        n = int(t.b.value)
+        for u, k in a.terms:
+            if isinstance(u, Binary) and u.op == "mod" and u.a == t.a and u.b == t.b \
+                    and n > 0 and c == k * n:
+                inner = affine(t.a)
+                acc = {v: m for v, m in a.terms if v is not t and v is not u}
+                for v, m in inner.terms:
+                    acc[v] = acc.get(v, 0) + m * k
+                return _rejoin_div_mod(Affine(tuple((v, m) for v, m in acc.items() if m),
+                                              a.const + inner.const * k))
+    return a
 
 
 def bounds(a: Affine, ranges: dict[Var, int]) -> tuple[Affine, int]:

@@ -1,4 +1,8 @@
-"""Layout transforms: plain NCHW activations to channel-blocked NCHW[x]c and back."""
+"""Layout transforms: plain NCHW activations to channel-blocked NCHW[x]c and back.
+
+Channels that do not divide by the block are padded to whole blocks: attr `channels` names
+the plain side's count; blocking fills the lanes past it with zeros, unblocking drops them.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from deepc.ops.registry import FusionKind, Op
 layout_transform = Op(
     "layout_transform", FusionKind.INJECTIVE,
     doc="channels of x[N, C, *S] blocked or unblocked: attrs src_layout and dst_layout, one "
-        "'NCHW' and the other 'NCHW{b}c' (x[N, C/b, *S, b], channel cb*b + ci at [cb, .., ci])")
+        "'NCHW' and the other 'NCHW{b}c' (x[N, C/b, *S, b], channel cb*b + ci at [cb, .., ci]); "
+        "optional channels: the plain C when it does not divide by b (blocks padded)")
 
 
 def layout_block(layout: str) -> int:
@@ -38,15 +43,23 @@ def _blocks(attrs: Attrs) -> tuple[int, int]:
 
 
 def block_array(x: np.ndarray, b: int) -> np.ndarray:
-    """[N, C, *S] -> [N, C/b, *S, b]."""
+    """[N, C, *S] -> [N, ceil(C/b), *S, b], the lanes past C zero."""
     n, c, *s = x.shape
-    return np.ascontiguousarray(np.moveaxis(x.reshape(n, c // b, b, *s), 2, -1))
+    if c % b:
+        x = np.concatenate([x, np.zeros((n, -c % b, *s), x.dtype)], axis=1)
+    return np.ascontiguousarray(np.moveaxis(x.reshape(n, -(-c // b), b, *s), 2, -1))
 
 
-def unblock_array(x: np.ndarray) -> np.ndarray:
-    """[N, C/b, *S, b] -> [N, C, *S]."""
+def unblock_array(x: np.ndarray, channels: int | None = None) -> np.ndarray:
+    """[N, C/b, *S, b] -> [N, C, *S], only the first `channels` when given."""
     n, cb, *s, b = x.shape
-    return np.ascontiguousarray(np.moveaxis(x, -1, 2).reshape(n, cb * b, *s))
+    plain = np.moveaxis(x, -1, 2).reshape(n, cb * b, *s)
+    return np.ascontiguousarray(plain if channels is None else plain[:, :channels])
+
+
+def padded_channels(channels: int, block: int) -> int:
+    """`channels` rounded up to whole blocks."""
+    return -(-channels // block) * block
 
 
 @layout_transform.infer
@@ -54,19 +67,26 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x = ins[0]
     assert x is not None
     src, dst = _blocks(attrs)
+    channels = attrs.get("channels")
     if dst:
-        if x.rank < 3 or x.shape[1] % dst:
-            raise ValueError(f"{x} has no channel axis divisible by the block {dst}")
-        return TensorType((x.shape[0], x.shape[1] // dst, *x.shape[2:], dst), x.dtype)
+        if x.rank < 3 or (x.shape[1] % dst and channels != x.shape[1]):
+            raise ValueError(f"{x} has no channel axis divisible by the block {dst} "
+                             f"(pass channels={x.shape[1]} to pad it)")
+        return TensorType((x.shape[0], -(-x.shape[1] // dst), *x.shape[2:], dst), x.dtype)
     if x.rank < 4 or x.shape[-1] != src:
         raise ValueError(f"{x} is not blocked by {src} along its last axis")
-    return TensorType((x.shape[0], x.shape[1] * src, *x.shape[2:-1]), x.dtype)
+    full = x.shape[1] * src
+    if channels is not None and not full - src < int(channels) <= full:
+        raise ValueError(f"{channels} channels do not fill the last of {x.shape[1]} blocks "
+                         f"of {src}")
+    return TensorType((x.shape[0], full if channels is None else int(channels),
+                       *x.shape[2:-1]), x.dtype)
 
 
 @layout_transform.reference
 def _(ins: Sequence[np.ndarray], attrs: Attrs) -> np.ndarray:
     _, dst = _blocks(attrs)
-    return block_array(ins[0], dst) if dst else unblock_array(ins[0])
+    return block_array(ins[0], dst) if dst else unblock_array(ins[0], attrs.get("channels"))
 
 
 @layout_transform.def_compute
@@ -74,8 +94,18 @@ def _(ins: Sequence[Tensor], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor
     x = ins[0]
     src, dst = _blocks(attrs)
     if dst:
-        return compute(outs[0].shape, lambda n, cb, *r: x[(n, cb * dst + r[-1], *r[:-1])],
-                       "layout_block")
+        channels = x.shape[1]
+
+        def block(n: E.Expr, cb: E.Expr, *r: E.Expr) -> E.Expr:
+            c = cb * dst + r[-1]
+            if channels % dst == 0:
+                return x[(n, c, *r[:-1])]
+            # a pad lane reads the last channel (an address in bounds) and keeps zero
+            inside = c < channels
+            value = x[(n, E.minimum(c, channels - 1), *r[:-1])]
+            return E.select(inside, value, E.const(0, value.dtype))
+
+        return compute(outs[0].shape, block, "layout_block")
 
     def unblock(n: E.Expr, c: E.Expr, *s: E.Expr) -> E.Expr:
         return x[(n, c // src, *s, c % src)]

@@ -240,15 +240,19 @@ class _Direction:
 
     def row_dots(self, rows: int, n: int, init: Callable[[Expr], Expr],
                  term: Callable[[Expr, Expr], Expr], out: Callable[[Expr, Expr], Stmt],
-                 repeat: Callable[[Stmt], Stmt] = lambda s: s) -> Stmt:
+                 repeat: Callable[[Stmt], Stmt] = lambda s: s,
+                 backwards: Expr | None = None) -> Stmt:
         """For every row < rows: out(row, init(row) + sum over k < n of term(row, k)), the
         rows ROW_BLOCK at a time so that each k step loads the shared operand once for all of
         them (and the vectorized reductions run side by side); `repeat` wraps the work of one
-        block of rows (in a loop over steps, say)."""
+        block of rows (in a loop over steps, say); where `backwards` holds, the blocks run
+        last to first."""
         rv, k = self.row, self.k
         block = ROW_BLOCK if rows % ROW_BLOCK == 0 else 1
+        first: Expr = rv if backwards is None else E.select(
+            backwards, Const(rows // block - 1, INDEX) - rv, rv)
         lanes = [Const(q, INDEX) for q in range(block)]
-        row = [rv * Const(block, INDEX) + q if block > 1 else rv for q in lanes]
+        row = [first * Const(block, INDEX) + q if block > 1 else first for q in lanes]
         body = seq(*(Store(self.acc, (q,), init(r)) for q, r in zip(lanes, row)),
                    For(k, n, ForKind.SERIAL, seq(*(
                        Store(self.acc, (q,), self.acc[q] + term(r, k))
@@ -285,9 +289,15 @@ class _Direction:
 
         if not recurrent:
             return For(rv, count, ForKind.SERIAL, Store(self.gates, (rv + offset,), init(rv)))
+        # every step reads all of R, which may not fit the cache (1 MiB for 256 hidden units
+        # of lstm): read in one order each step, it would miss on every line (the least
+        # recently used is always the next one read); every other step runs backwards to
+        # start on the rows the last step left in cache
+        odd = (self.tv % Const(2, INDEX)).eq(Const(1, INDEX))
         return self.row_dots(count, self.rec.hidden, init,
                              lambda r, k: self.h[k] * self.bufs["r"][d, r + offset, k],
-                             lambda r, acc: Store(self.gates, (r + offset,), acc))
+                             lambda r, acc: Store(self.gates, (r + offset,), acc),
+                             backwards=odd)
 
     def gate(self, g: int, j: Expr) -> Expr:
         return self.gates[j + Const(g * self.rec.hidden, INDEX)]

@@ -2,16 +2,19 @@
 NCHW[b]c, with the layout carried through elementwise ops, broadcasts, pools and channel concats.
 
 The block b is chosen per conv from the target's float32 vector lanes L (`vector_bits //
-32`, doubled on targets without FMA: block_lanes): L when the output channels divide by it,
-else L/2 (half a register: 24, 40 or 1000 channels on a 16-lane target block by 8), never
-below 4. A conv is blocked when its weights
-are constants and its output channels divide by such a block (a depthwise conv: its
-channels; another grouped conv: its groups' outputs, or a block of whole groups merged with
-zeros between them, see grouped_block); its input block is the block its input already
-has when that divides the input channels, else the largest divisor of them up to L (a
-3-channel image: one block of 3). Convs whose channels divide by neither stay NCHW rather
-than pad. Each blocked value keeps its own block; an elementwise op or concat whose blocked
-operands differ reblocks them to one. `layout_transform` nodes are
+32`, doubled on targets without FMA: block_lanes): L when the output channels divide by it;
+else L over channels padded to whole registers when the pad is at most MAX_PAD of them
+(1000 channels on a 16-lane target: 63 blocks, the last half zeros); else L/2 (half a
+register: 24 or 40 channels on a 16-lane target block by 8), never below 4. A conv is
+blocked when its weights are constants and its output channels divide by such a block (a
+depthwise conv: its channels; another grouped conv: its groups' outputs, or a block of
+whole groups merged with zeros between them, see grouped_block); its input block is the
+block its input already has when that divides the input channels, else the largest divisor
+of them up to L (a 3-channel image: one block of 3). Convs whose channels fit none stay
+NCHW. Each blocked value keeps its own block; an elementwise op or concat whose blocked
+operands differ reblocks them to one. A padded value's pad lanes are never read as
+channels: a conv or concat that reads it reblocks its plain channels, and unblocking drops
+them. `layout_transform` nodes are
 inserted only where a plain consumer (or a model output) reads a blocked value, or a
 blocked conv reads a plain one; a graph with a single blockable conv stays plain.
 """
@@ -24,6 +27,7 @@ from deepc.ir.graph import Attrs, Graph, Node
 from deepc.ir.types import TensorType
 from deepc.ops import get_op
 from deepc.ops.conv_nchwc import merge_groups, weight_to_blocked
+from deepc.ops.layout import padded_channels
 from deepc.ops.registry import FusionKind
 from deepc.passes.manager import PassContext, register_pass
 from deepc.target.sections import VECTOR_KINDS
@@ -35,6 +39,10 @@ MIN_BLOCK = 4  # narrower blocks fill too little of a vector to pay for the tran
 # factor, which a blocked conv's vectors (against a plain grouped conv's strided gathers)
 # repay up to about this much
 MAX_GROUP_MERGE = 4
+# channels padded to whole registers: the pad costs its share in the conv and in every
+# consumer (and a transform where a conv reads the value), a half-register block doubles
+# the conv's multiply-adds; a small share is worth it
+MAX_PAD = 1 / 8
 POOLS = frozenset({"max_pool", "avg_pool", "global_avg_pool", "global_max_pool"})
 
 
@@ -60,13 +68,21 @@ def _largest_divisor(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
-def channel_block(channels: int, lanes: int) -> int:
-    """The block for `channels` output channels: a register's lanes or half of them, 0 when
-    neither divides."""
-    for b in (lanes, lanes // 2):
-        if b >= min(MIN_BLOCK, lanes) and channels % b == 0:
-            return b
-    return 0
+def pads_to_registers(channels: int, lanes: int) -> bool:
+    """Whether `channels` that do not fill whole registers of `lanes` are worth padding to
+    them: more than one register, and at most MAX_PAD added."""
+    return channels % lanes != 0 and channels > lanes \
+        and padded_channels(channels, lanes) - channels <= MAX_PAD * channels
+
+
+def channel_block(channels: int, lanes: int, pad: bool = False) -> int:
+    """The block for `channels` output channels: a register's lanes when they divide, or
+    with `pad` when padding to whole registers is worth it; else half of them when that
+    divides; else 0."""
+    if channels % lanes == 0 or (pad and pads_to_registers(channels, lanes)):
+        return lanes
+    half = lanes // 2
+    return half if half >= min(MIN_BLOCK, lanes) and channels % half == 0 else 0
 
 
 def grouped_block(out_c: int, group: int, lanes: int) -> tuple[int, bool] | None:
@@ -94,6 +110,8 @@ class _Blocker:
         self.blocked: dict[str, str] = {}  # plain value -> its blocked twin
         self.plain: set[str] = set(graph.inputs) | set(graph.constants)  # plain values exist
         self.views: dict[tuple[str, int], str] = {}  # (value, block) -> transformed value
+        # what the pad lanes of a padded blocked value hold, None when they may not be finite
+        self.pads: dict[str, float | None] = {}
 
     # -- values in either layout, made on demand --------------------------------------------
     def add_value(self, name: str, t: TensorType) -> str:
@@ -117,18 +135,31 @@ class _Blocker:
         """The block of a blocked value (the last axis of its twin)."""
         return self.types[self.blocked[v]].shape[-1]
 
+    def readable_padded(self, v: str) -> bool:
+        """Whether v is blocked with pad lanes that a conv may read times zero weights (they
+        are finite: a NaN or inf would turn the zero into NaN)."""
+        return v in self.blocked and self.types[v].shape[1] % self.block(v) != 0 \
+            and self.pads.get(v) is not None
+
+    def pad_seen(self, v: str, block: int) -> float | None:
+        """What the pad lanes of operand v read in `block` hold: its own when its twin has
+        that block, zeros from a transform's padding otherwise."""
+        if v in self.blocked and self.block(v) == block:
+            return self.pads.get(v, 0.0)
+        return 0.0
+
     def plain_of(self, v: str) -> str:
         if v in self.plain or v not in self.blocked:
             return v
         self.plain.add(v)
-        src = self.blocked[v]
-        if all(d == 1 for d in self.types[v].shape[2:]):
+        src, t, block = self.blocked[v], self.types[v], self.block(v)
+        if all(d == 1 for d in t.shape[2:]) and t.shape[1] % block == 0:
             # one pixel: the blocked order is the plain order, a reshape (that fuses anywhere)
-            self.emit("reshape", (src,), {"shape": self.types[v].shape}, v, f"{v}:unblock")
+            self.emit("reshape", (src,), {"shape": t.shape}, v, f"{v}:unblock")
         else:
-            self.emit("layout_transform", (src,),
-                      {"src_layout": f"NCHW{self.block(v)}c", "dst_layout": "NCHW"}, v,
-                      f"{v}:unblock")
+            self.emit("layout_transform", (src,), {
+                "src_layout": f"NCHW{block}c", "dst_layout": "NCHW",
+                **({"channels": t.shape[1]} if t.shape[1] % block else {})}, v, f"{v}:unblock")
         return v
 
     def blocked_of(self, v: str, block: int) -> str:
@@ -139,12 +170,13 @@ class _Blocker:
             out = self.add_value(f"{v}:nchw{block}c", self.types[v])
             del self.types[out]
             t = self.types[v]
-            if all(d == 1 for d in t.shape[2:]):
+            if all(d == 1 for d in t.shape[2:]) and t.shape[1] % block == 0:
                 op, attrs = "reshape", {"shape": (t.shape[0], t.shape[1] // block,
                                                   *t.shape[2:], block)}
             else:
-                op, attrs = "layout_transform", {"src_layout": "NCHW",
-                                                 "dst_layout": f"NCHW{block}c"}
+                op, attrs = "layout_transform", {
+                    "src_layout": "NCHW", "dst_layout": f"NCHW{block}c",
+                    **({"channels": t.shape[1]} if t.shape[1] % block else {})}
             self.views[v, block] = self.emit(op, (src,), attrs, out, f"{v}:block")
         return self.views[v, block]
 
@@ -181,7 +213,10 @@ class _Blocker:
         wv = self.constants[w]
         out_c, in_c, group = wv.shape[0], x.shape[1], int(node.attr("group", 1))
         depthwise = group == in_c == out_c and group > 1
-        oc = channel_block(out_c, self.lanes)
+        bias = node.inputs[2] if len(node.inputs) > 2 else ""
+        # padding needs every output channel's parameters at hand to pad with zeros
+        oc = channel_block(out_c, self.lanes, pad=(group == 1 or depthwise)
+                           and (not bias or bias in self.constants))
         if not oc:
             return False
         if group != 1 and not depthwise:
@@ -193,16 +228,32 @@ class _Blocker:
                 wv, group = merge_groups(wv, group, oc)
         src = node.inputs[0]
         span = in_c // group  # input channels one output block reads
+        pad: float | None = 0.0  # of the output's pad lanes: zero weights, zero bias
         if depthwise:
             ic = oc
+            # each pad lane reads only its own channel's pad lanes
+            pad = None if self.pad_seen(src, oc) is None else 0.0
         elif src in self.blocked and span % self.block(src) == 0:
             ic = self.block(src)
+        elif group == 1 and self.readable_padded(src):
+            ic = self.block(src)  # its pad lanes meet zero weights
+            wv = _zero_padded(wv, padded_channels(in_c, ic), axis=1)
         else:
             ic = _largest_divisor(span, self.lanes)
+        extra = tuple(node.inputs[2:])
+        if out_c % oc:
+            size = padded_channels(out_c, oc)
+            wv = _zero_padded(wv, size)
+            if bias:
+                extra = (self.const_operand(bias, _zero_padded(self.constants[bias], size)),
+                         *extra[1:])
+            if depthwise:
+                group = size
+            self.pads[node.outputs[0]] = pad
         wb = weight_to_blocked(wv, ic, oc, depthwise)
         wname = self.add_value(f"{w}:blocked", TensorType(wb.shape, str(wb.dtype)))
         self.constants[wname] = wb
-        inputs = (self.blocked_of(node.inputs[0], ic), wname, *node.inputs[2:])
+        inputs = (self.blocked_of(node.inputs[0], ic), wname, *extra)
         attrs = {k: v for k, v in node.attrs.items() if k != "kernel_layout"}
         attrs["group"] = group
         self.finish(node, "conv_nchwc", inputs, attrs)
@@ -238,8 +289,33 @@ class _Blocker:
         if any(isinstance(v, np.ndarray) for v in inputs):
             inputs = [self.const_operand(i, v) if isinstance(v, np.ndarray) else v
                       for i, v in zip(node.inputs, inputs)]
+        if out.shape[1] % block:
+            self.pads[node.outputs[0]] = self.pad_through(node, block)
         self.finish(node, node.op, tuple(inputs), dict(node.attrs))
         return True
+
+    def pad_through(self, node: Node, block: int) -> float | None:
+        """What an elementwise op leaves in the pad lanes: the op itself evaluated on what
+        each operand holds there (zero-padded constants hold 0)."""
+        values = []
+        for i in node.inputs:
+            if i in self.constants and (self.constants[i].ndim < 3
+                                        or self.constants[i].shape[-3] == 1):
+                arr = self.constants[i]  # broadcast along the channels: its pad lanes too
+                if arr.size == 0 or not np.all(arr == arr.flat[0]):
+                    return None
+                value = float(arr.flat[0])
+            elif i in self.constants or self.types[i].shape[1] > 1:
+                value = self.pad_seen(i, block)
+            else:
+                return None  # a computed value broadcast into the pad lanes
+            if value is None:
+                return None
+            values.append(np.full((1,), value, self.types[i].dtype))
+        with np.errstate(all="ignore"):
+            (result,) = get_op(node.op).evaluate(values, node.attrs)
+        pad = float(np.asarray(result, np.float64).reshape(-1)[0])
+        return pad if np.isfinite(pad) else None
 
     def operand(self, v: str, out: TensorType, block: int) -> str | np.ndarray | None:
         if v in self.blocked:
@@ -253,10 +329,10 @@ class _Blocker:
             if shape[1] == 1:
                 return arr.reshape(*shape, 1)
             c = shape[1]
-            if c % block:
-                return None
+            if c % block:  # a padded operand: its pad lanes meet only pad lanes
+                arr = _zero_padded(arr, padded_channels(c, block), axis=1)
             return np.ascontiguousarray(np.moveaxis(
-                arr.reshape(shape[0], c // block, block, *shape[2:]), 2, -1))
+                arr.reshape(shape[0], -(-c // block), block, *shape[2:]), 2, -1))
         if all(d == 1 for d in t.shape):
             return v
         if t.rank == 4 and t.shape[1] == out.shape[1]:
@@ -274,8 +350,13 @@ class _Blocker:
             return False
         if self.types[node.inputs[0]].rank != 4 or node.attr("layout", "NCHW") != "NCHW":
             return False
-        self.finish(node, node.op, (self.blocked[node.inputs[0]],),
-                    {**dict(node.attrs), "layout": "NCHWc"})
+        src = node.inputs[0]
+        if src in self.pads:
+            # a window of equal pad lanes is that value, but an average over the border
+            # also counts zeros from the spatial padding
+            pad = self.pads[src]
+            self.pads[node.outputs[0]] = pad if node.op != "avg_pool" or pad == 0 else None
+        self.finish(node, node.op, (self.blocked[src],), {**dict(node.attrs), "layout": "NCHWc"})
         return True
 
     def concat(self, node: Node) -> bool:
@@ -293,6 +374,13 @@ class _Blocker:
         self.finish(node, "concat", tuple(self.blocked_of(i, block) for i in node.inputs),
                     {**dict(node.attrs), "axis": 1})
         return True
+
+
+def _zero_padded(arr: np.ndarray, size: int, axis: int = 0) -> np.ndarray:
+    """`arr` with zeros appended along `axis` up to `size`."""
+    pad = [(0, 0)] * arr.ndim
+    pad[axis] = (0, size - arr.shape[axis])
+    return np.pad(arr, pad)
 
 
 @register_pass("nchwc_layout")

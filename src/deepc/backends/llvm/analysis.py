@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deepc.backends.llvm.types import is_float
-from deepc.ir.affine import flat_offset
+from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Binary, Const, Expr, Load, Var
 from deepc.ir.loop import Buffer
 from deepc.ir.tensor import walk
@@ -14,18 +14,30 @@ def linear_offset(buf: Buffer, indices: tuple[Expr, ...]) -> Expr:
 
 
 def lane_coefficient(e: Expr, v: Var) -> int | None:
-    """d(e)/d(v) when `e` is affine in `v` with a constant coefficient, else None."""
+    """d(e)/d(v) when `e` is affine in `v` with a constant coefficient, else None. An offset
+    that unravels an index and flattens it again ((x // n) * n + x % n, a reshape of a
+    blocked buffer) counts by its affine form, where those parts rejoin into x."""
+    direct = _coefficient(e, v)
+    if direct is not None:
+        return direct
+    form = affine(e)
+    if any(not isinstance(t, Var) and depends_on(t, v) for t, _ in form.terms):
+        return None
+    return form.coef(v)
+
+
+def _coefficient(e: Expr, v: Var) -> int | None:
     if isinstance(e, Var):
         return 1 if e == v else 0
     if isinstance(e, Const):
         return 0
     if isinstance(e, Binary) and e.op in ("add", "sub"):
-        a, b = lane_coefficient(e.a, v), lane_coefficient(e.b, v)
+        a, b = _coefficient(e.a, v), _coefficient(e.b, v)
         if a is None or b is None:
             return None
         return a + b if e.op == "add" else a - b
     if isinstance(e, Binary) and e.op == "mul":
-        a, b = lane_coefficient(e.a, v), lane_coefficient(e.b, v)
+        a, b = _coefficient(e.a, v), _coefficient(e.b, v)
         if a == 0 and b == 0:
             return 0
         if a is not None and b == 0 and isinstance(e.b, Const):
