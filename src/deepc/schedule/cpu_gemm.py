@@ -14,6 +14,9 @@ each thread packs its own B panel once (a transposed B, `trans_b` or `x @ W^T`, 
 contiguous there) and sweeps the A tiles past it while the panel stays in L2. The panel is
 K x NR; when it would not fit half of L2 (`l2_kib` from the target), the tile stays unpacked
 rather than thrash, unless B is read transposed (a gather per lane is worse still).
+Columns that no register-wide divisor splits (197 attention tokens) run as whole registers
+anyway: the panel past the last column is zeros, and unguard_lanes (lane_guard.py) keeps the
+accumulation vectorized, storing the last register lane by lane.
 """
 
 from __future__ import annotations
