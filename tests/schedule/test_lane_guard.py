@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from deepc.backends.llvm.codegen import vectorizable
-from deepc.ir.loop import For, ForKind, IfThenElse, walk_stmts
+from deepc.ir.expr import Const, Load, Var, binary
+from deepc.ir.loop import (
+    Allocate,
+    Buffer,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Store,
+    walk_stmts,
+)
 from deepc.schedule.cpu import default_schedule, perfect_chain, top_level_nests
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
@@ -76,3 +86,26 @@ def test_a_guard_on_an_operand_is_versioned() -> None:
                 and isinstance(s.then, For) and s.then.kind is ForKind.VECTORIZED
                 and isinstance(s.otherwise, For) and s.otherwise.kind is ForKind.SERIAL]
     assert versions
+
+
+def _accumulate(index_of_operand) -> PrimFunc:  # type: ignore[no-untyped-def]
+    """for j_o in 0..3 { alloc acc[16]; vectorized for j_i { if j_o*16 + j_i < 40 {
+    acc[j_i] = x[<index>] } } }"""
+    x, acc = Buffer("x", (48,), "float32"), Buffer("acc", (16,), "float32", "local")
+    j_o, j_i = Var("j_o"), Var("j_i")
+    col = binary("add", binary("mul", j_o, 16), j_i)
+    body = IfThenElse(binary("lt", col, Const(40, "int64")),
+                      Store(acc, (j_i,), Load(x, (index_of_operand(j_o, j_i),))))
+    nest = For(j_o, 3, ForKind.SERIAL, Allocate(acc, For(j_i, 16, ForKind.VECTORIZED, body)))
+    return PrimFunc("f", (x,), nest)
+
+
+def test_only_private_lanes_lose_their_guard() -> None:
+    """A guard falls where the lanes past the end write scratch only and read nothing that
+    the test protects; an operand indexed by the tested loops keeps a versioned guard."""
+    free = unguard_lanes(_accumulate(lambda j_o, j_i: Const(0, "int64")), "j_i")
+    assert not any(isinstance(s, IfThenElse) for s in walk_stmts(free.body))
+    for index in (lambda j_o, j_i: j_o, lambda j_o, j_i: binary("add", j_o, j_i)):
+        kept = unguard_lanes(_accumulate(index), "j_i")
+        assert any(isinstance(s, IfThenElse) and isinstance(s.otherwise, For)
+                   and s.otherwise.kind is ForKind.SERIAL for s in walk_stmts(kept.body))

@@ -65,7 +65,7 @@ def unguard_loop(loop: For, scratch: dict[str, tuple[int, ...]]) -> Stmt:
     if not guards:
         return loop
     bare = replace(loop, body=map_stmt(loop.body, lambda s: _strip(s, v)))
-    if all(g.otherwise is None and _private(g.then, loop, scratch) for g in guards):
+    if all(g.otherwise is None and _private(g, loop, scratch) for g in guards):
         return bare
     whole: Expr | None = None
     for g in guards:
@@ -100,12 +100,15 @@ def _strip(s: Stmt, v: Var) -> Stmt | None:
     return IfThenElse(kept, s.then, s.otherwise)
 
 
-def _private(s: Stmt, loop: For, scratch: dict[str, tuple[int, ...]]) -> bool:
-    """Whether every store under `s` writes the kernel's own scratch and every access that
-    moves with the lanes is one of its buffers, indexed by the lane itself within bounds:
-    then a lane past the operand's end reads and writes nothing outside the kernel."""
+def _private(guard: IfThenElse, loop: For, scratch: dict[str, tuple[int, ...]]) -> bool:
+    """Whether every store under `guard` writes the kernel's own scratch, every access that
+    moves with the lanes is one of its buffers, indexed by the lane itself within bounds,
+    and no other access depends on what the lane test does (its outer loop): then a lane
+    past the operand's end reads and writes nothing outside the kernel."""
     v = loop.var
-    for x in walk_stmts(s):
+    tested = {n for c in _conjuncts(guard.cond) if _mentions(c, v)
+              for n in walk(c) if isinstance(n, Var)}
+    for x in walk_stmts(guard.then):
         if not isinstance(x, Store | IfThenElse):
             continue
         if isinstance(x, Store) and x.buffer.name not in scratch:
@@ -117,10 +120,10 @@ def _private(s: Stmt, loop: For, scratch: dict[str, tuple[int, ...]]) -> bool:
             accesses.append((x.buffer.name, x.indices))
         for name, indices in accesses:
             moving = [d for d, i in enumerate(indices) if _mentions(i, v)]
+            if name not in scratch and any(_mentions(i, t) for i in indices for t in tested):
+                return False
             if not moving:
                 continue
-            if name not in scratch:
-                return False
             for d in moving:
                 a = affine(indices[d])
                 if a.terms != ((v, 1),) or a.const or scratch[name][d] < loop.extent:
