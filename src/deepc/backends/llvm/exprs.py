@@ -329,8 +329,8 @@ class ExprEmitter(MemoryValues):
         return self.builder.select(c, t, f)
 
     def emit_guarded_select(self, e: Select) -> ir.Value:
-        """Branches so the discarded side is never evaluated (in vector code, on a test that
-        is the same on every lane: codegen.vectorizable)."""
+        """Branches so the discarded side is never evaluated (a lane-invariant test in vector
+        code, codegen.vectorizable; each side then a vector of the lanes)."""
         bld = self.builder
         c = self.emit(e.cond)
         if isinstance(c.type, ir.VectorType):
@@ -339,11 +339,11 @@ class ExprEmitter(MemoryValues):
         end_bb = bld.append_basic_block("sel.end")
         bld.cbranch(c, then_bb, else_bb)
         bld.position_at_end(then_bb)
-        tv = self.lane_value(self.emit(e.t))
+        tv = self.broadcast(self.emit(e.t), self.lanes) if self.vec_var else self.emit(e.t)
         then_end = bld.block
         bld.branch(end_bb)
         bld.position_at_end(else_bb)
-        fv = self.lane_value(self.emit(e.f))
+        fv = self.broadcast(self.emit(e.f), self.lanes) if self.vec_var else self.emit(e.f)
         else_end = bld.block
         bld.branch(end_bb)
         bld.position_at_end(end_bb)
@@ -351,11 +351,6 @@ class ExprEmitter(MemoryValues):
         phi.add_incoming(tv, then_end)
         phi.add_incoming(fv, else_end)
         return phi
-
-    def lane_value(self, value: ir.Value) -> ir.Value:
-        """`value` as a vector of the loop's lanes inside a vector loop (a side of a select
-        may be uniform, the other not), else as it is."""
-        return self.broadcast(value, self.lanes) if self.vec_var is not None else value
 
     def element_pointer(self, buf: Buffer, offset: ir.Value) -> ir.Value:
         return self.builder.gep(self.buffers[buf.name], [offset],
