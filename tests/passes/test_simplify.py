@@ -128,3 +128,22 @@ def test_small_integer_powers_become_multiplies(power: float, muls: int) -> None
     y = n("pow", "x", n.const(np.float32(power)))
     after = check_pass(n.graph(n("tanh", y)), "simplify")
     assert ops(after).count("mul") == muls and ops(after).count("pow") == (muls == 0)
+
+
+@pytest.mark.parametrize(("index", "axis", "expected"), [
+    (np.array(1), 0, ["slice", "reshape", "exp"]),       # q, k, v = qkv[0], qkv[1], qkv[2]
+    (np.array(-1), 2, ["slice", "reshape", "exp"]),      # a negative index wraps
+    (np.array([2]), 1, ["slice", "exp"]),                # [i] keeps the axis
+    (np.array([0, 2]), 1, ["gather", "exp"]),            # two indices: still a gather
+    (np.array(5), 0, ["gather", "exp"]),                 # out of range: the gather's rule
+])
+def test_a_gather_at_one_constant_index_is_a_slice(index, axis, expected) -> None:
+    n = Net(x=(3, 4, 5))
+    y = n("gather", "x", n.const(index.astype(np.int64)), axis=axis)
+    graph = n.graph(n("exp", y))
+    if expected[0] == "gather" and index.ndim == 0:  # reading past the end: not a number test
+        from deepc.passes.manager import PASSES, PassContext
+
+        assert ops(PASSES["simplify"](graph, PassContext())) == expected
+        return
+    assert ops(check_pass(graph, "simplify")) == expected

@@ -1,8 +1,8 @@
 """Algebraic simplification: rewrite rules by op, applied in sweeps until nothing changes.
 
 The rules here remove no-ops (identity, same-shape reshape, identity transpose, whole
-slice, zero pad, same-dtype cast, x * 1, x + 0), collapse reshape and transpose chains and
-turn x ** 2 and x ** 3 into multiplies;
+slice, zero pad, same-dtype cast, x * 1, x + 0), collapse reshape and transpose chains,
+turn x ** 2 and x ** 3 into multiplies and a gather at one constant index into a slice;
 `channel_affine` adds batch-norm and per-channel scale/bias folding. Every rule is exact up
 to float rounding of folded constants, and only rewrites a producer its consumer is the
 only reader of.
@@ -129,6 +129,31 @@ def small_power(rw: Rewriter, node: Node) -> bool:
     return True
 
 
+def constant_gather(rw: Rewriter, node: Node) -> bool:
+    """A gather at one constant index (q, k, v = qkv[0], qkv[1], qkv[2]) is a slice, then a
+    reshape where the gather drops the axis: contiguous vectors, where the gather reads its
+    index at run time and so loads every lane on its own."""
+    data, idx = node.inputs
+    value = rw.const(idx)
+    shape = rw.type(data).shape
+    if value is None or value.size != 1 or not shape:
+        return False
+    axis = int(node.attrs["axis"]) % len(shape)
+    i = int(value.flat[0])
+    i += shape[axis] if i < 0 else 0
+    if not 0 <= i < shape[axis]:
+        return False  # out of range: the gather's own rule says what happens
+    out = rw.type(node.outputs[0])
+    rw.drop(node)
+    part = {"axes": (axis,), "starts": (i,), "ends": (i + 1,), "steps": (1,)}
+    if out.shape[axis:axis + 1] == (1,) and out.rank == len(shape):
+        rw.emit("slice", [data], part, outputs=node.outputs, name=node.name)
+    else:
+        (piece,) = rw.emit("slice", [data], part, name=f"{node.name}:slice")
+        rw.emit("reshape", [piece], {"shape": out.shape}, outputs=node.outputs, name=node.name)
+    return True
+
+
 NOOP_RULES: dict[str, list[Rule]] = {
     "identity": [identity],
     "reshape": [reshape],
@@ -141,6 +166,7 @@ NOOP_RULES: dict[str, list[Rule]] = {
     "sub": [neutral(0, commutes=False)],
     "div": [neutral(1, commutes=False)],
     "pow": [small_power],
+    "gather": [constant_gather],
 }
 RULES: dict[str, list[Rule]] = {op: NOOP_RULES.get(op, []) + AFFINE_RULES.get(op, [])
                                 for op in {*NOOP_RULES, *AFFINE_RULES}}

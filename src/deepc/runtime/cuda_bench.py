@@ -1,8 +1,9 @@
 """Benchmark peers on the GPU: a CUDA bundle's kernels against PyTorch on the same device.
 
 Both sides keep their inputs on the device and are timed to the end of the GPU work, run
-alternately. PyTorch runs the torchvision model named like the ONNX file (the architecture;
-its weights are random, which does not change the work done), in eager mode and, where it
+alternately. PyTorch runs the model named like the ONNX file: the zoo model of that name
+(runtime/zoo.py, the table tools/zoo.py exports from), else the torchvision constructor. Its
+weights are random, which does not change the work done. It runs in eager mode and, where it
 works, `torch.compile(mode="reduce-overhead")` (CUDA graphs). Strict fp32 unless
 `allow_tf32`: cuDNN and cuBLAS may not use TF32 tensor cores; with it, torch's defaults
 (cuDNN convolutions on TF32, matmuls strict) against deepc's TF32 mma kernels.
@@ -14,27 +15,21 @@ from collections.abc import Callable
 from typing import Any
 
 from deepc.errors import DeepcError
+from deepc.runtime.zoo import example_input, library, zoo_model
 
 
 def torch_peers(name: str, shape: tuple[int, ...], allow_tf32: bool,
                 with_compile: bool = True) -> dict[str, Callable[[], Any]]:
     """Timed callables by peer name ("torch", "torch.compile")."""
-    try:
-        import torch
-        import torchvision
-    except ImportError as e:
-        raise DeepcError(f"--compare torch needs torch and torchvision ({e})") from e
+    torch = library("torch")
     if not torch.cuda.is_available():
         raise DeepcError("--compare torch needs a CUDA GPU visible to torch")
-    ctor = getattr(torchvision.models, name, None)
-    if ctor is None:
-        raise DeepcError(f"--compare torch: torchvision has no model {name!r} — name the ONNX"
-                         " file after its torchvision constructor (e.g. resnet18.onnx)")
+    entry = zoo_model(name)  # before the settings below: an unknown name changes nothing
     # set both ways: an earlier strict call in the same process must not leak into this one
     torch.backends.cudnn.allow_tf32 = allow_tf32  # torch's default: True
     torch.backends.cuda.matmul.allow_tf32 = False  # torch's default
-    model = ctor().eval().cuda()
-    x = torch.randn(*shape, device="cuda")
+    model = entry.build().eval().cuda()
+    x = example_input(entry, shape, "cuda")
 
     def run(fn: Callable[[Any], Any]) -> Callable[[], Any]:
         def call() -> None:

@@ -14,6 +14,9 @@ each thread packs its own B panel once (a transposed B, `trans_b` or `x @ W^T`, 
 contiguous there) and sweeps the A tiles past it while the panel stays in L2. The panel is
 K x NR; when it would not fit half of L2 (`l2_kib` from the target), the tile stays unpacked
 rather than thrash, unless B is read transposed (a gather per lane is worse still).
+Columns that no register-wide divisor splits (197 attention tokens) run as whole registers
+anyway: the panel past the last column is zeros, and unguard_lanes (lane_guard.py) keeps the
+accumulation vectorized, storing the last register lane by lane.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from deepc.ir.loop import Allocate, For, IfThenElse, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.ir.types import itemsize
 from deepc.schedule.cpu_machine import CpuMachine
-from deepc.schedule.cpu_reduction import plan_reduction_tile, update_stores
+from deepc.schedule.cpu_reduction import TilePlan, plan_reduction_tile, update_stores
 
 MIN_TILES_TO_PACK = 4  # A tiles that reuse one packed panel; below this, packing costs more
 
@@ -63,9 +66,41 @@ def _plan(chain: list[For], machine: CpuMachine, want: dict[str, Any] | None,
     if len(red_loops) != 1:
         return None
     k_loop = red_loops[0]
-    tile = plan_reduction_tile(chain, machine, want)
+    try:
+        tile = plan_reduction_tile(chain, machine, want)
+    except ScheduleError:  # a record's vector that does not divide the columns
+        padded = plan_reduction_tile(chain, machine, want, pad=True)
+        plan = padded and _packed(chain, machine, alloc, k_loop, padded, forced)
+        if plan is None:
+            raise
+        return plan
     if tile is None:
         return None
+    if "vector" not in (want or {}) and _pads(chain, tile, machine.lanes(alloc.buffer.dtype)):
+        # full registers over the columns, the last panel's lanes past the end: 197
+        # attention columns as 13 x 16 lanes (95% of them useful) rather than scalars
+        padded = plan_reduction_tile(chain, machine, want, pad=True)
+        plan = padded and _packed(chain, machine, alloc, k_loop, padded, forced)
+        if plan is not None:
+            return plan
+    return _packed(chain, machine, alloc, k_loop, tile, forced)
+
+
+def _pads(chain: list[For], tile: TilePlan, lanes: int) -> bool:
+    """Whether the columns are better run as whole registers with the last one partly past
+    the end than as the narrower vector that divides them."""
+    tile_steps = [s for s in tile.steps if s[0] == "tile_reduction"]
+    vec_loop = _original(chain, tile_steps[-1][-1]) if tile_steps else None
+    if vec_loop is None:
+        return False
+    extent, nr = vec_loop.extent, tile.knobs["vector"]
+    used = extent / (-(-extent // lanes) * lanes)
+    return extent > lanes and nr < lanes and used > nr / lanes
+
+
+def _packed(chain: list[For], machine: CpuMachine, alloc: Allocate, k_loop: For,
+            tile: TilePlan, forced: bool) -> GemmPlan | None:
+    """The tile with its B panels packed, or None where packing does not pay."""
     tile_steps = [s for s in tile.steps if s[0] == "tile_reduction"]
     if len(tile_steps) != 1 or len(tile_steps[0]) != 3:
         return None  # the pair-tiled (blocked conv) shape is not a GEMM
@@ -98,6 +133,8 @@ def _plan(chain: list[For], machine: CpuMachine, want: dict[str, Any] | None,
         return None
     steps = list(tile.steps)
     steps.append(("pack", b_load.source.name, vec_o, vec_name))
+    if vec_loop.extent % tile.knobs["vector"]:
+        steps.append(("unguard_lanes", vec_name))
     knobs = {**tile.knobs, "pack": True, "panel": nr}
     return GemmPlan(steps, list(tile.outer[:pos + 1]), knobs)
 

@@ -60,9 +60,11 @@ def vector_width(extent: int, lanes: int) -> int:
 
 
 def plan_reduction_tile(chain: list[For], machine: CpuMachine,
-                        want: dict[str, Any] | None = None) -> TilePlan | None:
+                        want: dict[str, Any] | None = None, pad: bool = False) -> TilePlan | None:
     """The register tile; `want` overrides the knobs (vector, rows, row_pairs) and raises
-    ScheduleError where the nest cannot take them."""
+    ScheduleError where the nest cannot take them. With `pad` the vector is one register
+    (or `want`'s) even where it does not divide the loop: the last tile's lanes run past
+    the end, which only a packed GEMM can take (cpu_gemm)."""
     want = want or {}
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
@@ -76,9 +78,11 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     if _row_reduction(chain, alloc, vec):
         return None  # vectors across rows would gather: plan_row_reduction's case
     nr = vector_width(vec.extent, lanes)  # 1 for a prime extent above the lanes
+    if pad:
+        nr = min(lanes, vec.extent)
     if "vector" in want:
         nr = want["vector"]
-        if not 2 <= nr <= vec.extent or vec.extent % nr:
+        if not 2 <= nr <= vec.extent or (vec.extent % nr and not pad):
             raise ScheduleError(f"vector={nr} does not divide the vector loop"
                                 f" {vec.var.name} ({vec.extent})")
     vector_vars = _vars_of_vector_loads(alloc, vec.var)

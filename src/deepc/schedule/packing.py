@@ -8,7 +8,8 @@ pack(B, j_o, j_i) ->
               for p0 in 0..K { for p1 in 0..64 { B_pack[p0, p1] = B[j_o*64 + p1, p0] } }
               for i { for k { for j_i { C[i, j] += A[i, k] * B_pack[k, j_i] } } } }
 
-Reads outside the operand (the last block of a tiled loop) fill the panel with zeros.
+Reads outside the operand (the last block of a tiled loop) fill the panel with zeros; the
+copy runs as vectors wherever a panel lies inside the operand (lane_guard).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from deepc.ir.loop import (
     walk_stmts,
 )
 from deepc.ir.tensor import walk
+from deepc.schedule.lane_guard import unguard_loop
 from deepc.schedule.placement import _buffer, _in_bounds, _replace_loop_body, region
 from deepc.schedule.stmt_rewrite import rewrite_loads
 
@@ -73,9 +75,11 @@ def pack(f: PrimFunc, buffer: str, loop: str, minor: str, scope: str = "global")
         copy = IfThenElse(guard, copy, Store(panel, tuple(pvars), zero))
     contiguous = len(src) and affine(src[-1]).coef(pvars[-1]) == 1 and dims[0] == len(src) - 1
     last = panel.shape[-1]
-    kind = (ForKind.VECTORIZED if guard is None and contiguous and 1 < last <= MAX_COPY_LANES
-            else ForKind.SERIAL)
+    kind = ForKind.VECTORIZED if contiguous and 1 < last <= MAX_COPY_LANES else ForKind.SERIAL
     copy = For(pvars[-1], last, kind, copy)
+    if guard is not None and kind is ForKind.VECTORIZED:
+        # vectors for the panels inside the operand, lane by lane only at its edge
+        copy = unguard_loop(copy, {panel.name: panel.shape})
     for v, ext in reversed(list(zip(pvars[:-1], panel.shape[:-1]))):
         copy = For(v, ext, ForKind.SERIAL, copy)
     return _replace_loop_body(

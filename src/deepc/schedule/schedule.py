@@ -12,6 +12,7 @@ from deepc.schedule import (
     gpu_split,
     gpu_warp,
     interleave,
+    lane_guard,
     packing,
     placement,
     primitives,
@@ -28,7 +29,7 @@ PRIMITIVES = {
     "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
     "tile_reduction": reduction.tile_reduction, "rfactor": reduction.rfactor,
-    "pack": packing.pack,
+    "pack": packing.pack, "unguard_lanes": lane_guard.unguard_lanes,
     # whole GPU kernels from a matched stage; their knobs are keyword arguments
     "tile_gemm": gpu_gemm.tile_gemm, "split_k_sum": gpu_split.split_k_sum,
     "warp_reduce": gpu_warp.warp_reduce, "block_threads": gpu_block.block_threads,

@@ -9,7 +9,7 @@ from llvmlite import ir
 from deepc.backends.llvm.analysis import linear_offset, unsafe_to_speculate
 from deepc.backends.llvm.exprs import ExprEmitter
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
-from deepc.ir.expr import Expr, Load, Var
+from deepc.ir.expr import Expr, Load, Select, Var
 from deepc.ir.loop import (
     Allocate,
     Evaluate,
@@ -249,7 +249,8 @@ def stmt_exprs(s: Stmt) -> list[Expr]:
 
 def vectorizable(s: For) -> bool:
     """A vector loop's body: stores (and local allocations, uniform ifs) with no inner loops
-    and no select that guards a load."""
+    and no select that guards a load on some lanes only. A select whose test is the same
+    on every lane (a concat choosing its input by an outer loop) branches instead."""
     if not 1 < s.extent <= MAX_VECTOR_LANES:
         return False
     for x in walk_stmts(s.body):
@@ -258,12 +259,16 @@ def vectorizable(s: For) -> bool:
         if isinstance(x, IfThenElse) and _mentions(x.cond, s.var):
             return False
         for e in stmt_exprs(x):
-            from deepc.ir.expr import Select
-
-            if any(isinstance(n, Select) and (unsafe_to_speculate(n.t) or unsafe_to_speculate(n.f))
+            if any(isinstance(n, Select) and not _uniform(n.cond, s.var)
+                   and (unsafe_to_speculate(n.t) or unsafe_to_speculate(n.f))
                    for n in walk(e)):
                 return False
     return True
+
+
+def _uniform(e: Expr, v: Var) -> bool:
+    """The same on every lane of the vector loop over `v`, and computed without loads."""
+    return not _mentions(e, v) and not any(isinstance(n, Load) for n in walk(e))
 
 
 def _mentions(e: Expr, v: Var) -> bool:

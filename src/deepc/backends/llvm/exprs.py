@@ -329,7 +329,8 @@ class ExprEmitter(MemoryValues):
         return self.builder.select(c, t, f)
 
     def emit_guarded_select(self, e: Select) -> ir.Value:
-        """Branches so the discarded side is never evaluated (scalar code only)."""
+        """Branches so the discarded side is never evaluated (a lane-invariant test in vector
+        code, codegen.vectorizable; each side then a vector of the lanes)."""
         bld = self.builder
         c = self.emit(e.cond)
         if isinstance(c.type, ir.VectorType):
@@ -338,11 +339,11 @@ class ExprEmitter(MemoryValues):
         end_bb = bld.append_basic_block("sel.end")
         bld.cbranch(c, then_bb, else_bb)
         bld.position_at_end(then_bb)
-        tv = self.emit(e.t)
+        tv = self.broadcast(self.emit(e.t), self.lanes) if self.vec_var else self.emit(e.t)
         then_end = bld.block
         bld.branch(end_bb)
         bld.position_at_end(else_bb)
-        fv = self.emit(e.f)
+        fv = self.broadcast(self.emit(e.f), self.lanes) if self.vec_var else self.emit(e.f)
         else_end = bld.block
         bld.branch(end_bb)
         bld.position_at_end(end_bb)
