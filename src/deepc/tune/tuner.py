@@ -136,8 +136,9 @@ def tune(tasks: list[Task], measurer: Measurer, log: TuneLog, budget_s: float,
 
 
 def _schedules(task: Task, knobs: dict[str, Any]) -> bool:
+    """Whether the scheduler takes `knobs` as the search would propose them."""
     try:
-        task.schedule(knobs)
+        task.schedule(task.canonical(knobs))
     except ScheduleError:
         return False
     return True
