@@ -1,6 +1,7 @@
 """The search: every task's default measured first (the profile that weights the tasks), then
-the budget spread over tasks by their share of the model's time, candidates proposed from the
-knob space and ranked by the cost model, each measured, checked and logged as it comes."""
+the budget spread over tasks by their share of the model's time (a task that stops improving
+hands the rest of its share on), candidates proposed from the knob space and ranked by the
+cost model, each measured, checked and logged as it comes."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ POOL = 48  # candidates ranked by the cost model per trial
 EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
 CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
 MIN_SHARE = 0.05  # seconds: a share of the budget too short to time one candidate in
+STALE_TRIALS = 96  # trials without a new best after which a task gives its time back
 
 
 class Task(Protocol):
@@ -127,8 +129,14 @@ def tune(tasks: list[Task], measurer: Measurer, log: TuneLog, budget_s: float,
         if share < MIN_SHARE:
             continue
         deadline = time.perf_counter() + share
-        while time.perf_counter() < deadline and search.step(tasks[k], results[k]):
+        res = results[k]
+        best, since = res.best_cost, res.trials
+        while time.perf_counter() < deadline and search.step(tasks[k], res):
             report(k)
+            if res.best_cost != best:
+                best, since = res.best_cost, res.trials
+            elif res.trials - since >= STALE_TRIALS:
+                break  # the rest of its share goes to the tasks after it
         search.confirm(tasks[k], results[k])
         report(k)
     summary.elapsed = time.perf_counter() - start
