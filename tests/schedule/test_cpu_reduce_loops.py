@@ -56,6 +56,7 @@ def _main(knobs: dict[str, Any]) -> str:
     ({"unroll": 8}, "unroll", 16),
     ({"row_loop": 1, "rows": 3}, "split", 16),
     ({"pair_block": 3, "rows": 7}, "split", 48),  # 3 of the 6 channel blocks share a broadcast
+    ({"outer_inner": 2, "rows": 7}, "reorder", 32),  # channel blocks inside the image rows
 ])
 def test_knob_keeps_the_numbers(change: dict[str, Any], primitive: str, out: int) -> None:
     graph, kernel, feeds, y = _conv(out)
@@ -91,6 +92,7 @@ def test_defaults_name_no_new_knob() -> None:
     {"unroll": 5}, {"unroll": 0}, {"unroll": 2.0}, {"unroll": 32}, {"reduce_inner": 4},
     {"reduce_inner": -1}, {"reduce_inner": True}, {"row_loop": 5}, {"row_loop": "x"},
     {"pair_block": 1}, {"pair_block": 3},  # two channel blocks: 3 does not divide them
+    {"outer_inner": 3}, {"outer_inner": 1.0},
 ])
 def test_impossible_values_raise(change: dict[str, Any]) -> None:
     _, kernel, _, _ = _conv()

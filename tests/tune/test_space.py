@@ -16,7 +16,7 @@ TILED = {"c.kind": "register_tile", "c.vector": 8, "c.rows": 6, "c.row_pairs": F
 
 def test_tile_loop_axes_only_on_tiled_nests() -> None:
     axes = knob_axes(TILED, MACHINE)
-    for knob in ("reduce_inner", "unroll", "row_loop", "pair_block"):
+    for knob in ("reduce_inner", "unroll", "row_loop", "pair_block", "outer_inner"):
         assert f"c.{knob}" in axes and f"p.{knob}" not in axes
     assert axes["c.unroll"][0] == 1 and axes["c.reduce_inner"][0] == 0
 
@@ -44,5 +44,5 @@ def test_register_check_counts_pair_blocks() -> None:
 def test_features_tell_the_new_knobs_apart() -> None:
     base = knob_features(TILED, "c.", 8)
     for change in ({"c.unroll": 4}, {"c.reduce_inner": 1}, {"c.row_loop": 1},
-                   {"c.pair_block": 3, "c.row_pairs": True}):
+                   {"c.pair_block": 3, "c.row_pairs": True}, {"c.outer_inner": 1}):
         assert knob_features({**TILED, **change}, "c.", 8) != base, change

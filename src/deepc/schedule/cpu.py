@@ -21,7 +21,7 @@ from deepc.ir.loop import (
 )
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
-from deepc.schedule.cpu_reduce_loops import plan_reduce_loops
+from deepc.schedule.cpu_reduce_loops import plan_outer_order, plan_reduce_loops
 from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile, plan_row_reduction
 from deepc.schedule.schedule import Schedule
 
@@ -83,7 +83,7 @@ def _trip(root: For, target: For) -> int:
 
 
 KNOBS = {"kind", "vector", "rows", "row_pairs", "pair_block", "row_loop", "reduce_inner",
-         "unroll", "pack", "panel", "threads"}
+         "unroll", "outer_inner", "pack", "panel", "threads"}
 DERIVED = {"panel"}  # follows from the others; a record's value is not read back
 
 
@@ -125,6 +125,8 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
         want["pack"] = kind == "packed_gemm"
     gemm = None if want.get("pack") is False else plan_gemm(chain, machine, want)
     if gemm is not None:  # packed GEMM (cpu_gemm)
+        if want.get("outer_inner", 0):
+            raise ScheduleError("outer_inner: a packed GEMM keeps its panels outside its rows")
         loops = plan_reduce_loops(chain[-1].body, want)  # type: ignore[arg-type]
         for step in gemm.steps + loops[0]:
             sch.add(*step)
@@ -134,10 +136,11 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
     tile = plan_reduction_tile(chain, machine, tile_want)
     if tile is not None:
         loops = plan_reduce_loops(chain[-1].body, want)  # type: ignore[arg-type]
-        for step in tile.steps + loops[0]:
+        order, outer, outer_knobs = plan_outer_order(tile.outer, want)
+        for step in tile.steps + loops[0] + order:
             sch.add(*step)
-        return {"kind": "register_tile", **tile.knobs, **loops[1],
-                "threads": _parallel(sch, tile.outer, nest, cores, want.get("threads"))}
+        return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs,
+                "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
     row = (plan_row_reduction(chain, machine, want.get("vector"))
            if want.get("vector", 0) != 1 else None)
     plain = not set(want) - {"vector", "threads"}  # tile knobs on another nest: an error

@@ -1,5 +1,5 @@
-"""Knobs over the reduction loops around a register tile: which of them runs innermost and how
-far that one is unrolled; turns a tuning candidate's knobs into schedule steps.
+"""Knobs over the loops around a register tile: which reduction loop runs innermost and how far
+it is unrolled, which outer loop runs innermost; turns a tuning candidate's knobs into steps.
 
 The default keeps the reduction loops in the order lowering gave them and unrolls none:
 
@@ -81,4 +81,29 @@ def plan_reduce_loops(alloc: Allocate, want: dict[str, Any]) -> tuple[list[tuple
     return steps, knobs
 
 
-__all__ = ["DEFAULTS", "plan_reduce_loops", "reduction_chain"]
+def plan_outer_order(outer: list[tuple[str, int]], want: dict[str, Any]
+                     ) -> tuple[list[tuple], list[tuple[str, int]], dict[str, Any]]:
+    """The loops outside a register tile (outermost first) with the one that `want`'s
+    `outer_inner` names moved innermost, counted outward from the innermost (0: as they
+    are): its steps, the new order and the knob where it is not the default. Which loop
+    runs innermost decides which operand a tile reuses from cache: the output channel
+    blocks innermost sweep one input tile past every block of weights.
+
+        for co_o { for h { for w_o { <tile> } } }
+    outer_inner=2 ->
+        reorder(h, w_o, co_o)
+        for h { for w_o { for co_o { <tile> } } }
+    """
+    inner = want.get("outer_inner", 0)
+    if inner == 0:
+        return [], outer, {}
+    movable = [(n, e) for n, e in outer if e >= 2]
+    if type(inner) is not int or not 0 < inner < len(movable):
+        raise ScheduleError(f"outer_inner={inner!r}: the tile has {len(movable)} loops"
+                            " around it to choose from (0 keeps the innermost)")
+    last = movable[-1 - inner]
+    order = [x for x in outer if x != last] + [last]
+    return [("reorder", *(n for n, _ in order))], order, {"outer_inner": inner}
+
+
+__all__ = ["DEFAULTS", "plan_outer_order", "plan_reduce_loops", "reduction_chain"]

@@ -11,7 +11,8 @@ from deepc.schedule.cpu_machine import CpuMachine
 
 TILED = ("packed_gemm", "register_tile")
 TILE_LOOP_AXES = {"reduce_inner": [0, 1, 2, 3], "unroll": [1, 2, 3, 4, 8, 16],
-                  "row_loop": [0, 1, 2], "pair_block": [2, 3, 4, 5, 8]}  # the default first
+                  "row_loop": [0, 1, 2], "pair_block": [2, 3, 4, 5, 8],
+                  "outer_inner": [0, 1, 2]}  # the default first
 
 
 def knob_axes(knobs: dict[str, Any], machine: CpuMachine) -> dict[str, list[Any]]:
@@ -93,4 +94,5 @@ def knob_features(knobs: dict[str, Any], main: str, lanes: int) -> list[float]:
             math.log2(max(float(get("threads", 1)), 1.0)), vector * rows / lanes,
             float(get("reduce_inner", 0)), math.log2(max(float(get("unroll", 1)), 1.0)),
             float(get("row_loop", 0)), vector * rows * float(get("unroll", 1)) / lanes,
-            float(get("pair_block", 2 if get("row_pairs", False) else 1))]
+            float(get("pair_block", 2 if get("row_pairs", False) else 1)),
+            float(get("outer_inner", 0))]
