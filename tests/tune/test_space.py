@@ -1,12 +1,19 @@
 """The CPU knob space (tune/space.py): the tile-loop knobs offered on tiled nests only, a
 sample that changes a nest's tile lets the scheduler spread its loops afresh, the register
-check counts every block of a tile, and the cost model's features see the new knobs."""
+check counts every block of a tile, and the cost model's features see the new knobs; and
+the search moves on from a task that stops improving (tune/tuner.py)."""
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.schedule import Schedule
+from deepc.tune import tuner
+from deepc.tune.log import TuneLog
+from deepc.tune.measure import Measurement
 from deepc.tune.space import knob_axes, knob_features, respread_threads, sample, within_registers
 
 MACHINE = CpuMachine(256, 12, 2, 32, 512)
@@ -46,3 +53,44 @@ def test_features_tell_the_new_knobs_apart() -> None:
     for change in ({"c.unroll": 4}, {"c.reduce_inner": 1}, {"c.row_loop": 1},
                    {"c.pair_block": 3, "c.row_pairs": True}, {"c.outer_inner": 1}):
         assert knob_features({**TILED, **change}, "c.", 8) != base, change
+
+
+class _FlatTask:
+    """A task whose every candidate takes as long as its default."""
+
+    def __init__(self, key: str):
+        self.key, self.kernel, self.ops, self.count = key, key, ("op",), 1
+        self.default = Schedule(knobs={"v": 0})
+        self.features: list[float] = [1.0]
+        self.tolerance = 1e-4
+
+    def schedule(self, knobs: dict) -> Schedule:  # type: ignore[type-arg]
+        return Schedule(knobs=dict(knobs))
+
+    def axes(self) -> dict:  # type: ignore[type-arg]
+        return {"v": list(range(10_000))}
+
+    def fits(self, knobs: dict) -> bool:  # type: ignore[type-arg]
+        return True
+
+    def canonical(self, knobs: dict) -> dict:  # type: ignore[type-arg]
+        return knobs
+
+    def knob_features(self, knobs: dict) -> list[float]:  # type: ignore[type-arg]
+        return [float(knobs["v"])]
+
+
+class _Flat:
+    def measure(self, task, knobs, steps) -> Measurement:  # type: ignore[no-untyped-def]
+        return Measurement(1e-3, None, [np.zeros(1)], 1e-3, 1.0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_task_that_stops_improving_hands_its_time_on(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(tuner, "STALE_TRIALS", 10)
+    tasks = [_FlatTask("a"), _FlatTask("b")]
+    summary = tuner.tune(tasks, _Flat(), TuneLog(tmp_path / "l.jsonl", "t"), budget_s=60)  # type: ignore[arg-type]
+    assert summary.elapsed < 30  # neither task kept the half of the budget it was given
+    assert all(t.trials == 1 + 10 for t in summary.tasks)  # the default, then ten flat ones

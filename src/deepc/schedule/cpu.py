@@ -127,7 +127,7 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
     if gemm is not None:  # packed GEMM (cpu_gemm)
         if want.get("outer_inner", 0):
             raise ScheduleError("outer_inner: a packed GEMM keeps its panels outside its rows")
-        loops = plan_reduce_loops(chain[-1].body, want)  # type: ignore[arg-type]
+        loops = plan_reduce_loops(chain[-1].body, want)
         for step in gemm.steps + loops[0]:
             sch.add(*step)
         return {"kind": "packed_gemm", **gemm.knobs, **loops[1],
@@ -135,7 +135,7 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
     tile_want = {k: v for k, v in want.items() if k != "pack"}
     tile = plan_reduction_tile(chain, machine, tile_want)
     if tile is not None:
-        loops = plan_reduce_loops(chain[-1].body, want)  # type: ignore[arg-type]
+        loops = plan_reduce_loops(chain[-1].body, want)
         order, outer, outer_knobs = plan_outer_order(tile.outer, want)
         for step in tile.steps + loops[0] + order:
             sch.add(*step)

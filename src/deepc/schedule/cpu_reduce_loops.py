@@ -22,16 +22,19 @@ from __future__ import annotations
 from typing import Any
 
 from deepc.errors import ScheduleError
-from deepc.ir.loop import Allocate, For, walk_stmts
+from deepc.ir.loop import Allocate, For, Stmt, walk_stmts
 from deepc.schedule.cpu_reduction import update_stores
 
 MAX_UNROLL = 16  # more copies of a tile of multiply-adds only lengthen compiles
 DEFAULTS = {"reduce_inner": 0, "unroll": 1}
 
 
-def reduction_chain(alloc: Allocate) -> list[For]:
-    """The reduction loops around the accumulator's update, outermost first, while they nest
-    perfectly (a guard or a second statement ends the chain)."""
+def reduction_chain(alloc: Stmt) -> list[For]:
+    """The reduction loops around the accumulator's update in `alloc` (the accumulator's
+    allocation), outermost first, while they nest perfectly (a guard or a second statement
+    ends the chain)."""
+    if not isinstance(alloc, Allocate):
+        return []
     updates = update_stores(alloc)
     if not updates:
         return []
@@ -44,7 +47,7 @@ def reduction_chain(alloc: Allocate) -> list[For]:
     return chain
 
 
-def plan_reduce_loops(alloc: Allocate, want: dict[str, Any]) -> tuple[list[tuple], dict[str, Any]]:
+def plan_reduce_loops(alloc: Stmt, want: dict[str, Any]) -> tuple[list[tuple], dict[str, Any]]:
     """The steps and the knobs (only those that differ from the default) that `want`'s
     `reduce_inner` and `unroll` ask of the reduction loops in `alloc`; ScheduleError when
     the loops cannot take them."""
