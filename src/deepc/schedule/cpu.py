@@ -21,6 +21,7 @@ from deepc.ir.loop import (
 )
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.cpu_reduce_loops import plan_outer_order, plan_reduce_loops
 from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile, plan_row_reduction
 from deepc.schedule.schedule import Schedule
 
@@ -81,7 +82,8 @@ def _trip(root: For, target: For) -> int:
     return go(root, 1) or 1
 
 
-KNOBS = {"kind", "vector", "rows", "row_pairs", "pack", "panel", "threads"}
+KNOBS = {"kind", "vector", "rows", "row_pairs", "pair_block", "row_loop", "reduce_inner",
+         "unroll", "outer_inner", "pack", "panel", "threads"}
 DERIVED = {"panel"}  # follows from the others; a record's value is not read back
 
 
@@ -123,25 +125,31 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
         want["pack"] = kind == "packed_gemm"
     gemm = None if want.get("pack") is False else plan_gemm(chain, machine, want)
     if gemm is not None:  # packed GEMM (cpu_gemm)
-        for step in gemm.steps:
+        if want.get("outer_inner", 0):
+            raise ScheduleError("outer_inner: a packed GEMM keeps its panels outside its rows")
+        loops = plan_reduce_loops(chain[-1].body, want)
+        for step in gemm.steps + loops[0]:
             sch.add(*step)
-        return {"kind": "packed_gemm", **gemm.knobs,
+        return {"kind": "packed_gemm", **gemm.knobs, **loops[1],
                 "threads": _parallel(sch, gemm.parallel, nest, cores, want.get("threads"))}
     tile_want = {k: v for k, v in want.items() if k != "pack"}
     tile = plan_reduction_tile(chain, machine, tile_want)
     if tile is not None:
-        for step in tile.steps:
+        loops = plan_reduce_loops(chain[-1].body, want)
+        order, outer, outer_knobs = plan_outer_order(tile.outer, want)
+        for step in tile.steps + loops[0] + order:
             sch.add(*step)
-        return {"kind": "register_tile", **tile.knobs,
-                "threads": _parallel(sch, tile.outer, nest, cores, want.get("threads"))}
+        return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs,
+                "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
     row = (plan_row_reduction(chain, machine, want.get("vector"))
            if want.get("vector", 0) != 1 else None)
-    if row is not None and kind in (None, "row_reduction"):
+    plain = not set(want) - {"vector", "threads"}  # tile knobs on another nest: an error
+    if row is not None and kind in (None, "row_reduction") and plain:
         for step in row.steps:
             sch.add(*step)
         return {"kind": "row_reduction", **row.knobs,
                 "threads": _parallel(sch, row.outer, nest, cores, want.get("threads"))}
-    if set(want) - {"vector", "threads"} or kind in ("packed_gemm", "register_tile"):
+    if not plain or kind in ("packed_gemm", "register_tile"):
         raise ScheduleError(f"knobs {sorted(want)} need a reduction nest; {nest.var.name}"
                             " takes vector and threads only")
     width = 1

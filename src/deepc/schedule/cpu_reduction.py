@@ -61,10 +61,11 @@ def vector_width(extent: int, lanes: int) -> int:
 
 def plan_reduction_tile(chain: list[For], machine: CpuMachine,
                         want: dict[str, Any] | None = None, pad: bool = False) -> TilePlan | None:
-    """The register tile; `want` overrides the knobs (vector, rows, row_pairs) and raises
-    ScheduleError where the nest cannot take them. With `pad` the vector is one register
-    (or `want`'s) even where it does not divide the loop: the last tile's lanes run past
-    the end, which only a packed GEMM can take (cpu_gemm)."""
+    """The register tile; `want` overrides the knobs (vector, rows, row_pairs, pair_block:
+    how many blocks of the pair loop, row_loop: which loop holds the rows, counted outward
+    from the default) and raises ScheduleError where the nest cannot take them. With `pad`
+    the vector is one register (or `want`'s) even where it does not divide the loop: the last
+    tile's lanes run past the end, which only a packed GEMM can take (cpu_gemm)."""
     want = want or {}
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
@@ -122,8 +123,14 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     tile_i, pair = None, None
     if not candidates and (want.get("rows", 1) != 1 or want.get("row_pairs")):
         raise ScheduleError("the nest has no loop to tile rows on: rows must be 1")
+    row_loop = want.get("row_loop", 0)
+    if row_loop and (type(row_loop) is not int or not 0 < row_loop < len(candidates)):
+        raise ScheduleError(f"row_loop={row_loop!r}: the nest has {len(candidates)} loops to"
+                            " tile rows on (0 is the innermost)")
     if candidates:
-        tile = candidates[-1]
+        # the innermost loop that the vector operand ignores, unless a candidate asks for
+        # one further out (the rows of a conv's tile along its height, not its width)
+        tile = candidates[-1 - row_loop]
         # a short prime row (13 pixels) is better held whole, a little over budget, than
         # tiled with a guarded tail
         mr = best_factor(tile.extent, budget)
@@ -132,13 +139,21 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         pair = _pair_loop(chain, vec, tile, alloc)
         half = best_factor(tile.extent, budget // 2)
         pairs = want.get("row_pairs")
+        # a candidate may take more blocks of the pair loop than two (125 blocks of 8
+        # channels: 5 x 5 rows share each broadcast five times); that implies pairs
+        block = want.get("pair_block", 2)
+        if type(block) is not int or block < 2:
+            raise ScheduleError(f"pair_block={block!r} must be an integer of 2 or more")
+        if block != 2:
+            pairs = True
         if pairs is None:
             pairs = not (pair is None or nr != lanes or pair.extent % 2 or tile.extent % half
                          or half < 4)
-        elif pairs and (pair is None or pair.extent % 2):
-            raise ScheduleError("row_pairs=True: the nest has no even loop to pair rows on")
+        elif pairs and (pair is None or pair.extent % block):
+            raise ScheduleError(f"row_pairs=True: the nest has no loop that {block} divides"
+                                " to take rows in blocks of")
         if pairs:
-            mr = half
+            mr = half if block == 2 else best_factor(tile.extent, max(budget // block, 1))
         else:
             pair = None
         mr = want.get("rows", mr)
@@ -159,7 +174,7 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
             moved = names.pop(t)
             names.insert(v - 1, moved)
         if pair is not None:
-            pair_i = _split_pair(steps, names, pair.var.name, tile_i)
+            pair_i = _split_pair(steps, names, pair.var.name, tile_i, block)
     order = [n for n, _ in names]
     vec_o, tile_o = vec_i.removesuffix("_i") + "_o", (tile_i or "").removesuffix("_i") + "_o"
     if vec_o in order and tile_o in order and order.index(tile_o) < order.index(vec_o):
@@ -176,7 +191,9 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
     outer = [(n, e) for n, e in names if n not in tile_names]
-    knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None}
+    knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None,
+             **({"pair_block": block} if pair is not None and block != 2 else {}),
+             **({"row_loop": row_loop} if row_loop else {})}
     return TilePlan(steps, outer, knobs)
 
 
@@ -196,12 +213,12 @@ def _pair_loop(chain: list[For], vec: For, tile: For, alloc: Allocate) -> For | 
 
 
 def _split_pair(steps: list[tuple], names: list[tuple[str, int]], pair: str,
-                tile_i: str) -> str:
-    """Split `pair` by 2 and move its inner loop just outside the tile loop."""
-    steps.append(("split", pair, 2))
+                tile_i: str, block: int = 2) -> str:
+    """Split `pair` by `block` and move its inner loop just outside the tile loop."""
+    steps.append(("split", pair, block))
     i = [n for n, _ in names].index(pair)
     extent = names[i][1]
-    names[i:i + 1] = [(f"{pair}_o", extent // 2), (f"{pair}_i", 2)]
+    names[i:i + 1] = [(f"{pair}_o", extent // block), (f"{pair}_i", block)]
     order = [n for n, _ in names]
     p, t = order.index(f"{pair}_i"), order.index(tile_i)
     if t != p + 1:

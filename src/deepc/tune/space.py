@@ -10,6 +10,9 @@ from typing import Any
 from deepc.schedule.cpu_machine import CpuMachine
 
 TILED = ("packed_gemm", "register_tile")
+TILE_LOOP_AXES = {"reduce_inner": [0, 1, 2, 3], "unroll": [1, 2, 3, 4, 8, 16],
+                  "row_loop": [0, 1, 2], "pair_block": [2, 3, 4, 5, 8],
+                  "outer_inner": [0, 1, 2]}  # the default first
 
 
 def knob_axes(knobs: dict[str, Any], machine: CpuMachine) -> dict[str, list[Any]]:
@@ -30,6 +33,11 @@ def knob_axes(knobs: dict[str, Any], machine: CpuMachine) -> dict[str, list[Any]
             axes[name] = [False, True]
         elif knob == "kind" and value in TILED:
             axes[f"{prefix}pack"] = [False, True]
+            # loop order, unrolling and the tile's row loop: absent from a default record
+            # (their defaults are 0, 1, 0); the scheduler rejects what a nest cannot take
+            for extra, values in TILE_LOOP_AXES.items():
+                axes[f"{prefix}{extra}"] = sorted({*values, knobs.get(f"{prefix}{extra}",
+                                                                      values[0])})
         elif knob == "threads":
             axes[name] = sorted({1, value})
     return {k: v for k, v in axes.items() if len(v) > 1}
@@ -41,8 +49,22 @@ def sample(default: dict[str, Any], axes: dict[str, list[Any]], rng: random.Rand
     knobs = {k: v for k, v in default.items() if not k.endswith("panel")}
     names = list(axes)
     for name in rng.sample(names, rng.randint(1, min(changes, len(names)))):
-        knobs[name] = rng.choice([v for v in axes[name] if v != knobs.get(name)])
+        # a knob the record leaves out has its axis's first value (the tile-loop knobs)
+        current = knobs.get(name, axes[name][0])
+        knobs[name] = rng.choice([v for v in axes[name] if v != current])
     return knobs
+
+
+def respread_threads(knobs: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """`knobs` without the thread count of each nest whose other knobs differ from
+    `default` while its thread count does not: the default's count fuses the default's
+    outer loops, and a tile along another loop leaves other loops outside, so the
+    scheduler spreads those afresh."""
+    changed = {name.rpartition(".")[0] for name in {*knobs, *default}
+               if name.rpartition(".")[2] != "threads" and knobs.get(name) != default.get(name)}
+    return {k: v for k, v in knobs.items()
+            if not (k.rpartition(".")[2] == "threads" and k.rpartition(".")[0] in changed
+                    and v == default.get(k))}
 
 
 def within_registers(knobs: dict[str, Any], machine: CpuMachine) -> bool:
@@ -53,7 +75,10 @@ def within_registers(knobs: dict[str, Any], machine: CpuMachine) -> bool:
         if name.endswith("kind") and kind in TILED:
             prefix = name.removesuffix("kind")
             vectors = -(-int(knobs.get(f"{prefix}vector", lanes)) // lanes)
-            if int(knobs.get(f"{prefix}rows", 1)) * vectors > 2 * machine.accumulator_registers:
+            blocks = knobs.get(f"{prefix}pair_block", 2 if knobs.get(f"{prefix}row_pairs")
+                               else 1)
+            rows = int(knobs.get(f"{prefix}rows", 1)) * max(int(blocks), 1)
+            if rows * vectors > 2 * machine.accumulator_registers:
                 return False
     return True
 
@@ -66,4 +91,8 @@ def knob_features(knobs: dict[str, Any], main: str, lanes: int) -> list[float]:
     vector, rows = float(get("vector", 1)), float(get("rows", 1))
     pack = get("pack", get("kind", "") == "packed_gemm")
     return [vector / lanes, rows, float(bool(get("row_pairs", False))), float(bool(pack)),
-            math.log2(max(float(get("threads", 1)), 1.0)), vector * rows / lanes]
+            math.log2(max(float(get("threads", 1)), 1.0)), vector * rows / lanes,
+            float(get("reduce_inner", 0)), math.log2(max(float(get("unroll", 1)), 1.0)),
+            float(get("row_loop", 0)), vector * rows * float(get("unroll", 1)) / lanes,
+            float(get("pair_block", 2 if get("row_pairs", False) else 1)),
+            float(get("outer_inner", 0))]

@@ -15,7 +15,7 @@ from deepc.schedule.cpu import default_schedule, top_level_nests, work
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
-from deepc.tune.space import knob_axes, knob_features, within_registers
+from deepc.tune.space import knob_axes, knob_features, respread_threads, within_registers
 
 
 @dataclass
@@ -44,8 +44,9 @@ class Task:
         return within_registers(knobs, self.machine)
 
     def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]:
-        """The knobs as sampled: scheduling names the spelling (step() logs repeats)."""
-        return knobs
+        """The knobs as sampled, less the thread counts that the changes make stale;
+        scheduling names the spelling (step() logs repeats)."""
+        return respread_threads(knobs, dict(self.default.knobs))
 
     def knob_features(self, knobs: dict[str, Any]) -> list[float]:
         return knob_features(knobs, self.main, self.machine.lanes("float32"))

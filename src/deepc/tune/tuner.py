@@ -1,5 +1,6 @@
 """The search: every task's default measured first (the profile that weights the tasks), then
-the budget spread over tasks by their share of the model's time, candidates proposed from the
+the budget spread over tasks by their share of the model's time (a task that stops improving
+hands the rest of its share on; what is left goes round again), candidates proposed from the
 knob space and ranked by the cost model, each measured, checked and logged as it comes."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ POOL = 48  # candidates ranked by the cost model per trial
 EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
 CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
 MIN_SHARE = 0.05  # seconds: a share of the budget too short to time one candidate in
+STALE_TRIALS = 96  # trials without a new best after which a task gives its time back
 
 
 class Task(Protocol):
@@ -117,27 +119,46 @@ def tune(tasks: list[Task], measurer: Measurer, log: TuneLog, budget_s: float,
         search.default(task, res)
         report(k)
     order = sorted(range(len(tasks)), key=lambda k: -results[k].weight)
-    left_weight = sum(r.weight for r in results)
-    for k in order:
-        if left_weight <= 0:
-            break
-        remaining = budget_s - (time.perf_counter() - start)
-        share = remaining * results[k].weight / left_weight
-        left_weight -= results[k].weight
-        if share < MIN_SHARE:
-            continue
-        deadline = time.perf_counter() + share
-        while time.perf_counter() < deadline and search.step(tasks[k], results[k]):
-            report(k)
-        search.confirm(tasks[k], results[k])
-        report(k)
+    # passes over the tasks until the budget is spent: what tasks that stopped improving
+    # handed on and the last task did not use goes round again, by the same weights
+    while _one_pass(tasks, results, order, search, report, start + budget_s):
+        pass
     summary.elapsed = time.perf_counter() - start
     return summary
 
 
+def _one_pass(tasks: list[Task], results: list[TaskResult], order: list[int],
+              search: _Search, report: Callable[[int], None], end: float) -> bool:
+    """Each task in `order` searched for its share of the time left until `end`; whether
+    any candidate was proposed (False: the spaces are spent, or the time is)."""
+    left_weight = sum(results[k].weight for k in order)
+    stepped = False
+    for k in order:
+        if left_weight <= 0:
+            break
+        share = (end - time.perf_counter()) * results[k].weight / left_weight
+        left_weight -= results[k].weight
+        if share < MIN_SHARE:
+            continue
+        deadline = time.perf_counter() + share
+        res = results[k]
+        best, since = res.best_cost, res.trials
+        while time.perf_counter() < deadline and search.step(tasks[k], res):
+            stepped = True
+            report(k)
+            if res.best_cost != best:
+                best, since = res.best_cost, res.trials
+            elif res.trials - since >= STALE_TRIALS:
+                break  # the rest of its share goes to the tasks after it
+        search.confirm(tasks[k], res)
+        report(k)
+    return stepped and end - time.perf_counter() >= MIN_SHARE
+
+
 def _schedules(task: Task, knobs: dict[str, Any]) -> bool:
+    """Whether the scheduler takes `knobs` as the search would propose them."""
     try:
-        task.schedule(knobs)
+        task.schedule(task.canonical(knobs))
     except ScheduleError:
         return False
     return True

@@ -1,0 +1,103 @@
+"""The CPU knob space (tune/space.py): the tile-loop knobs offered on tiled nests only, a
+sample that changes a nest's tile lets the scheduler spread its loops afresh, the register
+check counts every block of a tile, and the cost model's features see the new knobs; and
+the search moves on from a task that stops improving (tune/tuner.py)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.schedule import Schedule
+from deepc.tune import tuner
+from deepc.tune.log import TuneLog
+from deepc.tune.measure import Measurement
+from deepc.tune.space import knob_axes, knob_features, respread_threads, sample, within_registers
+
+MACHINE = CpuMachine(256, 12, 2, 32, 512)
+TILED = {"c.kind": "register_tile", "c.vector": 8, "c.rows": 6, "c.row_pairs": False,
+         "c.threads": 28, "p.kind": "vector", "p.vector": 8, "p.threads": 4}
+
+
+def test_tile_loop_axes_only_on_tiled_nests() -> None:
+    axes = knob_axes(TILED, MACHINE)
+    for knob in ("reduce_inner", "unroll", "row_loop", "pair_block", "outer_inner"):
+        assert f"c.{knob}" in axes and f"p.{knob}" not in axes
+    assert axes["c.unroll"][0] == 1 and axes["c.reduce_inner"][0] == 0
+
+
+def test_a_sample_changes_a_knob_the_record_leaves_out() -> None:
+    for seed in range(5):
+        assert sample(TILED, {"c.unroll": [1, 2, 4]}, random.Random(seed))["c.unroll"] in (2, 4)
+
+
+def test_changing_a_nest_frees_only_its_thread_count() -> None:
+    knobs = respread_threads({**TILED, "c.unroll": 2}, TILED)
+    assert "c.threads" not in knobs and knobs["p.threads"] == 4
+    assert respread_threads({**TILED, "c.threads": 1}, TILED)["c.threads"] == 1
+    both = {**TILED, "c.unroll": 2, "c.threads": 1}
+    assert respread_threads(both, TILED) == both
+    assert respread_threads(dict(TILED), TILED) == TILED
+
+
+def test_register_check_counts_pair_blocks() -> None:
+    assert within_registers({**TILED, "c.rows": 12}, MACHINE)
+    assert within_registers({**TILED, "c.rows": 12, "c.row_pairs": True}, MACHINE)
+    assert not within_registers({**TILED, "c.rows": 12, "c.pair_block": 3}, MACHINE)
+
+
+def test_features_tell_the_new_knobs_apart() -> None:
+    base = knob_features(TILED, "c.", 8)
+    for change in ({"c.unroll": 4}, {"c.reduce_inner": 1}, {"c.row_loop": 1},
+                   {"c.pair_block": 3, "c.row_pairs": True}, {"c.outer_inner": 1}):
+        assert knob_features({**TILED, **change}, "c.", 8) != base, change
+
+
+class _FlatTask:
+    """A task whose every candidate takes as long as its default."""
+
+    def __init__(self, key: str):
+        self.key, self.kernel, self.ops, self.count = key, key, ("op",), 1
+        self.default = Schedule(knobs={"v": 0})
+        self.features: list[float] = [1.0]
+        self.tolerance = 1e-4
+
+    def schedule(self, knobs: dict) -> Schedule:  # type: ignore[type-arg]
+        return Schedule(knobs=dict(knobs))
+
+    def axes(self) -> dict:  # type: ignore[type-arg]
+        return {"v": list(range(10_000))}
+
+    def fits(self, knobs: dict) -> bool:  # type: ignore[type-arg]
+        return True
+
+    def canonical(self, knobs: dict) -> dict:  # type: ignore[type-arg]
+        return knobs
+
+    def knob_features(self, knobs: dict) -> list[float]:  # type: ignore[type-arg]
+        return [float(knobs["v"])]
+
+
+class _Flat:
+    def measure(self, task, knobs, steps) -> Measurement:  # type: ignore[no-untyped-def]
+        return Measurement(1e-3, None, [np.zeros(1)], 1e-3, 1.0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_task_that_stops_improving_hands_its_time_on(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two tasks, one with far more weight: flat candidates end its turn after ten trials,
+    the other gets its turn, and the time left goes round again until the budget is spent."""
+    monkeypatch.setattr(tuner, "STALE_TRIALS", 10)
+    heavy, light = _FlatTask("a"), _FlatTask("b")
+    heavy.count = 1000
+    log = TuneLog(tmp_path / "l.jsonl", "t")
+    summary = tuner.tune([heavy, light], _Flat(), log, budget_s=3)  # type: ignore[list-item]
+    order = [r.workload for r in log]
+    assert order[:2] == ["a", "b"]  # the defaults first
+    assert order[2:12] == ["a"] * 10 and order[12] == "b"
+    assert order.count("b") > 11  # the second round reached it too
+    assert 2.5 < summary.elapsed < 6
