@@ -28,11 +28,17 @@ class Timing:
     median_ms: float
     p90_ms: float
     runs: int
+    # the process's CPU time per run (1 thread only): what the run cost, without the time a
+    # loaded machine kept it off its core, which wall-clock medians and p10s of a shared
+    # 2-core machine include
+    cpu_median_ms: float | None = None
 
     @staticmethod
-    def of(seconds: list[float]) -> Timing:
+    def of(seconds: list[float], cpu_seconds: list[float] | None = None) -> Timing:
         ms = sorted(s * 1e3 for s in seconds)
-        return Timing(statistics.median(ms), ms[min(len(ms) - 1, int(0.9 * len(ms)))], len(ms))
+        cpu = statistics.median(cpu_seconds) * 1e3 if cpu_seconds else None
+        return Timing(statistics.median(ms), ms[min(len(ms) - 1, int(0.9 * len(ms)))], len(ms),
+                      cpu)
 
 
 @dataclass
@@ -55,6 +61,13 @@ class BenchResult:
     def ratio(self) -> float | None:
         return None if self.peer is None else self.deepc.median_ms / self.peer.median_ms
 
+    @property
+    def cpu_ratio(self) -> float | None:
+        """deepc's CPU time per run over the peer's, where both were measured (1 thread)."""
+        if self.peer is None or self.deepc.cpu_median_ms is None or not self.peer.cpu_median_ms:
+            return None
+        return self.deepc.cpu_median_ms / self.peer.cpu_median_ms
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "threads": self.threads,
@@ -62,6 +75,9 @@ class BenchResult:
             f"{self.peer_name or 'peer'}_ms": None if self.peer is None
             else round(self.peer.median_ms, 4),
             "ratio": None if self.ratio is None else round(self.ratio, 4),
+            **({"deepc_cpu_ms": round(self.deepc.cpu_median_ms, 4)}
+               if self.deepc.cpu_median_ms is not None else {}),
+            **({"cpu_ratio": round(self.cpu_ratio, 4)} if self.cpu_ratio is not None else {}),
             "runs": self.deepc.runs, "compile_seconds": round(self.compile_seconds, 3),
             "outputs_match": self.matches, "emulated": self.emulated,
             **({"emulator": self.emulator} if self.emulated else {}),
@@ -75,22 +91,29 @@ SETTLE_S = 0.002  # untimed pause after each call: the last runtime's spinning w
 
 
 def interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int,
-                settle_s: float = SETTLE_S) -> list[list[float]]:
+                settle_s: float = SETTLE_S,
+                cpu: list[list[float]] | None = None) -> list[list[float]]:
     """Time each function `runs` times, alternating between them, after `warmup` rounds.
 
     Thread pools (deepc's, onnxruntime's) spin a while after a run before they sleep; on a
     machine with few cores that spinning would be charged to whichever runs next, so each
-    call is followed by a short untimed pause.
+    call is followed by a short untimed pause. With `cpu` (one list per function), each
+    call's process CPU time is appended there too.
     """
+    if cpu is not None:
+        cpu[:] = [[] for _ in fns]
     for _ in range(warmup):
         for fn in fns:
             fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
         for k, fn in enumerate(fns):
+            cpu_start = time.process_time()
             start = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu[k].append(time.process_time() - cpu_start)
             if settle_s:
                 time.sleep(settle_s)
     return times
@@ -171,11 +194,15 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
         fns.append(lambda: peer.run(None, feeds))
     elif compare not in (None, "none"):
         raise InputError(f"--compare {compare!r}: only onnxruntime is available on this target")
-    times = interleaved(fns, runs, warmup)
-    result = BenchResult(path.stem, threads or cores, Timing.of(times[0]),
+    # at 1 thread a run's CPU time is its latency had nothing else wanted the core; at more,
+    # it would add up the threads (and the peer's spinning ones), so it is not kept
+    cpu: list[list[float]] | None = [] if (threads or cores) == 1 else None
+    times = interleaved(fns, runs, warmup, cpu=cpu)
+    cpu_times = cpu or [None] * len(fns)
+    result = BenchResult(path.stem, threads or cores, Timing.of(times[0], cpu_times[0]),
                          compile_seconds=compiled.compile_seconds)
     if peer is not None:
-        result.peer, result.peer_name = Timing.of(times[1]), "onnxruntime"
+        result.peer, result.peer_name = Timing.of(times[1], cpu_times[1]), "onnxruntime"
         result.matches = outputs_match(model.run(feeds), peer.run(None, feeds))
     if profile:
         from deepc.runtime.profile import profile_kernels

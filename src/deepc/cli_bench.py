@@ -145,9 +145,10 @@ def results_table(results: list[Any], compare: str, target: str, runs: int) -> T
     if all(r.estimated for r in results):
         table.title = f"deepc on {target}, estimated latency"
     checked = any(r.matches is not None for r in results)
+    cpu = any(r.cpu_ratio is not None for r in results)
     ratio = f"deepc/{peer}"
     cols = ["model", "threads", "deepc ms", "p90", *([f"{peer} ms", ratio] if peer else []),
-            *(["match"] if checked else [])]
+            *(["cpu ratio"] if cpu else []), *(["match"] if checked else [])]
     for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
@@ -155,14 +156,21 @@ def results_table(results: list[Any], compare: str, target: str, runs: int) -> T
         if peer:
             row += ["-" if r.peer is None else f"{r.peer.median_ms:.2f}",
                     "-" if r.ratio is None else f"{r.ratio:.2f}"]
+        if cpu:
+            row.append("-" if r.cpu_ratio is None else f"{r.cpu_ratio:.2f}")
         table.add_row(*row, *([_match(r.matches)] if checked else []))
     for n in sorted({r.threads for r in results}):
         ratios = [r.ratio for r in results if r.threads == n and r.ratio is not None]
+        cpu_ratios = [r.cpu_ratio for r in results if r.threads == n and r.cpu_ratio is not None]
         if len(ratios) > 1:
             table.add_row("geomean", str(n), "", "", "", f"{geomean(ratios):.2f}",
+                          *([f"{geomean(cpu_ratios):.2f}" if cpu_ratios else ""] if cpu else []),
                           *([""] if checked else []))
     if peer:
         note = f"{ratio}: deepc's median time over {peer}'s; below 1 deepc is faster"
+        if cpu:
+            note += ("\ncpu ratio: the same of the CPU time per run (1 thread), which leaves"
+                     " out time the machine's other work kept a run off its core")
         table.caption = "\n".join(filter(None, [note, table.caption]))
     return table
 

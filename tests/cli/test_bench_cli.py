@@ -16,6 +16,8 @@ def test_bench_json_with_profile_matches_onnxruntime() -> None:
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["outputs_match"] is True and result["onnxruntime_ms"] > 0
+    # at 1 thread the CPU time per run is recorded beside the wall clock
+    assert result["deepc_cpu_ms"] > 0 and result["cpu_ratio"] > 0
     kernels = result["profile"]
     assert kernels and abs(sum(k["share"] for k in kernels) - 1.0) < 1e-6
     assert all(k["ms"] > 0 and k["ops"] for k in kernels)
@@ -40,3 +42,21 @@ def test_profile_table_shows_cuda_launches() -> None:
     console = Console(width=200, record=True)
     console.print(profile_table(cpu))
     assert "launches" not in console.export_text()
+
+
+def test_results_table_shows_cpu_ratio_where_measured() -> None:
+    from deepc.bench import BenchResult, Timing
+    from deepc.cli_bench import results_table
+
+    def result(name: str, cpu: bool) -> BenchResult:
+        r = BenchResult(name, 1, Timing(2.0, 2.2, 3, 1.5 if cpu else None))
+        r.peer, r.peer_name = Timing(2.0, 2.0, 3, 2.0 if cpu else None), "onnxruntime"
+        return r
+
+    console = Console(width=200, record=True)
+    console.print(results_table([result("a", True), result("b", True)], "onnxruntime", "host", 3))
+    text = console.export_text()
+    assert "cpu ratio" in text and "0.75" in text  # 1.5 ms of CPU over 2.0
+    console = Console(width=200, record=True)
+    console.print(results_table([result("a", False)], "onnxruntime", "host", 3))
+    assert "cpu ratio" not in console.export_text()
