@@ -58,8 +58,7 @@ class ExprEmitter(MemoryValues):
     buffers: dict[str, ir.Value]
     vec_var: Var | None = None
     lanes: int = 1
-    # the target has AVX-512 VBMI: per-lane loads from a 256-byte table become byte permutes
-    byte_permutes: bool = False
+    byte_permutes: bool = False  # AVX-512 VBMI: 256-byte table reads permute (byte_table.py)
 
     # -- helpers ------------------------------------------------------------------------------
     def broadcast(self, value: ir.Value, lanes: int) -> ir.Value:
