@@ -38,9 +38,29 @@ def test_reshape_allowzero(check):
 @pytest.mark.parametrize(("x", "shape"), [
     (X[:1, :1, :1, :1], ()), (np.float32(2.5), (1, 1)), (X, (2, 1, 12, 1, 5)),
     (X, (6, 4, 5)), (XI, (60,)), (XI > 0, (5, 12)),
+    # runs of axes split and merged: [2*3, 4*5], [2, 3*4, 5], axes regrouped across runs
+    (X, (1, 6, 20, 1)), (X, (2, 12, 5)), (X.reshape(6, 20), (1, 2, 3, 4, 5)),
+    (X, (3, 8, 5)), (X, (4, 30)), (XI.reshape(1, 3, 20, 1), (3, 4, 5)),
 ])
 def test_reshape_index_arithmetic(check, x, shape):
     check("Reshape", {"x": np.asarray(x), "s": i64(*shape)}, initializers=["s"], opset=13)
+
+
+@pytest.mark.parametrize(("out", "src"), [((1, 96, 112, 112), (96, 12544)),
+                                          ((2, 3, 4, 5), (2, 12, 5)),
+                                          ((1, 2, 3, 20), (6, 20))])
+def test_reshape_that_splits_runs_of_axes_keeps_its_index_affine(out, src):
+    """A reshape from [C, H*W] to [1, C, H, W] reads at an affine offset, so an inlined
+    reshape loads vectors instead of dividing out every element's index."""
+    from deepc.ir import expr as E
+    from deepc.ir.affine import affine, flat_offset
+    from deepc.ops.shape import reshape_index
+
+    i = [E.Var(f"i{k}", E.INDEX) for k in range(len(out))]
+    offset = affine(flat_offset(src, tuple(reshape_index(i, out, src))))
+    assert all(isinstance(t, E.Var) for t, _ in offset.terms), offset
+    assert {t.name: c for t, c in offset.terms} == {
+        f"i{k}": int(np.prod(out[k + 1:])) for k in range(len(out)) if out[k] > 1}
 
 
 def test_reshape_needs_a_constant_shape():

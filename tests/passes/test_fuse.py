@@ -273,3 +273,32 @@ def test_blocking_transform_stays_out_of_a_depthwise_conv() -> None:
     assert op_groups(graph(8)) == [["layout_transform"], ["conv_nchwc"]]
     assert op_groups(graph(1)) == [["layout_transform", "conv_nchwc"]]
     assert_compiled_matches(graph(8))
+
+
+def widened_conv(group: int) -> Graph:
+    """uint8 x -> int32 -> minus its zero point -> an int32 conv (a depthwise one for group 8),
+    as fold_qdq leaves an int8 model's depthwise convs."""
+    from deepc.frontends.builder import GraphBuilder
+    from deepc.ir.types import TensorType
+
+    b = GraphBuilder("widened")
+    x = b.add_input("x", TensorType((1, 8, 6, 6), "uint8"))
+    w = b.add_constant(RNG.integers(-127, 128, (8, 8 // group, 3, 3)).astype(np.int32))
+    wide = b.emit("cast", [x], {"to": "int32"}, fold=False)[0]
+    centred = b.emit("sub", [wide, b.add_constant(np.int32(131))], fold=False)[0]
+    b.outputs = [b.emit("conv", [centred, w], {"group": group, "pads": (1, 1, 1, 1)},
+                        fold=False)[0]]
+    return b.build()
+
+
+def test_a_depthwise_int32_conv_widens_its_bytes_itself() -> None:
+    graph = widened_conv(group=8)
+    assert op_groups(graph) == [["cast", "sub", "conv"]]
+    feeds = {"x": RNG.integers(0, 256, (1, 8, 6, 6)).astype(np.uint8)}
+    got = JitModel(deepc.compile(graph, "host", opt_level=2)).run(feeds)
+    want = run_graph(graph, feeds)
+    np.testing.assert_array_equal(got[graph.outputs[0]], want[graph.outputs[0]])
+
+
+def test_other_convs_read_their_input_widened_by_a_kernel_of_its_own() -> None:
+    assert op_groups(widened_conv(group=1)) == [["cast", "sub"], ["conv"]]

@@ -24,26 +24,46 @@ def _strides(shape: Sequence[int]) -> list[int]:
     return strides[::-1]
 
 
+def _axis_groups(out_shape: Sequence[int], in_shape: Sequence[int]
+                 ) -> list[tuple[range, range]]:
+    """The shortest runs of output and input axes whose sizes multiply to the same product,
+    in order (a kept axis is a run of one each side); one run of all axes for empty shapes."""
+    na, nb = len(out_shape), len(in_shape)
+    if 0 in out_shape or 0 in in_shape:
+        return [(range(na), range(nb))]
+    groups, a, b = [], 0, 0
+    while a < na or b < nb:
+        a1, b1 = min(a + 1, na), min(b + 1, nb)
+        pa, pb = prod(out_shape[a:a1]), prod(in_shape[b:b1])
+        while pa != pb:
+            if pa < pb:
+                pa, a1 = pa * out_shape[a1], a1 + 1
+            else:
+                pb, b1 = pb * in_shape[b1], b1 + 1
+        groups.append((range(a, a1), range(b, b1)))
+        a, b = a1, b1
+    return groups
+
+
 def reshape_index(i: Sequence[E.Expr], out_shape: Sequence[int],
                   in_shape: Sequence[int]) -> list[E.Expr]:
-    """Input indices of a row-major reshape. Leading and trailing axes that the reshape keeps
-    map straight through; only the axes in between go through a flat offset."""
-    lo = 0
-    while lo < min(len(out_shape), len(in_shape)) and out_shape[lo] == in_shape[lo]:
-        lo += 1
-    hi = 0
-    while (hi < min(len(out_shape), len(in_shape)) - lo
-           and out_shape[-1 - hi] == in_shape[-1 - hi]):
-        hi += 1
-    o_mid, i_mid = out_shape[lo:len(out_shape) - hi], in_shape[lo:len(in_shape) - hi]
-    flat: E.Expr = E.Const(0, E.INDEX)
-    for k, stride in zip(range(lo, lo + len(o_mid)), _strides(o_mid)):
-        flat = flat + E.as_expr(i[k]) * stride
-    mid: list[E.Expr] = []
-    for k, (d, stride) in enumerate(zip(i_mid, _strides(i_mid))):
-        j = flat // stride if d > 1 else E.Const(0, E.INDEX)
-        mid.append(j % d if k and d > 1 else j)  # the first axis needs no modulo
-    return [*i[:lo], *mid, *i[len(i) - hi:]]
+    """Input indices of a row-major reshape, run by run of axes of equal size (_axis_groups):
+    an axis the reshape keeps maps straight through, and axes split or merged go through a
+    flat offset of their run alone, so a reshape [C, H*W] -> [1, C, H, W] keeps its indices
+    affine (one offset over all axes would divide and take a modulo per element)."""
+    src: list[E.Expr] = []
+    for outs, ins in _axis_groups(out_shape, in_shape):
+        terms = [E.as_expr(i[k]) if stride == 1 else E.as_expr(i[k]) * stride
+                 for k, stride in zip(outs, _strides([out_shape[k] for k in outs]))
+                 if out_shape[k] > 1]
+        flat: E.Expr = E.Const(0, E.INDEX)
+        for n, t in enumerate(terms):
+            flat = t if n == 0 else flat + t
+        for n, (k, stride) in enumerate(zip(ins, _strides([in_shape[k] for k in ins]))):
+            d = in_shape[k]
+            j = E.Const(0, E.INDEX) if d == 1 else flat if stride == 1 else flat // stride
+            src.append(j % d if n and d > 1 else j)  # flat // stride < d on a run's first
+    return src
 
 
 # -- reshape ------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ elementwise, broadcast or injective:
   a master when they keep the master's output shape and the master's output reaches nothing
   else (the lowering applies them to the accumulator before the one store);
 - injective producers fuse into a reduction (its loops read them inlined); into a
-  conv/matmul only pure index remaps (reshape, identity) do, so flatten costs nothing;
+  conv/matmul only pure index remaps (reshape, identity) do, so flatten costs nothing, and
+  into an int32 depthwise conv (int8 models) the widening of its bytes (cast, minus a zero
+  point) as well, so the bytes are read once instead of copied to int32 first;
 - OPAQUE ops stay alone, and a producer never joins a group whose loops would recompute
   it for every broadcast copy of an element;
 - a concat whose parts are each the result of a kernel that exists anyway (a conv, a
@@ -186,7 +188,29 @@ class _Fusion:
             return False
         if mh is not None and self.kind[mh] == FusionKind.OUT_FUSABLE:
             feeding = self.upstream(mh, h)
-            return only_moves or not any(u in feeding for _, u in edges)
+            return only_moves or self.widens_bytes(g, mh) \
+                or not any(u in feeding for _, u in edges)
+        return True
+
+    def widens_bytes(self, g: int, conv: int) -> bool:
+        """Whether group g only widens int8/uint8 values to the int32 input of a depthwise
+        conv (data moves, casts from bytes, a scalar zero point subtracted): a load and an
+        extend per element of the conv's padded copy, where a kernel of its own writes and
+        rereads 4x the bytes."""
+        node = self.nodes[conv]
+        if node.op != "conv" or int(node.attr("group", 1)) == 1 \
+                or self.graph.types[node.inputs[0]].dtype != "int32":
+            return False
+        types, constants = self.graph.types, self.graph.constants
+        for k in self.members[g]:
+            n = self.nodes[k]
+            if n.op in DATA_MOVES:
+                continue
+            if n.op == "cast" and types[n.inputs[0]].dtype in ("int8", "uint8"):
+                continue
+            if n.op == "sub" and n.inputs[1] in constants and constants[n.inputs[1]].size == 1:
+                continue
+            return False
         return True
 
     def blocks_lanes_of(self, k: int, master: int) -> bool:

@@ -51,9 +51,10 @@ class LlvmBackend(Backend):
     def build(self, name: str, scheduled: list[KernelSchedule], plan: Plan, target: Any,
               options: CompileOptions, report: Report) -> Module:
         module = ir.Module(name=name)
+        byte_permutes = target.has_feature("avx512vbmi")
         for k, s in enumerate(scheduled):
             report("codegen", k, len(scheduled))
-            emit_kernel(module, s.kernel.func)
+            emit_kernel(module, s.kernel.func, byte_permutes=byte_permutes)
         emit_entry(module, plan)
         report("llvm", 0, 1)
         spec = machine_spec(target)

@@ -33,7 +33,8 @@ TASK_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
 class FunctionEmitter(ExprEmitter):
     def __init__(self, module: ir.Module, func: ir.Function, name: str, *,
                  vars: dict[Var, ir.Value] | None = None,
-                 buffers: dict[str, ir.Value] | None = None, in_parallel: bool = False):
+                 buffers: dict[str, ir.Value] | None = None, in_parallel: bool = False,
+                 byte_permutes: bool = False):
         self.module = module
         self.func = func
         self.name = name
@@ -42,6 +43,7 @@ class FunctionEmitter(ExprEmitter):
         self.vars = dict(vars or {})
         self.buffers = dict(buffers or {})
         self.in_parallel = in_parallel
+        self.byte_permutes = byte_permutes
         self.task_count = 0
 
     def finish(self) -> None:
@@ -194,7 +196,8 @@ class FunctionEmitter(ExprEmitter):
             if k >= len(free_vars):
                 value = bld.ptrtoint(value, I64)
             bld.store(value, bld.gep(ctx, [ir.Constant(I64, k)], source_etype=I64))
-        inner = FunctionEmitter(self.module, task, task.name, in_parallel=True)
+        inner = FunctionEmitter(self.module, task, task.name, in_parallel=True,
+                                byte_permutes=self.byte_permutes)
         ib = inner.builder
         for k in range(len(slots)):
             ptr = ib.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
@@ -285,10 +288,12 @@ def declare_kernel(module: ir.Module, f: PrimFunc, noalias: bool = True) -> ir.F
     return fn
 
 
-def emit_kernel(module: ir.Module, f: PrimFunc) -> ir.Function:
+def emit_kernel(module: ir.Module, f: PrimFunc, *, byte_permutes: bool = False) -> ir.Function:
+    """f as an LLVM function; byte_permutes: the target has AVX-512 VBMI's vpermi2b."""
     fn = declare_kernel(module, f)
     em = FunctionEmitter(module, fn, f.name,
-                         buffers={b.name: a for b, a in zip(f.params, fn.args)})
+                         buffers={b.name: a for b, a in zip(f.params, fn.args)},
+                         byte_permutes=byte_permutes)
     em.stmt(f.body)
     em.finish()
     return fn

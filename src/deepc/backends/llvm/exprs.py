@@ -12,7 +12,7 @@ from typing import Any
 
 from llvmlite import ir
 
-from deepc.backends.llvm import fastmath
+from deepc.backends.llvm import byte_table, fastmath
 from deepc.backends.llvm.analysis import (
     depends_on,
     lane_coefficient,
@@ -58,6 +58,7 @@ class ExprEmitter(MemoryValues):
     buffers: dict[str, ir.Value]
     vec_var: Var | None = None
     lanes: int = 1
+    byte_permutes: bool = False  # AVX-512 VBMI: 256-byte table reads permute (byte_table.py)
 
     # -- helpers ------------------------------------------------------------------------------
     def broadcast(self, value: ir.Value, lanes: int) -> ir.Value:
@@ -371,6 +372,8 @@ class ExprEmitter(MemoryValues):
                 val = bld.load(ptr, typ=vty, align=align(buf.dtype))
                 return self.from_memory(val, buf.dtype)
             offsets = self.emit(off_expr)
+            if self.byte_permutes and byte_table.is_byte_table(buf.size, buf.dtype):
+                return byte_table.lookup(bld, self.buffers[buf.name], offsets)
             return self.per_lane(lambda o: self.from_memory(
                 bld.load(self.element_pointer(buf, o), typ=memory_type(buf.dtype)), buf.dtype),
                 offsets) if buf.dtype != "bool" else self.gather_bool(buf, offsets)
