@@ -196,14 +196,23 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     tile_names = [tile_i, vec_i] if tile_i else [vec_i]
     if pair is not None:
         tile_names.insert(0, pair_i)
-    steps.append(("tile_reduction", *tile_names))
+    outer = [(n, e) for n, e in names if n not in tile_names]
+    sweep = want.get("sweep", False)
+    if sweep:
+        swept = _swept_loop(outer, alloc)
+        if swept is None:
+            raise ScheduleError("sweep=True needs an outer loop of two or more iterations"
+                                " and two reduction loops around the tile")
+        steps += [("tile_reduction", swept[0], *tile_names), ("reorder", *swept)]
+        outer = outer[:-1]
+    else:
+        steps.append(("tile_reduction", *tile_names))
     for name in tile_names[:-1]:
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
-    outer = [(n, e) for n, e in names if n not in tile_names]
     knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None,
              **({"pair_block": block} if pair is not None and block != 2 else {}),
-             **({"row_loop": row_loop} if row_loop else {})}
+             **({"row_loop": row_loop} if row_loop else {}), **({"sweep": True} if sweep else {})}
     return TilePlan(steps, outer, knobs)
 
 
@@ -231,18 +240,42 @@ def _pair_tile(pairs: int, rows: int, budget: int, widest: int) -> tuple[int, in
     return best, fit(best) or best_factor(rows, budget // 2)
 
 
-def _reduction_iterations(alloc: Allocate) -> int:
-    """Iterations of the perfect nest of reduction loops around the accumulator's update."""
-    count = 1
+def _reduction_loops(alloc: Allocate) -> list[For]:
+    """The perfect nest of reduction loops around the accumulator's update, outermost first."""
+    loops: list[For] = []
     loop = next((x for x in walk_stmts(alloc.body) if isinstance(x, For)), None)
     while isinstance(loop, For):
-        count *= loop.extent if isinstance(loop.extent, int) else 1
+        loops.append(loop)
         loop = loop.body
+    return loops
+
+
+def _reduction_iterations(alloc: Allocate) -> int:
+    count = 1
+    for loop in _reduction_loops(alloc):
+        count *= loop.extent if isinstance(loop.extent, int) else 1
     return count
 
 
 def _itemsize(dtype: str) -> int:
     return max(itemsize(dtype), 1)
+
+
+def _swept_loop(outer: list[tuple[str, int]], alloc: Allocate) -> list[str] | None:
+    """The reorder that sweeps the loop just outside the tile (a conv's output rows) inside
+    the outermost reduction loop (its input-channel blocks), or None where the nest has no
+    such pair of loops:
+
+        for h { tile acc; for rcb { for rk { <tile> } } }
+    ->
+        tile acc[h]; for rcb { for h { for rk { <tile> } } }
+
+    Each block of weights then serves every row right after it arrives, so the weights
+    stream in evenly through the whole reduction, not in a burst at the first row."""
+    reduction = _reduction_loops(alloc)
+    if not outer or outer[-1][1] < 2 or len(reduction) < 2 or reduction[0].extent < 2:
+        return None
+    return [outer[-1][0], *(r.var.name for r in reduction[1:])]
 
 
 def _pair_loop(chain: list[For], vec: For, tile: For, alloc: Allocate) -> For | None:
