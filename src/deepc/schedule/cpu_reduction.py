@@ -20,6 +20,7 @@ from deepc.ir.loop import Allocate, For, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.ir.types import itemsize
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.cpu_tile_blocks import pair_tile, reduction_iterations, swept_loop
 
 # independent accumulator chains that keep a vector unit busy through a combining op's
 # latency: about 4 cycles, two ops issued per cycle
@@ -159,9 +160,10 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
             # 16-channel expand convs: 4 x 9 KiB); further out, the extra vector loads per
             # step cost more than the broadcasts saved (resnet18's 56-pixel convs: 4 x 4
             # rows 941 us, 2 x 8 884 us)
-            panel = _reduction_iterations(alloc) * nr * _itemsize(acc.dtype)
+            panel = reduction_iterations(alloc) * nr * max(itemsize(acc.dtype), 1)
             widest = max(machine.l1d_kib * 1024 // max(panel, 1), 2)
-            block, mr = _pair_tile(pair.extent, tile.extent, budget, widest)
+            block, mr = pair_tile(pair.extent, tile.extent, budget, widest)
+            mr = mr or half
         elif pairs:
             mr = half if block == 2 else best_factor(tile.extent, max(budget // block, 1))
         else:
@@ -199,7 +201,7 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     outer = [(n, e) for n, e in names if n not in tile_names]
     sweep = want.get("sweep", False)
     if sweep:
-        swept = _swept_loop(outer, alloc)
+        swept = swept_loop(outer, alloc)
         if swept is None:
             raise ScheduleError("sweep=True needs an outer loop of two or more iterations"
                                 " and two reduction loops around the tile")
@@ -214,68 +216,6 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
              **({"pair_block": block} if pair is not None and block != 2 else {}),
              **({"row_loop": row_loop} if row_loop else {}), **({"sweep": True} if sweep else {})}
     return TilePlan(steps, outer, knobs)
-
-
-def _pair_tile(pairs: int, rows: int, budget: int, widest: int) -> tuple[int, int]:
-    """Blocks of the pair loop and rows of the tile loop (each dividing its loop) for a tile
-    of at most `budget` accumulators that loads the fewest operands per multiply-add: a
-    block x rows tile loads `block` vectors and `rows` broadcasts for block * rows of them.
-    Squeezenet's 55-pixel rows over 4 blocks of 16 channels: 2 x 11 loads 13 operands per
-    22 (207 GFLOP/s), 4 x 5 loads 9 per 20 (262 GFLOP/s). Two blocks stay unless another
-    saves a tenth of the loads, with registers left for its vectors (mobilenet_v2's 112-pixel
-    expand conv: 3 x 8 accumulators and 3 vectors 257 us, 2 x 8 207 us); never more blocks
-    than rows (each block's vectors stream from further out in cache than the broadcasts)."""
-    def fit(block: int) -> int:  # past two blocks, the block's vectors need registers too
-        most = budget // block - (block > 2)
-        return max((d for d in range(2, most + 1) if rows % d == 0), default=0)
-
-    def cost(block: int) -> float:
-        return (block + fit(block)) / (block * fit(block))
-
-    best = 2
-    for block in range(3, min(budget // 2, widest) + 1):
-        if (pairs % block == 0 and fit(block) >= block
-                and (not fit(best) or cost(block) < 0.9 * cost(best))):
-            best = block
-    return best, fit(best) or best_factor(rows, budget // 2)
-
-
-def _reduction_loops(alloc: Allocate) -> list[For]:
-    """The perfect nest of reduction loops around the accumulator's update, outermost first."""
-    loops: list[For] = []
-    loop = next((x for x in walk_stmts(alloc.body) if isinstance(x, For)), None)
-    while isinstance(loop, For):
-        loops.append(loop)
-        loop = loop.body
-    return loops
-
-
-def _reduction_iterations(alloc: Allocate) -> int:
-    count = 1
-    for loop in _reduction_loops(alloc):
-        count *= loop.extent if isinstance(loop.extent, int) else 1
-    return count
-
-
-def _itemsize(dtype: str) -> int:
-    return max(itemsize(dtype), 1)
-
-
-def _swept_loop(outer: list[tuple[str, int]], alloc: Allocate) -> list[str] | None:
-    """The reorder that sweeps the loop just outside the tile (a conv's output rows) inside
-    the outermost reduction loop (its input-channel blocks), or None where the nest has no
-    such pair of loops:
-
-        for h { tile acc; for rcb { for rk { <tile> } } }
-    ->
-        tile acc[h]; for rcb { for h { for rk { <tile> } } }
-
-    Each block of weights then serves every row right after it arrives, so the weights
-    stream in evenly through the whole reduction, not in a burst at the first row."""
-    reduction = _reduction_loops(alloc)
-    if not outer or outer[-1][1] < 2 or len(reduction) < 2 or reduction[0].extent < 2:
-        return None
-    return [outer[-1][0], *(r.var.name for r in reduction[1:])]
 
 
 def _pair_loop(chain: list[For], vec: For, tile: For, alloc: Allocate) -> For | None:
