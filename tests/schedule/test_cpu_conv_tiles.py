@@ -44,3 +44,40 @@ def test_blocked_conv_tile(c: int, o: int, width: int, group: int) -> None:
     jit.kernel(func.name, len(args) + 1)(*[np.ascontiguousarray(a).ctypes.data
                                            for a in [*args, out]])
     np.testing.assert_allclose(out, run_graph(graph, feeds)[y], rtol=1e-5, atol=1e-5)
+
+
+AVX512 = CpuMachine(512, 24, 1, 48, 1024)
+AVX2 = CpuMachine(256, 12, 1, 32, 512)
+
+
+def _conv_knobs(machine: CpuMachine, c: int, o: int, size: int, k: int = 3) -> dict:
+    lanes = machine.lanes("float32")
+    n = Net(x=(1, c // lanes, size, size, lanes))
+    w = weight_to_blocked(weights(o, c, k, k), lanes, lanes, False)
+    y = n("conv_nchwc", "x", n.const(w), n.const(weights(o)), pads=(k // 2,) * 4, group=1)
+    graph = n.graph(y)
+    (kernel,) = graph_kernels(graph, [list(graph.nodes)])
+    knobs = dict(default_schedule(kernel.func, machine).knobs)
+    return {key.rpartition(".")[2]: v for key, v in knobs.items() if "conv_nchwc" in key
+            or "." not in key}
+
+
+@pytest.mark.parametrize(("machine", "c", "o", "size", "block", "rows"), [
+    # squeezenet's expand conv: 16 input channels, the 4 blocks' weights (4 x 9 KiB) stay in
+    # L1, so 4 blocks x 5 pixels (9 loads per 20 multiply-adds) beat 2 x 11 (13 per 22)
+    (AVX512, 16, 64, 55, 4, 5),
+    # 64 input channels: 4 blocks' weights (147 KiB) leave L1; two blocks stay
+    (AVX512, 64, 64, 56, 2, 8),
+    # resnet18's layer4: 7-pixel rows, 2 x 7 (a 4 x 7 tile has no registers for its vectors)
+    (AVX512, 512, 512, 7, 2, 7),
+    # an AVX2 machine (16 registers, 12 accumulators): 2 blocks of 8 channels x 5 pixels;
+    # a third block would leave no register for the vectors
+    (AVX2, 16, 64, 55, 2, 5),
+])
+def test_pair_tile_from_machine(machine: CpuMachine, c: int, o: int, size: int, block: int,
+                                rows: int) -> None:
+    knobs = _conv_knobs(machine, c, o, size)
+    assert knobs["row_pairs"] is True
+    assert (knobs.get("pair_block", 2), knobs["rows"]) == (block, rows)
+    # the accumulators and the block's vectors fit the machine's registers
+    assert block * rows + (block if block > 2 else 0) <= machine.accumulator_registers

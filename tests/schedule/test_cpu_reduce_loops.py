@@ -1,5 +1,5 @@
-"""The tuning knobs over a register tile's loops (schedule/cpu_reduce_loops.py, row_loop in
-cpu_reduction): each gives the steps it names, replays from its knobs, keeps the numbers of
+"""The tuning knobs over a register tile's loops (schedule/cpu_reduce_loops.py, row_loop and
+sweep in cpu_reduction): each gives the steps it names, replays from its knobs, keeps the numbers of
 a blocked conv and a packed GEMM, and an impossible value raises."""
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ def _main(knobs: dict[str, Any]) -> str:
     ({"row_loop": 1, "rows": 3}, "split", 16),
     ({"pair_block": 3, "rows": 7}, "split", 48),  # 3 of the 6 channel blocks share a broadcast
     ({"outer_inner": 2, "rows": 7}, "reorder", 32),  # channel blocks inside the image rows
+    # image rows inside the input-channel blocks: one tile of accumulators per row
+    ({"sweep": True}, "reorder", 16),
+    ({"sweep": True, "unroll": 2}, "split", 32),
 ])
 def test_knob_keeps_the_numbers(change: dict[str, Any], primitive: str, out: int) -> None:
     graph, kernel, feeds, y = _conv(out)
@@ -81,7 +84,8 @@ def test_defaults_name_no_new_knob() -> None:
     """Without a log the schedule is what it was: the new knobs appear only when changed."""
     _, kernel, _, _ = _conv()
     knobs = default_schedule(kernel.func, MACHINE).knobs
-    assert not {k.rpartition(".")[2] for k in knobs} & {"reduce_inner", "unroll", "row_loop"}
+    assert not {k.rpartition(".")[2] for k in knobs} & {"reduce_inner", "unroll", "row_loop",
+                                                        "sweep"}
     prefix = _main(knobs)
     spelt = {**knobs, prefix + "reduce_inner": 0, prefix + "unroll": 1, prefix + "row_loop": 0}
     assert default_schedule(kernel.func, MACHINE, spelt).to_list() == \

@@ -83,7 +83,7 @@ def _trip(root: For, target: For) -> int:
 
 
 KNOBS = {"kind", "vector", "rows", "row_pairs", "pair_block", "row_loop", "reduce_inner",
-         "unroll", "outer_inner", "pack", "panel", "threads"}
+         "unroll", "outer_inner", "sweep", "pack", "panel", "threads"}
 DERIVED = {"panel"}  # follows from the others; a record's value is not read back
 
 

@@ -18,7 +18,9 @@ from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import Load, Select, Var
 from deepc.ir.loop import Allocate, For, Store, walk_stmts
 from deepc.ir.tensor import walk
+from deepc.ir.types import itemsize
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.cpu_tile_blocks import pair_tile, reduction_iterations, swept_loop
 
 # independent accumulator chains that keep a vector unit busy through a combining op's
 # latency: about 4 cycles, two ops issued per cycle
@@ -152,7 +154,17 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         elif pairs and (pair is None or pair.extent % block):
             raise ScheduleError(f"row_pairs=True: the nest has no loop that {block} divides"
                                 " to take rows in blocks of")
-        if pairs:
+        if pairs and "pair_block" not in want and "rows" not in want:
+            # more blocks than two only while the vector operand's blocks that a tile reads
+            # over its whole reduction stay in L1 from one tile to the next (squeezenet's
+            # 16-channel expand convs: 4 x 9 KiB); further out, the extra vector loads per
+            # step cost more than the broadcasts saved (resnet18's 56-pixel convs: 4 x 4
+            # rows 941 us, 2 x 8 884 us)
+            panel = reduction_iterations(alloc) * nr * max(itemsize(acc.dtype), 1)
+            widest = max(machine.l1d_kib * 1024 // max(panel, 1), 2)
+            block, mr = pair_tile(pair.extent, tile.extent, budget, widest)
+            mr = mr or half
+        elif pairs:
             mr = half if block == 2 else best_factor(tile.extent, max(budget // block, 1))
         else:
             pair = None
@@ -186,14 +198,23 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     tile_names = [tile_i, vec_i] if tile_i else [vec_i]
     if pair is not None:
         tile_names.insert(0, pair_i)
-    steps.append(("tile_reduction", *tile_names))
+    outer = [(n, e) for n, e in names if n not in tile_names]
+    sweep = want.get("sweep", False)
+    if sweep:
+        swept = swept_loop(outer, alloc)
+        if swept is None:
+            raise ScheduleError("sweep=True needs an outer loop of two or more iterations"
+                                " and two reduction loops around the tile")
+        steps += [("tile_reduction", swept[0], *tile_names), ("reorder", *swept)]
+        outer = outer[:-1]
+    else:
+        steps.append(("tile_reduction", *tile_names))
     for name in tile_names[:-1]:
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
-    outer = [(n, e) for n, e in names if n not in tile_names]
     knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None,
              **({"pair_block": block} if pair is not None and block != 2 else {}),
-             **({"row_loop": row_loop} if row_loop else {})}
+             **({"row_loop": row_loop} if row_loop else {}), **({"sweep": True} if sweep else {})}
     return TilePlan(steps, outer, knobs)
 
 

@@ -3,6 +3,8 @@ function; none changes what the function computes (tests check that on random sh
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from deepc.ir.expr import Var, binary
 from deepc.ir.loop import For, ForKind, IfThenElse, PrimFunc, Stmt, find_loop
 from deepc.schedule.stmt_rewrite import map_stmt, substitute_stmt
@@ -78,20 +80,27 @@ def reorder(f: PrimFunc, *order: str) -> PrimFunc:
         for i { for j { for k { body } } }
     reorder(k, i) ->
         for k { for j { for i { body } } }   (the listed loops swap places; j stays put)
+
+    Where a loop's name heads several nests (a tile's accumulators set, updated and read
+    back under the same tile loops), the one nest that holds every listed loop is reordered:
+    after tile_reduction(h, w), reorder(h, rk) moves the rows `h` outside the reduction loop
+    `rk` of the update alone, so each block of weights serves every row while in cache.
     """
     names = set(order)
 
-    def chain_of(s: For) -> list[For]:
+    def chain_of(s: For) -> list[For] | None:
         chain = [s]
         while len(names & {c.var.name for c in chain}) < len(names):
             nxt = chain[-1].body
             if not isinstance(nxt, For):
-                raise ValueError(f"reorder: loops {sorted(names)} are not one perfect nest")
+                return None
             chain.append(nxt)
         return chain
 
     def fn(s: For) -> Stmt:
         chain = chain_of(s)
+        if chain is None:
+            return s
         innermost_body = chain[-1].body
         slots = [k for k, c in enumerate(chain) if c.var.name in names]
         by_name = {c.var.name: c for c in chain}
@@ -103,16 +112,19 @@ def reorder(f: PrimFunc, *order: str) -> PrimFunc:
             body = For(c.var, c.extent, c.kind, body, c.thread_axis)
         return body
 
-    outermost = _outermost(f.body, names)
+    outermost = _outermost(f.body, names, chain_of)
     return _replace_loop(f, outermost, fn)
 
 
-def _outermost(s: Stmt, names: set[str]) -> str:
+def _outermost(s: Stmt, names: set[str], chain_of: Callable[[For], list[For] | None]) -> str:
+    """The first loop named in `names` that heads a perfect nest holding all of them."""
     from deepc.ir.loop import walk_stmts
 
     for x in walk_stmts(s):
-        if isinstance(x, For) and x.var.name in names:
+        if isinstance(x, For) and x.var.name in names and chain_of(x) is not None:
             return x.var.name
+    if any(isinstance(x, For) and x.var.name in names for x in walk_stmts(s)):
+        raise ValueError(f"reorder: loops {sorted(names)} are not one perfect nest")
     raise KeyError(f"no loop named any of {sorted(names)}")
 
 

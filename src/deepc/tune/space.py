@@ -12,7 +12,7 @@ from deepc.schedule.cpu_machine import CpuMachine
 TILED = ("packed_gemm", "register_tile")
 TILE_LOOP_AXES = {"reduce_inner": [0, 1, 2, 3], "unroll": [1, 2, 3, 4, 8, 16],
                   "row_loop": [0, 1, 2], "pair_block": [2, 3, 4, 5, 8],
-                  "outer_inner": [0, 1, 2]}  # the default first
+                  "outer_inner": [0, 1, 2], "sweep": [False, True]}  # the default first
 
 
 def knob_axes(knobs: dict[str, Any], machine: CpuMachine) -> dict[str, list[Any]]:
