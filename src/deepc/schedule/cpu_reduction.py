@@ -190,6 +190,9 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     for name in tile_names[:-1]:
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
+    if tile_i and tile_i.endswith("_i") and pair is None and tile.extent % mr:
+        # the last tile's rows run past the end: test them once per tile (row_guard)
+        steps.append(("version_rows", tile_o, tile_i))
     outer = [(n, e) for n, e in names if n not in tile_names]
     knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None,
              **({"pair_block": block} if pair is not None and block != 2 else {}),
