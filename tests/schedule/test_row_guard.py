@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 
 from deepc.ir.loop import For, IfThenElse, walk_stmts
+from deepc.ir.lower import lower
+from deepc.ir.tensor import compute, placeholder
+from deepc.schedule import Schedule
 from deepc.schedule.cpu import default_schedule
 from deepc.schedule.cpu_machine import CpuMachine
 from tests.helpers import node_model
 from tests.schedule.test_cpu_gemm import TOL, _kernel_func, compile_run, rand
+from tests.schedule.test_primitives import run
 
 AVX512 = CpuMachine(512, 24, 2, 32, 1024)
 AVX2 = CpuMachine(256, 12, 2, 32, 512)
@@ -47,3 +51,21 @@ def test_versioned_rows_compute_the_product(a, b, tmp_path) -> None:
     model = node_model("MatMul", {"a": x, "b": w})
     out, _ = compile_run(model, {"a": x, "b": w}, tmp_path, 1)
     np.testing.assert_allclose(out, np.matmul(x.astype(np.float64), w), **TOL)
+
+
+
+def test_the_version_sits_below_loops_that_later_steps_fuse() -> None:
+    """Rows of a tile with another loop between them and the row loop (MobileNetV3's 1x1
+    convs: channel blocks as rows, pixels between): that loop still fuses with the rows'
+    outer loop afterwards, and the numbers stay the same."""
+    a = placeholder((10, 3), "float32", "A")
+    d = compute((10, 3), lambda i, j: a[i, j] * 2.0, "D")
+    f = lower([a], [d], "ew")
+    sch = Schedule()
+    sch.add("split", "D_i0", 4).add("reorder", "D_i1", "D_i0_i")
+    sch.add("version_rows", "D_i0_o", "D_i0_i").add("fuse", "D_i0_o", "D_i1")
+    g = sch.apply(f)
+    assert any(isinstance(s, IfThenElse) and s.otherwise is not None
+               for s in walk_stmts(g.body))
+    x = rand(10, 3)
+    np.testing.assert_array_equal(run(g, x, out_shape=(10, 3)), x * 2.0)

@@ -33,11 +33,19 @@ def version_rows(f: PrimFunc, outer: str, rows: str) -> PrimFunc:
 
     def visit(s: Stmt) -> Stmt | None:
         if isinstance(s, For) and s.var.name == outer:
-            body = _versioned(s.body, rows)
-            return None if body is None else replace(s, body=body)
+            return _below_nest(s, rows)
         return None
 
     return f.with_body(map_stmt(f.body, visit))
+
+
+def _below_nest(loop: For, rows: str) -> For:
+    """The loop with its tile versioned below the loops nested perfectly inside it (which
+    later steps may still fuse or reorder), as a split places its guard."""
+    if isinstance(loop.body, For) and loop.body.var.name != rows:
+        return replace(loop, body=_below_nest(loop.body, rows))
+    body = _versioned(loop.body, rows)
+    return loop if body is None else replace(loop, body=body)
 
 
 def _versioned(body: Stmt, rows: str) -> Stmt | None:
