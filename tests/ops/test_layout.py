@@ -8,9 +8,10 @@ import pytest
 
 from deepc.compiler.jit_graph import run_graph_jit
 from deepc.ir.graph import Attrs
+from deepc.ir.tensor import reduce_axis
 from deepc.lowering.te_graph import run_graph_te
 from deepc.ops import get_op
-from deepc.ops.conv_nchwc import merge_groups, weight_to_blocked
+from deepc.ops.conv_nchwc import merge_groups, pad_copy_pays, weight_to_blocked
 from deepc.ops.interpreter import run_graph
 from deepc.ops.layout import block_array, unblock_array
 from tests.passes.support import Net, weights
@@ -92,6 +93,30 @@ def test_conv_nchwc_matches_conv(c: int, o: int, ic: int, oc: int, group: int, s
     y = n("conv_nchwc", "x", wb, *([n.const(b)] if bias else []), **attrs)
     out = run_all_ways(n.graph(y), {"x": block_array(x, ic)})
     assert out[y].shape[-1] == oc
+    np.testing.assert_allclose(unblock_array(out[y]), plain, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("size", "k", "copy"), [(32, 9, True), (56, 7, False), (14, 3, False)])
+def test_large_depthwise_kernels_read_a_padded_copy(size: int, k: int, copy: bool) -> None:
+    """9x9 taps (ConvMixer) cost more as masks than as a padded copy; 7x7 and 3x3 do not."""
+    taps = [reduce_axis(k, "kh"), reduce_axis(k, "kw")]
+    assert pad_copy_pays((1, 1, size, size, 16), taps, (1, 1), (k // 2,) * 4, (1, 1)) == copy
+    assert not pad_copy_pays((1, 1, size, size, 16), taps, (1, 1), (0,) * 4, (1, 1))
+
+
+@pytest.mark.parametrize(("stride", "copy"), [(1, True), (2, False)])
+def test_large_depthwise_matches_conv(stride: int, copy: bool) -> None:
+    """9x9 depthwise on a padded copy (stride 1) and on masked reads (stride 2)."""
+    x = RNG.standard_normal((1, 8, 24, 23)).astype(np.float32)
+    out_size = (-(-24 // stride), -(-23 // stride))
+    taps = [reduce_axis(9, "kh"), reduce_axis(9, "kw")]
+    assert pad_copy_pays((1, 2, *out_size, 4), taps, (stride,) * 2, (4,) * 4, (1, 1)) == copy
+    w, b = weights(8, 1, 9, 9), weights(8)
+    attrs = dict(strides=(stride, stride), pads=(4,) * 4, dilations=(1, 1), group=8)
+    plain = get_op("conv").evaluate([x, w, b], Attrs(attrs))[0]
+    n = Net(x=(1, 2, 24, 23, 4))
+    y = n("conv_nchwc", "x", n.const(weight_to_blocked(w, 4, 4, True)), n.const(b), **attrs)
+    out = run_all_ways(n.graph(y), {"x": block_array(x, 4)})
     np.testing.assert_allclose(unblock_array(out[y]), plain, rtol=1e-5, atol=1e-5)
 
 

@@ -212,6 +212,9 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     for name in tile_names[:-1]:
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
+    if tile_i and tile_i.endswith("_i") and pair is None and tile.extent % mr and not sweep:
+        # the last tile's rows run past the end: test them once per tile (row_guard)
+        steps.append(("version_rows", tile_o, tile_i))
     knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None,
              **({"pair_block": block} if pair is not None and block != 2 else {}),
              **({"row_loop": row_loop} if row_loop else {}), **({"sweep": True} if sweep else {})}

@@ -61,35 +61,35 @@ def unguard_loop(loop: For, scratch: dict[str, tuple[int, ...]]) -> Stmt:
     if loop.kind is not ForKind.VECTORIZED:  # a serial loop (the edge's version) keeps them
         return loop
     guards = [x for x in walk_stmts(loop.body)
-              if isinstance(x, IfThenElse) and any(_mentions(c, v) for c in _conjuncts(x.cond))]
+              if isinstance(x, IfThenElse) and any(mentions(c, v) for c in conjuncts(x.cond))]
     if not guards:
         return loop
-    bare = replace(loop, body=map_stmt(loop.body, lambda s: _strip(s, v)))
+    bare = replace(loop, body=map_stmt(loop.body, lambda s: strip_guards(s, v)))
     if all(g.otherwise is None and _private(g, loop, scratch) for g in guards):
         return bare
     whole: Expr | None = None
     for g in guards:
-        for c in _conjuncts(g.cond):
-            if _mentions(c, v):
-                edge = _at_edge_lane(c, loop)
+        for c in conjuncts(g.cond):
+            if mentions(c, v):
+                edge = at_edge_lane(c, loop)
                 if edge is None:
                     return loop
                 whole = edge if whole is None else binary("and", whole, edge)
     return IfThenElse(whole, bare, replace(loop, kind=ForKind.SERIAL))  # type: ignore[arg-type]
 
 
-def _conjuncts(e: Expr) -> list[Expr]:
+def conjuncts(e: Expr) -> list[Expr]:
     if isinstance(e, Binary) and e.op == "and":
-        return _conjuncts(e.a) + _conjuncts(e.b)
+        return conjuncts(e.a) + conjuncts(e.b)
     return [e]
 
 
-def _strip(s: Stmt, v: Var) -> Stmt | None:
+def strip_guards(s: Stmt, v: Var) -> Stmt | None:
     """A guard's test without its conditions on the lanes (all of them true)."""
     if not isinstance(s, IfThenElse):
         return None
-    conds = _conjuncts(s.cond)
-    rest = [c for c in conds if not _mentions(c, v)]
+    conds = conjuncts(s.cond)
+    rest = [c for c in conds if not mentions(c, v)]
     if len(rest) == len(conds):
         return None
     if not rest:
@@ -106,7 +106,7 @@ def _private(guard: IfThenElse, loop: For, scratch: dict[str, tuple[int, ...]]) 
     and no other access depends on what the lane test does (its outer loop): then a lane
     past the operand's end reads and writes nothing outside the kernel."""
     v = loop.var
-    tested = {n for c in _conjuncts(guard.cond) if _mentions(c, v)
+    tested = {n for c in conjuncts(guard.cond) if mentions(c, v)
               for n in walk(c) if isinstance(n, Var)}
     for x in walk_stmts(guard.then):
         if not isinstance(x, Store | IfThenElse):
@@ -119,8 +119,8 @@ def _private(guard: IfThenElse, loop: For, scratch: dict[str, tuple[int, ...]]) 
         if isinstance(x, Store):
             accesses.append((x.buffer.name, x.indices))
         for name, indices in accesses:
-            moving = [d for d, i in enumerate(indices) if _mentions(i, v)]
-            if name not in scratch and any(_mentions(i, t) for i in indices for t in tested):
+            moving = [d for d, i in enumerate(indices) if mentions(i, v)]
+            if name not in scratch and any(mentions(i, t) for i in indices for t in tested):
                 return False
             if not moving:
                 continue
@@ -131,22 +131,23 @@ def _private(guard: IfThenElse, loop: For, scratch: dict[str, tuple[int, ...]]) 
     return True
 
 
-def _at_edge_lane(cond: Expr, loop: For) -> Expr | None:
+def at_edge_lane(cond: Expr, loop: For) -> Expr | None:
     """A bound on the lanes (`e < n`, `e >= n` with e growing along them) at the lane where it
     is tightest, so that it holds there only if it holds at every lane; else None."""
     v = loop.var
     if not (isinstance(cond, Binary) and cond.op in ("lt", "le", "ge", "gt")
-            and not _mentions(cond.b, v)):
+            and not mentions(cond.b, v)):
         return None
     terms = affine(cond.a).terms
-    if any(t != v and _mentions(t, v) for t, _ in terms) or dict(terms).get(v, 0) <= 0:
+    if any(t != v and mentions(t, v) for t, _ in terms) or dict(terms).get(v, 0) <= 0:
         return None
     lane = loop.extent - 1 if cond.op in ("lt", "le") else 0
     return substitute(cond, {v: Const(lane, INDEX)})
 
 
-def _mentions(e: Expr, v: Var) -> bool:
+def mentions(e: Expr, v: Var) -> bool:
     return any(isinstance(n, Var) and n == v for n in walk(e))
 
 
-__all__ = ["unguard_lanes", "unguard_loop"]
+__all__ = ["at_edge_lane", "conjuncts", "mentions", "strip_guards", "unguard_lanes",
+           "unguard_loop"]

@@ -18,6 +18,7 @@ from deepc.schedule import (
     primitives,
     reduce_outside,
     reduction,
+    row_guard,
 )
 
 PRIMITIVES = {
@@ -30,6 +31,7 @@ PRIMITIVES = {
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
     "tile_reduction": reduction.tile_reduction, "rfactor": reduction.rfactor,
     "pack": packing.pack, "unguard_lanes": lane_guard.unguard_lanes,
+    "version_rows": row_guard.version_rows,
     # whole GPU kernels from a matched stage; their knobs are keyword arguments
     "tile_gemm": gpu_gemm.tile_gemm, "split_k_sum": gpu_split.split_k_sum,
     "warp_reduce": gpu_warp.warp_reduce, "block_threads": gpu_block.block_threads,
