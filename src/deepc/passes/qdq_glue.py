@@ -66,10 +66,11 @@ def _tree(rw: Rewriter, root: Node) -> tuple[str, list[Node]] | None:
     seen: set[str] = set()
     source: list[str] = []
 
-    def walk(node: Node) -> bool:
+    def walk(node: Node, depth: int = 0) -> bool:
         if node.outputs[0] in seen:
             return True
-        if len(order) >= MAX_TABLE_NODES:
+        # the ops are appended after their inputs: the depth bounds a long chain's recursion
+        if len(order) >= MAX_TABLE_NODES or depth >= MAX_TABLE_NODES:
             return False
         for k, i in enumerate(node.inputs):
             c = rw.const(i)
@@ -80,7 +81,7 @@ def _tree(rw: Rewriter, root: Node) -> tuple[str, list[Node]] | None:
             # a byte value is the source, unless a table made it (tables compose)
             if c is None and p is not None and _tabulable(rw, p) \
                     and (not byte or p.op == "lookup"):
-                if not walk(p):
+                if not walk(p, depth + 1):
                     return False
             elif c is not None or not byte \
                     or source not in ([], [rw.resolve(i)]):
