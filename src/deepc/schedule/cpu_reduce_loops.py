@@ -149,15 +149,22 @@ def plan_reduce_blocks(alloc: Stmt, outer: list[tuple[str, int]], want: dict[str
             {"reduce_blocks": blocks})
 
 
-def streamed_bytes(alloc: Stmt) -> int:
-    """The size of the largest buffer that the accumulator's updates read: where it is past
-    the L2 cache, no output's pass over the reduction leaves it cached for the next."""
-    if not isinstance(alloc, Allocate):
+def weight_bytes(chain: list[For]) -> int:
+    """The size of the largest buffer that the accumulator's updates (under the output loops
+    `chain`) read the same for every output along the loop outside the innermost (of more
+    than one iteration): a conv's or a matmul's weights, which each image row or matrix row
+    passes over whole. Past the L2 cache no such pass leaves them cached for the next; 0
+    where no operand is shared so (a pool's input moves with every output)."""
+    alloc = chain[-1].body if chain else None
+    rows = [c for c in chain[:-1] if c.extent != 1]  # a pool's 1x1 output loops do not count
+    if not rows or not isinstance(alloc, Allocate):
         return 0
+    row = rows[-1].var
     sizes = [ld.source.size * itemsize(ld.source.dtype) for s in update_stores(alloc)
-             for ld in walk(s.value) if isinstance(ld, Load)]
+             for ld in walk(s.value) if isinstance(ld, Load) and ld.source != alloc.buffer
+             and not any(x == row for i in ld.indices for x in walk(i))]
     return max(sizes, default=0)
 
 
 __all__ = ["DEFAULTS", "plan_outer_order", "plan_reduce_blocks", "plan_reduce_loops",
-           "reduction_chain", "streamed_bytes"]
+           "reduction_chain", "weight_bytes"]

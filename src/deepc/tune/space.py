@@ -13,14 +13,14 @@ TILED = ("packed_gemm", "register_tile")
 TILE_LOOP_AXES = {"reduce_inner": [0, 1, 2, 3], "unroll": [1, 2, 3, 4, 8, 16],
                   "row_loop": [0, 1, 2], "pair_block": [2, 3, 4, 5, 8],
                   "outer_inner": [0, 1, 2]}  # the default first
-# blocks of the reduction loop: tried only on nests whose weights stream past the L2 cache
+# blocks of the reduction loop: tried only on nests whose weights are larger than the L2 cache
 REDUCE_BLOCKS = [1, 2, 4, 8]
 
 
 def knob_axes(knobs: dict[str, Any], machine: CpuMachine,
               streamed: frozenset[str] = frozenset()) -> dict[str, list[Any]]:
     """The values worth trying for each knob of a record (prefixed per nest as recorded);
-    `streamed` names the nests (by prefix) that read an operand larger than the L2 cache."""
+    `streamed` names the nests (by prefix) whose weights are larger than the L2 cache."""
     lanes = machine.lanes("float32")
     regs = machine.accumulator_registers
     axes: dict[str, list[Any]] = {}

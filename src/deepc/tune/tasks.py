@@ -13,7 +13,7 @@ from deepc.ir.loop_verify import verify_func
 from deepc.lowering.kernels import Kernel
 from deepc.schedule.cpu import default_schedule, perfect_chain, top_level_nests, work
 from deepc.schedule.cpu_machine import CpuMachine
-from deepc.schedule.cpu_reduce_loops import streamed_bytes
+from deepc.schedule.cpu_reduce_loops import weight_bytes
 from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
 from deepc.tune.space import knob_axes, knob_features, respread_threads, within_registers
@@ -42,7 +42,7 @@ class Task:
         prefixes = [f"{n.var.name}." if len(nests) > 1 else "" for n in nests]
         l2 = self.machine.l2_kib * 1024
         streamed = frozenset(p for n, p in zip(nests, prefixes)
-                             if streamed_bytes(perfect_chain(n)[-1].body) > l2)
+                             if weight_bytes(perfect_chain(n)) > l2)
         return knob_axes(dict(self.default.knobs), self.machine, streamed)
 
     def fits(self, knobs: dict[str, Any]) -> bool:
