@@ -59,6 +59,12 @@ def test_a_big_conv_is_offered_reduction_blocks() -> None:
     small, big = (extract_tasks(kernels, Target(l2))[0].axes() for l2 in (128, 512))
     assert any(k.endswith("reduce_blocks") for k in small)
     assert not any(k.endswith("reduce_blocks") for k in big)
+    # a large image under small weights: its input passes 128 KiB, its weights do not
+    n = Net(x=(1, 1, 64, 64, 8))
+    w = weight_to_blocked(weights(8, 8, 3, 3), 8, 8, False)
+    graph = n.graph(n("conv_nchwc", "x", n.const(w), n.const(weights(8)), pads=(1, 1, 1, 1)))
+    wide = extract_tasks(graph_kernels(graph, [list(graph.nodes)]), Target(128))[0].axes()
+    assert not any(k.endswith("reduce_blocks") for k in wide)
 
 
 def test_a_sample_changes_a_knob_the_record_leaves_out() -> None:
