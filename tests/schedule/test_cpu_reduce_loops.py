@@ -1,6 +1,7 @@
 """The tuning knobs over a register tile's loops (schedule/cpu_reduce_loops.py, row_loop and
-sweep in cpu_reduction): each gives the steps it names, replays from its knobs, keeps the numbers of
-a blocked conv and a packed GEMM, and an impossible value raises."""
+sweep in cpu_reduction, reduce_blocks through schedule/reduce_blocks.py): each gives the steps it
+names, replays from its knobs, keeps the numbers of a blocked conv and a packed GEMM, and an
+impossible value raises."""
 
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def _main(knobs: dict[str, Any]) -> str:
     # image rows inside the input-channel blocks: one tile of accumulators per row
     ({"sweep": True}, "reorder", 16),
     ({"sweep": True, "unroll": 2}, "split", 32),
+    ({"reduce_blocks": 2}, "block_reduction", 16),  # input channel blocks outside the outputs
+    ({"reduce_blocks": 2, "reduce_inner": 2, "outer_inner": 1}, "block_reduction", 32),
 ])
 def test_knob_keeps_the_numbers(change: dict[str, Any], primitive: str, out: int) -> None:
     graph, kernel, feeds, y = _conv(out)
@@ -85,9 +88,10 @@ def test_defaults_name_no_new_knob() -> None:
     _, kernel, _, _ = _conv()
     knobs = default_schedule(kernel.func, MACHINE).knobs
     assert not {k.rpartition(".")[2] for k in knobs} & {"reduce_inner", "unroll", "row_loop",
-                                                        "sweep"}
+                                                        "sweep", "reduce_blocks"}
     prefix = _main(knobs)
-    spelt = {**knobs, prefix + "reduce_inner": 0, prefix + "unroll": 1, prefix + "row_loop": 0}
+    spelt = {**knobs, prefix + "reduce_inner": 0, prefix + "unroll": 1, prefix + "row_loop": 0,
+             prefix + "reduce_blocks": 1}
     assert default_schedule(kernel.func, MACHINE, spelt).to_list() == \
         default_schedule(kernel.func, MACHINE).to_list()
 
@@ -97,6 +101,8 @@ def test_defaults_name_no_new_knob() -> None:
     {"reduce_inner": -1}, {"reduce_inner": True}, {"row_loop": 5}, {"row_loop": "x"},
     {"pair_block": 1}, {"pair_block": 3},  # two channel blocks: 3 does not divide them
     {"outer_inner": 3}, {"outer_inner": 1.0},
+    {"reduce_blocks": 3}, {"reduce_blocks": 0}, {"reduce_blocks": 2.0},
+    {"reduce_blocks": 2, "reduce_inner": 3, "unroll": 2},  # the blocked loop is the one split
 ])
 def test_impossible_values_raise(change: dict[str, Any]) -> None:
     _, kernel, _, _ = _conv()
@@ -105,6 +111,24 @@ def test_impossible_values_raise(change: dict[str, Any]) -> None:
     with pytest.raises(ScheduleError):
         default_schedule(kernel.func, MACHINE,
                          {**default.knobs, **{prefix + k: v for k, v in change.items()}})
+
+
+def test_blocked_reduction_carries_sums_across_threads() -> None:
+    """Blocks of the reduction outside a parallel loop over the outputs: each output's partial
+    sum waits in the scratch between blocks, whichever thread took it, and only the last block
+    applies the bias and the ReLU."""
+    graph, kernel, feeds, y = _conv(32)
+    two = CpuMachine(256, 12, 2, 32, 512)
+    default = default_schedule(kernel.func, two)
+    prefix = _main(default.knobs)
+    sch = default_schedule(kernel.func, two, {**default.knobs, prefix + "reduce_blocks": 2})
+    assert [s[0] for s in sch.to_list()].index("block_reduction") < \
+        [s[0] for s in sch.to_list()].index("parallel")
+    func = sch.apply(kernel.func)
+    assert any(f.kind is ForKind.PARALLEL for f in walk_stmts(func.body) if isinstance(f, For))
+    args = [feeds["x"], *(graph.constants[i] for i in kernel.inputs[1:])]
+    out = _run(func, args, graph.types[y].shape)
+    np.testing.assert_allclose(out, run_graph(graph, feeds)[y], rtol=1e-5, atol=1e-5)
 
 
 def test_tile_knobs_on_an_elementwise_nest_raise() -> None:
@@ -131,3 +155,5 @@ def test_packed_gemm_unrolled_keeps_the_numbers() -> None:
     a = np.random.default_rng(2).standard_normal((96, 64)).astype(np.float32)
     out = _run(sch.apply(kernel.func), [a, b], graph.types[y].shape)
     np.testing.assert_allclose(out, run(graph, {"a": a})[y], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ScheduleError):
+        default_schedule(kernel.func, MACHINE, {**knobs, "reduce_blocks": 2})

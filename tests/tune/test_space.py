@@ -1,7 +1,8 @@
-"""The CPU knob space (tune/space.py): the tile-loop knobs offered on tiled nests only, a
-sample that changes a nest's tile lets the scheduler spread its loops afresh, the register
-check counts every block of a tile, and the cost model's features see the new knobs; and
-the search moves on from a task that stops improving (tune/tuner.py)."""
+"""The CPU knob space (tune/space.py): the tile-loop knobs offered on tiled nests only (the
+reduction's blocks only where its weights pass the L2 cache), a sample that changes a nest's
+tile lets the scheduler spread its loops afresh, the register check counts every block of a
+tile, and the cost model's features see the new knobs; and the search moves on from a task
+that stops improving (tune/tuner.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,44 @@ def test_tile_loop_axes_only_on_tiled_nests() -> None:
     assert axes["c.unroll"][0] == 1 and axes["c.reduce_inner"][0] == 0
 
 
+def test_reduction_blocks_only_where_the_weights_pass_l2() -> None:
+    assert not any(k.endswith("reduce_blocks") for k in knob_axes(TILED, MACHINE))
+    axes = knob_axes(TILED, MACHINE, frozenset({"c.", "p."}))
+    assert axes["c.reduce_blocks"][0] == 1 and "p.reduce_blocks" not in axes
+
+
+def test_a_big_conv_is_offered_reduction_blocks() -> None:
+    """A 3x3 conv over 64 channels reads 147 KiB of weights: past a 128 KiB L2 it is offered
+    blocks of its reduction, under a 512 KiB one not."""
+    from deepc.lowering.kernels import graph_kernels
+    from deepc.ops.conv_nchwc import weight_to_blocked
+    from deepc.tune.tasks import extract_tasks
+    from tests.passes.support import Net, weights
+
+    n = Net(x=(1, 8, 6, 6, 8))
+    w = weight_to_blocked(weights(64, 64, 3, 3), 8, 8, False)
+    graph = n.graph(n("conv_nchwc", "x", n.const(w), n.const(weights(64)), pads=(1, 1, 1, 1)))
+    kernels = graph_kernels(graph, [list(graph.nodes)])
+
+    class Target:
+        def __init__(self, l2: int):
+            self.vector_bits, self.accumulator_registers, self.cores = 256, 12, 1
+            self.l1d_kib, self.l2_kib = 32, l2
+
+        def fingerprint(self) -> str:
+            return f"test-l2-{self.l2_kib}"
+
+    small, big = (extract_tasks(kernels, Target(l2))[0].axes() for l2 in (128, 512))
+    assert any(k.endswith("reduce_blocks") for k in small)
+    assert not any(k.endswith("reduce_blocks") for k in big)
+    # a large image under small weights: its input passes 128 KiB, its weights do not
+    n = Net(x=(1, 1, 64, 64, 8))
+    w = weight_to_blocked(weights(8, 8, 3, 3), 8, 8, False)
+    graph = n.graph(n("conv_nchwc", "x", n.const(w), n.const(weights(8)), pads=(1, 1, 1, 1)))
+    wide = extract_tasks(graph_kernels(graph, [list(graph.nodes)]), Target(128))[0].axes()
+    assert not any(k.endswith("reduce_blocks") for k in wide)
+
+
 def test_a_sample_changes_a_knob_the_record_leaves_out() -> None:
     for seed in range(5):
         assert sample(TILED, {"c.unroll": [1, 2, 4]}, random.Random(seed))["c.unroll"] in (2, 4)
@@ -51,7 +90,8 @@ def test_register_check_counts_pair_blocks() -> None:
 def test_features_tell_the_new_knobs_apart() -> None:
     base = knob_features(TILED, "c.", 8)
     for change in ({"c.unroll": 4}, {"c.reduce_inner": 1}, {"c.row_loop": 1},
-                   {"c.pair_block": 3, "c.row_pairs": True}, {"c.outer_inner": 1}):
+                   {"c.pair_block": 3, "c.row_pairs": True}, {"c.outer_inner": 1},
+                   {"c.reduce_blocks": 4}):
         assert knob_features({**TILED, **change}, "c.", 8) != base, change
 
 

@@ -21,7 +21,11 @@ from deepc.ir.loop import (
 )
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
-from deepc.schedule.cpu_reduce_loops import plan_outer_order, plan_reduce_loops
+from deepc.schedule.cpu_reduce_loops import (
+    plan_outer_order,
+    plan_reduce_blocks,
+    plan_reduce_loops,
+)
 from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile, plan_row_reduction
 from deepc.schedule.schedule import Schedule
 
@@ -83,7 +87,7 @@ def _trip(root: For, target: For) -> int:
 
 
 KNOBS = {"kind", "vector", "rows", "row_pairs", "pair_block", "row_loop", "reduce_inner",
-         "unroll", "outer_inner", "sweep", "pack", "panel", "threads"}
+         "unroll", "outer_inner", "sweep", "reduce_blocks", "pack", "panel", "threads"}
 DERIVED = {"panel"}  # follows from the others; a record's value is not read back
 
 
@@ -127,6 +131,8 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
     if gemm is not None:  # packed GEMM (cpu_gemm)
         if want.get("outer_inner", 0):
             raise ScheduleError("outer_inner: a packed GEMM keeps its panels outside its rows")
+        if want.get("reduce_blocks", 1) != 1:
+            raise ScheduleError("reduce_blocks: a packed GEMM blocks its reduction in panels")
         loops = plan_reduce_loops(chain[-1].body, want)
         for step in gemm.steps + loops[0]:
             sch.add(*step)
@@ -137,9 +143,10 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
     if tile is not None:
         loops = plan_reduce_loops(chain[-1].body, want)
         order, outer, outer_knobs = plan_outer_order(tile.outer, want)
-        for step in tile.steps + loops[0] + order:
+        blocked = plan_reduce_blocks(chain[-1].body, outer, want)
+        for step in tile.steps + loops[0] + order + blocked[0]:
             sch.add(*step)
-        return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs,
+        return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs, **blocked[1],
                 "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
     row = (plan_row_reduction(chain, machine, want.get("vector"))
            if want.get("vector", 0) != 1 else None)

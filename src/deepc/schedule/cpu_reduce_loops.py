@@ -22,7 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from deepc.errors import ScheduleError
+from deepc.ir.expr import Load
 from deepc.ir.loop import Allocate, For, Stmt, walk_stmts
+from deepc.ir.tensor import walk
+from deepc.ir.types import itemsize
 from deepc.schedule.cpu_reduction import update_stores
 
 MAX_UNROLL = 16  # more copies of a tile of multiply-adds only lengthen compiles
@@ -109,4 +112,59 @@ def plan_outer_order(outer: list[tuple[str, int]], want: dict[str, Any]
     return [("reorder", *(n for n, _ in order))], order, {"outer_inner": inner}
 
 
-__all__ = ["DEFAULTS", "plan_outer_order", "plan_reduce_loops", "reduction_chain"]
+def plan_reduce_blocks(alloc: Stmt, outer: list[tuple[str, int]], want: dict[str, Any]
+                       ) -> tuple[list[tuple], dict[str, Any]]:
+    """The step and knob that `want`'s `reduce_blocks` asks of a register tile's nest: the
+    outermost reduction loop (after `reduce_inner`'s reorder) in that many blocks, the loop
+    over blocks around the loops outside the tile (`outer`, outermost first), so one block's
+    weights stay in cache while every output passes over them (schedule.reduce_blocks).
+
+        for co_o { for h { <tile: for rc in 0..32 { .. }> } }
+    reduce_blocks=4 ->
+        block_reduction(co_o, rc, 4)
+        for rc_b in 0..4 { for co_o { for h { <tile: for rc in 0..8 { .. }> } } }
+    """
+    blocks = want.get("reduce_blocks", 1)
+    if blocks == 1:
+        return [], {}
+    if type(blocks) is not int or blocks < 2:
+        raise ScheduleError(f"reduce_blocks={blocks!r} must be an integer of 1 or more")
+    if not outer:
+        raise ScheduleError("reduce_blocks: the tile has no loop around it to sweep per block")
+    chain = reduction_chain(alloc)
+    movable = [c for c in chain if c.extent >= 2]
+    inner = want.get("reduce_inner", DEFAULTS["reduce_inner"])
+    if not movable or inner >= len(movable):
+        raise ScheduleError("reduce_blocks needs a reduction loop of two or more iterations"
+                            " in one perfect nest")
+    last = movable[-1 - inner]
+    order = [c for c in movable if c is not last] + [last] if inner else movable
+    target = order[0]
+    if target is last and want.get("unroll", DEFAULTS["unroll"]) != 1:
+        raise ScheduleError(f"reduce_blocks: {target.var.name} is the loop that unroll splits")
+    if target.extent % blocks:
+        raise ScheduleError(f"reduce_blocks={blocks} does not divide the reduction loop"
+                            f" {target.var.name} ({target.extent})")
+    return ([("block_reduction", outer[0][0], target.var.name, blocks)],
+            {"reduce_blocks": blocks})
+
+
+def weight_bytes(chain: list[For]) -> int:
+    """The size of the largest buffer that the accumulator's updates (under the output loops
+    `chain`) read the same for every output along the loop outside the innermost (of more
+    than one iteration): a conv's or a matmul's weights, which each image row or matrix row
+    passes over whole. Past the L2 cache no such pass leaves them cached for the next; 0
+    where no operand is shared so (a pool's input moves with every output)."""
+    alloc = chain[-1].body if chain else None
+    rows = [c for c in chain[:-1] if c.extent != 1]  # a pool's 1x1 output loops do not count
+    if not rows or not isinstance(alloc, Allocate):
+        return 0
+    row = rows[-1].var
+    sizes = [ld.source.size * itemsize(ld.source.dtype) for s in update_stores(alloc)
+             for ld in walk(s.value) if isinstance(ld, Load) and ld.source != alloc.buffer
+             and not any(x == row for i in ld.indices for x in walk(i))]
+    return max(sizes, default=0)
+
+
+__all__ = ["DEFAULTS", "plan_outer_order", "plan_reduce_blocks", "plan_reduce_loops",
+           "reduction_chain", "weight_bytes"]

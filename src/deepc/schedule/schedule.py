@@ -16,6 +16,7 @@ from deepc.schedule import (
     packing,
     placement,
     primitives,
+    reduce_blocks,
     reduce_outside,
     reduction,
     row_guard,
@@ -30,6 +31,7 @@ PRIMITIVES = {
     "compute_at": placement.compute_at, "compute_inline": placement.compute_inline,
     "cache_read": placement.cache_read, "cache_write": placement.cache_write,
     "tile_reduction": reduction.tile_reduction, "rfactor": reduction.rfactor,
+    "block_reduction": reduce_blocks.block_reduction,
     "pack": packing.pack, "unguard_lanes": lane_guard.unguard_lanes,
     "version_rows": row_guard.version_rows,
     # whole GPU kernels from a matched stage; their knobs are keyword arguments

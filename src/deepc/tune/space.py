@@ -13,10 +13,14 @@ TILED = ("packed_gemm", "register_tile")
 TILE_LOOP_AXES = {"reduce_inner": [0, 1, 2, 3], "unroll": [1, 2, 3, 4, 8, 16],
                   "row_loop": [0, 1, 2], "pair_block": [2, 3, 4, 5, 8],
                   "outer_inner": [0, 1, 2], "sweep": [False, True]}  # the default first
+# blocks of the reduction loop: tried only on nests whose weights are larger than the L2 cache
+REDUCE_BLOCKS = [1, 2, 4, 8]
 
 
-def knob_axes(knobs: dict[str, Any], machine: CpuMachine) -> dict[str, list[Any]]:
-    """The values worth trying for each knob of a record (prefixed per nest as recorded)."""
+def knob_axes(knobs: dict[str, Any], machine: CpuMachine,
+              streamed: frozenset[str] = frozenset()) -> dict[str, list[Any]]:
+    """The values worth trying for each knob of a record (prefixed per nest as recorded);
+    `streamed` names the nests (by prefix) whose weights are larger than the L2 cache."""
     lanes = machine.lanes("float32")
     regs = machine.accumulator_registers
     axes: dict[str, list[Any]] = {}
@@ -38,6 +42,8 @@ def knob_axes(knobs: dict[str, Any], machine: CpuMachine) -> dict[str, list[Any]
             for extra, values in TILE_LOOP_AXES.items():
                 axes[f"{prefix}{extra}"] = sorted({*values, knobs.get(f"{prefix}{extra}",
                                                                       values[0])})
+            if prefix in streamed:
+                axes[f"{prefix}reduce_blocks"] = REDUCE_BLOCKS
         elif knob == "threads":
             axes[name] = sorted({1, value})
     return {k: v for k, v in axes.items() if len(v) > 1}
@@ -95,4 +101,4 @@ def knob_features(knobs: dict[str, Any], main: str, lanes: int) -> list[float]:
             float(get("reduce_inner", 0)), math.log2(max(float(get("unroll", 1)), 1.0)),
             float(get("row_loop", 0)), vector * rows * float(get("unroll", 1)) / lanes,
             float(get("pair_block", 2 if get("row_pairs", False) else 1)),
-            float(get("outer_inner", 0))]
+            float(get("outer_inner", 0)), math.log2(max(float(get("reduce_blocks", 1)), 1.0))]

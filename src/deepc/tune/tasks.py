@@ -11,8 +11,9 @@ from typing import Any, Protocol, TypeVar
 from deepc.ir.loop import PrimFunc
 from deepc.ir.loop_verify import verify_func
 from deepc.lowering.kernels import Kernel
-from deepc.schedule.cpu import default_schedule, top_level_nests, work
+from deepc.schedule.cpu import default_schedule, perfect_chain, top_level_nests, work
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.cpu_reduce_loops import weight_bytes
 from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
 from deepc.tune.space import knob_axes, knob_features, respread_threads, within_registers
@@ -37,7 +38,12 @@ class Task:
 
     def axes(self) -> dict[str, list[Any]]:
         """The values worth trying per knob (combinations may still be rejected)."""
-        return knob_axes(dict(self.default.knobs), self.machine)
+        nests = top_level_nests(self.func.body)
+        prefixes = [f"{n.var.name}." if len(nests) > 1 else "" for n in nests]
+        l2 = self.machine.l2_kib * 1024
+        streamed = frozenset(p for n, p in zip(nests, prefixes)
+                             if weight_bytes(perfect_chain(n)) > l2)
+        return knob_axes(dict(self.default.knobs), self.machine, streamed)
 
     def fits(self, knobs: dict[str, Any]) -> bool:
         """Whether a candidate is worth building (its register tiles do not spill)."""
