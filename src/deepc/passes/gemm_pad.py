@@ -17,7 +17,7 @@ from deepc.ir.graph import Attrs, Graph, Node
 from deepc.ir.types import TensorType, itemsize
 from deepc.ops import get_op
 from deepc.ops.layout import padded_channels
-from deepc.passes.layout_nchwc import PASS_THROUGH, pads_to_registers
+from deepc.passes.layout_nchwc import PASS_THROUGH, add_value, pads_to_registers
 from deepc.passes.manager import PassContext, register_pass
 from deepc.target.sections import VECTOR_KINDS
 
@@ -45,12 +45,7 @@ class _Padder:
         self.dropped: set[int] = set()  # ids of nodes folded into a padded chain
 
     def fresh(self, name: str, t: TensorType) -> str:
-        k, base = 0, name
-        while name in self.types:
-            k += 1
-            name = f"{base}:{k}"
-        self.types[name] = t
-        return name
+        return add_value(self.types, name, t)
 
     def padded_const(self, name: str, n: int, size: int, axis: int) -> str | None:
         """Constant `name` zero-padded along `axis` from n to size (a broadcast axis of 1

@@ -101,6 +101,16 @@ def grouped_block(out_c: int, group: int, lanes: int) -> tuple[int, bool] | None
     return None
 
 
+
+def add_value(types: dict[str, TensorType], name: str, t: TensorType) -> str:
+    """A new value of type `t` in `types`, named `name` or, where that is taken, `name:k`."""
+    k, base = 0, name
+    while name in types:
+        k += 1
+        name = f"{base}:{k}"
+    types[name] = t
+    return name
+
 class _Blocker:
     def __init__(self, graph: Graph, lanes: int):
         self.g, self.lanes = graph, lanes
@@ -115,12 +125,7 @@ class _Blocker:
 
     # -- values in either layout, made on demand --------------------------------------------
     def add_value(self, name: str, t: TensorType) -> str:
-        k, base = 0, name
-        while name in self.types:
-            k += 1
-            name = f"{base}:{k}"
-        self.types[name] = t
-        return name
+        return add_value(self.types, name, t)
 
     def emit(self, op: str, inputs: tuple[str, ...], attrs: dict, out: str, name: str) -> str:
         attrs_ = Attrs(attrs)
