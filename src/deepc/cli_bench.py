@@ -67,7 +67,8 @@ def bench_cmd(models: tuple[Path, ...], target: str, threads: tuple[int, ...], c
     With --remote or --tracker, the board times each model (compiled here for --target) and
     onnxruntime here only checks its outputs.
     """
-    from deepc.bench import bench_matmul, bench_model
+    from deepc.bench import bench_model
+    from deepc.bench_matmul import bench_matmul
 
     if not models and matmul is None:
         fail("name at least one MODEL, or --matmul N", 2)

@@ -51,6 +51,13 @@ _LIBM = {"tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", 
 _FP_FLAGS = ("contract", "reassoc")  # reassoc lets LLVM vectorize scalar sums
 
 
+def _declare(module: ir.Module, name: str, ty: ir.Type, arity: int) -> ir.Function:
+    """The module's function `name` of `arity` arguments of type `ty`, declared once."""
+    if name in module.globals:
+        return module.globals[name]
+    return ir.Function(module, ir.FunctionType(ty, [ty] * arity), name)
+
+
 class ExprEmitter(MemoryValues):
     builder: ir.IRBuilder
     module: ir.Module
@@ -79,26 +86,17 @@ class ExprEmitter(MemoryValues):
         return a, b
 
     def intrinsic(self, name: str, ty: ir.Type) -> ir.Function:
-        suffix = type_suffix(ty)
-        full = f"{name}.{suffix}"
-        if full in self.module.globals:
-            return self.module.globals[full]
-        return ir.Function(self.module, ir.FunctionType(ty, [ty]), full)
+        return _declare(self.module, f"{name}.{type_suffix(ty)}", ty, 1)
 
     def intrinsic_n(self, name: str, ty: ir.Type, arity: int) -> ir.Function:
         return self.intrinsic(name, ty) if arity == 1 else self.intrinsic2(name, ty)
 
     def intrinsic2(self, name: str, ty: ir.Type) -> ir.Function:
-        full = f"{name}.{type_suffix(ty)}"
-        if full in self.module.globals:
-            return self.module.globals[full]
-        return ir.Function(self.module, ir.FunctionType(ty, [ty, ty]), full)
+        return _declare(self.module, f"{name}.{type_suffix(ty)}", ty, 2)
 
     def libm(self, name: str, ty: ir.Type) -> ir.Function:
         fname = {"float": f"{name}f", "double": name}.get(str(ty), f"{name}f")
-        if fname in self.module.globals:
-            return self.module.globals[fname]
-        return ir.Function(self.module, ir.FunctionType(ty, [ty]), fname)
+        return _declare(self.module, fname, ty, 1)
 
     def per_lane(self, fn: Any, x: ir.Value) -> ir.Value:
         """Apply a scalar function to each lane of a vector."""
@@ -180,10 +178,7 @@ class ExprEmitter(MemoryValues):
         return out
 
     def libm2(self, name: str, ty: ir.Type) -> ir.Function:
-        fname = f"{name}f" if str(ty) == "float" else name
-        if fname in self.module.globals:
-            return self.module.globals[fname]
-        return ir.Function(self.module, ir.FunctionType(ty, [ty, ty]), fname)
+        return _declare(self.module, f"{name}f" if str(ty) == "float" else name, ty, 2)
 
     def emit_int_binary(self, e: Binary, a: ir.Value, b: ir.Value) -> ir.Value:
         bld, dt, op = self.builder, e.a.dtype, e.op
