@@ -67,11 +67,11 @@ def record(path: str, models: tuple[str, ...] = MODELS) -> None:
                                   allow_tf32=tf32)
                 with tempfile.TemporaryDirectory() as tmp:
                     cubin = Path(tmp) / "k.cubin"
-                    cubin.write_bytes(m.cubin)
+                    cubin.write_bytes(m.module.binary)
                     usage, sass = _res_usage(cubin, cuobjdump), _sass_counts(cubin, cuobjdump)
                 data[key] = {
-                    "launches": {k: [lc.to_dict() for lc in v] for k, v in m.launches.items()},
-                    "source": m.source,
+                    "launches": {k: [lc.to_dict() for lc in v] for k, v in m.module.launches.items()},
+                    "source": m.module.source,
                     "kernels": {f: {**usage.get(f, {}), "sass": sass.get(f, 0)}
                                 for f in sorted(set(usage) | set(sass))},
                 }
