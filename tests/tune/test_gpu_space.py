@@ -145,8 +145,10 @@ def test_measurer_job_names_every_launch_and_buffer() -> None:
     assert fn is time_stages and len(launches) == 2 + (task.main != "")  # pad, tile, sum
     names = {b[0] for b in buffers}
     assert outputs == len(task.lowered.func.params) and any("partial" in n for n in names)
-    for func, _, _, params in launches:
+    for func, _, _, params, _ in launches:
         assert f"void {func}(" in source and set(params) <= names
+    # a pipelined tile's launch carries its dynamic shared memory
+    assert any(lc[4] > 0 for lc in launches) == (split[f"{task.main}stages"] > 1)
 
 
 class _FakeGpu:
