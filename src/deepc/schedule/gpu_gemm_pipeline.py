@@ -2,7 +2,8 @@
 each K step's A and B tiles copied global -> shared without registers into a ring of slots,
 and the shared tiles' shapes (per stage) that the primitive and its knob checks share.
 
-    copy steps 0 .. S-2 into slots 0 .. S-2, one commit group each
+    copy the chunk's first S-1 steps into their slots, one commit group each
+    (the step at k uses slot (k / bk) % S)
     for g_k0 in klo..khi step bk {
       wait_group(S-2); barrier        # this step's slot has landed, for every thread; and
                                        # every thread is done with the slot read last step
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from deepc.ir.affine import flat_offset
 from deepc.ir.expr import AddressOf, Const, Expr, select
 from deepc.ir.loop import Buffer, Evaluate, For, ForKind, IfThenElse, Stmt
-from deepc.schedule.gpu_build import lets, seq, shr, v
+from deepc.schedule.gpu_build import lets, seq, v
 
 # The CUDA runtime reserves 1 KiB of shared memory per resident block (sm_80 and later),
 # beside what the kernel asks for
@@ -82,15 +83,18 @@ def copy(dst: Buffer, at: tuple[Expr, ...], src: Buffer, offset: Expr, width: in
 def pipelined(stages: int, bk: int, klo: Expr, khi: Expr, fill: Callable[[Expr, Expr], Stmt],
               compute: Callable[[Expr], Stmt]) -> Stmt:
     """The K loop over a ring of `stages` slots: fill(k0, slot) issues a step's copies,
-    compute(slot) consumes one (see the module's docstring); bk is a power of two."""
+    compute(slot) consumes one (see the module's docstring)."""
     commit = Evaluate("cp_async_commit")
-    prologue = [seq(IfThenElse(klo + s * bk < khi, fill(klo + s * bk, Const(s, "int64"))),
+
+    def slot(k: Expr) -> Expr:  # by the step's index from 0, not from the chunk's start:
+        return k // bk % stages  # k is non-negative, so both render as C's / and %
+
+    prologue = [seq(IfThenElse(klo + s * bk < khi, fill(klo + s * bk, slot(klo + s * bk))),
                     commit) for s in range(stages - 1)]
     gk0, rs, ws = v("g_k0"), v("g_rs"), v("g_ws")
     ahead = gk0 + (stages - 1) * bk
-    # the slot read this step, and the one read last step (filled now)
-    slots = [(rs, shr(gk0 - klo, bk.bit_length() - 1) % stages),
-             (ws, select(rs < 1, stages - 1, rs - 1))]
+    # the slot read this step, and the one read last step (the step `ahead`'s, filled now)
+    slots = [(rs, slot(gk0)), (ws, select(rs < 1, stages - 1, rs - 1))]
     step = lets(slots, seq(
         Evaluate("cp_async_wait", (Const(stages - 2, "int64"),)), Evaluate("barrier"),
         IfThenElse(ahead < khi, fill(ahead, ws)), commit, compute(rs)))
