@@ -33,7 +33,8 @@ static __device__ __forceinline__ void deepc_cp_async16(float* dst, const float*
 static __device__ __forceinline__ void deepc_cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> static __device__ __forceinline__ void deepc_cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
+  // "memory": the compiler moves no shared-memory load above the wait
+  asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
 """
 
 CUDA = Dialect(
