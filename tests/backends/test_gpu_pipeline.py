@@ -195,3 +195,15 @@ def test_default_ring_depth_keeps_the_blocks_per_sm() -> None:
     assert tile is not None and tile.stages == 2
     tile = choose_tile(Parts(1568, 512, 256), target, True, False)  # type: ignore[arg-type]
     assert tile is not None and tile.stages == 1
+
+
+def test_cp_async_is_read_from_the_target_file() -> None:
+    """sm_80 and sm_90 declare cp.async; the shared base (Volta's figures) and the OpenCL GPU
+    do not, so their tiles keep one stage whatever the arch string says."""
+    from deepc.target import load_target
+
+    assert load_target("cuda-sm80").async_copy == ("cp.async",)
+    assert load_target("cuda-sm90").async_copy == ("cp.async",)
+    assert load_target("opencl-gpu").async_copy == ()
+    assert not async_copy(_small_gpu(pipelined=False), CUDA)
+    assert async_copy(_small_gpu(), CUDA)
