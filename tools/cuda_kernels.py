@@ -70,7 +70,8 @@ def record(path: str, models: tuple[str, ...] = MODELS) -> None:
                     cubin.write_bytes(m.module.binary)
                     usage, sass = _res_usage(cubin, cuobjdump), _sass_counts(cubin, cuobjdump)
                 data[key] = {
-                    "launches": {k: [lc.to_dict() for lc in v] for k, v in m.module.launches.items()},
+                    "launches": {k: [lc.to_dict() for lc in v]
+                                 for k, v in m.module.launches.items()},
                     "source": m.module.source,
                     "kernels": {f: {**usage.get(f, {}), "sass": sass.get(f, 0)}
                                 for f in sorted(set(usage) | set(sass))},
