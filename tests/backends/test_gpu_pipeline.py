@@ -207,3 +207,29 @@ def test_cp_async_is_read_from_the_target_file() -> None:
     assert load_target("opencl-gpu").async_copy == ()
     assert not async_copy(_small_gpu(pipelined=False), CUDA)
     assert async_copy(_small_gpu(), CUDA)
+
+
+@needs_gxx
+@pytest.mark.parametrize("tf32", [False, True])
+def test_operands_that_are_no_single_load_are_stored_into_the_ring(
+        tf32: bool, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An operand that is an expression (a fused prologue, an index no affine form holds) is
+    computed by the thread and stored into the slot being filled, beside the cp.asyncs:
+    here every operand is treated so."""
+    from deepc.ops.interpreter import run_graph
+    from deepc.schedule import gpu_gemm
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    monkeypatch.setattr(gpu_gemm, "direct", lambda *_: None)
+    rng = np.random.default_rng(3)
+    graph = _conv_graph(rng, 56, ic=16)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    target = _small_gpu()
+    source, _, _, records = render_cuda(graph_kernels(graph), target, allow_tf32=tf32,
+                                        knobs=_with_stages(graph, target, tf32, 3))
+    assert "3-stage cp.async" in _notes(records)
+    assert "deepc_cp_async4(&" not in source and "deepc_cp_async16(&" not in source
+    got, _ = run_blocks(graph, target, {"x": x}, tmp_path, allow_tf32=tf32,
+                        knobs=_with_stages(graph, target, tf32, 3))
+    tol = 2e-2 if tf32 else 1e-4
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
