@@ -1,13 +1,17 @@
-"""One model compiled for a CUDA target with the pipeline depth of its tiled matrix products
-forced to each of several stage counts (every other knob the default's), the bundles loaded
-in one process and timed in turns, their outputs compared with the first's: for choosing the
-default depth on a real GPU (needs pycuda and a GPU; compiling alone needs nvcc).
+"""One model compiled for a CUDA target with one GEMM tile knob of its tiled matrix products
+(schedule/gpu_gemm_knobs.py; `stages` by default) forced to each of several values, every
+other knob the default's; the bundles loaded in one process and timed in turns, their outputs
+compared with the first's: for choosing a default on a real GPU (needs pycuda and a GPU;
+compiling alone needs nvcc).
 
-    python tools/gemm_stages_ab.py ../shared/models/resnet18.onnx --batch 32 --tf32 \\
-        --stages 1,2,3,4
+    python tools/gemm_knob_ab.py ../shared/models/resnet18.onnx --batch 32 --tf32 \\
+        --values 1,2,3,4
+    python tools/gemm_knob_ab.py ../shared/models/resnet18.onnx --batch 32 --tf32 \\
+        --knob bk --values 16,32
 
-A stage count a tile cannot take (its ring past the target's shared memory) leaves that
-kernel at its default; the table says how many kernels each setting changed.
+A value a kernel cannot take (a ring past the target's shared memory, a tile its threads
+cannot fetch) leaves that kernel at its default; the table says how many workloads each
+setting changed.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from deepc.schedule.gpu import default_gemm_knobs
 from deepc.schedule.record import Workload
 
 
-def forced(compiled: Any, stages: int) -> dict[str, dict[str, Any]]:
-    """Per workload, the default tile knobs with `stages`, where the kernel takes them."""
+def forced(compiled: Any, knob: str, value: int) -> dict[str, dict[str, Any]]:
+    """Per workload, the default tile knobs with `knob` = `value`, where the kernel takes
+    them."""
     target = compiled.target
     tf32 = uses_tf32(target, CUDA, compiled.options.allow_tf32)
     out = {}
@@ -37,7 +42,7 @@ def forced(compiled: Any, stages: int) -> dict[str, dict[str, Any]]:
         knobs = default_gemm_knobs(k.func, target, tf32, async_copy(target, CUDA))
         if not any(n.rpartition(".")[2] == "tiled" and v for n, v in knobs.items()):
             continue
-        knobs = {n: stages if n.rpartition(".")[2] == "stages" else v for n, v in knobs.items()}
+        knobs = {n: value if n.rpartition(".")[2] == knob else v for n, v in knobs.items()}
         try:
             kernel_stages(k, target, CUDA, tf32, knobs)
         except ScheduleError:
@@ -52,7 +57,8 @@ def main() -> None:
     ap.add_argument("--target", default="cuda-sm90")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--tf32", action="store_true")
-    ap.add_argument("--stages", default="1,2,3,4", help="comma-separated stage counts")
+    ap.add_argument("--knob", default="stages", help="the GEMM knob to vary")
+    ap.add_argument("--values", default="1,2,3,4", help="comma-separated values of it")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--runs", type=int, default=5, help="runs per round and bundle")
     args = ap.parse_args()
@@ -62,11 +68,11 @@ def main() -> None:
     dims = [d.dim_value or 1 for d in first.type.tensor_type.shape.dim]
     shapes = {first.name: (args.batch, *dims[1:])}
     base = deepc.compile(args.model, args.target, input_shapes=shapes, allow_tf32=args.tf32)
-    settings = [int(s) for s in args.stages.split(",")]
-    with tempfile.TemporaryDirectory(prefix="deepc-stages-") as tmp:
+    settings = [int(s) for s in args.values.split(",")]
+    with tempfile.TemporaryDirectory(prefix="deepc-knob-") as tmp:
         models, changed = [], []
         for s in settings:
-            tuned = forced(base, s)
+            tuned = forced(base, args.knob, s)
             changed.append(len(tuned))
             m = deepc.compile(args.model, args.target, input_shapes=shapes,
                               allow_tf32=args.tf32, tuned=tuned)
@@ -82,8 +88,8 @@ def main() -> None:
     for s, n, t, out in zip(settings, changed, times, outs):
         diff = max(float(np.max(np.abs(a.astype(np.float64) - b)))
                    for a, b in zip(outs[0].values(), out.values()))
-        print(f"stages {s}: {statistics.median(t) * 1e3:9.3f} ms  ({n} kernels set)"
-              f"  max|diff| vs stages {settings[0]}: {diff:.2e}")
+        print(f"{args.knob} {s}: {statistics.median(t) * 1e3:9.3f} ms  ({n} workloads set)"
+              f"  max|diff| vs {settings[0]}: {diff:.2e}")
 
 
 if __name__ == "__main__":
