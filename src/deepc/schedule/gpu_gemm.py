@@ -5,11 +5,13 @@ Each block computes a BM x BN tile of the (M, N) output space. Per step of BK al
 block's threads fetch the A tile (BK x BM; threads walk M, so neighbouring threads read
 neighbouring pixels) and the B tile (BK x BN; threads walk K, the weights' contiguous axis)
 into registers, store them to shared memory, and fetch the next step's while computing this
-one. The operands are the stage's own index expressions under lets of the loop variables
-decoded from the flat row/column/k index, so fused prologues and epilogues carry over as
-they are. Rows and columns past M and N are clamped to the last (their sums are never
-stored), so loads need no guard except in a partial last k-step. Operands that are one
-affine load read base(row) + koff(k), koff from a compile-time table for conv windows.
+one; or (stages > 1, targets with cp.async) copy them straight into a ring of shared slots
+several steps ahead (gpu_gemm_pipeline.py). The operands are the stage's own index
+expressions under lets of the loop variables decoded from the flat row/column/k index, so
+fused prologues and epilogues carry over as they are. Rows and columns past M and N are
+clamped to the last (their sums are never stored), so loads need no guard except in a
+partial last k-step. Operands that are one affine load read base(row) + koff(k), koff from
+a compile-time table for conv windows.
 SIMT: TX x (threads/TX) threads, each BM/TX x BN/(threads/TX) outputs in runs of four
 (float4 shared loads). TF32: gpu_gemm_mma.py. Split-K ("partial" = the partial sums'
 buffer float32[split][N][M]): blockIdx.z's chunk of kc, stored there instead of the

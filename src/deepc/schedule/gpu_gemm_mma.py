@@ -3,7 +3,8 @@ layouts, the m16n8k8 fragment loop and the accumulators' coordinates, as loop IR
 
 A block of warps_m x warps_n warps, each a grid of mi x ni m16n8k8 tiles. The A tile's rows
 and the B tile's k are interleaved in shared memory so that each fragment register pair is
-one 8-byte load (arow, bpos); operands are rounded to TF32 on their way there."""
+one 8-byte load (arow, bpos); operands are rounded to TF32 on their way there (pipelined by
+cp.async, which copies raw fp32 bits, as fragments are loaded instead)."""
 
 from __future__ import annotations
 
