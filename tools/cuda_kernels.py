@@ -65,17 +65,14 @@ def record(path: str, models: tuple[str, ...] = MODELS) -> None:
                 m = deepc.compile(MODEL_DIR / f"{model}.onnx", "cuda-sm90",
                                   input_shapes={"input": (batch, 3, 224, 224)},
                                   allow_tf32=tf32)
-                # the compiled model's module since the stage chain; the model itself before
-                module = getattr(m, "module", m)
-                binary = getattr(module, "binary", None) or getattr(m, "cubin", b"")
                 with tempfile.TemporaryDirectory() as tmp:
                     cubin = Path(tmp) / "k.cubin"
-                    cubin.write_bytes(binary)
+                    cubin.write_bytes(m.module.binary)
                     usage, sass = _res_usage(cubin, cuobjdump), _sass_counts(cubin, cuobjdump)
                 data[key] = {
                     "launches": {k: [lc.to_dict() for lc in v]
-                                 for k, v in module.launches.items()},
-                    "source": m.source,
+                                 for k, v in m.module.launches.items()},
+                    "source": m.module.source,
                     "kernels": {f: {**usage.get(f, {}), "sass": sass.get(f, 0)}
                                 for f in sorted(set(usage) | set(sass))},
                 }

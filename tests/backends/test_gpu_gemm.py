@@ -26,10 +26,13 @@ def _graph(nodes, x_shape, inits):  # type: ignore[no-untyped-def]
     return convert(helper.make_model(proto, opset_imports=[helper.make_opsetid("", 17)]))
 
 
-def _small_gpu(sms: int = 1):  # type: ignore[no-untyped-def]
-    """sm90 with one SM: test-sized problems fill it, so the tiled kernels are chosen."""
+def _small_gpu(sms: int = 1, pipelined: bool = True):  # type: ignore[no-untyped-def]
+    """sm90 with one SM: test-sized problems fill it, so the tiled kernels are chosen;
+    without cp.async (pipelined=False) its tiles are fetched through registers."""
     target = load_target("cuda-sm90")
-    return replace(target, gpu=replace(target.gpu, sm_count=sms))
+    target = replace(target, gpu=replace(target.gpu, sm_count=sms))
+    return target if pipelined else replace(
+        target, intrinsics=replace(target.intrinsics, async_copy=()))
 
 
 def _conv_graph(rng, oc: int, group: int = 1, ic: int = 16, hw: int = 12):  # type: ignore[no-untyped-def]
@@ -79,8 +82,9 @@ needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ runs the
 
 
 @needs_gxx
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("oc", [32, 64, 56])
-def test_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tiled_conv_matches_numpy(oc: int, pipelined: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Shared-memory tiles, register tiles and edge guards (56 channels by 288 rows: partial
     tiles both ways); the input window comes from a compile-time k-offset table."""
     from deepc.ops.interpreter import run_graph
@@ -89,27 +93,32 @@ def test_tiled_conv_matches_numpy(oc: int, tmp_path) -> None:  # type: ignore[no
     rng = np.random.default_rng(oc)
     graph = _conv_graph(rng, oc)
     x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
-    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path)
+    got, records = run_blocks(graph, _small_gpu(pipelined=pipelined), {"x": x}, tmp_path)
     assert "gemm" in _notes(records)
+    assert ("cp.async" in _notes(records)) == pipelined
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-4, atol=1e-4)
 
 
 @needs_gxx
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("oc,ic", [(56, 16), (64, 16), (128, 16), (64, 32)])
-def test_tf32_tiled_conv_matches_numpy(oc: int, ic: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tf32_tiled_conv_matches_numpy(oc: int, ic: int, pipelined: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The mma.sync tiles (fragments from interleaved shared tiles, TF32 rounding) through a
     C model of the PTX fragment layout: to TF32 precision of the numpy reference. K = 144
     ends in a partial k-step (weights loaded one by one); K = 288 is whole steps of 32
-    (weights loaded as float4 pairs, two k octets per thread)."""
+    (weights loaded as float4 pairs, two k octets per thread; pipelined, 16-byte cp.asyncs,
+    which K = 144 also takes, zero-filled past K)."""
     from deepc.ops.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
     rng = np.random.default_rng(oc)
     graph = _conv_graph(rng, oc, ic=ic)
     x = rng.standard_normal((2, ic, 12, 12)).astype(np.float32)
-    source, _, _, records = render_cuda(graph_kernels(graph), _small_gpu(), allow_tf32=True)
-    assert ("float4 g_rb4[4]" in source) == (ic == 32)
-    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
+    target = _small_gpu(pipelined=pipelined)
+    source, _, _, records = render_cuda(graph_kernels(graph), target, allow_tf32=True)
+    assert ("float4 g_rb4[4]" in source) == (ic == 32 and not pipelined)
+    assert ("deepc_cp_async16(" in source) == pipelined
+    got, records = run_blocks(graph, target, {"x": x}, tmp_path, allow_tf32=True)
     assert "mma.m16n8k8.tf32" in _notes(records)
     want = run_graph(graph, {"x": x})["y"]
     np.testing.assert_allclose(got["y"], want, rtol=1e-2, atol=2e-2)
@@ -117,8 +126,10 @@ def test_tf32_tiled_conv_matches_numpy(oc: int, ic: int, tmp_path) -> None:  # t
 
 
 @needs_gxx
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("m,k,note", [(200, 72, "gemm"), (100, 600, "split-k 2x304")])
-def test_tiled_matmul_matches_numpy(m: int, k: int, note: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tiled_matmul_matches_numpy(m: int, k: int, note: str, pipelined: bool,
+                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Partial tiles; and at K = 600 on 100 x 64 outputs (two SMs), a split-K whose last chunk is
     shorter (304 + 296) and ends in a partial K step."""
     from onnx import helper
@@ -129,7 +140,7 @@ def test_tiled_matmul_matches_numpy(m: int, k: int, note: str, tmp_path) -> None
     w = rng.standard_normal((k, 64)).astype(np.float32)
     graph = _graph([helper.make_node("MatMul", ["x", "w"], ["y"])], (m, k), {"w": w})
     x = rng.standard_normal((m, k)).astype(np.float32)
-    got, records = run_blocks(graph, _small_gpu(2), {"x": x}, tmp_path)
+    got, records = run_blocks(graph, _small_gpu(2, pipelined), {"x": x}, tmp_path)
     assert note in _notes(records)
     np.testing.assert_allclose(got["y"], x @ w, rtol=1e-4, atol=1e-4)
 
@@ -169,10 +180,11 @@ def _padded_conv_graph(rng, stride: int, pads: list[int], kernel: int):  # type:
 
 
 @needs_gxx
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("tf32", [False, True])
 @pytest.mark.parametrize("stride,pads,kernel", [(2, [3, 3, 3, 3], 7), (1, [0, 2, 1, 0], 3)])
 def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], kernel: int,
-                                   tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                   pipelined: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Strided convs, asymmetric pads, K = 3 * k * k not a multiple of the K step; SIMT and
     TF32 tiles. (The padded copy stays a launch of its own: folding it into guarded loads
     measured 2x slower on an H200.)"""
@@ -182,17 +194,19 @@ def test_padded_conv_matches_numpy(tf32: bool, stride: int, pads: list[int], ker
     rng = np.random.default_rng(stride)
     graph = _padded_conv_graph(rng, stride, pads, kernel)
     x = rng.standard_normal((2, 3, 23, 21)).astype(np.float32)
-    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=tf32)
+    got, records = run_blocks(graph, _small_gpu(pipelined=pipelined), {"x": x}, tmp_path,
+                              allow_tf32=tf32)
     assert "gemm" in _notes(records)
     tol = 1e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
 
 
 @needs_gxx
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize(("sms", "tf32", "split", "kc"),
                          [(2, False, 2, 288), (2, True, 2, 288), (8, False, 4, 144),
                           (8, True, 12, 48)])
-def test_split_k_conv_matches_numpy(sms: int, tf32: bool, split: int, kc: int,
+def test_split_k_conv_matches_numpy(sms: int, tf32: bool, split: int, kc: int, pipelined: bool,
                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
     """100x64 outputs are two 64x64 tiles. On 2 SMs they fill too few block slots: K = 576
     in two chunks over blockIdx.z. On 8 SMs they are too few tiles for the SMs (as ResNet-18's
@@ -211,14 +225,14 @@ def test_split_k_conv_matches_numpy(sms: int, tf32: bool, split: int, kc: int,
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["y"])]
     graph = _graph(nodes, (1, 64, 10, 10), {"w": w, "b": b})
-    _, launches, scratch, records = render_cuda(graph_kernels(graph), _small_gpu(sms),
-                                                allow_tf32=tf32)
+    target = _small_gpu(sms, pipelined)
+    _, launches, scratch, records = render_cuda(graph_kernels(graph), target, allow_tf32=tf32)
     conv = next(k for k in launches if "conv" in k)
     assert [lc.grid[2] for lc in launches[conv]][-2:] == [split, 1]  # after the pad copy
     assert f"split-k {split}x{kc}" in _notes(records)
     assert scratch[conv][-1].shape == (split, 64, 100)
     x = rng.standard_normal((1, 64, 10, 10)).astype(np.float32)
-    got, _ = run_blocks(graph, _small_gpu(sms), {"x": x}, tmp_path, allow_tf32=tf32)
+    got, _ = run_blocks(graph, target, {"x": x}, tmp_path, allow_tf32=tf32)
     tol = 2e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
 

@@ -85,13 +85,13 @@ def test_cuda_trace_reads_the_events_between_launches() -> None:
             return end.at - self.at
 
     def launch(ms: float) -> SimpleNamespace:
-        def call(*_: object) -> None:
+        def call(*_: object, **__: object) -> None:  # shared_size=
             clock[0] += ms
         return SimpleNamespace(prepared_async_call=call)
 
     lib = CudaLibrary.__new__(CudaLibrary)
     lib.cuda, lib.stream = SimpleNamespace(Event=Event), None
-    lib.launches = [(launch(ms), (1,), (1,), ()) for ms in (0.5, 0.25, 1.0)]
+    lib.launches = [(launch(ms), (1,), (1,), (), 0) for ms in (0.5, 0.25, 1.0)]
     model = SimpleNamespace(_library=lib, run=lambda feeds: None)
     kernels = [SimpleNamespace(name="k0"), SimpleNamespace(name="k1")]
     compiled = SimpleNamespace(graph=SimpleNamespace(name="m"),

@@ -86,7 +86,8 @@ def test_limits_of_the_target_reject_candidates() -> None:
     p = task.main
     base = dict(task.default.knobs)
     cases = {
-        "shared memory": {f"{p}bm": 256, f"{p}bn": 128, f"{p}bk": 32, f"{p}threads": 256},
+        "shared memory": {f"{p}bm": 256, f"{p}bn": 128, f"{p}bk": 32, f"{p}threads": 256,
+                          f"{p}stages": 1},  # 49 KiB static (pipelined, a dynamic pool)
         "threads": {f"{p}threads": 2048},
         "registers": {f"{p}bm": 256, f"{p}bn": 128, f"{p}bk": 8, f"{p}threads": 256,
                       f"{p}tx": 16, f"{p}min_blocks": 2},
@@ -144,8 +145,10 @@ def test_measurer_job_names_every_launch_and_buffer() -> None:
     assert fn is time_stages and len(launches) == 2 + (task.main != "")  # pad, tile, sum
     names = {b[0] for b in buffers}
     assert outputs == len(task.lowered.func.params) and any("partial" in n for n in names)
-    for func, _, _, params in launches:
+    for func, _, _, params, _ in launches:
         assert f"void {func}(" in source and set(params) <= names
+    # a pipelined tile's launch carries its dynamic shared memory
+    assert any(lc[4] > 0 for lc in launches) == (split[f"{task.main}stages"] > 1)
 
 
 class _FakeGpu:

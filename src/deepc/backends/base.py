@@ -49,9 +49,11 @@ class Launch:
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     note: str = ""  # how the stage was mapped (tiled GEMM, warp reduction, ...): --profile
+    shared: int = 0  # bytes of dynamic shared memory (the kernel's limit raised to them)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"func": self.func, "grid": list(self.grid), "block": list(self.block)}
+        return {"func": self.func, "grid": list(self.grid), "block": list(self.block),
+                **({"shared": self.shared} if self.shared else {})}
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from deepc.ir.loop import (
     walk_stmts,
 )
 from deepc.ir.tensor import walk
+from deepc.ir.types import itemsize
 
 _LANES = "xyzw"
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "eq": "==", "ne": "!=",
@@ -350,14 +351,27 @@ class Renderer:
                     and shared.setdefault(x.buffer.name, x.buffer) != x.buffer):
                 raise RenderError(f"{f.name}: two shared buffers named {x.buffer.name}")
         self._func_attrs = f.attrs
-        decls = [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
-                 f"[{max(b.size, 1)}];" for b in shared.values()]
+        decls = self.shared_decls(f, list(shared.values()))
         if self.d.arena_param:
             decls += ["  " + self.d.arena_offset.format(type=self.d.ctype(b.dtype), name=b.name,
                                                         restrict=self.restrict(f))
                       for b in (*f.params, *extra)]
         return "\n".join([f"{self.signature(f, extra)} {{", *decls, *self.stmt(f.body, 1),
                           "}"])
+
+
+    def shared_decls(self, f: PrimFunc, shared: list[Buffer]) -> list[str]:
+        """Each shared buffer as a static array, or (a kernel with "dynamic_shared" bytes)
+        as a view into the launch's dynamic pool, in declaration order, 16-byte aligned."""
+        if not (f.attrs.get("dynamic_shared") and self.d.dynamic_shared):
+            return [f"  {self.d.shared_qualifier} {self.d.ctype(b.dtype)} {b.name}"
+                    f"[{max(b.size, 1)}];" for b in shared]
+        out, offset = [f"  {self.d.dynamic_shared}"], 0
+        for b in shared:
+            out.append("  " + self.d.shared_view.format(type=self.d.ctype(b.dtype),
+                                                        name=b.name, offset=offset))
+            offset += -(-b.size * itemsize(b.dtype) // 16) * 16
+        return out
 
 
 def index_type_for(funcs: list[PrimFunc], narrow: str = "int", wide: str = "long long") -> str:

@@ -27,6 +27,10 @@ class Dialect:
     thread_index: dict[str, str] = field(default_factory=dict)  # "threadIdx.x" -> spelling
     barrier: str = ""
     shared_qualifier: str = ""
+    # a kernel whose "dynamic_shared" attribute is its shared bytes: the pool's declaration,
+    # and each shared buffer as a {type}* {name} at its byte {offset} in it
+    dynamic_shared: str = ""
+    shared_view: str = ""
     types: dict[str, str] = field(default_factory=dict)  # overrides of _C_TYPES
     math: dict[str, str] = field(default_factory=dict)  # overrides of _MATH_F32
     inf: str = "INFINITY"

@@ -93,11 +93,15 @@ class CudaLibrary(Library):
         self.launches = []
         for launch in plan["launches"]:
             fn = funcs.get(launch["func"])
+            shared = int(launch.get("shared", 0))
             if fn is None:
                 fn = funcs[launch["func"]] = self.module.get_function(launch["func"])
                 fn.prepare("P" * len(launch["args"]))
+                if shared:  # past 48 KiB a kernel must opt in to its dynamic shared memory
+                    fn.set_attribute(cuda.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                     shared)
             self.launches.append((fn, tuple(launch["grid"]), tuple(launch["block"]),
-                                  tuple(base + int(a) for a in launch["args"])))
+                                  tuple(base + int(a) for a in launch["args"]), shared))
         self.graph: _Graph | None = None
         if os.environ.get("DEEPC_CUDA_GRAPH", "1") != "0":
             try:
@@ -106,8 +110,8 @@ class CudaLibrary(Library):
                 self.graph = None  # the plain launch loop below is as correct
 
     def _launch_all(self) -> None:
-        for fn, grid, block, args in self.launches:
-            fn.prepared_async_call(grid, block, self.stream, *args)
+        for fn, grid, block, args, shared in self.launches:
+            fn.prepared_async_call(grid, block, self.stream, *args, shared_size=shared)
 
     def execute(self) -> None:
         if self.graph is not None:
@@ -120,12 +124,12 @@ class CudaLibrary(Library):
         back-to-back calls timed by CUDA events, after one untimed call."""
         start, end = self.cuda.Event(), self.cuda.Event()
         out = []
-        for fn, grid, block, args in self.launches:
-            fn.prepared_async_call(grid, block, self.stream, *args)
+        for fn, grid, block, args, shared in self.launches:
+            fn.prepared_async_call(grid, block, self.stream, *args, shared_size=shared)
             times = []
             for _ in range(repeats):
                 start.record(self.stream)
-                fn.prepared_async_call(grid, block, self.stream, *args)
+                fn.prepared_async_call(grid, block, self.stream, *args, shared_size=shared)
                 end.record(self.stream)
                 end.synchronize()
                 times.append(start.time_till(end))
@@ -143,9 +147,9 @@ class CudaLibrary(Library):
         out = []
         for _ in range(runs):
             marks = [self.cuda.Event() for _ in range(len(self.launches) + 1)]
-            for mark, (fn, grid, block, args) in zip(marks, self.launches):
+            for mark, (fn, grid, block, args, shared) in zip(marks, self.launches):
                 mark.record(self.stream)
-                fn.prepared_async_call(grid, block, self.stream, *args)
+                fn.prepared_async_call(grid, block, self.stream, *args, shared_size=shared)
             marks[-1].record(self.stream)
             marks[-1].synchronize()
             out.append([(origin.time_till(a) * 1e3, a.time_till(b) * 1e3)

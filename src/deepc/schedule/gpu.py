@@ -92,17 +92,18 @@ def block_size(extent: int, target: Target, cap: int = 256) -> int:
 
 
 def gemm_tile(func: PrimFunc, target: Target, tf32: bool,
-              knobs: Mapping[str, Any] | None = None) -> tuple[GemmParts, GemmTile] | None:
+              knobs: Mapping[str, Any] | None = None,
+              async_copy: bool = False) -> tuple[GemmParts, GemmTile] | None:
     """A matrix-product stage (conv, Gemm) with enough tiles to fill the GPU, and its tile
     (TF32 tensor cores when `tf32`); None otherwise. `knobs` (gpu_gemm_knobs) name the tile
-    instead of the default's choice."""
+    instead of the default's choice; `async_copy`: cp.async rings may fetch the tiles."""
     parts = match_gemm(func)
     if knobs and parts is None:
         raise ScheduleError(f"knobs {sorted(knobs)}: stage {func.name} is no matrix product")
     if parts is None:
         return None
-    tile = (tile_from_knobs(parts, target, tf32, knobs) if knobs
-            else choose_tile(parts, target, tf32))
+    tile = (tile_from_knobs(parts, target, tf32, knobs, async_copy) if knobs
+            else choose_tile(parts, target, tf32, async_copy))
     return None if tile is None else (parts, tile)
 
 
@@ -114,9 +115,11 @@ def gemm_stages(func: PrimFunc, parts: GemmParts, tile: GemmTile,
     knobs: dict[str, Any] = {
         "bm": tile.bm, "bn": tile.bn, "bk": tile.bk, "threads": tile.threads,
         "mma_tf32": tile.mma, "warps_m": tile.warps_m, "warps_n": tile.warps_n, "tx": tile.tx,
-        "min_blocks": tile.min_blocks}
+        "min_blocks": tile.min_blocks, **({"stages": tile.stages} if tile.stages > 1 else {})}
     kind = "mma.m16n8k8.tf32" if tile.mma else "simt"
     note = f"gemm {parts.m}x{parts.n}x{parts.k} tile {tile.bm}x{tile.bn}x{tile.bk} {kind}"
+    if tile.stages > 1:
+        note += f" {tile.stages}-stage cp.async"
     if partial is None:
         return [scheduled(func, Schedule().add("tile_gemm", **knobs), note, knobs)]
     knobs |= {"split": tile.split, "kc": tile.kc, "partial": partial.name}
@@ -218,13 +221,14 @@ def stage_prefix(k: int, stages: int) -> str:
 
 def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = False,
                warp: bool | None = None, shuffle: bool = True,
-               knobs: Mapping[str, Any] | None = None
+               knobs: Mapping[str, Any] | None = None, async_copy: bool = False
                ) -> tuple[list[Stage], tuple[Buffer, ...]]:
     """The launches of one kernel, in order, and its scratch buffers. `gemm`: matrix-product
     stages become tiled kernels (dialects with shared memory); `tf32`: on TF32 tensor cores;
     `warp` (default `gemm`): long reductions a warp per output, combining by shuffles or
     (without `shuffle`) through shared memory. `knobs` (a tuning record's: GEMM knobs,
-    prefixed by stage_prefix) replace the default tiles of the stages they name."""
+    prefixed by stage_prefix) replace the default tiles of the stages they name;
+    `async_copy`: the target and dialect have cp.async (pipelined tiles)."""
     warp = gemm if warp is None else warp
     stmts, scratch = split_stages(func)
     names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
@@ -233,7 +237,8 @@ def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = 
         raise ScheduleError(f"GEMM knobs for {func.name}: this dialect has no tiled products")
     # the tiled matrix products, once each (the tiling reads the body, not the parameters)
     tiled = [gemm_tile(PrimFunc(names[k], func.params, body, dict(func.attrs)), target, tf32,
-                       wanted.get(k)) if gemm else None for k, body in enumerate(stmts)]
+                       wanted.get(k), async_copy) if gemm else None
+             for k, body in enumerate(stmts)]
     partials = {  # stage -> its split-K partial sums' buffer
         k: Buffer(f"{names[k]}_partial", (t[1].split, t[0].n, t[0].m), "float32", "global")
         for k, t in enumerate(tiled) if t is not None and t[1].role == "partial"}
@@ -264,7 +269,8 @@ def _stage_knobs(knobs: Mapping[str, Any], stages: int) -> dict[int, dict[str, A
     return out
 
 
-def default_gemm_knobs(func: PrimFunc, target: Target, tf32: bool) -> dict[str, Any]:
+def default_gemm_knobs(func: PrimFunc, target: Target, tf32: bool,
+                       async_copy: bool = False) -> dict[str, Any]:
     """The knobs of a kernel's default tiles: each matrix-product stage's, prefixed by
     stage_prefix (tiled=False where it keeps one output per thread); empty when the kernel
     has no matrix product."""
@@ -274,7 +280,7 @@ def default_gemm_knobs(func: PrimFunc, target: Target, tf32: bool) -> dict[str, 
         stage = PrimFunc(func.name, func.params, body, dict(func.attrs))
         if match_gemm(stage) is None:
             continue
-        pair = gemm_tile(stage, target, tf32)
+        pair = gemm_tile(stage, target, tf32, async_copy=async_copy)
         prefix = stage_prefix(k, len(stmts))
         out |= {f"{prefix}{n}": v for n, v in tile_knobs(pair[1] if pair else None).items()}
     return out

@@ -5,11 +5,13 @@ Each block computes a BM x BN tile of the (M, N) output space. Per step of BK al
 block's threads fetch the A tile (BK x BM; threads walk M, so neighbouring threads read
 neighbouring pixels) and the B tile (BK x BN; threads walk K, the weights' contiguous axis)
 into registers, store them to shared memory, and fetch the next step's while computing this
-one. The operands are the stage's own index expressions under lets of the loop variables
-decoded from the flat row/column/k index, so fused prologues and epilogues carry over as
-they are. Rows and columns past M and N are clamped to the last (their sums are never
-stored), so loads need no guard except in a partial last k-step. Operands that are one
-affine load read base(row) + koff(k), koff from a compile-time table for conv windows.
+one; or (stages > 1, targets with cp.async) copy them straight into a ring of shared slots
+several steps ahead (gpu_gemm_pipeline.py). The operands are the stage's own index
+expressions under lets of the loop variables decoded from the flat row/column/k index, so
+fused prologues and epilogues carry over as they are. Rows and columns past M and N are
+clamped to the last (their sums are never stored), so loads need no guard except in a
+partial last k-step. Operands that are one affine load read base(row) + koff(k), koff from
+a compile-time table for conv windows.
 SIMT: TX x (threads/TX) threads, each BM/TX x BN/(threads/TX) outputs in runs of four
 (float4 shared loads). TF32: gpu_gemm_mma.py. Split-K ("partial" = the partial sums'
 buffer float32[split][N][M]): blockIdx.z's chunk of kc, stored there instead of the
@@ -18,6 +20,7 @@ epilogue; gpu_split.py adds the chunks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import product
 
 from deepc.errors import VerifyError
@@ -27,6 +30,7 @@ from deepc.ir.loop import Allocate, Buffer, Evaluate, For, ForKind, IfThenElse, 
 from deepc.ir.loop import Stmt as S
 from deepc.ir.rewrite import substitute
 from deepc.schedule import gpu_gemm_mma as mma
+from deepc.schedule import gpu_gemm_pipeline as pipe
 from deepc.schedule.gpu_build import Axes, bind, decode, kernel, lets, local, seq, shr, unrolled, v
 from deepc.schedule.gpu_gemm_match import GemmParts, match_gemm
 
@@ -76,20 +80,38 @@ class _Operand:
         self.d, self.expr, self.table, self.k = d, expr, table, k
         self.parts, self.tail = parts, tail
 
-    def load(self, reg: Buffer, e: Expr, base: Expr, guard: Expr, gk: Var,
-             decodes: list[tuple[Var, Expr]]) -> S:
-        """reg[e] = the operand at (row or column, gk)."""
-        zero = Const(0.0, "float32")
-        if self.d is None:
-            return seq(Store(reg, (e,), zero), IfThenElse(
-                guard & (gk < self.k), lets(decodes + decode(self.parts.k_axes, gk),
-                                            Store(reg, (e,), self.expr))))
+    def computed(self, reg: Buffer, e: tuple[Expr, ...], guard: Expr, gk: Var,
+                 decodes: list[tuple[Var, Expr]]) -> S:
+        """reg[e] = the operand's expression at (row or column, gk), zero outside."""
+        return seq(Store(reg, e, Const(0.0, "float32")), IfThenElse(
+            guard & (gk < self.k), lets(decodes + decode(self.parts.k_axes, gk),
+                                        Store(reg, e, self.expr))))
+
+    def address(self, base: Expr, gk: Expr) -> Expr:
+        """A direct operand's element offset at gk (past K, a valid one: the last k's)."""
+        assert self.d is not None
         kk: Expr = gk
         if self.tail and self.d.scale is not None:
             kk = select(gk < self.parts.k, gk, self.parts.k - 1)
         koff = kk * self.d.scale if self.d.scale is not None else \
             Load(self.table, (kk,))  # type: ignore[arg-type]
-        value = FlatLoad(self.d.buf, base + koff, "float32")
+        return base + koff
+
+    def to_shared(self, slot: Buffer, at: tuple[Expr, ...], base: Expr, guard: Expr, gk: Var,
+                  decodes: list[tuple[Var, Expr]]) -> S:
+        """slot[at] = the operand at (row or column, gk): a cp.async where it is one load."""
+        if self.d is None:
+            return self.computed(slot, at, guard, gk, decodes)
+        return pipe.copy(slot, at, self.d.buf, self.address(base, gk), 1,
+                         gk < self.k if self.tail else None)
+
+    def load(self, reg: Buffer, e: Expr, base: Expr, guard: Expr, gk: Var,
+             decodes: list[tuple[Var, Expr]]) -> S:
+        """reg[e] = the operand at (row or column, gk)."""
+        zero = Const(0.0, "float32")
+        if self.d is None:
+            return self.computed(reg, (e,), guard, gk, decodes)
+        value = FlatLoad(self.d.buf, self.address(base, gk), "float32")
         if not self.tail:
             return Store(reg, (e,), value)
         gx = Var("g_x", "float32")
@@ -98,10 +120,13 @@ class _Operand:
 
 def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
               mma_tf32: bool = False, warps_m: int = 1, warps_n: int = 1, tx: int = 16,
-              min_blocks: int = 2, split: int = 1, kc: int = 0, partial: str = "") -> PrimFunc:
+              min_blocks: int = 2, split: int = 1, kc: int = 0, partial: str = "",
+              stages: int = 1) -> PrimFunc:
     """Tile a matrix-product stage (knobs: the tile bm x bn x bk, threads, TF32 mma with
     warps_m x warps_n warps or SIMT with tx threads along M, blocks per SM for the launch
-    bounds, and a split-K of `split` chunks of `kc` into the buffer `partial`).
+    bounds, a split-K of `split` chunks of `kc` into the buffer `partial`, and `stages`:
+    1 fetches through registers as below, 2-4 a cp.async ring (gpu_gemm_pipeline.py) in
+    dynamic shared memory, the kernel's "dynamic_shared" bytes).
 
         for i0..in { alloc acc[1]; acc[0] = C; for r.. { acc[0] += X * Y }; out.. = f(acc[0]) }
     tile_gemm(64, 64, 16) ->
@@ -132,26 +157,46 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
           if db is not None and db.scale is None else None)
     op_a, op_b = (_Operand(da, parts.a, ta, khi, parts, tail),
                   _Operand(db, parts.b, tb, khi, parts, tail))
-    vec_b = (mma_tf32 and db is not None and db.scale == 1 and db.side_by4 and not tail
-             and bk % 8 == 0 and bn * bk % (8 * t) == 0)
-    octets = bn * bk // (8 * t) if vec_b else 0
-    b_first, b_step = ((tid // (bk // 8), t // (bk // 8)) if octets else (tid // bk, t // bk))
-    b_count = octets or b_per
+    staged = stages > 1
+    vec_b = (mma_tf32 and db is not None and db.scale == 1 and db.side_by4 and bk % 8 == 0
+             and bn * bk % (8 * t) == 0)
+    # B's floats per copy: one stage, a k octet per thread as two float4 loads (whole steps
+    # only); pipelined, 16-byte cp.asyncs of 4 k, zero-filled past K (a multiple of 4)
+    width = (4 if vec_b and K % 4 == 0 else 1) if staged else (8 if vec_b and not tail else 1)
+    per_row = bk // width
+    b_first, b_step, b_count = tid // per_row, t // per_row, bn * bk // (width * t)
+    octets = b_count if width == 8 else 0
     bbase = [v(f"g_bbase{e}") for e in range(b_count)] if db is not None else []
-    As = Buffer("g_As", (bk, bm + 8) if mma_tf32 else (bk, bm), "float32", "shared")
-    Bs = Buffer("g_Bs", (bn, bk + 8) if mma_tf32 else (bk, bn + 4), "float32", "shared")
+    a_shape, b_shape = pipe.shared_shapes(bm, bn, bk, mma_tf32, stages)
+    As = Buffer("g_As", a_shape, "float32", "shared")
+    Bs = Buffer("g_Bs", b_shape, "float32", "shared")
     ra = Buffer("g_ra", (a_per,), "float32", "local")
     rb = Buffer("g_rb4", (2 * octets,), "float32x4", "local") if octets else \
         Buffer("g_rb", (b_per,), "float32", "local")
     tile = mma.Tile(bm, bn, bk, t, warps_m, warps_n, tx) if mma_tf32 else None
     acc_shape = mma.acc_shape(tile) if tile else (bm // tx, bn // (t // tx))
     c = Buffer("g_c", acc_shape, "float32", "local")
+    a_col = mma.arow(tid % bm) if tile else tid % bm
+    abase = v("g_abase") if da else Const(0, "int64")
+    gk, gn = v("g_k"), v("g_n")
+
+    def a_tile(k0: Expr, put: Callable[[Expr, Expr], S]) -> S:
+        """put(e, gk) for each A element the thread fetches: column tid % bm, k rows apart."""
+        return unrolled("g_e", a_per, lambda e: lets(
+            [(gk, k0 + tid // bm + e * (t // bm))], put(e, gk)))
+
+    def b_tile(k0: Expr, put: Callable[[Expr, Expr, Expr, Expr], S]) -> S:
+        """put(e, n, k, base) for each B element the thread fetches one by one (tile column
+        n, tile k), its column's offset `base` where B is direct."""
+        def one(e: Expr, base: Expr) -> S:
+            nl, kl = tid // bk + e * (t // bk), tid % bk
+            return lets([(gn, gn0 + nl), (gk, k0 + kl)], put(e, nl, kl, base))
+        if db is None:
+            return unrolled("g_e", b_per, lambda e: one(e, Const(0, "int64")))
+        return seq(*(one(Const(e, "int64"), bbase[e]) for e in range(b_per)))
 
     def fetch(k0: Expr) -> S:
-        gk = v("g_k")
-        a = unrolled("g_e", a_per, lambda e: lets(
-            [(gk, k0 + tid // bm + e * (t // bm))],
-            op_a.load(ra, e, v("g_abase") if da else Const(0, "int64"), gam < m, gk, [])))
+        a = a_tile(k0, lambda e, gk: op_a.load(ra, e, abase, gam < m, gk, []))
         if octets:
             assert db is not None
             at = [bbase[e] + k0 + (tid % (bk // 8)) * 8 for e in range(octets)]
@@ -160,14 +205,22 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
                                 Store(rb, (Const(2 * e + 1, "int64"),),
                                       FlatLoad(db.buf, at[e] + 4, "float32x4")))
                             for e in range(octets)))
-        gn = v("g_n")
+        return seq(a, b_tile(k0, lambda e, nl, kl, base: op_b.load(
+            rb, e, base, gn < n, gk, decode(parts.n_axes, gn))))
 
-        def b_one(e: Expr, base: Expr) -> S:
-            return lets([(gn, gn0 + tid // bk + e * (t // bk)), (gk, k0 + tid % bk)],
-                        op_b.load(rb, e, base, gn < n, gk, decode(parts.n_axes, gn)))
-        if db is None:
-            return seq(a, unrolled("g_e", b_per, lambda e: b_one(e, Const(0, "int64"))))
-        return seq(a, *(b_one(Const(e, "int64"), bbase[e]) for e in range(b_per)))
+    def fill(k0: Expr, slot: Expr) -> S:
+        """One k step's tiles into a ring slot (cp.async where an operand is one load)."""
+        a = a_tile(k0, lambda e, gk: op_a.to_shared(
+            As, (slot, tid // bm + e * (t // bm), a_col), abase, gam < m, gk, []))
+        if width == 4:
+            assert db is not None
+            kq = (tid % per_row) * 4
+            return seq(a, *(pipe.copy(Bs, (slot, b_first + e * b_step, kq), db.buf,
+                                      bbase[e] + k0 + kq, 4, k0 + kq < khi if tail else None)
+                            for e in range(b_count)))
+        return seq(a, b_tile(k0, lambda e, nl, kl, base: op_b.to_shared(
+            Bs, (slot, nl, kl) if tile else (slot, kl, nl), base, gn < n, gk,
+            decode(parts.n_axes, gn))))
 
     def base_lets() -> list[tuple[Var, Expr]]:
         out: list[tuple[Var, Expr]] = [(gamc, select(gam < m, gam, m - 1)),
@@ -182,22 +235,27 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
                         (bbase[e], substitute(db.side, dict(decode(parts.n_axes, gn))))]
         return out
 
-    gk0 = v("g_k0")
-    a_col = mma.arow(tid % bm) if tile else tid % bm
-    store_a = unrolled("g_e", a_per, lambda e: Store(
-        As, (tid // bm + e * (t // bm), a_col),
-        intrin("tf32_round", Load(ra, (e,))) if tile else Load(ra, (e,))))
-    store_b = mma.store_b(tile, Bs, rb, tid, octets) if tile else unrolled(
-        "g_e", b_per, lambda e: Store(Bs, (tid % bk, tid // bk + e * (t // bk)), Load(rb, (e,))))
-    step = mma.step(tile, As, Bs, c, tid) if tile else _simt_step(bm, bn, bk, t, tx, As, Bs,
-                                                                   c, tid)
-    # g_k0 itself the induction variable to the chunk's end: a step count instead (and
-    # g_k0 derived from it) cost 9 more registers in ResNet-18's split-K convs
-    kloop = For(gk0, khi, ForKind.SERIAL, seq(
-        store_a, store_b, Evaluate("barrier"),
-        IfThenElse(gk0 + bk < khi, fetch(gk0 + bk)), step, Evaluate("barrier")),
-        start=klo, step=bk)
-    main = lets(base_lets(), seq(fetch(klo), kloop))
+    def compute(slot: Expr | None) -> S:
+        return (mma.step(tile, As, Bs, c, tid, slot) if tile else
+                _simt_step(bm, bn, bk, t, tx, As, Bs, c, tid, slot))
+
+    if staged:
+        main = lets(base_lets(), pipe.pipelined(stages, bk, klo, khi, fill, compute))
+    else:
+        gk0 = v("g_k0")
+        store_a = unrolled("g_e", a_per, lambda e: Store(
+            As, (tid // bm + e * (t // bm), a_col),
+            intrin("tf32_round", Load(ra, (e,))) if tile else Load(ra, (e,))))
+        store_b = mma.store_b(tile, Bs, rb, tid, octets) if tile else unrolled(
+            "g_e", b_per, lambda e: Store(Bs, (tid % bk, tid // bk + e * (t // bk)),
+                                          Load(rb, (e,))))
+        # g_k0 itself the induction variable to the chunk's end: a step count instead (and
+        # g_k0 derived from it) cost 9 more registers in ResNet-18's split-K convs
+        kloop = For(gk0, khi, ForKind.SERIAL, seq(
+            store_a, store_b, Evaluate("barrier"),
+            IfThenElse(gk0 + bk < khi, fetch(gk0 + bk)), compute(None), Evaluate("barrier")),
+            start=klo, step=bk)
+        main = lets(base_lets(), seq(fetch(klo), kloop))
     init = _fill(c, parts.init)
     sums = _partial_buf(func, partial) if partial else None
     out = _epilogue(parts, tile, c, tid, bm, bn, t, tx, sums)
@@ -206,6 +264,7 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
          *([(klo, v("g_bz") * kc), (khi, select(klo + kc < K, klo + kc, K))]  # type: ignore[list-item]
            if partial else []),
          (gam, gm0 + tid % bm)],
+        local(c.name, c.shape, c.dtype, seq(init, main, out)) if staged else
         local(ra.name, ra.shape, ra.dtype, local(rb.name, rb.shape, rb.dtype, local(
             c.name, c.shape, c.dtype, seq(init, main, out)))))
     body = Allocate(As, Allocate(Bs, bind([("g_tid", t, "threadIdx.x")], body)))
@@ -221,7 +280,9 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     # and written at the same element, once, by one thread, the load feeding the store; and
     # without it every epilogue load waits for the store before it (ResNet-18's residual
     # convs took ~30% longer)
-    return kernel(func, body, may_alias=None, launch_bounds=(t, min_blocks))
+    return kernel(func, body, may_alias=None, launch_bounds=(t, min_blocks),
+                  dynamic_shared=pipe.shared_bytes(bm, bn, bk, mma_tf32, stages) if staged
+                  else None)
 
 
 def _partial_buf(func: PrimFunc, name: str) -> Buffer:
@@ -239,16 +300,18 @@ def _fill(buf: Buffer, value: Expr) -> S:
 
 
 def _simt_step(bm: int, bn: int, bk: int, t: int, tx: int, As: Buffer, Bs: Buffer,
-               c: Buffer, tid: Var) -> S:
+               c: Buffer, tid: Var, slot: Expr | None = None) -> S:
     """Thread (tid % TX, tid / TX) owns rows 4 (tid % TX) + 4 TX i + 0..3 and columns
-    4 (tid / TX) + 4 TY j + 0..3: float4 shared loads, four values each."""
+    4 (tid / TX) + 4 TY j + 0..3: float4 shared loads, four values each (from the ring's
+    `slot` where pipelined)."""
     ty = t // tx
     tm, tn = bm // tx, bn // ty
     a, b = Buffer("g_a", (tm,), "float32", "local"), Buffer("g_b", (tn,), "float32", "local")
     gv = Var("g_v", "float32x4")
 
     def quad(reg: Buffer, src: Buffer, kk: Var, col: Expr, i: Var) -> S:
-        return lets([(gv, FlatLoad(src, flat_offset(src.shape, (kk, col)), "float32x4"))],
+        at = (kk, col) if slot is None else (slot, kk, col)
+        return lets([(gv, FlatLoad(src, flat_offset(src.shape, at), "float32x4"))],
                     seq(*(Store(reg, (4 * i + q,), Lane(gv, q)) for q in range(4))))
 
     def body(kk: Var) -> S:

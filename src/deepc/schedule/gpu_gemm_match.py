@@ -24,6 +24,7 @@ from deepc.ir.expr import Binary, Const, Expr, Load, Var
 from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu_chain import parallel_chain
+from deepc.schedule.gpu_gemm_pipeline import deepest_ring
 from deepc.target.spec import Target
 
 
@@ -131,6 +132,7 @@ class GemmTile:
     kc: int = 0
     role: str = ""  # "" one launch; "partial" / "reduce": the two launches of a split-K
     scratch: str = ""  # split-K: the partial sums' buffer, float32[split][N][M]
+    stages: int = 1  # 1: fetched through registers; 2-4: a cp.async ring of shared slots
 
     def tiles(self, parts: GemmParts) -> int:
         return tiles(parts, self.bm, self.bn)
@@ -232,7 +234,20 @@ def _narrow(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile | None:
     return tile
 
 
-def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None:
+def choose_tile(parts: GemmParts, target: Target, tf32: bool,
+                async_copy: bool = False) -> GemmTile | None:
+    """The tile of _choose_tile; with `async_copy` (cp.async), fetched by the deepest ring of
+    shared slots that keeps its blocks per SM."""
+    tile = _choose_tile(parts, target, tf32)
+    per_sm = target.gpu.shared_mem_per_sm_kib
+    if tile is None or not async_copy or per_sm is None:
+        return tile
+    return replace(tile, stages=deepest_ring(tile.bm, tile.bn, tile.bk, tile.mma,
+                                             tile.min_blocks, per_sm,
+                                             target.shared_mem_per_block_kib))
+
+
+def _choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None:
     """The largest tile that still gives every SM a block and wastes little on edges, split
     along K where its tiles alone would not; None when even the smallest, split, leaves SMs
     idle (the one-output-per-thread schedule wins)."""

@@ -3,7 +3,8 @@ layouts, the m16n8k8 fragment loop and the accumulators' coordinates, as loop IR
 
 A block of warps_m x warps_n warps, each a grid of mi x ni m16n8k8 tiles. The A tile's rows
 and the B tile's k are interleaved in shared memory so that each fragment register pair is
-one 8-byte load (arow, bpos); operands are rounded to TF32 on their way there."""
+one 8-byte load (arow, bpos); operands are rounded to TF32 on their way there (pipelined by
+cp.async, which copies raw fp32 bits, as fragments are loaded instead)."""
 
 from __future__ import annotations
 
@@ -85,33 +86,52 @@ def _coords(tile: Tile, tid: Var, body: Stmt) -> Stmt:
                  (v("g_wn"), (tid // WARP // tile.warps_m) * wn)], body)
 
 
-def step(tile: Tile, As: Buffer, Bs: Buffer, c: Buffer, tid: Var) -> Stmt:
-    """One K step: per k8, each warp's fragments from shared memory, then its mma grid."""
+def _tf32(x: Expr) -> Expr:
+    """An fp32 operand's bits rounded to TF32 on their way to the tensor core (which ignores
+    the low 13): half a TF32 ulp added, as deepc_tf32 does where operands are stored."""
+    return binary("add", x, Const(0x1000, "uint32"))
+
+
+def step(tile: Tile, As: Buffer, Bs: Buffer, c: Buffer, tid: Var,
+         slot: Expr | None = None) -> Stmt:
+    """One K step: per k8, each warp's fragments from shared memory, then its mma grid.
+    Pipelined (from the ring's `slot`), the tiles hold raw fp32 copies: fragments are
+    rounded to TF32 as they are loaded, and B is [n][k] plain (two 4-byte loads a pair)."""
     _, _, mi, ni = tile.grid
     g, t, wm, wn = v("g_g"), v("g_t"), v("g_wm"), v("g_wn")
     a = Buffer("g_a", (mi, 4), "uint32", "local")
     b = Buffer("g_b", (ni, 2), "uint32", "local")
     pair = "uint32x2"
+    at = (lambda *idx: idx) if slot is None else (lambda *idx: (slot, *idx))
+    rounded = (lambda x: x) if slot is None else _tf32
 
     def k8(s: Var) -> Stmt:
         ks = s * 8
         r, lo, hi, bv = v("g_r"), Var("g_lo", pair), Var("g_hi", pair), Var("g_v", pair)
         frag_a = unrolled("g_i", mi, lambda i: lets(
             [(r, wm + i * 16 + 2 * g),  # rows g, g + 8 (see arow)
-             (lo, FlatLoad(As, flat_offset(As.shape, (ks + t, r)), pair)),
-             (hi, FlatLoad(As, flat_offset(As.shape, (ks + t + 4, r)), pair))],
-            seq(*(Store(a, (i, Const(q, "int64")), Lane(x, j))
+             (lo, FlatLoad(As, flat_offset(As.shape, at(ks + t, r)), pair)),
+             (hi, FlatLoad(As, flat_offset(As.shape, at(ks + t + 4, r)), pair))],
+            seq(*(Store(a, (i, Const(q, "int64")), rounded(Lane(x, j)))
                   for q, (x, j) in enumerate(((lo, 0), (lo, 1), (hi, 0), (hi, 1)))))))
-        frag_b = unrolled("g_j", ni, lambda j: lets(  # k = t, t + 4 (see bpos)
-            [(bv, FlatLoad(Bs, flat_offset(Bs.shape, (wn + j * 8 + g, ks + 2 * t)), pair))],
-            seq(Store(b, (j, Const(0, "int64")), Lane(bv, 0)),
-                Store(b, (j, Const(1, "int64")), Lane(bv, 1)))))
+
+        def frag_b(j: Var) -> Stmt:
+            n = wn + j * 8 + g
+            if slot is not None:  # k = t, t + 4 of the plain row
+                return seq(*(Store(b, (j, Const(h, "int64")), _tf32(FlatLoad(
+                    Bs, flat_offset(Bs.shape, at(n, ks + t + 4 * h)), "uint32")))
+                    for h in range(2)))
+            return lets(  # k = t, t + 4 (see bpos)
+                [(bv, FlatLoad(Bs, flat_offset(Bs.shape, (n, ks + 2 * t)), pair))],
+                seq(Store(b, (j, Const(0, "int64")), Lane(bv, 0)),
+                    Store(b, (j, Const(1, "int64")), Lane(bv, 1))))
         grid = unrolled("g_i", mi, lambda i: unrolled("g_j", ni, lambda j: Evaluate(
             "mma_m16n8k8_tf32", (AddressOf(c, flat_offset(c.shape, (i, j, Const(0, "int64")))),
                                  AddressOf(a, flat_offset(a.shape, (i, Const(0, "int64")))),
                                  AddressOf(b, flat_offset(b.shape, (j, Const(0, "int64"))))))))
         return local("g_a", a.shape, a.dtype, local("g_b", b.shape, b.dtype,
-                                                    seq(frag_a, frag_b, grid)))
+                                                    seq(frag_a, unrolled("g_j", ni, frag_b),
+                                                        grid)))
     return _coords(tile, tid, unrolled("g_ks", tile.bk // 8, k8))
 
 

@@ -68,6 +68,8 @@ class Intrinsics:
     fma: bool = False
     dot: tuple[str, ...] = ()
     matrix: tuple[str, ...] = ()
+    # asynchronous global-to-shared copies a pipelined schedule may issue ("cp.async")
+    async_copy: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

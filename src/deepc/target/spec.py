@@ -95,6 +95,7 @@ class Target:
     fma = _Attr[bool]("intrinsics", "fma")
     dot_intrinsics = _Attr["tuple[str, ...]"]("intrinsics", "dot")
     matrix_intrinsics = _Attr["tuple[str, ...]"]("intrinsics", "matrix")
+    async_copy = _Attr["tuple[str, ...]"]("intrinsics", "async_copy")
 
     arch = _Attr[str]("gpu", "arch")
     sm_count = _Attr[int]("gpu", "sm_count")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepc.backends.cstyle import Dialect
-from deepc.backends.gpu.render import kernel_stages
+from deepc.backends.gpu.render import async_copy, kernel_stages
 from deepc.errors import ScheduleError
 from deepc.ir.loop import Buffer, PrimFunc
 from deepc.ir.loop_verify import verify_func
@@ -26,7 +26,7 @@ AXES: dict[str, list[Any]] = {
     "tiled": [False, True], "mma": [False, True], "bm": [32, 64, 128, 256],
     "bn": [32, 64, 128], "bk": [8, 16, 32], "threads": [64, 128, 256], "tx": [8, 16, 32],
     "warps_m": [1, 2, 4], "warps_n": [1, 2, 4], "min_blocks": [1, 2, 3, 4],
-    "split": [1, 2, 3, 4, 6, 8]}
+    "split": [1, 2, 3, 4, 6, 8], "stages": [1, 2, 3, 4]}
 
 
 @dataclass
@@ -61,7 +61,8 @@ class GpuTask:
         out: dict[str, Any] = {}
         for prefix, parts in self.gemms.items():
             mine = {k[len(prefix):]: v for k, v in knobs.items() if k.startswith(prefix)}
-            tile = tile_from_knobs(parts, self.target, self.tf32, mine)
+            tile = tile_from_knobs(parts, self.target, self.tf32, mine,
+                                   async_copy(self.target, self.dialect))
             out |= {f"{prefix}{k}": v for k, v in tile_knobs(tile).items()}
         return out
 
@@ -72,7 +73,9 @@ class GpuTask:
         return Schedule([step for s in stages for step in s.schedule.steps], canonical)
 
     def axes(self) -> dict[str, list[Any]]:
-        axes = {f"{p}{name}": [v for v in values if name != "mma" or self.tf32 or not v]
+        pipelined = async_copy(self.target, self.dialect)
+        axes = {f"{p}{name}": [v for v in values if (name != "mma" or self.tf32 or not v)
+                               and (name != "stages" or pipelined or v == 1)]
                 for p in self.gemms for name, values in AXES.items()}
         return {k: v for k, v in axes.items() if len(v) > 1}
 
@@ -85,8 +88,8 @@ class GpuTask:
         return True
 
     def knob_features(self, knobs: dict[str, Any]) -> list[float]:
-        """The main product's tile: its shape, threads, kind, split, and how many waves of
-        blocks it makes on the target's SMs."""
+        """The main product's tile: its shape, threads, kind, split, pipeline stages, and
+        how many waves of blocks it makes on the target's SMs."""
         p, parts = self.main, self.gemms[self.main]
 
         def get(name: str) -> float:
@@ -99,7 +102,7 @@ class GpuTask:
         waves = blocks / (self.target.sm_count * max(get("min_blocks"), 1.0))
         return [get("tiled"), get("mma"), math.log2(bm), math.log2(bn),
                 math.log2(max(get("bk"), 1.0)), math.log2(max(threads, 1.0)), split,
-                get("min_blocks"), math.log2(max(waves, 1e-3))]
+                get("min_blocks"), math.log2(max(waves, 1e-3)), max(get("stages"), 1.0)]
 
 
 def extract_gpu_tasks(kernels: list[Kernel], target: Target, dialect: Dialect,
@@ -124,7 +127,7 @@ def _gpu_task(key: str, k: Kernel, target: Target, dialect: Dialect,
     parts = gemms[main]
     default: dict[str, Any] = {}
     for prefix, pp in gemms.items():
-        tile = choose_tile(pp, target, tf32)
+        tile = choose_tile(pp, target, tf32, async_copy(target, dialect))
         default |= {f"{prefix}{n}": v for n, v in tile_knobs(tile).items()}
     features = [math.log2(parts.m), math.log2(parts.n), math.log2(parts.k),
                 float(len(stmts))]

@@ -10,12 +10,13 @@ import numpy as np
 
 from deepc.backends.cuda.build import build_cubin
 from deepc.backends.cuda.dialect import CUDA
-from deepc.backends.gpu.render import render_stages
+from deepc.backends.gpu.render import launch_of, render_stages
 from deepc.ir.types import np_dtype
 from deepc.runtime.cuda_model import cuda_driver
 from deepc.tune.measure import WorkerMeasurer
 
-Launches = list[tuple[str, tuple[int, int, int], tuple[int, int, int], list[str]]]
+# func, grid, block, argument buffers, bytes of dynamic shared memory
+Launches = list[tuple[str, tuple[int, int, int], tuple[int, int, int], list[str], int]]
 Buffers = list[tuple[str, tuple[int, ...], str]]  # name, shape, numpy dtype
 
 
@@ -38,15 +39,17 @@ def time_stages(source: str, target: Any, launches: Launches, buffers: Buffers, 
         device[name] = cuda.mem_alloc(max(host[name].nbytes, 1))
         cuda.memcpy_htod(device[name], host[name])
     calls = []
-    for func, grid, block, args in launches:
+    for func, grid, block, args, shared in launches:
         fn = module.get_function(func)
         fn.prepare("P" * len(args))
-        calls.append((fn, grid, block, [int(device[a]) for a in args]))
+        if shared:  # past 48 KiB a kernel must opt in to its dynamic shared memory
+            fn.set_attribute(cuda.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES, shared)
+        calls.append((fn, grid, block, [int(device[a]) for a in args], shared))
     stream = cuda.Stream()
 
     def run() -> None:
-        for fn, grid, block, args in calls:
-            fn.prepared_async_call(grid, block, stream, *args)
+        for fn, grid, block, args, shared in calls:
+            fn.prepared_async_call(grid, block, stream, *args, shared_size=shared)
 
     run()
     stream.synchronize()
@@ -87,8 +90,8 @@ class CudaMeasurer(WorkerMeasurer):
         source = render_stages([kernel], {kernel.name: stages}, CUDA)
         params = [*kernel.func.params, *scratch]
         buffers = [(b.name, tuple(b.shape), np.dtype(np_dtype(b.dtype)).str) for b in params]
-        launches = [(s.func.name, s.grid, s.block, [b.name for b in s.func.params])
-                    for s in stages]
+        launches = [(s.func.name, s.grid, s.block, [b.name for b in s.func.params],
+                     launch_of(s).shared) for s in stages]
         return time_stages, (source, self.target, launches, buffers, len(kernel.func.params),
                              self.min_time)
 

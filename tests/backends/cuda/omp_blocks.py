@@ -4,7 +4,9 @@ its threads as OpenMP threads; __shared__ arrays are function statics (shared by
 barrier is `omp barrier`, and a warp shuffle or an mma.sync goes through per-team exchange
 arrays between barriers (the PTX helpers are swapped for C that follows the PTX ISA's
 m16n8k8 TF32 fragment layout, cvt.rna rounding and the tensor core's truncation of
-operands to TF32)."""
+operands to TF32). A cp.async is queued by its thread and lands only when a wait_group
+lets its commit group complete (so a slot read before its wait reads stale data and fails
+the comparison), reading 0 bytes as zero-fill; dynamic shared memory is a static pool."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deepc.backends.cuda.dialect import MMA_HELPERS
+from deepc.backends.cuda.dialect import ASYNC_HELPERS, CUDA, MMA_HELPERS
 from deepc.backends.gpu.render import render_cuda
 from deepc.ir.graph import Graph
 from deepc.ir.types import np_dtype
@@ -80,6 +82,31 @@ static void deepc_mma_tf32(float* c, const unsigned* a, const unsigned* b) {
 """
 
 
+ASYNC_SHIM = r"""
+#include <vector>
+struct deepc_copy { float* dst; const float* src; int floats, bytes, group; };
+static std::vector<deepc_copy> deepc_copies[1024];
+static int deepc_committed[1024];
+static void deepc_cp_async(float* dst, const float* src, int floats, int bytes) {
+  const int t = omp_get_thread_num();
+  deepc_copies[t].push_back({dst, src, floats, bytes, deepc_committed[t]}); }
+static void deepc_cp_async4(float* dst, const float* src, int bytes) {
+  deepc_cp_async(dst, src, 1, bytes); }
+static void deepc_cp_async16(float* dst, const float* src, int bytes) {
+  deepc_cp_async(dst, src, 4, bytes); }
+static void deepc_cp_async_commit() { ++deepc_committed[omp_get_thread_num()]; }
+template <int N> static void deepc_cp_async_wait() {  // groups older than the N newest land
+  const int t = omp_get_thread_num();
+  std::vector<deepc_copy> pending;
+  for (const deepc_copy& c : deepc_copies[t]) {
+    if (c.group >= deepc_committed[t] - N) { pending.push_back(c); continue; }
+    for (int i = 0; i < c.floats; ++i) c.dst[i] = 4 * i < c.bytes ? c.src[i] : 0.0f;
+  }
+  deepc_copies[t] = pending; }
+"""
+DYNAMIC_POOL = "static __attribute__((aligned(16))) unsigned char deepc_smem[1 << 18];"
+
+
 def run_blocks(graph: Graph, target: object, feeds: dict[str, np.ndarray], tmp: Path,
                allow_tf32: bool = False, dialect: Any = None,
                knobs: dict[str, dict[str, Any]] | None = None
@@ -102,6 +129,8 @@ def build_blocks(source: str, kernels: list, plan: tuple[dict, dict], tmp: Path,
     launch that runs its blocks one after another."""
     if allow_tf32:
         source = source.replace(MMA_HELPERS, MMA_SHIM)
+    source = source.replace(ASYNC_HELPERS, ASYNC_SHIM)
+    source = source.replace(CUDA.dynamic_shared, DYNAMIC_POOL)
     assert "asm" not in source, "inline PTX cannot run on the CPU"
     source = source.replace("#include <cuda_fp16.h>", SHIM)
 

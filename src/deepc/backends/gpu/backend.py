@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepc.backends.base import Backend, CompileOptions, KernelSchedule, Launch, Module, Report
+from deepc.backends.base import Backend, CompileOptions, KernelSchedule, Module, Report
 from deepc.backends.cstyle import Dialect
 from deepc.backends.cstyle_text import cstyle_text
-from deepc.backends.gpu.render import kernel_stages, render_stages, uses_tf32
+from deepc.backends.gpu.render import kernel_stages, launch_of, render_stages, uses_tf32
 from deepc.lowering.kernels import Kernel
 from deepc.lowering.plan import Plan
 from deepc.schedule.record import Workload
@@ -50,7 +50,7 @@ class GpuBackend(Backend):
         source = render_stages(kernels, stages_of, self.dialect)
         if self.build_step:
             report(self.build_step, 0, 1)
-        launches = {k: [Launch(s.func.name, s.grid, s.block, s.note) for s in st]
+        launches = {k: [launch_of(s) for s in st]
                     for k, st in stages_of.items()}
         scratch = {s.kernel.name: s.state[1] for s in scheduled}
         return Module(self.name, self.binary(source, target), source, launches, scratch,

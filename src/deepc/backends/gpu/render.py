@@ -38,13 +38,25 @@ def uses_tf32(target: Any, dialect: Dialect, allow_tf32: bool | None) -> bool:
     return "mma_m16n8k8_tf32" in dialect.intrinsics and tf32_allowed(target, allow_tf32)
 
 
+def async_copy(target: Any, dialect: Dialect) -> bool:
+    """cp.async rings for the tiles: declared by the target and spelt by the dialect."""
+    return "cp.async" in target.async_copy and "cp_async4" in dialect.intrinsics
+
+
+def launch_of(stage: Stage) -> Launch:
+    """A stage's launch, with the dynamic shared memory its kernel declares."""
+    return Launch(stage.func.name, stage.grid, stage.block, stage.note,
+                  int(stage.func.attrs.get("dynamic_shared", 0)))
+
+
 def kernel_stages(kernel: Kernel, target: Any, dialect: Dialect, tf32: bool,
                   knobs: Mapping[str, Any] | None = None
                   ) -> tuple[list[Stage], tuple[Buffer, ...]]:
     """A kernel's launches (GPU stages) and its scratch buffers; `knobs` (a tuning record's)
     choose its matrix products' tiles."""
     tiles, shuffle = _capabilities(dialect)
-    return gpu_stages(verify_func(kernel.func), target, tiles, tf32, tiles, shuffle, knobs)
+    return gpu_stages(verify_func(kernel.func), target, tiles, tf32, tiles, shuffle, knobs,
+                      async_copy(target, dialect))
 
 
 def render_stages(kernels: list[Kernel], stages_of: dict[str, list[Stage]],
@@ -77,8 +89,7 @@ def render_cuda(kernels: list[Kernel], target: Any, dialect: Dialect | None = No
     for k in kernels:
         stages_of[k.name], scratch[k.name] = kernel_stages(k, target, dialect, tf32,
                                                            (knobs or {}).get(k.name))
-        launches[k.name] = [Launch(s.func.name, s.grid, s.block, s.note)
-                            for s in stages_of[k.name]]
+        launches[k.name] = [launch_of(s) for s in stages_of[k.name]]
         records[k.name] = [{"note": s.note, "knobs": s.knobs, "steps": s.schedule.to_list()}
                            for s in stages_of[k.name]]
     return render_stages(kernels, stages_of, dialect), launches, scratch, records
