@@ -246,6 +246,8 @@ def test_tf32_tile_policy_on_resnet18_shapes() -> None:
     from deepc.schedule.gpu_gemm_match import choose_tile
 
     class Parts:
+        g_axes = ()
+
         def __init__(self, m: int, n: int, k: int) -> None:
             self.m, self.n, self.k = m, n, k
 
@@ -282,6 +284,8 @@ def test_narrow_products_with_many_tiles_are_tiled() -> None:
     from deepc.schedule.gpu_gemm_match import choose_tile
 
     class Parts:
+        g_axes = ()
+
         def __init__(self, m: int, n: int, k: int) -> None:
             self.m, self.n, self.k = m, n, k
 
@@ -295,3 +299,41 @@ def test_narrow_products_with_many_tiles_are_tiled() -> None:
     fp32 = choose_tile(Parts(25088, 40, 480), target, False)  # type: ignore[arg-type]
     assert fp32 is not None and (fp32.bm, fp32.bn, fp32.mma) == (64, 64, False)
     assert choose_tile(Parts(3136, 40, 480), target, False) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("group,channels,cols", [(2, 64, 32), (4, 64, 16), (32, 128, 8),
+                                                  (64, 128, 0)])
+def test_grouped_convs_are_one_product_per_group(group: int, channels: int, cols: int) -> None:
+    """Channels in 2, 4 or 32 groups: each group's product (M = 2*12*12 rows, C/g columns,
+    K = C/g*9) is tiled by the narrowest TF32 tile that covers a group, blockIdx.z running
+    the groups. Two channels a group are too narrow a product, and stay one output per
+    thread (as depthwise convs do)."""
+    rng = np.random.default_rng(group)
+    graph = _conv_graph(rng, channels, group=group, ic=channels)
+    _, launches, _, records = render_cuda(graph_kernels(graph), _small_gpu(), allow_tf32=True)
+    n = channels // group
+    if not cols:
+        assert "gemm" not in _notes(records)
+        return
+    assert f"gemm 288x{n}x{n * 9} x{group} groups tile 128x{cols}x" in _notes(records)
+    conv = next(k for k in launches if "conv" in k)
+    assert launches[conv][-1].grid[2] == group
+
+
+@needs_gxx
+@pytest.mark.parametrize("tf32", [False, True])
+@pytest.mark.parametrize("group", [2, 4, 32])
+def test_grouped_conv_matches_numpy(group: int, tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Grouped 3x3 convs with bias and ReLU (ResNeXt's 32 groups of 4 channels: columns
+    padded to one mma tile of 8, K = 36 ending in a partial k-step) against the reference."""
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(group)
+    ic = 128 if group == 32 else 64
+    graph = _conv_graph(rng, ic, group=group, ic=ic, hw=10)
+    x = rng.standard_normal((2, ic, 10, 10)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=tf32)
+    assert "gemm" in _notes(records)
+    tol = 2e-2 if tf32 else 1e-4
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)

@@ -11,8 +11,10 @@ The shape matched (convolutions, Gemm/MatMul, 1x1 convs with fused prologues/epi
 
 The chain loops split in two groups: those X's indices use (the "M" axes, with the innermost
 output loop, so that a block's consecutive rows are consecutive output elements) and those
-only Y's use (the "N" axes). A loop both use (depthwise convolution) is no matrix product.
-M = prod(M extents), N = prod(N extents), K = prod(reduction extents).
+only Y's use (the "N" axes). A grouped convolution's channel loop, which X reads only as
+its group, splits into a group axis both use and a channel axis of N (gpu_gemm_groups.py):
+one product per group. A loop both use otherwise (depthwise convolution) is no matrix
+product. M = prod(M extents), N = prod(N extents), K = prod(reduction extents), per group.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from deepc.ir.expr import Binary, Const, Expr, Load, Var
 from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu_chain import parallel_chain
+from deepc.schedule.gpu_gemm_groups import split_groups
 from deepc.target.spec import Target
 
 
@@ -37,6 +40,11 @@ class GemmParts:
     acc: Store  # acc[0] = init
     init: Const
     epilogue: tuple[Stmt, ...]
+    g_axes: tuple[tuple[Var, int], ...] = ()  # groups: independent products (blockIdx.z)
+
+    @property
+    def groups(self) -> int:
+        return prod(e for _, e in self.g_axes)
 
     @property
     def m(self) -> int:
@@ -95,20 +103,41 @@ def match_gemm(func: PrimFunc) -> GemmParts | None:
     if any(isinstance(x, For) for e in epilogue for x in walk_stmts(e)):
         return None
     kvars = {v for v, _ in k_axes}
-    chain_vars = {lp.var for lp in chain}
-    x, y = pair
-    xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
-    if xv & yv or not (_vars(x) | _vars(y)) <= chain_vars | kvars:
+    axes = tuple((lp.var, lp.extent) for lp in chain)
+    if not all(isinstance(e, int) for _, e in axes):
         return None
-    inner = chain[-1].var
+    chain_vars = {var for var, _ in axes}
+    x, y = pair
+    if not (_vars(x) | _vars(y)) <= chain_vars | kvars:
+        return None
+    xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
+    g_axes: tuple[tuple[Var, int], ...] = ()
+    if xv & yv:  # a grouped conv's channel loop, or no product
+        split = split_groups(axes, x, y, epilogue, xv & yv)  # type: ignore[arg-type]
+        if split is None:
+            split = split_groups(axes, y, x, epilogue, xv & yv)  # type: ignore[arg-type]
+            if split is None:
+                return None
+            axes, y, x, epilogue, g_axes = split
+        else:
+            axes, x, y, epilogue, g_axes = split
+        chain_vars = {var for var, _ in axes}
+        xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
+    groups = {var for var, _ in g_axes}
+    if xv & yv - groups:
+        return None
+    inner = axes[-1][0]
     if inner in yv:
         x, y, xv, yv = y, x, yv, xv
-    if not yv:
+    if not yv - groups:
         return None
-    m_axes = tuple((lp.var, lp.extent) for lp in chain if lp.var not in yv)
-    n_axes = tuple((lp.var, lp.extent) for lp in chain if lp.var in yv)
-    parts = GemmParts(m_axes, n_axes, tuple(k_axes), x, y, init, init.value, epilogue)
-    if parts.m < 16 or parts.n < 8 or parts.k < 8:
+    m_axes = tuple((var, e) for var, e in axes if var not in yv)
+    n_axes = tuple((var, e) for var, e in axes if var in yv and var not in groups)
+    parts = GemmParts(m_axes, n_axes, tuple(k_axes), x, y, init, init.value, epilogue,
+                      g_axes)
+    # a group's product may be as narrow as 4 columns (ResNeXt's first stage: 128 channels
+    # in 32 groups): padded to the 8 of an mma tile it still beats one output per thread
+    if parts.m < 16 or parts.n < (4 if g_axes else 8) or parts.k < 8:
         return None
     return parts
 
@@ -239,6 +268,8 @@ def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None
     sms = target.sm_count
     if target.max_threads_per_block < 256:
         return None
+    if parts.g_axes:
+        return grouped_tile(parts, sms, tf32)
     if tf32:
         big, small = (GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=per_sm)
                       for bm, bn, bk, wm, wn, per_sm in _MMA)
@@ -257,3 +288,27 @@ def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None
                                     tx=32 if bn == 32 else 16), parts, sms)
     simt = GemmTile(64, 64, 16, 256)
     return fill_split(simt, parts, sms) or _narrow(simt, parts, sms)
+
+
+# Tiles of a grouped conv's products by the columns they cover (the group's channels, up to
+# 64), 128 threads each: TF32 (bm, warps along M, warps along N) and SIMT (bm, tx). The
+# narrowest tile that covers a group wastes least; bn = 8 is one mma column tile.
+_GROUPED_MMA = {8: (128, 4, 1), 16: (128, 4, 1), 32: (128, 2, 2), 64: (128, 2, 2)}
+_GROUPED_SIMT = {16: (128, 32), 32: (64, 16), 64: (64, 16)}
+
+
+def grouped_tile(parts: GemmParts, sms: int, tf32: bool) -> GemmTile:
+    """A tile for each group's product (blockIdx.z over groups; no split-K: the groups
+    already give many blocks), half as tall when the blocks would not reach every SM."""
+    table: dict[int, tuple[int, int, int]] | dict[int, tuple[int, int]] = (
+        _GROUPED_MMA if tf32 else _GROUPED_SIMT)
+    bn = next((b for b in sorted(table) if b >= parts.n), max(table))
+    bk = 16 if parts.k <= 64 else 32
+    if tf32:
+        bm, wm, wn = _GROUPED_MMA[bn]
+        if tiles(parts, bm, bn) * parts.groups < sms:
+            bm //= 2
+        return GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=4)
+    bm, tx = _GROUPED_SIMT[bn]
+    threads = 256 if bn == 64 else 128
+    return GemmTile(bm, bn, 16, threads, tx=tx, min_blocks=2)

@@ -1,0 +1,128 @@
+"""A model's GPU launches to a table of estimated bytes, FLOPs and times (no GPU needed).
+
+    PYTHONPATH=src python3 tools/gpu_estimate.py MODEL.onnx [--batch 32] [--target cuda-sm90]
+        [--fp32] [--top 20]
+
+Each launch's bytes are the global buffers its loop nest reads or writes, each counted once
+at its whole size (caches are assumed to hold reuse; strided reads of part of a buffer
+count the whole buffer); its FLOPs are 2 x the iterations of its innermost multiply-add
+(a tiled product: 2 M N K). The time is the larger of bytes / BANDWIDTH and FLOPs / the
+rate its mapping reaches (tensor-core tiles, SIMT tiles, or one output per thread): a
+roofline to rank the work, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import defaultdict
+from math import prod
+
+from deepc.backends.cuda.dialect import CUDA
+from deepc.backends.gpu.render import kernel_stages
+from deepc.compiler.pipeline import lower_model
+from deepc.frontends import load
+from deepc.ir.expr import FlatLoad, Load
+from deepc.ir.loop import For, Store, walk_stmts
+from deepc.ir.tensor import walk
+from deepc.target import load_target
+
+BANDWIDTH = 3.0e12  # H100 SXM HBM3, reachable
+RATE = {"mma": 60e12, "simt": 25e12, "thread": 8e12}  # FLOP/s by mapping (assumed)
+
+
+def _bytes(func) -> int:  # type: ignore[no-untyped-def]
+    seen = {}
+    for s in walk_stmts(func.body):
+        exprs = []
+        if isinstance(s, Store):
+            exprs = [s.value, *s.indices]
+            if s.buffer.scope == "global":
+                seen[s.buffer.name] = s.buffer
+        for e in (x for ex in exprs for x in walk(ex)):
+            if isinstance(e, (Load, FlatLoad)):
+                src = e.source
+                if getattr(src, "scope", "") == "global" and src.dtype.startswith("float"):
+                    seen[src.name] = src
+    return sum(4 * prod(b.shape) for b in seen.values())
+
+
+def _flops(func) -> int:  # type: ignore[no-untyped-def]
+    """2 x iterations of the deepest store under a reduction loop (0 for pure copies)."""
+    best = 0
+
+    def visit(s, extents: list[int], depth_red: int) -> None:  # type: ignore[no-untyped-def]
+        nonlocal best
+        if isinstance(s, For):
+            visit(s.body, [*extents, s.extent], depth_red + 1)
+            return
+        if isinstance(s, Store) and s.buffer.scope == "local":
+            if any(isinstance(x, Load) and x.source.name == s.buffer.name
+                   for x in walk(s.value)):
+                best = max(best, 2 * prod(extents))
+            return
+        for child in getattr(s, "stmts", ()) or [getattr(s, "body", None),
+                                                    getattr(s, "then", None),
+                                                    getattr(s, "otherwise", None)]:
+            if child is not None:
+                visit(child, extents, depth_red)
+
+    visit(func.body, [], 0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--target", default="cuda-sm90")
+    ap.add_argument("--fp32", action="store_true")
+    ap.add_argument("--top", type=int, default=25)
+    a = ap.parse_args()
+    graph = load(a.model, {})
+    name = graph.inputs[0]
+    shape = (a.batch, *graph.types[name].shape[1:])
+    tgt = load_target(a.target)
+    _, kernels = lower_model(a.model, tgt, 2, {name: shape})
+    rows = []
+    for k in kernels:
+        stages, _ = kernel_stages(k, tgt, CUDA, not a.fp32)
+        for s in stages:
+            m = re.match(r"gemm (\d+)x(\d+)x(\d+)(?: x(\d+) groups)? .*?(mma|simt)", s.note)
+            base = s.base or s.func
+            if s.note.startswith("split-k sum"):
+                split, mm, nn = (int(x) for x in re.findall(r"\d+", s.note))
+                flops, mapping = 0, "thread"
+                nbytes = 4 * mm * nn * (split + 1)
+                t = nbytes / BANDWIDTH
+                rows.append((t, k.name, s.func.name, s.note, nbytes, flops, mapping))
+                continue
+            if m:
+                mm, nn, kk = (int(x) for x in m.groups()[:3])
+                flops, mapping = 2 * mm * nn * kk * int(m.group(4) or 1), m.group(5)
+            else:
+                flops, mapping = _flops(base), "thread"
+            nbytes = _bytes(base)
+            t = max(nbytes / BANDWIDTH, flops / RATE[mapping])
+            rows.append((t, k.name, s.func.name, s.note or "one output per thread", nbytes,
+                         flops, mapping))
+    total = sum(r[0] for r in rows)
+    by_kind: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0])
+    for t, _, _, _, nb, fl, mapping in rows:
+        kind = ("copy" if fl == 0 else mapping)
+        by_kind[kind][0] += 1
+        by_kind[kind][1] += nb
+        by_kind[kind][2] += fl
+        by_kind[kind][3] += t
+    print(f"{a.model}: batch {a.batch}, {len(kernels)} kernels, {len(rows)} launches,"
+          f" est. {total * 1e3:.2f} ms (bytes {sum(r[4] for r in rows) / 1e9:.2f} GB,"
+          f" {sum(r[5] for r in rows) / 1e9:.1f} GFLOP)")
+    for kind, (n, nb, fl, t) in sorted(by_kind.items()):
+        print(f"  {kind:7s} {int(n):4d} launches {nb / 1e9:7.2f} GB {fl / 1e9:8.1f} GFLOP"
+              f" est. {t * 1e3:6.2f} ms")
+    for t, _, sn, note, nb, fl, _ in sorted(rows, reverse=True)[:a.top]:
+        print(f"  {t * 1e6:7.1f} us {nb / 1e6:8.1f} MB {fl / 1e9:7.2f} GF  {sn:32s} {note}")
+
+
+if __name__ == "__main__":
+    main()
