@@ -6,8 +6,9 @@
 Each launch's bytes are the global buffers its loop nest reads or writes, each counted once
 at its whole size (caches are assumed to hold reuse; strided reads of part of a buffer
 count the whole buffer); its FLOPs are 2 x the iterations of its innermost multiply-add
-(a tiled product: 2 M N K). The time is the larger of bytes / BANDWIDTH and FLOPs / the
-rate its mapping reaches (tensor-core tiles, SIMT tiles, or one output per thread): a
+(a tiled product: 2 M N K, times the groups). The time is the larger of bytes / BANDWIDTH
+and the FLOPs computed (a tile's padded rows and columns included) / the rate its mapping
+reaches (tensor-core tiles, SIMT tiles, or one output per thread): a
 roofline to rank the work, not a measurement.
 """
 
@@ -100,10 +101,14 @@ def main() -> None:
             if m:
                 mm, nn, kk = (int(x) for x in m.groups()[:3])
                 flops, mapping = 2 * mm * nn * kk * int(m.group(4) or 1), m.group(5)
+                bm, bn = (int(x) for x in re.findall(r"tile (\d+)x(\d+)x", s.note)[0])
+                # the tile's padded rows and columns are computed too
+                work = flops * (-(-mm // bm) * bm * -(-nn // bn) * bn) / (mm * nn)
             else:
                 flops, mapping = _flops(base), "thread"
+                work = flops
             nbytes = _bytes(base)
-            t = max(nbytes / BANDWIDTH, flops / RATE[mapping])
+            t = max(nbytes / BANDWIDTH, work / RATE[mapping])
             rows.append((t, k.name, s.func.name, s.note or "one output per thread", nbytes,
                          flops, mapping))
     total = sum(r[0] for r in rows)
@@ -120,6 +125,14 @@ def main() -> None:
     for kind, (n, nb, fl, t) in sorted(by_kind.items()):
         print(f"  {kind:7s} {int(n):4d} launches {nb / 1e9:7.2f} GB {fl / 1e9:8.1f} GFLOP"
               f" est. {t * 1e3:6.2f} ms")
+    by_kernel: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0])
+    for t, _, sn, note, nb, fl, _ in rows:
+        what = re.sub(r"^k\d+_", "", sn) + " " + re.sub(r"\d+x\d+x\d+.*?tile", "tile", note)
+        for i, x in enumerate((1, nb, fl, t)):
+            by_kernel[what][i] += x
+    print("  by kind of launch:")
+    for what, (n, nb, fl, t) in sorted(by_kernel.items(), key=lambda kv: -kv[1][3]):
+        print(f"    {t * 1e3:6.3f} ms {int(n):4d}x {nb / 1e9:6.2f} GB {fl / 1e9:7.1f} GF  {what}")
     for t, _, sn, note, nb, fl, _ in sorted(rows, reverse=True)[:a.top]:
         print(f"  {t * 1e6:7.1f} us {nb / 1e6:8.1f} MB {fl / 1e9:7.2f} GF  {sn:32s} {note}")
 

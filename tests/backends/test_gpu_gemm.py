@@ -337,3 +337,39 @@ def test_grouped_conv_matches_numpy(group: int, tf32: bool, tmp_path) -> None:  
     assert "gemm" in _notes(records)
     tol = 2e-2 if tf32 else 1e-4
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
+
+
+def test_narrow_long_products_take_32_wide_tf32_tiles() -> None:
+    """DenseNet-121's 3x3 convs at batch 32 (32 channels, K = 1152): 32-wide tiles, split
+    along K where they are too few for the SMs (6272 and 1568 rows fell to one output per
+    thread under the 64-wide tiles); a short K keeps the 64-wide tile."""
+    from deepc.schedule.gpu_gemm_match import choose_tile
+
+    class Parts:
+        g_axes = ()
+
+        def __init__(self, m: int, n: int, k: int) -> None:
+            self.m, self.n, self.k = m, n, k
+
+    target = load_target("cuda-sm90")
+    pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
+            for shape in ((100352, 32, 1152), (25088, 32, 1152), (6272, 32, 1152),
+                          (1568, 32, 1152), (100352, 32, 192))}
+    got = {s: (t.bm, t.bn, t.split) for s, t in pick.items() if t is not None}
+    assert got == {(100352, 32, 1152): (128, 32, 1), (25088, 32, 1152): (128, 32, 2),
+                   (6272, 32, 1152): (64, 32, 5), (1568, 32, 1152): (64, 32, 18),
+                   (100352, 32, 192): (64, 64, 1)}
+
+
+@needs_gxx
+def test_narrow_long_tf32_tiles_match_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A 32-wide TF32 tile (24 channels over K = 32*9 = 288) against the reference."""
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(32)
+    graph = _conv_graph(rng, 24, ic=32, hw=16)
+    x = rng.standard_normal((2, 32, 16, 16)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
+    assert "x32x32 mma.m16n8k8.tf32" in _notes(records)
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-2, atol=2e-2)

@@ -235,6 +235,13 @@ _SIZES = ((128, 128, 1), (128, 64, 2), (64, 64, 1), (64, 128, 1), (128, 32, 1))
 # split fits: ResNet-18 b32, its third and last stages as 196 and 104 128x64 tiles split in
 # 2 and 3 — 1.95 ms, against 2.32 ms with 64x64 tiles (2.12 with their k-steps of 32)
 _MMA = ((128, 64, 32, 2, 2, 3), (64, 64, 16, 2, 2, 4))
+# Products no wider than 32 columns over a long K (DenseNet's 3x3 convs: 32 channels over
+# K = 1152) take tiles 32 wide: under a 64-wide tile half the mma work and the B fetches are
+# padding, and too few 64-wide tiles (6272 rows at batch 32) fell to one output per thread.
+# Shorter products (MobileNet-V2's projections, K <= 192) keep the 64-wide tiles measured
+# for them above until the 32-wide ones are measured there too.
+_MMA_NARROW = ((128, 32, 32, 2, 2, 4), (64, 32, 32, 2, 2, 4))
+NARROW_TILE_N, NARROW_TILE_K = 32, 256
 _MMA_WAVES = 2.5  # blocks per SM the larger tile must still give
 
 
@@ -272,7 +279,9 @@ def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None
         return grouped_tile(parts, sms, tf32)
     if tf32:
         big, small = (GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=per_sm)
-                      for bm, bn, bk, wm, wn, per_sm in _MMA)
+                      for bm, bn, bk, wm, wn, per_sm in (
+                       _MMA_NARROW if parts.n <= NARROW_TILE_N and parts.k >= NARROW_TILE_K
+                       else _MMA))
         if _fits(parts, big.bm, big.bn, int(sms * _MMA_WAVES)):
             return split_k(big, parts, sms)
         if not _fits(parts, small.bm, small.bn, sms):
