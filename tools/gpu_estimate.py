@@ -26,13 +26,16 @@ from deepc.frontends import load
 from deepc.ir.expr import FlatLoad, Load
 from deepc.ir.loop import For, Store, walk_stmts
 from deepc.ir.tensor import walk
+from deepc.lowering.plan import make_plan
 from deepc.target import load_target
 
 BANDWIDTH = 3.0e12  # H100 SXM HBM3, reachable
 RATE = {"mma": 60e12, "simt": 25e12, "thread": 8e12}  # FLOP/s by mapping (assumed)
 
 
-def _bytes(func) -> int:  # type: ignore[no-untyped-def]
+def _bytes(func, sizes: dict[str, int]) -> int:  # type: ignore[no-untyped-def]
+    """Bytes of the global buffers `func` touches (`sizes`: a parameter's value's bytes, a
+    widened concat part's own rather than its joined buffer's)."""
     seen = {}
     for s in walk_stmts(func.body):
         exprs = []
@@ -45,7 +48,7 @@ def _bytes(func) -> int:  # type: ignore[no-untyped-def]
                 src = e.source
                 if getattr(src, "scope", "") == "global" and src.dtype.startswith("float"):
                     seen[src.name] = src
-    return sum(4 * prod(b.shape) for b in seen.values())
+    return sum(sizes.get(b.name, 4 * prod(b.shape)) for b in seen.values())
 
 
 def _flops(func) -> int:  # type: ignore[no-untyped-def]
@@ -84,9 +87,11 @@ def main() -> None:
     name = graph.inputs[0]
     shape = (a.batch, *graph.types[name].shape[1:])
     tgt = load_target(a.target)
-    _, kernels = lower_model(a.model, tgt, 2, {name: shape})
+    graph, kernels = lower_model(a.model, tgt, 2, {name: shape})
+    called = make_plan(graph, kernels).calls  # concats written in place are not called
     rows = []
-    for k in kernels:
+    for k in called:
+        sizes = {b.name: graph.types[v].nbytes for v, b in zip(k.args, k.func.params)}
         stages, _ = kernel_stages(k, tgt, CUDA, not a.fp32)
         for s in stages:
             m = re.match(r"gemm (\d+)x(\d+)x(\d+)(?: x(\d+) groups)? .*?(mma|simt)", s.note)
@@ -107,7 +112,7 @@ def main() -> None:
             else:
                 flops, mapping = _flops(base), "thread"
                 work = flops
-            nbytes = _bytes(base)
+            nbytes = _bytes(base, sizes)
             t = max(nbytes / BANDWIDTH, work / RATE[mapping])
             rows.append((t, k.name, s.func.name, s.note or "one output per thread", nbytes,
                          flops, mapping))
@@ -119,7 +124,7 @@ def main() -> None:
         by_kind[kind][1] += nb
         by_kind[kind][2] += fl
         by_kind[kind][3] += t
-    print(f"{a.model}: batch {a.batch}, {len(kernels)} kernels, {len(rows)} launches,"
+    print(f"{a.model}: batch {a.batch}, {len(called)} kernels called, {len(rows)} launches,"
           f" est. {total * 1e3:.2f} ms (bytes {sum(r[4] for r in rows) / 1e9:.2f} GB,"
           f" {sum(r[5] for r in rows) / 1e9:.1f} GFLOP)")
     for kind, (n, nb, fl, t) in sorted(by_kind.items()):
