@@ -373,3 +373,20 @@ def test_narrow_long_tf32_tiles_match_numpy(tmp_path) -> None:  # type: ignore[n
     got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
     assert "x32x32 mma.m16n8k8.tf32" in _notes(records)
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-2, atol=2e-2)
+
+
+def test_grouped_products_take_no_split_k_knob() -> None:
+    """blockIdx.z runs a grouped conv's groups: a split-K knob is refused, by name; the
+    default knobs read back to the default tile."""
+    from deepc.errors import ScheduleError
+    from deepc.schedule.gpu import default_gemm_knobs, gpu_stages
+
+    rng = np.random.default_rng(4)
+    kern = graph_kernels(_conv_graph(rng, 64, group=4, ic=64))[0]
+    target = _small_gpu()
+    knobs = default_gemm_knobs(kern.func, target, True)
+    tiled, _ = gpu_stages(kern.func, target, True, True)
+    again, _ = gpu_stages(kern.func, target, True, True, knobs=knobs)
+    assert [s.note for s in again] == [s.note for s in tiled]
+    with pytest.raises(ScheduleError, match="groups"):
+        gpu_stages(kern.func, target, True, True, knobs={**knobs, "s1.split": 2})
