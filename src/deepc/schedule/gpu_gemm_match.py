@@ -112,15 +112,15 @@ def match_gemm(func: PrimFunc) -> GemmParts | None:
         return None
     xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
     g_axes: tuple[tuple[Var, int], ...] = ()
-    if xv & yv:  # a grouped conv's channel loop, or no product
+    if xv & yv:  # a grouped conv's channel loop (the input reads it as its group), or none
         split = split_groups(axes, x, y, epilogue, xv & yv)  # type: ignore[arg-type]
-        if split is None:
-            split = split_groups(axes, y, x, epilogue, xv & yv)  # type: ignore[arg-type]
-            if split is None:
-                return None
+        if split is not None:
+            axes, x, y, epilogue, g_axes = split
+        elif (split := split_groups(axes, y, x, epilogue, xv & yv)  # type: ignore[arg-type]
+              ) is not None:
             axes, y, x, epilogue, g_axes = split
         else:
-            axes, x, y, epilogue, g_axes = split
+            return None
         chain_vars = {var for var, _ in axes}
         xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
     groups = {var for var, _ in g_axes}
@@ -167,7 +167,7 @@ class GemmTile:
     def grid(self, parts: GemmParts) -> tuple[int, int, int]:
         if self.role == "reduce":
             return (-(-parts.m * parts.n // self.threads), 1, 1)
-        return (-(-parts.m // self.bm), -(-parts.n // self.bn), self.split)
+        return (-(-parts.m // self.bm), -(-parts.n // self.bn), self.split * parts.groups)
 
 
 def tiles(parts: GemmParts, bm: int, bn: int) -> int:
@@ -300,24 +300,27 @@ def choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | None
 
 
 # Tiles of a grouped conv's products by the columns they cover (the group's channels, up to
-# 64), 128 threads each: TF32 (bm, warps along M, warps along N) and SIMT (bm, tx). The
-# narrowest tile that covers a group wastes least; bn = 8 is one mma column tile.
+# 64; the narrowest that covers a group wastes least, bn = 8 being one mma column tile):
+# TF32 (bm, warps along M, warps along N), four warps; SIMT (bm, tx, threads)
 _GROUPED_MMA = {8: (128, 4, 1), 16: (128, 4, 1), 32: (128, 2, 2), 64: (128, 2, 2)}
-_GROUPED_SIMT = {16: (128, 32), 32: (64, 16), 64: (64, 16)}
+_GROUPED_SIMT = {16: (128, 32, 128), 32: (64, 16, 128), 64: (64, 16, 256)}
+
+
+def _covering(n: int, widths: list[int]) -> int:
+    """The narrowest of `widths` (ascending) that covers n columns, else the widest."""
+    return next((b for b in widths if b >= n), widths[-1])
 
 
 def grouped_tile(parts: GemmParts, sms: int, tf32: bool) -> GemmTile:
     """A tile for each group's product (blockIdx.z over groups; no split-K: the groups
     already give many blocks), half as tall when the blocks would not reach every SM."""
-    table: dict[int, tuple[int, int, int]] | dict[int, tuple[int, int]] = (
-        _GROUPED_MMA if tf32 else _GROUPED_SIMT)
-    bn = next((b for b in sorted(table) if b >= parts.n), max(table))
-    bk = 16 if parts.k <= 64 else 32
     if tf32:
+        bn = _covering(parts.n, sorted(_GROUPED_MMA))
         bm, wm, wn = _GROUPED_MMA[bn]
         if tiles(parts, bm, bn) * parts.groups < sms:
             bm //= 2
-        return GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=4)
-    bm, tx = _GROUPED_SIMT[bn]
-    threads = 256 if bn == 64 else 128
+        return GemmTile(bm, bn, 16 if parts.k <= 64 else 32, 32 * wm * wn, True, wm, wn,
+                        min_blocks=4)
+    bn = _covering(parts.n, sorted(_GROUPED_SIMT))
+    bm, tx, threads = _GROUPED_SIMT[bn]
     return GemmTile(bm, bn, 16, threads, tx=tx, min_blocks=2)
