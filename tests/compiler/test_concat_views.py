@@ -26,12 +26,14 @@ from tests.passes.test_fuse import assert_compiled_matches, feeds_for, fused, on
 
 
 def branches(batch: int = 1, axis: int = 1, channels: Sequence[int] = (8, 8), hw: int = 6,
-             out: str = "y", extra: Sequence[str] = (), nest: bool = False) -> Graph:
-    """x -> one conv + relu per entry of `channels` -> concat(axis) -> relu -> y; with `nest`
-    the last part joins a concat of the others; `extra` adds graph outputs."""
+             out: str = "y", extra: Sequence[str] = (), nest: bool = False,
+             ic: int = 4) -> Graph:
+    """x (`ic` channels) -> one conv + relu per entry of `channels` -> concat(axis) -> relu
+    -> y; with `nest` the last part joins a concat of the others; `extra` adds graph
+    outputs."""
     nodes, consts, parts = [], {}, []
     for k, c in enumerate(channels):
-        consts[f"w{k}"] = weights(c, 4, 3, 3)
+        consts[f"w{k}"] = weights(c, ic, 3, 3)
         nodes += [helper.make_node("Conv", ["x", f"w{k}"], [f"c{k}"], pads=[1, 1, 1, 1]),
                   helper.make_node("Relu", [f"c{k}"], [f"r{k}"])]
         parts.append(f"r{k}")
@@ -40,7 +42,7 @@ def branches(batch: int = 1, axis: int = 1, channels: Sequence[int] = (8, 8), hw
         parts = ["inner", parts[-1]]
     nodes += [helper.make_node("Concat", parts, ["cat"], axis=axis),
               helper.make_node("Relu", ["cat"], ["y"])]
-    return onnx_graph(nodes, {"x": (batch, 4, hw, hw)}, [out, *extra], consts)
+    return onnx_graph(nodes, {"x": (batch, ic, hw, hw)}, [out, *extra], consts)
 
 
 def plain_compiled(graph: Graph) -> deepc.CompiledModel:
@@ -201,11 +203,14 @@ def test_cuda_device_plan_writes_the_parts_in_place(make: object, tmp_path: Path
 
 
 @pytest.mark.parametrize("tf32", [False, True])
-@pytest.mark.parametrize("batch", [2, 4])
-def test_tiled_gemm_epilogues_store_into_strided_parts(batch: int, tf32: bool, tmp_path: Path,
+@pytest.mark.parametrize("batch,ic,sms,note", [(2, 4, 1, "gemm"), (4, 4, 1, "gemm"),
+                                               (2, 64, 2, "split-k")])
+def test_tiled_gemm_epilogues_store_into_strided_parts(batch: int, ic: int, sms: int,
+                                                       note: str, tf32: bool, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """On a one-SM sm90 the convs are tiled GEMMs (SIMT and TF32): their epilogues store
-    each image's channels through the joined shape's strides, run on the CPU."""
+    each image's channels through the joined shape's strides, run on the CPU. Over K = 576
+    on two SMs they split along K, and the summing launch's epilogue stores there."""
     from dataclasses import replace
 
     from deepc.backends.cuda.backend import CudaBackend
@@ -215,14 +220,14 @@ def test_tiled_gemm_epilogues_store_into_strided_parts(batch: int, tf32: bool, t
 
     monkeypatch.setattr(CudaBackend, "binary", GpuBackend.binary)
     target = load_target("cuda-sm90")
-    target = replace(target, gpu=replace(target.gpu, sm_count=1))
-    graph = branches(batch=batch, channels=(64, 128), hw=8)
+    target = replace(target, gpu=replace(target.gpu, sm_count=sms))
+    graph = branches(batch=batch, channels=(64, 128), hw=8, ic=ic)
     compiled = deepc.compile(graph, target, allow_tf32=tf32)
     assert compiled.plan.views and not concat_calls(compiled)
     notes = [lc.note for st in compiled.module.launches.values() for lc in st]
-    assert sum("gemm" in n for n in notes) == 2
+    assert sum(note in n for n in notes) >= 1 and sum("gemm" in n for n in notes) == 2
     assert_matches(graph, run_device_plan(compiled, feeds_for(graph), tmp_path),
-                   *((2e-2, 2e-3) if tf32 else (1e-4, 1e-5)))
+                   *((2e-2, 1e-2) if tf32 else (1e-4, 1e-5)))
 
 
 def test_hls_top_calls_the_parts_at_their_offsets_in_the_output() -> None:
