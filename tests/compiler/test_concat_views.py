@@ -203,8 +203,7 @@ def test_cuda_device_plan_writes_the_parts_in_place(make: object, tmp_path: Path
 
 
 @pytest.mark.parametrize("tf32", [False, True])
-@pytest.mark.parametrize("batch,ic,sms,note", [(2, 4, 1, "gemm"), (4, 4, 1, "gemm"),
-                                               (2, 64, 2, "split-k")])
+@pytest.mark.parametrize("batch,ic,sms,note", [(2, 4, 1, "gemm"), (2, 64, 2, "split-k")])
 def test_tiled_gemm_epilogues_store_into_strided_parts(batch: int, ic: int, sms: int,
                                                        note: str, tf32: bool, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
