@@ -21,7 +21,7 @@ from deepc.ops.interpreter import run_graph
 from deepc.passes import PassContext
 from deepc.passes.fuse import groups_of
 from deepc.runtime.jit_model import JitModel
-from tests.compiler.test_plan import _strided_rows, simulate
+from tests.compiler.test_plan import simulate, strided_rows
 from tests.passes.test_fuse import assert_compiled_matches, feeds_for, fused, onnx_graph, weights
 
 
@@ -75,7 +75,7 @@ def assert_views(compiled: deepc.CompiledModel, joined: int) -> None:
         at, base = plan.locations[part], plan.locations[concat]
         assert (at.kind, at.index, at.offset) == (base.kind, base.index, base.offset + off)
         strided = strided_shape(graph.types[part], graph.types[concat]) is not None
-        rows[concat] = _strided_rows(graph.types[part], graph.types[concat]) if strided else 1
+        rows[concat] = strided_rows(graph.types[part], graph.types[concat]) if strided else 1
         row = graph.types[part].nbytes // rows[concat]
         spans.setdefault(concat, []).append((off, off + row))
         if rows[concat] > 1:
@@ -131,6 +131,26 @@ def test_strided_parts_at_a_batch_are_views(level: int, batch: int,
     parts = sorted(compiled.plan.views.items(), key=lambda v: v[1][1])
     first = compiled.graph.types[parts[0][0]]
     assert parts[1][1][1] == first.nbytes // batch  # the second part starts a row later
+
+
+@pytest.mark.parametrize("target", ["host", "cuda-sm80"])
+def test_a_strided_concat_of_a_concat_copies_it(target: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """At batch 2 the inner concat's parts are views of it, but the inner concat is copied
+    into the outer one: its parts' rows would need the outer concat's strides."""
+    from deepc.backends.cuda.backend import CudaBackend
+    from deepc.backends.gpu.backend import GpuBackend
+    from tests.backends.cuda.omp_blocks import run_device_plan
+
+    monkeypatch.setattr(CudaBackend, "binary", GpuBackend.binary)
+    graph = branches(batch=2, out="cat", nest=True, channels=(8, 8, 16))
+    if target == "host":
+        compiled = plain_compiled(graph)
+    else:
+        compiled = deepc.compile(graph, target, allow_tf32=False)
+        assert_matches(graph, run_device_plan(compiled, feeds_for(graph), tmp_path))
+    assert set(compiled.plan.views.values()) == {("inner", 0), ("inner", 8 * 36 * 4)}
+    assert len(concat_calls(compiled)) == 1
 
 
 @pytest.mark.parametrize("graph", [

@@ -46,7 +46,7 @@ def simulate(graph: Graph, plan: Plan) -> None:
         if value in plan.views:
             joined = graph.types[plan.views[value][0]]
             if strided_shape(t, joined) is not None:
-                rows = _strided_rows(t, joined)
+                rows = strided_rows(t, joined)
                 row, stride = t.nbytes // rows, joined.nbytes // rows
                 return [(off + r * stride, off + r * stride + row) for r in range(rows)]
         return [(off, off + value_bytes(graph, value))]
@@ -76,7 +76,7 @@ def simulate(graph: Graph, plan: Plan) -> None:
                 regions = [r for r in kept if r[0] < r[1]] + [(lo, hi, owner(value))]
 
 
-def _strided_rows(part: TensorType, joined: TensorType) -> int:
+def strided_rows(part: TensorType, joined: TensorType) -> int:
     """A strided concat part's rows: one per index of the axes before the concat axis."""
     axis = next(d for d in range(part.rank) if part.shape[d] != joined.shape[d])
     return prod(part.shape[:axis])

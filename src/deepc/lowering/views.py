@@ -66,6 +66,7 @@ def concat_views(graph: Graph, kernels: Sequence[Kernel], fixed: Mapping[str, ob
     produced = {o for k in kernels for o in k.outputs}
     declared = {o: b.shape for k in kernels for o, b in zip(k.args, k.func.params)
                 if o in k.outputs}
+    joins = {k.outputs[0] for k in kernels if k.ops == ("concat",)}
     readers: dict[str, int] = {}
     for kern in kernels:
         for a in set(kern.inputs):
@@ -83,6 +84,8 @@ def concat_views(graph: Graph, kernels: Sequence[Kernel], fixed: Mapping[str, ob
                 for p in parts):
             continue
         wide = [strided_shape(graph.types[p], joined) for p in parts]
+        if any(w is not None for w in wide) and any(p in joins for p in parts):
+            continue  # strided parts of a part would need this concat's strides: it copies
         if not widen and any(w is not None and declared[p] != w for p, w in zip(parts, wide)):
             continue
         for part, off in zip(parts, offsets):
