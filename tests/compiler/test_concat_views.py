@@ -1,9 +1,9 @@
-"""Concat without copies: the parts of a concat along an outermost axis (or, with a batch,
-the axis after it: strided parts) are views inside its buffer (no copy kernel), live buffers
-never overlap them, and the numbers stay those of the numpy reference on the CPU (JIT and
-bundle), OpenCL (PoCL) and CUDA C run on the CPU (tiled GEMM epilogues storing through the
-joined strides included); where the parts are not the concat's alone, sit along an inner
-axis or break the alignment, the copy stays."""
+"""Concat without copies: the parts of a concat are views inside its buffer (no copy kernel):
+one range each along an outermost axis, strided rows with a batch or along an inner axis.
+Live buffers never overlap them, and the numbers stay those of the numpy reference on the
+CPU (JIT and bundle), OpenCL (PoCL) and CUDA C run on the CPU (tiled GEMM epilogues storing
+through the joined strides included); where the parts are not the concat's alone, break the
+alignment or are concats themselves of a strided concat, the copy stays."""
 
 from __future__ import annotations
 
@@ -133,6 +133,14 @@ def test_strided_parts_at_a_batch_are_views(level: int, batch: int,
     assert parts[1][1][1] == first.nbytes // batch  # the second part starts a row later
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_parts_along_an_inner_axis_are_strided_views(batch: int) -> None:
+    """Along H, each part's rows (one per image and channel) lie a joined row apart."""
+    compiled = plain_compiled(branches(batch=batch, axis=2))
+    assert_views(compiled, 1)
+    assert sorted(off for _, off in compiled.plan.views.values()) == [0, 6 * 6 * 4]
+
+
 @pytest.mark.parametrize("target", ["host", "cuda-sm80"])
 def test_a_strided_concat_of_a_concat_copies_it(target: str, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +162,7 @@ def test_a_strided_concat_of_a_concat_copies_it(target: str, tmp_path: Path,
 
 
 @pytest.mark.parametrize("graph", [
-    pytest.param(lambda: branches(axis=2), id="inner-axis"),
+    pytest.param(lambda: branches(axis=2), id="inner-axis-joined-by-the-nchwc-transforms"),
     pytest.param(lambda: branches(extra=["r0"]), id="part-is-an-output"),
     pytest.param(lambda: branches(channels=(1, 1), hw=1), id="unaligned-4-bytes"),
 ])

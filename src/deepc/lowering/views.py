@@ -1,15 +1,16 @@
 """Concat kernels to views: each part's producer writes into its slice of the concat's buffer.
 
 A concat along an axis with only extent-1 axes before it (axis 1 of NCHW or NCHW[b]c at
-batch 1) lays each part out as one contiguous range of its output. With a batch it is
-strided: each of the part's rows (one per index of the axes before the concat axis) lies
-one joined row after the last, at the part's offset within the row. When every part is
-written by a kernel for this concat alone, the plan gives each part's value the memory at
-its first element and calls no copy kernel: the producers store straight into the joined
-buffer. A contiguous part's kernel sees an ordinary row-major buffer at an offset; a strided
-part's producer declares the part with the joined shape (`widen_parts`), so that its own
-indices reach the joined buffer's elements through the joined strides, and every backend
-and runtime still reads such a view through the plan's (kind, index, offset) locations.
+batch 1) lays each part out as one contiguous range of its output. Otherwise (a batch, or
+an inner axis) it is strided: each of the part's rows (one per index of the axes before the
+concat axis) lies one joined row after the last, at the part's offset within the row.
+When every part is written by a kernel for this concat alone, the plan gives each part's
+value the memory at its first element and calls no copy kernel: the producers store
+straight into the joined buffer. A contiguous part's kernel sees an ordinary row-major
+buffer at an offset; a strided part's producer declares the part with the joined shape
+(`widen_parts`), so that its own indices reach the joined buffer's elements through the
+joined strides, and every backend and runtime still reads such a view through the plan's
+(kind, index, offset) locations.
 """
 
 from __future__ import annotations
