@@ -24,7 +24,18 @@ from deepc.backends.gpu.render import kernel_stages
 from deepc.compiler.pipeline import lower_model
 from deepc.frontends import load
 from deepc.ir.expr import FlatLoad, Load
-from deepc.ir.loop import For, Store, walk_stmts
+from deepc.ir.loop import (
+    Allocate,
+    Buffer,
+    For,
+    IfThenElse,
+    LetStmt,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
+    walk_stmts,
+)
 from deepc.ir.tensor import walk
 from deepc.lowering.plan import make_plan
 from deepc.target import load_target
@@ -33,45 +44,46 @@ BANDWIDTH = 3.0e12  # H100 SXM HBM3, reachable
 RATE = {"mma": 60e12, "simt": 25e12, "thread": 8e12}  # FLOP/s by mapping (assumed)
 
 
-def _bytes(func, sizes: dict[str, int]) -> int:  # type: ignore[no-untyped-def]
+def _bytes(func: PrimFunc, sizes: dict[str, int]) -> int:
     """Bytes of the global buffers `func` touches (`sizes`: a parameter's value's bytes, a
     widened concat part's own rather than its joined buffer's)."""
-    seen = {}
+    seen: dict[str, Buffer] = {}
     for s in walk_stmts(func.body):
-        exprs = []
-        if isinstance(s, Store):
-            exprs = [s.value, *s.indices]
-            if s.buffer.scope == "global":
-                seen[s.buffer.name] = s.buffer
-        for e in (x for ex in exprs for x in walk(ex)):
-            if isinstance(e, (Load, FlatLoad)):
-                src = e.source
-                if getattr(src, "scope", "") == "global" and src.dtype.startswith("float"):
-                    seen[src.name] = src
+        if not isinstance(s, Store):
+            continue
+        if s.buffer.scope == "global":
+            seen[s.buffer.name] = s.buffer
+        for e in (x for ex in (s.value, *s.indices) for x in walk(ex)):
+            if isinstance(e, Load | FlatLoad) and isinstance(e.source, Buffer) \
+                    and e.source.scope == "global" and e.source.dtype.startswith("float"):
+                seen[e.source.name] = e.source
     return sum(sizes.get(b.name, 4 * prod(b.shape)) for b in seen.values())
 
 
-def _flops(func) -> int:  # type: ignore[no-untyped-def]
-    """2 x iterations of the deepest store under a reduction loop (0 for pure copies)."""
+def _flops(func: PrimFunc) -> int:
+    """2 x the iterations of the deepest accumulation (acc = acc + ...) into a local
+    register; 0 for a stage that only moves data."""
     best = 0
 
-    def visit(s, extents: list[int], depth_red: int) -> None:  # type: ignore[no-untyped-def]
+    def visit(s: Stmt, extents: list[int]) -> None:
         nonlocal best
         if isinstance(s, For):
-            visit(s.body, [*extents, s.extent], depth_red + 1)
-            return
-        if isinstance(s, Store) and s.buffer.scope == "local":
-            if any(isinstance(x, Load) and x.source.name == s.buffer.name
-                   for x in walk(s.value)):
+            visit(s.body, [*extents, int(s.extent)])  # type: ignore[arg-type]
+        elif isinstance(s, Store):
+            if s.buffer.scope == "local" and any(
+                    isinstance(x, Load) and x.source.name == s.buffer.name for x in walk(s.value)):
                 best = max(best, 2 * prod(extents))
-            return
-        for child in getattr(s, "stmts", ()) or [getattr(s, "body", None),
-                                                    getattr(s, "then", None),
-                                                    getattr(s, "otherwise", None)]:
-            if child is not None:
-                visit(child, extents, depth_red)
+        elif isinstance(s, Seq):
+            for x in s.stmts:
+                visit(x, extents)
+        elif isinstance(s, IfThenElse):
+            visit(s.then, extents)
+            if s.otherwise is not None:
+                visit(s.otherwise, extents)
+        elif isinstance(s, Allocate | LetStmt):
+            visit(s.body, extents)
 
-    visit(func.body, [], 0)
+    visit(func.body, [])
     return best
 
 
