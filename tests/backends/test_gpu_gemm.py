@@ -260,6 +260,8 @@ def test_tf32_tile_policy_on_resnet18_shapes() -> None:
     from deepc.schedule.gpu_gemm_match import choose_tile
 
     class Parts:
+        g_axes = ()
+
         def __init__(self, m: int, n: int, k: int) -> None:
             self.m, self.n, self.k = m, n, k
 
@@ -296,6 +298,8 @@ def test_narrow_products_with_many_tiles_are_tiled() -> None:
     from deepc.schedule.gpu_gemm_match import choose_tile
 
     class Parts:
+        g_axes = ()
+
         def __init__(self, m: int, n: int, k: int) -> None:
             self.m, self.n, self.k = m, n, k
 
@@ -309,3 +313,94 @@ def test_narrow_products_with_many_tiles_are_tiled() -> None:
     fp32 = choose_tile(Parts(25088, 40, 480), target, False)  # type: ignore[arg-type]
     assert fp32 is not None and (fp32.bm, fp32.bn, fp32.mma) == (64, 64, False)
     assert choose_tile(Parts(3136, 40, 480), target, False) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("group,channels,cols", [(2, 64, 32), (4, 64, 16), (32, 128, 8),
+                                                  (64, 128, 0)])
+def test_grouped_convs_are_one_product_per_group(group: int, channels: int, cols: int) -> None:
+    """Channels in 2, 4 or 32 groups: each group's product (M = 2*12*12 rows, C/g columns,
+    K = C/g*9) is tiled by the narrowest TF32 tile that covers a group, blockIdx.z running
+    the groups. Two channels a group are too narrow a product, and stay one output per
+    thread (as depthwise convs do)."""
+    rng = np.random.default_rng(group)
+    graph = _conv_graph(rng, channels, group=group, ic=channels)
+    _, launches, _, records = render_cuda(graph_kernels(graph), _small_gpu(), allow_tf32=True)
+    n = channels // group
+    if not cols:
+        assert "gemm" not in _notes(records)
+        return
+    assert f"gemm 288x{n}x{n * 9} x{group} groups tile 128x{cols}x" in _notes(records)
+    conv = next(k for k in launches if "conv" in k)
+    assert launches[conv][-1].grid[2] == group
+
+
+@needs_gxx
+@pytest.mark.parametrize("tf32", [False, True])
+@pytest.mark.parametrize("group", [2, 4, 32])
+def test_grouped_conv_matches_numpy(group: int, tf32: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Grouped 3x3 convs with bias and ReLU (ResNeXt's 32 groups of 4 channels: columns
+    padded to one mma tile of 8, K = 36 ending in a partial k-step) against the reference."""
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(group)
+    ic = 128 if group == 32 else 64
+    graph = _conv_graph(rng, ic, group=group, ic=ic, hw=10)
+    x = rng.standard_normal((2, ic, 10, 10)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=tf32)
+    assert "gemm" in _notes(records)
+    tol = 2e-2 if tf32 else 1e-4
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=tol, atol=tol)
+
+
+def test_narrow_long_products_take_32_wide_tf32_tiles() -> None:
+    """DenseNet-121's 3x3 convs at batch 32 (32 channels, K = 1152): 32-wide tiles, split
+    along K where they are too few for the SMs (6272 and 1568 rows fell to one output per
+    thread under the 64-wide tiles); a short K keeps the 64-wide tile."""
+    from deepc.schedule.gpu_gemm_match import choose_tile
+
+    class Parts:
+        g_axes = ()
+
+        def __init__(self, m: int, n: int, k: int) -> None:
+            self.m, self.n, self.k = m, n, k
+
+    target = load_target("cuda-sm90")
+    pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
+            for shape in ((100352, 32, 1152), (25088, 32, 1152), (6272, 32, 1152),
+                          (1568, 32, 1152), (100352, 32, 192))}
+    got = {s: (t.bm, t.bn, t.split) for s, t in pick.items() if t is not None}
+    assert got == {(100352, 32, 1152): (128, 32, 1), (25088, 32, 1152): (128, 32, 2),
+                   (6272, 32, 1152): (64, 32, 5), (1568, 32, 1152): (64, 32, 18),
+                   (100352, 32, 192): (64, 64, 1)}
+
+
+@needs_gxx
+def test_narrow_long_tf32_tiles_match_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A 32-wide TF32 tile (24 channels over K = 32*9 = 288) against the reference."""
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    rng = np.random.default_rng(32)
+    graph = _conv_graph(rng, 24, ic=32, hw=16)
+    x = rng.standard_normal((2, 32, 16, 16)).astype(np.float32)
+    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
+    assert "x32x32 mma.m16n8k8.tf32" in _notes(records)
+    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-2, atol=2e-2)
+
+
+def test_grouped_products_take_no_split_k_knob() -> None:
+    """blockIdx.z runs a grouped conv's groups: a split-K knob is refused, by name; the
+    default knobs read back to the default tile."""
+    from deepc.errors import ScheduleError
+    from deepc.schedule.gpu import default_gemm_knobs, gpu_stages
+
+    rng = np.random.default_rng(4)
+    kern = graph_kernels(_conv_graph(rng, 64, group=4, ic=64))[0]
+    target = _small_gpu()
+    knobs = default_gemm_knobs(kern.func, target, True)
+    tiled, _ = gpu_stages(kern.func, target, True, True)
+    again, _ = gpu_stages(kern.func, target, True, True, knobs=knobs)
+    assert [s.note for s in again] == [s.note for s in tiled]
+    with pytest.raises(ScheduleError, match="groups"):
+        gpu_stages(kern.func, target, True, True, knobs={**knobs, "s1.split": 2})

@@ -5,6 +5,7 @@ and the call order lowers the peak on branching graphs."""
 from __future__ import annotations
 
 import json
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,11 @@ from deepc.frontends import load
 from deepc.ir.graph import Graph
 from deepc.ir.lower import lower
 from deepc.ir.tensor import compute, placeholder, reduce_axis, rsum
+from deepc.ir.types import TensorType
 from deepc.lowering.arena import Block, pack, peak_bytes
 from deepc.lowering.inplace import inplace_pairs
 from deepc.lowering.plan import Plan, value_bytes
+from deepc.lowering.views import strided_shape
 from tests.conftest import SHARED_MODELS, shared_model
 from tests.passes.test_fuse import assert_compiled_matches, onnx_graph
 from tests.test_cli import EXAMPLE, run
@@ -37,33 +40,46 @@ def simulate(graph: Graph, plan: Plan) -> None:
             value = plan.aliases[value] if value in plan.aliases else plan.views[value][0]
         return value
 
-    def span(value: str) -> tuple[int, int]:
-        off = plan.locations[value].offset
-        return off, off + value_bytes(graph, value)
+    def spans(value: str) -> list[tuple[int, int]]:
+        """The bytes `value` occupies: one range, or a strided concat part's rows."""
+        off, t = plan.locations[value].offset, graph.types[value]
+        if value in plan.views:
+            joined = graph.types[plan.views[value][0]]
+            if strided_shape(t, joined) is not None:
+                rows = strided_rows(t, joined)
+                row, stride = t.nbytes // rows, joined.nbytes // rows
+                return [(off + r * stride, off + r * stride + row) for r in range(rows)]
+        return [(off, off + value_bytes(graph, value))]
 
     for kern in plan.calls:
         for value in kern.inputs:
             if plan.locations[value].kind != "workspace":
                 continue
-            lo, hi = span(value)
             want = owner(value)
-            covered = sorted((max(a, lo), min(b, hi)) for a, b, v in regions
-                             if a < hi and lo < b and v == want)
-            pos = lo
-            for a, b in covered:
-                assert a <= pos, f"{kern.name}: %{value} was overwritten before this read"
-                pos = max(pos, b)
-            assert pos >= hi, f"{kern.name}: %{value} was overwritten before this read"
+            for lo, hi in spans(value):
+                covered = sorted((max(a, lo), min(b, hi)) for a, b, v in regions
+                                 if a < hi and lo < b and v == want)
+                pos = lo
+                for a, b in covered:
+                    assert a <= pos, f"{kern.name}: %{value} was overwritten before this read"
+                    pos = max(pos, b)
+                assert pos >= hi, f"{kern.name}: %{value} was overwritten before this read"
         for value in kern.outputs:
             if plan.locations[value].kind != "workspace":
                 continue
-            lo, hi = span(value)
-            assert lo >= 0 and hi <= plan.workspace_bytes
-            kept = []
-            for a, b, v in regions:  # what the write leaves of older regions
-                kept += [(a, min(b, lo), v)] if a < lo else []
-                kept += [(max(a, hi), b, v)] if b > hi else []
-            regions = [r for r in kept if r[0] < r[1]] + [(lo, hi, owner(value))]
+            for lo, hi in spans(value):
+                assert lo >= 0 and hi <= plan.workspace_bytes
+                kept = []
+                for a, b, v in regions:  # what the write leaves of older regions
+                    kept += [(a, min(b, lo), v)] if a < lo else []
+                    kept += [(max(a, hi), b, v)] if b > hi else []
+                regions = [r for r in kept if r[0] < r[1]] + [(lo, hi, owner(value))]
+
+
+def strided_rows(part: TensorType, joined: TensorType) -> int:
+    """A strided concat part's rows: one per index of the axes before the concat axis."""
+    axis = next(d for d in range(part.rank) if part.shape[d] != joined.shape[d])
+    return prod(part.shape[:axis])
 
 
 def branches() -> Graph:

@@ -6,7 +6,8 @@ other value gets an offset in one workspace arena, planned statically:
 - a kernel that only reshapes (reshape, identity) is not called: its output is a zero-copy
   alias of its input's memory;
 - a concat whose parts are written for it alone is not called either: each part's producer
-  writes into its slice of the concat's buffer (`views.py`);
+  writes into its slice of the concat's buffer (`views.py`; strided slices at batch > 1,
+  once `with_concat_views` has made the producers index the joined buffer);
 - a kernel that may run in place (`inplace.py`) writes its output over an input that dies
   at that kernel;
 - values whose lifetimes do not meet share memory (`arena.py` packs them);
@@ -24,7 +25,7 @@ from deepc.ir.graph import Graph
 from deepc.lowering.arena import Block, pack, peak_bytes
 from deepc.lowering.inplace import inplace_pairs
 from deepc.lowering.kernels import Kernel
-from deepc.lowering.views import concat_views
+from deepc.lowering.views import concat_views, widen_parts
 
 ALIGN = 64
 ZERO_COPY_OPS = frozenset({"reshape", "identity"})
@@ -110,7 +111,10 @@ class _Arena:
     inplace: dict[str, str]
 
 
-def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
+def _fixed(graph: Graph, kernels: Sequence[Kernel]
+           ) -> tuple[dict[str, Location], int, list[str], dict[str, str]]:
+    """The caller's and the params blob's locations, the blob's size and order, and the
+    zero-copy aliases."""
     locations: dict[str, Location] = {}
     for k, name in enumerate(graph.inputs):
         locations[name] = Location("input", k)
@@ -120,8 +124,19 @@ def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
     offsets, params_bytes, param_order = layout_params(graph, used)
     for name, off in offsets.items():
         locations[name] = Location("param", offset=off)
-
     aliases = {k.outputs[0]: k.inputs[0] for k in kernels if is_zero_copy(graph, k, locations)}
+    return locations, params_bytes, param_order, aliases
+
+
+def with_concat_views(graph: Graph, kernels: Sequence[Kernel]) -> list[Kernel]:
+    """`kernels` with the producers of strided concat parts (a concat at batch > 1) writing
+    into their slices of the joined buffer (views.py), so that make_plan calls no copy."""
+    locations, _, _, aliases = _fixed(graph, kernels)
+    return widen_parts(graph, kernels, concat_views(graph, kernels, locations, aliases, True))
+
+
+def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
+    locations, params_bytes, param_order, aliases = _fixed(graph, kernels)
     views = concat_views(graph, kernels, locations, aliases)
     joined = {concat for concat, _ in views.values()}
     # a concat's output is its parts' memory: neither it nor a zero-copy alias is called

@@ -117,7 +117,9 @@ def gemm_stages(func: PrimFunc, parts: GemmParts, tile: GemmTile,
         "mma_tf32": tile.mma, "warps_m": tile.warps_m, "warps_n": tile.warps_n, "tx": tile.tx,
         "min_blocks": tile.min_blocks, **({"stages": tile.stages} if tile.stages > 1 else {})}
     kind = "mma.m16n8k8.tf32" if tile.mma else "simt"
-    note = f"gemm {parts.m}x{parts.n}x{parts.k} tile {tile.bm}x{tile.bn}x{tile.bk} {kind}"
+    groups = f" x{parts.groups} groups" if parts.g_axes else ""
+    note = (f"gemm {parts.m}x{parts.n}x{parts.k}{groups} tile {tile.bm}x{tile.bn}x{tile.bk}"
+            f" {kind}")
     if tile.stages > 1:
         note += f" {tile.stages}-stage cp.async"
     if partial is None:

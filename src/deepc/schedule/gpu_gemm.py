@@ -142,10 +142,13 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     parts = match_gemm(func)
     if parts is None:
         raise VerifyError(f"{func.name}: tile_gemm needs a matrix-product stage")
+    if partial and parts.g_axes:
+        raise VerifyError(f"{func.name}: a grouped product's blockIdx.z is its group; no split-K")
     t, m, n, K = threads, parts.m, parts.n, parts.k
     a_per, b_per = bk * bm // t, bk * bn // t
-    da, db = direct(parts.a, parts.m_axes, parts.k_axes), direct(parts.b, parts.n_axes,
-                                                                  parts.k_axes)
+    # a group's index (blockIdx.z) is fixed per block: part of each row's or column's base
+    da = direct(parts.a, parts.m_axes + parts.g_axes, parts.k_axes)
+    db = direct(parts.b, parts.n_axes + parts.g_axes, parts.k_axes)
     tail = K % bk != 0
     tid, gm0, gn0, gam, gamc = v("g_tid"), v("g_m0"), v("g_n0"), v("g_am"), v("g_amc")
     klo: Expr = v("g_klo") if partial else Const(0, "int64")
@@ -271,6 +274,9 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     grid = [("g_bx", -(-m // bm), "blockIdx.x"), ("g_by", -(-n // bn), "blockIdx.y")]
     if partial:
         grid.append(("g_bz", split, "blockIdx.z"))
+    elif parts.g_axes:
+        (group, groups), = parts.g_axes
+        grid.append((group.name, groups, "blockIdx.z"))
     body = bind(grid, body)
     for table, d in ((tb, db), (ta, da)):
         if table is not None and d is not None:

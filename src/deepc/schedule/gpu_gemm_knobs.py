@@ -75,6 +75,8 @@ def tile_from_knobs(parts: GemmParts, target: Target, tf32: bool,
         tile = GemmTile(bm, bn, bk, threads, tx=int(knobs.get("tx", 16)), min_blocks=min_blocks,
                         stages=stages)
     _check(tile, target)
+    if split > 1 and parts.g_axes:
+        raise ScheduleError(f"split={split}: a grouped conv's blockIdx.z runs its groups")
     if split < 1 or split > parts.k // bk:
         raise ScheduleError(f"split={split}: K = {parts.k} holds {parts.k // bk} steps of {bk}")
     return chunked(tile, parts, split) if split > 1 else tile

@@ -11,8 +11,10 @@ The shape matched (convolutions, Gemm/MatMul, 1x1 convs with fused prologues/epi
 
 The chain loops split in two groups: those X's indices use (the "M" axes, with the innermost
 output loop, so that a block's consecutive rows are consecutive output elements) and those
-only Y's use (the "N" axes). A loop both use (depthwise convolution) is no matrix product.
-M = prod(M extents), N = prod(N extents), K = prod(reduction extents).
+only Y's use (the "N" axes). A grouped convolution's channel loop, which X reads only as
+its group, splits into a group axis both use and a channel axis of N (gpu_gemm_groups.py):
+one product per group. A loop both use otherwise (depthwise convolution) is no matrix
+product. M = prod(M extents), N = prod(N extents), K = prod(reduction extents), per group.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from deepc.ir.expr import Binary, Const, Expr, Load, Var
 from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu_chain import parallel_chain
+from deepc.schedule.gpu_gemm_groups import split_groups
 from deepc.schedule.gpu_gemm_pipeline import deepest_ring
 from deepc.target.spec import Target
 
@@ -38,6 +41,11 @@ class GemmParts:
     acc: Store  # acc[0] = init
     init: Const
     epilogue: tuple[Stmt, ...]
+    g_axes: tuple[tuple[Var, int], ...] = ()  # groups: independent products (blockIdx.z)
+
+    @property
+    def groups(self) -> int:
+        return prod(e for _, e in self.g_axes)
 
     @property
     def m(self) -> int:
@@ -96,20 +104,41 @@ def match_gemm(func: PrimFunc) -> GemmParts | None:
     if any(isinstance(x, For) for e in epilogue for x in walk_stmts(e)):
         return None
     kvars = {v for v, _ in k_axes}
-    chain_vars = {lp.var for lp in chain}
-    x, y = pair
-    xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
-    if xv & yv or not (_vars(x) | _vars(y)) <= chain_vars | kvars:
+    axes = tuple((lp.var, lp.extent) for lp in chain)
+    if not all(isinstance(e, int) for _, e in axes):
         return None
-    inner = chain[-1].var
+    chain_vars = {var for var, _ in axes}
+    x, y = pair
+    if not (_vars(x) | _vars(y)) <= chain_vars | kvars:
+        return None
+    xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
+    g_axes: tuple[tuple[Var, int], ...] = ()
+    if xv & yv:  # a grouped conv's channel loop (the input reads it as its group), or none
+        split = split_groups(axes, x, y, epilogue, xv & yv)  # type: ignore[arg-type]
+        if split is not None:
+            axes, x, y, epilogue, g_axes = split
+        elif (split := split_groups(axes, y, x, epilogue, xv & yv)  # type: ignore[arg-type]
+              ) is not None:
+            axes, y, x, epilogue, g_axes = split
+        else:
+            return None
+        chain_vars = {var for var, _ in axes}
+        xv, yv = _vars(x) & chain_vars, _vars(y) & chain_vars
+    groups = {var for var, _ in g_axes}
+    if xv & yv - groups:
+        return None
+    inner = axes[-1][0]
     if inner in yv:
         x, y, xv, yv = y, x, yv, xv
-    if not yv:
+    if not yv - groups:
         return None
-    m_axes = tuple((lp.var, lp.extent) for lp in chain if lp.var not in yv)
-    n_axes = tuple((lp.var, lp.extent) for lp in chain if lp.var in yv)
-    parts = GemmParts(m_axes, n_axes, tuple(k_axes), x, y, init, init.value, epilogue)
-    if parts.m < 16 or parts.n < 8 or parts.k < 8:
+    m_axes = tuple((var, e) for var, e in axes if var not in yv)
+    n_axes = tuple((var, e) for var, e in axes if var in yv and var not in groups)
+    parts = GemmParts(m_axes, n_axes, tuple(k_axes), x, y, init, init.value, epilogue,
+                      g_axes)
+    # a group's product may be as narrow as 4 columns (ResNeXt's first stage: 128 channels
+    # in 32 groups): padded to the 8 of an mma tile it still beats one output per thread
+    if parts.m < 16 or parts.n < (4 if g_axes else 8) or parts.k < 8:
         return None
     return parts
 
@@ -140,7 +169,7 @@ class GemmTile:
     def grid(self, parts: GemmParts) -> tuple[int, int, int]:
         if self.role == "reduce":
             return (-(-parts.m * parts.n // self.threads), 1, 1)
-        return (-(-parts.m // self.bm), -(-parts.n // self.bn), self.split)
+        return (-(-parts.m // self.bm), -(-parts.n // self.bn), self.split * parts.groups)
 
 
 def tiles(parts: GemmParts, bm: int, bn: int) -> int:
@@ -208,6 +237,13 @@ _SIZES = ((128, 128, 1), (128, 64, 2), (64, 64, 1), (64, 128, 1), (128, 32, 1))
 # split fits: ResNet-18 b32, its third and last stages as 196 and 104 128x64 tiles split in
 # 2 and 3 — 1.95 ms, against 2.32 ms with 64x64 tiles (2.12 with their k-steps of 32)
 _MMA = ((128, 64, 32, 2, 2, 3), (64, 64, 16, 2, 2, 4))
+# Products no wider than 32 columns over a long K (DenseNet's 3x3 convs: 32 channels over
+# K = 1152) take tiles 32 wide: under a 64-wide tile half the mma work and the B fetches are
+# padding, and too few 64-wide tiles (6272 rows at batch 32) fell to one output per thread.
+# Shorter products (MobileNet-V2's projections, K <= 192) keep the 64-wide tiles measured
+# for them above until the 32-wide ones are measured there too.
+_MMA_NARROW = ((128, 32, 32, 2, 2, 4), (64, 32, 32, 2, 2, 4))
+NARROW_TILE_N, NARROW_TILE_K = 32, 256
 _MMA_WAVES = 2.5  # blocks per SM the larger tile must still give
 
 
@@ -254,9 +290,13 @@ def _choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | Non
     sms = target.sm_count
     if target.max_threads_per_block < 256:
         return None
+    if parts.g_axes:
+        return grouped_tile(parts, sms, tf32)
     if tf32:
         big, small = (GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=per_sm)
-                      for bm, bn, bk, wm, wn, per_sm in _MMA)
+                      for bm, bn, bk, wm, wn, per_sm in (
+                       _MMA_NARROW if parts.n <= NARROW_TILE_N and parts.k >= NARROW_TILE_K
+                       else _MMA))
         if _fits(parts, big.bm, big.bn, int(sms * _MMA_WAVES)):
             return split_k(big, parts, sms)
         if not _fits(parts, small.bm, small.bn, sms):
@@ -272,3 +312,30 @@ def _choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | Non
                                     tx=32 if bn == 32 else 16), parts, sms)
     simt = GemmTile(64, 64, 16, 256)
     return fill_split(simt, parts, sms) or _narrow(simt, parts, sms)
+
+
+# Tiles of a grouped conv's products by the columns they cover (the group's channels, up to
+# 64; the narrowest that covers a group wastes least, bn = 8 being one mma column tile):
+# TF32 (bm, warps along M, warps along N), four warps; SIMT (bm, tx, threads)
+_GROUPED_MMA = {8: (128, 4, 1), 16: (128, 4, 1), 32: (128, 2, 2), 64: (128, 2, 2)}
+_GROUPED_SIMT = {16: (128, 32, 128), 32: (64, 16, 128), 64: (64, 16, 256)}
+
+
+def _covering(n: int, widths: list[int]) -> int:
+    """The narrowest of `widths` (ascending) that covers n columns, else the widest."""
+    return next((b for b in widths if b >= n), widths[-1])
+
+
+def grouped_tile(parts: GemmParts, sms: int, tf32: bool) -> GemmTile:
+    """A tile for each group's product (blockIdx.z over groups; no split-K: the groups
+    already give many blocks), half as tall when the blocks would not reach every SM."""
+    if tf32:
+        bn = _covering(parts.n, sorted(_GROUPED_MMA))
+        bm, wm, wn = _GROUPED_MMA[bn]
+        if tiles(parts, bm, bn) * parts.groups < sms:
+            bm //= 2
+        return GemmTile(bm, bn, 16 if parts.k <= 64 else 32, 32 * wm * wn, True, wm, wn,
+                        min_blocks=4)
+    bn = _covering(parts.n, sorted(_GROUPED_SIMT))
+    bm, tx, threads = _GROUPED_SIMT[bn]
+    return GemmTile(bm, bn, 16, threads, tx=tx, min_blocks=2)

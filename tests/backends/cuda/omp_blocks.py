@@ -164,7 +164,8 @@ def run_device_plan(compiled: Any, feeds: dict[str, np.ndarray],
     from deepc.compiler.packagers.arena import device_plan
 
     module, graph = compiled.module, compiled.graph
-    lib = build_blocks(module.source, compiled.kernels, (module.launches, module.scratch), tmp)
+    lib = build_blocks(module.source, compiled.kernels, (module.launches, module.scratch), tmp,
+                       bool(module.settings.get("allow_tf32")))
     plan = device_plan(compiled)
     arena = np.full(plan["arena_bytes"] // 4 + 1, np.nan, np.float32).view(np.uint8)
     params = np.frombuffer(compiled.params(), np.uint8)
