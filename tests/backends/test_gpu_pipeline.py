@@ -183,6 +183,8 @@ def test_default_ring_depth_keeps_the_blocks_per_sm() -> None:
     from deepc.schedule.gpu_gemm_match import choose_tile
 
     class Parts:
+        g_axes = ()  # not grouped
+
         def __init__(self, m: int, n: int, k: int) -> None:
             self.m, self.n, self.k = m, n, k
 
