@@ -176,6 +176,18 @@ def test_candidates_timed_beside_the_default_are_judged_by_ratio() -> None:
     assert best_records(lucky, "t") == {}
 
 
+def test_a_ratio_whose_control_strayed_from_the_default_is_not_evidence() -> None:
+    """Twice the control alone ran 3x slower than the default ever does (the candidate at
+    its usual time): those ratios are dropped, and the one sane pairing says slower."""
+    records = [_record(0, {"v": 8}, 1.0), _record(0, {"v": 8}, 1.0),
+               replace(_record(1, {"v": 16}, 1.05), control=3.0),
+               replace(_record(1, {"v": 16}, 1.1), control=2.8),
+               replace(_record(1, {"v": 16}, 1.04), control=1.0)]
+    assert best_records(records, "t") == {}
+    records.append(replace(_record(2, {"v": 4}, 0.9), control=1.0))
+    assert best_records(records, "t")["w"].knobs == {"v": 4}
+
+
 def test_kernel_timed_in_turns_with_its_control(tiny_kernels, host) -> None:  # type: ignore[no-untyped-def]
     """The worker times a candidate and the default in turns: the default against itself
     is no control; another schedule gets the default's time and a ratio beside it."""

@@ -16,7 +16,7 @@ import numpy as np
 from deepc.errors import ScheduleError
 from deepc.schedule.schedule import Schedule
 from deepc.tune.cost_model import CostModel
-from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key
+from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key, paired_ratio
 from deepc.tune.measure import Measurement, check_outputs
 from deepc.tune.space import sample
 
@@ -171,7 +171,8 @@ def _seeded_model(log: TuneLog, seed: int) -> CostModel:
     for r in log:
         if r.cost and r.workload in defaults:
             base = defaults[r.workload]
-            cost = base * r.ratio if r.ratio is not None else r.cost
+            ratio = r.ratio_against(base)
+            cost = base * ratio if ratio is not None else r.cost
             model.add(r.features, cost, base)  # type: ignore[arg-type]
     return model
 
@@ -312,7 +313,8 @@ class _Search:
             return
         if res.default_cost:
             # timed beside the default: its ratio, on the default's first time, ranks it
-            cost = res.default_cost * m.ratio if m.ratio is not None else m.cost
+            ratio = paired_ratio(m.cost, m.control, res.default_cost)
+            cost = res.default_cost * ratio if ratio is not None else m.cost
             self.model.add(features, cost, res.default_cost)
             if cost < (res.best_cost or res.default_cost):
                 res.best_cost, res.best_knobs = cost, dict(knobs)
