@@ -78,6 +78,7 @@ class TuneSummary:
     tasks: list[TaskResult]
     elapsed: float
     log: str
+    model_check: dict[str, Any] | None = None  # tune.model_check's verdict, where it ran
 
     @property
     def trials(self) -> int:
@@ -93,7 +94,7 @@ class TuneSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"log": self.log, "elapsed_s": self.elapsed, "trials": self.trials,
                 "errors": sum(t.errors for t in self.tasks), "speedup": self.speedup,
-                "tasks": [asdict(t) for t in self.tasks]}
+                "model_check": self.model_check, "tasks": [asdict(t) for t in self.tasks]}
 
 
 Progress = Callable[[TuneSummary, int], None]  # the summary so far, the current task
