@@ -57,6 +57,12 @@ def test_a_model_that_tuning_does_not_speed_up_runs_untuned(tmp_path) -> None:  
     assert best_records(list(TuneLog(log.path, "fp")), "fp") == {}
 
 
+def test_a_gain_within_the_noise_is_not_taken(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = _log(tmp_path, {"a": 0.5})
+    check = check_in_model(_model({"a": 0.0}), log, time.perf_counter() + 60, tries=0)
+    assert check is not None and check.dropped == ["a"]  # as fast: the untuned bundle
+
+
 def test_a_faster_model_keeps_every_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
     log = _log(tmp_path, {"a": 0.5})
     check = check_in_model(_model({"a": -1.0}), log, time.perf_counter() + 60)

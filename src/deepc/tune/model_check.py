@@ -22,7 +22,11 @@ Build = Callable[[dict[str, dict[str, Any]]], Callable[[], Any]]  # knobs per wo
 TIMED_S = 1.5  # seconds of runs per comparison, spread over its bundles in turns
 MIN_ROUNDS, MAX_ROUNDS = 12, 200
 SETTLE_S = 0.002  # after each run: thread pools that spin a while would slow the next
-PERCENTILE = 10  # of a bundle's run times: the run that nothing else on the machine slowed
+PERCENTILE = 10
+# what counts as faster: two timings of the same bundle on a loaded 2-core machine differ by
+# up to about half of this, and a model that tuning does not clearly speed up is better left
+# untuned (the same bundle: never slower)
+MIN_GAIN = 0.01  # of a bundle's run times: the run that nothing else on the machine slowed
 
 
 @dataclass
@@ -37,9 +41,9 @@ class ModelCheck:
 
 def check_in_model(build: Build, log: TuneLog, deadline: float,
                    calls: Mapping[str, int] | None = None, tries: int = 4) -> ModelCheck | None:
-    """Time the model untuned and tuned; while the tuned one is not faster, drop the record
-    that claims the largest saving (its kernel's time saved, times its `calls` per run) if
-    the model runs faster without it (up to `tries`, until `deadline`, a
+    """Time the model untuned and tuned; while the tuned one is not faster by MIN_GAIN, drop
+    the record that claims the largest saving (its kernel's time saved, times its `calls`
+    per run) if the model runs faster without it (up to `tries`, until `deadline`, a
     time.perf_counter() value); if it is still not faster, drop them all. None when the
     log applies nothing."""
     best = best_records(list(log), log.fingerprint, log.threads)
@@ -54,7 +58,7 @@ def check_in_model(build: Build, log: TuneLog, deadline: float,
         return (best[w].default_cost - best[w].cost) * (calls or {}).get(w, 1)
 
     for workload in sorted(best, key=saving, reverse=True)[:tries]:
-        if now < base or time.perf_counter() >= deadline:
+        if now < base * (1 - MIN_GAIN) or time.perf_counter() >= deadline:
             break
         rest = {w: k for w, k in applied.items() if w != workload}
         without = build(rest)
@@ -64,7 +68,7 @@ def check_in_model(build: Build, log: TuneLog, deadline: float,
                                    f" {now * 1e3:.3f} ms with it")
             dropped.append(workload)
             applied, tuned, now = rest, without, alone
-    if now >= base:
+    if now >= base * (1 - MIN_GAIN):
         for workload in applied:
             _reject(log, workload, f"the tuned model was not faster: {now * 1e3:.3f} ms,"
                                    f" untuned {base * 1e3:.3f} ms")
