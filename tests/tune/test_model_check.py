@@ -47,6 +47,7 @@ def test_a_record_that_slows_the_model_is_dropped(tmp_path) -> None:  # type: ig
     best = best_records(list(TuneLog(log.path, "fp")), "fp")
     assert set(best) == {"b"}
     assert sum(r.error is not None for r in TuneLog(log.path, "fp")) == 2  # a's two winners
+    assert check.rows == 2
 
 
 def test_a_model_that_tuning_does_not_speed_up_runs_untuned(tmp_path) -> None:  # type: ignore[no-untyped-def]

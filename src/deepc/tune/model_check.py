@@ -34,9 +34,11 @@ class ModelCheck:
     untuned_s: float  # the untuned bundle's run time (PERCENTILE of its runs)
     tuned_s: float  # the tuned one's, with what is left applied
     dropped: list[str]  # workloads whose best records were logged as slower in the model
+    rows: int = 0  # error records appended to the log for them
 
     def to_dict(self) -> dict[str, Any]:
-        return {"untuned_s": self.untuned_s, "tuned_s": self.tuned_s, "dropped": self.dropped}
+        return {"untuned_s": self.untuned_s, "tuned_s": self.tuned_s, "dropped": self.dropped,
+                "rows": self.rows}
 
 
 def check_in_model(build: Build, log: TuneLog, deadline: float,
@@ -54,6 +56,7 @@ def check_in_model(build: Build, log: TuneLog, deadline: float,
     tuned = build(applied)
     base, now = _timed([untuned, tuned])
     dropped: list[str] = []
+    rows = 0
     def saving(w: str) -> float:
         return (best[w].default_cost - best[w].cost) * (calls or {}).get(w, 1)
 
@@ -64,26 +67,30 @@ def check_in_model(build: Build, log: TuneLog, deadline: float,
         without = build(rest)
         base, now, alone = _timed([untuned, tuned, without])
         if alone < now:
-            _reject(log, workload, f"slower in the model: {alone * 1e3:.3f} ms without it,"
-                                   f" {now * 1e3:.3f} ms with it")
+            rows += _reject(log, workload, f"slower in the model: {alone * 1e3:.3f} ms"
+                                           f" without it, {now * 1e3:.3f} ms with it")
             dropped.append(workload)
             applied, tuned, now = rest, without, alone
     if now >= base * (1 - MIN_GAIN):
         for workload in applied:
-            _reject(log, workload, f"the tuned model was not faster: {now * 1e3:.3f} ms,"
-                                   f" untuned {base * 1e3:.3f} ms")
+            rows += _reject(log, workload, f"the tuned model was not faster: {now * 1e3:.3f}"
+                                           f" ms, untuned {base * 1e3:.3f} ms")
         dropped += list(applied)
         now = base
-    return ModelCheck(base, now, dropped)
+    return ModelCheck(base, now, dropped, rows)
 
 
-def _reject(log: TuneLog, workload: str, why: str) -> None:
+def _reject(log: TuneLog, workload: str, why: str) -> int:
     """Log every candidate of `workload` that would now be applied as an error, so the
-    workload keeps its default schedule (a next-best candidate was no more checked)."""
+    workload keeps its default schedule (a next-best candidate was no more checked); the
+    number of records appended."""
+    rows = 0
     while (best := best_records(list(log), log.fingerprint, log.threads).get(workload)):
         old = next(r for r in log if r.workload == workload and r.knobs == best.knobs)
         log.append(TuneRecord(workload, log.fingerprint, old.kernel, old.candidate, best.knobs,
                               None, why))
+        rows += 1
+    return rows
 
 
 def _timed(runs: list[Callable[[], Any]]) -> list[float]:
