@@ -89,11 +89,11 @@ def test_no_target_or_a_lone_conv_leaves_the_graph() -> None:
 
 def test_channels_that_fill_half_a_register_block_by_half() -> None:
     b = lanes()
-    half = b // 2  # 24 channels on a 16-lane target block by 8
-    n = Net(x=(1, 3 * half, 6, 6))
-    y = n("relu", conv(n, "x", 3 * half, 3 * half))
-    d = conv(n, y, 3 * half, 3 * half, group=3 * half)
-    z = conv(n, n("add", d, y), 3 * half, 2 * b, k=1)
+    half = b // 2  # 8 channels on a 16-lane target block by 8
+    n = Net(x=(1, half, 6, 6))
+    y = n("relu", conv(n, "x", half, half))
+    d = conv(n, y, half, half, group=half)
+    z = conv(n, n("add", d, y), half, 2 * b, k=1)
     after = check_pass(n.graph(z), "nchwc_layout", ctx())
     assert ops(after).count("conv_nchwc") == 3 and "conv" not in ops(after)
     blocks = [after.types[x.outputs[0]].shape[-1] for x in after.nodes if x.op == "conv_nchwc"]
@@ -136,13 +136,25 @@ def test_channels_a_little_short_of_whole_registers_are_padded() -> None:
     assert after.constants[convs[2].inputs[1]].shape[1:] == (8, 1, 1, b, b)  # 8 input blocks
 
 
-def test_a_large_pad_falls_back_to_half_registers() -> None:
+def test_a_register_and_a_half_pads_to_two_rather_than_blocking_by_half() -> None:
     b = lanes()
     n = Net(x=(1, b, 6, 6))
-    c = b + b // 2  # 24 on a 16-lane target: padding to 32 would add a third
+    c = b + b // 2  # 24 on a 16-lane target: padding to 32 adds a third, half blocks double
     after = check_pass(n.graph(conv(n, conv(n, "x", b, c), c, b)), "nchwc_layout", ctx())
-    node = next(x for x in after.nodes if x.op == "conv_nchwc")
-    assert after.types[node.outputs[0]].shape[-1] == b // 2
+    first, second = (x for x in after.nodes if x.op == "conv_nchwc")
+    assert after.types[first.outputs[0]].shape[-2:] == (6, b)
+    assert after.types[first.outputs[0]].shape[1] == 2
+    # the next conv reads the padded value in place, its weights zero over the pad lanes
+    assert second.inputs[0] == first.outputs[0]
+    assert ops(after).count("layout_transform") == 2
+
+
+def test_a_large_pad_is_not_taken() -> None:
+    b = lanes()
+    n = Net(x=(1, b, 6, 6))
+    c = b + 2  # 18 on a 16-lane target: padding to 32 would add more than it keeps
+    after = check_pass(n.graph(conv(n, conv(n, "x", b, c), c, b)), "nchwc_layout", ctx())
+    assert "conv" in ops(after)
 
 
 def test_padded_values_flow_into_depthwise_and_pointwise_convs() -> None:

@@ -35,7 +35,10 @@ def test_blocked_conv_tile(c: int, o: int, width: int, group: int) -> None:
     assert vec and all(f.extent == lanes for f in vec)
     tile = [f for f in loops if f.kind is ForKind.UNROLLED]
     assert tile and max(f.extent for f in tile) >= 4  # independent accumulators
-    assert not any(isinstance(s, IfThenElse) for s in walk_stmts(func.body))
+    # no bounds tests on the tile; a depthwise conv's tiles are versioned, bare inside the
+    # image (schedule/interior.py)
+    tests = [s for s in walk_stmts(func.body) if isinstance(s, IfThenElse)]
+    assert all(t.otherwise is not None for t in tests) and (group > 1 or not tests)
     x = np.random.default_rng(0).standard_normal((1, c, 6, width)).astype(np.float32)
     feeds = {"x": block_array(x, lanes)}
     args = [feeds["x"], *(graph.constants[i] for i in kernel.inputs[1:])]

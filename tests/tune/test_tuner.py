@@ -131,7 +131,7 @@ def test_wrong_results_are_errors_never_applied(tmp_path, monkeypatch, host) -> 
 
     monkeypatch.setattr(LocalMeasurer, "measure", wrong)
     log = tmp_path / "wrong.jsonl"
-    tune_model(TINY, "host", log=log, budget_s=6)
+    tune_model(TINY, "host", log=log, budget_s=8)  # 85% searches: the rest checks the model
     rows = [r for r in _lines(log) if r["candidate"] != 0 and r["error"] != "duplicate"]
     measured = [r for r in rows if not r["error"].startswith("rejected")]
     assert measured and all(r["error"].startswith("wrong result") for r in measured)
@@ -174,6 +174,18 @@ def test_candidates_timed_beside_the_default_are_judged_by_ratio() -> None:
     assert best.knobs == {"v": 16} and np.isclose(best.cost, 0.8)
     lucky = [_record(0, {"v": 8}, 1.0), replace(_record(1, {"v": 16}, 0.9), control=0.8)]
     assert best_records(lucky, "t") == {}
+
+
+def test_a_ratio_whose_control_strayed_from_the_default_is_not_evidence() -> None:
+    """Twice the control alone ran 3x slower than the default ever does (the candidate at
+    its usual time): those ratios are dropped, and the one sane pairing says slower."""
+    records = [_record(0, {"v": 8}, 1.0), _record(0, {"v": 8}, 1.0),
+               replace(_record(1, {"v": 16}, 1.05), control=3.0),
+               replace(_record(1, {"v": 16}, 1.1), control=2.8),
+               replace(_record(1, {"v": 16}, 1.04), control=1.0)]
+    assert best_records(records, "t") == {}
+    records.append(replace(_record(2, {"v": 4}, 0.9), control=1.0))
+    assert best_records(records, "t")["w"].knobs == {"v": 4}
 
 
 def test_kernel_timed_in_turns_with_its_control(tiny_kernels, host) -> None:  # type: ignore[no-untyped-def]

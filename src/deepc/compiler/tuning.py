@@ -5,7 +5,8 @@ through RPC (`remote`)."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ from deepc.tune.gpu_tasks import extract_gpu_tasks
 from deepc.tune.log import TuneLog
 from deepc.tune.measure import LocalMeasurer, Measurement
 from deepc.tune.measure_cuda import CudaMeasurer
+from deepc.tune.model_check import check_in_model
 from deepc.tune.tasks import Task, extract_tasks
 from deepc.tune.tuner import Progress, TuneSummary, tune
+
+MODEL_CHECK_SHARE = 0.15  # of the budget, left to time the winners in the whole model
 
 
 class RemoteMeasurer:
@@ -100,11 +104,49 @@ def tune_model(model: str | Path, target: Any = "host", *, log: str | Path, budg
                               f" machine ({host.triple}): tune it on a board with --remote"
                               " HOST:PORT")
         measurer = LocalMeasurer(tgt, threads)
+    start = time.perf_counter()
+    tune_log = TuneLog(log, tgt.fingerprint(), threads)
     try:
-        return tune(tasks, measurer, TuneLog(log, tgt.fingerprint(), threads), budget_s,
-                    progress, seed)
+        # here, the last share of the budget checks the winners in the whole model
+        search_s = budget_s if remote is not None else budget_s * (1 - MODEL_CHECK_SHARE)
+        summary = tune(tasks, measurer, tune_log, search_s, progress, seed)
     finally:
         measurer.close()
+    if remote is None and time.perf_counter() < start + budget_s:  # not when resumed spent
+        runner = _BundleRunner(graph, tgt, threads, opt_level)
+        try:
+            check = check_in_model(runner.build, tune_log, start + budget_s,
+                                   {t.key: t.count for t in tasks})
+        finally:
+            runner.close()
+        summary.model_check = check.to_dict() if check else None
+        summary.elapsed = time.perf_counter() - start
+    return summary
+
+
+class _BundleRunner:
+    """The model built with some tuned knobs, loaded here, as a call that runs it once."""
+
+    def __init__(self, graph: Any, target: Any, threads: int, opt_level: int):
+        self.graph, self.target = graph, target
+        self.threads, self.opt_level = threads, opt_level
+        self._dir = tempfile.TemporaryDirectory(prefix="deepc-check-")
+        self._built = 0
+
+    def build(self, tuned: dict[str, dict[str, Any]]) -> Callable[[], Any]:
+        from deepc.runtime.inputs import random_inputs
+        from deepc.runtime.loaders import load
+
+        compiled = compile_model(self.graph, self.target, opt_level=self.opt_level,
+                                 tuned=tuned or None)
+        self._built += 1
+        model = load(compiled.save(Path(self._dir.name) / f"{self._built}.tar"))
+        model.set_num_threads(self.threads)
+        feeds = random_inputs(compiled.graph, 0)
+        return lambda: model.run(feeds)
+
+    def close(self) -> None:
+        self._dir.cleanup()
 
 
 def _tune_cuda(kernels: list[Any], tgt: Any, log: str | Path, budget_s: float,

@@ -4,8 +4,9 @@ NCHW[b]c, with the layout carried through elementwise ops, broadcasts, pools and
 The block b is chosen per conv from the target's float32 vector lanes L (`vector_bits //
 32`, doubled on targets without FMA: block_lanes): L when the output channels divide by it;
 else L over channels padded to whole registers when the pad is at most MAX_PAD of them
-(1000 channels on a 16-lane target: 63 blocks, the last half zeros); else L/2 (half a
-register: 24 or 40 channels on a 16-lane target block by 8), never below 4. A conv is
+(1000 channels on a 16-lane target: 63 blocks, the last half zeros; 24 or 40 channels: 2
+or 3 blocks, over 32 or 48); else L/2 (half a register: 8 channels on a 16-lane target, or
+12 on an 8-lane one), never below 4. A conv is
 blocked when its weights are constants and its output channels divide by such a block (a
 depthwise conv: its channels; another grouped conv: its groups' outputs, or a block of
 whole groups merged with zeros between them, see grouped_block); its input block is the
@@ -20,6 +21,8 @@ blocked conv reads a plain one; a graph with a single blockable conv stays plain
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -42,7 +45,7 @@ MAX_GROUP_MERGE = 4
 # channels padded to whole registers: the pad costs its share in the conv and in every
 # consumer (and a transform where a conv reads the value), a half-register block doubles
 # the conv's multiply-adds; a small share is worth it
-MAX_PAD = 1 / 8
+MAX_PAD = 1 / 2
 POOLS = frozenset({"max_pool", "avg_pool", "global_avg_pool", "global_max_pool"})
 
 
@@ -365,7 +368,7 @@ class _Blocker:
         return True
 
     def concat(self, node: Node) -> bool:
-        """Blocks of parts that all divide by the block concatenate as blocks."""
+        """Parts concatenate as blocks of the widest block that divides them all."""
         if node.op != "concat" or not node.inputs:
             return False
         rank = self.types[node.inputs[0]].rank
@@ -373,8 +376,11 @@ class _Blocker:
             return False
         if not all(i in self.blocked for i in node.inputs):
             return False
-        block = min(self.block(i) for i in node.inputs)
-        if any(self.types[i].shape[1] % block for i in node.inputs):
+        # the widest block that divides every part (a padded part's twin does not: it is
+        # reblocked through the plain layout, as a part of another block is)
+        block = math.gcd(*(self.block(i) for i in node.inputs),
+                         *(self.types[i].shape[1] for i in node.inputs))
+        if block < min(MIN_BLOCK, self.lanes):
             return False
         self.finish(node, "concat", tuple(self.blocked_of(i, block) for i in node.inputs),
                     {**dict(node.attrs), "axis": 1})

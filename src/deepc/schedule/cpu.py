@@ -27,6 +27,7 @@ from deepc.schedule.cpu_reduce_loops import (
     plan_reduce_loops,
 )
 from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile, plan_row_reduction
+from deepc.schedule.interior import masked
 from deepc.schedule.schedule import Schedule
 
 MIN_PARALLEL_WORK = 1 << 14  # iterations below which threads cost more than they save
@@ -146,6 +147,8 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
         blocked = plan_reduce_blocks(chain[-1].body, outer, want)
         for step in tile.steps + loops[0] + order + blocked[0]:
             sch.add(*step)
+        if masked(chain[-1].body):  # taps over the padding: bare tiles inside the image
+            sch.add("version_interior", chain[-1].body.buffer.name)
         return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs, **blocked[1],
                 "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
     row = (plan_row_reduction(chain, machine, want.get("vector"))

@@ -11,6 +11,7 @@ from deepc.schedule import (
     gpu_gemm,
     gpu_split,
     gpu_warp,
+    interior,
     interleave,
     lane_guard,
     packing,
@@ -33,7 +34,7 @@ PRIMITIVES = {
     "tile_reduction": reduction.tile_reduction, "rfactor": reduction.rfactor,
     "block_reduction": reduce_blocks.block_reduction,
     "pack": packing.pack, "unguard_lanes": lane_guard.unguard_lanes,
-    "version_rows": row_guard.version_rows,
+    "version_rows": row_guard.version_rows, "version_interior": interior.version_interior,
     # whole GPU kernels from a matched stage; their knobs are keyword arguments
     "tile_gemm": gpu_gemm.tile_gemm, "split_k_sum": gpu_split.split_k_sum,
     "warp_reduce": gpu_warp.warp_reduce, "block_threads": gpu_block.block_threads,

@@ -13,6 +13,23 @@ from typing import Any
 
 from deepc.errors import InputError
 
+# a control whose time strays further than this factor from the default's usual one was
+# disturbed on its own (on a loaded 2-core machine: the default's batches 2.8x slower beside
+# a candidate for minutes while the candidate's were not, twice in a row), so its ratio says
+# nothing about the candidate (it made a 4% slower squeezenet conv look 2.6x faster)
+CONTROL_SPREAD = 1.5
+
+
+def paired_ratio(cost: float | None, control: float | None,
+                 default_cost: float | None) -> float | None:
+    """cost / control, when both were timed and the control's time is within
+    CONTROL_SPREAD of the default's usual `default_cost`; else None."""
+    if not (cost and control and default_cost):
+        return None
+    if not 1 / CONTROL_SPREAD <= control / default_cost <= CONTROL_SPREAD:
+        return None
+    return cost / control
+
 
 def knobs_key(knobs: Mapping[str, Any]) -> str:
     """One candidate's identity within a workload."""
@@ -36,6 +53,11 @@ class TuneRecord:
     def ratio(self) -> float | None:
         """Its time over the default's timed beside it (None where it was not)."""
         return self.cost / self.control if self.cost and self.control else None
+
+    def ratio_against(self, default_cost: float) -> float | None:
+        """The ratio, where the control ran as the default does (its time within
+        CONTROL_SPREAD of `default_cost`); None otherwise."""
+        return paired_ratio(self.cost, self.control, default_cost)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -98,10 +120,11 @@ def best_records(records: list[TuneRecord], fingerprint: str,
     workloads whose default stayed best, or was never measured, are left out, and so is any
     candidate that failed once (an error, a wrong result). A candidate timed in turns with
     the default (a control) is judged by the median of its ratios to it, so load that comes
-    and goes between measurements decides nothing; others by median time against the
+    and goes between measurements decides nothing (a ratio whose control strayed from the
+    default's usual time is left out: paired_ratio); others by median time against the
     default's. With `threads`, only records timed with that many runtime threads count."""
     costs: dict[tuple[str, str], list[float]] = {}
-    ratios: dict[tuple[str, str], list[float]] = {}
+    paired: dict[tuple[str, str], list[TuneRecord]] = {}
     knobs: dict[tuple[str, str], dict[str, Any]] = {}
     failed: set[tuple[str, str]] = set()
     default: dict[str, str] = {}
@@ -114,7 +137,7 @@ def best_records(records: list[TuneRecord], fingerprint: str,
             continue
         costs.setdefault(key, []).append(r.cost)
         if r.ratio is not None:
-            ratios.setdefault(key, []).append(r.ratio)
+            paired.setdefault(key, []).append(r)
         knobs[key] = r.knobs
         if r.candidate == 0:
             default[r.workload] = key[1]
@@ -124,8 +147,10 @@ def best_records(records: list[TuneRecord], fingerprint: str,
         base = median.get((workload, default.get(workload, "")))
         if base is None or kk == default[workload]:
             continue
-        if (workload, kk) in ratios:  # against the default timed beside it
-            cost = base * statistics.median(ratios[(workload, kk)])
+        ratios = [q for r in paired.get((workload, kk), [])
+                  if (q := r.ratio_against(base)) is not None]
+        if ratios:  # against the default timed beside it
+            cost = base * statistics.median(ratios)
         if cost >= base:
             continue
         if workload not in best or cost < best[workload].cost:

@@ -16,7 +16,7 @@ import numpy as np
 from deepc.errors import ScheduleError
 from deepc.schedule.schedule import Schedule
 from deepc.tune.cost_model import CostModel
-from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key
+from deepc.tune.log import TuneLog, TuneRecord, best_records, knobs_key, paired_ratio
 from deepc.tune.measure import Measurement, check_outputs
 from deepc.tune.space import sample
 
@@ -78,6 +78,7 @@ class TuneSummary:
     tasks: list[TaskResult]
     elapsed: float
     log: str
+    model_check: dict[str, Any] | None = None  # tune.model_check's verdict, where it ran
 
     @property
     def trials(self) -> int:
@@ -93,7 +94,7 @@ class TuneSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"log": self.log, "elapsed_s": self.elapsed, "trials": self.trials,
                 "errors": sum(t.errors for t in self.tasks), "speedup": self.speedup,
-                "tasks": [asdict(t) for t in self.tasks]}
+                "model_check": self.model_check, "tasks": [asdict(t) for t in self.tasks]}
 
 
 Progress = Callable[[TuneSummary, int], None]  # the summary so far, the current task
@@ -171,7 +172,8 @@ def _seeded_model(log: TuneLog, seed: int) -> CostModel:
     for r in log:
         if r.cost and r.workload in defaults:
             base = defaults[r.workload]
-            cost = base * r.ratio if r.ratio is not None else r.cost
+            ratio = r.ratio_against(base)
+            cost = base * ratio if ratio is not None else r.cost
             model.add(r.features, cost, base)  # type: ignore[arg-type]
     return model
 
@@ -312,7 +314,8 @@ class _Search:
             return
         if res.default_cost:
             # timed beside the default: its ratio, on the default's first time, ranks it
-            cost = res.default_cost * m.ratio if m.ratio is not None else m.cost
+            ratio = paired_ratio(m.cost, m.control, res.default_cost)
+            cost = res.default_cost * ratio if ratio is not None else m.cost
             self.model.add(features, cost, res.default_cost)
             if cost < (res.best_cost or res.default_cost):
                 res.best_cost, res.best_knobs = cost, dict(knobs)
