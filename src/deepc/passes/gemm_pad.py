@@ -5,7 +5,7 @@ elementwise epilogue padded along, and a slice back to the real columns.
 The CPU GEMM vectorizes the output columns N and never takes a width that leaves a guarded
 tail, so N = 1000 on a 16-lane target runs half-register vectors of 8 (32x256x1000: 118
 GFLOP/s where 1008 columns reach 226). Padding the constant weights to whole registers
-(at most MAX_PAD more columns, as the blocked conv layout pads channels) gives full vectors;
+(at most MAX_PAD more columns) gives full vectors;
 the slice that drops the pad is a copy of the output, a small share of a GEMM's work.
 """
 
@@ -17,9 +17,15 @@ from deepc.ir.graph import Attrs, Graph, Node
 from deepc.ir.types import TensorType, itemsize
 from deepc.ops import get_op
 from deepc.ops.layout import padded_channels
-from deepc.passes.layout_nchwc import PASS_THROUGH, add_value, pads_to_registers
+from deepc.passes.layout_nchwc import PASS_THROUGH, add_value
 from deepc.passes.manager import PassContext, register_pass
+from deepc.passes.nchwc_blocks import pads_to_registers
 from deepc.target.sections import VECTOR_KINDS
+
+# columns padded to whole registers: the slice back to the real columns copies the output,
+# so only a small pad is worth it (the blocked conv layout, which slices nothing, pads up to
+# half a register: nchwc_blocks.MAX_PAD)
+MAX_PAD = 1 / 8
 
 
 def _weights(graph: Graph, node: Node) -> tuple[str, int] | None:
@@ -75,7 +81,7 @@ class _Padder:
         n, lanes = t.shape[-1], self.lanes(t.dtype)
         # one row is a matrix-vector product: it streams the weights once, bound by memory
         # whatever its vector width
-        if lanes < 2 or t.size == n or not pads_to_registers(n, lanes):
+        if lanes < 2 or t.size == n or not pads_to_registers(n, lanes, MAX_PAD):
             return
         size = padded_channels(n, lanes)
         wp = self.padded_const(w, n, size, axis)
