@@ -198,7 +198,7 @@ class _Fusion:
         extend per element of the conv's padded copy, where a kernel of its own writes and
         rereads 4x the bytes."""
         node = self.nodes[conv]
-        if node.op != "conv" or int(node.attr("group", 1)) == 1 \
+        if node.op not in ("conv", "conv_nchwc") or int(node.attr("group", 1)) == 1 \
                 or self.graph.types[node.inputs[0]].dtype != "int32":
             return False
         types, constants = self.graph.types, self.graph.constants

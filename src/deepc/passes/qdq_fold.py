@@ -25,6 +25,7 @@ from deepc.ir.graph import Graph, Node
 from deepc.ops.quant import INT_RANGES
 from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
+from deepc.passes.qdq_depthwise import depthwise_nhwc
 from deepc.passes.qdq_dot import dot_conv, dot_kind, dot_matmul
 from deepc.passes.qdq_match import (
     QTYPES,
@@ -140,7 +141,9 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     if kind is not None and (dot_conv if op.op == "conv" else dot_matmul)(
             rw, chain, x, w, bias, mult, out, kind):
         return True
-    # a grouped (depthwise) conv stays an int32 conv: its neighbours are int8 NCHW, and the
+    if grouped and depthwise_nhwc(rw, chain, x, w, bias, mult, out, ctx_target):
+        return True
+    # other grouped convs stay int32 convs: their neighbours are int8 NCHW, and the
     # float kernels' channel-blocked layout costs a transform each way (mobilenet_v2: 3x
     # the conv itself)
     if op.op == "conv" and not grouped and _float_exact_conv(rw, chain, x, w, bias, mult, out):
