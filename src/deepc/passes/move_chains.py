@@ -1,5 +1,6 @@
-"""A simplify rule: a chain of reshapes and transposes whose composite keeps every element
-in place (transpose, reshape, transpose back) becomes one reshape of the chain's input.
+"""Rules for chains of data moves: a chain of reshapes and transposes whose composite keeps
+every element in place (transpose, reshape, transpose back) becomes one reshape of the
+chain's input (a simplify rule); a byte table lookup after a move moves before it.
 
 The int8 passes leave such chains where a pixel-major [pixels, channels] GEMM result is
 transposed to NCHW and a channels-last depthwise conv transposes it back; each transpose is
@@ -42,4 +43,19 @@ def moves_to_reshape(rw: Rewriter, node: Node) -> bool:
     rw.drop(node)
     rw.emit("reshape", [root], {"shape": rw.type(node.outputs[0]).shape},
             outputs=node.outputs, name=node.name)
+    return True
+
+
+def lookup_before_move(rw: Rewriter, node: Node) -> bool:
+    """lookup(move(x)) -> move(lookup(x)): a table applies to each byte wherever it sits, and
+    before the move it joins the kernel that makes x (a conv's epilogue) while the moves
+    can meet the ones after them (and cancel)."""
+    move = rw.producer_of(node.inputs[0])
+    if node.op != "lookup" or move is None or move.op not in MOVES \
+            or not rw.only_use(node.inputs[0]):
+        return False
+    rw.drop(node)
+    rw.drop(move)
+    y = rw.emit("lookup", [move.inputs[0], *node.inputs[1:]], name=node.name)[0]
+    rw.emit(move.op, [y], move.attrs, outputs=node.outputs, name=move.name)
     return True

@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from deepc.ops.registry import FusionKind, get_op
 from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+MAX_GLUE = 16  # float ops between a dequantize and the next quantize (SiLU: 2)
 
 
 def is_depthwise(rw: Rewriter, op: Any) -> bool:
@@ -40,26 +42,36 @@ def _readers(rw: Rewriter, value: str) -> list[Any]:
 
 def feeds_depthwise(rw: Rewriter, value: str, depth: int = 3) -> bool:
     """Whether every reader of the quantized `value` dequantizes it for depthwise convs, or
-    for a relu/clip quantized again (a ReLU6 between QDQ pairs) that does: of the graph the
-    pass started from, where those convs may not be rewritten yet."""
+    for elementwise float ops quantized again (ReLU6, SiLU between QDQ pairs: qdq_glue makes
+    them clamps or byte tables) that do: of the graph the pass started from, where those
+    convs may not be rewritten yet."""
     readers = _readers(rw, value)
     if not readers or value in rw.graph.outputs or depth == 0:
         return False
     for node in readers:
         if node.op != "dequantize_linear" or node.inputs[0] != value:
             return False
-        users = _readers(rw, node.outputs[0])
-        if not users or node.outputs[0] in rw.graph.outputs:
+    seen: set[str] = set()
+    todo = [n.outputs[0] for n in readers]
+    while todo:
+        v = todo.pop()
+        users = _readers(rw, v)
+        if not users or v in rw.graph.outputs or len(seen) > MAX_GLUE:
             return False
         for user in users:
-            if user.inputs[0] != node.outputs[0]:
-                return False
-            if user.op in ("relu", "clip"):
-                after = _readers(rw, user.outputs[0])
-                if len(after) != 1 or after[0].op != "quantize_linear" \
-                        or not feeds_depthwise(rw, after[0].outputs[0], depth - 1):
+            if user.name in seen:
+                continue
+            seen.add(user.name)
+            if user.op == "quantize_linear":
+                if not feeds_depthwise(rw, user.outputs[0], depth - 1):
                     return False
-            elif not is_depthwise(rw, user):
+            elif is_depthwise(rw, user):
+                if user.inputs[0] != v:
+                    return False
+            elif get_op(user.op).kind in (FusionKind.ELEMWISE, FusionKind.BROADCAST) \
+                    and len(user.outputs) == 1:
+                todo.append(user.outputs[0])
+            else:
                 return False
     return True
 
@@ -67,7 +79,8 @@ def feeds_depthwise(rw: Rewriter, value: str, depth: int = 3) -> bool:
 def channels_last_source(rw: Rewriter, value: str, depth: int = 3) -> bool:
     """Whether the NCHW bytes `value` are channels-last ones transposed: a channels-last
     depthwise conv's result (TO_NCHW) or a pixel-major GEMM's [pixels, channels] (transpose,
-    reshape), directly or through a relu/clip between QDQ pairs that qdq_glue moves."""
+    reshape), directly or through elementwise float ops between QDQ pairs (ReLU6, SiLU), which
+    qdq_glue turns into byte ops and moves."""
     node = rw.producer_of(value)
     if node is None or depth == 0:
         return False
@@ -80,11 +93,25 @@ def channels_last_source(rw: Rewriter, value: str, depth: int = 3) -> bool:
             and rw.type(inner.inputs[0]).shape[1] == rw.type(value).shape[1]
     if node.op != "quantize_linear":
         return False
-    act = rw.producer_of(node.inputs[0])
-    dq = rw.producer_of(act.inputs[0]) if act is not None and act.op in ("relu", "clip") \
-        else None
-    return dq is not None and dq.op == "dequantize_linear" \
-        and channels_last_source(rw, dq.inputs[0], depth - 1)
+    # back through the float ops to the dequantizes they read (SiLU: mul, sigmoid)
+    seen: set[str] = set()
+    todo = [node.inputs[0]]
+    while todo:
+        v = todo.pop()
+        if v in seen or rw.const(v) is not None:
+            continue
+        seen.add(v)
+        src = rw.producer_of(v)
+        if src is None or len(seen) > MAX_GLUE:
+            return False
+        if src.op == "dequantize_linear":
+            if not channels_last_source(rw, src.inputs[0], depth - 1):
+                return False
+        elif get_op(src.op).kind in (FusionKind.ELEMWISE, FusionKind.BROADCAST):
+            todo.extend(i for i in src.inputs if i)
+        else:
+            return False
+    return True
 
 
 def depthwise_nhwc(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,

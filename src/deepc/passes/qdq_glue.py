@@ -32,7 +32,7 @@ from deepc.ops import FusionKind, get_op
 from deepc.ops.quant import INT_RANGES
 from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
-from deepc.passes.move_chains import moves_to_reshape
+from deepc.passes.move_chains import lookup_before_move, moves_to_reshape
 from deepc.passes.qdq_match import QTYPES, dequantized, per_tensor
 from deepc.passes.rewriter import Rewriter, rewrite
 
@@ -328,7 +328,11 @@ def qdq_glue(graph: Graph, ctx: PassContext) -> Graph:
     quantized adds); each costly float function of one dequantized value, a float table."""
     rw = Rewriter(graph)
     graph = rewrite(graph, _visit(_Glue(rw)), rw)[0]
-    # the moved quantizes leave transposes to NCHW and back (int8 depthwise convs run
-    # channels-last) next to each other: one reshape
+    # the moved quantizes (and tables, moved up here) leave transposes to NCHW and back
+    # (int8 depthwise convs run channels-last) next to each other: one reshape
+    for _ in range(MAX_TABLE_NODES):
+        graph, moved = rewrite(graph, lookup_before_move)
+        if not moved:
+            break
     return rewrite(graph, lambda r, node: node.op in ("reshape", "transpose")
                    and moves_to_reshape(r, node))[0]

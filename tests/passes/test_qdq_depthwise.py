@@ -1,0 +1,123 @@
+"""int8 depthwise convs channels-last (qdq_depthwise): an inverted-residual block of QDQ
+convs (1x1 expand, ReLU6/SiLU, 3x3 depthwise, 1x1 project) folds into a channels-last int32
+conv_nchwc between pixel-major dot-product GEMMs, no transposes left between them, and
+compiles to onnxruntime's integers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from deepc.frontends.onnx import convert
+from deepc.ops.interpreter import run_graph
+from deepc.passes import PASSES, PassContext, run_pipeline
+from deepc.passes.verify import verify_graph
+from deepc.target import load_target
+from tests.helpers import run_ort
+
+RNG = np.random.default_rng(11)
+
+
+def _q(name: str, scale: float, zero: int, inits: list, nodes: list) -> str:  # type: ignore[type-arg]
+    """QuantizeLinear -> DequantizeLinear of `name` at (scale, zero): the value's name."""
+    inits += [numpy_helper.from_array(np.float32(scale), f"{name}_s"),
+              numpy_helper.from_array(np.uint8(zero), f"{name}_z")]
+    nodes += [helper.make_node("QuantizeLinear", [name, f"{name}_s", f"{name}_z"], [f"{name}_q"]),
+              helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"],
+                               [f"{name}_d"])]
+    return f"{name}_d"
+
+
+def _conv(x: str, sx: float, out: str, w_shape: tuple[int, ...], inits: list,  # type: ignore[type-arg]
+          nodes: list, **attrs: object) -> str:  # type: ignore[type-arg]
+    """A QDQ conv of x (quantized at sx) with per-channel int8 weights and an int32 bias."""
+    channels = w_shape[0]
+    sw = (RNG.random(channels) * 0.01 + 0.004).astype(np.float32)
+    inits += [numpy_helper.from_array(RNG.integers(-127, 128, w_shape).astype(np.int8),
+                                      f"{out}_wq"),
+              numpy_helper.from_array(sw, f"{out}_sw"),
+              numpy_helper.from_array(np.zeros(channels, np.int8), f"{out}_zw"),
+              numpy_helper.from_array(RNG.integers(-2000, 2000, channels).astype(np.int32),
+                                      f"{out}_bq"),
+              numpy_helper.from_array(np.float32(sx) * sw, f"{out}_sb"),
+              numpy_helper.from_array(np.zeros(channels, np.int32), f"{out}_zb")]
+    nodes += [helper.make_node("DequantizeLinear", [f"{out}_wq", f"{out}_sw", f"{out}_zw"],
+                               [f"{out}_wd"], axis=0),
+              helper.make_node("DequantizeLinear", [f"{out}_bq", f"{out}_sb", f"{out}_zb"],
+                               [f"{out}_bd"], axis=0),
+              helper.make_node("Conv", [x, f"{out}_wd", f"{out}_bd"], [out], **attrs)]
+    return out
+
+
+def _block(size: int, channels: int, stride: int, act: str) -> onnx.ModelProto:
+    """x[1, 8, size, size] -> 1x1 (channels) -> act -> 3x3 depthwise -> act -> 1x1 (16)."""
+    inits: list = []  # type: ignore[type-arg]
+    nodes: list = []  # type: ignore[type-arg]
+    inits += [numpy_helper.from_array(np.float32(0.0), "lo"),
+              numpy_helper.from_array(np.float32(6.0), "hi")]
+
+    def activation(y: str) -> str:
+        if act == "relu6":
+            nodes.append(helper.make_node("Clip", [y, "lo", "hi"], [f"{y}_a"]))
+        else:
+            nodes.extend([helper.make_node("Sigmoid", [y], [f"{y}_sig"]),
+                          helper.make_node("Mul", [y, f"{y}_sig"], [f"{y}_a"])])
+        return f"{y}_a"
+
+    x = _q("x", 0.03, 120, inits, nodes)
+    e = _q(_conv(x, 0.03, "e", (channels, 8, 1, 1), inits, nodes), 0.05, 100, inits, nodes)
+    e = _q(activation(e), 0.025, 0, inits, nodes)
+    d = _q(_conv(e, 0.025, "d", (channels, 1, 3, 3), inits, nodes, group=channels,
+                 pads=[1, 1, 1, 1], strides=[stride, stride]), 0.06, 90, inits, nodes)
+    d = _q(activation(d), 0.03, 0, inits, nodes)
+    _q(_conv(d, 0.03, "p", (16, channels, 1, 1), inits, nodes), 0.04, 128, inits, nodes)
+    graph = helper.make_graph(
+        nodes, "block", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                       (1, 8, size, size))],
+        [helper.make_tensor_value_info("p_d", onnx.TensorProto.FLOAT, None)],
+        initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(("size", "channels", "stride", "act"), [
+    (7, 32, 1, "relu6"), (12, 48, 2, "relu6"), (9, 32, 1, "silu")])
+def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: int, act: str,
+                                            tmp_path: Path) -> None:
+    import deepc
+
+    model = _block(size, channels, stride, act)
+    feeds = {"x": (RNG.standard_normal((1, 8, size, size)) * 2).astype(np.float32)}
+    want = run_ort(model, feeds)[0]
+    graph = convert(model, {"x": feeds["x"].shape})
+    target = load_target("host")
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
+    dw = [n for n in folded.nodes if n.op == "conv_nchwc"]
+    assert len(dw) == 1 and folded.types[dw[0].inputs[0]].dtype == "int32"
+    assert folded.types[dw[0].outputs[0]].shape[1] == 1  # one block: channels-last
+    assert "conv" not in [n.op for n in folded.nodes]
+    np.testing.assert_array_equal(run_graph(folded, feeds)["p_d"], want)
+    # after qdq_glue no transpose is left between the three convs
+    optimized = run_pipeline(graph, 3, PassContext(target=target))
+    assert "transpose" not in [n.op for n in optimized.nodes[:-4]], \
+        [n.op for n in optimized.nodes]
+    path = tmp_path / "block.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "host", opt_level=3)
+    got = deepc.load(compiled.save(tmp_path / "block.tar")).run(feeds)["p_d"]
+    np.testing.assert_array_equal(got, want)
+    # uint8 rows whose channels fill whole words are packed by no kernel: the same bytes
+    packs = [k for k in compiled.plan.calls if "pack_rows" in k.ops]
+    assert not packs and compiled.plan.aliases
+
+
+def test_depthwise_stays_nchw_off_cpu() -> None:
+    """A target that is no CPU (no conv_nchwc schedule for int32 there) keeps the int32
+    NCHW conv."""
+    model = _block(7, 32, 1, "relu6")
+    graph = convert(model, {"x": (1, 8, 7, 7)})
+    folded = PASSES["fold_qdq"](graph, PassContext())
+    assert "conv_nchwc" not in [n.op for n in folded.nodes]
