@@ -1,7 +1,7 @@
 """int8 depthwise convs channels-last (qdq_depthwise): an inverted-residual block of QDQ
-convs (1x1 expand, ReLU6/SiLU, 3x3 depthwise, 1x1 project) folds into a channels-last int32
-conv_nchwc between pixel-major dot-product GEMMs, no transposes left between them, and
-compiles to onnxruntime's integers."""
+convs (1x1 or RGB 3x3 expand, ReLU6/SiLU, 3x3 depthwise, 1x1 project, residual add) folds
+into a channels-last int32 conv_nchwc between pixel-major dot-product GEMMs, no transposes
+left between them, and compiles to onnxruntime's integers."""
 
 from __future__ import annotations
 
@@ -53,8 +53,11 @@ def _conv(x: str, sx: float, out: str, w_shape: tuple[int, ...], inits: list,  #
     return out
 
 
-def _block(size: int, channels: int, stride: int, act: str) -> onnx.ModelProto:
-    """x[1, 8, size, size] -> 1x1 (channels) -> act -> 3x3 depthwise -> act -> 1x1 (16)."""
+def _block(size: int, channels: int, stride: int, act: str, first: bool = False,
+           residual: bool = False) -> onnx.ModelProto:
+    """x[1, 16, size, size] -> 1x1 (channels) -> act -> 3x3 depthwise -> act -> 1x1 (16)
+    [-> + x, x through a 1x1 stem first]; `first`: x[1, 3, ...] and a 3x3 first conv (an
+    RGB stem: float-exact)."""
     inits: list = []  # type: ignore[type-arg]
     nodes: list = []  # type: ignore[type-arg]
     inits += [numpy_helper.from_array(np.float32(0.0), "lo"),
@@ -68,46 +71,62 @@ def _block(size: int, channels: int, stride: int, act: str) -> onnx.ModelProto:
                           helper.make_node("Mul", [y, f"{y}_sig"], [f"{y}_a"])])
         return f"{y}_a"
 
-    x = _q("x", 0.03, 120, inits, nodes)
-    e = _q(_conv(x, 0.03, "e", (channels, 8, 1, 1), inits, nodes), 0.05, 100, inits, nodes)
-    e = _q(activation(e), 0.025, 0, inits, nodes)
+    x_channels = 3 if first else 16
+    x, sx = _q("x", 0.03, 120, inits, nodes), 0.03
+    if residual:  # a 1x1 stem, whose result the block's end adds
+        x, sx = _q(_conv(x, sx, "s", (16, 16, 1, 1), inits, nodes), 0.04, 110, inits, nodes), 0.04
+    e = _conv(x, sx, "e", (channels, x_channels, 3, 3) if first else (channels, 16, 1, 1),
+              inits, nodes, **({"pads": [1, 1, 1, 1]} if first else {}))
+    e = _q(activation(_q(e, 0.05, 100, inits, nodes)), 0.025, 0, inits, nodes)
     d = _q(_conv(e, 0.025, "d", (channels, 1, 3, 3), inits, nodes, group=channels,
                  pads=[1, 1, 1, 1], strides=[stride, stride]), 0.06, 90, inits, nodes)
     d = _q(activation(d), 0.03, 0, inits, nodes)
-    _q(_conv(d, 0.03, "p", (16, channels, 1, 1), inits, nodes), 0.04, 128, inits, nodes)
+    out = _q(_conv(d, 0.03, "p", (16, channels, 1, 1), inits, nodes), 0.04, 128, inits, nodes)
+    if residual:
+        nodes.append(helper.make_node("Add", [out, x], ["sum"]))
+        out = _q("sum", 0.05, 125, inits, nodes)
     graph = helper.make_graph(
         nodes, "block", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
-                                                       (1, 8, size, size))],
-        [helper.make_tensor_value_info("p_d", onnx.TensorProto.FLOAT, None)],
+                                                       (1, x_channels, size, size))],
+        [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)],
         initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize(("size", "channels", "stride", "act"), [
-    (7, 32, 1, "relu6"), (12, 48, 2, "relu6"), (9, 32, 1, "silu")])
+# 7x7: pixel-major GEMMs anyway; 12x12 stride 2 and 16x16: made pixel-major for the
+# depthwise conv; an RGB first conv (float-exact) and a residual add of two GEMM results
+# (the add runs on their channels-last rows) also channels-last
+@pytest.mark.parametrize(("size", "channels", "stride", "act", "first", "residual"), [
+    (7, 32, 1, "relu6", False, False), (12, 48, 2, "relu6", False, False),
+    (9, 32, 1, "silu", False, False), (16, 32, 1, "relu6", True, False),
+    (7, 32, 1, "relu6", False, True)])
 def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: int, act: str,
+                                            first: bool, residual: bool,
                                             tmp_path: Path) -> None:
     import deepc
 
-    model = _block(size, channels, stride, act)
-    feeds = {"x": (RNG.standard_normal((1, 8, size, size)) * 2).astype(np.float32)}
+    model = _block(size, channels, stride, act, first, residual)
+    out = model.graph.output[0].name
+    shape = (1, 3 if first else 16, size, size)
+    feeds = {"x": (RNG.standard_normal(shape) * 2).astype(np.float32)}
     want = run_ort(model, feeds)[0]
-    graph = convert(model, {"x": feeds["x"].shape})
+    graph = convert(model, {"x": shape})
     target = load_target("host")
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
     dw = [n for n in folded.nodes if n.op == "conv_nchwc"]
-    assert len(dw) == 1 and folded.types[dw[0].inputs[0]].dtype == "int32"
-    assert folded.types[dw[0].outputs[0]].shape[1] == 1  # one block: channels-last
+    assert len(dw) == 1 + first and folded.types[dw[-1].inputs[0]].dtype == "int32"
+    assert all(folded.types[d.outputs[0]].shape[1] == 1 for d in dw)  # channels-last
     assert "conv" not in [n.op for n in folded.nodes]
-    np.testing.assert_array_equal(run_graph(folded, feeds)["p_d"], want)
-    # after qdq_glue no transpose is left between the three convs
+    np.testing.assert_array_equal(run_graph(folded, feeds)[out], want)
+    # after qdq_glue no transpose is left between the convs (and the add): the first
+    # is the input's (channels-last for the RGB conv), the last the result's
     optimized = run_pipeline(graph, 3, PassContext(target=target))
-    assert "transpose" not in [n.op for n in optimized.nodes[:-4]], \
-        [n.op for n in optimized.nodes]
+    moves = [n.op for n in optimized.nodes if n.op == "transpose"]
+    assert len(moves) == 1 + first, [n.op for n in optimized.nodes]
     path = tmp_path / "block.onnx"
     onnx.save(model, str(path))
     compiled = deepc.compile(path, "host", opt_level=3)
-    got = deepc.load(compiled.save(tmp_path / "block.tar")).run(feeds)["p_d"]
+    got = deepc.load(compiled.save(tmp_path / "block.tar")).run(feeds)[out]
     np.testing.assert_array_equal(got, want)
     # uint8 rows whose channels fill whole words are packed by no kernel: the same bytes
     packs = [k for k in compiled.plan.calls if "pack_rows" in k.ops]
@@ -118,6 +137,6 @@ def test_depthwise_stays_nchw_off_cpu() -> None:
     """A target that is no CPU (no conv_nchwc schedule for int32 there) keeps the int32
     NCHW conv."""
     model = _block(7, 32, 1, "relu6")
-    graph = convert(model, {"x": (1, 8, 7, 7)})
+    graph = convert(model, {"x": (1, 16, 7, 7)})
     folded = PASSES["fold_qdq"](graph, PassContext())
     assert "conv_nchwc" not in [n.op for n in folded.nodes]

@@ -1,6 +1,7 @@
 """Rules for chains of data moves: a chain of reshapes and transposes whose composite keeps
 every element in place (transpose, reshape, transpose back) becomes one reshape of the
-chain's input (a simplify rule); a byte table lookup after a move moves before it.
+chain's input (a simplify rule); a byte table lookup after a move, and an elementwise op
+whose operands went through the same moves, move before them.
 
 The int8 passes leave such chains where a pixel-major [pixels, channels] GEMM result is
 transposed to NCHW and a channels-last depthwise conv transposes it back; each transpose is
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepc.ir.graph import Node
+from deepc.ops.registry import FusionKind, get_op
 from deepc.passes.rewriter import Rewriter
 
 MOVES = ("reshape", "transpose")
@@ -58,4 +60,45 @@ def lookup_before_move(rw: Rewriter, node: Node) -> bool:
     rw.drop(move)
     y = rw.emit("lookup", [move.inputs[0], *node.inputs[1:]], name=node.name)[0]
     rw.emit(move.op, [y], move.attrs, outputs=node.outputs, name=move.name)
+    return True
+
+
+def _moves(rw: Rewriter, value: str) -> tuple[str, list[Node]]:
+    """The value the moves making `value` start from, and those moves, last first."""
+    chain: list[Node] = []
+    node = rw.producer_of(value)
+    while node is not None and node.op in MOVES and len(chain) < MAX_CHAIN:
+        chain.append(node)
+        value = node.inputs[0]
+        node = rw.producer_of(value)
+    return value, chain
+
+
+def elementwise_before_moves(rw: Rewriter, node: Node) -> bool:
+    """op(move(a), move(b)) -> move(op(a, b)) for an elementwise op of same-shaped operands
+    that went through the same moves (quantized_add of two NCHW views of channels-last
+    bytes): the op runs where its operands are, and its result's moves can meet the next
+    ones."""
+    if len(node.outputs) != 1 or len(node.inputs) < 2 \
+            or get_op(node.op).kind not in (FusionKind.ELEMWISE, FusionKind.BROADCAST):
+        return False
+    shape = rw.type(node.outputs[0]).shape
+    data = [i for i in node.inputs if i and rw.const(i) is None]
+    if len(data) < 2 or any(rw.type(i).shape != shape for i in data) \
+            or any(rw.const(i) is not None and rw.const(i).size != 1 for i in node.inputs if i):
+        return False
+    chains = {i: _moves(rw, i) for i in data}
+    first = chains[data[0]][1]
+    key = [(n.op, n.attrs, rw.type(n.outputs[0]).shape) for n in first]
+    roots = {i: root for i, (root, _) in chains.items()}
+    if not first or len({rw.type(r).shape for r in roots.values()}) != 1 or any(
+            [(n.op, n.attrs, rw.type(n.outputs[0]).shape) for n in c] != key
+            for _, c in chains.values()):
+        return False
+    rw.drop(node)  # the moves stay for their other readers, else go as dead code
+    y = rw.emit(node.op, [roots.get(i, i) for i in node.inputs], node.attrs,
+                name=node.name)[0]
+    for n in reversed(first[1:]):
+        y = rw.emit(n.op, [y], n.attrs, name=n.name)[0]
+    rw.emit(first[0].op, [y], first[0].attrs, outputs=node.outputs, name=first[0].name)
     return True

@@ -76,7 +76,7 @@ def feeds_depthwise(rw: Rewriter, value: str, depth: int = 3) -> bool:
     return True
 
 
-def channels_last_source(rw: Rewriter, value: str, depth: int = 3) -> bool:
+def channels_last_source(rw: Rewriter, value: str, depth: int = 8) -> bool:
     """Whether the NCHW bytes `value` are channels-last ones transposed: a channels-last
     depthwise conv's result (TO_NCHW) or a pixel-major GEMM's [pixels, channels] (transpose,
     reshape), directly or through elementwise float ops between QDQ pairs (ReLU6, SiLU), which

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from deepc.ir.graph import Graph, Node
+from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.quant import INT_RANGES
 from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
-from deepc.passes.qdq_depthwise import depthwise_nhwc
+from deepc.passes.qdq_depthwise import TO_NCHW, TO_NHWC, depthwise_nhwc, feeds_depthwise
 from deepc.passes.qdq_dot import dot_conv, dot_kind, dot_matmul
 from deepc.passes.qdq_match import (
     QTYPES,
@@ -135,7 +136,10 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     # below 4 input channels a word mixes taps (an RGB first layer): the float kernels win
     grouped = int(op.attr("group", 1)) != 1
     few_channels = op.op == "conv" and wtype.shape[1] < 4 and not grouped
-    if few_channels and _float_exact_conv(rw, chain, x, w, bias, mult, out):
+    # its result channels-last where channels-last depthwise convs read it
+    nhwc = few_channels and ctx_target is not None and ctx_target.kind == "cpu" \
+        and feeds_depthwise(rw, q.outputs[0])
+    if few_channels and _float_exact_conv(rw, chain, x, w, bias, mult, out, nhwc):
         return True
     kind = dot_kind(ctx_target)
     if kind is not None and (dot_conv if op.op == "conv" else dot_matmul)(
@@ -172,11 +176,13 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
 
 def _float_exact_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,
                       bias: np.ndarray | None, mult: np.ndarray,
-                      out: tuple[np.ndarray, np.ndarray]) -> bool:
+                      out: tuple[np.ndarray, np.ndarray], nhwc: bool = False) -> bool:
     """A conv whose every sum of (x - zx) * (w - zw) stays below 2**24 in magnitude runs in
     float32 on those integers, exactly (products and partial sums are integers float32 holds),
     on the fast float kernels: small first layers, and ungrouped convs on targets without a
-    dot-product instruction. The bias joins in int32 in the requantize."""
+    dot-product instruction. The bias joins in int32 in the requantize. `nhwc`: a
+    conv_nchwc with every channel in one block, its result channels-last (transposed back to
+    NCHW, which cancels against the channels-last depthwise conv reading it)."""
     wq = rw.const(w.value)
     if wq is None:
         return False
@@ -194,16 +200,29 @@ def _float_exact_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,
     if x.zero.any():
         z = rw.add_constant(np.float32(x.zero[0]), f"{x.value}:zero")
         xf = rw.emit("sub", [xf, z], name=op.name)[0]
-    wf = rw.add_constant(centred.astype(np.float32), f"{w.value}:float")
-    y = rw.emit("conv", [xf, wf], dict(op.attrs), name=op.name)[0]
+    if nhwc:
+        _, c, h, width = rw.type(xf).shape
+        xf = rw.emit("transpose", [xf], {"perm": TO_NHWC}, name=op.name)[0]
+        xf = rw.emit("reshape", [xf], {"shape": (1, 1, h, width, c)}, name=op.name)[0]
+        wf = rw.add_constant(weight_to_blocked(centred.astype(np.float32), c, channels, False),
+                             f"{w.value}:float")
+        attrs = {k: v for k, v in op.attrs.items() if k != "kernel_layout"}
+        y = rw.emit("conv_nchwc", [xf, wf], attrs, name=op.name)[0]
+    else:
+        wf = rw.add_constant(centred.astype(np.float32), f"{w.value}:float")
+        y = rw.emit("conv", [xf, wf], dict(op.attrs), name=op.name)[0]
     acc = rw.emit("cast", [y], {"to": "int32"}, name=op.name)[0]
     ints = np.zeros(channels, np.int32) if bias is None else bias
-    rw.emit("requantize", [acc, rw.add_constant(np.broadcast_to(mult, (channels,)).copy(),
-                                                f"{q.outputs[0]}:multiplier"),
-                           rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
-                           rw.add_constant(ints, f"{q.outputs[0]}:bias")],
-            {"axis": 1, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
-            outputs=q.outputs, name=q.name)
+    y = rw.emit("requantize", [acc, rw.add_constant(np.broadcast_to(mult, (channels,)).copy(),
+                                                    f"{q.outputs[0]}:multiplier"),
+                               rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
+                               rw.add_constant(ints, f"{q.outputs[0]}:bias")],
+                {"axis": 4 if nhwc else 1, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
+                outputs=None if nhwc else q.outputs, name=q.name)[0]
+    if nhwc:
+        _, _, oh, ow, _ = rw.type(y).shape
+        y = rw.emit("reshape", [y], {"shape": (1, oh, ow, channels)}, name=q.name)[0]
+        rw.emit("transpose", [y], {"perm": TO_NCHW}, outputs=q.outputs, name=q.name)
     return True
 
 

@@ -32,7 +32,11 @@ from deepc.ops import FusionKind, get_op
 from deepc.ops.quant import INT_RANGES
 from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
-from deepc.passes.move_chains import lookup_before_move, moves_to_reshape
+from deepc.passes.move_chains import (
+    elementwise_before_moves,
+    lookup_before_move,
+    moves_to_reshape,
+)
 from deepc.passes.qdq_match import QTYPES, dequantized, per_tensor
 from deepc.passes.rewriter import Rewriter, rewrite
 
@@ -331,7 +335,8 @@ def qdq_glue(graph: Graph, ctx: PassContext) -> Graph:
     # the moved quantizes (and tables, moved up here) leave transposes to NCHW and back
     # (int8 depthwise convs run channels-last) next to each other: one reshape
     for _ in range(MAX_TABLE_NODES):
-        graph, moved = rewrite(graph, lookup_before_move)
+        graph, moved = rewrite(graph, lambda r, node: lookup_before_move(r, node)
+                               or elementwise_before_moves(r, node))
         if not moved:
             break
     return rewrite(graph, lambda r, node: node.op in ("reshape", "transpose")
