@@ -1,7 +1,8 @@
 """Rules for chains of data moves: a chain of reshapes and transposes whose composite keeps
 every element in place (transpose, reshape, transpose back) becomes one reshape of the
-chain's input (a simplify rule); a byte table lookup after a move, and an elementwise op
-whose operands went through the same moves, move before them.
+chain's input (a simplify rule); a byte table lookup after a move, an elementwise op whose
+operands went through the same moves, and an elementwise op or a global average pool of a
+transposed operand (the others broadcast) move before them.
 
 The int8 passes leave such chains where a pixel-major [pixels, channels] GEMM result is
 transposed to NCHW and a channels-last depthwise conv transposes it back; each transpose is
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepc.ir.graph import Node
+from deepc.ir.graph import Graph, Node
+from deepc.ir.types import itemsize
 from deepc.ops.registry import FusionKind, get_op
 from deepc.passes.rewriter import Rewriter
 
@@ -54,8 +56,9 @@ def lookup_before_move(rw: Rewriter, node: Node) -> bool:
     can meet the ones after them (and cancel)."""
     move = rw.producer_of(node.inputs[0])
     if node.op != "lookup" or move is None or move.op not in MOVES \
-            or not rw.only_use(node.inputs[0]):
-        return False
+            or not rw.only_use(node.inputs[0]) \
+            or itemsize(rw.type(node.outputs[0]).dtype) > itemsize(rw.type(move.outputs[0]).dtype):
+        return False  # a float table's values would move 4 bytes each
     rw.drop(node)
     rw.drop(move)
     y = rw.emit("lookup", [move.inputs[0], *node.inputs[1:]], name=node.name)[0]
@@ -102,3 +105,88 @@ def elementwise_before_moves(rw: Rewriter, node: Node) -> bool:
         y = rw.emit(n.op, [y], n.attrs, name=n.name)[0]
     rw.emit(first[0].op, [y], first[0].attrs, outputs=node.outputs, name=first[0].name)
     return True
+
+
+ELEMENTWISE = (FusionKind.ELEMWISE, FusionKind.BROADCAST)
+SCALAR_PARAMS = frozenset({"quantize_linear", "dequantize_linear"})  # elementwise per tensor
+
+
+def _transposed(rw: Rewriter, value: str) -> Node | None:
+    node = rw.producer_of(value)
+    return node if node is not None and node.op == "transpose" else None
+
+
+def op_before_transpose(rw: Rewriter, node: Node) -> bool:
+    """op(transpose(a), b) -> transpose(op(a, b')) where b broadcasts (b' = b with its axes
+    in a's order), and global_avg_pool(transpose(a)) -> a reduce_mean of a over the axes
+    that were the spatial ones: a squeeze-and-excitation block's pool and scale run where
+    its channels-last input is, and the transposes meet the ones after them."""
+    if node.op == "global_avg_pool":
+        t = _transposed(rw, node.inputs[0])
+        if t is None:
+            return False
+        perm = tuple(t.attrs["perm"])
+        axes = tuple(sorted(perm[2:]))
+        m = rw.emit("reduce_mean", [t.inputs[0]], {"axes": axes, "keepdims": 1},
+                    name=node.name)[0]
+        rw.drop(node)
+        rw.emit("reshape", [m], {"shape": rw.type(node.outputs[0]).shape},
+                outputs=node.outputs, name=node.name)
+        return True
+    elementwise = get_op(node.op).kind in ELEMENTWISE or node.op in SCALAR_PARAMS
+    if not elementwise or len(node.outputs) != 1 or node.op == "requantize":
+        return False
+    shape = rw.type(node.outputs[0]).shape
+    moved = [_transposed(rw, i) for i in node.inputs if i]
+    first = next((t for t in moved if t is not None and rw.type(t.outputs[0]).shape == shape),
+                 None)
+    if first is None:
+        return False
+    perm = tuple(first.attrs["perm"])
+    inverse = tuple(int(k) for k in np.argsort(perm))
+    inputs = []
+    for k, i in enumerate(node.inputs):
+        t = _transposed(rw, i) if i else None
+        table = node.op == "lookup" and k == 1
+        if t is not None and tuple(t.attrs["perm"]) == perm \
+                and rw.type(i).shape == shape:
+            inputs.append(t.inputs[0])
+        elif not i or table or (rw.const(i) is not None and rw.const(i).size == 1):
+            inputs.append(i)
+        elif rw.type(i).rank == len(perm) and rw.const(i) is None \
+                and all(d in (1, s) for d, s in zip(rw.type(i).shape, shape)):
+            inputs.append(rw.emit("transpose", [i], {"perm": inverse}, name=node.name)[0])
+        else:
+            return False
+    rw.drop(node)
+    y = rw.emit(node.op, inputs, node.attrs, name=node.name)[0]
+    rw.emit("transpose", [y], {"perm": perm}, outputs=node.outputs, name=first.name)
+    return True
+
+
+def transposed_bytes(graph: Graph) -> int:
+    return sum(graph.types[n.outputs[0]].nbytes for n in graph.nodes if n.op == "transpose"
+               and not _unit_moves(graph, n))
+
+
+def _unit_moves(graph: Graph, node: Node) -> bool:
+    shape = graph.types[node.inputs[0]].shape
+    moved = [p for p in node.attrs["perm"] if shape[p] != 1]  # type: ignore[union-attr]
+    return moved == sorted(moved)
+
+
+def own_table_reads(rw: Rewriter, node: Node) -> bool:
+    """A float table lookup read by several ops: each reads its own copy, so that each copy
+    fuses into its reader (a table read per element) instead of a kernel writing 4 bytes
+    an element for them all to read back."""
+    for k, i in enumerate(node.inputs):
+        table = rw.producer_of(i) if i else None
+        if table is None or table.op != "lookup" or rw.only_use(i) \
+                or itemsize(rw.type(i).dtype) <= itemsize(rw.type(table.inputs[0]).dtype):
+            continue
+        copy = rw.emit("lookup", list(table.inputs), table.attrs, name=table.name)[0]
+        rw.drop(node)
+        rw.emit(node.op, [*node.inputs[:k], copy, *node.inputs[k + 1:]], node.attrs,
+                outputs=node.outputs, name=node.name)
+        return True
+    return False

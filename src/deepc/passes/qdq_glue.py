@@ -23,6 +23,7 @@ sigmoid of a squeeze-excite gate, SiLU) becomes a float table.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from deepc.passes.move_chains import (
     elementwise_before_moves,
     lookup_before_move,
     moves_to_reshape,
+    op_before_transpose,
+    own_table_reads,
+    transposed_bytes,
 )
 from deepc.passes.qdq_match import QTYPES, dequantized, per_tensor
 from deepc.passes.rewriter import Rewriter, rewrite
@@ -334,10 +338,20 @@ def qdq_glue(graph: Graph, ctx: PassContext) -> Graph:
     graph = rewrite(graph, _visit(_Glue(rw)), rw)[0]
     # the moved quantizes (and tables, moved up here) leave transposes to NCHW and back
     # (int8 depthwise convs run channels-last) next to each other: one reshape
+    graph = _cancel_moves(graph, lambda r, node: lookup_before_move(r, node)
+                          or elementwise_before_moves(r, node))
+    # ops between such transposes (a squeeze-and-excitation block's pool and scale) move
+    # before them too, where that leaves fewer bytes transposed
+    moved = _cancel_moves(graph, op_before_transpose)
+    if transposed_bytes(moved) < transposed_bytes(graph):
+        graph = rewrite(moved, own_table_reads)[0]
+    return graph
+
+
+def _cancel_moves(graph: Graph, rule: Any) -> Graph:
     for _ in range(MAX_TABLE_NODES):
-        graph, moved = rewrite(graph, lambda r, node: lookup_before_move(r, node)
-                               or elementwise_before_moves(r, node))
-        if not moved:
+        graph, changed = rewrite(graph, rule)
+        if not changed:
             break
     return rewrite(graph, lambda r, node: node.op in ("reshape", "transpose")
                    and moves_to_reshape(r, node))[0]
