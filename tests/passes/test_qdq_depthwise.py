@@ -54,10 +54,11 @@ def _conv(x: str, sx: float, out: str, w_shape: tuple[int, ...], inits: list,  #
 
 
 def _block(size: int, channels: int, stride: int, act: str, first: bool = False,
-           residual: bool = False) -> onnx.ModelProto:
+           residual: bool = False, excite: bool = False) -> onnx.ModelProto:
     """x[1, 16, size, size] -> 1x1 (channels) -> act -> 3x3 depthwise -> act -> 1x1 (16)
     [-> + x, x through a 1x1 stem first]; `first`: x[1, 3, ...] and a 3x3 first conv (an
-    RGB stem: float-exact)."""
+    RGB stem: float-exact); `excite`: a squeeze-and-excitation block after the depthwise
+    conv (EfficientNet's: pool, 1x1, SiLU, 1x1, sigmoid, scale)."""
     inits: list = []  # type: ignore[type-arg]
     nodes: list = []  # type: ignore[type-arg]
     inits += [numpy_helper.from_array(np.float32(0.0), "lo"),
@@ -81,6 +82,15 @@ def _block(size: int, channels: int, stride: int, act: str, first: bool = False,
     d = _q(_conv(e, 0.025, "d", (channels, 1, 3, 3), inits, nodes, group=channels,
                  pads=[1, 1, 1, 1], strides=[stride, stride]), 0.06, 90, inits, nodes)
     d = _q(activation(d), 0.03, 0, inits, nodes)
+    if excite:
+        nodes.append(helper.make_node("GlobalAveragePool", [d], ["pool"]))
+        pool = _q("pool", 0.02, 10, inits, nodes)
+        r = _q(_conv(pool, 0.02, "r", (4, channels, 1, 1), inits, nodes), 0.05, 100, inits, nodes)
+        r = _q(activation(r), 0.03, 20, inits, nodes)
+        g = _q(_conv(r, 0.03, "g", (channels, 4, 1, 1), inits, nodes), 0.05, 100, inits, nodes)
+        nodes.append(helper.make_node("Sigmoid", [g], ["gate"]))
+        nodes.append(helper.make_node("Mul", [d, "gate"], ["scaled"]))
+        d = _q("scaled", 0.03, 0, inits, nodes)
     out = _q(_conv(d, 0.03, "p", (16, channels, 1, 1), inits, nodes), 0.04, 128, inits, nodes)
     if residual:
         nodes.append(helper.make_node("Add", [out, x], ["sum"]))
@@ -95,17 +105,18 @@ def _block(size: int, channels: int, stride: int, act: str, first: bool = False,
 
 # 7x7: pixel-major GEMMs anyway; 12x12 stride 2 and 16x16: made pixel-major for the
 # depthwise conv; an RGB first conv (float-exact) and a residual add of two GEMM results
-# (the add runs on their channels-last rows) also channels-last
-@pytest.mark.parametrize(("size", "channels", "stride", "act", "first", "residual"), [
-    (7, 32, 1, "relu6", False, False), (12, 48, 2, "relu6", False, False),
-    (9, 32, 1, "silu", False, False), (16, 32, 1, "relu6", True, False),
-    (7, 32, 1, "relu6", False, True)])
+# (the add runs on their channels-last rows) and a squeeze-and-excitation block (its pool
+# and scale on channels-last bytes) also channels-last
+@pytest.mark.parametrize(("size", "channels", "stride", "act", "first", "residual", "excite"), [
+    (7, 32, 1, "relu6", False, False, False), (12, 48, 2, "relu6", False, False, False),
+    (9, 32, 1, "silu", False, False, False), (16, 32, 1, "relu6", True, False, False),
+    (7, 32, 1, "relu6", False, True, False), (16, 32, 1, "silu", False, False, True)])
 def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: int, act: str,
-                                            first: bool, residual: bool,
+                                            first: bool, residual: bool, excite: bool,
                                             tmp_path: Path) -> None:
     import deepc
 
-    model = _block(size, channels, stride, act, first, residual)
+    model = _block(size, channels, stride, act, first, residual, excite)
     out = model.graph.output[0].name
     shape = (1, 3 if first else 16, size, size)
     feeds = {"x": (RNG.standard_normal(shape) * 2).astype(np.float32)}
@@ -121,7 +132,8 @@ def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: in
     # after qdq_glue no transpose is left between the convs (and the add): the first
     # is the input's (channels-last for the RGB conv), the last the result's
     optimized = run_pipeline(graph, 3, PassContext(target=target))
-    moves = [n.op for n in optimized.nodes if n.op == "transpose"]
+    moves = [n for n in optimized.nodes if n.op == "transpose"
+             and optimized.types[n.outputs[0]].size > channels]  # not the SE's [1, C, 1, 1]
     assert len(moves) == 1 + first, [n.op for n in optimized.nodes]
     path = tmp_path / "block.onnx"
     onnx.save(model, str(path))
