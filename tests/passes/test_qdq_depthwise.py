@@ -152,3 +152,25 @@ def test_depthwise_stays_nchw_off_cpu() -> None:
     graph = convert(model, {"x": (1, 16, 7, 7)})
     folded = PASSES["fold_qdq"](graph, PassContext())
     assert "conv_nchwc" not in [n.op for n in folded.nodes]
+
+
+@pytest.mark.parametrize("kernel", [3, 7])
+def test_rgb_first_conv_picks_float_or_dot_words_by_window(kernel: int) -> None:
+    """3 channels x 3x3 taps fill 7 words (the float kernels win); x 7x7, 37 (dot products
+    win): on a target with a dot-product instruction the long window becomes words."""
+    inits: list = []  # type: ignore[type-arg]
+    nodes: list = []  # type: ignore[type-arg]
+    x = _q("x", 0.03, 120, inits, nodes)
+    _q(_conv(x, 0.03, "c", (16, 3, kernel, kernel), inits, nodes, strides=[2, 2],
+             pads=[kernel // 2] * 4), 0.05, 100, inits, nodes)
+    graph = helper.make_graph(
+        nodes, "stem", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                      (1, 3, 20, 20))],
+        [helper.make_tensor_value_info("c_d", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": (RNG.standard_normal((1, 3, 20, 20)) * 2).astype(np.float32)}
+    folded = PASSES["fold_qdq"](convert(model, {"x": (1, 3, 20, 20)}),
+                                PassContext(target=load_target("rpi5")))
+    ops = [n.op for n in folded.nodes]
+    assert ("dot4_matmul" in ops) == (kernel == 7) and ("conv" in ops) == (kernel == 3)
+    np.testing.assert_array_equal(run_graph(folded, feeds)["c_d"], run_ort(model, feeds)[0])

@@ -44,6 +44,9 @@ from deepc.passes.qdq_match import (
 from deepc.passes.rewriter import Rewriter, rewrite
 
 
+LONG_WINDOW = 64  # a first conv's entries (channels x taps) that dot-product words win on
+
+
 def _centered(rw: Rewriter, q: Quantized, axis: int, name: str) -> str:
     """q - zero point as int32: a constant for constant q, else a cast and a subtraction."""
     value = rw.const(q.value)
@@ -134,8 +137,10 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
         return False
     mult = (acc_scale / out[0]).astype(np.float32)
     # below 4 input channels a word mixes taps (an RGB first layer): the float kernels win
+    # on short windows (3x3: 27 entries, 7 words), dot products on long ones (7x7: 147)
     grouped = int(op.attr("group", 1)) != 1
-    few_channels = op.op == "conv" and wtype.shape[1] < 4 and not grouped
+    few_channels = op.op == "conv" and wtype.shape[1] < 4 and not grouped \
+        and (dot_kind(ctx_target) is None or int(np.prod(wtype.shape[1:])) < LONG_WINDOW)
     # its result channels-last where channels-last depthwise convs read it
     nhwc = few_channels and ctx_target is not None and ctx_target.kind == "cpu" \
         and feeds_depthwise(rw, q.outputs[0])
