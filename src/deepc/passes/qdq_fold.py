@@ -43,7 +43,6 @@ from deepc.passes.qdq_match import (
 )
 from deepc.passes.rewriter import Rewriter, rewrite
 
-
 LONG_WINDOW = 64  # a first conv's entries (channels x taps) that dot-product words win on
 
 
