@@ -125,16 +125,16 @@ def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: in
     target = load_target("host")
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
     dw = [n for n in folded.nodes if n.op == "conv_nchwc"]
-    assert len(dw) == 1 + first and folded.types[dw[-1].inputs[0]].dtype == "int32"
+    assert len(dw) == 1 and folded.types[dw[0].inputs[0]].dtype == "int32"
     assert all(folded.types[d.outputs[0]].shape[1] == 1 for d in dw)  # channels-last
     assert "conv" not in [n.op for n in folded.nodes]
     np.testing.assert_array_equal(run_graph(folded, feeds)[out], want)
-    # after qdq_glue no transpose is left between the convs (and the add): the first
-    # is the input's (channels-last for the RGB conv), the last the result's
+    # after qdq_glue no transpose is left between the convs (and the add), only the
+    # result's back to NCHW
     optimized = run_pipeline(graph, 3, PassContext(target=target))
     moves = [n for n in optimized.nodes if n.op == "transpose"
              and optimized.types[n.outputs[0]].size > channels]  # not the SE's [1, C, 1, 1]
-    assert len(moves) == 1 + first, [n.op for n in optimized.nodes]
+    assert len(moves) == 1, [n.op for n in optimized.nodes]
     path = tmp_path / "block.onnx"
     onnx.save(model, str(path))
     compiled = deepc.compile(path, "host", opt_level=3)
@@ -154,10 +154,12 @@ def test_depthwise_stays_nchw_off_cpu() -> None:
     assert "conv_nchwc" not in [n.op for n in folded.nodes]
 
 
-@pytest.mark.parametrize("kernel", [3, 7])
-def test_rgb_first_conv_picks_float_or_dot_words_by_window(kernel: int) -> None:
-    """3 channels x 3x3 taps fill 7 words (the float kernels win); x 7x7, 37 (dot products
-    win): on a target with a dot-product instruction the long window becomes words."""
+@pytest.mark.parametrize(("kernel", "board"), [(3, "rpi5"), (7, "rpi5"), (3, "rpi4")])
+def test_rgb_first_conv_is_dot_words_where_the_target_has_them(kernel: int,
+                                                               board: str) -> None:
+    """3 input channels mix taps in a word, and dot products still beat the float kernels
+    (rpi5 declares sdot); without them (rpi4) the conv runs in float, exactly, channels-last
+    where a depthwise conv reads it."""
     inits: list = []  # type: ignore[type-arg]
     nodes: list = []  # type: ignore[type-arg]
     x = _q("x", 0.03, 120, inits, nodes)
@@ -170,7 +172,19 @@ def test_rgb_first_conv_picks_float_or_dot_words_by_window(kernel: int) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     feeds = {"x": (RNG.standard_normal((1, 3, 20, 20)) * 2).astype(np.float32)}
     folded = PASSES["fold_qdq"](convert(model, {"x": (1, 3, 20, 20)}),
-                                PassContext(target=load_target("rpi5")))
+                                PassContext(target=load_target(board)))
     ops = [n.op for n in folded.nodes]
-    assert ("dot4_matmul" in ops) == (kernel == 7) and ("conv" in ops) == (kernel == 3)
+    assert ("dot4_matmul" in ops) == (board == "rpi5") and ("conv" in ops) == (board == "rpi4")
     np.testing.assert_array_equal(run_graph(folded, feeds)["c_d"], run_ort(model, feeds)[0])
+
+
+def test_rgb_first_conv_without_dot_products_feeds_depthwise_channels_last() -> None:
+    model = _block(16, 32, 1, "relu6", first=True)
+    feeds = {"x": (RNG.standard_normal((1, 3, 16, 16)) * 2).astype(np.float32)}
+    folded = PASSES["fold_qdq"](convert(model, {"x": (1, 3, 16, 16)}),
+                                PassContext(target=load_target("rpi4")))
+    convs = [n for n in folded.nodes if n.op == "conv_nchwc"]
+    assert [folded.types[n.outputs[0]].dtype for n in convs] == ["float32", "int32"]
+    assert all(folded.types[n.outputs[0]].shape[1] == 1 for n in convs)
+    out = model.graph.output[0].name
+    np.testing.assert_array_equal(run_graph(folded, feeds)[out], run_ort(model, feeds)[0])

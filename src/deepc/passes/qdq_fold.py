@@ -43,8 +43,6 @@ from deepc.passes.qdq_match import (
 )
 from deepc.passes.rewriter import Rewriter, rewrite
 
-LONG_WINDOW = 64  # a first conv's entries (channels x taps) that dot-product words win on
-
 
 def _centered(rw: Rewriter, q: Quantized, axis: int, name: str) -> str:
     """q - zero point as int32: a constant for constant q, else a cast and a subtraction."""
@@ -135,11 +133,13 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     if bias_name and bias is None:
         return False
     mult = (acc_scale / out[0]).astype(np.float32)
-    # below 4 input channels a word mixes taps (an RGB first layer): the float kernels win
-    # on short windows (3x3: 27 entries, 7 words), dot products on long ones (7x7: 147)
+    # below 4 input channels (an RGB first layer) the float kernels beat widening int32
+    # multiplies; dot-product words beat both, even where a word mixes taps (squeezenet's
+    # 3x3 stem: 0.50 ms float NCHW -> 0.20 packed words and GEMM; resnet18's 7x7: 1.20 ->
+    # 0.96; an int8 graph has too few float convs for the blocked float layout)
     grouped = int(op.attr("group", 1)) != 1
     few_channels = op.op == "conv" and wtype.shape[1] < 4 and not grouped \
-        and (dot_kind(ctx_target) is None or int(np.prod(wtype.shape[1:])) < LONG_WINDOW)
+        and dot_kind(ctx_target) is None
     # its result channels-last where channels-last depthwise convs read it
     nhwc = few_channels and ctx_target is not None and ctx_target.kind == "cpu" \
         and feeds_depthwise(rw, q.outputs[0])
