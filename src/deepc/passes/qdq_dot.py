@@ -68,8 +68,18 @@ def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
 
 
 def _symmetric_int8(rw: Rewriter, w: Quantized) -> np.ndarray | None:
+    """The weights minus their zero point as int8: int8 weights with zero point 0, or
+    uint8 ones with one zero point (128: a uint8-quantised model) whose differences fit."""
     wq = rw.const(w.value)
-    return None if wq is None or wq.dtype != np.int8 or w.zero.any() else wq
+    if wq is None or (wq.dtype == np.int8 and w.zero.any()):
+        return None
+    if wq.dtype == np.int8:
+        return wq
+    if wq.dtype != np.uint8 or w.zero.size != 1:
+        return None
+    centred = wq.astype(np.int16) - int(w.zero[0])
+    return centred.astype(np.int8) if centred.min(initial=0) >= -128 \
+        and centred.max(initial=0) <= 127 else None
 
 
 def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,

@@ -17,11 +17,13 @@ float. On targets with a dot-product instruction, qdq_dot's rewrites come first.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from deepc.ir.graph import Graph, Node
+from deepc.ops import get_op
 from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.quant import INT_RANGES
 from deepc.passes.column_stride import unit_column_stride
@@ -57,6 +59,33 @@ def _centered(rw: Rewriter, q: Quantized, axis: int, name: str) -> str:
         return y
     z = rw.add_constant(q.zero.astype(np.int32).reshape(()), f"{q.value}:zero")
     return rw.emit("sub", [y, z], name=name)[0]
+
+
+CONSTANT_CHAIN = frozenset({"quantize_linear", "dequantize_linear", "identity", "reshape",
+                            "transpose"})
+
+
+def _quantized_constant(rw: Rewriter, w: Quantized) -> Quantized:
+    """w with its bytes a constant where quantizes of constant float weights make them (a
+    model quantised from float weights at run time, its shared weights behind identities
+    and other layers' QDQ pairs: the encoder's): `fold` runs after this pass, and integer
+    kernels want constant weights (dot-product words, no widening)."""
+    if rw.const(w.value) is not None:
+        return w
+    value = _evaluated(rw, w.value, 6)
+    return w if value is None else replace(w, value=rw.add_constant(value, f"{w.value}:const"))
+
+
+def _evaluated(rw: Rewriter, name: str, depth: int) -> np.ndarray | None:
+    """The value of a short chain of quantizes, dequantizes and moves of constants."""
+    value = rw.const(name)
+    node = rw.producer_of(name)
+    if value is not None or depth == 0 or node is None or node.op not in CONSTANT_CHAIN:
+        return value
+    ins = [_evaluated(rw, i, depth - 1) if i else None for i in node.inputs]
+    if any(i and v is None for i, v in zip(node.inputs, ins)):
+        return None
+    return get_op(node.op).evaluate(ins, node.attrs)[0]
 
 
 def _int_bias(bias: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
@@ -112,6 +141,7 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     x, w = dequantized(rw, op.inputs[0]), dequantized(rw, op.inputs[1])
     if x is None or w is None or not per_tensor(x):
         return False
+    w = _quantized_constant(rw, w)
     wtype = rw.type(op.inputs[1])
     if op.op == "conv":
         if op.attr("kernel_layout", "OIHW") != "OIHW":
