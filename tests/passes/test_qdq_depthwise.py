@@ -145,13 +145,17 @@ def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: in
     assert not packs and compiled.plan.aliases
 
 
-def test_depthwise_stays_nchw_off_cpu() -> None:
-    """A target that is no CPU (no conv_nchwc schedule for int32 there) keeps the int32
-    NCHW conv."""
-    model = _block(7, 32, 1, "relu6")
+@pytest.mark.parametrize(("channels", "board"), [(32, None), (24, "host")])
+def test_depthwise_stays_nchw(channels: int, board: str | None) -> None:
+    """A target that is no CPU (no conv_nchwc schedule for int32 there), or channels that
+    fill no whole vectors, keep the int32 NCHW conv."""
+    model = _block(7, channels, 1, "relu6")
+    feeds = {"x": (RNG.standard_normal((1, 16, 7, 7)) * 2).astype(np.float32)}
     graph = convert(model, {"x": (1, 16, 7, 7)})
-    folded = PASSES["fold_qdq"](graph, PassContext())
+    folded = PASSES["fold_qdq"](graph, PassContext(target=board and load_target(board)))
     assert "conv_nchwc" not in [n.op for n in folded.nodes]
+    out = model.graph.output[0].name
+    np.testing.assert_array_equal(run_graph(folded, feeds)[out], run_ort(model, feeds)[0])
 
 
 @pytest.mark.parametrize(("kernel", "board"), [(3, "rpi5"), (7, "rpi5"), (3, "rpi4")])
