@@ -3,7 +3,7 @@ deepc fp32" figure): both compiled by this tree, loaded in one process and timed
 at one thread (CPU-time medians, so time the machine's other work kept a run off its core
 is left out). Prints one line per model and the geomean speed-up, with the load average.
 
-    python tools/int8_speedup.py [--runs 40] [MODEL ...]
+    python -m tools.int8_speedup [--runs 40] [MODEL ...]   (from the repository root)
 
 The quantised models are those `python -m tests.e2e.quantized` builds into
 .deepc-cache/quantized/; the fp32 ones come from ../shared/models.
