@@ -15,6 +15,7 @@ from onnx import helper, numpy_helper
 from deepc.frontends.onnx import convert
 from deepc.ops.interpreter import run_graph
 from deepc.passes import PASSES, PassContext, run_pipeline
+from deepc.passes.qdq_dot import dot_kind
 from deepc.passes.verify import verify_graph
 from deepc.target import load_target
 from tests.helpers import run_ort
@@ -122,7 +123,9 @@ def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: in
     feeds = {"x": (RNG.standard_normal(shape) * 2).astype(np.float32)}
     want = run_ort(model, feeds)[0]
     graph = convert(model, {"x": shape})
-    target = load_target("host")
+    # the graph is the same for any dot-product target (rpi5: sdot; a VNNI host); the
+    # bundle is compiled for this host, whatever it has, and must give the same integers
+    target = load_target("rpi5")
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
     dw = [n for n in folded.nodes if n.op == "conv_nchwc"]
     assert len(dw) == 1 and folded.types[dw[0].inputs[0]].dtype == "int32"
@@ -141,8 +144,9 @@ def test_depthwise_block_runs_channels_last(size: int, channels: int, stride: in
     got = deepc.load(compiled.save(tmp_path / "block.tar")).run(feeds)[out]
     np.testing.assert_array_equal(got, want)
     # uint8 rows whose channels fill whole words are packed by no kernel: the same bytes
-    packs = [k for k in compiled.plan.calls if "pack_rows" in k.ops]
-    assert not packs and compiled.plan.aliases
+    if dot_kind(compiled.target) is not None:
+        packs = [k for k in compiled.plan.calls if "pack_rows" in k.ops]
+        assert not packs and compiled.plan.aliases
 
 
 @pytest.mark.parametrize(("channels", "board"), [(32, None), (24, "host")])

@@ -9,7 +9,8 @@ vector, a stride-2 conv computes every column and drops half, and a padded int32
 whole input goes through memory first (mobilenet_v2: int8 depthwise convs took 2-4x their
 fp32 NCHWc kernels). Channels-last lanes are full for any image, the masked reads of
 conv_nchwc need no copy, and the transposes cancel against the pixel-major [pixels,
-channels] results of the dot-product 1x1 convs around it (`cancel_moves`, qdq_dot).
+channels] results of the dot-product 1x1 convs around it (qdq_dot; move_chains, run at
+the end of qdq_glue).
 """
 
 from __future__ import annotations
