@@ -83,9 +83,10 @@ def _model(case: str, out_scale: float = 0.02) -> tuple[onnx.ModelProto,
     return model, {x: (RNG.standard_normal(SHAPE) * 3).astype(np.float32) for x in inputs}
 
 
-def _glued(model: onnx.ModelProto, feeds: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+def _glued(model: onnx.ModelProto, feeds: dict[str, np.ndarray],  # type: ignore[no-untyped-def]
+           target=None):
     graph = convert(model, {k: v.shape for k, v in feeds.items()})
-    ctx = PassContext()
+    ctx = PassContext(target=target)
     for name in ["fold_qdq", *SIMPLIFY, "qdq_glue"]:
         graph = verify_graph(PASSES[name](graph, ctx))
     return graph
@@ -122,6 +123,23 @@ def test_silu_of_one_scale_is_one_table() -> None:
     model, feeds = _model("silu")
     ops = [n.op for n in _glued(model, feeds).nodes]
     assert ops.count("lookup") == 1 and "sigmoid" not in ops and "mul" not in ops
+
+
+def test_byte_permute_targets_keep_the_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Where tables are vpermi2b permutes (AVX-512 VBMI) a table a requantize reproduces
+    stays a table: a permute per 64 bytes beats widening them to float and back."""
+    from deepc.target import load_target
+
+    spec = tmp_path / "vbmi.toml"
+    spec.write_text('name = "vbmi"\ninherit = "x86_64-avx512"\n[isa]\nfeatures = ["+avx", '
+                    '"+avx2", "+fma", "+avx512f", "+avx512bw", "+avx512vl", "+avx512vbmi"]\n')
+    model, feeds = _model("relu_pool", 0.0213)
+    for target, function in ((load_target("x86_64-avx512"), "requantize"),
+                             (load_target(str(spec)), "lookup")):
+        graph = _glued(model, feeds, target)
+        ops = [n.op for n in graph.nodes]
+        assert function in ops and ({"lookup", "requantize"} - {function}).pop() not in ops
+        np.testing.assert_array_equal(run_graph(graph, feeds)["f_d"], run_ort(model, feeds)[0])
 
 
 @pytest.mark.parametrize(("out_scale", "function"), [(0.0213, "requantize"), (0.02, "lookup")])

@@ -109,6 +109,20 @@ def test_reshape_then_transpose_is_left_alone() -> None:
     assert ops(check_pass(graph, "simplify")) == ["reshape", "transpose", "reshape"]
 
 
+def test_a_transpose_reshape_transpose_round_trip_is_one_reshape() -> None:
+    """[P, C] -> [C, P] -> NCHW -> NHWC: every element stays in place (the int8 GEMM results
+    a channels-last depthwise conv reads); one more axis swapped keeps the moves."""
+    n = Net(x=(12, 8))
+    nchw = n("reshape", n("transpose", "x", perm=(1, 0)), shape=(1, 8, 3, 4))
+    back = n("transpose", nchw, perm=(0, 2, 3, 1))
+    other = n("transpose", nchw, perm=(0, 3, 2, 1))
+    after = check_pass(n.graph(n("exp", back), n("exp", other)), "simplify")
+    exp_back = next(x for x in after.nodes if x.op == "exp" and x.outputs[0] in after.outputs[:1])
+    same = next(x for x in after.nodes if x.outputs[0] == exp_back.inputs[0])
+    assert same.op == "reshape" and same.inputs == ("x",)
+    assert ops(after).count("transpose") == 2  # `other` still moves elements
+
+
 def test_simplify_reaches_a_fixed_point() -> None:
     n = Net(x=(2, 3))
     v = "x"

@@ -29,6 +29,8 @@ from deepc.lowering.views import concat_views, widen_parts
 
 ALIGN = 64
 ZERO_COPY_OPS = frozenset({"reshape", "identity"})
+# uint8 rows packed into little-endian int32 words with no padding are the same bytes
+BYTE_WORD_OPS = ZERO_COPY_OPS | {"pack_rows"}
 
 
 def align(n: int, a: int = ALIGN) -> int:
@@ -165,7 +167,7 @@ def make_plan(graph: Graph, kernels: Sequence[Kernel]) -> Plan:
 
 def is_zero_copy(graph: Graph, kern: Kernel, fixed: dict[str, Location]) -> bool:
     """A kernel that copies one value unchanged in row-major order into an intermediate."""
-    if not kern.ops or any(op not in ZERO_COPY_OPS for op in kern.ops):
+    if not kern.ops or any(op not in BYTE_WORD_OPS for op in kern.ops):
         return False
     # aliases live in the arena or the params blob: the caller's buffers keep one name each
     if len(kern.inputs) != 1 or len(kern.outputs) != 1 or kern.outputs[0] in fixed:
@@ -174,7 +176,8 @@ def is_zero_copy(graph: Graph, kern: Kernel, fixed: dict[str, Location]) -> bool
     if source is not None and source.kind != "param":
         return False
     src, dst = graph.types[kern.inputs[0]], graph.types[kern.outputs[0]]
-    return src.nbytes == dst.nbytes and src.dtype == dst.dtype
+    words = "pack_rows" in kern.ops and src.dtype == "uint8" and dst.dtype == "int32"
+    return src.nbytes == dst.nbytes and (src.dtype == dst.dtype or words)
 
 
 def _owner_of(owner: dict[str, str], value: str) -> str:

@@ -171,7 +171,8 @@ class _Fusion:
         if not edges:
             return False
         only_moves = all(self.nodes[k].op in DATA_MOVES for k in self.members[g])
-        if not only_moves and any(self.expands(v, u) for v, u in edges):
+        if not only_moves and (any(self.expands(v, u) for v, u in edges)
+                               or any(self.packs_whole_words(k) for k in self.members[h])):
             return False
         mg, mh = self.master(g), self.master(h)
         if mg is not None and mh is not None:
@@ -192,13 +193,21 @@ class _Fusion:
                 or not any(u in feeding for _, u in edges)
         return True
 
+    def packs_whole_words(self, k: int) -> bool:
+        """A pack_rows of uint8 rows of whole words: the planner makes it a view of the
+        bytes, where fused into their producer it would build each word of four computed
+        bytes."""
+        node = self.nodes[k]
+        x = self.graph.types[node.inputs[0]] if node.op == "pack_rows" else None
+        return x is not None and x.dtype == "uint8" and x.shape[-1] % 4 == 0
+
     def widens_bytes(self, g: int, conv: int) -> bool:
         """Whether group g only widens int8/uint8 values to the int32 input of a depthwise
         conv (data moves, casts from bytes, a scalar zero point subtracted): a load and an
         extend per element of the conv's padded copy, where a kernel of its own writes and
         rereads 4x the bytes."""
         node = self.nodes[conv]
-        if node.op != "conv" or int(node.attr("group", 1)) == 1 \
+        if node.op not in ("conv", "conv_nchwc") or int(node.attr("group", 1)) == 1 \
                 or self.graph.types[node.inputs[0]].dtype != "int32":
             return False
         types, constants = self.graph.types, self.graph.constants

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from deepc.ops.qdot import to_words
+from deepc.passes.qdq_depthwise import TO_NHWC, channels_last_source, feeds_depthwise
 from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
 
@@ -67,8 +68,18 @@ def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
 
 
 def _symmetric_int8(rw: Rewriter, w: Quantized) -> np.ndarray | None:
+    """The weights minus their zero point as int8: int8 weights with zero point 0, or
+    uint8 ones with one zero point (128: a uint8-quantised model) whose differences fit."""
     wq = rw.const(w.value)
-    return None if wq is None or wq.dtype != np.int8 or w.zero.any() else wq
+    if wq is None or (wq.dtype == np.int8 and w.zero.any()):
+        return None
+    if wq.dtype == np.int8:
+        return wq
+    if wq.dtype != np.uint8 or w.zero.size != 1:
+        return None
+    centred = wq.astype(np.int16) - int(w.zero[0])
+    return centred.astype(np.int8) if centred.min(initial=0) >= -128 \
+        and centred.max(initial=0) <= 127 else None
 
 
 def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,
@@ -85,12 +96,26 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
     total, zx = folded
     out_shape = rw.type(chain.quantize.outputs[0]).shape
     pixels = out_shape[2] * out_shape[3]
-    # a transposed [pixels, channels] result costs a strided copy: only for small layers
-    pixel_major = pixels % LANES != 0 and pixels < PIXEL_MAJOR_BELOW and channels % LANES == 0
+    # a transposed [pixels, channels] result costs a strided copy: only for small layers,
+    # or where a channels-last depthwise conv reads it (the transposes cancel)
+    pixel_major = channels % LANES == 0 and (
+        (pixels % LANES != 0 and pixels < PIXEL_MAJOR_BELOW)
+        or feeds_depthwise(rw, chain.quantize.outputs[0]))
     attrs = {"kernel_shape": wq.shape[2:], "strides": op.attr("strides") or (1, 1),
              "pads": op.attr("pads") or (0, 0, 0, 0), "dilations": op.attr("dilations") or (1, 1),
              "pad_value": zx, "pixel_major": int(pixel_major)}
+    # a 1x1 conv of channels-last bytes (a depthwise conv's result, a pixel-major GEMM's): a
+    # GEMM of their rows, pixel-major (the result's transpose back to NCHW, if it stays, is
+    # no dearer than the input's would be)
+    nhwc = _channels_last_rows(rw, x.value, attrs) if channels >= LANES else None
     drop_chain(rw, chain)
+    if nhwc is not None:
+        cols = rw.emit("pack_rows", [nhwc], name=op.name)[0]
+        weights = rw.add_constant(to_words(wq.reshape(channels, -1)).T.copy(), f"{w.value}:words")
+        acc = rw.emit("dot4_matmul", [cols, weights], {"dot": kind, "unsigned": 0},
+                      name=op.name)[0]
+        _epilogue(rw, chain, acc, 1, mult, out, total, True)
+        return True
     # pixel lanes: a count no multiple of the vector widens each output row with windows
     # of padding until it is one (55x55 pixels would run 11 lanes wide, 13x13 13 lanes: 94
     # and 61 GFLOP/s where full vectors reach ~800); rows keep the columns read affine
@@ -109,6 +134,18 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
     _epilogue(rw, chain, acc, int(pixel_major), mult, out, total, pixel_major,
               (rows, wide, columns) if wide != columns else None)
     return True
+
+
+def _channels_last_rows(rw: Rewriter, x: str, attrs: dict[str, Any]) -> str | None:
+    """For a 1x1, stride-1, unpadded conv of NCHW bytes that are channels-last ones
+    transposed: those as [pixels, channels] rows (transposed back: the two transposes
+    cancel once qdq_glue has moved the quantizes between them), else None."""
+    if tuple(attrs["kernel_shape"]) != (1, 1) or tuple(attrs["strides"]) != (1, 1) \
+            or any(attrs["pads"]) or not channels_last_source(rw, x):
+        return None
+    _, c, h, w = rw.type(x).shape
+    nhwc = rw.emit("transpose", [x], {"perm": TO_NHWC}, name=f"{x}:nhwc")[0]
+    return rw.emit("reshape", [nhwc], {"shape": (h * w, c)}, name=f"{x}:nhwc")[0]
 
 
 def dot_matmul(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,

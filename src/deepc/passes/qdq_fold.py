@@ -17,14 +17,18 @@ float. On targets with a dot-product instruction, qdq_dot's rewrites come first.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from deepc.ir.graph import Graph, Node
+from deepc.ops import get_op
+from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.ops.quant import INT_RANGES
 from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
+from deepc.passes.qdq_depthwise import TO_NCHW, TO_NHWC, depthwise_nhwc, feeds_depthwise
 from deepc.passes.qdq_dot import dot_conv, dot_kind, dot_matmul
 from deepc.passes.qdq_match import (
     QTYPES,
@@ -55,6 +59,33 @@ def _centered(rw: Rewriter, q: Quantized, axis: int, name: str) -> str:
         return y
     z = rw.add_constant(q.zero.astype(np.int32).reshape(()), f"{q.value}:zero")
     return rw.emit("sub", [y, z], name=name)[0]
+
+
+CONSTANT_CHAIN = frozenset({"quantize_linear", "dequantize_linear", "identity", "reshape",
+                            "transpose"})
+
+
+def _quantized_constant(rw: Rewriter, w: Quantized) -> Quantized:
+    """w with its bytes a constant where quantizes of constant float weights make them (a
+    model quantised from float weights at run time, its shared weights behind identities
+    and other layers' QDQ pairs: the encoder's): `fold` runs after this pass, and integer
+    kernels want constant weights (dot-product words, no widening)."""
+    if rw.const(w.value) is not None:
+        return w
+    value = _evaluated(rw, w.value, 6)
+    return w if value is None else replace(w, value=rw.add_constant(value, f"{w.value}:const"))
+
+
+def _evaluated(rw: Rewriter, name: str, depth: int) -> np.ndarray | None:
+    """The value of a short chain of quantizes, dequantizes and moves of constants."""
+    value = rw.const(name)
+    node = rw.producer_of(name)
+    if value is not None or depth == 0 or node is None or node.op not in CONSTANT_CHAIN:
+        return value
+    ins = [_evaluated(rw, i, depth - 1) if i else None for i in node.inputs]
+    if any(i and v is None for i, v in zip(node.inputs, ins)):
+        return None
+    return get_op(node.op).evaluate(ins, node.attrs)[0]
 
 
 def _int_bias(bias: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
@@ -110,6 +141,7 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     x, w = dequantized(rw, op.inputs[0]), dequantized(rw, op.inputs[1])
     if x is None or w is None or not per_tensor(x):
         return False
+    w = _quantized_constant(rw, w)
     wtype = rw.type(op.inputs[1])
     if op.op == "conv":
         if op.attr("kernel_layout", "OIHW") != "OIHW":
@@ -131,16 +163,25 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
     if bias_name and bias is None:
         return False
     mult = (acc_scale / out[0]).astype(np.float32)
-    # below 4 input channels a word mixes taps (an RGB first layer): the float kernels win
+    # below 4 input channels (an RGB first layer) the float kernels beat widening int32
+    # multiplies; dot-product words beat both, even where a word mixes taps (squeezenet's
+    # 3x3 stem: 0.50 ms float NCHW -> 0.20 packed words and GEMM; resnet18's 7x7: 1.20 ->
+    # 0.96; an int8 graph has too few float convs for the blocked float layout)
     grouped = int(op.attr("group", 1)) != 1
-    few_channels = op.op == "conv" and wtype.shape[1] < 4 and not grouped
-    if few_channels and _float_exact_conv(rw, chain, x, w, bias, mult, out):
+    few_channels = op.op == "conv" and wtype.shape[1] < 4 and not grouped \
+        and dot_kind(ctx_target) is None
+    # its result channels-last where channels-last depthwise convs read it
+    nhwc = few_channels and ctx_target is not None and ctx_target.kind == "cpu" \
+        and feeds_depthwise(rw, q.outputs[0])
+    if few_channels and _float_exact_conv(rw, chain, x, w, bias, mult, out, nhwc):
         return True
     kind = dot_kind(ctx_target)
     if kind is not None and (dot_conv if op.op == "conv" else dot_matmul)(
             rw, chain, x, w, bias, mult, out, kind):
         return True
-    # a grouped (depthwise) conv stays an int32 conv: its neighbours are int8 NCHW, and the
+    if grouped and depthwise_nhwc(rw, chain, x, w, bias, mult, out, ctx_target):
+        return True
+    # other grouped convs stay int32 convs: their neighbours are int8 NCHW, and the
     # float kernels' channel-blocked layout costs a transform each way (mobilenet_v2: 3x
     # the conv itself)
     if op.op == "conv" and not grouped and _float_exact_conv(rw, chain, x, w, bias, mult, out):
@@ -169,11 +210,13 @@ def _fold(rw: Rewriter, q: Node, ctx_target: Any) -> bool:
 
 def _float_exact_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,
                       bias: np.ndarray | None, mult: np.ndarray,
-                      out: tuple[np.ndarray, np.ndarray]) -> bool:
+                      out: tuple[np.ndarray, np.ndarray], nhwc: bool = False) -> bool:
     """A conv whose every sum of (x - zx) * (w - zw) stays below 2**24 in magnitude runs in
     float32 on those integers, exactly (products and partial sums are integers float32 holds),
     on the fast float kernels: small first layers, and ungrouped convs on targets without a
-    dot-product instruction. The bias joins in int32 in the requantize."""
+    dot-product instruction. The bias joins in int32 in the requantize. `nhwc`: a
+    conv_nchwc with every channel in one block, its result channels-last (transposed back to
+    NCHW, which cancels against the channels-last depthwise conv reading it)."""
     wq = rw.const(w.value)
     if wq is None:
         return False
@@ -191,16 +234,29 @@ def _float_exact_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,
     if x.zero.any():
         z = rw.add_constant(np.float32(x.zero[0]), f"{x.value}:zero")
         xf = rw.emit("sub", [xf, z], name=op.name)[0]
-    wf = rw.add_constant(centred.astype(np.float32), f"{w.value}:float")
-    y = rw.emit("conv", [xf, wf], dict(op.attrs), name=op.name)[0]
+    if nhwc:
+        _, c, h, width = rw.type(xf).shape
+        xf = rw.emit("transpose", [xf], {"perm": TO_NHWC}, name=op.name)[0]
+        xf = rw.emit("reshape", [xf], {"shape": (1, 1, h, width, c)}, name=op.name)[0]
+        wf = rw.add_constant(weight_to_blocked(centred.astype(np.float32), c, channels, False),
+                             f"{w.value}:float")
+        attrs = {k: v for k, v in op.attrs.items() if k != "kernel_layout"}
+        y = rw.emit("conv_nchwc", [xf, wf], attrs, name=op.name)[0]
+    else:
+        wf = rw.add_constant(centred.astype(np.float32), f"{w.value}:float")
+        y = rw.emit("conv", [xf, wf], dict(op.attrs), name=op.name)[0]
     acc = rw.emit("cast", [y], {"to": "int32"}, name=op.name)[0]
     ints = np.zeros(channels, np.int32) if bias is None else bias
-    rw.emit("requantize", [acc, rw.add_constant(np.broadcast_to(mult, (channels,)).copy(),
-                                                f"{q.outputs[0]}:multiplier"),
-                           rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
-                           rw.add_constant(ints, f"{q.outputs[0]}:bias")],
-            {"axis": 1, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
-            outputs=q.outputs, name=q.name)
+    y = rw.emit("requantize", [acc, rw.add_constant(np.broadcast_to(mult, (channels,)).copy(),
+                                                    f"{q.outputs[0]}:multiplier"),
+                               rw.add_constant(out[1], f"{q.outputs[0]}:zero"),
+                               rw.add_constant(ints, f"{q.outputs[0]}:bias")],
+                {"axis": 4 if nhwc else 1, "to": str(q.attr("to")), **clamp_attrs(chain, *out)},
+                outputs=None if nhwc else q.outputs, name=q.name)[0]
+    if nhwc:
+        _, _, oh, ow, _ = rw.type(y).shape
+        y = rw.emit("reshape", [y], {"shape": (1, oh, ow, channels)}, name=q.name)[0]
+        rw.emit("transpose", [y], {"perm": TO_NCHW}, outputs=q.outputs, name=q.name)
     return True
 
 

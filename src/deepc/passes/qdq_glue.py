@@ -13,7 +13,8 @@ dequantizes, where the pair dequantize -> quantize (with anything elementwise be
 function of one byte: a 256-entry table evaluated at compile time with the ops' numpy
 references, which are the ONNX arithmetic onnxruntime runs in float for these ops. A table
 that a requantize reproduces at every byte becomes that requantize (vector arithmetic where
-a table reads scalar bytes), applied before the reshapes after an integer kernel so that it
+a table reads scalar bytes; not where tables are vpermi2b permutes, AVX-512 VBMI), applied
+before the reshapes after an integer kernel so that it
 joins the kernel's epilogue; a max_pool pools the bytes before a nondecreasing function and
 each part of a channel concat alone. An add of two dequantized values is onnxruntime's
 QLinearAdd (ops/quant_glue.py); a costly float function of one dequantized value (the
@@ -23,6 +24,7 @@ sigmoid of a squeeze-excite gate, SiLU) becomes a float table.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,14 @@ from deepc.ops import FusionKind, get_op
 from deepc.ops.quant import INT_RANGES
 from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
+from deepc.passes.move_chains import (
+    elementwise_before_moves,
+    lookup_before_move,
+    moves_to_reshape,
+    op_before_transpose,
+    own_table_reads,
+    transposed_bytes,
+)
 from deepc.passes.qdq_match import QTYPES, dequantized, per_tensor
 from deepc.passes.rewriter import Rewriter, rewrite
 
@@ -169,9 +179,13 @@ class _Glue:
     """Quantizes values at given parameters in int8 where it can, remembering each result
     (a value quantized at two scales is two tables)."""
 
-    def __init__(self, rw: Rewriter):
+    def __init__(self, rw: Rewriter, byte_permutes: bool = False):
         self.rw = rw
         self.done: dict[tuple[str, Params], str | None] = {}
+        # tables compile to vpermi2b permutes (AVX-512 VBMI): a table beats the requantize's
+        # float arithmetic (a byte widened to four vectors, converted, rounded, narrowed):
+        # mobilenet_v2's ReLU6 requantizes after its convs as tables: 3.01 -> 2.40 ms
+        self.byte_permutes = byte_permutes
 
     def quantized(self, value: str, p: Params, name: str) -> str | None:
         """An int8/uint8 value equal to quantize(value) at p, built from integer values,
@@ -215,7 +229,8 @@ class _Glue:
         while (made := rw.producer_of(inner)) is not None and made.op in BYTE_MOVES:
             moves.append(made)
             inner = made.inputs[0]
-        y = _requantized(rw, tree, table, p, name, inner) or _lookup(rw, inner, table, name)
+        y = (None if self.byte_permutes else _requantized(rw, tree, table, p, name, inner)) \
+            or _lookup(rw, inner, table, name)
         if y == inner:  # the identity
             return at
         for made in reversed(moves):
@@ -326,4 +341,25 @@ def qdq_glue(graph: Graph, ctx: PassContext) -> Graph:
     """Each quantize of a function of dequantized values becomes int8 ops (tables, moves,
     quantized adds); each costly float function of one dequantized value, a float table."""
     rw = Rewriter(graph)
-    return rewrite(graph, _visit(_Glue(rw)), rw)[0]
+    target = ctx.target
+    permutes = target is not None and target.kind == "cpu" and target.has_feature("avx512vbmi")
+    graph = rewrite(graph, _visit(_Glue(rw, permutes)), rw)[0]
+    # the moved quantizes (and tables, moved up here) leave transposes to NCHW and back
+    # (int8 depthwise convs run channels-last) next to each other: one reshape
+    graph = _cancel_moves(graph, lambda r, node: lookup_before_move(r, node)
+                          or elementwise_before_moves(r, node))
+    # ops between such transposes (a squeeze-and-excitation block's pool and scale) move
+    # before them too, where that leaves fewer bytes transposed
+    moved = _cancel_moves(graph, op_before_transpose)
+    if transposed_bytes(moved) < transposed_bytes(graph):
+        graph = rewrite(moved, own_table_reads)[0]
+    return graph
+
+
+def _cancel_moves(graph: Graph, rule: Any) -> Graph:
+    for _ in range(MAX_TABLE_NODES):
+        graph, changed = rewrite(graph, rule)
+        if not changed:
+            break
+    return rewrite(graph, lambda r, node: node.op in ("reshape", "transpose")
+                   and moves_to_reshape(r, node))[0]

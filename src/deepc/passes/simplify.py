@@ -17,6 +17,7 @@ import numpy as np
 from deepc.ir.graph import Graph, Node
 from deepc.passes.channel_affine import AFFINE_RULES
 from deepc.passes.manager import PassContext, register_pass
+from deepc.passes.move_chains import moves_to_reshape
 from deepc.passes.rewriter import Rewriter, rewrite
 
 Rule = Callable[[Rewriter, Node], bool]
@@ -156,8 +157,8 @@ def constant_gather(rw: Rewriter, node: Node) -> bool:
 
 NOOP_RULES: dict[str, list[Rule]] = {
     "identity": [identity],
-    "reshape": [reshape],
-    "transpose": [transpose],
+    "reshape": [reshape, moves_to_reshape],
+    "transpose": [transpose, moves_to_reshape],
     "slice": [whole_slice],
     "pad": [zero_pad],
     "cast": [same_dtype_cast],
