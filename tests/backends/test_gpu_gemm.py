@@ -26,6 +26,13 @@ def _graph(nodes, x_shape, inits):  # type: ignore[no-untyped-def]
     return convert(helper.make_model(proto, opset_imports=[helper.make_opsetid("", 17)]))
 
 
+def product(m: int, n: int, k: int):  # type: ignore[no-untyped-def]
+    """A matched product's sizes as the tile policy reads them (not grouped)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(m=m, n=n, k=k, g_axes=())
+
+
 def _small_gpu(sms: int = 1, pipelined: bool = True):  # type: ignore[no-untyped-def]
     """sm90 with one SM: test-sized problems fill it, so the tiled kernels are chosen;
     without cp.async (pipelined=False) its tiles are fetched through registers."""
@@ -259,14 +266,8 @@ def test_tf32_tile_policy_on_resnet18_shapes() -> None:
     to fill the GPU; a 1x1 conv with K = 64 cannot be, and stays one output per thread."""
     from deepc.schedule.gpu_gemm_match import choose_tile
 
-    class Parts:
-        g_axes = ()
-
-        def __init__(self, m: int, n: int, k: int) -> None:
-            self.m, self.n, self.k = m, n, k
-
     target = load_target("cuda-sm90")
-    pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
+    pick = {shape: choose_tile(product(*shape), target, True)  # type: ignore[arg-type]
             for shape in ((25088, 128, 1152), (6272, 256, 2304), (1568, 512, 4608),
                           (1568, 512, 256), (49, 512, 4608), (3136, 64, 576), (784, 128, 64))}
     got = {s: (t.bm, t.bn, t.bk, t.split) for s, t in pick.items() if t is not None}
@@ -297,22 +298,16 @@ def test_narrow_products_with_many_tiles_are_tiled() -> None:
     In fp32 the 128x32 SIMT tile covers N = 24 and 32; N = 40 takes the 64x64 one."""
     from deepc.schedule.gpu_gemm_match import choose_tile
 
-    class Parts:
-        g_axes = ()
-
-        def __init__(self, m: int, n: int, k: int) -> None:
-            self.m, self.n, self.k = m, n, k
-
     target = load_target("cuda-sm90")
-    pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
+    pick = {shape: choose_tile(product(*shape), target, True)  # type: ignore[arg-type]
             for shape in ((100352, 24, 96), (100352, 24, 144), (25088, 32, 192),
                           (401408, 32, 27), (3136, 24, 96), (100352, 16, 96))}
     got = {s: (t.bm, t.bn, t.mma) for s, t in pick.items() if t is not None}
     assert got == {(100352, 24, 96): (64, 64, True), (100352, 24, 144): (64, 64, True),
                    (25088, 32, 192): (64, 64, True)}
-    fp32 = choose_tile(Parts(25088, 40, 480), target, False)  # type: ignore[arg-type]
+    fp32 = choose_tile(product(25088, 40, 480), target, False)  # type: ignore[arg-type]
     assert fp32 is not None and (fp32.bm, fp32.bn, fp32.mma) == (64, 64, False)
-    assert choose_tile(Parts(3136, 40, 480), target, False) is None  # type: ignore[arg-type]
+    assert choose_tile(product(3136, 40, 480), target, False) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("group,channels,cols", [(2, 64, 32), (4, 64, 16), (32, 128, 8),
@@ -359,14 +354,8 @@ def test_narrow_long_products_take_32_wide_tf32_tiles() -> None:
     thread under the 64-wide tiles); a short K keeps the 64-wide tile."""
     from deepc.schedule.gpu_gemm_match import choose_tile
 
-    class Parts:
-        g_axes = ()
-
-        def __init__(self, m: int, n: int, k: int) -> None:
-            self.m, self.n, self.k = m, n, k
-
     target = load_target("cuda-sm90")
-    pick = {shape: choose_tile(Parts(*shape), target, True)  # type: ignore[arg-type]
+    pick = {shape: choose_tile(product(*shape), target, True)  # type: ignore[arg-type]
             for shape in ((100352, 32, 1152), (25088, 32, 1152), (6272, 32, 1152),
                           (1568, 32, 1152), (100352, 32, 192))}
     got = {s: (t.bm, t.bn, t.split) for s, t in pick.items() if t is not None}

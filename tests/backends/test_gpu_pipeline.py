@@ -16,7 +16,7 @@ from deepc.backends.gpu.render import async_copy, render_cuda
 from deepc.errors import ScheduleError
 from deepc.lowering.kernels import graph_kernels
 from deepc.schedule.gpu import default_gemm_knobs
-from tests.backends.test_gpu_gemm import _conv_graph, _graph, _notes, _small_gpu
+from tests.backends.test_gpu_gemm import _conv_graph, _graph, _notes, _small_gpu, product
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ runs the CUDA C here")
 
@@ -182,20 +182,14 @@ def test_default_ring_depth_keeps_the_blocks_per_sm() -> None:
     blocks) 2; with less shared memory per SM, fewer."""
     from deepc.schedule.gpu_gemm_match import choose_tile
 
-    class Parts:
-        g_axes = ()  # not grouped
-
-        def __init__(self, m: int, n: int, k: int) -> None:
-            self.m, self.n, self.k = m, n, k
-
     target = _small_gpu(132)
     got = {s: (t.bm, t.bn, t.stages) for s in ((25088, 128, 1152), (1568, 512, 256))
-           if (t := choose_tile(Parts(*s), target, True, True)) is not None}  # type: ignore[arg-type]
+           if (t := choose_tile(product(*s), target, True, True)) is not None}  # type: ignore[arg-type]
     assert got == {(25088, 128, 1152): (128, 64, 2), (1568, 512, 256): (64, 64, 4)}
     lean = replace(target, gpu=replace(target.gpu, shared_mem_per_sm_kib=100))
-    tile = choose_tile(Parts(1568, 512, 256), lean, True, True)  # type: ignore[arg-type]
+    tile = choose_tile(product(1568, 512, 256), lean, True, True)  # type: ignore[arg-type]
     assert tile is not None and tile.stages == 2
-    tile = choose_tile(Parts(1568, 512, 256), target, True, False)  # type: ignore[arg-type]
+    tile = choose_tile(product(1568, 512, 256), target, True, False)  # type: ignore[arg-type]
     assert tile is not None and tile.stages == 1
 
 

@@ -40,13 +40,7 @@ def test_blocked_conv_tile(c: int, o: int, width: int, group: int) -> None:
     tests = [s for s in walk_stmts(func.body) if isinstance(s, IfThenElse)]
     assert all(t.otherwise is not None for t in tests) and (group > 1 or not tests)
     x = np.random.default_rng(0).standard_normal((1, c, 6, width)).astype(np.float32)
-    feeds = {"x": block_array(x, lanes)}
-    args = [feeds["x"], *(graph.constants[i] for i in kernel.inputs[1:])]
-    out = np.zeros(graph.types[y].shape, np.float32)
-    jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))
-    jit.kernel(func.name, len(args) + 1)(*[np.ascontiguousarray(a).ctypes.data
-                                           for a in [*args, out]])
-    np.testing.assert_allclose(out, run_graph(graph, feeds)[y], rtol=1e-5, atol=1e-5)
+    run_blocked(func, graph, kernel, y, x, lanes)
 
 
 AVX512 = CpuMachine(512, 24, 1, 48, 1024)
@@ -84,3 +78,16 @@ def test_pair_tile_from_machine(machine: CpuMachine, c: int, o: int, size: int, 
     assert (knobs.get("pair_block", 2), knobs["rows"]) == (block, rows)
     # the accumulators and the block's vectors fit the machine's registers
     assert block * rows + (block if block > 2 else 0) <= machine.accumulator_registers
+
+
+def run_blocked(func, graph, kernel, y: str, x: np.ndarray, lanes: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A blocked conv kernel JIT-compiled and run on NCHW input `x` (blocked here), checked
+    against the graph's reference; its output."""
+    feeds = {"x": block_array(x, lanes)}
+    args = [feeds["x"], *(graph.constants[i] for i in kernel.inputs[1:])]
+    out = np.zeros(graph.types[y].shape, np.float32)
+    jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))
+    jit.kernel(func.name, len(args) + 1)(*[np.ascontiguousarray(a).ctypes.data
+                                           for a in [*args, out]])
+    np.testing.assert_allclose(out, run_graph(graph, feeds)[y], rtol=1e-5, atol=1e-5)
+    return out

@@ -6,19 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepc.backends.llvm.codegen import emit_module
-from deepc.backends.llvm.machine import JitModule, MachineSpec, optimize
 from deepc.ir.expr import Select
 from deepc.ir.loop import IfThenElse, PrimFunc, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.lowering.kernels import graph_kernels
 from deepc.ops.conv_nchwc import weight_to_blocked
-from deepc.ops.interpreter import run_graph
-from deepc.ops.layout import block_array
 from deepc.schedule.cpu import default_schedule
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.schedule import Schedule
 from tests.passes.support import Net, weights
+from tests.schedule.test_cpu_conv_tiles import run_blocked
 
 AVX512 = CpuMachine(512, 24, 1, 48, 1024)
 AVX2 = CpuMachine(256, 12, 1, 32, 512)
@@ -44,15 +41,7 @@ def _masks(s: object) -> int:
 def _run(func: PrimFunc, graph, kernel, y: str, lanes: int, size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     x = np.random.default_rng(size).standard_normal((1, graph.types["x"].shape[1] * lanes,
                                                       size, size)).astype(np.float32)
-    feeds = {"x": block_array(x, lanes)}
-    args = [feeds["x"], *(graph.constants[i] for i in kernel.inputs[1:])]
-    out = np.zeros(graph.types[y].shape, np.float32)
-    jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))
-    jit.kernel(func.name, len(args) + 1)(*[np.ascontiguousarray(a).ctypes.data
-                                           for a in [*args, out]])
-    want = run_graph(graph, feeds)[y]
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
-    return out
+    return run_blocked(func, graph, kernel, y, x, lanes)
 
 
 @pytest.mark.parametrize(("machine", "c", "size", "k", "stride", "pad"), [
