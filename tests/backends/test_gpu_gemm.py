@@ -26,6 +26,16 @@ def _graph(nodes, x_shape, inits):  # type: ignore[no-untyped-def]
     return convert(helper.make_model(proto, opset_imports=[helper.make_opsetid("", 17)]))
 
 
+@pytest.fixture(autouse=True)
+def rings_by_default(monkeypatch):  # type: ignore[no-untyped-def]
+    """The kernels under test take cp.async rings by default where the target has them
+    (RING_BY_DEFAULT is off in the product until timed on a GPU), so the `pipelined` cases
+    test the default ring choice; without cp.async they are fetched through registers."""
+    from deepc.schedule import gpu_gemm_match
+
+    monkeypatch.setattr(gpu_gemm_match, "RING_BY_DEFAULT", True)
+
+
 def product(m: int, n: int, k: int):  # type: ignore[no-untyped-def]
     """A matched product's sizes as the tile policy reads them (not grouped)."""
     from types import SimpleNamespace

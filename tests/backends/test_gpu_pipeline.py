@@ -16,7 +16,14 @@ from deepc.backends.gpu.render import async_copy, render_cuda
 from deepc.errors import ScheduleError
 from deepc.lowering.kernels import graph_kernels
 from deepc.schedule.gpu import default_gemm_knobs
-from tests.backends.test_gpu_gemm import _conv_graph, _graph, _notes, _small_gpu, product
+from tests.backends.test_gpu_gemm import (  # noqa: F401 (rings_by_default: autouse fixture)
+    _conv_graph,
+    _graph,
+    _notes,
+    _small_gpu,
+    product,
+    rings_by_default,
+)
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ runs the CUDA C here")
 
@@ -176,14 +183,21 @@ def test_stage_knobs_are_checked_against_the_target() -> None:
         tile_from_knobs(Parts(), target, True, base | {"stages": 5}, True)  # type: ignore[arg-type]
 
 
-def test_default_ring_depth_keeps_the_blocks_per_sm() -> None:
+def test_ring_depth_keeps_the_blocks_per_sm(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The deepest ring whose shared memory still lets an SM hold the tile's blocks: on an
     H100 (228 KiB an SM) 64x64x16 TF32 tiles (4 blocks) take 4 slots, 128x64x32 ones (3
-    blocks) 2; with less shared memory per SM, fewer."""
+    blocks) 2; with less shared memory per SM, fewer. The default takes it only with
+    RING_BY_DEFAULT (off until timed on a GPU)."""
+    from deepc.schedule import gpu_gemm_match
     from deepc.schedule.gpu_gemm_match import choose_tile
 
     target = _small_gpu(132)
-    got = {s: (t.bm, t.bn, t.stages) for s in ((25088, 128, 1152), (1568, 512, 256))
+    shapes = ((25088, 128, 1152), (1568, 512, 256))
+    monkeypatch.setattr(gpu_gemm_match, "RING_BY_DEFAULT", False)
+    assert all(t is None or t.stages == 1  # type: ignore[arg-type]
+               for t in (choose_tile(product(*s), target, True, True) for s in shapes))
+    monkeypatch.setattr(gpu_gemm_match, "RING_BY_DEFAULT", True)
+    got = {s: (t.bm, t.bn, t.stages) for s in shapes
            if (t := choose_tile(product(*s), target, True, True)) is not None}  # type: ignore[arg-type]
     assert got == {(25088, 128, 1152): (128, 64, 2), (1568, 512, 256): (64, 64, 4)}
     lean = replace(target, gpu=replace(target.gpu, shared_mem_per_sm_kib=100))

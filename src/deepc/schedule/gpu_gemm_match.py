@@ -270,13 +270,27 @@ def _narrow(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile | None:
     return tile
 
 
+# The default tiles are fetched through registers (stages=1) until a GPU measurement shows the
+# cp.async rings faster: they were checked on the CPU block emulator and by nvcc (no spills,
+# fewer registers), not yet timed or run on a GPU. `deepc tune` offers the stages knob, and
+# what it applies was measured there and checked against the default's outputs.
+RING_BY_DEFAULT = False
+
+
 def choose_tile(parts: GemmParts, target: Target, tf32: bool,
                 async_copy: bool = False) -> GemmTile | None:
-    """The tile of _choose_tile; with `async_copy` (cp.async), fetched by the deepest ring of
-    shared slots that keeps its blocks per SM."""
+    """The tile of _choose_tile; with `async_copy` (cp.async) and RING_BY_DEFAULT, fetched by
+    ring_tile's ring of shared slots."""
     tile = _choose_tile(parts, target, tf32)
+    if tile is None or not (async_copy and RING_BY_DEFAULT):
+        return tile
+    return ring_tile(tile, target)
+
+
+def ring_tile(tile: GemmTile, target: Target) -> GemmTile:
+    """`tile` fetched by the deepest ring of shared slots that keeps its blocks per SM."""
     per_sm = target.gpu.shared_mem_per_sm_kib
-    if tile is None or not async_copy or per_sm is None:
+    if per_sm is None:
         return tile
     return replace(tile, stages=deepest_ring(tile.bm, tile.bn, tile.bk, tile.mma,
                                              tile.min_blocks, per_sm,

@@ -19,7 +19,10 @@ from tests.conftest import shared_model
 @pytest.mark.models
 @pytest.mark.filterwarnings("ignore::deepc.errors.FixedDimReplaced")  # batch 1 -> 32 on purpose
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH: it builds CUDA")
-def test_pipelined_resnet18_builds_without_spills(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pipelined_resnet18_builds_without_spills(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from deepc.schedule import gpu_gemm_match
+
+    monkeypatch.setattr(gpu_gemm_match, "RING_BY_DEFAULT", True)  # the rings as the default
     compiled = deepc.compile(shared_model("resnet18"), "cuda-sm90",
                              input_shapes={"input": (32, 3, 224, 224)}, allow_tf32=True)
     launches = [lc for ls in compiled.module.launches.values() for lc in ls]
