@@ -288,18 +288,24 @@ def test_tf32_tile_policy_on_resnet18_shapes() -> None:
 
 
 @needs_gxx
-def test_narrow_tf32_tiles_match_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """24 output channels under a 64-wide mma tile (the narrow rule below): the columns past
-    N are computed from clamped weights and never stored."""
+@pytest.mark.parametrize(("ic", "note"), [
+    # 24 output channels under a 64-wide mma tile (the narrow rule below): the columns past N
+    # are computed from clamped weights and never stored
+    (16, "tile 64x64x16 mma.m16n8k8.tf32"),
+    # a 32-wide TF32 tile (24 channels over K = 32*9 = 288)
+    (32, "x32x32 mma.m16n8k8.tf32")])
+def test_narrow_tf32_tiles_match_numpy(ic: int, note: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Narrow products' TF32 tiles against the reference."""
     from deepc.ops.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
-    rng = np.random.default_rng(24)
-    graph = _conv_graph(rng, 24, ic=16, hw=16)
-    x = rng.standard_normal((2, 16, 16, 16)).astype(np.float32)
+    rng = np.random.default_rng(24 if ic == 16 else 32)
+    graph = _conv_graph(rng, 24, ic=ic, hw=16)
+    x = rng.standard_normal((2, ic, 16, 16)).astype(np.float32)
     got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
-    assert "tile 64x64x16 mma.m16n8k8.tf32" in _notes(records)
+    assert note in _notes(records)
     np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-2, atol=2e-2)
+
 
 def test_narrow_products_with_many_tiles_are_tiled() -> None:
     """A product narrower than the tile (N = 24 or 32 under bn = 64) is tiled when its tiles
@@ -372,20 +378,6 @@ def test_narrow_long_products_take_32_wide_tf32_tiles() -> None:
     assert got == {(100352, 32, 1152): (128, 32, 1), (25088, 32, 1152): (128, 32, 2),
                    (6272, 32, 1152): (64, 32, 5), (1568, 32, 1152): (64, 32, 18),
                    (100352, 32, 192): (64, 64, 1)}
-
-
-@needs_gxx
-def test_narrow_long_tf32_tiles_match_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A 32-wide TF32 tile (24 channels over K = 32*9 = 288) against the reference."""
-    from deepc.ops.interpreter import run_graph
-    from tests.backends.cuda.omp_blocks import run_blocks
-
-    rng = np.random.default_rng(32)
-    graph = _conv_graph(rng, 24, ic=32, hw=16)
-    x = rng.standard_normal((2, 32, 16, 16)).astype(np.float32)
-    got, records = run_blocks(graph, _small_gpu(), {"x": x}, tmp_path, allow_tf32=True)
-    assert "x32x32 mma.m16n8k8.tf32" in _notes(records)
-    np.testing.assert_allclose(got["y"], run_graph(graph, {"x": x})["y"], rtol=1e-2, atol=2e-2)
 
 
 def test_grouped_products_take_no_split_k_knob() -> None:
