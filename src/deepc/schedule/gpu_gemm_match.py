@@ -270,10 +270,10 @@ def _narrow(tile: GemmTile, parts: GemmParts, sms: int) -> GemmTile | None:
     return tile
 
 
-# The default tiles are fetched through registers (stages=1) until a GPU measurement shows the
-# cp.async rings faster: they were checked on the CPU block emulator and by nvcc (no spills,
-# fewer registers), not yet timed or run on a GPU. `deepc tune` offers the stages knob, and
-# what it applies was measured there and checked against the default's outputs.
+# The default tiles are fetched through registers (stages=1): timed on an H100 (batch 32,
+# TF32, tools/gemm_knob_ab.py) the cp.async rings gave the same outputs but were 13-28%
+# slower on resnet18 and 28-32% on mobilenet_v2 with these tiles. `deepc tune` offers the
+# stages knob, and what it applies was measured there and checked against the default's.
 RING_BY_DEFAULT = False
 
 
