@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from deepc.cli_common import (
     print_table,
     report_passes,
     strict_input_shapes,
+    tuning_log_option,
 )
 
 
@@ -47,17 +49,22 @@ from deepc.cli_common import (
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--no-constants", is_flag=True, help="Leave constants out of the text form.")
+@click.option("--allow-tf32", is_flag=True,
+              help="CUDA: show the kernels `compile --allow-tf32` builds (TF32 tensor cores).")
 @precision_option
 @handle_errors
+@tuning_log_option
 def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_level: int | None,
                disabled: tuple[str, ...], print_after: tuple[str, ...], pass_times: bool,
                input_shapes: tuple[str, ...], as_json: bool, no_constants: bool,
-               precision: str) -> None:
+               allow_tf32: bool, precision: str,
+               tuned: Callable[..., dict[str, Any]] | None) -> None:
     """Print a model's IR at one level of the stage chain.
 
     `--stage graph` shows a summary (ops, parameters, FLOPs) and the canonical graph text,
     after the -O pipeline when -O or a pass option is given; `fused` shows the kernels the
-    passes form; `loop`, `source` and `asm` compile first and show each kernel.
+    passes form; `loop`, `source` and `asm` compile first and show each kernel, as
+    `compile` with the same --allow-tf32 and --tuning-log would build it.
     """
     from deepc.frontends import load
     from deepc.ir.text import graph_to_dict, graph_to_text
@@ -70,7 +77,9 @@ def inspect_ir(model: Path, stage: str, target: str, kernel: str | None, opt_lev
         from deepc.compiler.inspect import kernel_texts
 
         texts = kernel_texts(graph, target, stage, opt_level=ctx.opt_level, kernel=kernel,
-                             pass_context=ctx, precision=precision)
+                             pass_context=ctx, precision=precision,
+                             allow_tf32=allow_tf32 or None,
+                             tuned=tuned() if tuned else None)
         report_passes(ctx, err_console if as_json else console, pass_times)
         if as_json:
             click.echo(json.dumps(texts, indent=1))

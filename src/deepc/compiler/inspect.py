@@ -26,14 +26,16 @@ def match_kernel(kernel: str | None, names: list[str]) -> str | None:
 
 def kernel_texts(graph: Graph, target: Any, stage: str, *, opt_level: int = 2,
                  kernel: str | None = None, pass_context: Any = None,
-                 precision: str = "float32") -> dict[str, str]:
+                 precision: str = "float32", allow_tf32: bool | None = None,
+                 tuned: dict[str, Any] | None = None) -> dict[str, str]:
     """Each kernel's text at `stage`. The graph passes run as `compile` runs them: with
-    `pass_context` (disabled passes, print-after dumps, pass times) where given."""
+    `pass_context` (disabled passes, print-after dumps, pass times) where given, and the
+    kernels are built as `compile` builds them with `allow_tf32` and `tuned` records."""
     if stage == "fused":
         return fused_texts(graph, target, opt_level=opt_level, kernel=kernel,
                            pass_context=pass_context)
     compiled = compile(graph, target, opt_level=opt_level, pass_context=pass_context,
-                       precision=precision)
+                       precision=precision, allow_tf32=allow_tf32, tuned=tuned)
     kernel = match_kernel(kernel, [k.name for k in compiled.kernels])
     chosen = [k for k in compiled.kernels if kernel in (None, k.name)]
     records = {r.kernel: r for r in compiled.records}
