@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from deepc.ops.qdot import to_words
-from deepc.passes.qdq_depthwise import TO_NHWC, channels_last_source, feeds_depthwise
+from deepc.passes.qdq_depthwise import TO_NCHW, TO_NHWC, channels_last_source, feeds_depthwise
 from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
 
 LANES = 16  # int32 lanes of a 512-bit vector: below this a lane order leaves vectors part-empty
-DIRECT = True  # windows over one pixel: a direct conv of channels-last words (dot4_conv)
+DIRECT = True  # windows over one pixel, or strided: a direct conv of channels-last words
 PIXEL_MAJOR_BELOW = 1024  # pixels: a larger layer keeps pixel lanes, its row tail widening
 
 
@@ -64,6 +64,10 @@ def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
         y = rw.emit("slice", [y], {"starts": (0,), "ends": (columns,), "axes": (2,),
                                    "steps": (1,)}, name=q.name)[0]
     if perm:
+        if len(perm) > rw.type(y).rank:
+            # a batch axis first: the 4-D move to NCHW that the rules cancelling moves (and
+            # moving elementwise ops before them) look for
+            y = rw.emit("reshape", [y], {"shape": (1, *rw.type(y).shape)}, name=q.name)[0]
         y = rw.emit("transpose", [y], {"perm": perm}, name=q.name)[0]
     rw.emit("reshape", [y], {"shape": rw.type(q.outputs[0]).shape}, outputs=q.outputs,
             name=q.name)
@@ -118,9 +122,10 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
                       name=op.name)[0]
         _epilogue(rw, chain, acc, 1, mult, out, total, (1, 0))
         return True
-    if DIRECT and channels % LANES == 0 and tuple(attrs["kernel_shape"]) != (1, 1):
+    if DIRECT and channels % LANES == 0 and (tuple(attrs["kernel_shape"]) != (1, 1)
+                                             or tuple(attrs["strides"]) != (1, 1)):
         acc = _direct_conv(rw, op.name, x.value, xt.dtype, wq, attrs, kind)
-        _epilogue(rw, chain, acc, 2, mult, out, total, (2, 0, 1))
+        _epilogue(rw, chain, acc, 2, mult, out, total, TO_NCHW)
         return True
     # pixel lanes: a count no multiple of the vector widens each output row with windows
     # of padding until it is one (55x55 pixels would run 11 lanes wide, 13x13 13 lanes: 94
