@@ -76,28 +76,38 @@ def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
             name=q.name)
 
 
-def _symmetric_int8(rw: Rewriter, w: Quantized) -> np.ndarray | None:
-    """The weights minus their zero point as int8: int8 weights with zero point 0, or
-    uint8 ones with one zero point (128: a uint8-quantised model) whose differences fit."""
+def _symmetric_int8(rw: Rewriter, w: Quantized, bias: np.ndarray | None, mult: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+    """(the weights minus their zero point as int8, the bias and multiplier to use with
+    them): int8 weights with zero point 0, or uint8 ones with one zero point whose
+    differences fit. Differences of -127..128 (zero point 127: the encoder's run-time
+    quantised weights) fit negated: the sums come out negated, and so do the bias and the
+    multiplier, which leaves the requantize's float32 product exactly as it was."""
     wq = rw.const(w.value)
     if wq is None or (wq.dtype == np.int8 and w.zero.any()):
         return None
     if wq.dtype == np.int8:
-        return wq
+        return wq, bias, mult
     if wq.dtype != np.uint8 or w.zero.size != 1:
         return None
     centred = wq.astype(np.int16) - int(w.zero[0])
-    return centred.astype(np.int8) if centred.min(initial=0) >= -128 \
-        and centred.max(initial=0) <= 127 else None
+    low, high = centred.min(initial=0), centred.max(initial=0)
+    if low >= -128 and high <= 127:
+        return centred.astype(np.int8), bias, mult
+    if low >= -127 and high <= 128:
+        negated = None if bias is None else -bias.astype(np.int64)
+        return (-centred).astype(np.int8), negated, -mult
+    return None
 
 
 def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,
              mult: np.ndarray, out: tuple[np.ndarray, np.ndarray], kind: str) -> bool:
     """A 2-D, ungrouped, batch-1 conv with symmetric int8 weights."""
-    op, wq = chain.op, _symmetric_int8(rw, w)
+    op, signed = chain.op, _symmetric_int8(rw, w, bias, mult)
     xt = rw.type(x.value)
-    if wq is None or xt.rank != 4 or xt.shape[0] != 1 or int(op.attr("group", 1)) != 1:
+    if signed is None or xt.rank != 4 or xt.shape[0] != 1 or int(op.attr("group", 1)) != 1:
         return False
+    wq, bias, mult = signed
     channels = wq.shape[0]
     folded = _bias(x, xt.dtype, wq.reshape(channels, -1).astype(np.int64).sum(axis=1), bias)
     if folded is None:
@@ -202,10 +212,11 @@ def dot_matmul(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.
     """x[..., K] @ w[K, N] (or a gemm's w[N, K] with trans_b) with constant symmetric int8
     weights and N filling a vector: rows of x as words times weight words (a tail of lanes
     that is no multiple of 4 widens and multiplies)."""
-    op, wq = chain.op, _symmetric_int8(rw, w)
+    op, signed = chain.op, _symmetric_int8(rw, w, bias, mult)
     xt = rw.type(x.value)
-    if wq is None or wq.ndim != 2 or xt.rank < 2:
+    if signed is None or signed[0].ndim != 2 or xt.rank < 2:
         return False
+    wq, bias, mult = signed
     w_kn = wq.T if op.op == "gemm" and int(op.attr("trans_b", 0)) else wq
     k, n = w_kn.shape
     if n < LANES or xt.shape[-1] != k:
