@@ -159,6 +159,18 @@ def test_direct_dot_product_conv_matches_onnxruntime_exactly(
     _same_integers(model, feeds, folded, tmp_path)
 
 
+def test_direct_conv_of_int8_activations_pads_with_their_zero_point(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """int8 activations shift to unsigned bytes in their words: the padding holds the
+    zero point shifted alike, so the border pixels equal onnxruntime's."""
+    model, feeds = _qdq_model("conv", False, 11, 32)
+    zx = next(t for t in model.graph.initializer if t.name == "zx")
+    zx.CopyFrom(numpy_helper.from_array(np.int8(-23), "zx"))
+    folded = _fold_for_rpi5(model, feeds)
+    pad = next(n for n in folded.nodes if n.op == "pad")
+    assert "dot4_conv" in [n.op for n in folded.nodes] and pad.attrs["value"] == -23
+    _same_integers(model, feeds, folded, tmp_path)
+
+
 def _same_integers(model: onnx.ModelProto, feeds: dict[str, np.ndarray], folded: Graph,
                    tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The folded graph's reference and the host bundle both equal onnxruntime's output."""
