@@ -90,3 +90,28 @@ def test_pack_rows(run):
     got = _unwords(run(graph, {"x": x})[graph.outputs[0]], 1)
     np.testing.assert_array_equal(got[:, :10], x.astype(np.int64) + 128)
     assert not got[:, 10:].any()
+
+
+@pytest.mark.parametrize("dot", DOTS)
+@pytest.mark.parametrize(("strides", "dilations"), [((1, 1), (1, 1)), ((2, 1), (1, 2))])
+@pytest.mark.parametrize("run", [run_graph, run_graph_jit], ids=["reference", "compiled"])
+def test_dot4_conv(run, strides, dilations, dot):
+    """Against loops over int64 bytes: unsigned image words times signed weight words."""
+    if run is run_graph_jit and (dot == "sdot" or (dot == "vnni" and not HOST_VNNI)):
+        pytest.skip(f"the host cannot run {dot} instructions")
+    image = rng.integers(0, 256, (9, 11, 3, 4)).astype(np.uint8)  # [H, W, words, bytes]
+    weights = rng.integers(-128, 128, (3, 3, 3, 32, 4)).astype(np.int8)  # [.., words, M, bytes]
+    x = np.ascontiguousarray(image).view("<i4")[..., 0]
+    w = np.ascontiguousarray(weights).view("<i4")[..., 0]
+    graph = _graph("dot4_conv", {"x": x}, {"strides": strides, "dilations": dilations,
+                                          "dot": dot}, {"w": w})
+    got = run(graph, {"x": x})[graph.outputs[0]]
+    (sh, sw), (dh, dw) = strides, dilations
+    want = np.zeros((-(-(9 - 2 * dh) // sh), -(-(11 - 2 * dw) // sw), 32), np.int64)
+    for i in range(want.shape[0]):
+        for j in range(want.shape[1]):
+            for a in range(3):
+                for b in range(3):
+                    u = image[i * sh + a * dh, j * sw + b * dw].astype(np.int64)  # [words, 4]
+                    want[i, j] += np.einsum("ct,cmt->m", u, weights[a, b].astype(np.int64))
+    np.testing.assert_array_equal(got, want)

@@ -182,7 +182,7 @@ def test_rgb_first_conv_is_dot_words_where_the_target_has_them(kernel: int,
     folded = PASSES["fold_qdq"](convert(model, {"x": (1, 3, 20, 20)}),
                                 PassContext(target=load_target(board)))
     ops = [n.op for n in folded.nodes]
-    assert ("dot4_matmul" in ops) == (board == "rpi5") and ("conv" in ops) == (board == "rpi4")
+    assert ("dot4_conv" in ops) == (board == "rpi5") and ("conv" in ops) == (board == "rpi4")
     np.testing.assert_array_equal(run_graph(folded, feeds)["c_d"], run_ort(model, feeds)[0])
 
 

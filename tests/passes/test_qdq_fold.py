@@ -11,6 +11,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from deepc.frontends.onnx import convert
+from deepc.ir.graph import Graph
 from deepc.ops.interpreter import run_graph
 from deepc.passes import PASSES, PassContext
 from deepc.passes.verify import verify_graph
@@ -21,13 +22,16 @@ SX, ZX = np.float32(0.031), np.uint8(117)
 SY, ZY = np.float32(0.047), np.uint8(3)
 
 
-def _qdq_model(kind: str, relu: bool | str, pixels: int = 9,
-              channels: int = 16) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+def _qdq_model(kind: str, relu: bool | str, pixels: int = 9, channels: int = 16,
+              conv: dict | None = None) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """x -> Q -> DQ -> {conv | matmul | gemm}(DQ(w int8 per channel), DQ(bias int32)) ->
-    [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it."""
+    [relu] -> Q -> DQ -> y, as onnxruntime's quantisation tool writes it; `conv` overrides
+    the conv's attributes (3x3 windows, padding 1) and may name its input channels."""
     if kind == "conv":
-        x_shape, w_shape, axis = (1, 8, pixels, pixels), (channels, 8, 3, 3), 0
-        kw = {"pads": [1, 1, 1, 1]}
+        kw = {"pads": [1, 1, 1, 1], "kernel_shape": [3, 3], **(conv or {})}
+        inputs = kw.pop("channels", 8)
+        x_shape, w_shape, axis = (1, inputs, pixels, pixels), (channels, inputs, *kw[
+            "kernel_shape"]), 0
     elif kind == "matmul":  # `pixels` stands for the output columns
         x_shape, w_shape, axis, kw = (2, 5, 12), (12, pixels - 2), 1, {}
     else:
@@ -109,29 +113,69 @@ def test_folded_chains_compile_to_the_same_integers(kind: str, tmp_path) -> None
     np.testing.assert_array_equal(got, run_ort(model, feeds)[0])
 
 
-# 81 pixels: lanes over channels; 64: over pixels; 81 pixels of 24 channels: over pixels,
+def _fold_for_rpi5(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> Graph:
+    """fold_qdq for rpi5 (it declares sdot; the graph is the same for vnni), checked."""
+    from deepc.target import load_target
+
+    graph = convert(model, {"x": feeds["x"].shape})
+    return verify_graph(PASSES["fold_qdq"](graph, PassContext(target=load_target("rpi5"))))
+
+
+# 20 channels fill no half vector: im2col words x weight words, lanes over the 81 pixels,
 # each row of 9 widened to 16 so that 9 rows fill whole vectors
-@pytest.mark.parametrize(("pixels", "channels"), [(9, 16), (8, 16), (9, 24)])
 @pytest.mark.parametrize("relu", [False, True, "clip"])
-def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool | str, pixels: int,
-                                                      channels: int,
+def test_dot_product_conv_matches_onnxruntime_exactly(relu: bool | str,
                                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
     """On a target declaring a dot-product instruction the conv becomes im2col words x
     weight words with the zero point in the bias; compiled for the host, the same integers."""
-    import deepc
-    from deepc.target import load_target
-
-    model, feeds = _qdq_model("conv", relu, pixels, channels)
-    graph = convert(model, {"x": feeds["x"].shape})
-    target = load_target("rpi5")  # declares sdot; the graph is the same for vnni
-    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=target)))
+    model, feeds = _qdq_model("conv", relu, 9, 20)
+    folded = _fold_for_rpi5(model, feeds)
     ops = [n.op for n in folded.nodes]
-    assert {"pack_windows", "dot4_matmul", "requantize"} <= set(ops) and "conv" not in ops
-    assert ("transpose" in ops) == (pixels == 9 and channels == 16)
-    assert ("slice" in ops) == (channels == 24)
-    if channels == 24:
-        dot = next(n for n in folded.nodes if n.op == "dot4_matmul")
-        assert folded.types[dot.outputs[0]].shape == (24, 9 * 16)
+    assert {"pack_windows", "dot4_matmul", "requantize", "slice"} <= set(ops)
+    assert "conv" not in ops and "transpose" not in ops
+    dot = next(n for n in folded.nodes if n.op == "dot4_matmul")
+    assert folded.types[dot.outputs[0]].shape == (20, 9 * 16)
+    _same_integers(model, feeds, folded, tmp_path)
+
+
+# channels filling half vectors (32, 24 where strided): a direct conv of channels-last words
+# (no im2col); strides, dilations, uneven padding, an RGB-like 3 input channels (a word's
+# last byte unused) and a 7x7 stem window
+@pytest.mark.parametrize("conv", [
+    {}, {"strides": [2, 2]}, {"dilations": [2, 2], "pads": [2, 1, 2, 0]},
+    {"channels": 3, "kernel_shape": [7, 7], "strides": [2, 2], "pads": [3, 3, 3, 3]}])
+@pytest.mark.parametrize("relu", [False, "clip"])
+def test_direct_dot_product_conv_matches_onnxruntime_exactly(
+        relu: bool | str, conv: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, feeds = _qdq_model("conv", relu, 11, 24 if "strides" in conv else 32, conv)
+    folded = _fold_for_rpi5(model, feeds)
+    ops = [n.op for n in folded.nodes]
+    assert {"dot4_conv", "requantize"} <= set(ops) and not {"conv", "dot4_matmul"} & set(ops)
+    # the padded words: 1x1 windows of the NCHW planes for one word a pixel, else the rows
+    # of the channels-last bytes
+    packs = [n for n in folded.nodes if n.op in ("pack_windows", "pack_rows")]
+    assert [n.op for n in packs] == ["pack_windows" if "channels" in conv else "pack_rows"]
+    assert all(n.attrs.get("kernel_shape", (1, 1)) == (1, 1) for n in packs)
+    _same_integers(model, feeds, folded, tmp_path)
+
+
+def test_direct_conv_of_int8_activations_pads_with_their_zero_point(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """int8 activations shift to unsigned bytes in their words: the padding holds the
+    zero point shifted alike, so the border pixels equal onnxruntime's."""
+    model, feeds = _qdq_model("conv", False, 11, 32)
+    zx = next(t for t in model.graph.initializer if t.name == "zx")
+    zx.CopyFrom(numpy_helper.from_array(np.int8(-23), "zx"))
+    folded = _fold_for_rpi5(model, feeds)
+    pad = next(n for n in folded.nodes if n.op == "pad")
+    assert "dot4_conv" in [n.op for n in folded.nodes] and pad.attrs["value"] == -23
+    _same_integers(model, feeds, folded, tmp_path)
+
+
+def _same_integers(model: onnx.ModelProto, feeds: dict[str, np.ndarray], folded: Graph,
+                   tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The folded graph's reference and the host bundle both equal onnxruntime's output."""
+    import deepc
+
     want = run_ort(model, feeds)[0]
     np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
     path = tmp_path / "conv.onnx"
@@ -153,6 +197,9 @@ def test_dot_product_matmul_matches_onnxruntime_exactly(kind: str, columns: int,
     graph = convert(model, {"x": feeds["x"].shape})
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=load_target("rpi5"))))
     assert {"pack_rows", "dot4_matmul"} <= {n.op for n in folded.nodes}
+    # fewer rows than a tile: zero columns up to four registers of independent sums
+    dot = next(n for n in folded.nodes if n.op == "dot4_matmul")
+    assert folded.types[dot.outputs[0]].shape[1] == 64
     want = run_ort(model, feeds)[0]
     np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
     path = tmp_path / "mm.onnx"

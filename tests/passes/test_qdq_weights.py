@@ -49,15 +49,25 @@ def _matmul(zero_w: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize("zero_w", [128, 127])
-def test_run_time_quantised_weights_fold_to_constant_words(zero_w: int) -> None:
+@pytest.mark.parametrize("zero_w", [128, 127, 126])
+def test_run_time_quantised_weights_fold_to_constant_words(zero_w: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Zero point 128: every centred weight fits int8, dot-product words; 127 lets +128
-    through, the widening int32 matmul (on constant weights) keeps it exact."""
+    through, which fits negated (words of the negated weights, the multiplier negated);
+    126 lets +129 through: the widening int32 matmul (on constant weights) keeps it exact."""
+    import deepc
+
     model = _matmul(zero_w)
     feeds = {"x": (RNG.standard_normal((8, 24)) * 2).astype(np.float32)}
     folded = PASSES["fold_qdq"](convert(model, {"x": (8, 24)}),
                                 PassContext(target=load_target("rpi5")))
     ops = [n.op for n in folded.nodes]
     assert "quantize_linear" not in ops[1:]  # the weights' quantizes are constants now
-    assert ("dot4_matmul" in ops) == (zero_w == 128) and ("matmul" in ops) == (zero_w == 127)
-    np.testing.assert_array_equal(run_graph(folded, feeds)["out"], run_ort(model, feeds)[0])
+    assert ("dot4_matmul" in ops) == (zero_w >= 127) and ("matmul" in ops) == (zero_w == 126)
+    multiplier = folded.constants[next(n for n in folded.nodes if n.op == "requantize").inputs[1]]
+    assert (multiplier.ravel()[:32] < 0).all() == (zero_w == 127)  # 32 columns, zeros after
+    want = run_ort(model, feeds)[0]
+    path = tmp_path / "mm.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.load(deepc.compile(path, "host").save(tmp_path / "mm.tar"))
+    np.testing.assert_array_equal(compiled.run(feeds)["out"], want)
+    np.testing.assert_array_equal(run_graph(folded, feeds)["out"], want)

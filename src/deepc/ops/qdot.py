@@ -216,3 +216,68 @@ def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs
     a = ins[0]
     assert a is not None
     return 2 * outs[0].size * a.shape[1] * 4
+
+
+# -- dot4_conv ------------------------------------------------------------------------------
+dot4_conv = Op(
+    "dot4_conv", FusionKind.OUT_FUSABLE,
+    doc="int32 y[OH, OW, M] = sum over taps (kh, kw) and words c of dot4(x[oh*sh + kh*dh, "
+        "ow*sw + kw*dw, c], w[kh, kw, c, M]): a direct conv of channels-last words x[H, W, "
+        "C/4] (unsigned bytes, already padded) and weight words w[KH, KW, C/4, M] (signed), "
+        "the output channels in the vector lanes; attrs strides, dilations, dot")
+
+
+def _taps_out(x: TensorType | tuple[int, ...], w: tuple[int, ...], attrs: Attrs
+              ) -> tuple[int, int]:
+    shape = x.shape if isinstance(x, TensorType) else x
+    sizes = window_out_shape(shape[:2], w[:2], {**attrs, "pads": (0, 0, 0, 0)})
+    return sizes[0], sizes[1]
+
+
+@dot4_conv.infer
+def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
+    x, w = ins[0], ins[1]
+    assert x is not None and w is not None
+    if x.rank != 3 or w.rank != 4 or w.shape[2] != x.shape[2] or {x.dtype, w.dtype} != {"int32"}:
+        raise ValueError(f"dot4_conv takes int32 words x[H, W, C4], w[KH, KW, C4, M], got {x}"
+                         f" and {w}")
+    if str(attrs.get("dot", "")) not in DOT_KINDS:
+        raise ValueError(f"dot {attrs.get('dot')!r} is none of {DOT_KINDS}")
+    return TensorType((*_taps_out(x, w.shape, attrs), w.shape[3]), "int32")
+
+
+@dot4_conv.reference
+def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
+    x, w = ins[0], ins[1]
+    assert x is not None and w is not None
+    (sh, sw), _, (dh, dw) = spatial_attrs(attrs, 2)
+    oh, ow = _taps_out(x.shape, w.shape, attrs)
+    y = np.zeros((oh, ow, w.shape[3]), np.int32)
+    for kh in range(w.shape[0]):
+        for kw in range(w.shape[1]):
+            xs = x[kh * dh:kh * dh + (oh - 1) * sh + 1:sh, kw * dw:kw * dw + (ow - 1) * sw + 1:sw]
+            y += dot4(xs[:, :, :, None], w[kh, kw][None, None]).sum(axis=2, dtype=np.int32)
+    return y
+
+
+@dot4_conv.def_compute
+def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
+    x, w = ins[0], ins[1]
+    kind = str(attrs.get("dot", ""))
+    func = f"dot4.{kind}" if kind else "dot4"
+    (sh, sw), _, (dh, dw) = spatial_attrs(attrs, 2)
+    kh, kw = (reduce_axis(n, f"dot4c.k{i}") for i, n in enumerate(w.shape[:2]))
+    c = reduce_axis(w.shape[2], "dot4c.c")
+
+    def body(oh: E.Expr, ow: E.Expr, m: E.Expr) -> E.Expr:
+        u = x[(oh * sh + kh * dh, ow * sw + kw * dw, c)]
+        return rsum(E.call(func, u, w[(kh, kw, c, m)]), (kh, kw, c))
+
+    return compute(outs[0].shape, body, "dot4_conv")
+
+
+@dot4_conv.flops
+def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
+    w = ins[1]
+    assert w is not None
+    return 2 * outs[0].size * w.shape[0] * w.shape[1] * w.shape[2] * 4

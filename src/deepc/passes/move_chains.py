@@ -2,7 +2,8 @@
 every element in place (transpose, reshape, transpose back) becomes one reshape of the
 chain's input (a simplify rule); a byte table lookup after a move, an elementwise op whose
 operands went through the same moves, and an elementwise op or a global average pool of a
-transposed operand (the others broadcast) move before them.
+transposed operand (the others broadcast) move before them; a pool of channels-last values
+transposed to NCHW pools them where they are.
 
 The int8 passes leave such chains where a pixel-major [pixels, channels] GEMM result is
 transposed to NCHW and a channels-last depthwise conv transposes it back; each transpose is
@@ -22,6 +23,8 @@ from deepc.passes.rewriter import Rewriter
 MOVES = ("reshape", "transpose")
 MAX_ELEMENTS = 1 << 22  # the index array costs 8 bytes an element at compile time
 MAX_CHAIN = 8
+TO_CHANNELS_FIRST = (0, 3, 1, 2)  # NHWC -> NCHW: int8 kernels run channels-last
+MIN_POOL_CHANNELS = 16  # bytes a pixel: fewer leave a channels-last pool's vectors part-empty
 
 
 def moves_to_reshape(rw: Rewriter, node: Node) -> bool:
@@ -190,3 +193,27 @@ def own_table_reads(rw: Rewriter, node: Node) -> bool:
                 outputs=node.outputs, name=node.name)
         return True
     return False
+
+
+def pool_channels_last(rw: Rewriter, op: str, attrs: dict, x: str, name: str) -> str | None:
+    """op(transpose(a, NHWC -> NCHW)) for a channels-last a[1, H, W, C] of at least
+    MIN_POOL_CHANNELS: the pool of a as one channel block [1, 1, H, W, C] (layout NCHWc), the
+    channels in the vector lanes, strided windows read as they are (no column-stride copy),
+    its result moved back to NCHW, where that move can meet the next ones and cancel. None
+    where x is no such transpose."""
+    node = rw.producer_of(x)
+    while node is not None and node.op == "reshape" \
+            and rw.type(node.inputs[0]).shape == rw.type(x).shape:
+        node = rw.producer_of(node.inputs[0])
+    if node is None or node.op != "transpose" \
+            or tuple(node.attrs["perm"]) != TO_CHANNELS_FIRST:
+        return None
+    a = node.inputs[0]
+    n, h, w, c = rw.type(a).shape
+    if n != 1 or c < MIN_POOL_CHANNELS:
+        return None
+    block = rw.emit("reshape", [a], {"shape": (1, 1, h, w, c)}, name=name)[0]
+    pooled = rw.emit(op, [block], {**attrs, "layout": "NCHWc"}, name=name)[0]
+    _, _, oh, ow, _ = rw.type(pooled).shape
+    flat = rw.emit("reshape", [pooled], {"shape": (1, oh, ow, c)}, name=name)[0]
+    return rw.emit("transpose", [flat], {"perm": TO_CHANNELS_FIRST}, name=name)[0]

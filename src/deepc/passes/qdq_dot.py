@@ -18,11 +18,16 @@ from typing import Any
 import numpy as np
 
 from deepc.ops.qdot import to_words
-from deepc.passes.qdq_depthwise import TO_NHWC, channels_last_source, feeds_depthwise
+from deepc.passes.qdq_depthwise import TO_NCHW, TO_NHWC, channels_last_source, feeds_depthwise
 from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
 
 LANES = 16  # int32 lanes of a 512-bit vector: below this a lane order leaves vectors part-empty
+DIRECT = True  # windows over one pixel, or strided: a direct conv of channels-last words
+# ... whose output channels, in the vector lanes, fill whole half registers at least
+# (shufflenet's 24-channel stem: 3 x 8 lanes, 0.25 -> 0.11 ms with its pool)
+DIRECT_CHANNELS = LANES // 2
+GEMV_COLUMNS = 4 * LANES  # four registers of independent sums hide a dot product's latency
 PIXEL_MAJOR_BELOW = 1024  # pixels: a larger layer keeps pixel lanes, its row tail widening
 
 
@@ -44,10 +49,11 @@ def _bias(x: Quantized, xtype: str, wsum: np.ndarray, bias: np.ndarray | None
 
 
 def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
-              out: tuple[np.ndarray, np.ndarray], bias: np.ndarray, transpose: bool,
-              widened: tuple[int, int, int] | None = None) -> None:
-    """requantize along `axis` (per output channel), then back to the quantize's shape;
-    `widened` (rows, wide, columns): the first `columns` of each row of `wide` pixels."""
+              out: tuple[np.ndarray, np.ndarray], bias: np.ndarray,
+              perm: tuple[int, ...] | None, widened: tuple[int, int, int] | None = None) -> None:
+    """requantize along `axis` (per output channel), transposed by `perm`, then back to the
+    quantize's shape; `widened` (rows, wide, columns): the first `columns` of each row of
+    `wide` pixels."""
     q = chain.quantize
     vec = np.broadcast_to(mult, bias.shape).astype(np.float32)
     y = rw.emit("requantize", [acc, rw.add_constant(vec, f"{q.outputs[0]}:multiplier"),
@@ -61,34 +67,48 @@ def _epilogue(rw: Rewriter, chain: Chain, acc: str, axis: int, mult: np.ndarray,
                     name=q.name)[0]
         y = rw.emit("slice", [y], {"starts": (0,), "ends": (columns,), "axes": (2,),
                                    "steps": (1,)}, name=q.name)[0]
-    if transpose:
-        y = rw.emit("transpose", [y], {"perm": (1, 0)}, name=q.name)[0]
+    if perm:
+        if len(perm) > rw.type(y).rank:
+            # a batch axis first: the 4-D move to NCHW that the rules cancelling moves (and
+            # moving elementwise ops before them) look for
+            y = rw.emit("reshape", [y], {"shape": (1, *rw.type(y).shape)}, name=q.name)[0]
+        y = rw.emit("transpose", [y], {"perm": perm}, name=q.name)[0]
     rw.emit("reshape", [y], {"shape": rw.type(q.outputs[0]).shape}, outputs=q.outputs,
             name=q.name)
 
 
-def _symmetric_int8(rw: Rewriter, w: Quantized) -> np.ndarray | None:
-    """The weights minus their zero point as int8: int8 weights with zero point 0, or
-    uint8 ones with one zero point (128: a uint8-quantised model) whose differences fit."""
+def _symmetric_int8(rw: Rewriter, w: Quantized, bias: np.ndarray | None, mult: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+    """(the weights minus their zero point as int8, the bias and multiplier to use with
+    them): int8 weights with zero point 0, or uint8 ones with one zero point whose
+    differences fit. Differences of -127..128 (zero point 127: the encoder's run-time
+    quantised weights) fit negated: the sums come out negated, and so do the bias and the
+    multiplier, which leaves the requantize's float32 product exactly as it was."""
     wq = rw.const(w.value)
     if wq is None or (wq.dtype == np.int8 and w.zero.any()):
         return None
     if wq.dtype == np.int8:
-        return wq
+        return wq, bias, mult
     if wq.dtype != np.uint8 or w.zero.size != 1:
         return None
     centred = wq.astype(np.int16) - int(w.zero[0])
-    return centred.astype(np.int8) if centred.min(initial=0) >= -128 \
-        and centred.max(initial=0) <= 127 else None
+    low, high = centred.min(initial=0), centred.max(initial=0)
+    if low >= -128 and high <= 127:
+        return centred.astype(np.int8), bias, mult
+    if low >= -127 and high <= 128:
+        negated = None if bias is None else -bias.astype(np.int64)
+        return (-centred).astype(np.int8), negated, -mult
+    return None
 
 
 def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.ndarray | None,
              mult: np.ndarray, out: tuple[np.ndarray, np.ndarray], kind: str) -> bool:
     """A 2-D, ungrouped, batch-1 conv with symmetric int8 weights."""
-    op, wq = chain.op, _symmetric_int8(rw, w)
+    op, signed = chain.op, _symmetric_int8(rw, w, bias, mult)
     xt = rw.type(x.value)
-    if wq is None or xt.rank != 4 or xt.shape[0] != 1 or int(op.attr("group", 1)) != 1:
+    if signed is None or xt.rank != 4 or xt.shape[0] != 1 or int(op.attr("group", 1)) != 1:
         return False
+    wq, bias, mult = signed
     channels = wq.shape[0]
     folded = _bias(x, xt.dtype, wq.reshape(channels, -1).astype(np.int64).sum(axis=1), bias)
     if folded is None:
@@ -114,7 +134,12 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
         weights = rw.add_constant(to_words(wq.reshape(channels, -1)).T.copy(), f"{w.value}:words")
         acc = rw.emit("dot4_matmul", [cols, weights], {"dot": kind, "unsigned": 0},
                       name=op.name)[0]
-        _epilogue(rw, chain, acc, 1, mult, out, total, True)
+        _epilogue(rw, chain, acc, 1, mult, out, total, (1, 0))
+        return True
+    if DIRECT and channels % DIRECT_CHANNELS == 0 and (tuple(attrs["kernel_shape"]) != (1, 1)
+                                             or tuple(attrs["strides"]) != (1, 1)):
+        acc = _direct_conv(rw, op.name, x.value, xt.dtype, wq, attrs, kind)
+        _epilogue(rw, chain, acc, 2, mult, out, total, TO_NCHW)
         return True
     # pixel lanes: a count no multiple of the vector widens each output row with windows
     # of padding until it is one (55x55 pixels would run 11 lanes wide, 13x13 13 lanes: 94
@@ -131,9 +156,44 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
     operands = [cols, weights] if pixel_major else [weights, cols]
     acc = rw.emit("dot4_matmul", operands, {"dot": kind, "unsigned": int(not pixel_major)},
                   name=op.name)[0]
-    _epilogue(rw, chain, acc, int(pixel_major), mult, out, total, pixel_major,
+    _epilogue(rw, chain, acc, int(pixel_major), mult, out, total,
+              (1, 0) if pixel_major else None,
               (rows, wide, columns) if wide != columns else None)
     return True
+
+
+def _direct_conv(rw: Rewriter, name: str, x: str, dtype: str, wq: np.ndarray,
+                 attrs: dict[str, Any], kind: str) -> str:
+    """A conv with a window larger than one pixel as `dot4_conv` over channels-last words of
+    its padded input: no im2col matrix (9 words per input word for a 3x3 window, 1.9 ms of
+    resnet18's 6.9 went to writing them), each input word read by the GEMM's row tile from
+    the cache instead. Returns the int32 [OH, OW, M] sums."""
+    top, left, bottom, right = attrs["pads"]
+    _, c, h, w = rw.type(x).shape
+    h, w = h + top + bottom, w + left + right
+    if c <= 4:
+        # one word a pixel (an RGB stem): the padded words straight from the NCHW planes,
+        # vectors along their rows (a transpose's loop over [pixels, 1] ran scalar)
+        one = {**attrs, "kernel_shape": (1, 1), "strides": (1, 1), "dilations": (1, 1),
+               "pixel_major": 1}
+        words = rw.emit("pack_windows", [x], one, name=name)[0]
+    else:
+        raw_pad = int(attrs["pad_value"]) - (128 if dtype == "int8" else 0)
+        nhwc = rw.emit("transpose", [x], {"perm": TO_NHWC}, name=f"{x}:nhwc")[0]
+        padded = rw.emit("pad", [nhwc], {"pads": (0, top, left, 0, 0, bottom, right, 0),
+                                         "mode": "constant", "value": raw_pad}, name=name)[0]
+        rows = rw.emit("reshape", [padded], {"shape": (h * w, c)}, name=name)[0]
+        words = rw.emit("pack_rows", [rows], name=name)[0]
+    image = rw.emit("reshape", [words], {"shape": (h, w, rw.type(words).shape[1])},
+                    name=name)[0]
+    # [M, C, KH, KW] -> words of 4 input channels [KH, KW, C/4, M]: the output channels in
+    # the lanes, one tap's words a row the row tile broadcasts against
+    wwords = to_words(np.ascontiguousarray(wq.transpose(2, 3, 0, 1)))
+    weights = rw.add_constant(np.ascontiguousarray(wwords.transpose(0, 1, 3, 2)),
+                              f"{name}:words")
+    return rw.emit("dot4_conv", [image, weights], {"strides": attrs["strides"],
+                                                    "dilations": attrs["dilations"],
+                                                    "dot": kind}, name=name)[0]
 
 
 def _channels_last_rows(rw: Rewriter, x: str, attrs: dict[str, Any]) -> str | None:
@@ -153,10 +213,11 @@ def dot_matmul(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.
     """x[..., K] @ w[K, N] (or a gemm's w[N, K] with trans_b) with constant symmetric int8
     weights and N filling a vector: rows of x as words times weight words (a tail of lanes
     that is no multiple of 4 widens and multiplies)."""
-    op, wq = chain.op, _symmetric_int8(rw, w)
+    op, signed = chain.op, _symmetric_int8(rw, w, bias, mult)
     xt = rw.type(x.value)
-    if wq is None or wq.ndim != 2 or xt.rank < 2:
+    if signed is None or signed[0].ndim != 2 or xt.rank < 2:
         return False
+    wq, bias, mult = signed
     w_kn = wq.T if op.op == "gemm" and int(op.attr("trans_b", 0)) else wq
     k, n = w_kn.shape
     if n < LANES or xt.shape[-1] != k:
@@ -167,11 +228,19 @@ def dot_matmul(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.
     total, _ = folded
     drop_chain(rw, chain)
     rows = int(np.prod(xt.shape[:-1]))
+    # fewer rows than a tile (a classifier's one): each row's columns are its only
+    # independent sums, so they get zero columns up to GEMV_COLUMNS' multiple (1000 classes
+    # ran as one 8-lane chain of dependent dot products per block: 0.062 ms of 1280 x 1000)
+    wide = -(-n // GEMV_COLUMNS) * GEMV_COLUMNS if rows < LANES else n
+    if wide != n:
+        w_kn = np.pad(w_kn, [(0, 0), (0, wide - n)])
+        total = np.pad(total, (0, wide - n))
+        mult = np.pad(np.broadcast_to(mult, (n,)), (0, wide - n))
     flat = rw.emit("reshape", [x.value], {"shape": (rows, k)}, name=op.name)[0]
     words = rw.emit("pack_rows", [flat], name=op.name)[0]
     weights = rw.add_constant(to_words(np.ascontiguousarray(w_kn.T)).T.copy(),
                               f"{w.value}:words")
     acc = rw.emit("dot4_matmul", [words, weights], {"dot": kind, "unsigned": 0},
                   name=op.name)[0]
-    _epilogue(rw, chain, acc, 1, mult, out, total, False)
+    _epilogue(rw, chain, acc, 1, mult, out, total, None, (1, wide, n) if wide != n else None)
     return True

@@ -40,6 +40,7 @@ from deepc.passes.move_chains import (
     moves_to_reshape,
     op_before_transpose,
     own_table_reads,
+    pool_channels_last,
     transposed_bytes,
 )
 from deepc.passes.qdq_match import QTYPES, dequantized, per_tensor
@@ -287,6 +288,9 @@ def _max_pool(rw: Rewriter, node: Node, x: str) -> str:
     """node's max_pool of bytes x, at column stride 1 and sliced where it has a column stride
     (column_stride.py)."""
     attrs = dict(node.attrs)
+    pooled = pool_channels_last(rw, "max_pool", attrs, x, node.name)
+    if pooled is not None:
+        return pooled
     xt = rw.type(x)
     out = get_op("max_pool").infer_types([xt], Attrs(attrs))[0]  # x may be a part of node's
     strided = unit_column_stride(attrs, attrs["kernel_shape"], xt.shape, out.shape)

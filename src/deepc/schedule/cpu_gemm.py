@@ -76,7 +76,8 @@ def _plan(chain: list[For], machine: CpuMachine, want: dict[str, Any] | None,
         return plan
     if tile is None:
         return None
-    if "vector" not in (want or {}) and _pads(chain, tile, machine.lanes(alloc.buffer.dtype)):
+    if "vector" not in (want or {}) and _pads(chain, tile, machine.lanes(alloc.buffer.dtype),
+                                              k_loop.extent, _epilogue_ops(alloc)):
         # full registers over the columns, the last panel's lanes past the end: 197
         # attention columns as 13 x 16 lanes (95% of them useful) rather than scalars
         padded = plan_reduction_tile(chain, machine, want, pad=True)
@@ -86,16 +87,30 @@ def _plan(chain: list[For], machine: CpuMachine, want: dict[str, Any] | None,
     return _packed(chain, machine, alloc, k_loop, tile, forced)
 
 
-def _pads(chain: list[For], tile: TilePlan, lanes: int) -> bool:
+def _pads(chain: list[For], tile: TilePlan, lanes: int, depth: int, epilogue: int) -> bool:
     """Whether the columns are better run as whole registers with the last one partly past
-    the end than as the narrower vector that divides them."""
+    the end than as the narrower vector that divides them. Per row of a tile, in vector
+    operations: `depth` reduction steps per register, and each output's `epilogue`
+    operations, lane by lane in the last register (a requantize of int32 sums: dozens),
+    once per register elsewhere. 197 attention columns (13 registers, a plain store) pad;
+    24 int8 channels (3 x 8 lanes, a requantize and a residual add) do not."""
     tile_steps = [s for s in tile.steps if s[0] == "tile_reduction"]
     vec_loop = _original(chain, tile_steps[-1][-1]) if tile_steps else None
     if vec_loop is None:
         return False
     extent, nr = vec_loop.extent, tile.knobs["vector"]
-    used = extent / (-(-extent // lanes) * lanes)
-    return extent > lanes and nr < lanes and used > nr / lanes
+    if not (extent > lanes and nr < lanes):
+        return False
+    registers, tail = -(-extent // lanes), extent % lanes
+    padded = depth * registers + (registers - 1 + tail) * epilogue
+    narrow = -(-extent // nr) * (depth + epilogue)
+    return padded < narrow
+
+
+def _epilogue_ops(alloc: Allocate) -> int:
+    """Expression nodes per output in what the nest stores after its reduction."""
+    return sum(1 for s in walk_stmts(alloc.body) if isinstance(s, Store)
+               and s.buffer.scope == "global" for _ in walk(s.value))
 
 
 def _packed(chain: list[For], machine: CpuMachine, alloc: Allocate, k_loop: For,
