@@ -1,0 +1,117 @@
+"""Tiled GPU convs that read their input as it is: zero padding through guarded loads (no
+padded copy, no copy launch) and a per-channel prologue (scale, shift, ReLU) applied as the
+input is fetched; their CUDA C run on the CPU (tests/backends/cuda/omp_blocks.py) against
+numpy references, fp32 and TF32 (against the reference on TF32-rounded operands)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepc.backends.gpu.render import render_cuda
+from deepc.lowering.kernels import graph_kernels
+from deepc.target import load_target
+from tests.backends.test_gpu_gemm import _graph, _notes, _small_gpu, needs_gxx
+
+
+@pytest.fixture(autouse=True)
+def rings_by_default(monkeypatch):  # type: ignore[no-untyped-def]
+    """`pipelined` cases take the cp.async rings (off by default until timed on a GPU)."""
+    from deepc.schedule import gpu_gemm_match
+
+    monkeypatch.setattr(gpu_gemm_match, "RING_BY_DEFAULT", True)
+
+
+def tf32(a: np.ndarray) -> np.ndarray:
+    """cvt.rna.tf32.f32: to 10 mantissa bits, ties away from zero (as the emulator)."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    return ((u + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+def _conv(
+    rng,
+    ic: int,
+    oc: int,
+    kernel: int,
+    stride: int,
+    pads: list[int],
+    group: int,
+    x_shape: tuple[int, ...],
+    round_w: bool = False,
+):  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    w = rng.standard_normal((oc, ic // group, kernel, kernel)).astype(np.float32)
+    nodes = [
+        helper.make_node(
+            "Conv", ["x", "w"], ["y"], pads=pads, strides=[stride, stride], group=group
+        )
+    ]
+    return _graph(nodes, x_shape, {"w": tf32(w) if round_w else w})
+
+
+# (ic, oc, kernel, stride, pads, group): a 7x7 stride-2 stem (49 taps, pads 3), asymmetric
+# pads, stride 2 with 56 channels (a partial column tile), pads 2 over K = 200 (a partial
+# k-step), and a grouped conv (4 groups of 16)
+CASES = [
+    (3, 64, 7, 2, [3, 3, 3, 3], 1),
+    (3, 64, 3, 1, [0, 2, 1, 0], 1),
+    (16, 56, 3, 2, [1, 1, 1, 1], 1),
+    (8, 40, 5, 1, [2, 2, 2, 2], 1),
+    (64, 64, 3, 1, [1, 1, 1, 1], 4),
+]
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("tf32_on", [False, True])
+def test_tiled_padded_convs_have_no_padded_copy(tf32_on: bool, pipelined: bool) -> None:
+    """Where the conv is tiled its one launch reads x through the tap mask: no copy launch,
+    no padded scratch buffer. Too small to fill the GPU (132 SMs), the conv keeps one output
+    per thread and its padded copy."""
+    rng = np.random.default_rng(0)
+    for ic, oc, kernel, stride, pads, group in CASES:
+        graph = _conv(rng, ic, oc, kernel, stride, pads, group, (2, ic, 23, 21))
+        kernels = graph_kernels(graph)
+        source, launches, scratch, _ = render_cuda(
+            kernels, _small_gpu(pipelined=pipelined), allow_tf32=tf32_on
+        )
+        (conv,) = launches
+        assert [lc.note.split(" ")[0] for lc in launches[conv]] == ["gemm"]
+        assert scratch[conv] == () and "g_amask" in source
+        if group > 1:
+            continue  # grouped convs are tiled whatever their size
+        source, launches, scratch, _ = render_cuda(kernels, load_target("cuda-sm90"))
+        assert "gemm" not in _notes(launches) and len(launches[conv]) == 2
+        assert [b.name for b in scratch[conv]] == ["conv_pad"]
+
+
+@needs_gxx
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("tf32_on", [False, True])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"k{c[2]}s{c[3]}p{c[4][0]}{c[4][1]}g{c[5]}")
+def test_padded_conv_matches_numpy(case: tuple, tf32_on: bool, pipelined: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Odd spatial sizes (23 x 21), SIMT and TF32 tiles, fetched through registers or by a
+    cp.async ring (zero-filled outside the input). TF32: to fp32 accuracy of the reference on
+    TF32-rounded inputs and weights (and not equal to the unrounded one)."""
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    ic, oc, kernel, stride, pads, group = case
+    shape = (2, ic, 23, 21)
+    graph = _conv(np.random.default_rng(oc), ic, oc, kernel, stride, pads, group, shape)
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    got, records = run_blocks(
+        graph, _small_gpu(pipelined=pipelined), {"x": x}, tmp_path, allow_tf32=tf32_on
+    )
+    assert "gemm" in _notes(records) and "one output" not in _notes(records)
+    want = run_graph(graph, {"x": x})["y"]
+    if not tf32_on:
+        np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
+        return
+    rounded = _conv(
+        np.random.default_rng(oc), ic, oc, kernel, stride, pads, group, shape, round_w=True
+    )
+    exact = run_graph(rounded, {"x": tf32(x)})["y"]
+    np.testing.assert_allclose(got["y"], exact, rtol=1e-4, atol=1e-4 * np.abs(exact).max())
+    assert np.abs(got["y"] - want).max() > 1e-4
+
