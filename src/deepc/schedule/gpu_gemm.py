@@ -33,7 +33,7 @@ from deepc.schedule import gpu_gemm_mma as mma
 from deepc.schedule import gpu_gemm_pipeline as pipe
 from deepc.schedule.gpu_build import bind, decode, kernel, lets, local, seq, shr, unrolled, v
 from deepc.schedule.gpu_gemm_match import GemmParts, match_gemm
-from deepc.schedule.gpu_gemm_operand import Operand, direct, padded_table
+from deepc.schedule.gpu_gemm_operand import Operand, direct
 
 
 def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
@@ -73,12 +73,12 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     tid, gm0, gn0, gam, gamc = v("g_tid"), v("g_m0"), v("g_n0"), v("g_am"), v("g_amc")
     klo: Expr = v("g_klo") if partial else Const(0, "int64")
     khi: Expr = v("g_khi") if partial else Const(K, "int64")
-    ta = (Buffer(f"{func.name}_ka", (len(padded_table(da.table, bk)),), "int64",
+    ta = (Buffer(f"{func.name}_ka", (len(da.padded(bk)),), "int64",
                  "constant" if bm % 32 == 0 else "global")
           if da is not None and da.scale is None else None)
-    tb = (Buffer(f"{func.name}_kb", (len(padded_table(db.table, bk)),), "int64", "global")
+    tb = (Buffer(f"{func.name}_kb", (len(db.padded(bk)),), "int64", "global")
           if db is not None and db.scale is None else None)
-    amask = Var("g_amask", "uint64") if da is not None and da.mask is not None else None
+    amask = Var("g_amask", da.mask.dtype) if da is not None and da.mask is not None else None
     op_a, op_b = (Operand(da, parts.a, ta, khi, parts, tail, amask),
                   Operand(db, parts.b, tb, khi, parts, tail))
     staged = stages > 1
@@ -203,7 +203,7 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     body = bind(grid, body)
     for table, d in ((tb, db), (ta, da)):
         if table is not None and d is not None:
-            body = Allocate(table, body, tuple(padded_table(d.table, bk)))
+            body = Allocate(table, body, tuple(d.padded(bk)))
     # __restrict__ even where the planner may run the kernel in place (a residual add's input
     # and the output share memory): the only aliased pairs are an input and the output read
     # and written at the same element, once, by one thread, the load feeding the store; and

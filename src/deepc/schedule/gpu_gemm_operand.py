@@ -46,8 +46,13 @@ class Direct:
         by4: bool,
         mask: Expr | None = None,
         taps: dict[Var, int] | None = None,
+        count: int = 0,
     ):
         self.buf, self.side, self.side_by4, self.mask, self.k = buf, side, by4, mask, k
+        # the tap of entries past K (a partial last k-step): one the mask never holds, so
+        # the mask test alone zeroes them; None where all of its bits are taps
+        width = 32 if mask is not None and mask.dtype == "uint32" else 64
+        self.past = width - 1 if mask is not None and count < width else None
         self.prologue: Expr | None = None  # of LOADED (the load) and the k axes' variables
         strides, stride = {}, 1
         for var, extent in reversed(axes):
@@ -60,13 +65,21 @@ class Direct:
             else None
         )
         taps = taps or {}
-        self.table = [
+        self.table: list[int] = [
             (sum(k.get(x, 0) * i for (x, _), i in zip(axes, idx)) << TAP_BITS)
             + sum(taps.get(x, 0) * i for (x, _), i in zip(axes, idx))
             if mask is not None
             else sum(k.get(x, 0) * i for (x, _), i in zip(axes, idx))
             for idx in product(*(range(e) for _, e in axes))
         ]
+
+    def padded(self, bk: int) -> list[int]:
+        """The k table to whole K steps, its last offset repeated (a partial step reads valid
+        addresses, then zeroes them), guarded as outside the input where it can be."""
+        last = self.table[-1]
+        if self.past is not None:
+            last = (last >> TAP_BITS << TAP_BITS) | self.past
+        return self.table + [last] * (-len(self.table) % bk)
 
 
 def _conjuncts(cond: Expr) -> list[Expr]:
@@ -81,12 +94,12 @@ def _affine_vars(a: Affine, allowed: set[Var]) -> bool:
 
 def _guard_mask(
     cond: Expr, side_vars: set[Var], k_axes: Axes
-) -> tuple[Expr, dict[Var, int]] | None:
+) -> tuple[Expr, dict[Var, int], int] | None:
     """`cond` (comparisons of affine forms of side and k variables) as a per-thread mask of
-    the taps (the k axes it reads) it holds at, and each tap axis's stride in the tap index;
-    None when it is anything else or has more than 2**TAP_BITS taps. The mask is built per
-    comparison (ANDed), each over the taps of its own k axes only: a 7x7 window's row bound
-    is 7 compares, not 49."""
+    the taps (the k axes it reads) it holds at (32 bits where fewer than 32 taps), each tap
+    axis's stride in the tap index, and the taps' count; None when it is anything else or
+    has more than 2**TAP_BITS taps. The mask is built per comparison (ANDed), each over the
+    taps of its own k axes only: a 7x7 window's row bound is 7 compares, not 49."""
     k_vars = {x for x, _ in k_axes}
     reads: list[tuple[Expr, set[Var]]] = []
     for c in _conjuncts(cond):
@@ -108,10 +121,11 @@ def _guard_mask(
         strides[var] = stride
         stride *= extent
     every = list(product(*(range(e) for _, e in tap_axes)))
-    mask: Expr = Const((1 << taps) - 1, "uint64")
+    bits_t = "uint32" if taps < 32 else "uint64"
+    mask: Expr = Const((1 << taps) - 1, bits_t)
     for c, used in reads:
         axes = [(x, e) for x, e in tap_axes if x in used]
-        held: Expr = Const(0, "uint64")
+        held: Expr = Const(0, bits_t)
         for idx in product(*(range(e) for _, e in axes)):
             at = dict(zip((x for x, _ in axes), idx))
             bits = sum(
@@ -120,9 +134,9 @@ def _guard_mask(
                 if all(tap[n] == at[x] for n, (x, _) in enumerate(tap_axes) if x in at)
             )
             test = substitute(c, {x: Const(i, "int64") for x, i in at.items()})
-            held = binary("bitor", held, select(test, Const(bits, "uint64"), Const(0, "uint64")))
+            held = binary("bitor", held, select(test, Const(bits, bits_t), Const(0, bits_t)))
         mask = binary("bitand", mask, held)
-    return mask, strides
+    return mask, strides, taps
 
 
 def direct(x: Expr, side: Axes, k_axes: Axes, fused: bool = False) -> Direct | None:
@@ -164,12 +178,6 @@ def direct(x: Expr, side: Axes, k_axes: Axes, fused: bool = False) -> Direct | N
     return Direct(x.source, base.to_expr(), {t: c for t, c in a.terms if t in k_vars}, k_axes, by4)
 
 
-def padded_table(table: list[int], bk: int) -> list[int]:
-    """A k table to whole K steps, its last offset repeated (a partial step reads valid
-    addresses, then zeroes them)."""
-    return table + table[-1:] * (-len(table) % bk)
-
-
 class Operand:
     """One operand's fetch into a register or a shared slot: direct (table or scale, maybe
     guarded by `mask`, the thread's tap mask variable) or its expression."""
@@ -204,36 +212,41 @@ class Operand:
             ),
         )
 
-    def _at(self, base: Expr, gk: Expr, put: Callable[[Expr, Expr | None], S]) -> S:
+    def _at(self, base: Expr, gk: Expr, put: Callable[[Expr, Expr | None], S], safe: bool) -> S:
         """put(offset, valid) for a direct operand's element at gk: past K a valid offset
-        (the last k's); `valid` None where every element is in range."""
+        (the last k's); `valid` None where every element is in range. Outside the input
+        (guarded), the offset is 0 where `safe` (a cp.async takes the address even when it
+        copies nothing), else the element's own: put must then not read it."""
         assert self.d is not None
         kk: Expr = gk
         if self.tail and self.d.scale is not None:
             kk = select(gk < self.parts.k, gk, self.parts.k - 1)
-        valid = gk < self.k if self.tail else None
+        valid = gk < self.k if self.tail and (self.mask is None or self.d.past is None) else None
         if self.d.scale is not None:
             return put(base + kk * self.d.scale, valid)
         entry = Load(self.table, (kk,))  # type: ignore[arg-type]
         if self.mask is None:
             return put(base + entry, valid)
         ke = v("g_ke")
-        tap = Cast("uint64", binary("bitand", ke, (1 << TAP_BITS) - 1))
+        bits = self.mask.dtype
+        tap = Cast(bits, binary("bitand", ke, (1 << TAP_BITS) - 1))
         inside = binary(
             "ne",
-            binary("bitand", binary("shr", self.mask, tap), Const(1, "uint64")),
-            Const(0, "uint64"),
+            binary("bitand", binary("shr", self.mask, tap), Const(1, bits)),
+            Const(0, bits),
         )
         valid = inside if valid is None else valid & inside
-        return lets(
-            [(ke, entry)], put(select(inside, base + binary("shr", ke, TAP_BITS), 0), valid)
-        )
+        off = base + binary("shr", ke, TAP_BITS)
+        return lets([(ke, entry)], put(select(inside, off, 0) if safe else off, valid))
 
     def _fetch(
         self, dst: Buffer, at: tuple[Expr, ...], gk: Var
     ) -> Callable[[Expr, Expr | None], S]:
         """put(offset, valid) storing the element at `offset` (its prologue applied; 0 where
-        not valid) to dst[at]."""
+        not valid) to dst[at]. A guarded plain element is a zero, then a load where valid:
+        the predicate is spent when the load issues, where a select after it would hold one
+        register per element until the data lands (ResNet-18's 128x64x32 TF32 tiles then
+        spilled: 32 elements in flight per thread)."""
         d = self.d
         assert d is not None
 
@@ -241,6 +254,10 @@ class Operand:
             value = FlatLoad(d.buf, off, "float32")
             if d.prologue is None and valid is None:
                 return Store(dst, at, value)
+            if d.prologue is None and self.mask is not None:
+                return seq(
+                    Store(dst, at, Const(0.0, "float32")), IfThenElse(valid, Store(dst, at, value))
+                )  # type: ignore[arg-type]
             out = LOADED if d.prologue is None else d.prologue
             decodes = [] if d.prologue is None else decode(self.parts.k_axes, gk)
             return lets(
@@ -265,8 +282,10 @@ class Operand:
             return self.computed(slot, at, guard, gk, decodes)
         d = self.d
         if d.prologue is not None:
-            return self._at(base, gk, self._fetch(slot, at, gk))
-        return self._at(base, gk, lambda off, valid: pipe.copy(slot, at, d.buf, off, 1, valid))
+            return self._at(base, gk, self._fetch(slot, at, gk), False)
+        return self._at(
+            base, gk, lambda off, valid: pipe.copy(slot, at, d.buf, off, 1, valid), True
+        )
 
     def load(
         self,
@@ -280,7 +299,7 @@ class Operand:
         """reg[e] = the operand at (row or column, gk)."""
         if self.d is None:
             return self.computed(reg, (e,), guard, gk, decodes)
-        return self._at(base, gk, self._fetch(reg, (e,), gk))
+        return self._at(base, gk, self._fetch(reg, (e,), gk), False)
 
 
-__all__ = ["LOADED", "TAP_BITS", "Direct", "Operand", "direct", "padded_table"]
+__all__ = ["LOADED", "TAP_BITS", "Direct", "Operand", "direct"]
