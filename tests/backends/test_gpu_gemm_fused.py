@@ -115,3 +115,91 @@ def test_padded_conv_matches_numpy(case: tuple, tf32_on: bool, pipelined: bool, 
     np.testing.assert_allclose(got["y"], exact, rtol=1e-4, atol=1e-4 * np.abs(exact).max())
     assert np.abs(got["y"] - want).max() > 1e-4
 
+
+def _prologue_graph(
+    rng, ic: int, oc: int, hw: int, also_out: bool = False, kernel: int = 1, round_w: bool = False
+):  # type: ignore[no-untyped-def]
+    """x * scale + shift, ReLU (a BatchNorm + ReLU per channel), then a conv + ReLU."""
+    from onnx import helper
+
+    w = rng.standard_normal((oc, ic, kernel, kernel)).astype(np.float32)
+    consts = {
+        "s": (rng.random((ic, 1, 1)) + 0.5).astype(np.float32),
+        "b": rng.standard_normal((ic, 1, 1)).astype(np.float32),
+        "w": tf32(w) if round_w else w,
+        "bias": rng.standard_normal(oc).astype(np.float32),
+    }
+    p = kernel // 2
+    nodes = [
+        helper.make_node("Mul", ["x", "s"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Conv", ["r", "w", "bias"], ["c"], pads=[p] * 4),
+        helper.make_node("Relu", ["c"], ["y"]),
+    ]
+    graph = _graph(nodes, (2, ic, hw, hw), consts)
+    if also_out:
+        graph = graph.replace(outputs=(*graph.outputs, "r"))
+    return graph
+
+
+def _fused_kernel_ops(graph, target) -> list[tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    from deepc.compiler.pipeline import lower_model
+
+    return [tuple(k.ops) for k in lower_model(graph, target)[1]]
+
+
+def test_per_channel_prologues_fuse_into_1x1_convs_on_gpus_only() -> None:
+    """The BN + ReLU joins the 1x1 conv's kernel on a GPU target; not where its output is read
+    elsewhere too, not before a padded 3x3 conv (its padded copy would hold it), not on CPUs."""
+    rng = np.random.default_rng(3)
+    gpu = _small_gpu()
+    assert _fused_kernel_ops(_prologue_graph(rng, 40, 64, 16), gpu) == [
+        ("mul", "add", "relu", "conv", "relu")
+    ]
+    for graph, target in (
+        (_prologue_graph(rng, 40, 64, 16, also_out=True), gpu),
+        (_prologue_graph(rng, 40, 64, 16, kernel=3), gpu),
+        (_prologue_graph(rng, 40, 64, 16), load_target("x86_64")),
+    ):
+        assert ("mul", "add", "relu") in _fused_kernel_ops(graph, target)
+
+
+@needs_gxx
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("tf32_on", [False, True])
+def test_prologue_conv_matches_numpy(tf32_on: bool, pipelined: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The prologue applied per fetched element (K = 40: a partial last k-step, where the
+    zeroes past K must not become ReLU(shift)); TF32 against the conv of the TF32-rounded
+    prologue output and weights."""
+    from deepc.backends.gpu.render import render_cuda as render
+    from deepc.compiler.pipeline import lower_model
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import build_blocks
+    from tests.backends.cuda.simulate import execute
+
+    graph = _prologue_graph(np.random.default_rng(7), 40, 64, 16)
+    target = _small_gpu(pipelined=pipelined)
+    lowered, kernels = lower_model(graph, target)
+    source, launches, scratch, _ = render(kernels, target, allow_tf32=tf32_on)
+    assert [lc.note.split(" ")[0] for ls in launches.values() for lc in ls] == ["gemm"]
+    lib = build_blocks(source, kernels, (launches, scratch), tmp_path, tf32_on)
+    x = np.random.default_rng(8).standard_normal((2, 40, 16, 16)).astype(np.float32)
+    got = execute(lib, lowered, kernels, (launches, scratch), {"x": x}, np.nan)["y"]
+    want = run_graph(graph, {"x": x})["y"]
+    if not tf32_on:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        return
+    consts = _prologue_graph(np.random.default_rng(7), 40, 64, 16, round_w=True).constants
+    pre = tf32(np.maximum(x * consts["s"] + consts["b"], 0))
+    exact = np.maximum(
+        np.einsum(
+            "nchw,oc->nohw", pre.astype(np.float64), consts["w"][:, :, 0, 0].astype(np.float64)
+        )
+        + consts["bias"][None, :, None, None],
+        0,
+    )
+    # 1e-3: a prologue output one ulp apart (an FMA contracted or not) may round to the other
+    # TF32 neighbour
+    np.testing.assert_allclose(got, exact, rtol=1e-3, atol=1e-3)
+    assert np.abs(got - want).max() > 1e-4
