@@ -37,6 +37,7 @@ def _conv(
     pads: list[int],
     group: int,
     x_shape: tuple[int, ...],
+    dilation: int = 1,
     round_w: bool = False,
 ):  # type: ignore[no-untyped-def]
     from onnx import helper
@@ -44,21 +45,28 @@ def _conv(
     w = rng.standard_normal((oc, ic // group, kernel, kernel)).astype(np.float32)
     nodes = [
         helper.make_node(
-            "Conv", ["x", "w"], ["y"], pads=pads, strides=[stride, stride], group=group
+            "Conv",
+            ["x", "w"],
+            ["y"],
+            pads=pads,
+            strides=[stride, stride],
+            group=group,
+            dilations=[dilation, dilation],
         )
     ]
     return _graph(nodes, x_shape, {"w": tf32(w) if round_w else w})
 
 
-# (ic, oc, kernel, stride, pads, group): a 7x7 stride-2 stem (49 taps, pads 3), asymmetric
-# pads, stride 2 with 56 channels (a partial column tile), pads 2 over K = 200 (a partial
-# k-step), and a grouped conv (4 groups of 16)
+# (ic, oc, kernel, stride, pads, group, dilation): a 7x7 stride-2 stem (49 taps, pads 3),
+# asymmetric pads, stride 2 with 56 channels (a partial column tile), pads 2 over K = 200 (a
+# partial k-step), a grouped conv (4 groups of 16), a dilated 3x3 (pads 2, dilation 2)
 CASES = [
-    (3, 64, 7, 2, [3, 3, 3, 3], 1),
-    (3, 64, 3, 1, [0, 2, 1, 0], 1),
-    (16, 56, 3, 2, [1, 1, 1, 1], 1),
-    (8, 40, 5, 1, [2, 2, 2, 2], 1),
-    (64, 64, 3, 1, [1, 1, 1, 1], 4),
+    (3, 64, 7, 2, [3, 3, 3, 3], 1, 1),
+    (3, 64, 3, 1, [0, 2, 1, 0], 1, 1),
+    (16, 56, 3, 2, [1, 1, 1, 1], 1, 1),
+    (8, 40, 5, 1, [2, 2, 2, 2], 1, 1),
+    (64, 64, 3, 1, [1, 1, 1, 1], 4, 1),
+    (16, 48, 3, 1, [2, 2, 2, 2], 1, 2),
 ]
 
 
@@ -69,8 +77,8 @@ def test_tiled_padded_convs_have_no_padded_copy(tf32_on: bool, pipelined: bool) 
     no padded scratch buffer. Too small to fill the GPU (132 SMs), the conv keeps one output
     per thread and its padded copy."""
     rng = np.random.default_rng(0)
-    for ic, oc, kernel, stride, pads, group in CASES:
-        graph = _conv(rng, ic, oc, kernel, stride, pads, group, (2, ic, 23, 21))
+    for ic, oc, kernel, stride, pads, group, dilation in CASES:
+        graph = _conv(rng, ic, oc, kernel, stride, pads, group, (2, ic, 23, 21), dilation)
         kernels = graph_kernels(graph)
         source, launches, scratch, _ = render_cuda(
             kernels, _small_gpu(pipelined=pipelined), allow_tf32=tf32_on
@@ -88,7 +96,9 @@ def test_tiled_padded_convs_have_no_padded_copy(tf32_on: bool, pipelined: bool) 
 @needs_gxx
 @pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("tf32_on", [False, True])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"k{c[2]}s{c[3]}p{c[4][0]}{c[4][1]}g{c[5]}")
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"k{c[2]}s{c[3]}p{c[4][0]}{c[4][1]}g{c[5]}d{c[6]}"
+)
 def test_padded_conv_matches_numpy(case: tuple, tf32_on: bool, pipelined: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Odd spatial sizes (23 x 21), SIMT and TF32 tiles, fetched through registers or by a
     cp.async ring (zero-filled outside the input). TF32: to fp32 accuracy of the reference on
@@ -96,9 +106,9 @@ def test_padded_conv_matches_numpy(case: tuple, tf32_on: bool, pipelined: bool, 
     from deepc.ops.interpreter import run_graph
     from tests.backends.cuda.omp_blocks import run_blocks
 
-    ic, oc, kernel, stride, pads, group = case
+    ic, oc, kernel, stride, pads, group, dilation = case
     shape = (2, ic, 23, 21)
-    graph = _conv(np.random.default_rng(oc), ic, oc, kernel, stride, pads, group, shape)
+    graph = _conv(np.random.default_rng(oc), ic, oc, kernel, stride, pads, group, shape, dilation)
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     got, records = run_blocks(
         graph, _small_gpu(pipelined=pipelined), {"x": x}, tmp_path, allow_tf32=tf32_on
@@ -109,7 +119,7 @@ def test_padded_conv_matches_numpy(case: tuple, tf32_on: bool, pipelined: bool, 
         np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
         return
     rounded = _conv(
-        np.random.default_rng(oc), ic, oc, kernel, stride, pads, group, shape, round_w=True
+        np.random.default_rng(oc), ic, oc, kernel, stride, pads, group, shape, dilation, True
     )
     exact = run_graph(rounded, {"x": tf32(x)})["y"]
     np.testing.assert_allclose(got["y"], exact, rtol=1e-4, atol=1e-4 * np.abs(exact).max())

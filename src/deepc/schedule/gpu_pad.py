@@ -25,7 +25,7 @@ from deepc.ir.rewrite import substitute
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu_gemm_match import match_gemm
 from deepc.schedule.gpu_gemm_operand import direct
-from deepc.schedule.stmt_rewrite import rewrite_loads
+from deepc.schedule.stmt_rewrite import map_exprs, rewrite_loads
 
 
 def _copy_nest(s: Stmt) -> tuple[Buffer, tuple[Var, ...], Expr] | None:
@@ -40,13 +40,17 @@ def _copy_nest(s: Stmt) -> tuple[Buffer, tuple[Var, ...], Expr] | None:
 
 
 def _reads(s: Stmt, buf: Buffer) -> bool:
-    for st in walk_stmts(s):
-        exprs = [*st.indices, st.value] if isinstance(st, Store) else []
-        if isinstance(st, Store) and st.buffer.name == buf.name:
-            return True
-        if any(isinstance(x, Load) and x.source.name == buf.name for e in exprs for x in walk(e)):
-            return True
-    return False
+    """Whether any expression of `s` (stores, lets, conditions, intrinsic arguments) loads
+    `buf`, or `s` stores to it."""
+    seen: list[bool] = []
+
+    def look(e: Expr) -> Expr:
+        seen.extend(True for x in walk(e) if isinstance(x, Load) and x.source.name == buf.name)
+        return e
+
+    map_exprs(s, look)
+    stores = any(isinstance(st, Store) and st.buffer.name == buf.name for st in walk_stmts(s))
+    return bool(seen) or stores
 
 
 def _guarded_product(func: PrimFunc, pad: Buffer) -> bool:
