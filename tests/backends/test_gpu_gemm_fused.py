@@ -213,3 +213,28 @@ def test_prologue_conv_matches_numpy(tf32_on: bool, pipelined: bool, tmp_path) -
     # TF32 neighbour
     np.testing.assert_allclose(got, exact, rtol=1e-3, atol=1e-3)
     assert np.abs(got - want).max() > 1e-4
+
+
+@needs_gxx
+@pytest.mark.parametrize("stride", [1, 2])
+def test_untiled_convs_fold_their_padding_when_asked(stride: int, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """FOLD_UNTILED (off until timed on a GPU): a depthwise conv (one output per thread) and a
+    plain conv too small to tile (132 SMs) read x with the window bounds tested per tap, no
+    padded copy, and match the reference."""
+    from deepc.ops.interpreter import run_graph
+    from deepc.schedule import gpu_pad
+    from tests.backends.cuda.omp_blocks import run_blocks
+
+    monkeypatch.setattr(gpu_pad, "FOLD_UNTILED", True)
+    rng = np.random.default_rng(stride)
+    x = rng.standard_normal((2, 16, 23, 21)).astype(np.float32)
+    for group, oc in ((16, 16), (1, 24)):
+        graph = _conv(rng, 16, oc, 3, stride, [1, 1, 1, 1], group, x.shape)
+        _, launches, scratch, _ = render_cuda(graph_kernels(graph), load_target("cuda-sm90"))
+        (conv,) = launches
+        assert len(launches[conv]) == 1 and scratch[conv] == ()
+        (tmp_path / str(group)).mkdir()  # a library of its own: dlopen keeps the first
+        got, records = run_blocks(graph, load_target("cuda-sm90"), {"x": x}, tmp_path / str(group))
+        assert "gemm" not in _notes(records)
+        want = run_graph(graph, {"x": x})["y"]
+        np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
