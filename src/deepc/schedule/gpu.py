@@ -231,7 +231,8 @@ def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = 
     `warp` (default `gemm`): long reductions a warp per output, combining by shuffles or
     (without `shuffle`) through shared memory. `knobs` (a tuning record's: GEMM knobs,
     prefixed by stage_prefix) replace the default tiles of the stages they name;
-    `async_copy`: the target and dialect have cp.async (pipelined tiles)."""
+    `async_copy`: the target and dialect have cp.async (pipelined tiles). A conv's padding
+    copy folds into the tiled product that reads it (gpu_pad.py): one launch fewer."""
     warp = gemm if warp is None else warp
     stmts, scratch = split_stages(func)
     wanted = _stage_knobs(knobs or {}, len(stmts))
