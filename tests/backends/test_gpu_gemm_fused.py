@@ -93,6 +93,19 @@ def test_tiled_padded_convs_have_no_padded_copy(tf32_on: bool, pipelined: bool) 
         assert [b.name for b in scratch[conv]] == ["conv_pad"]
 
 
+def test_fold_tiled_off_keeps_the_padded_copy(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """FOLD_TILED off (an A/B against the copies on a GPU): the tiled conv reads a padded
+    copy made by a launch of its own, as before."""
+    from deepc.schedule import gpu_pad
+
+    monkeypatch.setattr(gpu_pad, "FOLD_TILED", False)
+    graph = _conv(np.random.default_rng(0), 16, 56, 3, 2, [1, 1, 1, 1], 1, (2, 16, 23, 21))
+    _, launches, scratch, _ = render_cuda(graph_kernels(graph), _small_gpu())
+    (conv,) = launches
+    assert [lc.note.split(" ")[0] for lc in launches[conv]] == ["", "gemm"]
+    assert [b.name for b in scratch[conv]] == ["conv_pad"]
+
+
 @needs_gxx
 @pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("tf32_on", [False, True])
