@@ -251,3 +251,81 @@ def test_untiled_convs_fold_their_padding_when_asked(stride: int, monkeypatch, t
         assert "gemm" not in _notes(records)
         want = run_graph(graph, {"x": x})["y"]
         np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
+
+
+def dense_block(n: int, c: int, hw: int, mid: int = 128, growth: int = 32):  # type: ignore[no-untyped-def]
+    """DenseNet's layer twice over: BN + ReLU, 1x1 conv to `mid` channels (its BN + ReLU
+    folded into the epilogue), 3x3 conv to `growth`, concat with the input; then BN + ReLU
+    and the next 1x1 conv. Outputs y and the concat."""
+    from onnx import helper
+
+    from deepc.frontends.onnx import convert
+
+    rng = np.random.default_rng(0)
+    inits: dict[str, np.ndarray] = {}
+
+    def const(name: str, shape: tuple[int, ...], low: float) -> str:
+        inits[name] = (rng.random(shape) + low).astype(np.float32)
+        return name
+
+    def bn_relu(x: str, ch: int, out: str) -> list:
+        return [
+            helper.make_node("Mul", [x, const(f"{out}_s", (ch, 1, 1), 0.5)], [f"{out}_m"]),
+            helper.make_node(
+                "Add", [f"{out}_m", const(f"{out}_b", (ch, 1, 1), -0.5)], [f"{out}_a"]
+            ),
+            helper.make_node("Relu", [f"{out}_a"], [out]),
+        ]
+
+    def conv(x: str, ci: int, co: int, k: int, out: str) -> list:
+        w = const(f"{out}_w", (co, ci, k, k), -0.5)
+        return [helper.make_node("Conv", [x, w], [out], pads=[k // 2] * 4)]
+
+    nodes = [
+        *bn_relu("x", c, "r1"),
+        *conv("r1", c, mid, 1, "c1"),
+        *bn_relu("c1", mid, "r2"),
+        *conv("r2", mid, growth, 3, "c2"),
+        helper.make_node("Concat", ["x", "c2"], ["cat"], axis=1),
+        *bn_relu("cat", c + growth, "r3"),
+        *conv("r3", c + growth, mid, 1, "y"),
+    ]
+    proto = helper.make_graph(
+        nodes,
+        "dense",
+        [helper.make_tensor_value_info("x", 1, [n, c, hw, hw])],
+        [helper.make_tensor_value_info(o, 1, None) for o in ("y", "cat")],
+        initializer=[helper.make_tensor(k, 1, v.shape, v.ravel()) for k, v in inits.items()],
+    )
+    return convert(helper.make_model(proto, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+@needs_gxx
+@pytest.mark.parametrize("tf32_on", [False, True])
+@pytest.mark.parametrize("tiled", [True, False])
+def test_dense_block_matches_numpy(tiled: bool, tf32_on: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A DenseNet block as compiled for a GPU (fusion included): both BN + ReLUs before 1x1
+    convs are prologues, the 3x3 conv reads its padding in place, every launch is a tiled
+    product or the concat's copy; y and the concat match the reference. Narrower (16 input
+    channels: K = 16 too short to tile), the prologue convs run one output per thread."""
+    from deepc.compiler.pipeline import lower_model
+    from deepc.ops.interpreter import run_graph
+    from tests.backends.cuda.omp_blocks import build_blocks
+    from tests.backends.cuda.simulate import execute
+
+    c = 32 if tiled else 16
+    graph = dense_block(2, c, 16, mid=2 * c, growth=c)
+    target = _small_gpu()
+    lowered, kernels = lower_model(graph, target)
+    assert sum("mul_add_relu_conv" in k.name for k in kernels) == 2
+    source, launches, scratch, _ = render_cuda(kernels, target, allow_tf32=tf32_on)
+    notes = [lc.note.split(" ")[0] for ls in launches.values() for lc in ls]
+    assert (sorted(notes) == ["", "gemm", "gemm", "gemm"]) == tiled
+    assert ("conv_pad" not in source) or not tiled
+    lib = build_blocks(source, kernels, (launches, scratch), tmp_path, tf32_on)
+    x = np.random.default_rng(1).standard_normal((2, c, 16, 16)).astype(np.float32)
+    got = execute(lib, lowered, kernels, (launches, scratch), {"x": x}, np.nan)
+    want = run_graph(graph, {"x": x})
+    tol = 2e-3 if tf32_on else 1e-5  # relative to the largest output
+    for name in ("y", "cat"):
+        np.testing.assert_allclose(got[name], want[name], atol=tol * np.abs(want[name]).max())
