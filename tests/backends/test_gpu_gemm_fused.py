@@ -186,6 +186,9 @@ def test_per_channel_prologues_fuse_into_1x1_convs_on_gpus_only() -> None:
         (_prologue_graph(rng, 40, 64, 16), load_target("x86_64")),
     ):
         assert ("mul", "add", "relu") in _fused_kernel_ops(graph, target)
+    # a concat + BN + ReLU (torchvision's DenseNet) only with CONCAT_PROLOGUES (off: spills)
+    ops = _fused_kernel_ops(dense_block(2, 32, 16, mid=64, growth=32, layers=2), gpu)
+    assert ("concat", "mul", "add", "relu") in ops
 
 
 @needs_gxx
@@ -253,10 +256,11 @@ def test_untiled_convs_fold_their_padding_when_asked(stride: int, monkeypatch, t
         np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
 
 
-def dense_block(n: int, c: int, hw: int, mid: int = 128, growth: int = 32):  # type: ignore[no-untyped-def]
-    """DenseNet's layer twice over: BN + ReLU, 1x1 conv to `mid` channels (its BN + ReLU
-    folded into the epilogue), 3x3 conv to `growth`, concat with the input; then BN + ReLU
-    and the next 1x1 conv. Outputs y and the concat."""
+def dense_block(n: int, c: int, hw: int, mid: int = 128, growth: int = 32, layers: int = 1):  # type: ignore[no-untyped-def]
+    """DenseNet's layers as torchvision builds them: each concatenates all features so far
+    (the input's parts read by every later concat), then BN + ReLU, a 1x1 conv to `mid`
+    channels (its BN + ReLU folded into the epilogue), a 3x3 conv to `growth`; then the
+    concat of all, BN + ReLU and the next 1x1 conv. Outputs y and the last concat."""
     from onnx import helper
 
     from deepc.frontends.onnx import convert
@@ -281,15 +285,19 @@ def dense_block(n: int, c: int, hw: int, mid: int = 128, growth: int = 32):  # t
         w = const(f"{out}_w", (co, ci, k, k), -0.5)
         return [helper.make_node("Conv", [x, w], [out], pads=[k // 2] * 4)]
 
-    nodes = [
-        *bn_relu("x", c, "r1"),
-        *conv("r1", c, mid, 1, "c1"),
-        *bn_relu("c1", mid, "r2"),
-        *conv("r2", mid, growth, 3, "c2"),
-        helper.make_node("Concat", ["x", "c2"], ["cat"], axis=1),
-        *bn_relu("cat", c + growth, "r3"),
-        *conv("r3", c + growth, mid, 1, "y"),
-    ]
+    def joined(parts: list[str], out: str) -> tuple[str, list]:
+        if len(parts) == 1:
+            return parts[0], []
+        return out, [helper.make_node("Concat", parts, [out], axis=1)]
+
+    nodes, feats, ch = [], ["x"], c
+    for k in range(layers):
+        inp, cat = joined(feats, f"cat{k}")
+        nodes += [*cat, *bn_relu(inp, ch, f"r1_{k}"), *conv(f"r1_{k}", ch, mid, 1, f"c1_{k}")]
+        nodes += [*bn_relu(f"c1_{k}", mid, f"r2_{k}"), *conv(f"r2_{k}", mid, growth, 3, f"c2_{k}")]
+        feats, ch = [*feats, f"c2_{k}"], ch + growth
+    _, cat = joined(feats, "cat")
+    nodes += [*cat, *bn_relu("cat", ch, "r3"), *conv("r3", ch, mid, 1, "y")]
     proto = helper.make_graph(
         nodes,
         "dense",
@@ -302,25 +310,36 @@ def dense_block(n: int, c: int, hw: int, mid: int = 128, growth: int = 32):  # t
 
 @needs_gxx
 @pytest.mark.parametrize("tf32_on", [False, True])
-@pytest.mark.parametrize("tiled", [True, False])
-def test_dense_block_matches_numpy(tiled: bool, tf32_on: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("tiled,layers", [(True, 1), (False, 1), (True, 2)])
+def test_dense_block_matches_numpy(
+    tiled: bool, layers: int, tf32_on: bool, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """A DenseNet block as compiled for a GPU (fusion included): both BN + ReLUs before 1x1
     convs are prologues, the 3x3 conv reads its padding in place, every launch is a tiled
     product or the concat's copy; y and the concat match the reference. Narrower (16 input
-    channels: K = 16 too short to tile), the prologue convs run one output per thread."""
+    channels: K = 16 too short to tile), the prologue convs run one output per thread. Two
+    layers (torchvision's form): the second layer's concat, read by its BN alone, is read in
+    place part by part by its 1x1 conv (a concat + BN + ReLU prologue, no copy; behind
+    CONCAT_PROLOGUES, off until its spills are gone)."""
     from deepc.compiler.pipeline import lower_model
     from deepc.ops.interpreter import run_graph
+    from deepc.passes import fuse
     from tests.backends.cuda.omp_blocks import build_blocks
     from tests.backends.cuda.simulate import execute
 
+    monkeypatch.setattr(fuse, "CONCAT_PROLOGUES", True)
     c = 32 if tiled else 16
-    graph = dense_block(2, c, 16, mid=2 * c, growth=c)
+    graph = dense_block(2, c, 16, mid=2 * c, growth=c, layers=layers)
     target = _small_gpu()
     lowered, kernels = lower_model(graph, target)
-    assert sum("mul_add_relu_conv" in k.name for k in kernels) == 2
+    names = [k.name.split("_", 1)[1] for k in kernels]
+    assert names.count("mul_add_relu_conv") == 2  # the first layer's and the last
+    assert names.count("concat_mul_add_relu_conv") == layers - 1
     source, launches, scratch, _ = render_cuda(kernels, target, allow_tf32=tf32_on)
     notes = [lc.note.split(" ")[0] for ls in launches.values() for lc in ls]
-    assert (sorted(notes) == ["", "gemm", "gemm", "gemm"]) == tiled
+    assert (notes.count("") == 1) == tiled  # the last concat's copy alone
+    if tiled and layers == 2:  # the second layer's 1x1 conv reads x and c2_0 directly
+        assert "x[(g_abase" in source and "c2_0[(g_abase" in source
     assert ("conv_pad" not in source) or not tiled
     lib = build_blocks(source, kernels, (launches, scratch), tmp_path, tf32_on)
     x = np.random.default_rng(1).standard_normal((2, c, 16, 16)).astype(np.float32)

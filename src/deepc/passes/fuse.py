@@ -45,6 +45,11 @@ MASTER_KINDS = (FusionKind.OUT_FUSABLE, FusionKind.REDUCTION)
 DATA_MOVES = frozenset({"reshape", "identity", "layout_transform"})
 # injective ops whose output outgrows an input yet read each input element once
 READ_ONCE = frozenset({"concat", "pad"})
+# DenseNet's concat + BN + ReLU before a 1x1 conv as the conv's prologue, the concat read in
+# place part by part (torchvision's DenseNet-121 at batch 32: 61 copy kernels, est. 4.21 ->
+# 3.31 ms by gpu_estimate). Off: nvcc spills 4-144 bytes in 11 of those 61 kernels (TF32,
+# 168 registers) and the tiles are untimed on a GPU.
+CONCAT_PROLOGUES = False
 # a group's ops nest into one expression tree that lowering walks recursively: a long chain
 # (20,000 elementwise ops) becomes several kernels instead of a RecursionError
 MAX_GROUP_NODES = 64
@@ -199,9 +204,10 @@ class _Fusion:
 
     def prologue(self, g: int, conv: int, edges: list[tuple[str, int]]) -> bool:
         """Whether group g is a per-channel prologue of a plain 1x1 conv on a GPU: elementwise
-        ops over one value of the conv input's shape and per-channel (or scalar) constants,
-        read by the conv alone as its input. The lowering inlines it into the conv's loads;
-        the tiled product evaluates it per element fetched, once per tile column block."""
+        ops over one value of the conv input's shape (or a channel concat of values) and
+        per-channel (or scalar) constants, read by the conv alone as its input. The lowering
+        inlines it into the conv's loads; the tiled product evaluates it per element
+        fetched, once per tile column block (gpu_gemm_operand.py)."""
         node, graph = self.nodes[conv], self.graph
         if getattr(self.target, "gpu", None) is None or node.op != "conv" \
                 or int(node.attr("group", 1)) != 1 or any(int(p) for p in node.attr("pads") or ()) \
@@ -210,8 +216,20 @@ class _Fusion:
             return False
         x = graph.types[node.inputs[0]].shape
         inner = {o for k in self.members[g] for o in self.nodes[k].outputs}
+        # a concat along channels may lead the group (DenseNet's concat + BN + ReLU, its
+        # parts read by later concats too): the conv reads each part over its channels
+        concats = [k for k in self.members[g] if self.nodes[k].op == "concat"]
+        if len(concats) > int(CONCAT_PROLOGUES) or any(
+                int(self.nodes[k].attr("axis")) % len(x) != 1 for k in concats):
+            return False
+        parts = [i for k in concats for i in self.nodes[k].inputs if i]
+        if any(p in graph.constants or graph.types[p].shape[:1] + graph.types[p].shape[2:]
+               != x[:1] + x[2:] for p in parts):
+            return False
         data: set[str] = set()
         for k in self.members[g]:
+            if k in concats:
+                continue
             if self.kind[k] > FusionKind.BROADCAST:
                 return False
             for i in self.nodes[k].inputs:
@@ -221,6 +239,8 @@ class _Fusion:
                         if a != 1)):
                     continue
                 data.add(i)
+        if concats:
+            return not data
         return len(data) == 1 and graph.types[data.pop()].shape == x
 
     def packs_whole_words(self, k: int) -> bool:

@@ -68,6 +68,8 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     # A may be guarded (a conv's padding) or carry a prologue; passed positionally: tests
     # patch `direct` with a function of positional arguments
     da = direct(parts.a, parts.m_axes + parts.g_axes, parts.k_axes, True)
+    if da is not None and any(end % bk for end, _ in da.pieces):
+        da = None  # a concat part ending within a k-step: computed element by element
     db = direct(parts.b, parts.n_axes + parts.g_axes, parts.k_axes)
     tail = K % bk != 0
     tid, gm0, gn0, gam, gamc = v("g_tid"), v("g_m0"), v("g_n0"), v("g_am"), v("g_amc")
@@ -81,6 +83,9 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     amask = Var("g_amask", da.mask.dtype) if da is not None and da.mask is not None else None
     op_a, op_b = (Operand(da, parts.a, ta, khi, parts, tail, amask),
                   Operand(db, parts.b, tb, khi, parts, tail))
+    # a concat along K read in place: each k-step lies in one part (a block-uniform choice)
+    a_parts = [(end, Operand(d, parts.a, ta, khi, parts, tail), d.side)
+               for end, d in (da.pieces if da is not None else [])]
     staged = stages > 1
     vec_b = (mma_tf32 and db is not None and db.scale == 1 and db.side_by4 and bk % 8 == 0
              and bn * bk % (8 * t) == 0)
@@ -104,6 +109,17 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     abase = v("g_abase") if da else Const(0, "int64")
     gk, gn = v("g_k"), v("g_n")
 
+    def a_step(k0: Expr, make: Callable[[Operand, Expr], S]) -> S:
+        """make(operand, base) for the k-step at k0: A's, or its concat part's."""
+        if not a_parts:
+            return make(op_a, abase)
+        out: S | None = None
+        for end, op, side in reversed(a_parts):
+            one = lets([(v("g_abase"), side)], make(op, v("g_abase")))
+            out = one if out is None else IfThenElse(k0 < end, one, out)
+        assert out is not None
+        return out
+
     def a_tile(k0: Expr, put: Callable[[Expr, Expr], S]) -> S:
         """put(e, gk) for each A element the thread fetches: column tid % bm, k rows apart."""
         return unrolled("g_e", a_per, lambda e: lets(
@@ -120,7 +136,8 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
         return seq(*(one(Const(e, "int64"), bbase[e]) for e in range(b_per)))
 
     def fetch(k0: Expr) -> S:
-        a = a_tile(k0, lambda e, gk: op_a.load(ra, e, abase, gam < m, gk, []))
+        a = a_step(k0, lambda op, base: a_tile(
+            k0, lambda e, gk: op.load(ra, e, base, gam < m, gk, [])))
         if octets:
             assert db is not None
             at = [bbase[e] + k0 + (tid % (bk // 8)) * 8 for e in range(octets)]
@@ -134,8 +151,8 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
 
     def fill(k0: Expr, slot: Expr) -> S:
         """One k step's tiles into a ring slot (cp.async where an operand is one load)."""
-        a = a_tile(k0, lambda e, gk: op_a.to_shared(
-            As, (slot, tid // bm + e * (t // bm), a_col), abase, gam < m, gk, []))
+        a = a_step(k0, lambda op, base: a_tile(k0, lambda e, gk: op.to_shared(
+            As, (slot, tid // bm + e * (t // bm), a_col), base, gam < m, gk, [])))
         if width == 4:
             assert db is not None
             kq = (tid % per_row) * 4
@@ -149,7 +166,7 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     def base_lets() -> list[tuple[Var, Expr]]:
         out: list[tuple[Var, Expr]] = [(gamc, select(gam < m, gam, m - 1)),
                                        *decode(parts.m_axes, gamc)]
-        if da is not None:
+        if da is not None and not a_parts:
             out.append((v("g_abase"), da.side))
         if amask is not None and da is not None and da.mask is not None:
             out.append((amask, da.mask))  # the taps inside the input, for this row

@@ -54,6 +54,8 @@ class Direct:
         width = 32 if mask is not None and mask.dtype == "uint32" else 64
         self.past = width - 1 if mask is not None and count < width else None
         self.prologue: Expr | None = None  # of LOADED (the load) and the k axes' variables
+        # a concat along K read in place: (end of its K range, its part's direct operand)
+        self.pieces: list[tuple[int, Direct]] = []
         strides, stride = {}, 1
         for var, extent in reversed(axes):
             strides[var] = stride
@@ -150,21 +152,7 @@ def direct(x: Expr, side: Axes, k_axes: Axes, fused: bool = False) -> Direct | N
             return None
         return Direct(d.buf, d.side, d.k, k_axes, d.side_by4, *guard)
     if fused and not isinstance(x, Load):
-        moving = {
-            e
-            for e in walk(x)
-            if isinstance(e, Load)
-            and any(isinstance(t, Var) and t in side_vars for i in e.indices for t in walk(i))
-        }
-        if len(moving) != 1:
-            return None
-        load = moving.pop()
-        d = direct(load, side, k_axes)  # type: ignore[arg-type]
-        rest = map_expr(x, lambda e: LOADED if e == load else None)
-        if d is None or not {t for t in walk(rest) if isinstance(t, Var)} <= k_vars | {LOADED}:
-            return None
-        d.prologue = rest
-        return d
+        return _prologue(x, side, k_axes)
     if not isinstance(x, Load) or x.source.scope != "global":
         return None
     try:
@@ -176,6 +164,93 @@ def direct(x: Expr, side: Axes, k_axes: Axes, fused: bool = False) -> Direct | N
     base = a.without(keep=side_vars)
     by4 = base.const % 4 == 0 and all(c % 4 == 0 for _, c in base.terms)
     return Direct(x.source, base.to_expr(), {t: c for t, c in a.terms if t in k_vars}, k_axes, by4)
+
+
+def _chain(x: Expr, k_vars: set[Var]) -> Select | None:
+    """The outermost `k < c ? a : b` in x (a concat along a K axis), or None."""
+    if (
+        isinstance(x, Select)
+        and isinstance(x.cond, Binary)
+        and x.cond.op == "lt"
+        and x.cond.a in k_vars
+        and isinstance(x.cond.b, Const)
+    ):
+        return x
+    for child in (getattr(x, f, None) for f in ("a", "b", "x", "t", "f", "cond")):
+        if isinstance(child, Expr):
+            found = _chain(child, k_vars)
+            if found is not None:
+                return found
+    for child in getattr(x, "args", ()) or ():
+        found = _chain(child, k_vars)
+        if found is not None:
+            return found
+    return None
+
+
+def _pieces(root: Select, side: Axes, k_axes: Axes) -> list[tuple[int, Direct]] | None:
+    """A concat's select chain over one K axis as (end of the part's flat K range, the part's
+    direct operand), parts sharing one k table; None when any part is no direct load."""
+    var = root.cond.a  # type: ignore[attr-defined]
+    stride = prod(e for x, e in k_axes[[x for x, _ in k_axes].index(var) + 1 :])
+    k = prod(e for _, e in k_axes)
+    out: list[tuple[int, Direct]] = []
+    e: Expr = root
+    while isinstance(e, Select) and isinstance(e.cond, Binary) and e.cond.a == var:
+        d = direct(e.t, side, k_axes)
+        if d is None or not isinstance(e.cond.b, Const):
+            return None
+        out.append((int(e.cond.b.value) * stride, d))
+        e = e.f
+    last = direct(e, side, k_axes)
+    if last is None:
+        return None
+    out.append((k, last))
+    first = out[0][1]
+    if any(d.table != first.table or d.scale != first.scale for _, d in out):
+        return None
+    return out
+
+
+def _prologue(x: Expr, side: Axes, k_axes: Axes) -> Direct | None:
+    """x as f(load, values of the k axes alone): one direct load, or a concat of them along
+    a K axis (DenseNet's BN + ReLU after its concat), under a per-channel prologue f."""
+    side_vars, k_vars = {s for s, _ in side}, {s for s, _ in k_axes}
+    root = _chain(x, k_vars)
+    if root is not None:
+        pieces = _pieces(root, side, k_axes)
+        if pieces is None:
+            return None
+        inner: Expr = root
+        d = pieces[0][1]
+    else:
+        moving = {
+            e
+            for e in walk(x)
+            if isinstance(e, Load)
+            and any(isinstance(t, Var) and t in side_vars for i in e.indices for t in walk(i))
+        }
+        if len(moving) != 1:
+            return None
+        inner = moving.pop()
+        found = direct(inner, side, k_axes)
+        if found is None:
+            return None
+        d, pieces = found, []
+    rest = map_expr(x, lambda e: LOADED if e == inner else None)
+    if not {t for t in walk(rest) if isinstance(t, Var)} <= k_vars | {LOADED}:
+        return None
+    if any(
+        isinstance(e, Load)
+        and any(isinstance(t, Var) and t in side_vars for i in e.indices for t in walk(i))
+        for e in walk(rest)
+    ):
+        return None
+    prologue = None if rest == LOADED else rest
+    for _, piece in pieces:
+        piece.prologue = prologue
+    d.prologue, d.pieces = prologue, pieces
+    return d
 
 
 class Operand:
