@@ -186,9 +186,13 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
         main = lets(base_lets(), pipe.pipelined(stages, bk, klo, khi, fill, compute))
     else:
         gk0 = v("g_k0")
+        def a_value(e: Expr) -> Expr:  # a fetched element, its prologue applied late
+            value = op_a.late(Load(ra, (e,)), gk0 + tid // bm + e * (t // bm))
+            value = Load(ra, (e,)) if value is None else value
+            return intrin("tf32_round", value) if tile else value
+
         store_a = unrolled("g_e", a_per, lambda e: Store(
-            As, (tid // bm + e * (t // bm), a_col),
-            intrin("tf32_round", Load(ra, (e,))) if tile else Load(ra, (e,))))
+            As, (tid // bm + e * (t // bm), a_col), a_value(e)))
         store_b = mma.store_b(tile, Bs, rb, tid, octets) if tile else unrolled(
             "g_e", b_per, lambda e: Store(Bs, (tid % bk, tid // bk + e * (t // bk)),
                                           Load(rb, (e,))))

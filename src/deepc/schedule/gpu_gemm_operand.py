@@ -315,7 +315,7 @@ class Operand:
         return lets([(ke, entry)], put(select(inside, off, 0) if safe else off, valid))
 
     def _fetch(
-        self, dst: Buffer, at: tuple[Expr, ...], gk: Var
+        self, dst: Buffer, at: tuple[Expr, ...], gk: Var, raw: bool = False
     ) -> Callable[[Expr, Expr | None], S]:
         """put(offset, valid) storing the element at `offset` (its prologue applied; 0 where
         not valid) to dst[at]. A guarded plain element is a zero, then a load where valid:
@@ -325,16 +325,18 @@ class Operand:
         d = self.d
         assert d is not None
 
+        prologue = None if raw else d.prologue
+
         def put(off: Expr, valid: Expr | None) -> S:
             value = FlatLoad(d.buf, off, "float32")
-            if d.prologue is None and valid is None:
+            if prologue is None and valid is None:
                 return Store(dst, at, value)
-            if d.prologue is None and self.mask is not None:
+            if prologue is None and self.mask is not None:
                 return seq(
                     Store(dst, at, Const(0.0, "float32")), IfThenElse(valid, Store(dst, at, value))
                 )  # type: ignore[arg-type]
-            out = LOADED if d.prologue is None else d.prologue
-            decodes = [] if d.prologue is None else decode(self.parts.k_axes, gk)
+            out = LOADED if prologue is None else prologue
+            decodes = [] if prologue is None else decode(self.parts.k_axes, gk)
             return lets(
                 [(LOADED, value), *decodes],
                 Store(dst, at, out if valid is None else select(valid, out, 0.0)),
@@ -371,10 +373,19 @@ class Operand:
         gk: Var,
         decodes: list[tuple[Var, Expr]],
     ) -> S:
-        """reg[e] = the operand at (row or column, gk)."""
+        """reg[e] = the operand at (row or column, gk); its prologue left to the store into
+        shared memory (late): loaded elements in flight hold no per-channel values."""
         if self.d is None:
             return self.computed(reg, (e,), guard, gk, decodes)
-        return self._at(base, gk, self._fetch(reg, (e,), gk), False)
+        return self._at(base, gk, self._fetch(reg, (e,), gk, raw=True), False)
+
+    def late(self, value: Expr, gk: Var) -> Expr | None:
+        """The prologue of a register-fetched element `value` at gk, as the expression to
+        store (0 past the K range); None where there is none."""
+        if self.d is None or self.d.prologue is None:
+            return None
+        out = substitute(self.d.prologue, {LOADED: value, **dict(decode(self.parts.k_axes, gk))})
+        return select(gk < self.k, out, 0.0) if self.tail else out
 
 
 __all__ = ["LOADED", "TAP_BITS", "Direct", "Operand", "direct"]
