@@ -12,6 +12,9 @@ elementwise, broadcast or injective:
   conv/matmul only pure index remaps (reshape, identity) do, so flatten costs nothing, and
   into an int32 depthwise conv (int8 models) the widening of its bytes (cast, minus a zero
   point) as well, so the bytes are read once instead of copied to int32 first;
+- on GPU targets, a per-channel prologue (scale, shift, activation: BN + ReLU after a
+  concat in DenseNet) fuses into the 1x1 conv that alone reads it: the tiled product applies
+  it as it loads the conv's input, where a kernel of its own writes and rereads a copy;
 - OPAQUE ops stay alone, and a producer never joins a group whose loops would recompute
   it for every broadcast copy of an element;
 - a concat whose parts are each the result of a kernel that exists anyway (a conv, a
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import replace
+from typing import Any
 
 from deepc.ir.graph import Graph, Node
 from deepc.lowering.views import part_offsets
@@ -41,6 +45,11 @@ MASTER_KINDS = (FusionKind.OUT_FUSABLE, FusionKind.REDUCTION)
 DATA_MOVES = frozenset({"reshape", "identity", "layout_transform"})
 # injective ops whose output outgrows an input yet read each input element once
 READ_ONCE = frozenset({"concat", "pad"})
+# DenseNet's concat + BN + ReLU before a 1x1 conv as the conv's prologue, the concat read in
+# place part by part (torchvision's DenseNet-121 at batch 32: 61 copy kernels, est. 4.21 ->
+# 3.31 ms by gpu_estimate). Off: nvcc spills 4-12 bytes in 8 of those 61 kernels (TF32,
+# 168 registers; the parts' bases live through the K loop) and they are untimed on a GPU.
+CONCAT_PROLOGUES = False
 # a group's ops nest into one expression tree that lowering walks recursively: a long chain
 # (20,000 elementwise ops) becomes several kernels instead of a RecursionError
 MAX_GROUP_NODES = 64
@@ -69,8 +78,8 @@ def master_of(nodes: list[Node]) -> Node | None:
 class _Fusion:
     """Groups as sets of node positions; `group[k]` is the id of node k's group."""
 
-    def __init__(self, graph: Graph):
-        self.graph = graph
+    def __init__(self, graph: Graph, target: Any = None):
+        self.graph, self.target = graph, target
         self.nodes = graph.nodes
         self.kind = [get_op(n.op).kind for n in graph.nodes]
         self.producer = {o: k for k, n in enumerate(graph.nodes) for o in n.outputs if o}
@@ -190,8 +199,49 @@ class _Fusion:
         if mh is not None and self.kind[mh] == FusionKind.OUT_FUSABLE:
             feeding = self.upstream(mh, h)
             return only_moves or self.widens_bytes(g, mh) \
-                or not any(u in feeding for _, u in edges)
+                or not any(u in feeding for _, u in edges) or self.prologue(g, mh, edges)
         return True
+
+    def prologue(self, g: int, conv: int, edges: list[tuple[str, int]]) -> bool:
+        """Whether group g is a per-channel prologue of a plain 1x1 conv on a GPU: elementwise
+        ops over one value of the conv input's shape (or a channel concat of values) and
+        per-channel (or scalar) constants, read by the conv alone as its input. The lowering
+        inlines it into the conv's loads; the tiled product evaluates it per element
+        fetched, once per tile column block (gpu_gemm_operand.py)."""
+        node, graph = self.nodes[conv], self.graph
+        if getattr(self.target, "gpu", None) is None or node.op != "conv" \
+                or int(node.attr("group", 1)) != 1 or any(int(p) for p in node.attr("pads") or ()) \
+                or any(int(k) != 1 for k in graph.types[node.inputs[1]].shape[2:]) \
+                or any(u != conv or v != node.inputs[0] for v, u in edges):
+            return False
+        x = graph.types[node.inputs[0]].shape
+        inner = {o for k in self.members[g] for o in self.nodes[k].outputs}
+        # a concat along channels may lead the group (DenseNet's concat + BN + ReLU, its
+        # parts read by later concats too): the conv reads each part over its channels
+        concats = [k for k in self.members[g] if self.nodes[k].op == "concat"]
+        if len(concats) > int(CONCAT_PROLOGUES) or any(
+                int(self.nodes[k].attr("axis")) % len(x) != 1 for k in concats):
+            return False
+        parts = [i for k in concats for i in self.nodes[k].inputs if i]
+        if any(p in graph.constants or graph.types[p].shape[:1] + graph.types[p].shape[2:]
+               != x[:1] + x[2:] for p in parts):
+            return False
+        data: set[str] = set()
+        for k in self.members[g]:
+            if k in concats:
+                continue
+            if self.kind[k] > FusionKind.BROADCAST:
+                return False
+            for i in self.nodes[k].inputs:
+                c = graph.constants.get(i)
+                if i in inner or (c is not None and all(
+                        d == 1 for a, d in enumerate((1,) * (len(x) - c.ndim) + c.shape)
+                        if a != 1)):
+                    continue
+                data.add(i)
+        if concats:
+            return not data
+        return len(data) == 1 and graph.types[data.pop()].shape == x
 
     def packs_whole_words(self, k: int) -> bool:
         """A pack_rows of uint8 rows of whole words: the planner makes it a view of the
@@ -281,14 +331,15 @@ class _Fusion:
         return order
 
 
-def fusion_groups(graph: Graph) -> list[list[Node]]:
-    """The fused groups of a graph, in an execution order (without marking the nodes)."""
-    return [[graph.nodes[k] for k in g] for g in _Fusion(graph).run()]
+def fusion_groups(graph: Graph, target: Any = None) -> list[list[Node]]:
+    """The fused groups of a graph, in an execution order (without marking the nodes), for
+    `target` (a deepc Target, or None: no target-specific rule)."""
+    return [[graph.nodes[k] for k in g] for g in _Fusion(graph, target).run()]
 
 
 @register_pass("fuse")
 def fuse(graph: Graph, ctx: PassContext) -> Graph:
     """Mark every node with its group's number; nodes are reordered group by group."""
     nodes = [replace(n, attrs=n.attrs.with_(fuse_group=k))
-             for k, group in enumerate(fusion_groups(graph)) for n in group]
+             for k, group in enumerate(fusion_groups(graph, ctx.target)) for n in group]
     return graph.replace(nodes=tuple(nodes))

@@ -27,6 +27,7 @@ from deepc.schedule.gpu_build import launch
 from deepc.schedule.gpu_chain import parallel_chain, uses
 from deepc.schedule.gpu_gemm_knobs import GEMM_KNOBS, tile_from_knobs, tile_knobs
 from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile, choose_tile, match_gemm
+from deepc.schedule.gpu_pad import fold_pads
 from deepc.schedule.gpu_warp import WARPS_PER_BLOCK, match_warp
 from deepc.schedule.schedule import Schedule
 from deepc.schedule.stmt_rewrite import map_stmt
@@ -230,30 +231,37 @@ def gpu_stages(func: PrimFunc, target: Target, gemm: bool = False, tf32: bool = 
     `warp` (default `gemm`): long reductions a warp per output, combining by shuffles or
     (without `shuffle`) through shared memory. `knobs` (a tuning record's: GEMM knobs,
     prefixed by stage_prefix) replace the default tiles of the stages they name;
-    `async_copy`: the target and dialect have cp.async (pipelined tiles)."""
+    `async_copy`: the target and dialect have cp.async (pipelined tiles). A conv's padding
+    copy folds into the tiled product that reads it (gpu_pad.py): one launch fewer."""
     warp = gemm if warp is None else warp
     stmts, scratch = split_stages(func)
-    names = [func.name if len(stmts) == 1 else f"{func.name}_s{k}" for k in range(len(stmts))]
     wanted = _stage_knobs(knobs or {}, len(stmts))
     if wanted and not gemm:
         raise ScheduleError(f"GEMM knobs for {func.name}: this dialect has no tiled products")
+
+    def tiled(k: int, stage: PrimFunc) -> tuple[GemmParts, GemmTile] | None:
+        return gemm_tile(stage, target, tf32, wanted.get(k), async_copy) if gemm else None
+
+    # knobs keep naming stages by their index before padding copies fold away
+    kept, scratch = fold_pads(func, stmts, scratch, lambda k, s: tiled(k, s) is not None) \
+        if gemm else (list(enumerate(stmts)), scratch)
+    names = [func.name if len(kept) == 1 else f"{func.name}_s{k}" for k, _ in kept]
     # the tiled matrix products, once each (the tiling reads the body, not the parameters)
-    tiled = [gemm_tile(PrimFunc(names[k], func.params, body, dict(func.attrs)), target, tf32,
-                       wanted.get(k), async_copy) if gemm else None
-             for k, body in enumerate(stmts)]
+    pairs = [tiled(k, PrimFunc(names[n], func.params, body, dict(func.attrs)))
+             for n, (k, body) in enumerate(kept)]
     partials = {  # stage -> its split-K partial sums' buffer
-        k: Buffer(f"{names[k]}_partial", (t[1].split, t[0].n, t[0].m), "float32", "global")
-        for k, t in enumerate(tiled) if t is not None and t[1].role == "partial"}
+        n: Buffer(f"{names[n]}_partial", (t[1].split, t[0].n, t[0].m), "float32", "global")
+        for n, t in enumerate(pairs) if t is not None and t[1].role == "partial"}
     scratch = scratch + tuple(partials.values())
     params = func.params + scratch
     out = []
-    for k, body in enumerate(stmts):
-        stage = PrimFunc(names[k], params, body, dict(func.attrs))
-        pair = tiled[k]
+    for n, (_, body) in enumerate(kept):
+        stage = PrimFunc(names[n], params, body, dict(func.attrs))
+        pair = pairs[n]
         if pair is None:
             out.append(schedule_stage(stage, target, warp=warp, shuffle=shuffle))
         else:
-            out += gemm_stages(stage, *pair, partials.get(k))
+            out += gemm_stages(stage, *pair, partials.get(n))
     return out, scratch
 
 

@@ -11,7 +11,8 @@ expressions under lets of the loop variables decoded from the flat row/column/k 
 fused prologues and epilogues carry over as they are. Rows and columns past M and N are
 clamped to the last (their sums are never stored), so loads need no guard except in a
 partial last k-step. Operands that are one affine load read base(row) + koff(k), koff from
-a compile-time table for conv windows.
+a compile-time table for conv windows; a conv's zero padding is a per-thread mask of the
+window taps inside the input (gpu_gemm_operand.py), so no padded copy is read.
 SIMT: TX x (threads/TX) threads, each BM/TX x BN/(threads/TX) outputs in runs of four
 (float4 shared loads). TF32: gpu_gemm_mma.py. Split-K ("partial" = the partial sums'
 buffer float32[split][N][M]): blockIdx.z's chunk of kc, stored there instead of the
@@ -21,101 +22,18 @@ epilogue; gpu_split.py adds the chunks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import product
 
 from deepc.errors import VerifyError
-from deepc.ir.affine import affine, flat_offset
+from deepc.ir.affine import flat_offset
 from deepc.ir.expr import Const, Expr, FlatLoad, Lane, Load, Var, intrin, select
 from deepc.ir.loop import Allocate, Buffer, Evaluate, For, ForKind, IfThenElse, PrimFunc, Store
 from deepc.ir.loop import Stmt as S
 from deepc.ir.rewrite import substitute
 from deepc.schedule import gpu_gemm_mma as mma
 from deepc.schedule import gpu_gemm_pipeline as pipe
-from deepc.schedule.gpu_build import Axes, bind, decode, kernel, lets, local, seq, shr, unrolled, v
+from deepc.schedule.gpu_build import bind, decode, kernel, lets, local, seq, shr, unrolled, v
 from deepc.schedule.gpu_gemm_match import GemmParts, match_gemm
-
-
-class Direct:
-    """An operand that is one load at base(side) + koff(k): `scale * k`, or a table."""
-
-    def __init__(self, buf: Buffer, side: Expr, k: dict[Var, int], axes: Axes, by4: bool):
-        self.buf, self.side, self.side_by4 = buf, side, by4
-        strides, stride = {}, 1
-        for var, extent in reversed(axes):
-            strides[var] = stride
-            stride *= extent
-        scale = k.get(axes[-1][0], 0)
-        self.scale = scale if all(k.get(x, 0) == scale * strides[x] for x, _ in axes) else None
-        self.table = [sum(k.get(x, 0) * i for (x, _), i in zip(axes, idx))
-                      for idx in product(*(range(e) for _, e in axes))]
-
-
-def direct(x: Expr, side: Axes, k_axes: Axes) -> Direct | None:
-    if not isinstance(x, Load) or x.source.scope != "global":
-        return None
-    try:
-        a = affine(flat_offset(x.source.shape, x.indices))
-    except (TypeError, ValueError):
-        return None
-    side_vars, k_vars = {s for s, _ in side}, {s for s, _ in k_axes}
-    if not all(isinstance(t, Var) and t in side_vars | k_vars for t, _ in a.terms):
-        return None
-    base = a.without(keep=side_vars)
-    by4 = base.const % 4 == 0 and all(c % 4 == 0 for _, c in base.terms)
-    return Direct(x.source, base.to_expr(), {t: c for t, c in a.terms if t in k_vars}, k_axes,
-                  by4)
-
-
-def _padded(table: list[int], bk: int) -> list[int]:
-    """A k table to whole K steps, its last offset repeated (a partial step reads valid
-    addresses, then zeroes them)."""
-    return table + table[-1:] * (-len(table) % bk)
-
-
-class _Operand:
-    """One operand's fetch into a register: direct (table or scale) or its expression."""
-
-    def __init__(self, d: Direct | None, expr: Expr, table: Buffer | None, k: Expr,
-                 parts: GemmParts, tail: bool):
-        self.d, self.expr, self.table, self.k = d, expr, table, k
-        self.parts, self.tail = parts, tail
-
-    def computed(self, reg: Buffer, e: tuple[Expr, ...], guard: Expr, gk: Var,
-                 decodes: list[tuple[Var, Expr]]) -> S:
-        """reg[e] = the operand's expression at (row or column, gk), zero outside."""
-        return seq(Store(reg, e, Const(0.0, "float32")), IfThenElse(
-            guard & (gk < self.k), lets(decodes + decode(self.parts.k_axes, gk),
-                                        Store(reg, e, self.expr))))
-
-    def address(self, base: Expr, gk: Expr) -> Expr:
-        """A direct operand's element offset at gk (past K, a valid one: the last k's)."""
-        assert self.d is not None
-        kk: Expr = gk
-        if self.tail and self.d.scale is not None:
-            kk = select(gk < self.parts.k, gk, self.parts.k - 1)
-        koff = kk * self.d.scale if self.d.scale is not None else \
-            Load(self.table, (kk,))  # type: ignore[arg-type]
-        return base + koff
-
-    def to_shared(self, slot: Buffer, at: tuple[Expr, ...], base: Expr, guard: Expr, gk: Var,
-                  decodes: list[tuple[Var, Expr]]) -> S:
-        """slot[at] = the operand at (row or column, gk): a cp.async where it is one load."""
-        if self.d is None:
-            return self.computed(slot, at, guard, gk, decodes)
-        return pipe.copy(slot, at, self.d.buf, self.address(base, gk), 1,
-                         gk < self.k if self.tail else None)
-
-    def load(self, reg: Buffer, e: Expr, base: Expr, guard: Expr, gk: Var,
-             decodes: list[tuple[Var, Expr]]) -> S:
-        """reg[e] = the operand at (row or column, gk)."""
-        zero = Const(0.0, "float32")
-        if self.d is None:
-            return self.computed(reg, (e,), guard, gk, decodes)
-        value = FlatLoad(self.d.buf, self.address(base, gk), "float32")
-        if not self.tail:
-            return Store(reg, (e,), value)
-        gx = Var("g_x", "float32")
-        return lets([(gx, value)], Store(reg, (e,), select(gk < self.k, gx, zero)))
+from deepc.schedule.gpu_gemm_operand import Operand, direct
 
 
 def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
@@ -147,19 +65,27 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     t, m, n, K = threads, parts.m, parts.n, parts.k
     a_per, b_per = bk * bm // t, bk * bn // t
     # a group's index (blockIdx.z) is fixed per block: part of each row's or column's base
-    da = direct(parts.a, parts.m_axes + parts.g_axes, parts.k_axes)
+    # A may be guarded (a conv's padding) or carry a prologue; passed positionally: tests
+    # patch `direct` with a function of positional arguments
+    da = direct(parts.a, parts.m_axes + parts.g_axes, parts.k_axes, True)
+    if da is not None and any(end % bk for end, _ in da.pieces):
+        da = None  # a concat part ending within a k-step: computed element by element
     db = direct(parts.b, parts.n_axes + parts.g_axes, parts.k_axes)
     tail = K % bk != 0
     tid, gm0, gn0, gam, gamc = v("g_tid"), v("g_m0"), v("g_n0"), v("g_am"), v("g_amc")
     klo: Expr = v("g_klo") if partial else Const(0, "int64")
     khi: Expr = v("g_khi") if partial else Const(K, "int64")
-    ta = (Buffer(f"{func.name}_ka", (len(_padded(da.table, bk)),), "int64",
+    ta = (Buffer(f"{func.name}_ka", (len(da.padded(bk)),), "int64",
                  "constant" if bm % 32 == 0 else "global")
           if da is not None and da.scale is None else None)
-    tb = (Buffer(f"{func.name}_kb", (len(_padded(db.table, bk)),), "int64", "global")
+    tb = (Buffer(f"{func.name}_kb", (len(db.padded(bk)),), "int64", "global")
           if db is not None and db.scale is None else None)
-    op_a, op_b = (_Operand(da, parts.a, ta, khi, parts, tail),
-                  _Operand(db, parts.b, tb, khi, parts, tail))
+    amask = Var("g_amask", da.mask.dtype) if da is not None and da.mask is not None else None
+    op_a, op_b = (Operand(da, parts.a, ta, khi, parts, tail, amask),
+                  Operand(db, parts.b, tb, khi, parts, tail))
+    # a concat along K read in place: each k-step lies in one part (a block-uniform choice)
+    a_parts = [(end, Operand(d, parts.a, ta, khi, parts, tail), d.side)
+               for end, d in (da.pieces if da is not None else [])]
     staged = stages > 1
     vec_b = (mma_tf32 and db is not None and db.scale == 1 and db.side_by4 and bk % 8 == 0
              and bn * bk % (8 * t) == 0)
@@ -183,6 +109,17 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     abase = v("g_abase") if da else Const(0, "int64")
     gk, gn = v("g_k"), v("g_n")
 
+    def a_step(k0: Expr, make: Callable[[Operand, Expr], S]) -> S:
+        """make(operand, base) for the k-step at k0: A's, or its concat part's."""
+        if not a_parts:
+            return make(op_a, abase)
+        out: S | None = None
+        for end, op, side in reversed(a_parts):
+            one = lets([(v("g_abase"), side)], make(op, v("g_abase")))
+            out = one if out is None else IfThenElse(k0 < end, one, out)
+        assert out is not None
+        return out
+
     def a_tile(k0: Expr, put: Callable[[Expr, Expr], S]) -> S:
         """put(e, gk) for each A element the thread fetches: column tid % bm, k rows apart."""
         return unrolled("g_e", a_per, lambda e: lets(
@@ -199,7 +136,8 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
         return seq(*(one(Const(e, "int64"), bbase[e]) for e in range(b_per)))
 
     def fetch(k0: Expr) -> S:
-        a = a_tile(k0, lambda e, gk: op_a.load(ra, e, abase, gam < m, gk, []))
+        a = a_step(k0, lambda op, base: a_tile(
+            k0, lambda e, gk: op.load(ra, e, base, gam < m, gk, [])))
         if octets:
             assert db is not None
             at = [bbase[e] + k0 + (tid % (bk // 8)) * 8 for e in range(octets)]
@@ -213,8 +151,8 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
 
     def fill(k0: Expr, slot: Expr) -> S:
         """One k step's tiles into a ring slot (cp.async where an operand is one load)."""
-        a = a_tile(k0, lambda e, gk: op_a.to_shared(
-            As, (slot, tid // bm + e * (t // bm), a_col), abase, gam < m, gk, []))
+        a = a_step(k0, lambda op, base: a_tile(k0, lambda e, gk: op.to_shared(
+            As, (slot, tid // bm + e * (t // bm), a_col), base, gam < m, gk, [])))
         if width == 4:
             assert db is not None
             kq = (tid % per_row) * 4
@@ -228,8 +166,10 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     def base_lets() -> list[tuple[Var, Expr]]:
         out: list[tuple[Var, Expr]] = [(gamc, select(gam < m, gam, m - 1)),
                                        *decode(parts.m_axes, gamc)]
-        if da is not None:
+        if da is not None and not a_parts:
             out.append((v("g_abase"), da.side))
+        if amask is not None and da is not None and da.mask is not None:
+            out.append((amask, da.mask))  # the taps inside the input, for this row
         if db is not None:  # each fetched column's offset, its clamped column decoded
             for e in range(b_count):
                 gn = v(f"g_nb{e}")
@@ -246,9 +186,13 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
         main = lets(base_lets(), pipe.pipelined(stages, bk, klo, khi, fill, compute))
     else:
         gk0 = v("g_k0")
+        def a_value(e: Expr) -> Expr:  # a fetched element, its prologue applied late
+            value = op_a.late(Load(ra, (e,)), gk0 + tid // bm + e * (t // bm))
+            value = Load(ra, (e,)) if value is None else value
+            return intrin("tf32_round", value) if tile else value
+
         store_a = unrolled("g_e", a_per, lambda e: Store(
-            As, (tid // bm + e * (t // bm), a_col),
-            intrin("tf32_round", Load(ra, (e,))) if tile else Load(ra, (e,))))
+            As, (tid // bm + e * (t // bm), a_col), a_value(e)))
         store_b = mma.store_b(tile, Bs, rb, tid, octets) if tile else unrolled(
             "g_e", b_per, lambda e: Store(Bs, (tid % bk, tid // bk + e * (t // bk)),
                                           Load(rb, (e,))))
@@ -280,7 +224,7 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     body = bind(grid, body)
     for table, d in ((tb, db), (ta, da)):
         if table is not None and d is not None:
-            body = Allocate(table, body, tuple(_padded(d.table, bk)))
+            body = Allocate(table, body, tuple(d.padded(bk)))
     # __restrict__ even where the planner may run the kernel in place (a residual add's input
     # and the output share memory): the only aliased pairs are an input and the output read
     # and written at the same element, once, by one thread, the load feeding the store; and
@@ -358,4 +302,4 @@ def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: 
         inner(Load(c, (i, j))))))
 
 
-__all__ = ["Direct", "direct", "epilogue_body", "tile_gemm"]
+__all__ = ["epilogue_body", "tile_gemm"]
