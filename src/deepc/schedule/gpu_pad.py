@@ -64,16 +64,17 @@ def _guarded_product(func: PrimFunc, pad: Buffer) -> bool:
 
 
 # Tiled products read their padding in place (a per-thread tap mask, one shift and test per
-# element). Checked on the CPU block emulator and by nvcc (no spills, the registers of the
-# padded-copy kernels); not yet timed on a GPU, where a fold of Dec 2 (guards decoded per
-# element from an int4 table) ran ResNet-18 2x slower: False restores the copies for an A/B.
+# element), where a fold of Dec 2 (guards decoded per element from an int4 table) had run
+# ResNet-18 2x slower. Timed on an H100 at batch 32, TF32 (tools/ab_bench.py, same outputs
+# bit for bit): ResNet-18 1.93 -> 1.72 ms, ResNeXt-50 6.58 -> 6.12, DenseNet-121 5.48 -> 4.92,
+# MobileNet-V2 and EfficientNet-B0 unchanged. False restores the padded copies.
 FOLD_TILED = True
 
-# Untiled stages (one output per thread, depthwise convs, warp reductions) could read their
-# padding in place too: MobileNet-V2 at batch 32 keeps 18 padded copies of depthwise inputs
-# (gpu_estimate: 1.21 -> 0.84 ms folded, by bytes alone). Off until timed on a GPU: their
-# loads then test the window bounds per tap, which the estimate does not count.
-FOLD_UNTILED = False
+# Untiled stages (one output per thread, depthwise convs, warp reductions) read their padding
+# in place too, the window bounds tested per tap: on the same H100 run MobileNet-V2 1.80 ->
+# 1.39 ms and EfficientNet-B0 3.00 -> 2.48 (their depthwise inputs' padded copies gone), the
+# tiled models unchanged.
+FOLD_UNTILED = True
 
 
 def _is_padding(value: Expr) -> bool:
