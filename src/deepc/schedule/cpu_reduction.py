@@ -171,7 +171,7 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         else:
             pair = None
         mr = want.get("rows", mr)
-        if not 1 <= mr <= tile.extent or (pair is not None and tile.extent % mr):
+        if not 1 <= mr <= tile.extent:
             raise ScheduleError(f"rows={mr} does not fit the tile loop {tile.var.name}"
                                 f" ({tile.extent})")
         tile_i = tile.var.name
@@ -214,7 +214,7 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     for name in tile_names[:-1]:
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
-    if tile_i and tile_i.endswith("_i") and pair is None and tile.extent % mr and not sweep:
+    if tile_i and tile_i.endswith("_i") and tile.extent % mr and not sweep:
         # the last tile's rows run past the end: test them once per tile (row_guard)
         steps.append(("version_rows", tile_o, tile_i))
     knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None,
