@@ -2,7 +2,8 @@
 thread count) and onnxruntime, loaded in one process and timed in rounds whose order rotates
 (whoever runs right after onnxruntime pays for what it left in the caches and the core, so
 each takes every position), with a short pause after each call. Prints one line per model:
-kernels tuned, median and 10th-percentile ms of each, and the load average.
+kernels tuned, median and 10th-percentile ms of each, the median process CPU time of each and
+their ratios (at one thread the fair figure on a loaded machine), and the load average.
 
     python tools/tune_compare.py --log sq.jsonl --threads 1 ../shared/models/squeezenet1_1.onnx
 """
@@ -49,18 +50,24 @@ def main() -> None:
     for fn in fns * 5:
         fn()
     times: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]  # process CPU time: a busy machine's waits left out
     for r in range(args.rounds):
         for k in [(r + j) % len(fns) for j in range(len(fns))]:
-            start = time.perf_counter()
+            cpu_start, start = time.process_time(), time.perf_counter()
             fns[k]()
             times[k].append(time.perf_counter() - start)
+            cpu[k].append(time.process_time() - cpu_start)
             time.sleep(0.002)  # thread pools settle
     med = [float(np.median(t)) * 1e3 for t in times]
     low = [float(np.percentile(t, 10)) * 1e3 for t in times]
+    on_cpu = [float(np.median(t)) * 1e3 for t in cpu]
     applied = sum(r.source == "tuned" for r in tuned.records)
     print(f"{args.model.stem}: tuned {applied}/{len(tuned.records)} kernels; median ms untuned"
           f" {med[0]:.2f} tuned {med[1]:.2f} onnxruntime {med[2]:.2f}; p10 untuned {low[0]:.2f}"
-          f" tuned {low[1]:.2f} onnxruntime {low[2]:.2f}; load {os.getloadavg()[0]:.1f}")
+          f" tuned {low[1]:.2f} onnxruntime {low[2]:.2f}; CPU ms untuned {on_cpu[0]:.2f} tuned"
+          f" {on_cpu[1]:.2f} onnxruntime {on_cpu[2]:.2f}: tuned/onnxruntime"
+          f" {on_cpu[1] / on_cpu[2]:.3f} untuned/onnxruntime {on_cpu[0] / on_cpu[2]:.3f}"
+          f" tuned/untuned {on_cpu[1] / on_cpu[0]:.3f}; load {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ be scalar). Numbers are checked against the interpreter (the ops' numpy referenc
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -22,10 +24,12 @@ from deepc.schedule.cpu_reduction import vector_width
 from tests.passes.support import Net, weights
 
 
-def compile_one(graph: Graph, vector_bits: int) -> tuple[PrimFunc, list[str]]:
+def compile_one(graph: Graph, vector_bits: int, knobs: dict[str, Any] | None = None
+                ) -> tuple[PrimFunc, list[str]]:
+    """The graph's one kernel scheduled by default (with `knobs`: a record's)."""
     (kernel,) = graph_kernels(graph, [list(graph.nodes)])
     machine = CpuMachine(vector_bits, 24 if vector_bits >= 512 else 12, 1, 32, 512)
-    func = default_schedule(kernel.func, machine).apply(kernel.func)
+    func = default_schedule(kernel.func, machine, knobs).apply(kernel.func)
     return func, list(kernel.inputs)
 
 

@@ -57,6 +57,9 @@ def _main(knobs: dict[str, Any]) -> str:
     ({"unroll": 8}, "unroll", 16),
     ({"row_loop": 1, "rows": 3}, "split", 16),
     ({"pair_block": 3, "rows": 7}, "split", 48),  # 3 of the 6 channel blocks share a broadcast
+    # rows that leave a tail of the 14 pixels: the last tile of pairs is tested once
+    ({"pair_block": 3, "rows": 5}, "version_rows", 48),
+    ({"row_pairs": True, "rows": 4}, "version_rows", 16),
     ({"outer_inner": 2, "rows": 7}, "reorder", 32),  # channel blocks inside the image rows
     # image rows inside the input-channel blocks: one tile of accumulators per row
     ({"sweep": True}, "reorder", 16),

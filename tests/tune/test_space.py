@@ -67,6 +67,22 @@ def test_a_big_conv_is_offered_reduction_blocks() -> None:
     assert not any(k.endswith("reduce_blocks") for k in wide)
 
 
+def test_a_pool_over_padding_is_offered_rows() -> None:
+    """Its guarded reads are versioned away inside the image, so the scheduler takes rows
+    there and the search offers them (before, every rows value but 1 was rejected)."""
+    from deepc.lowering.kernels import graph_kernels
+    from deepc.tune.tasks import _cpu_task
+    from tests.passes.support import Net
+
+    n = Net(x=(1, 1, 9, 48, 16))
+    graph = n.graph(n("max_pool", "x", layout="NCHWc", kernel_shape=(3, 3), strides=(2, 2),
+                      pads=(1, 1, 1, 1)))
+    (kernel,) = graph_kernels(graph, [list(graph.nodes)])
+    task = _cpu_task("pool", kernel, CpuMachine(512, 24, 1, 48, 1024))
+    rows = tuner._Search(None, None, None, random.Random(0)).axes(task)["rows"]  # type: ignore[arg-type]
+    assert {1, 4, 8, 12} <= set(rows)
+
+
 def test_a_sample_changes_a_knob_the_record_leaves_out() -> None:
     for seed in range(5):
         assert sample(TILED, {"c.unroll": [1, 2, 4]}, random.Random(seed))["c.unroll"] in (2, 4)

@@ -166,6 +166,15 @@ def test_default_wins_ties_and_means_decide() -> None:
     assert best.knobs == {"v": 16} and np.isclose(best.cost, 0.8)
 
 
+def test_a_saving_within_the_noise_is_not_applied() -> None:
+    """1% on a kernel timed alone is within what a shared machine and the model's caches
+    move it by: the default stays; 3% is applied."""
+    near = [_record(0, {"v": 8}, 1.0), replace(_record(1, {"v": 16}, 0.99), control=1.0)]
+    assert best_records(near, "t") == {}
+    clear = [*near, replace(_record(2, {"v": 4}, 0.97), control=1.0)]
+    assert best_records(clear, "t")["w"].knobs == {"v": 4}
+
+
 def test_candidates_timed_beside_the_default_are_judged_by_ratio() -> None:
     """A busy spell slowed both the candidate and its control: the ratio still says it is
     faster; a candidate whose raw time looks faster, but not beside its control, is not."""

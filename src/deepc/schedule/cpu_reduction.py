@@ -21,6 +21,7 @@ from deepc.ir.tensor import walk
 from deepc.ir.types import itemsize
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_tile_blocks import pair_tile, reduction_iterations, swept_loop
+from deepc.schedule.interior import interior_guard
 
 # independent accumulator chains that keep a vector unit busy through a combining op's
 # latency: about 4 cycles, two ops issued per cycle
@@ -106,7 +107,8 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         # throughput (a 3x3 max pool: 19 GFLOP/s with one, its NaN-aware max 4 ops deep);
         # enough of them to cover that latency, no more. Not over guarded reads (a pool
         # over padding): each row's read then branches, which costs more than the
-        # latency hidden (resnet18's padded max pool: 95 -> 210 us with 8 rows)
+        # latency hidden (resnet18's padded max pool: 95 -> 210 us with 8 rows), unless the
+        # tests are bounds that version_interior lifts out of the tiles inside the image
         candidates = [c for c in chain if c is not vec and c.extent >= 2]
         budget = min(budget, LATENCY_CHAINS)
     steps: list[tuple] = []
@@ -169,7 +171,7 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         else:
             pair = None
         mr = want.get("rows", mr)
-        if not 1 <= mr <= tile.extent or (pair is not None and tile.extent % mr):
+        if not 1 <= mr <= tile.extent:
             raise ScheduleError(f"rows={mr} does not fit the tile loop {tile.var.name}"
                                 f" ({tile.extent})")
         tile_i = tile.var.name
@@ -212,7 +214,7 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
     for name in tile_names[:-1]:
         steps.append(("unroll", name))
     steps.append(("vectorize", vec_i))
-    if tile_i and tile_i.endswith("_i") and pair is None and tile.extent % mr and not sweep:
+    if tile_i and tile_i.endswith("_i") and tile.extent % mr and not sweep:
         # the last tile's rows run past the end: test them once per tile (row_guard)
         steps.append(("version_rows", tile_o, tile_i))
     knobs = {"vector": nr, "rows": mr if tile_i else 1, "row_pairs": pair is not None,
@@ -253,8 +255,10 @@ def _split_pair(steps: list[tuple], names: list[tuple[str, int]], pair: str,
 
 
 def _guarded_reads(alloc: Allocate) -> bool:
-    """Whether an accumulator update reads through a select (a bounds test per read)."""
+    """Whether an accumulator update reads through a select (a test per read) that
+    version_interior cannot drop inside the image."""
     return any(isinstance(n, Select) and any(isinstance(x, Load) for x in walk(n))
+               and not interior_guard(n)
                for s in update_stores(alloc) for n in walk(s.value))
 
 

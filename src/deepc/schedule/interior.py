@@ -1,11 +1,13 @@
 """`version_interior`: a register tile whose reads are clamped into the image and masked (a
-depthwise conv over its zero padding, ops/conv_nchwc) -> the same tile twice: bare where every
-tap of the tile falls inside the image, clamped and masked at the border.
+depthwise conv over its zero padding, ops/conv_nchwc) or guarded (a max pool's
+`select(in_image, x[..], -inf)`) -> the same tile twice: bare where every tap of the tile
+falls inside the image, clamped, masked or guarded at the border.
 
 Each masked tap costs two index clamps, a bounds test and a multiply per output pixel: scalar
 work that outweighs the tap's one multiply-add (efficientnet_b0's 3x3 depthwise convs ran at
-a third of their load-bound speed). Most tiles of an image lie inside it, and there the
-clamps change nothing and the masks are all ones; one test per tile says so.
+a third of their load-bound speed); each guarded read a branch around its load. Most tiles of
+an image lie inside it, and there the clamps change nothing, the masks are all ones and the
+guards all pass; one test per tile says so.
 
     for ow_o in 0..7 { alloc acc[16, 16]
       for kh, kw { unrolled for ow_i in 0..16 { vectorized for c in 0..16 {
@@ -21,7 +23,7 @@ version_interior(acc) ->
 from __future__ import annotations
 
 from deepc.ir.affine import affine
-from deepc.ir.expr import INDEX, Binary, Const, Expr, Select, Var, binary
+from deepc.ir.expr import INDEX, Binary, Const, Expr, Load, Select, Var, binary
 from deepc.ir.loop import Allocate, For, IfThenElse, PrimFunc, Stmt, Store, walk_stmts
 from deepc.ir.rewrite import map_expr, substitute
 from deepc.ir.tensor import walk
@@ -62,9 +64,9 @@ def _versioned(tile: Allocate) -> Stmt:
         if test is not None:
             edges.append(test)
             clamps[binary(node.op, a, node.b)] = a
-    masks: dict[Expr, Expr] = {}
+    masks: dict[Expr, Expr] = {}  # each mask or guard -> its value inside the image
     for node in nodes:
-        if not _is_mask(node):
+        if not (_is_mask(node) or _is_guard(node)):
             continue
         assert isinstance(node, Select)
         cond = _bare(node.cond, clamps)
@@ -89,8 +91,17 @@ def _bare(e: Expr, clamps: dict[Expr, Expr]) -> Expr | None:
 
 
 def masked(s: Stmt) -> bool:
-    """Whether `s` multiplies by 0/1 masks (what version_interior drops inside the image)."""
-    return any(_is_mask(n) for e in _exprs(s) for n in walk(e))
+    """Whether `s` multiplies by 0/1 masks or reads through guards whose tests are all
+    bounds (what version_interior drops inside the image)."""
+    return any(_is_mask(n) or interior_guard(n)
+               for e in _exprs(s) for n in walk(e))
+
+
+def interior_guard(e: Expr) -> bool:
+    """Whether `e` is a guarded read whose tests are all bounds, which version_interior
+    drops inside the image (where the tests are affine in the tile's loops)."""
+    return _is_guard(e) and all(isinstance(c, Binary) and c.op in BOUNDS
+                                for c in conjuncts(e.cond))  # type: ignore[attr-defined]
 
 
 def _exprs(s: Stmt) -> list[Expr]:
@@ -107,6 +118,12 @@ def _is_mask(e: Expr) -> bool:
     """select(test, 1, 0) in a float type: a tap's weight switched off in the padding."""
     return (isinstance(e, Select) and isinstance(e.t, Const) and isinstance(e.f, Const)
             and e.t.value == 1 and e.f.value == 0 and e.t.dtype != INDEX)
+
+
+def _is_guard(e: Expr) -> bool:
+    """select(test, x[..], c): a read that falls back on a constant outside the image."""
+    return (isinstance(e, Select) and isinstance(e.f, Const) and e.t.dtype != INDEX
+            and any(isinstance(n, Load) for n in walk(e.t)))
 
 
 def _is_clamp(e: Expr) -> bool:
@@ -133,4 +150,4 @@ def _edge(test: Expr, inner: dict[Var, int]) -> Expr | None:
     return binary(test.op, substitute(a, at), b)
 
 
-__all__ = ["masked", "version_interior"]
+__all__ = ["interior_guard", "masked", "version_interior"]
