@@ -203,7 +203,7 @@ def bench_model(path: str | Path, target: Any = "host", *, threads: int = 0,
                          compile_seconds=compiled.compile_seconds)
     if peer is not None:
         result.peer, result.peer_name = Timing.of(times[1], cpu_times[1]), "onnxruntime"
-        result.matches = outputs_match(model.run(feeds), peer.run(None, feeds))
+        result.matches = ort_match(path, model.run(feeds), peer.run(None, feeds))
     if profile:
         from deepc.runtime.profile import profile_kernels
 
@@ -259,7 +259,7 @@ def _bench_self_timed(path: Path, compiled: Any, model: Any, feeds: dict[str, An
     if compare == "onnxruntime":
         result.peer_name = "onnxruntime"  # untimed: onnxruntime_ms stays null
         session = onnxruntime_session(path, os.cpu_count() or 1)
-        result.matches = outputs_match(model.run(feeds), session.run(None, feeds))
+        result.matches = ort_match(path, model.run(feeds), session.run(None, feeds))
     return result
 
 
@@ -285,7 +285,7 @@ def _bench_remote(path: Path, compiled: Any, remote: Any, feeds: dict[str, Any],
     if outputs is not None:
         result.peer_name = "onnxruntime"  # untimed: its times here say nothing of the board
         session = onnxruntime_session(path, os.cpu_count() or 1)
-        result.matches = outputs_match(outputs, session.run(None, feeds))
+        result.matches = ort_match(path, outputs, session.run(None, feeds))
     return result
 
 
@@ -344,9 +344,21 @@ def tolerances(tf32: bool, reference: list[Any]) -> tuple[float, float]:
 
 
 def outputs_match(ours: dict[str, Any], theirs: list[Any], rtol: float = 1e-3,
-                  atol: float = 1e-4) -> bool:
-    """deepc's outputs (by name, in graph order) against the peer's (in order)."""
-    return all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(ours.values(), theirs))
+                  atol: float = 1e-4, units: list[float | None] | None = None) -> bool:
+    """deepc's outputs (by name, in graph order) against the peer's (in order); an output
+    with a quantisation unit (`units`, frontends.output_units) matches within one unit."""
+    units = units or [None] * len(theirs)
+    return all(np.allclose(a, b, rtol=rtol, atol=atol) if unit is None
+               else float(np.abs(np.asarray(a, np.float64) - b).max(initial=0)) <= unit * 1.0001
+               for a, b, unit in zip(ours.values(), theirs, units))
+
+
+def ort_match(path: Path, ours: dict[str, Any], theirs: list[Any]) -> bool:
+    """deepc's outputs against onnxruntime's on the model at `path`: floats at rtol 1e-3 /
+    atol 1e-4, dequantised outputs of a quantised model within one unit of their scale."""
+    from deepc.frontends.output_units import output_units
+
+    return outputs_match(ours, theirs, units=output_units(path))
 
 
 def ort_outputs(session: Any, feeds: dict[str, Any]) -> list[Any]:

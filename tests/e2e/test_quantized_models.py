@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
 
 import deepc
 from deepc.frontends import load
+from deepc.frontends.output_units import output_units
 from deepc.runtime.inputs import random_inputs
 from tests.conftest import MODELS_DIR
 from tests.e2e.quantized import QUANTIZED_MODELS, quantized_model
@@ -27,25 +27,13 @@ def quantized(name: str) -> Path:
     return quantized_model(name)
 
 
-def output_units(model: onnx.ModelProto) -> dict[str, float]:
-    """Each output's quantisation scale: the scale of the DequantizeLinear that makes it, or
-    of the QuantizeLinear that feeds the float ops after it (squeezenet ends in a pool)."""
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    producer = {o: n for n in model.graph.node for o in n.output}
-    units = {}
-    for out in model.graph.output:
-        node = producer[out.name]
-        while node.op_type != "DequantizeLinear":
-            node = producer[node.input[0]]
-        units[out.name] = float(inits[node.input[1]].max())
-    return units
-
-
 def assert_within_one_unit(path: Path, got: dict[str, np.ndarray],
                            feeds: dict[str, np.ndarray]) -> None:
     model = onnx.load(str(path))
     want = run_ort(model, feeds)
-    for (name, unit), expected in zip(output_units(model).items(), want):
+    names = [o.name for o in model.graph.output]
+    for name, unit, expected in zip(names, output_units(model), want, strict=True):
+        assert unit is not None, f"{name}: no DequantizeLinear makes it"
         diff = np.abs(got[name].astype(np.float64) - expected)
         assert diff.max() <= unit * 1.0001, f"{name}: {diff.max() / unit:.2f} units off"
 
