@@ -23,8 +23,8 @@ from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
 
 LANES = 16  # int32 lanes of a 512-bit vector: below this a lane order leaves vectors part-empty
-DIRECT = True  # windows over one pixel, or strided: a direct conv of channels-last words
-# ... whose output channels, in the vector lanes, fill whole half registers at least
+# convs with windows over one pixel, or strided, run as a direct conv of channels-last
+# words where their output channels, in the vector lanes, fill whole half registers at least
 # (shufflenet's 24-channel stem: 3 x 8 lanes, 0.25 -> 0.11 ms with its pool)
 DIRECT_CHANNELS = LANES // 2
 GEMV_COLUMNS = 4 * LANES  # four registers of independent sums hide a dot product's latency
@@ -136,8 +136,8 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
                       name=op.name)[0]
         _epilogue(rw, chain, acc, 1, mult, out, total, (1, 0))
         return True
-    if DIRECT and channels % DIRECT_CHANNELS == 0 and (tuple(attrs["kernel_shape"]) != (1, 1)
-                                             or tuple(attrs["strides"]) != (1, 1)):
+    if channels % DIRECT_CHANNELS == 0 and (tuple(attrs["kernel_shape"]) != (1, 1)
+                                            or tuple(attrs["strides"]) != (1, 1)):
         acc = _direct_conv(rw, op.name, x.value, xt.dtype, wq, attrs, kind)
         _epilogue(rw, chain, acc, 2, mult, out, total, TO_NCHW)
         return True

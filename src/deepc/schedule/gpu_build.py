@@ -44,14 +44,21 @@ def lets(pairs: Sequence[tuple[Var, Expr]], body: Stmt) -> Stmt:
     return body
 
 
-def decode(axes: Axes, flat: Expr) -> list[tuple[Var, Expr]]:
-    """The axes' loop variables from their row-major flat index (innermost first)."""
-    out, stride = [], 1
+def strides(axes: Axes) -> dict[Var, int]:
+    """Each axis's stride in the axes' row-major flat index."""
+    out, stride = {}, 1
     for var, extent in reversed(axes):
-        value = flat if stride == 1 else binary("floordiv", flat, stride)
-        out.append((var, binary("mod", value, extent)))
+        out[var] = stride
         stride *= extent
     return out
+
+
+def decode(axes: Axes, flat: Expr) -> list[tuple[Var, Expr]]:
+    """The axes' loop variables from their row-major flat index (innermost first)."""
+    flat_strides = strides(axes)
+    return [(var, binary("mod", flat if flat_strides[var] == 1
+                         else binary("floordiv", flat, flat_strides[var]), extent))
+            for var, extent in reversed(axes)]
 
 
 def unrolled(name: str, extent: int, body: Callable[[Var], Stmt]) -> Stmt:

@@ -25,8 +25,9 @@ from deepc.ir.loop import Stmt as S
 from deepc.ir.rewrite import map_expr, substitute
 from deepc.ir.tensor import walk
 from deepc.schedule import gpu_gemm_pipeline as pipe
-from deepc.schedule.gpu_build import Axes, decode, lets, seq, v
+from deepc.schedule.gpu_build import Axes, decode, lets, seq, strides, v
 from deepc.schedule.gpu_gemm_match import GemmParts
+from deepc.schedule.lane_guard import conjuncts
 
 LOADED = Var("g_x", "float32")  # the loaded element in a prologue
 TAP_BITS = 6  # a guarded table entry is koff << TAP_BITS | tap: at most 64 taps
@@ -56,22 +57,21 @@ class Direct:
         self.prologue: Expr | None = None  # of LOADED (the load) and the k axes' variables
         # a concat along K read in place: (end of its K range, its part's direct operand)
         self.pieces: list[tuple[int, Direct]] = []
-        strides, stride = {}, 1
-        for var, extent in reversed(axes):
-            strides[var] = stride
-            stride *= extent
+        flat = strides(axes)
         scale = k.get(axes[-1][0], 0)
         self.scale = (
             scale
-            if mask is None and all(k.get(x, 0) == scale * strides[x] for x, _ in axes)
+            if mask is None and all(k.get(x, 0) == scale * flat[x] for x, _ in axes)
             else None
         )
         taps = taps or {}
+
+        def dot(coeffs: dict[Var, int], idx: tuple[int, ...]) -> int:
+            return sum(coeffs.get(x, 0) * i for (x, _), i in zip(axes, idx))
+
+        # a guarded entry packs the tap beside the offset: koff << TAP_BITS | tap
         self.table: list[int] = [
-            (sum(k.get(x, 0) * i for (x, _), i in zip(axes, idx)) << TAP_BITS)
-            + sum(taps.get(x, 0) * i for (x, _), i in zip(axes, idx))
-            if mask is not None
-            else sum(k.get(x, 0) * i for (x, _), i in zip(axes, idx))
+            (dot(k, idx) << TAP_BITS) + dot(taps, idx) if mask is not None else dot(k, idx)
             for idx in product(*(range(e) for _, e in axes))
         ]
 
@@ -82,12 +82,6 @@ class Direct:
         if self.past is not None:
             last = (last >> TAP_BITS << TAP_BITS) | self.past
         return self.table + [last] * (-len(self.table) % bk)
-
-
-def _conjuncts(cond: Expr) -> list[Expr]:
-    if isinstance(cond, Binary) and cond.op == "and":
-        return _conjuncts(cond.a) + _conjuncts(cond.b)
-    return [cond]
 
 
 def _affine_vars(a: Affine, allowed: set[Var]) -> bool:
@@ -104,7 +98,7 @@ def _guard_mask(
     taps of its own k axes only: a 7x7 window's row bound is 7 compares, not 49."""
     k_vars = {x for x, _ in k_axes}
     reads: list[tuple[Expr, set[Var]]] = []
-    for c in _conjuncts(cond):
+    for c in conjuncts(cond):
         if not (isinstance(c, Binary) and c.op in _CMP):
             return None
         try:
@@ -118,10 +112,7 @@ def _guard_mask(
     taps = prod(e for _, e in tap_axes)
     if taps > 1 << TAP_BITS:
         return None
-    strides, stride = {}, 1
-    for var, extent in reversed(tap_axes):
-        strides[var] = stride
-        stride *= extent
+    tap_strides = strides(tap_axes)
     every = list(product(*(range(e) for _, e in tap_axes)))
     bits_t = "uint32" if taps < 32 else "uint64"
     mask: Expr = Const((1 << taps) - 1, bits_t)
@@ -131,14 +122,14 @@ def _guard_mask(
         for idx in product(*(range(e) for _, e in axes)):
             at = dict(zip((x for x, _ in axes), idx))
             bits = sum(
-                1 << sum(strides[x] * i for (x, _), i in zip(tap_axes, tap))
+                1 << sum(tap_strides[x] * i for (x, _), i in zip(tap_axes, tap))
                 for tap in every
                 if all(tap[n] == at[x] for n, (x, _) in enumerate(tap_axes) if x in at)
             )
             test = substitute(c, {x: Const(i, "int64") for x, i in at.items()})
             held = binary("bitor", held, select(test, Const(bits, bits_t), Const(0, bits_t)))
         mask = binary("bitand", mask, held)
-    return mask, strides, taps
+    return mask, tap_strides, taps
 
 
 def direct(x: Expr, side: Axes, k_axes: Axes, fused: bool = False) -> Direct | None:
@@ -224,12 +215,7 @@ def _prologue(x: Expr, side: Axes, k_axes: Axes) -> Direct | None:
         inner: Expr = root
         d = pieces[0][1]
     else:
-        moving = {
-            e
-            for e in walk(x)
-            if isinstance(e, Load)
-            and any(isinstance(t, Var) and t in side_vars for i in e.indices for t in walk(i))
-        }
+        moving = {e for e in walk(x) if _reads_side(e, side_vars)}
         if len(moving) != 1:
             return None
         inner = moving.pop()
@@ -240,17 +226,20 @@ def _prologue(x: Expr, side: Axes, k_axes: Axes) -> Direct | None:
     rest = map_expr(x, lambda e: LOADED if e == inner else None)
     if not {t for t in walk(rest) if isinstance(t, Var)} <= k_vars | {LOADED}:
         return None
-    if any(
-        isinstance(e, Load)
-        and any(isinstance(t, Var) and t in side_vars for i in e.indices for t in walk(i))
-        for e in walk(rest)
-    ):
+    if any(_reads_side(e, side_vars) for e in walk(rest)):
         return None
     prologue = None if rest == LOADED else rest
     for _, piece in pieces:
         piece.prologue = prologue
     d.prologue, d.pieces = prologue, pieces
     return d
+
+
+def _reads_side(e: Expr, side_vars: set[Var]) -> bool:
+    """Whether `e` is a load whose indices move with the row (or column) variables."""
+    return isinstance(e, Load) and any(
+        isinstance(t, Var) and t in side_vars for i in e.indices for t in walk(i)
+    )
 
 
 class Operand:
