@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections.abc import Sequence
 from math import prod
@@ -45,10 +46,8 @@ def huge_empty(nbytes: int) -> np.ndarray:
     area = mmap.mmap(-1, span, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     raw = np.frombuffer(area, np.uint8)  # keeps `area` mapped while any view lives
     start = (-raw.ctypes.data) % HUGE_PAGE
-    try:
+    with contextlib.suppress(OSError):  # a kernel built without THP: plain pages, aligned
         area.madvise(mmap.MADV_HUGEPAGE, start, span - start)
-    except OSError:  # a kernel built without THP: plain pages, still aligned
-        pass
     return raw[start:start + size]
 
 
