@@ -22,7 +22,8 @@ TOL = {"rtol": 1e-4, "atol": 1e-5}
 DIRECTIONS = ["forward", "reverse", "bidirectional"]
 
 
-def inputs(op, dirs=1, *, bias=True, lens=None, initial=True, peepholes=False, seed=0):
+def inputs(op, dirs=1, *, bias=True, lens=None, initial=True, peepholes=False, seed=0,
+           seq=SEQ):
     """Seeded inputs in ONNX order; omitted optional inputs are None."""
     rng = np.random.default_rng(seed)
 
@@ -30,7 +31,7 @@ def inputs(op, dirs=1, *, bias=True, lens=None, initial=True, peepholes=False, s
         return (rng.standard_normal(shape) * 0.5).astype(np.float32)
 
     rows = GATES[op] * HIDDEN
-    ins = {"x": t(SEQ, BATCH, INPUT), "w": t(dirs, rows, INPUT), "r": t(dirs, rows, HIDDEN),
+    ins = {"x": t(seq, BATCH, INPUT), "w": t(dirs, rows, INPUT), "r": t(dirs, rows, HIDDEN),
            "b": t(dirs, 2 * rows) if bias else None,
            "sl": None if lens is None else np.array(lens, np.int32),
            "h0": t(dirs, BATCH, HIDDEN) if initial else None}
@@ -92,6 +93,14 @@ def test_sequence_lens(op, direction, check):
     dirs = 2 if direction == "bidirectional" else 1
     check(op, inputs(op, dirs, lens=[2, 5, 0]), direction=direction)
     check(op, inputs(op, dirs, lens=[4, 4, 4], initial=False), direction=direction)
+
+
+@pytest.mark.parametrize("op", list(GATES))
+@pytest.mark.parametrize("seq", [6, 8])
+def test_input_sums_in_step_blocks(op, seq, check):
+    """Sequences that steps divide into blocks (3 or 4 steps share each load of W), both
+    directions, one row shorter than the rest."""
+    check(op, inputs(op, 2, seq=seq, lens=[seq, seq - 1, 2]), direction="bidirectional")
 
 
 @pytest.mark.parametrize("opset", [7, 13, 14, 22])

@@ -51,7 +51,7 @@ def test_a_big_conv_is_offered_reduction_blocks() -> None:
     class Target:
         def __init__(self, l2: int):
             self.vector_bits, self.accumulator_registers, self.cores = 256, 12, 1
-            self.l1d_kib, self.l2_kib = 32, l2
+            self.l1d_kib, self.l2_kib, self.cache_line = 32, l2, 64
 
         def fingerprint(self) -> str:
             return f"test-l2-{self.l2_kib}"

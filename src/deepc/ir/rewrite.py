@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from deepc.ir.expr import Binary, Call, Cast, Expr, Load, Select, Unary, Var, binary
+from deepc.ir.expr import AddressOf, Binary, Call, Cast, Expr, Load, Select, Unary, Var, binary
 from deepc.ir.tensor import Reduce, Tensor
 
 
@@ -35,6 +35,9 @@ def map_expr(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
         elif isinstance(e, Load):
             idx = tuple(go(i) for i in e.indices)
             new = e if all(a is b for a, b in zip(idx, e.indices)) else Load(e.source, idx)
+        elif isinstance(e, AddressOf):  # a prefetch's operand follows its loops' rewrites
+            off = go(e.offset)
+            new = e if off is e.offset else AddressOf(e.source, off, e.dtype)
         elif isinstance(e, Reduce):
             body = go(e.body)
             new = e if body is e.body else Reduce(e.combiner, body, e.axes)

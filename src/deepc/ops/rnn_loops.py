@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from deepc.errors import VerifyError
 from deepc.ir import expr as E
@@ -29,6 +30,12 @@ INPUTS = ("x", "w", "r", "b", "lens", "h0", "c0", "p")
 OUTPUTS = ("y", "y_h", "y_c")
 LOCAL_SCRATCH_BYTES = 16 * 1024  # larger scratch vectors are "global" (heap) buffers
 ROW_BLOCK = 4  # gate rows whose dot products share one pass over their common operand
+# Gate rows per pass over h in a step's recurrent sums: each row's dot product is one chain of
+# multiply-adds, and 8 chains cover a 4-cycle multiply-add issued twice a cycle (LATENCY_CHAINS
+# in schedule/cpu_reduction). The shared lstm, 1 thread: 4 rows 0.647 ms, 8 rows 0.593 ms, 16
+# rows 0.818 ms (16 accumulators and h's 16 vectors spill from 32 registers).
+RECURRENT_ROW_BLOCK = 8
+STEP_BLOCK = 4  # time steps whose input sums share each load of W (a row block's)
 
 Unary = Callable[[Expr], Expr]
 
@@ -86,6 +93,11 @@ class Recurrence:
                      for d in range(self.dirs)))
 
 
+def row_block(rows: int, widest: int) -> int:
+    """Rows per block: `widest`, else ROW_BLOCK, else 1, the first that divides `rows`."""
+    return next(b for b in (widest, ROW_BLOCK, 1) if rows % b == 0)
+
+
 def _in_output_order(buffers: Sequence[Buffer], shapes: Sequence[tuple[int, ...]],
                      kind: str) -> list[Buffer]:
     """The output buffers ordered as `shapes`. Callers may pass them in another order (the
@@ -140,7 +152,10 @@ class _Direction:
         # gru without linear_before_reset sums r * h over the h gate's rows of R
         self.rh = (names.scratch("rh", hidden, dtype)
                    if rec.kind == "gru" and not rec.attrs["linear_before_reset"] else None)
-        self.acc = Buffer(names.fresh(f"{names.base}_acc"), (ROW_BLOCK,), dtype, "local")
+        # the most steps up to STEP_BLOCK that divide the sequence (no tail to guard)
+        self.step_block = max(s for s in range(1, STEP_BLOCK + 1) if rec.seq % s == 0)
+        cells = max(ROW_BLOCK * self.step_block, RECURRENT_ROW_BLOCK)
+        self.acc = Buffer(names.fresh(f"{names.base}_acc"), (cells,), dtype, "local")
         # x_t . W[row] + Wb[row] for every step, summed before the recurrence (a GEMM-like
         # pass that reuses each row of W across the steps, leaving R alone in cache per step)
         self.xw = names.scratch("xw", max(rec.seq * rec.rows, 1), dtype)
@@ -240,42 +255,56 @@ class _Direction:
 
     def row_dots(self, rows: int, n: int, init: Callable[[Expr], Expr],
                  term: Callable[[Expr, Expr], Expr], out: Callable[[Expr, Expr], Stmt],
-                 repeat: Callable[[Stmt], Stmt] = lambda s: s,
                  backwards: Expr | None = None) -> Stmt:
         """For every row < rows: out(row, init(row) + sum over k < n of term(row, k)), the
-        rows ROW_BLOCK at a time so that each k step loads the shared operand once for all of
-        them (and the vectorized reductions run side by side); `repeat` wraps the work of one
-        block of rows (in a loop over steps, say); where `backwards` holds, the blocks run
-        last to first."""
-        rv, k = self.row, self.k
-        block = ROW_BLOCK if rows % ROW_BLOCK == 0 else 1
+        rows RECURRENT_ROW_BLOCK at a time so that each k step loads the shared operand once
+        for all (and their reductions run side by side); where `backwards` holds, the blocks
+        run last to first."""
+        rv = self.row
+        block = row_block(rows, RECURRENT_ROW_BLOCK)
         first: Expr = rv if backwards is None else E.select(
             backwards, Const(rows // block - 1, INDEX) - rv, rv)
-        lanes = [Const(q, INDEX) for q in range(block)]
-        row = [first * Const(block, INDEX) + q if block > 1 else first for q in lanes]
-        body = seq(*(Store(self.acc, (q,), init(r)) for q, r in zip(lanes, row)),
+        row = [first * Const(block, INDEX) + q if block > 1 else first for q in range(block)]
+        return For(rv, rows // block, ForKind.SERIAL, self.block_dots(row, n, init, term, out))
+
+    def block_dots(self, cells: Sequence[Any], n: int, init: Callable[[Any], Expr],
+                   term: Callable[[Any, Expr], Expr], out: Callable[[Any, Expr], Stmt]) -> Stmt:
+        """One accumulator per cell (a gate row, or a row and a step): out(cell, init(cell) +
+        sum over k < n of term(cell, k)), all cells in one pass over k, so that an operand
+        that several cells share is loaded once per k."""
+        k = self.k
+        slots = [Const(q, INDEX) for q in range(len(cells))]
+        return seq(*(Store(self.acc, (q,), init(c)) for q, c in zip(slots, cells)),
                    For(k, n, ForKind.SERIAL, seq(*(
-                       Store(self.acc, (q,), self.acc[q] + term(r, k))
-                       for q, r in zip(lanes, row)))),
-                   *(out(r, self.acc[q]) for q, r in zip(lanes, row)))
-        return For(rv, rows // block, ForKind.SERIAL, repeat(body))
+                       Store(self.acc, (q,), self.acc[q] + term(c, k))
+                       for q, c in zip(slots, cells)))),
+                   *(out(c, self.acc[q]) for q, c in zip(slots, cells)))
 
     def input_sums(self) -> Stmt:
-        """xw[t, row] = x_t . W[row] + Wb[row] for all steps t and gate rows, by blocks of
-        rows (the rows of W stay in L1 while the steps go past)."""
-        d, tv, rows = Const(self.d, INDEX), self.tv, self.rec.rows
+        """xw[t, row] = x_t . W[row] + Wb[row] for all steps t and gate rows, in blocks of
+        ROW_BLOCK rows by `step_block` steps: each k step's loads of W and x feed a
+        multiply-add per pair of the block (4 x 4: 16 per 8 loads, where rows alone took 4
+        per 5, and the pass was bound by loads; the shared lstm 0.661 -> 0.634 ms at 1
+        thread), and the block's rows of W stay in L1 while the steps go past."""
+        d, rows, seq_len = Const(self.d, INDEX), self.rec.rows, self.rec.seq
+        rv, tv = self.row, self.tv
+        block = row_block(rows, ROW_BLOCK)
+        steps = self.step_block
         zero = self.zero()
+        cells = [(rv * Const(block, INDEX) + q if block > 1 else rv,
+                  tv * Const(steps, INDEX) + s if steps > 1 else tv)
+                 for q in range(block) for s in range(steps)]
 
-        def init(r: Expr) -> Expr:
-            wb = self.bias(r, False)
+        def init(cell: tuple[Expr, Expr]) -> Expr:
+            wb = self.bias(cell[0], False)
             return zero if wb is None else wb
 
-        body = self.row_dots(
-            rows, self.rec.input_size, init,
-            lambda r, i: self.x(tv, i) * self.bufs["w"][d, r, i],
-            lambda r, acc: Store(self.xw, (tv * Const(rows, INDEX) + r,), acc),
-            lambda block: For(tv, self.rec.seq, ForKind.SERIAL, block))
-        return body
+        body = self.block_dots(
+            cells, self.rec.input_size, init,
+            lambda c, i: self.x(c[1], i) * self.bufs["w"][d, c[0], i],
+            lambda c, acc: Store(self.xw, (c[1] * Const(rows, INDEX) + c[0],), acc))
+        return For(rv, rows // block, ForKind.SERIAL,
+                   For(tv, seq_len // steps, ForKind.SERIAL, body))
 
     def gate_sums(self, first: int, count: int, recurrent: bool) -> Stmt:
         """gates[row] = x_t . W[row] + Wb[row] (+ h . R[row] + Rb[row] when `recurrent`)

@@ -12,7 +12,7 @@ import numpy as np
 from deepc.errors import BundleError, DeepcError
 from deepc.runtime.bundle import BundleContents
 from deepc.runtime.library import Library
-from deepc.runtime.memory import ALIGN, aligned_empty
+from deepc.runtime.memory import ALIGN, HUGE_PAGE, aligned_empty, huge_empty, read_huge
 from deepc.runtime.timing import time_calls
 
 
@@ -29,7 +29,7 @@ class NativeLibrary(Library):
         self.bundle = bundle
         self._lib = self._load_library(bundle.library)
         self._params = self._map_params()
-        self._workspace = aligned_empty(bundle.workspace_bytes)
+        self._workspace = huge_empty(bundle.workspace_bytes)
         self._in_ptrs = (ctypes.c_void_p * max(len(bundle.inputs), 1))()
         self._out_ptrs = (ctypes.c_void_p * max(len(bundle.outputs), 1))()
         self._lock = threading.Lock()
@@ -52,6 +52,8 @@ class NativeLibrary(Library):
                               f" bytes, the manifest says {size} — recompile the model")
         if size == 0:
             return aligned_empty(0)
+        if size >= HUGE_PAGE:  # read once into huge pages: weights stream faster from them
+            return read_huge(path, size)
         # a private mapping: pages load lazily, and a stray write could never reach the file
         params = np.memmap(path, dtype=np.uint8, mode="c", shape=(size,))
         assert params.ctypes.data % ALIGN == 0  # mappings start on a page

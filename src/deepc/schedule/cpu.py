@@ -21,6 +21,7 @@ from deepc.ir.loop import (
 )
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.cpu_prefetch import plan_prefetch
 from deepc.schedule.cpu_reduce_loops import (
     plan_outer_order,
     plan_reduce_blocks,
@@ -88,7 +89,8 @@ def _trip(root: For, target: For) -> int:
 
 
 KNOBS = {"kind", "vector", "rows", "row_pairs", "pair_block", "row_loop", "reduce_inner",
-         "unroll", "outer_inner", "sweep", "reduce_blocks", "pack", "panel", "threads"}
+         "unroll", "outer_inner", "sweep", "reduce_blocks", "pack", "panel", "prefetch",
+         "threads"}
 DERIVED = {"panel"}  # follows from the others; a record's value is not read back
 
 
@@ -145,12 +147,16 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
         loops = plan_reduce_loops(chain[-1].body, want)
         order, outer, outer_knobs = plan_outer_order(tile.outer, want)
         blocked = plan_reduce_blocks(chain[-1].body, outer, want)
-        for step in tile.steps + loops[0] + order + blocked[0]:
+        # the reduction loops and outer loops as the tile left them (no reorder or blocks)
+        plain_loops = not (loops[0] or order or blocked[0] or tile.knobs.get("sweep"))
+        fetch = (plan_prefetch(chain, outer, machine, want) if plain_loops
+                 else _no_prefetch(want))
+        for step in tile.steps + loops[0] + order + blocked[0] + fetch[0]:
             sch.add(*step)
         if masked(chain[-1].body):  # taps over the padding: bare tiles inside the image
             sch.add("version_interior", chain[-1].body.buffer.name)
         return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs, **blocked[1],
-                "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
+                **fetch[1], "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
     row = (plan_row_reduction(chain, machine, want.get("vector"))
            if want.get("vector", 0) != 1 else None)
     plain = not set(want) - {"vector", "threads"}  # tile knobs on another nest: an error
@@ -188,6 +194,12 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
     threads = _parallel(sch, [(c.var.name, c.extent) for c in chain], nest, cores,
                         want.get("threads"))
     return {"kind": "vector" if width > 1 else "loop", "vector": width, "threads": threads}
+
+
+def _no_prefetch(want: dict[str, Any]) -> tuple[list[tuple], dict[str, Any]]:
+    if want.get("prefetch"):
+        raise ScheduleError("prefetch=True: the nest's loops are reordered or blocked")
+    return [], {}
 
 
 def contiguous_store(store: Store, var: Var) -> bool:

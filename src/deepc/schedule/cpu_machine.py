@@ -16,13 +16,14 @@ class CpuMachine:
     cores: int
     l1d_kib: int
     l2_kib: int
+    cache_line: int = 64  # bytes
 
     @staticmethod
     def of(target: Any) -> CpuMachine:
         """From a Target (each field is required of CPU and wasm targets: reading a missing
         one raises TargetError naming it)."""
         return CpuMachine(target.vector_bits, target.accumulator_registers, target.cores,
-                          target.l1d_kib, target.l2_kib)
+                          target.l1d_kib, target.l2_kib, target.cache_line)
 
     def lanes(self, dtype: str) -> int:
         """`dtype` elements per vector register (at least 1)."""

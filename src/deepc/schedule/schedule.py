@@ -16,6 +16,7 @@ from deepc.schedule import (
     lane_guard,
     packing,
     placement,
+    prefetch,
     primitives,
     reduce_blocks,
     reduce_outside,
@@ -35,6 +36,7 @@ PRIMITIVES = {
     "block_reduction": reduce_blocks.block_reduction,
     "pack": packing.pack, "unguard_lanes": lane_guard.unguard_lanes,
     "version_rows": row_guard.version_rows, "version_interior": interior.version_interior,
+    "prefetch_next": prefetch.prefetch_next,
     # whole GPU kernels from a matched stage; their knobs are keyword arguments
     "tile_gemm": gpu_gemm.tile_gemm, "split_k_sum": gpu_split.split_k_sum,
     "warp_reduce": gpu_warp.warp_reduce, "block_threads": gpu_block.block_threads,

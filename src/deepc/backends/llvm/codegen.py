@@ -9,7 +9,7 @@ from llvmlite import ir
 from deepc.backends.llvm.analysis import linear_offset, unsafe_to_speculate
 from deepc.backends.llvm.exprs import ExprEmitter
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
-from deepc.ir.expr import Expr, Load, Select, Var
+from deepc.ir.expr import AddressOf, Expr, Load, Select, Var
 from deepc.ir.loop import (
     Allocate,
     Evaluate,
@@ -63,6 +63,8 @@ class FunctionEmitter(ExprEmitter):
             self.allocate(s)
         elif isinstance(s, IfThenElse):
             self.branch(s)
+        elif isinstance(s, Evaluate) and s.intrinsic == "prefetch":
+            self.prefetch(s.args[0])
         elif isinstance(s, Evaluate):
             raise TypeError(f"intrinsic {s.intrinsic} has no CPU lowering")
         else:
@@ -93,6 +95,16 @@ class FunctionEmitter(ExprEmitter):
                           self.element_pointer(s.buffer, bld.extract_element(offsets, i)))
             return
         bld.store(value, self.element_pointer(s.buffer, self.emit(off_expr)))
+
+    def prefetch(self, at: Expr) -> None:
+        """A read prefetch of the line holding `at` (an AddressOf) into every cache level
+        (locality 3): a hint that never faults, so an address past the buffer is harmless."""
+        assert isinstance(at, AddressOf)
+        ptr = self.element_pointer(at.source, self.emit(at.offset))
+        fn = self.runtime_fn("llvm.prefetch.p0", ir.FunctionType(ir.VoidType(),
+                                                                  [PTR, I32, I32, I32]))
+        self.builder.call(fn, [ptr, ir.Constant(I32, 0), ir.Constant(I32, 3),
+                               ir.Constant(I32, 1)])
 
     def loop(self, s: For) -> None:
         if s.extent <= 0:
