@@ -39,6 +39,10 @@ from deepc.ir.expr import (
 )
 
 REDUCE_COMBINERS = ("sum", "prod", "max", "min")
+# a stage tag: the kernel holding it keeps float operations in the order written (sums over
+# their terms in turn), where a result must match another library's loop to the bit; its
+# PrimFunc carries the attribute of the same name, which schedules and backends read
+IN_ORDER = "in_order"
 
 
 @dataclass(frozen=True)

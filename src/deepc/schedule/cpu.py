@@ -19,6 +19,7 @@ from deepc.ir.loop import (
     Store,
     walk_stmts,
 )
+from deepc.ir.tensor import IN_ORDER
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_reduce_loops import (
@@ -110,7 +111,7 @@ def default_schedule(f: PrimFunc, machine: CpuMachine,
         raise ScheduleError(f"unknown knobs {sorted(unknown)} for kernel {f.name}"
                             f" (it has {len(nests)} nests; knobs: {sorted(KNOBS)})")
     for nest, prefix, want in zip(nests, prefixes, wanted):
-        chosen = _schedule_nest(sch, nest, machine, want)
+        chosen = _schedule_nest(sch, nest, machine, want, bool(f.attrs.get(IN_ORDER)))
         sch.knobs.update({f"{prefix}{k}": v for k, v in chosen.items()})
     return sch
 
@@ -121,7 +122,7 @@ def _nest_knobs(knobs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
-                   want: dict[str, Any]) -> dict[str, Any]:
+                   want: dict[str, Any], in_order: bool = False) -> dict[str, Any]:
     chain = perfect_chain(nest)
     inner = chain[-1]
     cores = machine.cores
@@ -151,8 +152,9 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
             sch.add("version_interior", chain[-1].body.buffer.name)
         return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs, **blocked[1],
                 "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
+    # partial sums across the reduction loop reorder its terms
     row = (plan_row_reduction(chain, machine, want.get("vector"))
-           if want.get("vector", 0) != 1 else None)
+           if want.get("vector", 0) != 1 and not in_order else None)
     plain = not set(want) - {"vector", "threads"}  # tile knobs on another nest: an error
     if row is not None and kind in (None, "row_reduction") and plain:
         for step in row.steps:
