@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deepc.errors import ScheduleError
-from deepc.ir.expr import Var
+from deepc.ir.expr import Binary, Var
 from deepc.ir.loop import (
     Allocate,
     For,
@@ -116,6 +116,14 @@ def default_schedule(f: PrimFunc, machine: CpuMachine,
     return sch
 
 
+def _float_sum(body: Stmt) -> bool:
+    """Whether the nest accumulates float sums or products, whose partial accumulators
+    (rfactor) would reorder the terms; a max or min comes out the same in any order."""
+    return any(isinstance(s, Store) and s.buffer.scope == "local" and "float" in s.buffer.dtype
+               and isinstance(s.value, Binary) and s.value.op in ("add", "mul")
+               for s in walk_stmts(body))
+
+
 def _nest_knobs(knobs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     found = {k[len(prefix):]: v for k, v in knobs.items() if k.startswith(prefix)}
     return {k: v for k, v in found.items() if k in KNOBS and k not in DERIVED}
@@ -152,9 +160,9 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
             sch.add("version_interior", chain[-1].body.buffer.name)
         return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs, **blocked[1],
                 "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
-    # partial sums across the reduction loop reorder its terms
     row = (plan_row_reduction(chain, machine, want.get("vector"))
-           if want.get("vector", 0) != 1 and not in_order else None)
+           if want.get("vector", 0) != 1 and not (in_order and _float_sum(chain[-1].body))
+           else None)
     plain = not set(want) - {"vector", "threads"}  # tile knobs on another nest: an error
     if row is not None and kind in (None, "row_reduction") and plain:
         for step in row.steps:
