@@ -28,12 +28,12 @@ import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
-from deepc.ir.tensor import IN_ORDER, Tensor, compute, rmax, rsum
+from deepc.ir.tensor import IN_ORDER, MATERIALIZED, Tensor, compute, rmax, rsum
 from deepc.ir.types import TensorType, np_dtype
 from deepc.ops.common import normalize_axis
 from deepc.ops.quant import COMPUTE, INT_RANGES
 from deepc.ops.registry import FusionKind, Op
-from deepc.ops.softmax import Index, row_of, stage_along
+from deepc.ops.softmax import row_of, stage_along
 
 BYTES = ("int8", "uint8")
 WIDE = "float64"  # the quotient's dtype
@@ -98,16 +98,19 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     axis = int(attrs["axis"])
     top = stage_along(x, axis, "qsoftmax_max", lambda i, r: rmax(x[i], r))
 
-    def e(i: Index) -> E.Expr:
+    def exp(*i: E.Var) -> E.Expr:
         shift = E.const(255, "int64") - top[row_of(i, axis)].astype("int64")
         return table[(shift + x[i].astype("int64"),)]
 
-    total = stage_along(x, axis, "qsoftmax_sum", lambda i, r: rsum(e(i), r), tag=IN_ORDER)
+    # the table's values once, along the rows (contiguous bytes), for the sum's lanes across
+    # rows and the quotients: inlined, both gathered bytes (a softmax 0.081 -> 0.064 ms)
+    e = compute(x.shape, exp, "qsoftmax_exp", tag=MATERIALIZED)
+    total = stage_along(x, axis, "qsoftmax_sum", lambda i, r: rsum(e[i], r), tag=IN_ORDER)
     factor, zero = E.const(float(attrs["factor"]), WIDE), E.const(int(attrs["zero"]), WIDE)
     lo, hi = INT_RANGES[outs[0].dtype]
 
     def body(*i: E.Var) -> E.Expr:
-        y = e(i).astype(WIDE) * factor / total[row_of(i, axis)].astype(WIDE)
+        y = e[i].astype(WIDE) * factor / total[row_of(i, axis)].astype(WIDE)
         y = E.call("round", y) + zero
         return E.minimum(E.maximum(y, E.const(lo, WIDE)), E.const(hi, WIDE)).astype(outs[0].dtype)
 
