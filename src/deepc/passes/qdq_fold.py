@@ -12,7 +12,9 @@ its quantized bounds (quantize is monotone, so quantize(clip(y)) = clip(quantize
 runs first in the pipelines: `fold` would turn the weights' dequantize into float constants.
 Chains whose parameters are not constants, whose scales are not per tensor (activations) or
 per output channel (weights), or whose float bias is not an exact multiple of sx*sw stay in
-float. On targets with a dot-product instruction, qdq_dot's rewrites come first.
+float. On targets with a dot-product instruction, qdq_dot's rewrites come first. An add of
+a dequantized value and dequantized constant bytes (a bias quantised as an activation) whose
+sum is quantized becomes onnxruntime's QLinearAdd here too, while those bytes are bytes.
 """
 
 from __future__ import annotations

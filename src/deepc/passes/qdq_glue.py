@@ -1,11 +1,12 @@
 """The `qdq_glue` pass: the float ops between a QDQ model's integer kernels (dequantize ->
-relu/clip/sigmoid/SiLU/max_pool/reshape/transpose/slice/concat/add -> quantize) become int8
+relu/clip/sigmoid/SiLU/max_pool/reshape/transpose/slice/concat/add/softmax -> quantize) become int8
 ops, so the int8 graph stays int8 from one integer kernel to the next.
 
     q_x -> dequantize -> f (elementwise) -> quantize  =>  lookup(q_x, Q(f(DQ(0..255))))
                                                           or requantize(q_x - zx) where exact
     q_x -> dequantize -> max_pool/reshape/... -> quantize  =>  max_pool/reshape/...(bytes)
     dequantize(q_a), dequantize(q_b) -> add -> quantize    =>  quantized_add(q_a, q_b)
+    q_x -> dequantize -> softmax -> quantize              =>  quantized_softmax(q_x)
 
 A quantize commutes with data movement (it maps each element alone), with concat (each part
 quantizes alone) and with max_pool (it is monotone), so it moves up through them to the
