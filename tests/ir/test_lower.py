@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from deepc.ir.expr import maximum
 from deepc.ir.loop_text import func_to_text
 from deepc.ir.loop_verify import verify_func
 from deepc.ir.lower import lower
-from deepc.ir.tensor import compute, placeholder, reduce_axis, rsum
+from deepc.ir.tensor import MATERIALIZED, compute, placeholder, reduce_axis, rsum
 from tests.schedule.test_primitives import run
 
 
@@ -49,3 +50,18 @@ def test_injective_stages_are_inlined() -> None:
     assert "B[" not in func_to_text(f)
     x = np.arange(8, dtype=np.float32)
     np.testing.assert_allclose(run(f, x, out_shape=(8,)), x * 2 + 1)
+
+
+
+@pytest.mark.parametrize("tag", ["", MATERIALIZED])
+def test_materialized_stage_is_computed_once_for_its_reductions(tag: str) -> None:
+    """A MATERIALIZED stage read by two reductions is one buffer written once, not an
+    expression inlined into each reduction's loop (three times here)."""
+    x = placeholder((4, 6), "float32", "x")
+    y = compute((4, 6), lambda i, j: x[i, j] * 2.0 + 1.0, "y", tag=tag)
+    r, q = reduce_axis(6, "r"), reduce_axis(6, "q")
+    s = compute((4,), lambda i: rsum(y[i, r], r), "s")
+    m = compute((4,), lambda i: rsum(y[i, q] * y[i, q], q), "m")
+    text = func_to_text(verify_func(lower([x], [s, m], "k")))
+    assert ("alloc y:" in text) == (tag == MATERIALIZED)
+    assert text.count("* 2.0") == (1 if tag else 3)

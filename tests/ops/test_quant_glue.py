@@ -1,5 +1,5 @@
 """lookup and quantized_add through the reference, the compute definition and the LLVM
-backend; quantized_add against onnxruntime's own QLinearAdd kernel."""
+backend; quantized_add against onnxruntime's own QLinearAdd kernel, and broadcast."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from onnx import helper, numpy_helper
 from deepc.frontends.builder import GraphBuilder
 from deepc.ir.graph import Graph
 from deepc.ir.types import TensorType
+from deepc.ops.quant_glue import quantized_add_params
 from tests.helpers import run_ort
 
 rng = np.random.default_rng(24)
@@ -61,18 +62,38 @@ def _qlinear_add(a: np.ndarray, b: np.ndarray, params: tuple) -> np.ndarray:
     return run_ort(model, {"a": a, "b": b})[0]
 
 
+# a test's scales, and the encoder's first residual add (one byte pair there, 56 + 90, tells
+# onnxruntime's contracted fma in the fixed term from two roundings)
+ADD_PARAMS = [(0.031, 117, 0.0123, 3, 0.047, 90),
+              (0.034616496, 121, 0.0017557989, 128, 0.034838986, 122)]
+
+
+@pytest.mark.parametrize("params", ADD_PARAMS)
 @pytest.mark.parametrize("way", ["reference", "compute", "compiled"])
-def test_quantized_add_is_onnxruntime_s_qlinear_add(way: str) -> None:
+def test_quantized_add_is_onnxruntime_s_qlinear_add(way: str, params: tuple) -> None:
     """Its AVX2 kernel's two fused multiply-adds, to the bit (ties and saturation included)."""
-    f, u = np.float32, np.uint8
-    params = (f(0.031), u(117), f(0.0123), u(3), f(0.047), u(90))
     pairs = np.divmod(np.arange(65536), 256)  # every pair of bytes
     a, b = (p.astype(np.uint8).reshape(2, 128, 256) for p in pairs)
-    sa, za, sb, zb, sy, zy = params
-    ra, rb = sa / sy, sb / sy
-    fixed = f(zy) - (ra * f(za) + rb * f(zb))
+    ra, rb, fixed = quantized_add_params(*params)
     graph = _graph("quantized_add", {"a": a, "b": b}, [], ratio_a=float(ra), ratio_b=float(rb),
                    fixed=float(fixed), to="uint8")
     got = _runner(way)(graph, {"a": a, "b": b})[graph.outputs[0]]
-    want = _qlinear_add(a, b, params)
+    f, u = np.float32, np.uint8
+    want = _qlinear_add(a, b, tuple(f(v) if k % 2 == 0 else u(v) for k, v in enumerate(params)))
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("way", ["reference", "compiled"])
+def test_quantized_add_broadcasts_a_bias(way: str) -> None:
+    """A bias quantised as an activation, one byte per channel, added to every row."""
+    a = rng.integers(0, 256, 64).astype(np.uint8)
+    b = rng.integers(0, 256, (3, 5, 64)).astype(np.uint8)
+    ra, rb, fixed = quantized_add_params(*ADD_PARAMS[1])
+    graph = _graph("quantized_add", {"a": a, "b": b}, [], ratio_a=float(ra), ratio_b=float(rb),
+                   fixed=float(fixed), to="uint8")
+    got = _runner(way)(graph, {"a": a, "b": b})[graph.outputs[0]]
+    full = _graph("quantized_add", {"a": np.broadcast_to(a, b.shape).copy(), "b": b}, [],
+                  ratio_a=float(ra), ratio_b=float(rb), fixed=float(fixed), to="uint8")
+    np.testing.assert_array_equal(
+        got, _runner("reference")(full, {"a": np.broadcast_to(a, b.shape).copy(), "b": b})[
+            full.outputs[0]])

@@ -61,6 +61,27 @@ def _model(case: str, out_scale: float = 0.02) -> tuple[onnx.ModelProto,
                   helper.make_node("Mul", ["a_d", "sig"], ["f"])]
     elif case == "add":
         nodes += [helper.make_node("Add", ["a_d", "b_d"], ["f"])]
+    elif case == "softmax":
+        nodes += [helper.make_node("Softmax", ["a_d"], ["f"], axis=-1)]
+    elif case == "bias_add":  # a bias quantised as an activation, one byte per column
+        inits += [numpy_helper.from_array(RNG.integers(0, 256, 9).astype(np.uint8), "c"),
+                  numpy_helper.from_array(np.float32(0.0123), "c_s"),
+                  numpy_helper.from_array(np.uint8(3), "c_z")]
+        nodes += [helper.make_node("DequantizeLinear", ["c", "c_s", "c_z"], ["c_d"]),
+                  helper.make_node("Add", ["c_d", "a_d"], ["f"])]
+    elif case == "gelu":  # the encoder's: erf's bytes + 1 quantized, times x, halved
+        n, i = _q("erf", 0.0079, 128)
+        one, i1 = _q("one", 0.0079, 0)
+        inits += [*i, *i1, numpy_helper.from_array(np.float32(1.4142135), "sqrt2"),
+                  numpy_helper.from_array(np.float32(1.0), "one"),
+                  numpy_helper.from_array(np.float32(0.5), "half")]
+        nodes += [helper.make_node("Div", ["a_d", "sqrt2"], ["d"]),
+                  helper.make_node("Erf", ["d"], ["erf"]), *n, *one,
+                  helper.make_node("Add", ["erf_d", "one_d"], ["p1"]),
+                  *_q("p1", 0.0157, 0)[0],
+                  helper.make_node("Mul", ["a_d", "p1_d"], ["m"]),
+                  helper.make_node("Mul", ["m", "half"], ["f"])]
+        inits += _q("p1", 0.0157, 0)[1]
     else:  # shufflenet's: concat, channel shuffle, the second half
         inits += [numpy_helper.from_array(np.array([1, 2, 4, 9, 9], np.int64), "s1"),
                   numpy_helper.from_array(np.array([1, 8, 9, 9], np.int64), "s2"),
@@ -93,7 +114,9 @@ def _glued(model: onnx.ModelProto, feeds: dict[str, np.ndarray],  # type: ignore
 
 
 # onnxruntime's sigmoid is MLAS's rational approximation: one unit off at rare rounding ties
-CASES = {"relu_pool": 0, "pool_ceil": 0, "depthwise": 0, "silu": 1, "add": 0, "shuffle": 0}
+# and its erf is MLAS's polynomial: GELU's bytes likewise
+CASES = {"relu_pool": 0, "pool_ceil": 0, "depthwise": 0, "silu": 1, "add": 0, "shuffle": 0,
+         "softmax": 0, "bias_add": 0, "gelu": 1}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -158,3 +181,36 @@ def test_relu_at_a_new_scale_pools_bytes_then_maps_them(out_scale: float, functi
     assert graph.types[pool.inputs[0]].dtype == "uint8"
     assert pool.attrs["strides"] == (2, 1) and "slice" in ops
     np.testing.assert_array_equal(run_graph(graph, feeds)["f_d"], run_ort(model, feeds)[0])
+
+
+def test_softmax_is_onnxruntime_s_qlinear_softmax(tmp_path: Path) -> None:
+    """Q(softmax(DQ(x))) is onnxruntime's QLinearSoftmax (ops/quant_softmax.py), not the
+    float softmax quantized: at an output scale of 1 / 200.5 its factor floor(1 / scale) =
+    200 alone moves bytes of the float result by up to a unit."""
+    model, feeds = _model("softmax", 1 / 200.5)
+    graph = _glued(model, feeds)
+    ops = [n.op for n in graph.nodes]
+    assert "quantized_softmax" in ops and "softmax" not in ops
+    want = run_ort(model, feeds)[0]
+    np.testing.assert_array_equal(run_graph(graph, feeds)["f_d"], want)
+    path = tmp_path / "softmax.onnx"
+    onnx.save(model, str(path))
+    got = deepc.load(deepc.compile(path, "host").save(tmp_path / "softmax.tar")).run(feeds)
+    np.testing.assert_array_equal(got["f_d"], want)
+
+
+def test_constant_bias_add_is_a_quantized_add() -> None:
+    """A bias's dequantize is still a dequantize when the add's quantize folds (fold would
+    make it a float constant first): onnxruntime's QLinearAdd of its bytes, broadcast."""
+    model, feeds = _model("bias_add")
+    graph = _glued(model, feeds)
+    add = next(n for n in graph.nodes if n.op == "quantized_add")
+    assert graph.types[add.inputs[0]].shape == (9,) and add.inputs[0] in graph.constants
+
+
+def test_gelu_with_a_quantized_add_of_one_is_one_table() -> None:
+    """The encoder's GELU: its erf + 1 is a QLinearAdd of a constant, which the table of x's
+    bytes takes in rather than stopping at (one lookup, no float op left)."""
+    model, feeds = _model("gelu")
+    ops = [n.op for n in _glued(model, feeds).nodes]
+    assert ops.count("lookup") == 1 and not {"erf", "mul", "quantized_add"} & set(ops)

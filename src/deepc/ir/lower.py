@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from deepc.ir.expr import Expr, Load, Var, binary
 from deepc.ir.loop import Allocate, Buffer, For, ForKind, PrimFunc, Stmt, Store, seq
 from deepc.ir.rewrite import inline, map_expr, substitute
-from deepc.ir.tensor import Reduce, Tensor, stages, tensors_read
+from deepc.ir.tensor import IN_ORDER, MATERIALIZED, Reduce, Tensor, stages, tensors_read
 
 
 def _ident(name: str) -> str:
@@ -35,7 +35,7 @@ class _Lowering:
         # padding read by a reduction is computed once into a buffer rather than inlined:
         # the reduction's loads then need no bounds tests and vectorize
         padded_inputs = {id(src) for t in self.order if t.is_reduction
-                         for src in t.inputs() if src.tag == "pad"}
+                         for src in t.inputs() if src.tag in ("pad", MATERIALIZED)}
         self.materialized = {
             id(t) for t in self.order
             if t.is_placeholder or t.extern is not None or t.is_reduction or id(t) in out_ids
@@ -139,7 +139,10 @@ class _Lowering:
             body = Allocate(buf, body)
         params = tuple(self.buffer(t) for t in [*self.inputs, *self.outputs])
         # hand-written loops may carry dependences between iterations: schedules leave them
-        return PrimFunc(_ident(name), params, body, {"serial_nests": serial})
+        attrs: dict[str, object] = {"serial_nests": serial}
+        if any(t.tag == IN_ORDER for t in self.order):
+            attrs[IN_ORDER] = True
+        return PrimFunc(_ident(name), params, body, attrs)
 
     def lower_extern(self, t: Tensor) -> Stmt:
         op = t.extern

@@ -39,6 +39,13 @@ from deepc.ir.expr import (
 )
 
 REDUCE_COMBINERS = ("sum", "prod", "max", "min")
+# a stage tag: the kernel holding it keeps float operations in the order written (sums over
+# their terms in turn), where a result must match another library's loop to the bit; its
+# PrimFunc carries the attribute of the same name, which schedules and backends read
+IN_ORDER = "in_order"
+# a stage tag: computed once into a buffer where a reduction reads it, not inlined into the
+# reduction's loop (as a conv's padding is): a gather-heavy value read by two stages
+MATERIALIZED = "materialized"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from deepc.ir.expr import DOT_FUNCS, Binary, Call, Cast, Const, Expr, Load, Select, Unary, Var
 from deepc.ir.numeric import erf
-from deepc.ir.tensor import Reduce, Tensor, stages
+from deepc.ir.tensor import IN_ORDER, Reduce, Tensor, stages
 from deepc.ir.types import np_dtype
 
 _BIN: dict[str, Callable[[Any, Any], Any]] = {
@@ -91,6 +91,9 @@ def _eval_stage(t: Tensor, values: dict[int, np.ndarray]) -> np.ndarray:
             fn = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}[body.combiner]
             if value.size == 0:
                 value = np.full(t.shape, body.identity().value)
+            elif t.tag == IN_ORDER and body.combiner == "sum":  # np.sum pairs the terms
+                flat = value.reshape((*t.shape, -1)).astype(np_dtype(t.dtype))
+                value = np.add.accumulate(flat, axis=-1)[..., -1]
             else:
                 value = fn(value, axis=axes)
     return np.asarray(value).astype(np_dtype(t.dtype))

@@ -15,7 +15,7 @@ import numpy as np
 
 from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
-from deepc.ir.tensor import Tensor, compute
+from deepc.ir.tensor import MATERIALIZED, Tensor, compute
 from deepc.ir.types import NARROW_FLOATS, NARROW_INTS, TensorType, np_dtype
 from deepc.ops.registry import FusionKind, Op
 
@@ -158,7 +158,7 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
         y = x[o].astype(COMPUTE)
         return ((y if z is None else y - z) * s).astype(outs[0].dtype)
 
-    return compute(outs[0].shape, body, "dequantize_linear")
+    return compute(outs[0].shape, body, "dequantize_linear", tag=MATERIALIZED)
 
 
 # -- requantize -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
 from deepc.ir.tensor import Tensor, compute
 from deepc.ir.types import TensorType, np_dtype
+from deepc.ops.common import broadcast_index, broadcast_shape
 from deepc.ops.quant import COMPUTE, INT_RANGES
 from deepc.ops.registry import FusionKind, Op
 
@@ -59,10 +60,22 @@ quantized_add = Op(
     doc="onnxruntime's QLinearAdd arithmetic (its AVX2 kernel): t = fma(b, ratio_b, fixed), "
         "y = saturate(round_half_even(fma(a, ratio_a, t))) in attrs['to'], each fma one "
         "float32 rounding, where ratio_a = sa / sy, ratio_b = sb / sy and fixed = "
-        "zy - (ratio_a * za + ratio_b * zb), all float32")
+        "zy - fma(za, ratio_a, ratio_b * zb), all float32; a and b broadcast")
 # An fma's exact a * ratio + c: a byte times a float32 has at most 32 significant bits and
 # the sum stays within float64's 53 at these magnitudes, so float64 then float32 rounds once.
 WIDE = "float64"
+
+
+def quantized_add_params(sa: float, za: int, sb: float, zb: int, sy: float, zy: int
+                         ) -> tuple[np.float32, np.float32, np.float32]:
+    """(ratio_a, ratio_b, fixed) as onnxruntime forms them in float32. Its compiler contracts
+    ratio_a * za + ratio_b * zb into fma(za, ratio_a, ratio_b * zb): the plain two roundings
+    put 1 of 65536 byte pairs one unit off at some scales (the encoder's residual adds). A
+    byte times a float32 plus a float32 is exact in float64 at these magnitudes."""
+    f = np.float32
+    ra, rb = f(sa) / f(sy), f(sb) / f(sy)
+    fma = np.float64(za) * np.float64(ra) + np.float64(rb * f(zb))
+    return ra, rb, f(zy) - f(fma)
 
 
 @quantized_add.infer
@@ -70,10 +83,10 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     a, b = ins[0], ins[1]
     assert a is not None and b is not None
     to = str(attrs["to"])
-    if a.dtype not in BYTES or b.dtype not in BYTES or to not in BYTES or a.shape != b.shape:
-        raise ValueError(f"quantized_add adds two int8/uint8 values of one shape into "
-                         f"int8/uint8, got {a}, {b} -> {to}")
-    return TensorType(a.shape, to)
+    if a.dtype not in BYTES or b.dtype not in BYTES or to not in BYTES:
+        raise ValueError(f"quantized_add adds two int8/uint8 values into int8/uint8, got "
+                         f"{a}, {b} -> {to}")
+    return TensorType(broadcast_shape(a.shape, b.shape), to)
 
 
 def _params(attrs: Attrs) -> tuple[np.float32, np.float32, np.float32]:
@@ -99,8 +112,8 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     lo, hi = INT_RANGES[outs[0].dtype]
 
     def body(*o: E.Var) -> E.Expr:
-        t = (b[o].astype(WIDE) * rb + fixed).astype(COMPUTE)
-        y = (a[o].astype(WIDE) * ra + t.astype(WIDE)).astype(COMPUTE)
+        t = (b[broadcast_index(o, b.shape)].astype(WIDE) * rb + fixed).astype(COMPUTE)
+        y = (a[broadcast_index(o, a.shape)].astype(WIDE) * ra + t.astype(WIDE)).astype(COMPUTE)
         y = E.call("round", y)
         return E.minimum(E.maximum(y, E.const(lo, COMPUTE)), E.const(hi, COMPUTE)) \
             .astype(outs[0].dtype)

@@ -35,16 +35,16 @@ def _hardmax(x: np.ndarray, axis: int) -> np.ndarray:
 Index = tuple[E.Expr, ...]
 
 
-def _stage_along(x: Tensor, axis: int, name: str, fn: Callable[[Index, E.Expr], E.Expr]
-                 ) -> Tensor:
+def stage_along(x: Tensor, axis: int, name: str, fn: Callable[[Index, E.Expr], E.Expr],
+                tag: str = "") -> Tensor:
     """One value per row along `axis` (x's shape without that axis): fn(x's index of the row
     with the reduction variable at `axis`, that variable)."""
     r = reduce_axis(x.shape[axis], f"{name}.r")
     shape = x.shape[:axis] + x.shape[axis + 1:]
-    return compute(shape, lambda *i: fn((*i[:axis], r, *i[axis:]), r), name)
+    return compute(shape, lambda *i: fn((*i[:axis], r, *i[axis:]), r), name, tag=tag)
 
 
-def _row(i: Index, axis: int) -> Index:
+def row_of(i: Index, axis: int) -> Index:
     """The row of x[i]: its index without `axis`."""
     return (*i[:axis], *i[axis + 1:])
 
@@ -52,34 +52,34 @@ def _row(i: Index, axis: int) -> Index:
 def _shifted_exp_sum(x: Tensor, axis: int, acc: str, name: str
                      ) -> tuple[Callable[[Index], E.Expr], Tensor]:
     """(x - row max) as a function of the index, and the row sums of its exponential."""
-    top = _stage_along(x, axis, f"{name}_max", lambda i, r: rmax(x[i], r))
+    top = stage_along(x, axis, f"{name}_max", lambda i, r: rmax(x[i], r))
 
     def shifted(i: Index) -> E.Expr:
-        return x[i].astype(acc) - top[_row(i, axis)].astype(acc)
+        return x[i].astype(acc) - top[row_of(i, axis)].astype(acc)
 
-    return shifted, _stage_along(x, axis, f"{name}_sum",
+    return shifted, stage_along(x, axis, f"{name}_sum",
                                  lambda i, r: rsum(E.call("exp", shifted(i)), r))
 
 
 def _softmax_te(x: Tensor, axis: int, acc: str) -> Tensor:
     shifted, total = _shifted_exp_sum(x, axis, acc, "softmax")
-    return compute(x.shape, lambda *i: (E.call("exp", shifted(i)) / total[_row(i, axis)]
+    return compute(x.shape, lambda *i: (E.call("exp", shifted(i)) / total[row_of(i, axis)]
                                         ).astype(x.dtype), "softmax")
 
 
 def _log_softmax_te(x: Tensor, axis: int, acc: str) -> Tensor:
     shifted, total = _shifted_exp_sum(x, axis, acc, "log_softmax")
-    return compute(x.shape, lambda *i: (shifted(i) - E.call("log", total[_row(i, axis)])
+    return compute(x.shape, lambda *i: (shifted(i) - E.call("log", total[row_of(i, axis)])
                                         ).astype(x.dtype), "log_softmax")
 
 
 def _hardmax_te(x: Tensor, axis: int, acc: str) -> Tensor:
     """The first position holding the row maximum gets 1."""
-    top = _stage_along(x, axis, "hardmax_max", lambda i, r: rmax(x[i], r))
-    first = _stage_along(x, axis, "hardmax_first", lambda i, r: rmin(
-        E.select(x[i].eq(top[_row(i, axis)]), r, E.as_expr(x.shape[axis])), r))
+    top = stage_along(x, axis, "hardmax_max", lambda i, r: rmax(x[i], r))
+    first = stage_along(x, axis, "hardmax_first", lambda i, r: rmin(
+        E.select(x[i].eq(top[row_of(i, axis)]), r, E.as_expr(x.shape[axis])), r))
     one, zero = E.const(1, x.dtype), E.const(0, x.dtype)
-    return compute(x.shape, lambda *i: E.select(i[axis].eq(first[_row(i, axis)]), one, zero),
+    return compute(x.shape, lambda *i: E.select(i[axis].eq(first[row_of(i, axis)]), one, zero),
                    "hardmax")
 
 

@@ -12,7 +12,9 @@ its quantized bounds (quantize is monotone, so quantize(clip(y)) = clip(quantize
 runs first in the pipelines: `fold` would turn the weights' dequantize into float constants.
 Chains whose parameters are not constants, whose scales are not per tensor (activations) or
 per output channel (weights), or whose float bias is not an exact multiple of sx*sw stay in
-float. On targets with a dot-product instruction, qdq_dot's rewrites come first.
+float. On targets with a dot-product instruction, qdq_dot's rewrites come first. An add of
+a dequantized value and dequantized constant bytes (a bias quantised as an activation) whose
+sum is quantized becomes onnxruntime's QLinearAdd here too, while those bytes are bytes.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from deepc.passes.qdq_match import (
     per_channel,
     per_tensor,
     producer,
+    qlinear_add_attrs,
 )
 from deepc.passes.rewriter import Rewriter, rewrite
 
@@ -260,6 +263,27 @@ def _float_exact_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized,
     return True
 
 
+def _fold_add(rw: Rewriter, q: Node) -> bool:
+    """quantize(dequantize(a) + dequantize(b)) where a's or b's bytes are constant (a bias
+    quantised as an activation, broadcast): onnxruntime's QLinearAdd. Here, before `fold`
+    makes that dequantize a float constant; adds of two run-time values wait for qdq_glue,
+    which also finds them behind moves."""
+    add = rw.producer_of(q.inputs[0])
+    out = _requantize_params(rw, q)
+    if add is None or add.op != "add" or out is None:
+        return False
+    ins = [dequantized(rw, i) for i in add.inputs]
+    if ins[0] is None or ins[1] is None:
+        return False
+    a, b = (_quantized_constant(rw, x) for x in ins)
+    attrs = qlinear_add_attrs(rw, a, b, (float(out[0]), int(out[1]), str(q.attr("to"))))
+    if attrs is None or (rw.const(a.value) is None and rw.const(b.value) is None):
+        return False
+    rw.drop(q)
+    rw.emit("quantized_add", [a.value, b.value], attrs, outputs=q.outputs, name=q.name)
+    return True
+
+
 def _fold_activation(rw: Rewriter, q: Node) -> bool:
     """quantize(relu/clip(dequantize(x))) at x's own scale and zero point: x clamped to the
     quantized bounds. dequantize then quantize at one scale gives x back, and quantize is
@@ -289,4 +313,5 @@ def fold_qdq(graph: Graph, ctx: PassContext) -> Graph:
     """Each quantize_linear that ends a foldable chain becomes an integer op + requantize, or
     an integer clamp where it requantizes a relu/clip at its input's scale."""
     return rewrite(graph, lambda rw, node: node.op == "quantize_linear"
-                   and (_fold(rw, node, ctx.target) or _fold_activation(rw, node)))[0]
+                   and (_fold(rw, node, ctx.target) or _fold_add(rw, node)
+                        or _fold_activation(rw, node)))[0]

@@ -1,11 +1,12 @@
 """The `qdq_glue` pass: the float ops between a QDQ model's integer kernels (dequantize ->
-relu/clip/sigmoid/SiLU/max_pool/reshape/transpose/slice/concat/add -> quantize) become int8
+relu/clip/sigmoid/SiLU/max_pool/reshape/transpose/slice/concat/add/softmax -> quantize) become int8
 ops, so the int8 graph stays int8 from one integer kernel to the next.
 
     q_x -> dequantize -> f (elementwise) -> quantize  =>  lookup(q_x, Q(f(DQ(0..255))))
                                                           or requantize(q_x - zx) where exact
     q_x -> dequantize -> max_pool/reshape/... -> quantize  =>  max_pool/reshape/...(bytes)
     dequantize(q_a), dequantize(q_b) -> add -> quantize    =>  quantized_add(q_a, q_b)
+    q_x -> dequantize -> softmax -> quantize              =>  quantized_softmax(q_x)
 
 A quantize commutes with data movement (it maps each element alone), with concat (each part
 quantizes alone) and with max_pool (it is monotone), so it moves up through them to the
@@ -17,7 +18,8 @@ a table reads scalar bytes; not where tables are vpermi2b permutes, AVX-512 VBMI
 before the reshapes after an integer kernel so that it
 joins the kernel's epilogue; a max_pool pools the bytes before a nondecreasing function and
 each part of a channel concat alone. An add of two dequantized values is onnxruntime's
-QLinearAdd (ops/quant_glue.py); a costly float function of one dequantized value (the
+QLinearAdd (ops/quant_glue.py), a softmax its QLinearSoftmax (ops/quant_softmax.py); a
+costly float function of one dequantized value (the
 sigmoid of a squeeze-excite gate, SiLU) becomes a float table.
 """
 
@@ -32,6 +34,7 @@ from deepc.ir.graph import Attrs, Graph, Node
 from deepc.ir.types import np_dtype
 from deepc.ops import FusionKind, get_op
 from deepc.ops.quant import INT_RANGES
+from deepc.ops.quant_softmax import output_factor, softmax_table
 from deepc.passes.column_stride import unit_column_stride
 from deepc.passes.manager import PassContext, register_pass
 from deepc.passes.move_chains import (
@@ -43,7 +46,7 @@ from deepc.passes.move_chains import (
     pool_channels_last,
     transposed_bytes,
 )
-from deepc.passes.qdq_match import QTYPES, dequantized, per_tensor
+from deepc.passes.qdq_match import QTYPES, Params, dequantized, per_tensor, qlinear_add_attrs
 from deepc.passes.rewriter import Rewriter, rewrite
 
 # one data input, the rest constant: each output element is one input element
@@ -60,7 +63,6 @@ COSTLY = frozenset({"sigmoid", "tanh", "exp", "erf", "gelu", "softplus", "mish",
 # then the product x * sigmoid(x) as one table)
 TABLE_ROOTS = COSTLY | {"mul", "add", "sub", "div", "clip", "relu", "min", "max"}
 MAX_TABLE_NODES = 16  # a table's expression: SiLU and GELU take 2 to 6 nodes
-Params = tuple[float, int, str]  # a quantize's scale, zero point and type
 
 
 def _tabulable(rw: Rewriter, node: Node) -> bool:
@@ -89,9 +91,9 @@ def _tree(rw: Rewriter, root: Node) -> tuple[str, list[Node]] | None:
                 continue
             p = rw.producer_of(i)
             byte = rw.type(i).dtype in QTYPES
-            # a byte value is the source, unless a table made it (tables compose)
+            # a byte value is the source, unless a byte function made it (tables compose)
             if c is None and p is not None and _tabulable(rw, p) \
-                    and (not byte or p.op == "lookup"):
+                    and (not byte or _byte_function(rw, p)):
                 if not walk(p, depth + 1):
                     return False
             elif c is not None or not byte \
@@ -107,6 +109,13 @@ def _tree(rw: Rewriter, root: Node) -> tuple[str, list[Node]] | None:
             or rw.type(root.outputs[0]).shape != rw.type(source[0]).shape:
         return None
     return source[0], order
+
+
+def _byte_function(rw: Rewriter, node: Node) -> bool:
+    """Whether node's bytes are a function of other bytes alone: a table, or a quantized add
+    of a scalar constant (GELU's erf + 1, a QLinearAdd that fold_qdq made)."""
+    return node.op == "lookup" or (node.op == "quantized_add" and any(
+        (c := rw.const(i)) is not None and c.size == 1 for i in node.inputs))
 
 
 def _table(rw: Rewriter, source: str, order: list[Node]) -> np.ndarray:
@@ -217,6 +226,8 @@ class _Glue:
                            dict(node.attrs), name=node.name)[0]
         if node.op == "add":
             return self._add(node, p, name)
+        if node.op == "softmax":
+            return self._softmax(node, p, name)
         return None
 
     def _tabled(self, tree: tuple[str, list[Node]], table: np.ndarray, p: Params, name: str,
@@ -268,20 +279,27 @@ class _Glue:
         return None if inner is None else _max_pool(rw, pool, inner)
 
     def _add(self, node: Node, p: Params, name: str) -> str | None:
-        """onnxruntime's QLinearAdd of two per-tensor dequantized values of the output's
-        shape, its parameters formed in float32 as its kernels form them."""
+        """onnxruntime's QLinearAdd of two dequantized values (qdq_match.py)."""
         rw = self.rw
         a, b = (dequantized(rw, i) for i in node.inputs)
-        out = rw.type(node.outputs[0])
-        if a is None or b is None or not per_tensor(a) or not per_tensor(b) \
-                or rw.type(a.value).shape != out.shape or rw.type(b.value).shape != out.shape:
+        attrs = None if a is None or b is None else qlinear_add_attrs(rw, a, b, p)
+        return None if attrs is None else \
+            rw.emit("quantized_add", [a.value, b.value], attrs, name=name)[0]
+
+    def _softmax(self, node: Node, p: Params, name: str) -> str | None:
+        """onnxruntime's QLinearSoftmax (ops/quant_softmax.py) of a per-tensor dequantized
+        value into the quantize's own type, which it runs where the softmax feeds only the
+        quantize."""
+        rw = self.rw
+        x = dequantized(rw, node.inputs[0])
+        if x is None or not per_tensor(x) or rw.type(x.value).dtype != p[2] \
+                or not rw.only_use(node.outputs[0]):
             return None
-        sy = np.float32(p[0])
-        ra, rb = a.scale[0] / sy, b.scale[0] / sy
-        fixed = np.float32(p[1]) - (ra * np.float32(a.zero[0]) + rb * np.float32(b.zero[0]))
-        return rw.emit("quantized_add", [a.value, b.value],
-                       {"ratio_a": float(ra), "ratio_b": float(rb), "fixed": float(fixed),
-                        "to": p[2]}, name=name)[0]
+        axis = int(node.attr("axis"))
+        table = softmax_table(float(x.scale[0]), rw.type(x.value).shape[axis])
+        return rw.emit("quantized_softmax", [x.value, rw.add_constant(table, f"{name}:exp")],
+                       {"axis": axis, "factor": output_factor(p[0]), "zero": p[1], "to": p[2]},
+                       name=name)[0]
 
 
 def _max_pool(rw: Rewriter, node: Node, x: str) -> str:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepc.ir.graph import Node
+from deepc.ops.quant_glue import quantized_add_params
 from deepc.passes.rewriter import Rewriter
 
 QTYPES = frozenset({"int8", "uint8"})
+Params = tuple[float, int, str]  # a quantize's scale, zero point and type
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,18 @@ def dequantized(rw: Rewriter, value: str) -> Quantized | None:
 
 def per_tensor(q: Quantized) -> bool:
     return q.scale.size == 1
+
+
+def qlinear_add_attrs(rw: Rewriter, a: Quantized, b: Quantized, p: Params
+                      ) -> dict[str, float | str] | None:
+    """quantized_add's attributes for onnxruntime's QLinearAdd of dequantized a + b (either
+    broadcast) quantized at p (quantized_add_params); None unless both are per tensor and of
+    the quantize's type, as its QDQ fusion asks."""
+    if not per_tensor(a) or not per_tensor(b) \
+            or {rw.type(a.value).dtype, rw.type(b.value).dtype} != {p[2]}:
+        return None
+    ra, rb, fixed = quantized_add_params(a.scale[0], a.zero[0], b.scale[0], b.zero[0], *p[:2])
+    return {"ratio_a": float(ra), "ratio_b": float(rb), "fixed": float(fixed), "to": p[2]}
 
 
 def per_channel(q: Quantized, axis: int, channels: int) -> bool:

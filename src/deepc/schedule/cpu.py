@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deepc.errors import ScheduleError
-from deepc.ir.expr import Var
+from deepc.ir.expr import Binary, Var
 from deepc.ir.loop import (
     Allocate,
     For,
@@ -19,6 +19,7 @@ from deepc.ir.loop import (
     Store,
     walk_stmts,
 )
+from deepc.ir.tensor import IN_ORDER
 from deepc.schedule.cpu_gemm import plan_gemm
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_prefetch import plan_prefetch
@@ -112,9 +113,17 @@ def default_schedule(f: PrimFunc, machine: CpuMachine,
         raise ScheduleError(f"unknown knobs {sorted(unknown)} for kernel {f.name}"
                             f" (it has {len(nests)} nests; knobs: {sorted(KNOBS)})")
     for nest, prefix, want in zip(nests, prefixes, wanted):
-        chosen = _schedule_nest(sch, nest, machine, want)
+        chosen = _schedule_nest(sch, nest, machine, want, bool(f.attrs.get(IN_ORDER)))
         sch.knobs.update({f"{prefix}{k}": v for k, v in chosen.items()})
     return sch
+
+
+def _float_sum(body: Stmt) -> bool:
+    """Whether the nest accumulates float sums or products, whose partial accumulators
+    (rfactor) would reorder the terms; a max or min comes out the same in any order."""
+    return any(isinstance(s, Store) and s.buffer.scope == "local" and "float" in s.buffer.dtype
+               and isinstance(s.value, Binary) and s.value.op in ("add", "mul")
+               for s in walk_stmts(body))
 
 
 def _nest_knobs(knobs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -123,7 +132,7 @@ def _nest_knobs(knobs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
-                   want: dict[str, Any]) -> dict[str, Any]:
+                   want: dict[str, Any], in_order: bool = False) -> dict[str, Any]:
     chain = perfect_chain(nest)
     inner = chain[-1]
     cores = machine.cores
@@ -158,7 +167,8 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
         return {"kind": "register_tile", **tile.knobs, **loops[1], **outer_knobs, **blocked[1],
                 **fetch[1], "threads": _parallel(sch, outer, nest, cores, want.get("threads"))}
     row = (plan_row_reduction(chain, machine, want.get("vector"))
-           if want.get("vector", 0) != 1 else None)
+           if want.get("vector", 0) != 1 and not (in_order and _float_sum(chain[-1].body))
+           else None)
     plain = not set(want) - {"vector", "threads"}  # tile knobs on another nest: an error
     if row is not None and kind in (None, "row_reduction") and plain:
         for step in row.steps:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from llvmlite import ir
 
 from deepc.backends.llvm.analysis import linear_offset, unsafe_to_speculate
-from deepc.backends.llvm.exprs import ExprEmitter
+from deepc.backends.llvm.exprs import FP_FLAGS, IN_ORDER_FP_FLAGS, ExprEmitter
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
 from deepc.ir.expr import AddressOf, Expr, Load, Select, Var
 from deepc.ir.loop import (
@@ -22,7 +22,7 @@ from deepc.ir.loop import (
     Store,
     walk_stmts,
 )
-from deepc.ir.tensor import walk
+from deepc.ir.tensor import IN_ORDER, walk
 
 MAX_VECTOR_LANES = 64
 MAX_UNROLL = 64
@@ -34,7 +34,7 @@ class FunctionEmitter(ExprEmitter):
     def __init__(self, module: ir.Module, func: ir.Function, name: str, *,
                  vars: dict[Var, ir.Value] | None = None,
                  buffers: dict[str, ir.Value] | None = None, in_parallel: bool = False,
-                 byte_permutes: bool = False):
+                 byte_permutes: bool = False, fp_flags: tuple[str, ...] = FP_FLAGS):
         self.module = module
         self.func = func
         self.name = name
@@ -44,6 +44,7 @@ class FunctionEmitter(ExprEmitter):
         self.buffers = dict(buffers or {})
         self.in_parallel = in_parallel
         self.byte_permutes = byte_permutes
+        self.fp_flags = fp_flags
         self.task_count = 0
 
     def finish(self) -> None:
@@ -209,7 +210,7 @@ class FunctionEmitter(ExprEmitter):
                 value = bld.ptrtoint(value, I64)
             bld.store(value, bld.gep(ctx, [ir.Constant(I64, k)], source_etype=I64))
         inner = FunctionEmitter(self.module, task, task.name, in_parallel=True,
-                                byte_permutes=self.byte_permutes)
+                                byte_permutes=self.byte_permutes, fp_flags=self.fp_flags)
         ib = inner.builder
         for k in range(len(slots)):
             ptr = ib.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
@@ -305,7 +306,8 @@ def emit_kernel(module: ir.Module, f: PrimFunc, *, byte_permutes: bool = False) 
     fn = declare_kernel(module, f)
     em = FunctionEmitter(module, fn, f.name,
                          buffers={b.name: a for b, a in zip(f.params, fn.args)},
-                         byte_permutes=byte_permutes)
+                         byte_permutes=byte_permutes,
+                         fp_flags=IN_ORDER_FP_FLAGS if f.attrs.get(IN_ORDER) else FP_FLAGS)
     em.stmt(f.body)
     em.finish()
     return fn

@@ -48,7 +48,8 @@ from deepc.ir.types import NARROW_FLOATS, NARROW_INTS, register_dtype
 _INTRINSIC_MATH = {"exp", "log", "sqrt", "sin", "cos", "floor", "ceil", "trunc", "fabs",
                    "exp2", "log2"}
 _LIBM = {"tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
-_FP_FLAGS = ("contract", "reassoc")  # reassoc lets LLVM vectorize scalar sums
+FP_FLAGS = ("contract", "reassoc")  # reassoc lets LLVM vectorize scalar sums
+IN_ORDER_FP_FLAGS = ("contract",)  # an IN_ORDER kernel's: its sums keep their order
 
 
 def _declare(module: ir.Module, name: str, ty: ir.Type, arity: int) -> ir.Function:
@@ -66,6 +67,7 @@ class ExprEmitter(MemoryValues):
     vec_var: Var | None = None
     lanes: int = 1
     byte_permutes: bool = False  # AVX-512 VBMI: 256-byte table reads permute (byte_table.py)
+    fp_flags: tuple[str, ...] = FP_FLAGS
 
     # -- helpers ------------------------------------------------------------------------------
     def broadcast(self, value: ir.Value, lanes: int) -> ir.Value:
@@ -137,7 +139,7 @@ class ExprEmitter(MemoryValues):
         a, b = self.unify(self.emit(e.a), self.emit(e.b))
         bld, dt, op = self.builder, e.a.dtype, e.op
         if is_float(dt):
-            fl = _FP_FLAGS
+            fl = self.fp_flags
             simple = {"add": bld.fadd, "sub": bld.fsub, "mul": bld.fmul, "div": bld.fdiv,
                       "fmod": bld.frem}
             if op in simple:
