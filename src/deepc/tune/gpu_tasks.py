@@ -87,6 +87,11 @@ class GpuTask:
             return False
         return True
 
+    def seeds(self) -> list[dict[str, Any]]:
+        """Candidates measured before the search samples any: none (the tiles' limits
+        already keep the space small)."""
+        return []
+
     def knob_features(self, knobs: dict[str, Any]) -> list[float]:
         """The main product's tile: its shape, threads, kind, split, pipeline stages, and
         how many waves of blocks it makes on the target's SMs."""
