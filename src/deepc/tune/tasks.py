@@ -63,10 +63,12 @@ class Task:
         """Whether a candidate is worth building (its register tiles do not spill)."""
         return within_registers(knobs, self.machine)
 
-    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]:
-        """The knobs as sampled, less the thread counts that the changes make stale;
-        scheduling names the spelling (step() logs repeats)."""
-        return respread_threads(knobs, dict(self.default.knobs))
+    def canonical(self, knobs: dict[str, Any],
+                  base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The knobs as sampled from `base` (the default's by default), less the thread
+        counts that the changes make stale; scheduling names the spelling (step() logs
+        repeats)."""
+        return respread_threads(knobs, base or dict(self.default.knobs))
 
     def knob_features(self, knobs: dict[str, Any]) -> list[float]:
         return knob_features(knobs, self.main, self.machine.lanes("float32"))

@@ -44,7 +44,8 @@ class Task(Protocol):
 
     def fits(self, knobs: dict[str, Any]) -> bool: ...
 
-    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]: ...
+    def canonical(self, knobs: dict[str, Any],
+                  base: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
     def knob_features(self, knobs: dict[str, Any]) -> list[float]: ...
 
@@ -235,7 +236,7 @@ class _Search:
         if task.key not in self._seeds:
             self._seeds[task.key] = task.seeds()
         seeds = [k for k in self._seeds[task.key] if knobs_key(k) not in tried]
-        knobs = seeds[0] if seeds else self._propose(task, tried)
+        knobs = seeds[0] if seeds else self._propose(task, res, tried)
         if knobs is None:
             return False
         index = len(tried) + 1
@@ -255,18 +256,24 @@ class _Search:
         self._record(task, index, canonical, m, res)
         return True
 
-    def _propose(self, task: Task, tried: dict[str, TuneRecord]) -> dict[str, Any] | None:
-        """The cost model's pick (or a random one) of untried samples of the space; None
-        when the space holds no untried candidate."""
+    def _propose(self, task: Task, res: TaskResult,
+                 tried: dict[str, TuneRecord]) -> dict[str, Any] | None:
+        """The cost model's pick (or a random one) of untried samples of the space, half of
+        them changes of the best so far where that is not the default (a tile that pays
+        wants its unrolling and loop order tried too); None when the space holds no
+        untried candidate."""
         axes = self.axes(task)
         if not axes:
             return None
+        default = dict(task.default.knobs)
+        bases = [default, dict(res.best_knobs)] if res.best_knobs != default else [default]
         pool: dict[str, dict[str, Any]] = {}
-        for _ in range(POOL * 4):
-            knobs = sample(dict(task.default.knobs), axes, self.rng)
+        for i in range(POOL * 4):
+            base = bases[i % len(bases)]
+            knobs = sample(base, axes, self.rng)
             if not task.fits(knobs):
                 continue
-            knobs = task.canonical(knobs)
+            knobs = task.canonical(knobs, base)
             if knobs_key(knobs) not in tried:
                 pool[knobs_key(knobs)] = knobs
             if len(pool) >= POOL:
