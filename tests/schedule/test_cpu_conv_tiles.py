@@ -80,6 +80,24 @@ def test_pair_tile_from_machine(machine: CpuMachine, c: int, o: int, size: int, 
     assert block * rows + (block if block > 2 else 0) <= machine.accumulator_registers
 
 
+def test_short_rows_fill_the_registers_with_blocks() -> None:
+    """Squeezenet's classifier (1x1, 13x13 pixels, an odd count of 16-channel blocks): one
+    block's 13-pixel row holds 13 of 24 accumulators; 3 blocks x 7 rows (the last tile 6)
+    keep 19.5 busy (0.83x its time), and the short tile's rows compute right. On AVX2 (12
+    accumulators) no blocking keeps 1.5 times the row's busy: it stays."""
+    n = Net(x=(1, 4, 13, 13, 16))
+    y = n("conv_nchwc", "x", n.const(weight_to_blocked(weights(48, 64, 1, 1), 16, 16, False)),
+          n.const(weights(48)))
+    graph = n.graph(y)
+    (kernel,) = graph_kernels(graph, [list(graph.nodes)])
+    sch = default_schedule(kernel.func, AVX512)
+    assert (sch.knobs["row_pairs"], sch.knobs.get("pair_block"), sch.knobs["rows"]) == (
+        True, 3, 7)
+    x = np.random.default_rng(0).standard_normal((1, 64, 13, 13)).astype(np.float32)
+    run_blocked(sch.apply(kernel.func), graph, kernel, y, x, 16)
+    assert _conv_knobs(AVX2, 64, 24, 13, k=1)["row_pairs"] is False
+
+
 def run_blocked(func, graph, kernel, y: str, x: np.ndarray, lanes: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     """A blocked conv kernel JIT-compiled and run on NCHW input `x` (blocked here), checked
     against the graph's reference; its output."""

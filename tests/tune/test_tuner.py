@@ -15,6 +15,7 @@ from deepc.compiler.tuning import tune_model
 from deepc.tune import tuner
 from deepc.tune.log import TuneRecord, best_knobs, best_records, read_log
 from deepc.tune.measure import LocalMeasurer, Measurement
+from deepc.tune.tasks import Task
 from tests.tune.conftest import TINY, assert_matches_ort
 
 
@@ -142,6 +143,7 @@ def test_wrong_results_are_errors_never_applied(tmp_path, monkeypatch, host) -> 
 def test_rejected_knobs_are_errors(tmp_path, monkeypatch, host) -> None:  # type: ignore[no-untyped-def]
     """A candidate the scheduler rejects is logged as such, not measured, not applied."""
     monkeypatch.setattr(tuner, "sample", lambda default, axes, rng: {**default, "bogus": 1})
+    monkeypatch.setattr(Task, "seeds", lambda self: [])  # every candidate a sample
     log = tmp_path / "rejected.jsonl"
     tune_model(TINY, "host", log=log, budget_s=60)  # ends when each task's one candidate is spent
     rows = [r for r in _lines(log) if r["candidate"] != 0]

@@ -20,7 +20,12 @@ from deepc.ir.loop import Allocate, For, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.ir.types import itemsize
 from deepc.schedule.cpu_machine import CpuMachine
-from deepc.schedule.cpu_tile_blocks import pair_tile, reduction_iterations, swept_loop
+from deepc.schedule.cpu_tile_blocks import (
+    pair_tile,
+    reduction_iterations,
+    short_tile,
+    swept_loop,
+)
 from deepc.schedule.interior import interior_guard
 
 # independent accumulator chains that keep a vector unit busy through a combining op's
@@ -168,6 +173,12 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
             mr = mr or half
         elif pairs:
             mr = half if block == 2 else best_factor(tile.extent, max(budget // block, 1))
+        elif (want.get("row_pairs") is None and "rows" not in want and pair is not None
+              and nr == lanes and (short := short_tile(
+                  pair.extent, tile.extent, budget, tile.extent / -(-tile.extent // mr)))):
+            # rows whose factors fill few registers: blocks of the pair loop fill them, the
+            # last tile of rows short (guarded by version_rows like any)
+            pairs, (block, mr) = True, short
         else:
             pair = None
         mr = want.get("rows", mr)

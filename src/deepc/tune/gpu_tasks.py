@@ -55,9 +55,11 @@ class GpuTask:
         """The kernel's launches with `knobs` (raises ScheduleError where they do not fit)."""
         return kernel_stages(self.lowered, self.target, self.dialect, self.tf32, knobs)
 
-    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]:
-        """One spelling per set of tiles (tile_knobs of what the knobs make); raises
-        ScheduleError for knobs the target or the product rejects."""
+    def canonical(self, knobs: dict[str, Any],
+                  base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One spelling per set of tiles (tile_knobs of what the knobs make, whatever
+        `base` they were sampled from); raises ScheduleError for knobs the target or the
+        product rejects."""
         out: dict[str, Any] = {}
         for prefix, parts in self.gemms.items():
             mine = {k[len(prefix):]: v for k, v in knobs.items() if k.startswith(prefix)}
@@ -86,6 +88,11 @@ class GpuTask:
         except ScheduleError:
             return False
         return True
+
+    def seeds(self) -> list[dict[str, Any]]:
+        """Candidates measured before the search samples any: none (the tiles' limits
+        already keep the space small)."""
+        return []
 
     def knob_features(self, knobs: dict[str, Any]) -> list[float]:
         """The main product's tile: its shape, threads, kind, split, pipeline stages, and

@@ -8,15 +8,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from deepc.ir.loop import PrimFunc
+from deepc.errors import ScheduleError
+from deepc.ir.expr import Load
+from deepc.ir.loop import Allocate, For, PrimFunc, walk_stmts
 from deepc.ir.loop_verify import verify_func
+from deepc.ir.tensor import walk
 from deepc.lowering.kernels import Kernel
 from deepc.schedule.cpu import default_schedule, perfect_chain, top_level_nests, work
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_reduce_loops import weight_bytes
+from deepc.schedule.cpu_reduction import update_stores
 from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
-from deepc.tune.space import knob_axes, knob_features, respread_threads, within_registers
+from deepc.tune.log import knobs_key
+from deepc.tune.space import (
+    accumulators,
+    knob_axes,
+    knob_features,
+    register_tiles,
+    respread_threads,
+    within_registers,
+)
+
+SEEDS = 8  # register-filling tiles tried before the random search, per task
 
 
 @dataclass
@@ -49,13 +63,44 @@ class Task:
         """Whether a candidate is worth building (its register tiles do not spill)."""
         return within_registers(knobs, self.machine)
 
-    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]:
-        """The knobs as sampled, less the thread counts that the changes make stale;
-        scheduling names the spelling (step() logs repeats)."""
-        return respread_threads(knobs, dict(self.default.knobs))
+    def canonical(self, knobs: dict[str, Any],
+                  base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The knobs as sampled from `base` (the default's by default), less the thread
+        counts that the changes make stale; scheduling names the spelling (step() logs
+        repeats)."""
+        return respread_threads(knobs, base or dict(self.default.knobs))
 
     def knob_features(self, knobs: dict[str, Any]) -> list[float]:
         return knob_features(knobs, self.main, self.machine.lanes("float32"))
+
+    def seeds(self) -> list[dict[str, Any]]:
+        """The register-filling tiles (tune.space.register_tiles) that the nest takes, the
+        most accumulators busy first: a short last tile of the row loop counts its missing
+        rows as idle (13 pixels in rows of 7 keep 13/14 busy, in rows of 8 13/16), and
+        of two tiles as busy, the one loading fewer operands per multiply-add."""
+        nests = top_level_nests(self.func.body)
+        main = next((n for n in nests if f"{n.var.name}." == self.main), nests[0])
+        if not _multiplies(main):
+            return []
+        lanes = self.machine.lanes("float32")
+        extents = {s.var.name: s.extent for s in walk_stmts(self.func.body)
+                   if isinstance(s, For)}
+        scored: dict[str, tuple[tuple[float, float], dict[str, Any]]] = {}
+        for knobs in register_tiles(dict(self.default.knobs), self.main, self.machine):
+            knobs = self.canonical(knobs)
+            try:
+                sch = self.schedule(knobs)
+            except ScheduleError:
+                continue
+            rows = int(sch.knobs.get(f"{self.main}rows", 1))
+            held = accumulators(sch.knobs, self.main, lanes)
+            tiled = [extents[s.args[0]] for s in sch.steps if s.primitive == "split"
+                     and s.args[1] == rows and s.args[0] in extents]
+            busy = tiled[0] / (-(-tiled[0] // rows) * rows) if tiled else 1.0
+            loads = (held // rows + rows) / held  # operands loaded per multiply-add
+            scored.setdefault(knobs_key(sch.knobs), ((-held * busy, loads), dict(sch.knobs)))
+        scored.pop(knobs_key(dict(self.default.knobs)), None)
+        return [knobs for _, knobs in sorted(scored.values(), key=lambda s: s[0])][:SEEDS]
 
 
 class _Counted(Protocol):
@@ -95,6 +140,17 @@ def _cpu_task(key: str, k: Kernel, machine: CpuMachine) -> Task:
                 *_extents(nests[works.index(max(works))] if nests else None)]
     return Task(key, k.name, tuple(k.ops), func, 1,
                 default_schedule(func, machine), features, main, machine)
+
+
+def _multiplies(nest: For) -> bool:
+    """Whether the nest's accumulator update multiplies two operands (a conv, a matmul),
+    which a register tile shares from registers; a pool's or a mean's reads one (its rows
+    only hide the latency of one accumulator's chain: a few suffice)."""
+    alloc = perfect_chain(nest)[-1].body
+    if not isinstance(alloc, Allocate):
+        return False
+    read = {x.source for s in update_stores(alloc) for x in walk(s.value) if isinstance(x, Load)}
+    return len(read - {alloc.buffer}) >= 2
 
 
 def _extents(nest: Any, depth: int = 5) -> list[float]:

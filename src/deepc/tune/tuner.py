@@ -44,9 +44,12 @@ class Task(Protocol):
 
     def fits(self, knobs: dict[str, Any]) -> bool: ...
 
-    def canonical(self, knobs: dict[str, Any]) -> dict[str, Any]: ...
+    def canonical(self, knobs: dict[str, Any],
+                  base: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
     def knob_features(self, knobs: dict[str, Any]) -> list[float]: ...
+
+    def seeds(self) -> list[dict[str, Any]]: ...
 
 
 class Measurer(Protocol):
@@ -185,6 +188,8 @@ class _Search:
         self.log, self.model, self.rng = log, model, rng
         self.reference: dict[str, list[np.ndarray]] = {}
         self._axes: dict[str, dict[str, list[Any]]] = {}
+        # each task's register-filling tiles, measured before anything random
+        self._seeds: dict[str, list[dict[str, Any]]] = {}
 
     def axes(self, task: Task) -> dict[str, list[Any]]:
         """The task's knob axes, less the values that the scheduler rejects on their own
@@ -228,22 +233,12 @@ class _Search:
         if res.default_cost is None:
             return False
         tried = self.log.tried(task.key)
-        axes = self.axes(task)
-        if not axes:
+        if task.key not in self._seeds:
+            self._seeds[task.key] = task.seeds()
+        seeds = [k for k in self._seeds[task.key] if knobs_key(k) not in tried]
+        knobs = seeds[0] if seeds else self._propose(task, res, tried)
+        if knobs is None:
             return False
-        pool: dict[str, dict[str, Any]] = {}
-        for _ in range(POOL * 4):
-            knobs = sample(dict(task.default.knobs), axes, self.rng)
-            if not task.fits(knobs):
-                continue
-            knobs = task.canonical(knobs)
-            if knobs_key(knobs) not in tried:
-                pool[knobs_key(knobs)] = knobs
-            if len(pool) >= POOL:
-                break
-        if not pool:
-            return False
-        knobs = self._choose(task, list(pool.values()))
         index = len(tried) + 1
         try:
             sch = task.schedule(knobs)
@@ -260,6 +255,30 @@ class _Search:
         m = self._run(task, canonical, sch.to_list(), res)
         self._record(task, index, canonical, m, res)
         return True
+
+    def _propose(self, task: Task, res: TaskResult,
+                 tried: dict[str, TuneRecord]) -> dict[str, Any] | None:
+        """The cost model's pick (or a random one) of untried samples of the space, half of
+        them changes of the best so far where that is not the default (a tile that pays
+        wants its unrolling and loop order tried too); None when the space holds no
+        untried candidate."""
+        axes = self.axes(task)
+        if not axes:
+            return None
+        default = dict(task.default.knobs)
+        bases = [default, dict(res.best_knobs)] if res.best_knobs != default else [default]
+        pool: dict[str, dict[str, Any]] = {}
+        for i in range(POOL * 4):
+            base = bases[i % len(bases)]
+            knobs = sample(base, axes, self.rng)
+            if not task.fits(knobs):
+                continue
+            knobs = task.canonical(knobs, base)
+            if knobs_key(knobs) not in tried:
+                pool[knobs_key(knobs)] = knobs
+            if len(pool) >= POOL:
+                break
+        return self._choose(task, list(pool.values())) if pool else None
 
     def confirm(self, task: Task, res: TaskResult) -> None:
         """Time the default and the best candidate again, in turns (a noisy machine flatters
