@@ -218,9 +218,12 @@ def tile_gemm(func: PrimFunc, bm: int, bn: int, bk: int, threads: int = 256,
     grid = [("g_bx", -(-m // bm), "blockIdx.x"), ("g_by", -(-n // bn), "blockIdx.y")]
     if partial:
         grid.append(("g_bz", split, "blockIdx.z"))
-    elif parts.g_axes:
+    elif len(parts.g_axes) == 1:
         (group, groups), = parts.g_axes
         grid.append((group.name, groups, "blockIdx.z"))
+    elif parts.g_axes:  # a batched matmul's batch and head loops, from one blockIdx.z
+        grid.append(("g_bg", parts.groups, "blockIdx.z"))
+        body = lets(decode(parts.g_axes, v("g_bg"))[::-1], body)
     body = bind(grid, body)
     for table, d in ((tb, db), (ta, da)):
         if table is not None and d is not None:

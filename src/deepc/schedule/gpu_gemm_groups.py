@@ -55,3 +55,13 @@ def split_groups(axes: Axes, x: Expr, y: Expr, epilogue: Sequence[Stmt], shared:
                   for pair in (((g, extent // d), (j, d)) if var == s else ((var, e),)))
     return (split, xg, substitute(y, flat), tuple(substitute_stmt(t, flat) for t in epilogue),
             ((g, extent // d),))
+
+
+def batch_axes(axes: Axes, shared: set[Var]) -> tuple[tuple[Var, int], ...] | None:
+    """The loops both operands read, as group axes (blockIdx.z over their product), where
+    they lie outside the loops of one operand alone: a batched matmul's batch and head
+    loops. A depthwise conv's channel loop is shared too, but it leaves no column loop, which
+    match_gemm refuses; the innermost loop stays a row or column loop of the product."""
+    if not shared or axes[-1][0] in shared:
+        return None
+    return tuple((var, e) for var, e in axes if var in shared)

@@ -13,8 +13,10 @@ The chain loops split in two groups: those X's indices use (the "M" axes, with t
 output loop, so that a block's consecutive rows are consecutive output elements) and those
 only Y's use (the "N" axes). A grouped convolution's channel loop, which X reads only as
 its group, splits into a group axis both use and a channel axis of N (gpu_gemm_groups.py):
-one product per group. A loop both use otherwise (depthwise convolution) is no matrix
-product. M = prod(M extents), N = prod(N extents), K = prod(reduction extents), per group.
+one product per group. The batch loops of a batched matmul (attention's heads), which both
+operands read whole, are group axes as they are. A loop both use otherwise (depthwise
+convolution) is no matrix product. M = prod(M extents), N = prod(N extents),
+K = prod(reduction extents), per group.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from deepc.ir.expr import Binary, Const, Expr, Load, Var
 from deepc.ir.loop import Allocate, For, PrimFunc, Seq, Stmt, Store, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule.gpu_chain import parallel_chain
-from deepc.schedule.gpu_gemm_groups import split_groups
+from deepc.schedule.gpu_gemm_groups import batch_axes, split_groups
 from deepc.schedule.gpu_gemm_pipeline import deepest_ring
 from deepc.target.spec import Target
 
@@ -120,6 +122,8 @@ def match_gemm(func: PrimFunc) -> GemmParts | None:
         elif (split := split_groups(axes, y, x, epilogue, xv & yv)  # type: ignore[arg-type]
               ) is not None:
             axes, y, x, epilogue, g_axes = split
+        elif (batch := batch_axes(axes, xv & yv)) is not None:
+            g_axes = batch
         else:
             return None
         chain_vars = {var for var, _ in axes}
@@ -346,7 +350,9 @@ def grouped_tile(parts: GemmParts, sms: int, tf32: bool) -> GemmTile:
     if tf32:
         bn = _covering(parts.n, sorted(_GROUPED_MMA))
         bm, wm, wn = _GROUPED_MMA[bn]
-        if tiles(parts, bm, bn) * parts.groups < sms:
+        # half as tall too where the product has no more rows than that (attention's
+        # softmax x V, 64 head-dimension rows a head): a 128-row tile would be half padding
+        if tiles(parts, bm, bn) * parts.groups < sms or parts.m <= bm // 2:
             bm //= 2
         return GemmTile(bm, bn, 16 if parts.k <= 64 else 32, 32 * wm * wn, True, wm, wn,
                         min_blocks=4)
