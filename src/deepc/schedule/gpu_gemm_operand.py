@@ -57,12 +57,14 @@ class Direct:
         self.prologue: Expr | None = None  # of LOADED (the load) and the k axes' variables
         # a concat along K read in place: (end of its K range, its part's direct operand)
         self.pieces: list[tuple[int, Direct]] = []
-        flat = strides(axes)
-        scale = k.get(axes[-1][0], 0)
+        # axes of extent 1 (a 1x1 conv's window) add nothing to an offset: left out, a 1x1
+        # conv's input reads k * H * W, one load at an immediate offset per element where a
+        # table costs a constant-memory read and an add (ResNet-50's 1x1 convs had tables)
+        wide = [(x, e) for x, e in axes if e > 1] or axes[-1:]
+        flat = strides(wide)
+        scale = k.get(wide[-1][0], 0)
         self.scale = (
-            scale
-            if mask is None and all(k.get(x, 0) == scale * flat[x] for x, _ in axes)
-            else None
+            scale if mask is None and all(k.get(x, 0) == scale * flat[x] for x, _ in wide) else None
         )
         taps = taps or {}
 
