@@ -274,12 +274,20 @@ def _simt_step(bm: int, bn: int, bk: int, t: int, tx: int, As: Buffer, Bs: Buffe
     return unrolled("g_kk", bk, body)
 
 
-def epilogue_body(parts: GemmParts, gm: Expr, gn: Expr, value: Expr) -> S:
-    """Output (gm, gn)'s fused epilogue on its sum `value`, where in bounds."""
+def epilogue_body(parts: GemmParts, gm: Expr, gn: Expr, value: Expr,
+                  edges: tuple[bool, bool] = (True, True)) -> S:
+    """Output (gm, gn)'s fused epilogue on its sum `value`, where in bounds (tested along M
+    and N as `edges` say: a tile that divides the product has no partial edge). The row and
+    column are decoded before the bounds test, unconditionally (integer arithmetic only):
+    inside it, each of a thread's 64 outputs decoded its row and column again, the guards
+    keeping the compiler from sharing them (ResNet-50's 1x1 convs: ~30 integer instructions
+    per output against a main loop of two k-steps)."""
     acc = parts.acc.buffer
-    return IfThenElse((gm < parts.m) & (gn < parts.n), lets(
-        decode(parts.m_axes, gm) + decode(parts.n_axes, gn),
-        Allocate(acc, seq(Store(acc, (Const(0, "int64"),), value), *parts.epilogue))))
+    body: S = Allocate(acc, seq(Store(acc, (Const(0, "int64"),), value), *parts.epilogue))
+    tests = [t for t, edge in zip((gm < parts.m, gn < parts.n), edges) if edge]
+    if tests:
+        body = IfThenElse(tests[0] & tests[1] if len(tests) == 2 else tests[0], body)
+    return lets(decode(parts.m_axes, gm) + decode(parts.n_axes, gn), body)
 
 
 def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: int, bn: int,
@@ -291,7 +299,7 @@ def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: 
         if partial is not None:
             return IfThenElse((gm < parts.m) & (gn < parts.n),
                               Store(partial, (v("g_bz"), gn, gm), value))
-        return epilogue_body(parts, gm, gn, value)
+        return epilogue_body(parts, gm, gn, value, (parts.m % bm != 0, parts.n % bn != 0))
 
     if tile is not None:
         return mma.outputs(tile, tid, gm, gn, c, inner)

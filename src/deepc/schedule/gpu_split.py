@@ -33,6 +33,6 @@ def split_k_sum(func: PrimFunc, partial: str, split: int, threads: int = 256) ->
         chunks = chunks + FlatLoad(buf, s * n * m + gi, "float32")
     body = lets([(gi, v("g_bx") * threads + v("g_tid"))], IfThenElse(gi < m * n, lets(
         [(gm, gi % m), (gn, gi // m), (total, parts.init + chunks)],
-        epilogue_body(parts, gm, gn, total))))
+        epilogue_body(parts, gm, gn, total, (False, False)))))  # g_i < M N: in bounds
     grid = [("g_bx", -(-m * n // threads), "blockIdx.x"), ("g_tid", threads, "threadIdx.x")]
     return kernel(func, bind(grid, body))
