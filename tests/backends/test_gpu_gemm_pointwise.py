@@ -1,6 +1,6 @@
-"""Tiled 1x1 convs on a GPU: the input read at k * H * W (no k table) and the epilogue's
-row and column decoded outside its bounds test, which only partial edge tiles keep; their
-CUDA C run on the CPU (tests/backends/cuda/omp_blocks.py) against numpy references."""
+"""Tiled 1x1 convs on a GPU with SCALE_UNIT_AXES (the input read at k * H * W, no k table)
+and EDGE_GUARDS_ONLY (the epilogue's bounds test only where a tile is partial); their CUDA C
+run on the CPU (tests/backends/cuda/omp_blocks.py) against numpy references."""
 
 from __future__ import annotations
 
@@ -12,6 +12,14 @@ from deepc.backends.gpu.render import render_cuda
 from deepc.lowering.kernels import graph_kernels
 from tests.backends.test_gpu_gemm import _graph, _notes, _small_gpu, needs_gxx
 from tests.backends.test_gpu_gemm_fused import tf32
+
+
+@pytest.fixture(autouse=True)
+def switches(monkeypatch):  # type: ignore[no-untyped-def]
+    from deepc.schedule import gpu_gemm, gpu_gemm_operand
+
+    monkeypatch.setattr(gpu_gemm_operand, "SCALE_UNIT_AXES", True)
+    monkeypatch.setattr(gpu_gemm, "EDGE_GUARDS_ONLY", True)
 
 
 def _pointwise(rng, ic: int, oc: int, stride: int, hw: tuple[int, int], round_w: bool = False):  # type: ignore[no-untyped-def]

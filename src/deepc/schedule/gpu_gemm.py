@@ -274,14 +274,19 @@ def _simt_step(bm: int, bn: int, bk: int, t: int, tx: int, As: Buffer, Bs: Buffe
     return unrolled("g_kk", bk, body)
 
 
+# A tile that divides the product stores its outputs without a bounds test: under the test
+# each of a thread's 64 outputs decoded its row and column again (div/mod by H*W, W, C), the
+# branches keeping nvcc from sharing them, ~30 integer instructions an output (ResNet-50's 1x1
+# conv k002: 2843 -> 1469 PTX lines). Off until timed on a GPU: straight-line epilogues let
+# nvcc batch their loads, which spilled 16 bytes in a residual conv of 128x128 tiles.
+EDGE_GUARDS_ONLY = False
+
+
 def epilogue_body(parts: GemmParts, gm: Expr, gn: Expr, value: Expr,
                   edges: tuple[bool, bool] = (True, True)) -> S:
-    """Output (gm, gn)'s fused epilogue on its sum `value`, where in bounds (tested along M
-    and N as `edges` say: a tile that divides the product has no partial edge). The row and
-    column are decoded before the bounds test, unconditionally (integer arithmetic only):
-    inside it, each of a thread's 64 outputs decoded its row and column again, the guards
-    keeping the compiler from sharing them (ResNet-50's 1x1 convs: ~30 integer instructions
-    per output against a main loop of two k-steps)."""
+    """Output (gm, gn)'s fused epilogue on its sum `value`, where in bounds, tested along M
+    and N as `edges` say (a tile that divides the product has no partial edge). The row and
+    column are decoded before the test (integer arithmetic only, whatever their range)."""
     acc = parts.acc.buffer
     body: S = Allocate(acc, seq(Store(acc, (Const(0, "int64"),), value), *parts.epilogue))
     tests = [t for t, edge in zip((gm < parts.m, gn < parts.n), edges) if edge]
@@ -299,7 +304,8 @@ def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: 
         if partial is not None:
             return IfThenElse((gm < parts.m) & (gn < parts.n),
                               Store(partial, (v("g_bz"), gn, gm), value))
-        return epilogue_body(parts, gm, gn, value, (parts.m % bm != 0, parts.n % bn != 0))
+        edges = (parts.m % bm != 0, parts.n % bn != 0) if EDGE_GUARDS_ONLY else (True, True)
+        return epilogue_body(parts, gm, gn, value, edges)
 
     if tile is not None:
         return mma.outputs(tile, tid, gm, gn, c, inner)
