@@ -285,14 +285,14 @@ EDGE_GUARDS_ONLY = False
 def epilogue_body(parts: GemmParts, gm: Expr, gn: Expr, value: Expr,
                   edges: tuple[bool, bool] = (True, True)) -> S:
     """Output (gm, gn)'s fused epilogue on its sum `value`, where in bounds, tested along M
-    and N as `edges` say (a tile that divides the product has no partial edge). The row and
-    column are decoded before the test (integer arithmetic only, whatever their range)."""
+    and N as `edges` say (a tile that divides the product has no partial edge)."""
     acc = parts.acc.buffer
-    body: S = Allocate(acc, seq(Store(acc, (Const(0, "int64"),), value), *parts.epilogue))
+    body = lets(decode(parts.m_axes, gm) + decode(parts.n_axes, gn),
+                Allocate(acc, seq(Store(acc, (Const(0, "int64"),), value), *parts.epilogue)))
     tests = [t for t, edge in zip((gm < parts.m, gn < parts.n), edges) if edge]
-    if tests:
-        body = IfThenElse(tests[0] & tests[1] if len(tests) == 2 else tests[0], body)
-    return lets(decode(parts.m_axes, gm) + decode(parts.n_axes, gn), body)
+    if not tests:
+        return body
+    return IfThenElse(tests[0] & tests[1] if len(tests) == 2 else tests[0], body)
 
 
 def _epilogue(parts: GemmParts, tile: mma.Tile | None, c: Buffer, tid: Var, bm: int, bn: int,
