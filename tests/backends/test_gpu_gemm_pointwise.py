@@ -1,6 +1,6 @@
 """Tiled 1x1 convs on a GPU with SCALE_UNIT_AXES (the input read at k * H * W, no k table)
-and EDGE_GUARDS_ONLY (the epilogue's bounds test only where a tile is partial); their CUDA C
-run on the CPU (tests/backends/cuda/omp_blocks.py) against numpy references."""
+and EDGE_GUARDS_ONLY (the epilogue's loads unguarded, its stores tested only where a tile is
+partial); their CUDA C run on the CPU (tests/backends/cuda/omp_blocks.py) against numpy."""
 
 from __future__ import annotations
 
@@ -54,6 +54,10 @@ def test_1x1_convs_read_their_input_without_a_k_table(case: tuple) -> None:
     rows = 2 * -(-hw[0] // stride) * -(-hw[1] // stride)
     edges = rows % knobs["bm"] != 0, oc % knobs["bn"] != 0
     assert ("(g_m < " in source, "g_n < " in source) == edges
+    # partial tiles: the residual read at the last row or column in bounds, unguarded; only
+    # the store tests the bounds
+    assert ("g_mc = " in source, "g_nc = " in source) == edges
+    assert ("g_out = " in source) == any(edges)
 
 
 @needs_gxx
