@@ -47,6 +47,14 @@ def test_settings_apply_where_the_tile_wastes_little() -> None:
     assert tool._override(knobs, "", SimpleNamespace(m=1568, n=512, k=4608, g_axes=()),
                           wide, 132)
     assert knobs["split"] > 1
+    # a setting of another knob (the ring's stages) keeps the default's tile and split
+    knobs = {**_default(), "split": 2}
+    assert tool._override(knobs, "", big, {"stages": 3}, 132)
+    assert knobs == {**_default(), "split": 2, "stages": 3}
+    # a narrow product's default tile past the waste rule still takes a ring
+    knobs = _default()
+    narrow = SimpleNamespace(m=100352, n=24, k=96, g_axes=())
+    assert tool._override(knobs, "", narrow, {"stages": 2}, 132) and knobs["stages"] == 2
     # an untiled stage stays untiled
     knobs = {**_default(), "tiled": False}
     assert not tool._override(knobs, "", big, wide, 132)

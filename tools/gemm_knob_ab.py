@@ -39,6 +39,7 @@ from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile, match_gemm, split
 from deepc.schedule.record import Workload
 
 WASTE = 1.35  # the default policy's edge-tile waste (gpu_gemm_match._fits)
+SHAPE = {"bm", "bn", "bk", "min_blocks"}  # the knobs a split-K depends on
 
 
 def _products(func: PrimFunc) -> dict[str, GemmParts]:
@@ -55,13 +56,16 @@ def _products(func: PrimFunc) -> dict[str, GemmParts]:
 def _override(
     knobs: dict[str, Any], prefix: str, parts: GemmParts, setting: dict[str, int], sms: int
 ) -> bool:
-    """`setting` into one stage's `knobs` where its tile wastes little; whether it went in."""
+    """`setting` into one stage's `knobs` where its tile wastes little; whether it went in.
+    A new tile shape must keep the policy's edge waste and takes its split-K; a setting of
+    other knobs (the ring's stages) keeps the default's tile and split."""
     if not knobs.get(f"{prefix}tiled"):
         return False
     new = {n: setting.get(n, knobs[f"{prefix}{n}"]) for n in ("bm", "bn", "bk")}
-    if tiles(parts, new["bm"], new["bn"]) * new["bm"] * new["bn"] > WASTE * parts.m * parts.n:
+    waste = tiles(parts, new["bm"], new["bn"]) * new["bm"] * new["bn"] / (parts.m * parts.n)
+    if setting.keys() & {"bm", "bn"} and waste > WASTE:
         return False
-    if "split" not in setting and not parts.g_axes:
+    if "split" not in setting and not parts.g_axes and setting.keys() & SHAPE:
         tile = GemmTile(
             new["bm"],
             new["bn"],
