@@ -249,6 +249,14 @@ _MMA = ((128, 64, 32, 2, 2, 3), (64, 64, 16, 2, 2, 4))
 _MMA_NARROW = ((128, 32, 32, 2, 2, 4), (64, 32, 32, 2, 2, 4))
 NARROW_TILE_N, NARROW_TILE_K = 32, 256
 _MMA_WAVES = 2.5  # blocks per SM the larger tile must still give
+# Products at least 128 wide with tiles for WIDE_WAVES waves may take 128x128 tiles of four
+# 64x64 warp tiles (CUTLASS's TF32 shape) at 2 blocks per SM: per multiply-add, half the A
+# fetches of a 128x64 tile (a 3x3 conv's guarded table-driven loads are most of a k-step's
+# instructions) and a third fewer fragment loads (ptxas: 232 registers with k-steps of 16,
+# no spills). Off until timed on a GPU (tools/gemm_knob_ab.py --sets).
+WIDE_BY_DEFAULT = False
+_MMA_WIDE = (128, 128, 16, 2, 2, 2)
+WIDE_WAVES = 2.0  # blocks per SM the wide tile must give: one whole wave at 2 per SM
 
 
 def _fits(parts: GemmParts, bm: int, bn: int, sms: int) -> bool:
@@ -311,6 +319,8 @@ def _choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | Non
     if parts.g_axes:
         return grouped_tile(parts, sms, tf32)
     if tf32:
+        if WIDE_BY_DEFAULT and (wide := _wide(parts, sms)) is not None:
+            return wide
         big, small = (GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=per_sm)
                       for bm, bn, bk, wm, wn, per_sm in (
                        _MMA_NARROW if parts.n <= NARROW_TILE_N and parts.k >= NARROW_TILE_K
@@ -330,6 +340,15 @@ def _choose_tile(parts: GemmParts, target: Target, tf32: bool) -> GemmTile | Non
                                     tx=32 if bn == 32 else 16), parts, sms)
     simt = GemmTile(64, 64, 16, 256)
     return fill_split(simt, parts, sms) or _narrow(simt, parts, sms)
+
+
+def _wide(parts: GemmParts, sms: int) -> GemmTile | None:
+    """The 128x128 tile of _MMA_WIDE where the product gives every SM WIDE_WAVES blocks of
+    it with little edge waste, else None."""
+    bm, bn, bk, wm, wn, per_sm = _MMA_WIDE
+    if not _fits(parts, bm, bn, int(sms * WIDE_WAVES)):
+        return None
+    return GemmTile(bm, bn, bk, 32 * wm * wn, True, wm, wn, min_blocks=per_sm)
 
 
 # Tiles of a grouped conv's products by the columns they cover (the group's channels, up to

@@ -32,6 +32,11 @@ from deepc.schedule.lane_guard import conjuncts
 LOADED = Var("g_x", "float32")  # the loaded element in a prologue
 TAP_BITS = 6  # a guarded table entry is koff << TAP_BITS | tap: at most 64 taps
 _CMP = ("ge", "gt", "le", "lt")
+# Axes of extent 1 (a 1x1 conv's window) add nothing to an offset: left out of the test for a
+# constant stride, a 1x1 conv's input reads k * H * W, one load at an immediate offset an
+# element where a k table costs a constant-memory read and an add besides (ResNet-50: 14 of
+# 21 conv shapes had tables, 7 keep them). Same addresses; off until timed on a GPU.
+SCALE_UNIT_AXES = False
 
 
 class Direct:
@@ -57,12 +62,11 @@ class Direct:
         self.prologue: Expr | None = None  # of LOADED (the load) and the k axes' variables
         # a concat along K read in place: (end of its K range, its part's direct operand)
         self.pieces: list[tuple[int, Direct]] = []
-        flat = strides(axes)
-        scale = k.get(axes[-1][0], 0)
+        wide = [(x, e) for x, e in axes if e > 1 or not SCALE_UNIT_AXES] or axes[-1:]
+        flat = strides(wide)
+        scale = k.get(wide[-1][0], 0)
         self.scale = (
-            scale
-            if mask is None and all(k.get(x, 0) == scale * flat[x] for x, _ in axes)
-            else None
+            scale if mask is None and all(k.get(x, 0) == scale * flat[x] for x, _ in wide) else None
         )
         taps = taps or {}
 

@@ -1,7 +1,8 @@
 """ResNet-18 and a DenseNet block at batch 32 with TF32 through nvcc for sm_90: tiled convs
 fetched through registers or pipelined by cp.async, reading their padding in place and (the
 DenseNet block) applying BN + ReLU prologues as they load; ptxas reporting no spills, and
-the launches carrying their dynamic shared memory within the target's per-block limit."""
+the launches carrying their dynamic shared memory within the target's per-block limit; and
+the 128x128 tiles of 64x64 warp tiles (WIDE_BY_DEFAULT) without spills."""
 
 from __future__ import annotations
 
@@ -64,5 +65,28 @@ def test_tiled_convs_build_without_spills(model: str, ring: bool, tmp_path, monk
     assert "conv_pad" not in compiled.module.source  # every padded conv is tiled here
     if model == "dense_block":  # both BN + ReLUs before 1x1 convs are their prologues
         assert sum("mul_add_relu_conv" in k for k in compiled.module.launches) == 2
+    spills = _spills(compiled, tmp_path)
+    assert spills and all(s == ("0", "0") for s in spills)
+
+
+@pytest.mark.toolchain
+@pytest.mark.models
+@pytest.mark.filterwarnings("ignore::deepc.errors.FixedDimReplaced")  # batch 1 -> 32 on purpose
+@needs_nvcc
+def test_wide_tiles_build_without_spills(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """ResNet-18 at batch 32 with WIDE_BY_DEFAULT (and one block per SM enough for it): its
+    128-wide stage takes 128x128 tiles of 64x64 warp tiles (128 accumulators a thread)
+    within 2 blocks per SM, without spills."""
+    from deepc.schedule import gpu_gemm, gpu_gemm_match
+
+    monkeypatch.setattr(gpu_gemm_match, "WIDE_BY_DEFAULT", True)
+    monkeypatch.setattr(gpu_gemm_match, "WIDE_WAVES", 1.0)
+    # with EDGE_GUARDS_ONLY too, the residual conv k010 spills 16 bytes (its epilogue's
+    # loads batched by nvcc beside 128 accumulators); ResNet-50's wide tiles do not
+    monkeypatch.setattr(gpu_gemm, "EDGE_GUARDS_ONLY", False)
+    compiled = deepc.compile(shared_model("resnet18"), "cuda-sm90",
+                             input_shapes={"input": (32, 3, 224, 224)}, allow_tf32=True)
+    notes = [lc.note for ls in compiled.module.launches.values() for lc in ls]
+    assert any("tile 128x128x16 mma" in n for n in notes)
     spills = _spills(compiled, tmp_path)
     assert spills and all(s == ("0", "0") for s in spills)
