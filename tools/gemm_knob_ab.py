@@ -33,24 +33,11 @@ import deepc
 from deepc.backends.cuda.dialect import CUDA
 from deepc.backends.gpu.render import async_copy, kernel_stages, uses_tf32
 from deepc.errors import ScheduleError
-from deepc.ir.loop import PrimFunc
-from deepc.schedule.gpu import default_gemm_knobs, split_stages, stage_prefix
-from deepc.schedule.gpu_gemm_match import GemmParts, GemmTile, match_gemm, split_k, tiles
+from deepc.schedule.gpu import default_gemm_knobs, gemm_products
+from deepc.schedule.gpu_gemm_match import EDGE_WASTE, GemmParts, GemmTile, split_k, tiles
 from deepc.schedule.record import Workload
 
-WASTE = 1.35  # the default policy's edge-tile waste (gpu_gemm_match._fits)
 SHAPE = {"bm", "bn", "bk", "min_blocks"}  # the knobs a split-K depends on
-
-
-def _products(func: PrimFunc) -> dict[str, GemmParts]:
-    """Each matrix-product stage's parts by its knob prefix."""
-    stmts, _ = split_stages(func)
-    out = {}
-    for k, body in enumerate(stmts):
-        parts = match_gemm(PrimFunc(func.name, func.params, body, dict(func.attrs)))
-        if parts is not None:
-            out[stage_prefix(k, len(stmts))] = parts
-    return out
 
 
 def _override(
@@ -63,7 +50,7 @@ def _override(
         return False
     new = {n: setting.get(n, knobs[f"{prefix}{n}"]) for n in ("bm", "bn", "bk")}
     waste = tiles(parts, new["bm"], new["bn"]) * new["bm"] * new["bn"] / (parts.m * parts.n)
-    if setting.keys() & {"bm", "bn"} and waste > WASTE:
+    if setting.keys() & {"bm", "bn"} and waste > EDGE_WASTE:
         return False
     if "split" not in setting and not parts.g_axes and setting.keys() & SHAPE:
         tile = GemmTile(
@@ -88,7 +75,7 @@ def forced(compiled: Any, setting: dict[str, int]) -> dict[str, dict[str, Any]]:
         knobs = default_gemm_knobs(k.func, target, tf32, async_copy(target, CUDA))
         changed = [
             _override(knobs, p, parts, setting, target.sm_count)
-            for p, parts in _products(k.func).items()
+            for p, (_, parts) in gemm_products(k.func).items()
         ]
         if not any(changed):
             continue

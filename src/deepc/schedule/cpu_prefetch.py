@@ -7,11 +7,11 @@ from typing import Any
 
 from deepc.errors import ScheduleError
 from deepc.ir.expr import Load, Var
-from deepc.ir.loop import Allocate, For, walk_stmts
+from deepc.ir.loop import Allocate, For, loops
 from deepc.ir.tensor import walk
 from deepc.ir.types import itemsize
 from deepc.schedule.cpu_machine import CpuMachine
-from deepc.schedule.cpu_reduction import update_stores
+from deepc.schedule.cpu_reduction import update_loads
 
 
 def plan_prefetch(chain: list[For], outer: list[tuple[str, int]], machine: CpuMachine,
@@ -38,11 +38,10 @@ def _panel_loops(chain: list[For], outer: list[tuple[str, int]], machine: CpuMac
     prefetch covers a few of its steps' lines rather than costing one per step."""
     alloc = chain[-1].body
     assert isinstance(alloc, Allocate)
-    reductions = [x for x in walk_stmts(alloc.body) if isinstance(x, For)]
+    reductions = loops(alloc.body)
     if len(reductions) < 2:
         return None
-    loads = {n for s in update_stores(alloc) for n in walk(s.value) if isinstance(n, Load)}
-    for load in sorted(loads, key=lambda ld: (-_bytes(ld), ld.source.name)):
+    for load in sorted(set(update_loads(alloc)), key=lambda ld: (-_bytes(ld), ld.source.name)):
         if not any_size and _bytes(load) <= machine.l2_kib * 1024:
             continue
         uses = {x.name for i in load.indices for x in walk(i) if isinstance(x, Var)}
@@ -57,7 +56,4 @@ def _panel_loops(chain: list[For], outer: list[tuple[str, int]], machine: CpuMac
 
 
 def _bytes(load: Load) -> int:
-    size = itemsize(load.source.dtype)
-    for d in load.source.shape:
-        size *= d
-    return size
+    return load.source.size * itemsize(load.source.dtype)

@@ -238,7 +238,7 @@ def _pair_loop(chain: list[For], vec: For, tile: For, alloc: Allocate) -> For | 
     """An output loop that the vector operand moves with and the broadcast operand does not
     (the output-channel blocks of a blocked conv): two of its iterations in the tile share
     each broadcast, so a 2 x (budget/2) tile loads fewer operands per multiply-add."""
-    loads = [n for s in update_stores(alloc) for n in walk(s.value) if isinstance(n, Load)]
+    loads = update_loads(alloc)
     var_sets = [{x for i in ld.indices for x in walk(i) if isinstance(x, Var)} for ld in loads]
     moving = set().union(*(vs for vs in var_sets if vec.var in vs))
     still = set().union(*(vs for vs in var_sets if vec.var not in vs))
@@ -283,7 +283,7 @@ def update_stores(alloc: Allocate) -> list[Store]:
 def choose_vector_loop(chain: list[For], alloc: Allocate, lanes: int) -> For | None:
     """The output loop to run as vector lanes: one along which every load is contiguous or
     invariant (no gathers), preferring loops that fill the lanes, then inner ones."""
-    loads = _update_loads(alloc)
+    loads = update_loads(alloc)
     scored = [((_gathers(loads, c.var) == 0, vector_width(c.extent, lanes) * 2 >= lanes, k), c)
               for k, c in enumerate(chain) if c.extent >= 2]
     return max(scored, key=lambda sc: sc[0])[1] if scored else None
@@ -322,13 +322,14 @@ def _row_reduction(chain: list[For], alloc: Allocate, vec: For) -> bool:
     """Whether the vector loop would gather, every operand moves with it (no loop for the
     rows of a register tile, as a GEMM's A has: there packing fixes the gather) and the
     reduction loop reads contiguously instead."""
-    if not _gathers(_update_loads(alloc), vec.var) or not _contiguous_reduction(alloc):
+    if not _gathers(update_loads(alloc), vec.var) or not _contiguous_reduction(alloc):
         return False
     vector_vars = _vars_of_vector_loads(alloc, vec.var)
     return not any(c is not vec and c.extent >= 2 and c.var not in vector_vars for c in chain)
 
 
-def _update_loads(alloc: Allocate) -> list[Load]:
+def update_loads(alloc: Allocate) -> list[Load]:
+    """The loads of the accumulator updates (update_stores): the operands the tile shares."""
     return [n for s in update_stores(alloc) for n in walk(s.value) if isinstance(n, Load)]
 
 
@@ -348,7 +349,7 @@ def _contiguous_reduction(alloc: Allocate) -> bool:
     if not loops:
         return False
     r = loops[-1].var
-    loads = _update_loads(alloc)
+    loads = update_loads(alloc)
     moving = [ld for ld in loads if any(isinstance(x, Var) and x == r
                                         for i in ld.indices for x in walk(i))]
     return bool(moving) and _gathers(moving, r) == 0

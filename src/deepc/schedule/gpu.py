@@ -284,13 +284,20 @@ def default_gemm_knobs(func: PrimFunc, target: Target, tf32: bool,
     """The knobs of a kernel's default tiles: each matrix-product stage's, prefixed by
     stage_prefix (tiled=False where it keeps one output per thread); empty when the kernel
     has no matrix product."""
-    stmts, _ = split_stages(func)
     out: dict[str, Any] = {}
+    for prefix, (stage, _) in gemm_products(func).items():
+        pair = gemm_tile(stage, target, tf32, async_copy=async_copy)
+        out |= {f"{prefix}{n}": v for n, v in tile_knobs(pair[1] if pair else None).items()}
+    return out
+
+
+def gemm_products(func: PrimFunc) -> dict[str, tuple[PrimFunc, GemmParts]]:
+    """A kernel's matrix-product stages and their parts, by the prefix their knobs take."""
+    stmts, _ = split_stages(func)
+    out = {}
     for k, body in enumerate(stmts):
         stage = PrimFunc(func.name, func.params, body, dict(func.attrs))
-        if match_gemm(stage) is None:
-            continue
-        pair = gemm_tile(stage, target, tf32, async_copy=async_copy)
-        prefix = stage_prefix(k, len(stmts))
-        out |= {f"{prefix}{n}": v for n, v in tile_knobs(pair[1] if pair else None).items()}
+        parts = match_gemm(stage)
+        if parts is not None:
+            out[stage_prefix(k, len(stmts))] = (stage, parts)
     return out

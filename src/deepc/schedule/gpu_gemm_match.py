@@ -259,10 +259,13 @@ _MMA_WIDE = (128, 128, 16, 2, 2, 2)
 WIDE_WAVES = 2.0  # blocks per SM the wide tile must give: one whole wave at 2 per SM
 
 
+EDGE_WASTE = 1.35  # the outputs a tile may compute past the product's, as a multiple of it
+
+
 def _fits(parts: GemmParts, bm: int, bn: int, sms: int) -> bool:
     """Every SM gets a block, and partial edge tiles waste little."""
     blocks = tiles(parts, bm, bn)
-    return blocks * bm * bn <= 1.35 * parts.m * parts.n and blocks >= sms
+    return blocks * bm * bn <= EDGE_WASTE * parts.m * parts.n and blocks >= sms
 
 
 # Edge waste a tile may carry when the product is narrower than the tile (N below bn) but

@@ -30,18 +30,15 @@ from deepc.ir import expr as E
 from deepc.ir.affine import affine, flat_offset
 from deepc.ir.expr import INDEX, AddressOf, Const, Load, Var
 from deepc.ir.loop import (
-    Allocate,
     Evaluate,
     For,
-    IfThenElse,
-    LetStmt,
     PrimFunc,
-    Seq,
     Stmt,
     Store,
     find_loop,
     loops,
     seq,
+    stmt_children,
     walk_stmts,
 )
 from deepc.ir.tensor import walk
@@ -110,20 +107,10 @@ def _fetches(out: For, rows: For, steps: list[For], buffer: str,
 
 def _path(s: Stmt, name: str) -> list[For] | None:
     """The loops from `s` down to the loop named `name`, outermost first."""
-    if isinstance(s, For):
-        if s.var.name == name:
-            return [s]
-        below = _path(s.body, name)
-        return None if below is None else [s, *below]
-    kids: list[Stmt] = []
-    if isinstance(s, Seq):
-        kids = list(s.stmts)
-    elif isinstance(s, Allocate | LetStmt):
-        kids = [s.body]
-    elif isinstance(s, IfThenElse):
-        kids = [s.then, *([s.otherwise] if s.otherwise is not None else [])]
-    for k in kids:
+    if isinstance(s, For) and s.var.name == name:
+        return [s]
+    for k in stmt_children(s):
         below = _path(k, name)
         if below is not None:
-            return below
+            return [s, *below] if isinstance(s, For) else below
     return None

@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from deepc.errors import ScheduleError
-from deepc.ir.expr import Load
-from deepc.ir.loop import Allocate, For, PrimFunc, walk_stmts
+from deepc.ir.loop import Allocate, For, PrimFunc, loops
 from deepc.ir.loop_verify import verify_func
-from deepc.ir.tensor import walk
 from deepc.lowering.kernels import Kernel
 from deepc.schedule.cpu import default_schedule, perfect_chain, top_level_nests, work
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_reduce_loops import weight_bytes
-from deepc.schedule.cpu_reduction import update_stores
+from deepc.schedule.cpu_reduction import update_loads
 from deepc.schedule.record import Workload
 from deepc.schedule.schedule import Schedule
 from deepc.tune.log import knobs_key
@@ -83,8 +81,7 @@ class Task:
         if not _multiplies(main):
             return []
         lanes = self.machine.lanes("float32")
-        extents = {s.var.name: s.extent for s in walk_stmts(self.func.body)
-                   if isinstance(s, For)}
+        extents = {s.var.name: s.extent for s in loops(self.func.body)}
         scored: dict[str, tuple[tuple[float, float], dict[str, Any]]] = {}
         for knobs in register_tiles(dict(self.default.knobs), self.main, self.machine):
             knobs = self.canonical(knobs)
@@ -149,7 +146,7 @@ def _multiplies(nest: For) -> bool:
     alloc = perfect_chain(nest)[-1].body
     if not isinstance(alloc, Allocate):
         return False
-    read = {x.source for s in update_stores(alloc) for x in walk(s.value) if isinstance(x, Load)}
+    read = {x.source for x in update_loads(alloc)}
     return len(read - {alloc.buffer}) >= 2
 
 
