@@ -30,7 +30,7 @@ def test_matmul_integer(check):
     a = rng.integers(0, 255, (3, 5)).astype(np.uint8)
     w = rng.integers(-128, 127, (5, 2)).astype(np.int8)
     check("MatMulInteger", {"a": a, "w": w, "za": np.array(3, np.uint8),
-                            "zw": np.array([4, -5], np.int8)}, initializers=["za", "zw"])
+                            "zw": np.array([4, -5], np.int8)}, initializers=["w", "za", "zw"])
 
 
 def test_qlinear_matmul(check):
