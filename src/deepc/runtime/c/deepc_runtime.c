@@ -49,7 +49,9 @@ typedef struct {
 /* One thread's share [begin, end) of the current job. */
 typedef struct {
     _Alignas(CACHE_LINE) atomic_uint_fast64_t cursor; /* job tag << 32 | next unclaimed index */
-    atomic_int_fast64_t end;
+    /* job tag << 32 | the share's end. A thread still in the job before may read a cursor of
+     * that job and then this job's end: the tag pairs each cursor with its own job's end */
+    atomic_uint_fast64_t end;
     atomic_int_fast64_t block;    /* iterations per claim */
     atomic_int_fast64_t finished; /* iterations of the share done */
     int64_t size;                 /* end - begin; read by the caller only */
@@ -161,7 +163,10 @@ static int64_t claim(share_t *s, uint32_t tag, int64_t *begin) {
     for (;;) {
         if ((uint32_t)(c >> 32) != tag) return 0;
         int64_t pos = (int64_t)(c & 0xffffffffu);
-        int64_t end = atomic_load_explicit(&s->end, memory_order_relaxed);
+        uint_fast64_t e = atomic_load_explicit(&s->end, memory_order_relaxed);
+        /* another job's end: job `tag` has ended (a share is posted again only then) */
+        if ((uint32_t)(e >> 32) != tag) return 0;
+        int64_t end = (int64_t)(e & 0xffffffffu);
         if (pos >= end) return 0;
         int64_t len = atomic_load_explicit(&s->block, memory_order_relaxed);
         if (len > end - pos) len = end - pos;
@@ -314,7 +319,7 @@ static void start_pool(int32_t threads) {
     if (P.workers == NULL || P.shares == NULL) return;
     for (int32_t i = 0; i < threads; i++) {
         atomic_init(&P.shares[i].cursor, 0u);
-        atomic_init(&P.shares[i].end, 0);
+        atomic_init(&P.shares[i].end, 0u);
         atomic_init(&P.shares[i].block, 1);
         atomic_init(&P.shares[i].finished, 0);
         P.shares[i].size = 0;
@@ -348,7 +353,8 @@ static uint32_t post_job(deepc_task_fn fn, void *ctx, int64_t n, int32_t nshares
         share_t *s = &P.shares[i];
         int64_t begin = i * q + (i < r ? i : r), size = q + (i < r ? 1 : 0);
         s->size = size;
-        atomic_store_explicit(&s->end, begin + size, memory_order_relaxed);
+        atomic_store_explicit(&s->end, (uint_fast64_t)tag << 32 | (uint_fast64_t)(begin + size),
+                              memory_order_relaxed);
         atomic_store_explicit(&s->block, (size + BLOCKS_PER_SHARE - 1) / BLOCKS_PER_SHARE,
                               memory_order_relaxed);
         atomic_store_explicit(&s->finished, 0, memory_order_relaxed);
