@@ -83,14 +83,12 @@ def touch(entry: Path) -> None:
 
 @dataclass(frozen=True)
 class Entry:
-    path: Path
+    path: str
     nbytes: int
     used: float  # mtime
 
 
-def _size(path: Path) -> int:
-    if not path.is_dir():
-        return path.lstat().st_size
+def _walk_size(path: Path) -> int:
     total = 0
     for dirpath, _, files in os.walk(path):
         for name in files:
@@ -99,14 +97,36 @@ def _size(path: Path) -> int:
     return total
 
 
+def record_size(entry: Path) -> None:
+    """Write a new directory entry's size into its lock file: the evictor reads it there
+    instead of walking every entry after every write."""
+    (entry / LOCK_NAME).write_text(str(_walk_size(entry)))
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    """The entry's bytes: its recorded size (plain os calls: this runs for every entry after
+    every write)."""
+    if not entry.is_dir(follow_symlinks=False):
+        return entry.stat(follow_symlinks=False).st_size
+    with contextlib.suppress(OSError, ValueError):
+        fd = os.open(os.path.join(entry.path, LOCK_NAME), os.O_RDONLY)
+        try:
+            return int(os.read(fd, 32))
+        finally:
+            os.close(fd)
+    return _walk_size(Path(entry.path))  # made before sizes were recorded
+
+
 def entries(area: str) -> list[Entry]:
     """The entries of one area; temporaries being written (dot names) are not entries."""
     found = []
-    for path in cache_dir(area).iterdir():
-        if path.name.startswith("."):
-            continue
-        with contextlib.suppress(FileNotFoundError):  # removed by another process meanwhile
-            found.append(Entry(path, _size(path), path.lstat().st_mtime))
+    with os.scandir(cache_dir(area)) as listing:
+        for item in listing:
+            if item.name.startswith("."):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # removed by another process meanwhile
+                found.append(Entry(item.path, _size(item),
+                                   item.stat(follow_symlinks=False).st_mtime))
     return found
 
 
@@ -150,9 +170,9 @@ def evict(keep: Path | None = None) -> list[Path]:
     for entry in sorted(found, key=lambda e: e.used):
         if total <= bound:
             break
-        if entry.path != keep and remove(entry.path):
+        if entry.path != str(keep) and remove(Path(entry.path)):
             total -= entry.nbytes
-            removed.append(entry.path)
+            removed.append(Path(entry.path))
     return removed
 
 
@@ -178,7 +198,7 @@ def clear(areas: tuple[str, ...] = AREAS) -> tuple[int, int]:
     removed = kept = 0
     for area in areas:
         for entry in entries(area):
-            if remove(entry.path):
+            if remove(Path(entry.path)):
                 removed += 1
             else:
                 kept += 1

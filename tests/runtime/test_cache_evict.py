@@ -199,3 +199,13 @@ def test_cli_info_and_clear(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_rpc_jobs_run_unbounded(tmp_path: Path) -> None:
     """A board's jobs clean their own bundles (JobRunner.evict): no second bound there."""
     assert JobRunner(tmp_path, 1.0, emulator=False).env["DEEPC_CACHE_MAX_BYTES"] == "0"
+
+
+def test_a_bundles_size_is_recorded_when_extracted(tmp_path: Path) -> None:
+    """The evictor reads an extraction's size from its lock file, not by walking it."""
+    contents = read_bundle(write(tmp_path / "m.tar"))
+    files = [p for p in contents.root.rglob("*") if p.is_file() and p.name != LOCK_NAME]
+    nbytes = sum(p.stat().st_size for p in files)
+    assert (contents.root / LOCK_NAME).read_text() == str(nbytes)
+    (contents.root / "grown").write_bytes(b"x" * 1000)  # not walked: the recorded size stands
+    assert [a.nbytes for a in usage()] == [nbytes, 0]

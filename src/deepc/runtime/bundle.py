@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from deepc.cache import atomic_directory, atomic_output, cache_dir
-from deepc.cache_evict import LOCK_NAME, EntryLock, evict, hold
+from deepc.cache_evict import LOCK_NAME, EntryLock, evict, hold, record_size
 from deepc.errors import BundleError
 from deepc.ir.types import DTYPES, itemsize
 from deepc.runtime.header import render_header
@@ -403,6 +403,7 @@ def read_bundle(path: str | os.PathLike[str]) -> BundleContents:
             shutil.rmtree(root, ignore_errors=True)
         with atomic_directory(root) as tmp:
             manifest = _extract(source, tmp, where)
+            record_size(tmp)
         evict(keep=root)
         held = hold(root)
         if held:
