@@ -308,7 +308,10 @@ class _Search:
 
     def _run(self, task: Task, knobs: dict[str, Any], steps: list[list[Any]],
              res: TaskResult) -> Measurement:
-        m = self.measurer.measure(task, knobs, steps)
+        try:
+            m = self.measurer.measure(task, knobs, steps)
+        except ScheduleError as e:  # knobs that fail once applied: a rejected row, go on
+            return Measurement(None, f"rejected: {e}")
         if m.error is None and m.outputs is not None and task.key in self.reference:
             wrong = check_outputs(m.outputs, self.reference[task.key], task.tolerance)
             if wrong:
