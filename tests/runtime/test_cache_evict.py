@@ -209,3 +209,25 @@ def test_a_bundles_size_is_recorded_when_extracted(tmp_path: Path) -> None:
     assert (contents.root / LOCK_NAME).read_text() == str(nbytes)
     (contents.root / "grown").write_bytes(b"x" * 1000)  # not walked: the recorded size stands
     assert [a.nbytes for a in usage()] == [nbytes, 0]
+
+
+def test_cubins_are_entries_touched_on_a_hit_and_bounded(cache: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepc.backends.cuda import build
+    from deepc.target import load_target
+
+    nvcc = tmp_path / "nvcc"  # writes its -o file and counts its runs
+    nvcc.write_text('#!/bin/sh\necho run >> "$0.runs"\nwhile [ "$1" != -o ]; do shift; done\n'
+                    'echo cubin > "$2"\n')
+    nvcc.chmod(0o755)
+    monkeypatch.setattr(build, "nvcc_path", lambda target: str(nvcc))
+    old = entry(cache, "cuda", "old.cubin", 1000, 400)
+    monkeypatch.setenv("DEEPC_CACHE_MAX_BYTES", "100")
+    target = load_target("cuda-sm90")
+    assert build.build_cubin("k", target) == b"cubin\n"
+    assert not old.exists()  # the write evicted the least recently used
+    (cubin,) = (cache / "cuda").iterdir()
+    os.utime(cubin, (time.time() - 400,) * 2)
+    assert build.build_cubin("k", target) == b"cubin\n"
+    assert time.time() - cubin.stat().st_mtime < 60  # a hit marks it used
+    assert nvcc.with_suffix(".runs").read_text() == "run\n"  # built once
