@@ -196,6 +196,8 @@ def usage() -> list[AreaUsage]:
 def clear(areas: tuple[str, ...] = AREAS) -> tuple[int, int]:
     """Remove every entry of `areas` not in use; returns (removed, kept because in use)."""
     removed = kept = 0
+    for grave in cache_dir(TRASH).iterdir():  # left by a process killed while deleting
+        shutil.rmtree(grave, ignore_errors=True)
     for area in areas:
         for entry in entries(area):
             if remove(Path(entry.path)):

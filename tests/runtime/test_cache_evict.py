@@ -184,11 +184,13 @@ def test_cli_info_and_clear(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert out.exit_code == 0 and "removed 1 " in out.output
     assert [(a.area, a.entries) for a in usage()] == [("bundles", 2), ("cuda", 0)]
     lock = hold(cache / "bundles" / "b1")
+    (cache / ".trash" / "b9.x" / "b9").mkdir(parents=True)  # a killed evictor's leftover
     out = runner.invoke(main, ["cache", "clear"])
     assert out.exit_code == 0 and "removed 1 " in out.output and "1 entries are in use" \
         in out.output
     assert lock is not None and [(a.area, a.entries) for a in usage()] == [("bundles", 1),
                                                                            ("cuda", 0)]
+    assert not any((cache / ".trash").iterdir())
 
     monkeypatch.setenv("DEEPC_CACHE_MAX_BYTES", "lots")
     out = runner.invoke(main, ["cache", "info"])

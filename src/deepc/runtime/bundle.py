@@ -385,7 +385,8 @@ def _cached(root: Path, where: str) -> dict[str, Any] | None:
 
 
 def read_bundle(path: str | os.PathLike[str]) -> BundleContents:
-    """Extract a bundle into the cache (keyed by its sha256) and check every file's checksum."""
+    """Extract a bundle into the cache (keyed by its sha256) and check every file's checksum;
+    while the result lives, its cache entry is held in use (never evicted)."""
     source = Path(path)
     where = str(source)
     if not source.is_file():
@@ -394,19 +395,16 @@ def read_bundle(path: str | os.PathLike[str]) -> BundleContents:
     digest = _sha256_file(source)
     root = cache_dir("bundles") / digest[:32]
     for _ in range(3):  # an evictor may take a fresh extraction before we hold it
-        held = hold(root)
-        manifest = _cached(root, where) if held else None
-        if held and manifest is not None:
-            return BundleContents(source, root, manifest, digest, held)
-        if held:  # a stale or tampered extraction of the same tar: start over from the tar
-            held.release()
+        if held := hold(root):
+            if (manifest := _cached(root, where)) is not None:
+                return BundleContents(source, root, manifest, digest, held)
+            held.release()  # a stale or tampered extraction of the same tar: start over
             shutil.rmtree(root, ignore_errors=True)
         with atomic_directory(root) as tmp:
             manifest = _extract(source, tmp, where)
             record_size(tmp)
         evict(keep=root)
-        held = hold(root)
-        if held:
+        if held := hold(root):
             return BundleContents(source, root, manifest, digest, held)
     raise BundleError(f"{where}: its extraction was evicted from the cache three times before"
                       " it could be used — raise DEEPC_CACHE_MAX_BYTES")
