@@ -14,14 +14,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "deepc"
 
 # lowest first; a module may import its own layer and those below
 LAYERS: list[set[str]] = [
-    {"errors", "version", "cache", "registry"},
+    {"errors", "version", "cache", "cache_evict", "registry"},
     {"ir", "target"},
     {"ops"},
     {"frontends", "passes", "schedule", "lowering"},
     {"backends", "runtime", "tune", "rpc"},
     {"compiler"},
-    {"cli", "cli_bench", "cli_common", "cli_rpc", "bench", "bench_matmul", "demo", "backend",
-     "__init__", "report"},
+    {"cli", "cli_bench", "cli_cache", "cli_common", "cli_rpc", "bench", "bench_matmul", "demo",
+     "backend", "__init__", "report"},
 ]
 
 

@@ -15,6 +15,7 @@ from deepc.cli_bench import bench_cmd
 from deepc.cli_bench import (
     emulated_caption as emulated_caption,  # re-exported: part of the CLI's surface
 )
+from deepc.cli_cache import cache
 from deepc.cli_common import EXIT_EPILOG, handle_errors, print_table
 from deepc.cli_compile import compile_cmd
 from deepc.cli_inspect import inspect_ir
@@ -54,7 +55,7 @@ def targets(as_json: bool) -> None:
     print_table(table)
 
 
-for verb in (inspect_ir, compile_cmd, run_cmd, bench_cmd, tune_cmd, rpc, report_cmd):
+for verb in (inspect_ir, compile_cmd, run_cmd, bench_cmd, tune_cmd, rpc, report_cmd, cache):
     main.add_command(verb)
 
 

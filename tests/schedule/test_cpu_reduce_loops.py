@@ -160,3 +160,25 @@ def test_packed_gemm_unrolled_keeps_the_numbers() -> None:
     np.testing.assert_allclose(out, run(graph, {"a": a})[y], rtol=1e-4, atol=1e-4)
     with pytest.raises(ScheduleError):
         default_schedule(kernel.func, MACHINE, {**knobs, "reduce_blocks": 2})
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda at, loop, blocks: (at, loop, 3), "do not divide"),
+    (lambda at, loop, blocks: (at, "no_such_loop", blocks), "not under one accumulator"),
+    (lambda at, loop, blocks: ("no_such_loop", loop, blocks), "no loop named"),
+])
+def test_block_reduction_that_cannot_apply_raises_schedule_error(edit: Any, message: str
+                                                                 ) -> None:
+    """A replayed step that does not fit the nest is a ScheduleError (the tuner logs the
+    candidate as rejected), not a ValueError that ended a `tune --remote` run."""
+    from deepc.schedule.schedule import Schedule
+
+    _, kernel, _, _ = _conv()
+    default = default_schedule(kernel.func, MACHINE)
+    prefix = _main(default.knobs)
+    steps = default_schedule(kernel.func, MACHINE,
+                             {**default.knobs, prefix + "reduce_blocks": 2}).to_list()
+    steps = [["block_reduction", *edit(*s[1:])] if s[0] == "block_reduction" else s
+             for s in steps]
+    with pytest.raises(ScheduleError, match=message):
+        Schedule.from_list(steps).apply(kernel.func)

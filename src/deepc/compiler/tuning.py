@@ -16,7 +16,7 @@ from deepc.backends.cuda.dialect import CUDA
 from deepc.backends.gpu.render import uses_tf32
 from deepc.compiler.pipeline import compile as compile_model
 from deepc.compiler.pipeline import load_graph, lower_model
-from deepc.errors import TargetError
+from deepc.errors import DeepcError, ScheduleError, TargetError
 from deepc.target import load_target
 from deepc.tune.gpu_tasks import extract_gpu_tasks
 from deepc.tune.log import TuneLog
@@ -51,7 +51,6 @@ class RemoteMeasurer:
         return self._measure(task, knobs)
 
     def _measure(self, task: Task, knobs: dict[str, Any]) -> Measurement:
-        from deepc.errors import DeepcError
         from deepc.runtime.bundle import read_bundle
         from deepc.runtime.inputs import bundle_inputs
 
@@ -64,6 +63,8 @@ class RemoteMeasurer:
             with self.remote.client(self.target.name) as client:
                 outputs = client.run(bundle, feeds, self.threads)
                 times = client.time(bundle, feeds, self.runs, 1, self.threads)
+        except ScheduleError:
+            raise  # the search logs the candidate as rejected
         except DeepcError as e:
             return Measurement(None, f"failed: {e}".splitlines()[0])
         cost = float(np.median(times.seconds)) if times.seconds else None

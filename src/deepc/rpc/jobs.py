@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from deepc.cache_evict import ENV as CACHE_BOUND_ENV
 from deepc.rpc.errors import BusyError, JobTimeoutError, RemoteJobError
 from deepc.rpc.worker import JOB, RESULT
 
@@ -101,7 +102,9 @@ class JobRunner:
         self.emulator = emulator
         for sub in ("tars", "incoming", "jobs", "tmp"):
             (cache / sub).mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "DEEPC_CACHE_DIR": str(cache), "TMPDIR": str(cache / "tmp")}
+        # the board bounds its own bundles (evict below): the deepc cache bound stays off
+        self.env = {**os.environ, "DEEPC_CACHE_DIR": str(cache), "TMPDIR": str(cache / "tmp"),
+                    CACHE_BOUND_ENV: "0"}
 
     def tar(self, sha256: str) -> Path:
         return self.cache / "tars" / f"{sha256}.tar"

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from deepc.cache import atomic_directory, atomic_output, cache_dir
+from deepc.cache_evict import LOCK_NAME, EntryLock, evict, hold, record_size
 from deepc.errors import BundleError
 from deepc.ir.types import DTYPES, itemsize
 from deepc.runtime.header import render_header
@@ -224,6 +225,8 @@ class BundleContents:
     root: Path
     manifest: dict[str, Any]
     sha256: str
+    # keeps the cache entry from eviction while this object lives
+    lock: EntryLock | None = field(default=None, repr=False, compare=False)
 
     def file(self, member: str) -> Path:
         return self.root / member
@@ -374,7 +377,7 @@ def _cached(root: Path, where: str) -> dict[str, Any] | None:
     try:
         manifest = _load_manifest(root, where)
         digests = {str(p.relative_to(root)): _sha256_file(p)
-                   for p in root.rglob("*") if p.is_file()}
+                   for p in root.rglob("*") if p.is_file() and p != root / LOCK_NAME}
         _verify(digests, manifest, where)
     except (BundleError, OSError):
         return None
@@ -382,7 +385,8 @@ def _cached(root: Path, where: str) -> dict[str, Any] | None:
 
 
 def read_bundle(path: str | os.PathLike[str]) -> BundleContents:
-    """Extract a bundle into the cache (keyed by its sha256) and check every file's checksum."""
+    """Extract a bundle into the cache (keyed by its sha256) and check every file's checksum;
+    while the result lives, its cache entry is held in use (never evicted)."""
     source = Path(path)
     where = str(source)
     if not source.is_file():
@@ -390,10 +394,17 @@ def read_bundle(path: str | os.PathLike[str]) -> BundleContents:
                           " writes one)")
     digest = _sha256_file(source)
     root = cache_dir("bundles") / digest[:32]
-    manifest = _cached(root, where)
-    if manifest is None:
-        # a stale or tampered extraction of the same tar: start over from the tar
-        shutil.rmtree(root, ignore_errors=True)
+    for _ in range(3):  # an evictor may take a fresh extraction before we hold it
+        if held := hold(root):
+            if (manifest := _cached(root, where)) is not None:
+                return BundleContents(source, root, manifest, digest, held)
+            held.release()  # a stale or tampered extraction of the same tar: start over
+            shutil.rmtree(root, ignore_errors=True)
         with atomic_directory(root) as tmp:
             manifest = _extract(source, tmp, where)
-    return BundleContents(source, root, manifest, digest)
+            record_size(tmp)
+        evict(keep=root)
+        if held := hold(root):
+            return BundleContents(source, root, manifest, digest, held)
+    raise BundleError(f"{where}: its extraction was evicted from the cache three times before"
+                      " it could be used — raise DEEPC_CACHE_MAX_BYTES")

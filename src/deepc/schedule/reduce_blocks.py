@@ -16,6 +16,7 @@ takes its terms in the same order; only where it waits between blocks changes.
 
 from __future__ import annotations
 
+from deepc.errors import ScheduleError
 from deepc.ir.expr import INDEX, Const, Expr, Load, Var, binary
 from deepc.ir.loop import (
     Allocate,
@@ -36,8 +37,9 @@ from deepc.schedule.stmt_rewrite import map_stmt, substitute_stmt
 
 def block_reduction(f: PrimFunc, at: str, loop: str, blocks: int) -> PrimFunc:
     """Run the reduction loop `loop` (inside the loop nest `at`, under a tiled accumulator) in
-    `blocks` blocks, the loop over blocks around `at` (see the module docstring); ValueError
-    where the nest is not one accumulator's init, reduction and stores of the output."""
+    `blocks` blocks, the loop over blocks around `at` (see the module docstring); ScheduleError
+    where the nest is not one accumulator's init, reduction and stores of the output, or the
+    blocks do not divide the loop (a tuning candidate that does not apply: logged, not fatal)."""
 
     def fn(outer: For) -> Stmt:
         found = [s for s in walk_stmts(outer) if isinstance(s, Allocate)
@@ -45,14 +47,16 @@ def block_reduction(f: PrimFunc, at: str, loop: str, blocks: int) -> PrimFunc:
                  and any(isinstance(x, For) and x.var.name == loop
                          for part in s.body.stmts for x in walk_stmts(part))]
         if len(found) != 1:
-            raise ValueError(f"block_reduction: {loop} is not under one accumulator in {at}")
+            raise ScheduleError(f"block_reduction: {loop} is not under one accumulator in"
+                                f" {at}")
         alloc = found[0]
         red_loop = next(x for x in walk_stmts(alloc) if isinstance(x, For)
                         and x.var.name == loop)
         extent = red_loop.extent
         if not (isinstance(extent, int) and blocks >= 2 and extent % blocks == 0
                 and red_loop.start == 0 and red_loop.step == 1):
-            raise ValueError(f"block_reduction: {blocks} blocks do not divide {loop} ({extent})")
+            raise ScheduleError(f"block_reduction: {blocks} blocks do not divide {loop}"
+                                f" ({extent})")
         acc = alloc.buffer
         parts = list(alloc.body.stmts)  # type: ignore[attr-defined]
         k = next(i for i, p in enumerate(parts)
@@ -67,7 +71,7 @@ def block_reduction(f: PrimFunc, at: str, loop: str, blocks: int) -> PrimFunc:
             if isinstance(s, Store) and s.buffer == acc:
                 index = next((o for o in outputs if o[1] == s.indices), None)
                 if index is None:
-                    raise ValueError(f"block_reduction: {acc.name}{list(s.indices)} is set"
+                    raise ScheduleError(f"block_reduction: {acc.name}{list(s.indices)} is set"
                                      " but never stored to the output")
                 return Store(acc, s.indices, Load(scratch, index[2]))
             return None
@@ -94,7 +98,10 @@ def block_reduction(f: PrimFunc, at: str, loop: str, blocks: int) -> PrimFunc:
                            if isinstance(s, Allocate) and s.buffer == acc else None)
         return Allocate(scratch, For(block, blocks, ForKind.SERIAL, rebuilt))
 
-    return _replace_loop(f, at, fn)
+    try:
+        return _replace_loop(f, at, fn)
+    except KeyError as e:  # no loop `at`
+        raise ScheduleError(f"block_reduction: {e.args[0]}") from None
 
 
 def _output_indices(epilogue: list[Stmt], acc: Buffer
@@ -107,9 +114,9 @@ def _output_indices(epilogue: list[Stmt], acc: Buffer
             continue
         reads = {n.indices for n in walk(s.value) if isinstance(n, Load) and n.source == acc}
         if len(reads) != 1 or s.buffer.scope != "global":
-            raise ValueError(f"block_reduction: the store to {s.buffer.name} does not read"
+            raise ScheduleError(f"block_reduction: the store to {s.buffer.name} does not read"
                              f" one element of {acc.name}")
         found.append((s.buffer, reads.pop(), s.indices))
     if not found or len({b for b, _, _ in found}) != 1:
-        raise ValueError(f"block_reduction: {acc.name} is not stored to one output")
+        raise ScheduleError(f"block_reduction: {acc.name} is not stored to one output")
     return found

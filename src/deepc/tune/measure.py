@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from deepc.errors import ScheduleError
 from deepc.ir.loop import PrimFunc
 
 
@@ -132,6 +133,8 @@ def _serve(conn: Any) -> None:
         fn, args = job
         try:
             conn.send(("ok", fn(*args)))
+        except ScheduleError as e:  # knobs that do not apply to the nest
+            conn.send(("error", f"rejected: {e}".splitlines()[0]))
         except Exception as e:  # any failure is the candidate's error
             conn.send(("error", f"build failed: {type(e).__name__}: {e}".splitlines()[0]))
 

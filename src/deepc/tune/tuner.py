@@ -24,7 +24,10 @@ POOL = 48  # candidates ranked by the cost model per trial
 EXPLORE = 0.25  # share of trials that take a random candidate rather than the best predicted
 CONFIRM_ROUNDS = 2  # extra timings of the default and the best at a task's end
 MIN_SHARE = 0.05  # seconds: a share of the budget too short to time one candidate in
-STALE_TRIALS = 96  # trials without a new best after which a task gives its time back
+STALE_TRIALS = 96  # candidates measured without a new best: the task gives its time back
+# proposals in a row that were only other spellings of measured candidates (each costs a
+# proposal, no measurement): the task's space is as good as spent
+STALE_DUPLICATES = 192
 
 
 class Task(Protocol):
@@ -70,6 +73,7 @@ class TaskResult:
     best_knobs: dict[str, Any] = field(default_factory=dict)
     trials: int = 0  # candidates tried in this run, one log row each (the default included)
     errors: int = 0  # of those, failed or rejected
+    duplicates: int = 0  # of those, other spellings of measured ones (not measured again)
 
     @property
     def weight(self) -> float:
@@ -146,17 +150,39 @@ def _one_pass(tasks: list[Task], results: list[TaskResult], order: list[int],
             continue
         deadline = time.perf_counter() + share
         res = results[k]
-        best, since = res.best_cost, res.trials
-        while time.perf_counter() < deadline and search.step(tasks[k], res):
+        stale = _Staleness(res.best_cost)
+        while time.perf_counter() < deadline:
+            duplicates = res.duplicates
+            if not search.step(tasks[k], res):
+                break
             stepped = True
             report(k)
-            if res.best_cost != best:
-                best, since = res.best_cost, res.trials
-            elif res.trials - since >= STALE_TRIALS:
+            if stale.ended(res.best_cost, res.duplicates > duplicates):
                 break  # the rest of its share goes to the tasks after it
         search.confirm(tasks[k], res)
         report(k)
     return stepped and end - time.perf_counter() >= MIN_SHARE
+
+
+@dataclass
+class _Staleness:
+    """Whether a task's turn should end early: STALE_TRIALS candidates tried since its last
+    new best, or STALE_DUPLICATES proposals in a row that were only respellings. A
+    duplicate is not a trial without a new best: a space whose knobs have many spellings
+    would otherwise end its turn after a few real candidates."""
+
+    best: float | None
+    tried: int = 0
+    repeats: int = 0
+
+    def ended(self, best: float | None, duplicate: bool) -> bool:
+        if best != self.best:
+            self.best, self.tried, self.repeats = best, 0, 0
+        elif duplicate:
+            self.repeats += 1
+        else:
+            self.tried, self.repeats = self.tried + 1, 0
+        return self.tried >= STALE_TRIALS or self.repeats >= STALE_DUPLICATES
 
 
 def _schedules(task: Task, knobs: dict[str, Any]) -> bool:
@@ -251,6 +277,7 @@ class _Search:
             self.log.append(TuneRecord(task.key, self.log.fingerprint, task.kernel, index,
                                        knobs, old.cost, old.error or "duplicate"))
             res.trials += 1  # a row of the log like any other (its cost is the original's)
+            res.duplicates += 1
             return True
         m = self._run(task, canonical, sch.to_list(), res)
         self._record(task, index, canonical, m, res)
@@ -308,7 +335,10 @@ class _Search:
 
     def _run(self, task: Task, knobs: dict[str, Any], steps: list[list[Any]],
              res: TaskResult) -> Measurement:
-        m = self.measurer.measure(task, knobs, steps)
+        try:
+            m = self.measurer.measure(task, knobs, steps)
+        except ScheduleError as e:  # knobs that fail once applied: a rejected row, go on
+            return Measurement(None, f"rejected: {e}")
         if m.error is None and m.outputs is not None and task.key in self.reference:
             wrong = check_outputs(m.outputs, self.reference[task.key], task.tolerance)
             if wrong:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deepc.cache import atomic_output, cache_dir
+from deepc.cache_evict import evict, touch
 from deepc.errors import ToolchainError
 
 NVCC_FLAGS = ("-O3", "-std=c++17", "-Xptxas", "-O3")
@@ -34,8 +35,12 @@ def build_cubin(source: str, target: Any) -> bytes:
     key = hashlib.sha256("\0".join([source, nvcc, str(st.st_size), str(st.st_mtime_ns),
                                     *argv_flags]).encode()).hexdigest()[:32]
     cached = cache_dir("cuda") / f"{key}.cubin"
-    if cached.exists():
-        return cached.read_bytes()
+    try:
+        data = cached.read_bytes()
+        touch(cached)
+        return data
+    except FileNotFoundError:  # not built yet, or evicted: build it
+        pass
     with tempfile.TemporaryDirectory(prefix="deepc-nvcc-") as tmp:
         src, out = Path(tmp) / "kernels.cu", Path(tmp) / "kernels.cubin"
         src.write_text(source)
@@ -49,4 +54,5 @@ def build_cubin(source: str, target: Any) -> bytes:
         data = out.read_bytes()
     with atomic_output(cached) as tmp_path:
         tmp_path.write_bytes(data)
+    evict(keep=cached)
     return data
