@@ -236,3 +236,17 @@ def test_cli_asks_which_thread_count(tmp_path, host) -> None:  # type: ignore[no
     chosen = CliRunner().invoke(main, [*args, "--tuning-threads", "2"])
     assert chosen.exit_code == 0, chosen.output
     assert out.exists()
+
+
+def test_resume_skips_only_candidates_timed_with_the_same_threads(tmp_path: Path) -> None:
+    """A log holding a candidate timed on 2 threads does not count it as tried on 1."""
+    from deepc.tune.log import TuneLog, knobs_key
+
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(r.to_json() + "\n" for r in (
+        TuneRecord("w", "fp", "k", 0, {"v": 8}, 1.0, threads=2),
+        TuneRecord("w", "fp", "k", 1, {"v": 16}, 0.5, threads=2),
+        TuneRecord("w", "fp", "k", 1, {"v": 4}, 0.7, threads=1))))
+    assert set(TuneLog(path, "fp", threads=1).tried("w")) == {knobs_key({"v": 4})}
+    assert set(TuneLog(path, "fp", threads=2).tried("w")) == {knobs_key({"v": 8}),
+                                                             knobs_key({"v": 16})}

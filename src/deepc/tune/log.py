@@ -100,8 +100,10 @@ class TuneLog:
         return iter(r for r in self.records if r.target == self.fingerprint)
 
     def tried(self, workload: str) -> dict[str, TuneRecord]:
-        """This workload's candidates already in the log, by knobs_key."""
-        return {knobs_key(r.knobs): r for r in self if r.workload == workload}
+        """This workload's candidates already in the log at this run's thread count, by
+        knobs_key (a time taken with other threads says nothing of this one's)."""
+        return {knobs_key(r.knobs): r for r in self
+                if r.workload == workload and r.threads == self.threads}
 
     def append(self, record: TuneRecord) -> None:
         record = replace(record, threads=self.threads)
