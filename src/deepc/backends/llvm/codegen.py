@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from llvmlite import ir
 
 from deepc.backends.llvm.analysis import linear_offset, unsafe_to_speculate
+from deepc.backends.llvm.convert import rounds_in_convert
 from deepc.backends.llvm.exprs import FP_FLAGS, IN_ORDER_FP_FLAGS, ExprEmitter
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
 from deepc.ir.expr import AddressOf, Expr, Load, Select, Var
@@ -34,7 +35,8 @@ class FunctionEmitter(ExprEmitter):
     def __init__(self, module: ir.Module, func: ir.Function, name: str, *,
                  vars: dict[Var, ir.Value] | None = None,
                  buffers: dict[str, ir.Value] | None = None, in_parallel: bool = False,
-                 byte_permutes: bool = False, fp_flags: tuple[str, ...] = FP_FLAGS):
+                 byte_permutes: bool = False, rounds_in_convert: bool = False,
+                 fp_flags: tuple[str, ...] = FP_FLAGS):
         self.module = module
         self.func = func
         self.name = name
@@ -44,6 +46,7 @@ class FunctionEmitter(ExprEmitter):
         self.buffers = dict(buffers or {})
         self.in_parallel = in_parallel
         self.byte_permutes = byte_permutes
+        self.rounds_in_convert = rounds_in_convert
         self.fp_flags = fp_flags
         self.task_count = 0
 
@@ -210,7 +213,8 @@ class FunctionEmitter(ExprEmitter):
                 value = bld.ptrtoint(value, I64)
             bld.store(value, bld.gep(ctx, [ir.Constant(I64, k)], source_etype=I64))
         inner = FunctionEmitter(self.module, task, task.name, in_parallel=True,
-                                byte_permutes=self.byte_permutes, fp_flags=self.fp_flags)
+                                byte_permutes=self.byte_permutes,
+                                rounds_in_convert=self.rounds_in_convert, fp_flags=self.fp_flags)
         ib = inner.builder
         for k in range(len(slots)):
             ptr = ib.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
@@ -301,22 +305,25 @@ def declare_kernel(module: ir.Module, f: PrimFunc, noalias: bool = True) -> ir.F
     return fn
 
 
-def emit_kernel(module: ir.Module, f: PrimFunc, *, byte_permutes: bool = False) -> ir.Function:
-    """f as an LLVM function; byte_permutes: the target has AVX-512 VBMI's vpermi2b."""
+def emit_kernel(module: ir.Module, f: PrimFunc, *, byte_permutes: bool = False,
+                rounds_in_convert: bool = False) -> ir.Function:
+    """f as an LLVM function; byte_permutes: the target has AVX-512 VBMI's vpermi2b;
+    rounds_in_convert: its float -> int convert rounds to nearest even (convert.py)."""
     fn = declare_kernel(module, f)
     em = FunctionEmitter(module, fn, f.name,
                          buffers={b.name: a for b, a in zip(f.params, fn.args)},
-                         byte_permutes=byte_permutes,
+                         byte_permutes=byte_permutes, rounds_in_convert=rounds_in_convert,
                          fp_flags=IN_ORDER_FP_FLAGS if f.attrs.get(IN_ORDER) else FP_FLAGS)
     em.stmt(f.body)
     em.finish()
     return fn
 
 
-def emit_module(funcs: Iterable[PrimFunc], name: str = "deepc") -> ir.Module:
+def emit_module(funcs: Iterable[PrimFunc], name: str = "deepc", triple: str = "") -> ir.Module:
+    """The kernels of funcs, for `triple` where given (its conversions, convert.py)."""
     module = ir.Module(name=name)
     for f in funcs:
-        emit_kernel(module, f)
+        emit_kernel(module, f, rounds_in_convert=rounds_in_convert(triple))
     return module
 
 

@@ -20,6 +20,7 @@ from deepc.backends.llvm.analysis import (
     non_negative,
     unsafe_to_speculate,
 )
+from deepc.backends.llvm.convert import emit_lrint, rounded_operand
 from deepc.backends.llvm.dot import dot_term, emit_dot4
 from deepc.backends.llvm.memory_values import MemoryValues
 from deepc.backends.llvm.types import (
@@ -67,6 +68,7 @@ class ExprEmitter(MemoryValues):
     vec_var: Var | None = None
     lanes: int = 1
     byte_permutes: bool = False  # AVX-512 VBMI: 256-byte table reads permute (byte_table.py)
+    rounds_in_convert: bool = False  # int32(round(x)) is one llvm.lrint (convert.py)
     fp_flags: tuple[str, ...] = FP_FLAGS
 
     # -- helpers ------------------------------------------------------------------------------
@@ -122,6 +124,9 @@ class ExprEmitter(MemoryValues):
         if isinstance(e, Unary):
             return self.emit_unary(e)
         if isinstance(e, Cast):
+            rounded = rounded_operand(e) if self.rounds_in_convert else None
+            if rounded is not None:
+                return emit_lrint(self.builder, self.emit(rounded))
             return self.emit_cast(self.emit(e.x), e.x.dtype, e.to)
         if isinstance(e, Call):
             return self.emit_call(e)
