@@ -190,6 +190,29 @@ class FunctionEmitter(ExprEmitter):
             with otherwise:
                 self.stmt(s.otherwise)
 
+    def _task_body(self, name: str, s: For, free_vars: list[Var], bufs: list[str]
+                   ) -> ir.Function:
+        """body(vars..., buffers..., begin, end): s's loop from begin to end."""
+        fnty = ir.FunctionType(ir.VoidType(), [I64] * len(free_vars) + [PTR] * len(bufs)
+                               + [I64, I64])
+        body = ir.Function(self.module, fnty, f"{name}.body")
+        body.linkage = "internal"
+        body.attributes.add("alwaysinline")
+        body.attributes.add("nounwind")
+        inner = FunctionEmitter(self.module, body, name, in_parallel=True,
+                                byte_permutes=self.byte_permutes,
+                                rounds_in_convert=self.rounds_in_convert, fp_flags=self.fp_flags)
+        params = body.args
+        inner.vars.update(zip(free_vars, params))
+        for b, param in zip(bufs, params[len(free_vars):]):
+            outer = self.buffers[b]
+            if isinstance(outer, ir.Argument) and "noalias" in outer.attributes:
+                param.add_attribute("noalias")
+            inner.buffers[b] = param
+        inner.serial_loop(s.var, params[-2], params[-1], s.body)
+        inner.finish()
+        return body
+
     def runtime_fn(self, name: str, fnty: ir.FunctionType) -> ir.Function:
         if name in self.module.globals:
             return self.module.globals[name]
@@ -197,7 +220,11 @@ class FunctionEmitter(ExprEmitter):
 
     # -- parallel loops -----------------------------------------------------------------------
     def parallel_loop(self, s: For) -> None:
-        """Outline the body into `task(ctx, begin, end)` and hand it to the thread pool."""
+        """Outline the body into `task(ctx, begin, end)` and hand it to the thread pool.
+
+        The task unpacks the context and calls the body as an always-inlined function whose
+        buffer parameters keep the kernel's noalias: read from the context, the pointers
+        would carry no aliasing facts and every store would reload loop-invariant values."""
         free_vars = sorted(free_variables(s.body, bound={s.var}), key=lambda v: v.name)
         free_vars = [v for v in free_vars if v in self.vars]
         bufs = sorted(buffers_used(s.body) & set(self.buffers))
@@ -212,19 +239,15 @@ class FunctionEmitter(ExprEmitter):
             if k >= len(free_vars):
                 value = bld.ptrtoint(value, I64)
             bld.store(value, bld.gep(ctx, [ir.Constant(I64, k)], source_etype=I64))
-        inner = FunctionEmitter(self.module, task, task.name, in_parallel=True,
-                                byte_permutes=self.byte_permutes,
-                                rounds_in_convert=self.rounds_in_convert, fp_flags=self.fp_flags)
-        ib = inner.builder
+        body = self._task_body(task.name, s, free_vars, bufs)
+        tb = ir.IRBuilder(task.append_basic_block("entry"))
+        args = []
         for k in range(len(slots)):
-            ptr = ib.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
-            loaded = ib.load(ptr, typ=I64)
-            if k < len(free_vars):
-                inner.vars[free_vars[k]] = loaded
-            else:
-                inner.buffers[bufs[k - len(free_vars)]] = ib.inttoptr(loaded, PTR)
-        inner.serial_loop(s.var, task.args[1], task.args[2], s.body)
-        inner.finish()
+            ptr = tb.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
+            loaded = tb.load(ptr, typ=I64)
+            args.append(loaded if k < len(free_vars) else tb.inttoptr(loaded, PTR))
+        tb.call(body, [*args, task.args[1], task.args[2]])
+        tb.ret_void()
         pfor = self.runtime_fn("deepc_parallel_for",
                                ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
         bld.call(pfor, [task, ctx, ir.Constant(I64, s.extent)])
