@@ -43,7 +43,10 @@ def saturated_round(y: E.Expr, lo: int, hi: int, zero: E.Expr | int = 0) -> E.Ex
         zf = zero.astype(COMPUTE)
         low, high = E.const(lo, COMPUTE) - zf, E.const(hi, COMPUTE) - zf
         z = zero.astype("int32")
-    r = E.call("round", E.minimum(E.maximum(y, low), high)).astype("int32")
+    # selects, not maximum/minimum: those keep NaN (compare, unordered test, blend each);
+    # these are one maxps and one minps (NaN has no integer to become anyway)
+    above = E.select(y > low, y, low)
+    r = E.call("round", E.select(above < high, above, high)).astype("int32")
     return r if isinstance(zero, int) and zero == 0 else r + z
 
 

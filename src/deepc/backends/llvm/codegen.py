@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from llvmlite import ir
 
-from deepc.backends.llvm.analysis import linear_offset, unsafe_to_speculate
+from deepc.backends.llvm.analysis import linear_offset, unsafe_select
 from deepc.backends.llvm.convert import rounds_in_convert
 from deepc.backends.llvm.exprs import FP_FLAGS, IN_ORDER_FP_FLAGS, ExprEmitter
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
@@ -303,7 +303,7 @@ def vectorizable(s: For) -> bool:
             return False
         for e in stmt_exprs(x):
             if any(isinstance(n, Select) and not _uniform(n.cond, s.var)
-                   and (unsafe_to_speculate(n.t) or unsafe_to_speculate(n.f))
+                   and unsafe_select(n)
                    for n in walk(e)):
                 return False
     return True
