@@ -10,11 +10,40 @@ from deepc.compiler.jit_graph import run_graph_jit
 from deepc.frontends.builder import GraphBuilder
 from deepc.ir.types import TensorType
 from deepc.ops.interpreter import run_graph
+from deepc.ops.qdot import pairs_fit
 from deepc.target import load_target
 
 rng = np.random.default_rng(11)
-HOST_VNNI = "avx512_vnni" in load_target("host").dot_intrinsics
-DOTS = ["", "sdot", "vnni"]  # sdot's instruction is ARM's: on x86 the JIT must not pick it
+HOST_DOTS = load_target("host").dot_intrinsics
+# the host intrinsic each kind's instruction needs: sdot's is ARM's, so on x86 the JIT must
+# not pick it
+NEEDS = {"": None, "sdot": "sdot", "vnni": "avx512_vnni", "maddubs": "avx2_madd",
+         "maddwd": "avx2_madd"}
+DOTS = list(NEEDS)
+
+
+def _skip_unless_runs(run, dot: str) -> None:
+    if run is run_graph_jit and NEEDS[dot] is not None and NEEDS[dot] not in HOST_DOTS:
+        pytest.skip(f"the host cannot run {dot} instructions")
+
+
+def _signed(dot: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Random signed weight bytes with the extremes in; for maddubs ones whose adjacent
+    pairs sum to at most 128 in magnitude (what the pass checks before choosing it)."""
+    lo, hi = (-64, 64) if dot == "maddubs" else (-128, 127)
+    w = rng.integers(lo, hi + 1, shape).astype(np.int8)
+    w.reshape(-1)[:4] = (lo, lo, hi, hi)
+    return w
+
+
+def test_pairs_fit():
+    """The bound is on vpmaddubsw's pairs: bytes 0, 1 and 2, 3 of each word, not 1, 2."""
+    def words(*b: int) -> np.ndarray:
+        return np.array(b, np.int8).view("<i4")
+
+    assert pairs_fit(words(-128, 0, 64, 64)) and pairs_fit(words(127, 1, -1, 127))
+    assert not pairs_fit(words(-128, 1, 0, 0)) and not pairs_fit(words(0, 0, 64, -65))
+    assert pairs_fit(words(0, 127, 127, 0))  # 1 and 2 belong to different pairs
 
 
 def _graph(op: str, inputs: dict[str, np.ndarray], attrs: dict, consts: dict | None = None):
@@ -69,11 +98,10 @@ def test_pack_windows(run, dtype, pixel_major):
 @pytest.mark.parametrize("unsigned", [0, 1])
 @pytest.mark.parametrize("run", [run_graph, run_graph_jit], ids=["reference", "compiled"])
 def test_dot4_matmul(run, unsigned, dot):
-    if run is run_graph_jit and (dot == "sdot" or (dot == "vnni" and not HOST_VNNI)):
-        pytest.skip(f"the host cannot run {dot} instructions")
+    _skip_unless_runs(run, dot)
     m, k, n = 5, 9, 37  # 37 columns: full vectors and a tail
     u8 = rng.integers(0, 256, (m, 4 * k) if not unsigned else (4 * k, n)).astype(np.uint8)
-    s8 = rng.integers(-128, 128, (4 * k, n) if not unsigned else (m, 4 * k)).astype(np.int8)
+    s8 = _signed(dot, (4 * k, n) if not unsigned else (m, 4 * k))
     words = {"a": u8 if not unsigned else s8, "b": s8 if not unsigned else u8}
     packed = {"a": np.ascontiguousarray(words["a"]).view("<i4"),
               "b": np.ascontiguousarray(words["b"].T).view("<i4").T.copy()}
@@ -97,10 +125,9 @@ def test_pack_rows(run):
 @pytest.mark.parametrize("run", [run_graph, run_graph_jit], ids=["reference", "compiled"])
 def test_dot4_conv(run, strides, dilations, dot):
     """Against loops over int64 bytes: unsigned image words times signed weight words."""
-    if run is run_graph_jit and (dot == "sdot" or (dot == "vnni" and not HOST_VNNI)):
-        pytest.skip(f"the host cannot run {dot} instructions")
+    _skip_unless_runs(run, dot)
     image = rng.integers(0, 256, (9, 11, 3, 4)).astype(np.uint8)  # [H, W, words, bytes]
-    weights = rng.integers(-128, 128, (3, 3, 3, 32, 4)).astype(np.int8)  # [.., words, M, bytes]
+    weights = _signed(dot, (3, 3, 3, 32, 4))  # [.., words, M, bytes]
     x = np.ascontiguousarray(image).view("<i4")[..., 0]
     w = np.ascontiguousarray(weights).view("<i4")[..., 0]
     graph = _graph("dot4_conv", {"x": x}, {"strides": strides, "dilations": dilations,

@@ -211,7 +211,7 @@ def test_dot_product_matmul_matches_onnxruntime_exactly(kind: str, columns: int,
 
 @pytest.mark.parametrize(("target", "instruction"), [
     ("host", r"vpdpbusd\s+%zmm"), ("rpi5", r"sdot\s+v\d+\.4s"),
-    ("rpi4", r"(mla|mul)\s+v\d+\.4s")])
+    ("rpi4", r"(mla|mul)\s+v\d+\.4s"), ("x86_64", r"vpmaddwd\s+%ymm")])
 def test_dot_product_instruction_in_the_hot_loop(target: str, instruction: str,
                                                  tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`inspect-ir --stage asm`: the GEMM kernel uses the target's dot-product instruction
@@ -228,6 +228,37 @@ def test_dot_product_instruction_in_the_hot_loop(target: str, instruction: str,
     gemm = [asm for name, asm in texts.items() if "dot4_matmul" in name or "conv" in name]
     assert gemm and all(re.search(instruction, asm) for asm in gemm), texts.keys()
     assert target != "rpi4" or not any("sdot" in asm for asm in gemm)
+
+
+@pytest.mark.parametrize("fits", [True, False])
+@pytest.mark.parametrize("kind", ["conv", "matmul"])
+def test_avx2_sums_pairs_saturating_only_where_the_weights_fit(kind: str, fits: bool,
+                                                               tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """AVX2 (x86_64): vpmaddubsw's int16 pair sums where every adjacent weight pair has
+    |w0| + |w1| <= 128, exact vpmaddwd otherwise; both give onnxruntime's integers, also
+    where 255 * (127 + 127) would saturate an int16."""
+    import deepc
+    from deepc.target import load_target
+
+    model, feeds = _qdq_model(kind, True, 18)
+    w = next(t for t in model.graph.initializer if t.name == "wq")
+    values = numpy_helper.to_array(w).copy()
+    values = values // 2 if fits else np.where(values >= 0, 127, -127).astype(np.int8)
+    w.CopyFrom(numpy_helper.from_array(values.astype(np.int8), "wq"))
+    feeds["x"][:] = np.abs(feeds["x"]) + 4.0  # activations near 255
+    graph = convert(model, {"x": feeds["x"].shape})
+    folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=load_target("x86_64"))))
+    dots = {str(n.attrs["dot"]) for n in folded.nodes if n.op.startswith("dot4_")}
+    assert dots == {"maddubs" if fits else "maddwd"}
+    want = run_ort(model, feeds)[0]
+    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
+    if "avx2_madd" not in load_target("host").dot_intrinsics:
+        pytest.skip("this CPU has no AVX2 to run the x86_64 bundle")
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    compiled = deepc.compile(path, "x86_64")
+    got = deepc.load(compiled.save(tmp_path / "m.tar")).run(feeds)["y"]
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("act", ["Relu", "Clip"])

@@ -31,7 +31,8 @@ def run_graph_jit(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, n
         out_types = [graph.types[o] for o in outs_named]
         present = [t for t in ins if t is not None]
         func = verify_func(lower(present, outs, f"k{k}_{node.op}"))
-        jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))
+        host = MachineSpec.host()
+        jit = JitModule(optimize(emit_module([func], triple=host.triple), host))
         args = [np.ascontiguousarray(values[name]) for t, name in zip(ins, node.inputs)
                 if t is not None]
         results = [np.zeros(t.shape, np_dtype(t.dtype)) for t in out_types]

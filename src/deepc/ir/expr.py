@@ -26,8 +26,10 @@ MATH_FUNCS = frozenset({
 
 # int8 dot products of 4-byte words (int32 in, int32 out): the sum over the 4 bytes of a's
 # byte (unsigned) times b's byte (signed). The suffix names the instruction a CPU backend
-# must use (x86 vpdpbusd, ARM sdot); the bare name lets it widen and multiply lane by lane.
-DOT_FUNCS = frozenset({"dot4", "dot4.vnni", "dot4.sdot"})
+# must use (x86 vpdpbusd, ARM sdot, AVX2 vpmaddubsw or vpmaddwd); the bare name lets it widen
+# and multiply lane by lane. dot4.maddubs is exact only for b's whose byte pairs (0, 1) and
+# (2, 3) have |b0| + |b1| <= 128 (the int16 pair sums saturate); its users check that.
+DOT_FUNCS = frozenset({"dot4", "dot4.vnni", "dot4.sdot", "dot4.maddubs", "dot4.maddwd"})
 
 INDEX = "int64"
 

@@ -25,7 +25,9 @@ from deepc.ops.loop_nests import loop_nest
 from deepc.ops.registry import FusionKind, Op
 from deepc.ops.window import pad_spatial, spatial_attrs, window_out_shape, windows
 
-DOT_KINDS = ("", "vnni", "sdot")  # "" = widening multiplies, else the instruction to use
+# "" = widening multiplies, else the instruction to use (maddubs: only for pairs_fit weights)
+DOT_KINDS = ("", "vnni", "sdot", "maddubs", "maddwd")
+PAIR_LIMIT = 128  # 255 * 128 = 32640 <= 32767: a vpmaddubsw pair sum of such bytes is exact
 
 
 def words(n: int) -> int:
@@ -37,6 +39,14 @@ def to_words(bytes_: np.ndarray) -> np.ndarray:
     pad = words(bytes_.shape[-1]) * 4 - bytes_.shape[-1]
     b = np.pad(bytes_.view(np.uint8), [(0, 0)] * (bytes_.ndim - 1) + [(0, pad)])
     return np.ascontiguousarray(b).view("<i4")
+
+
+def pairs_fit(words_: np.ndarray) -> bool:
+    """Whether every pair of signed bytes that vpmaddubsw sums (bytes 0, 1 and 2, 3 of a
+    word) has |b0| + |b1| <= 128, so that 255 * that never saturates its int16 sum."""
+    b = np.ascontiguousarray(words_, "<i4")[..., None].view(np.int8).astype(np.int32)
+    pairs = np.abs(b).reshape(*b.shape[:-1], 2, 2).sum(axis=-1)
+    return bool(pairs.max(initial=0) <= PAIR_LIMIT)
 
 
 def unsigned_bytes(x: Any, dtype: str) -> Any:

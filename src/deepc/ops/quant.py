@@ -25,6 +25,29 @@ INT_RANGES = {d: (int(ml_dtypes.iinfo(d).min), int(ml_dtypes.iinfo(d).max))
 FLOAT_RANGES = {d: (-float(ml_dtypes.finfo(d).max), float(ml_dtypes.finfo(d).max))
                 for d in NARROW_FLOATS if d not in ("bfloat16", "float8_e8m0fnu")}
 COMPUTE = "float32"  # the arithmetic dtype (float16 scales are widened, as onnx's reference does)
+# integers whose range float32 holds exactly, so clamping in float32 to range - zero point is
+# exact and the rounded value fits int32
+EXACT_RANGES = ("int8", "uint8", "int16", "uint16")
+
+
+def saturated_round(y: E.Expr, lo: int, hi: int, zero: E.Expr | int = 0) -> E.Expr:
+    """int32 saturate(round_half_even(y) + zero) for an integer zero point and a float32 y:
+    clamped to [lo - zero, hi - zero] while still float (rounding commutes with clamping to
+    integers), rounded by the float -> int32 conversion of round (one cvtps2dq on x86:
+    backends/llvm turns int32(round(v)) into llvm.lrint where the target's convert rounds to
+    nearest even), the zero point added as an integer. Where it is a constant 0 none is."""
+    if isinstance(zero, int):
+        low, high = E.const(lo - zero, COMPUTE), E.const(hi - zero, COMPUTE)
+        z = E.const(zero, "int32")
+    else:
+        zf = zero.astype(COMPUTE)
+        low, high = E.const(lo, COMPUTE) - zf, E.const(hi, COMPUTE) - zf
+        z = zero.astype("int32")
+    # selects, not maximum/minimum: those keep NaN (compare, unordered test, blend each);
+    # these are one maxps and one minps (NaN has no integer to become anyway)
+    above = E.select(y > low, y, low)
+    r = E.call("round", E.select(above < high, above, high)).astype("int32")
+    return r if isinstance(zero, int) and zero == 0 else r + z
 
 
 def check_params(x: TensorType, scale: TensorType, zero: TensorType | None, attrs: Attrs) -> None:
@@ -116,6 +139,9 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     def body(*o: E.Var) -> E.Expr:
         s, z = _params(ins, o, attrs)
         y = x[o].astype(COMPUTE) / s
+        if to in EXACT_RANGES:
+            zero = 0 if len(ins) < 3 else ins[2][param_index(o, ins[2].shape, attrs)]
+            return saturated_round(y, lo, hi, zero).astype(to)
         y = y if to in FLOAT_RANGES else E.call("round", y)
         if z is not None:
             y = y + z
@@ -217,9 +243,7 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
 
     def body(*o: E.Var) -> E.Expr:
         m = mult[param_index(o, mult.shape, attrs)]
-        z = zero[(0,) * zero.rank].astype(COMPUTE)
         a = acc[o] if len(ins) < 4 else acc[o] + ins[3][param_index(o, mult.shape, attrs)]
-        y = E.call("round", a.astype(COMPUTE) * m) + z
-        return E.minimum(E.maximum(y, E.const(lo, COMPUTE)), E.const(hi, COMPUTE)).astype(to)
+        return saturated_round(a.astype(COMPUTE) * m, lo, hi, zero[(0,) * zero.rank]).astype(to)
 
     return compute(outs[0].shape, body, "requantize")

@@ -13,7 +13,7 @@ from deepc.ir.graph import Attrs
 from deepc.ir.tensor import Tensor, compute
 from deepc.ir.types import TensorType, np_dtype
 from deepc.ops.common import broadcast_index, broadcast_shape
-from deepc.ops.quant import COMPUTE, INT_RANGES
+from deepc.ops.quant import COMPUTE, INT_RANGES, saturated_round
 from deepc.ops.registry import FusionKind, Op
 
 BYTES = ("int8", "uint8")
@@ -114,8 +114,6 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     def body(*o: E.Var) -> E.Expr:
         t = (b[broadcast_index(o, b.shape)].astype(WIDE) * rb + fixed).astype(COMPUTE)
         y = (a[broadcast_index(o, a.shape)].astype(WIDE) * ra + t.astype(WIDE)).astype(COMPUTE)
-        y = E.call("round", y)
-        return E.minimum(E.maximum(y, E.const(lo, COMPUTE)), E.const(hi, COMPUTE)) \
-            .astype(outs[0].dtype)
+        return saturated_round(y, lo, hi).astype(outs[0].dtype)
 
     return compute(outs[0].shape, body, "quantized_add")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from deepc.ops.qdot import to_words
+from deepc.ops.qdot import pairs_fit, to_words
 from deepc.passes.qdq_depthwise import TO_NCHW, TO_NHWC, channels_last_source, feeds_depthwise
 from deepc.passes.qdq_match import Chain, Quantized, clamp_attrs, drop_chain
 from deepc.passes.rewriter import Rewriter
@@ -32,12 +32,24 @@ PIXEL_MAJOR_BELOW = 1024  # pixels: a larger layer keeps pixel lanes, its row ta
 
 
 def dot_kind(target: Any) -> str | None:
-    """The dot-product instruction the target declares ('vnni', 'sdot'), else None (a GPU or
-    unknown target, or a CPU without one: the int32 ops widen and multiply)."""
+    """The dot-product instruction the target declares ('vnni', 'sdot', AVX2's 'madd' pair),
+    else None (a GPU or unknown target, or a CPU without one: the int32 ops widen and
+    multiply)."""
     if target is None or target.kind != "cpu":
         return None
     dots = target.dot_intrinsics
-    return "vnni" if "avx512_vnni" in dots else "sdot" if "sdot" in dots else None
+    for name, kind in (("avx512_vnni", "vnni"), ("sdot", "sdot"), ("avx2_madd", "madd")):
+        if name in dots:
+            return kind
+    return None
+
+
+def _instruction(kind: str, weights: np.ndarray) -> str:
+    """The dot4 kind for these weight words: AVX2's saturating vpmaddubsw where no byte pair
+    of them can saturate it, else its exact vpmaddwd on widened bytes."""
+    if kind != "madd":
+        return kind
+    return "maddubs" if pairs_fit(weights) else "maddwd"
 
 
 def _bias(x: Quantized, xtype: str, wsum: np.ndarray, bias: np.ndarray | None
@@ -131,8 +143,10 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
     drop_chain(rw, chain)
     if nhwc is not None:
         cols = rw.emit("pack_rows", [nhwc], name=op.name)[0]
-        weights = rw.add_constant(to_words(wq.reshape(channels, -1)).T.copy(), f"{w.value}:words")
-        acc = rw.emit("dot4_matmul", [cols, weights], {"dot": kind, "unsigned": 0},
+        packed = to_words(wq.reshape(channels, -1)).T.copy()
+        weights = rw.add_constant(packed, f"{w.value}:words")
+        acc = rw.emit("dot4_matmul", [cols, weights],
+                      {"dot": _instruction(kind, packed), "unsigned": 0},
                       name=op.name)[0]
         _epilogue(rw, chain, acc, 1, mult, out, total, (1, 0))
         return True
@@ -154,8 +168,8 @@ def dot_conv(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.nd
     words = to_words(wq.reshape(channels, -1))
     weights = rw.add_constant(words.T.copy() if pixel_major else words, f"{w.value}:words")
     operands = [cols, weights] if pixel_major else [weights, cols]
-    acc = rw.emit("dot4_matmul", operands, {"dot": kind, "unsigned": int(not pixel_major)},
-                  name=op.name)[0]
+    acc = rw.emit("dot4_matmul", operands, {"dot": _instruction(kind, words),
+                                            "unsigned": int(not pixel_major)}, name=op.name)[0]
     _epilogue(rw, chain, acc, int(pixel_major), mult, out, total,
               (1, 0) if pixel_major else None,
               (rows, wide, columns) if wide != columns else None)
@@ -193,7 +207,8 @@ def _direct_conv(rw: Rewriter, name: str, x: str, dtype: str, wq: np.ndarray,
                               f"{name}:words")
     return rw.emit("dot4_conv", [image, weights], {"strides": attrs["strides"],
                                                     "dilations": attrs["dilations"],
-                                                    "dot": kind}, name=name)[0]
+                                                    "dot": _instruction(kind, wwords)},
+                    name=name)[0]
 
 
 def _channels_last_rows(rw: Rewriter, x: str, attrs: dict[str, Any]) -> str | None:
@@ -238,9 +253,10 @@ def dot_matmul(rw: Rewriter, chain: Chain, x: Quantized, w: Quantized, bias: np.
         mult = np.pad(np.broadcast_to(mult, (n,)), (0, wide - n))
     flat = rw.emit("reshape", [x.value], {"shape": (rows, k)}, name=op.name)[0]
     words = rw.emit("pack_rows", [flat], name=op.name)[0]
-    weights = rw.add_constant(to_words(np.ascontiguousarray(w_kn.T)).T.copy(),
-                              f"{w.value}:words")
-    acc = rw.emit("dot4_matmul", [words, weights], {"dot": kind, "unsigned": 0},
+    packed = to_words(np.ascontiguousarray(w_kn.T)).T.copy()
+    weights = rw.add_constant(packed, f"{w.value}:words")
+    acc = rw.emit("dot4_matmul", [words, weights],
+                  {"dot": _instruction(kind, packed), "unsigned": 0},
                   name=op.name)[0]
     _epilogue(rw, chain, acc, 1, mult, out, total, None, (1, wide, n) if wide != n else None)
     return True

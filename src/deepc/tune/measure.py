@@ -105,7 +105,7 @@ def _jit(func: PrimFunc, steps: list[list[Any]], spec: Any) -> tuple[Any, list[A
     from deepc.schedule.schedule import Schedule
 
     f = verify_func(Schedule.from_list(steps).apply(func))
-    jit = JitModule(optimize(emit_module([f]), spec))
+    jit = JitModule(optimize(emit_module([f], triple=spec.triple), spec))
     return jit.kernel(f.name, len(f.params)), [(np_dtype(b.dtype), b.shape) for b in f.params]
 
 

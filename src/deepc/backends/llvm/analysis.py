@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from deepc.backends.llvm.types import is_float
 from deepc.ir.affine import affine, flat_offset
-from deepc.ir.expr import Binary, Const, Expr, Load, Var
+from deepc.ir.expr import Binary, Const, Expr, Load, Select, Var
 from deepc.ir.loop import Buffer
-from deepc.ir.tensor import walk
+from deepc.ir.tensor import children, walk
 
 
 def linear_offset(buf: Buffer, indices: tuple[Expr, ...]) -> Expr:
@@ -67,3 +67,16 @@ def unsafe_to_speculate(e: Expr) -> bool:
     """Loads and integer division may fault when evaluated for a lane a select discards."""
     return any(isinstance(x, Load) or (isinstance(x, Binary) and x.op in
                ("div", "floordiv", "mod", "fmod") and not is_float(x.dtype)) for x in walk(e))
+
+
+def unsafe_select(e: Select) -> bool:
+    """Whether a side of e may fault where e discards it. A side its condition computes
+    anyway, outside any select there, runs for every lane regardless: the clamp
+    select(y > lo, y, lo) of a loaded y is one maxps, no branch."""
+    computed, stack = set(), [e.cond]
+    while stack:
+        x = stack.pop()
+        computed.add(x)
+        if not isinstance(x, Select):
+            stack.extend(children(x))
+    return any(side not in computed and unsafe_to_speculate(side) for side in (e.t, e.f))

@@ -16,6 +16,7 @@ from deepc.backends.base import (
     Report,
 )
 from deepc.backends.llvm.codegen import emit_kernel
+from deepc.backends.llvm.convert import rounds_in_convert
 from deepc.backends.llvm.entry import emit_entry
 from deepc.backends.llvm.machine import MachineSpec, emit_assembly, emit_object, optimize
 from deepc.backends.llvm.text import asm_function, function_text
@@ -52,12 +53,14 @@ class LlvmBackend(Backend):
               options: CompileOptions, report: Report) -> Module:
         module = ir.Module(name=name)
         byte_permutes = target.has_feature("avx512vbmi")
+        spec = machine_spec(target)
+        rounding = rounds_in_convert(spec.triple)
         for k, s in enumerate(scheduled):
             report("codegen", k, len(scheduled))
-            emit_kernel(module, s.kernel.func, byte_permutes=byte_permutes)
+            emit_kernel(module, s.kernel.func, byte_permutes=byte_permutes,
+                        rounds_in_convert=rounding)
         emit_entry(module, plan)
         report("llvm", 0, 1)
-        spec = machine_spec(target)
         mod = optimize(module, spec)
         return Module(self.name, emit_object(mod, spec), str(mod))
 

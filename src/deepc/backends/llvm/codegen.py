@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 
 from llvmlite import ir
 
-from deepc.backends.llvm.analysis import linear_offset, unsafe_to_speculate
+from deepc.backends.llvm.analysis import linear_offset, unsafe_select
+from deepc.backends.llvm.convert import rounds_in_convert
 from deepc.backends.llvm.exprs import FP_FLAGS, IN_ORDER_FP_FLAGS, ExprEmitter
 from deepc.backends.llvm.types import I1, I32, I64, PTR, itemsize, memory_type
 from deepc.ir.expr import AddressOf, Expr, Load, Select, Var
@@ -34,7 +35,8 @@ class FunctionEmitter(ExprEmitter):
     def __init__(self, module: ir.Module, func: ir.Function, name: str, *,
                  vars: dict[Var, ir.Value] | None = None,
                  buffers: dict[str, ir.Value] | None = None, in_parallel: bool = False,
-                 byte_permutes: bool = False, fp_flags: tuple[str, ...] = FP_FLAGS):
+                 byte_permutes: bool = False, rounds_in_convert: bool = False,
+                 fp_flags: tuple[str, ...] = FP_FLAGS):
         self.module = module
         self.func = func
         self.name = name
@@ -44,6 +46,7 @@ class FunctionEmitter(ExprEmitter):
         self.buffers = dict(buffers or {})
         self.in_parallel = in_parallel
         self.byte_permutes = byte_permutes
+        self.rounds_in_convert = rounds_in_convert
         self.fp_flags = fp_flags
         self.task_count = 0
 
@@ -187,6 +190,29 @@ class FunctionEmitter(ExprEmitter):
             with otherwise:
                 self.stmt(s.otherwise)
 
+    def _task_body(self, name: str, s: For, free_vars: list[Var], bufs: list[str]
+                   ) -> ir.Function:
+        """body(vars..., buffers..., begin, end): s's loop from begin to end."""
+        fnty = ir.FunctionType(ir.VoidType(), [I64] * len(free_vars) + [PTR] * len(bufs)
+                               + [I64, I64])
+        body = ir.Function(self.module, fnty, f"{name}.body")
+        body.linkage = "internal"
+        body.attributes.add("alwaysinline")
+        body.attributes.add("nounwind")
+        inner = FunctionEmitter(self.module, body, name, in_parallel=True,
+                                byte_permutes=self.byte_permutes,
+                                rounds_in_convert=self.rounds_in_convert, fp_flags=self.fp_flags)
+        params = body.args
+        inner.vars.update(zip(free_vars, params))
+        for b, param in zip(bufs, params[len(free_vars):]):
+            outer = self.buffers[b]
+            if isinstance(outer, ir.Argument) and "noalias" in outer.attributes:
+                param.add_attribute("noalias")
+            inner.buffers[b] = param
+        inner.serial_loop(s.var, params[-2], params[-1], s.body)
+        inner.finish()
+        return body
+
     def runtime_fn(self, name: str, fnty: ir.FunctionType) -> ir.Function:
         if name in self.module.globals:
             return self.module.globals[name]
@@ -194,7 +220,11 @@ class FunctionEmitter(ExprEmitter):
 
     # -- parallel loops -----------------------------------------------------------------------
     def parallel_loop(self, s: For) -> None:
-        """Outline the body into `task(ctx, begin, end)` and hand it to the thread pool."""
+        """Outline the body into `task(ctx, begin, end)` and hand it to the thread pool.
+
+        The task unpacks the context and calls the body as an always-inlined function whose
+        buffer parameters keep the kernel's noalias: read from the context, the pointers
+        would carry no aliasing facts and every store would reload loop-invariant values."""
         free_vars = sorted(free_variables(s.body, bound={s.var}), key=lambda v: v.name)
         free_vars = [v for v in free_vars if v in self.vars]
         bufs = sorted(buffers_used(s.body) & set(self.buffers))
@@ -209,18 +239,15 @@ class FunctionEmitter(ExprEmitter):
             if k >= len(free_vars):
                 value = bld.ptrtoint(value, I64)
             bld.store(value, bld.gep(ctx, [ir.Constant(I64, k)], source_etype=I64))
-        inner = FunctionEmitter(self.module, task, task.name, in_parallel=True,
-                                byte_permutes=self.byte_permutes, fp_flags=self.fp_flags)
-        ib = inner.builder
+        body = self._task_body(task.name, s, free_vars, bufs)
+        tb = ir.IRBuilder(task.append_basic_block("entry"))
+        args = []
         for k in range(len(slots)):
-            ptr = ib.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
-            loaded = ib.load(ptr, typ=I64)
-            if k < len(free_vars):
-                inner.vars[free_vars[k]] = loaded
-            else:
-                inner.buffers[bufs[k - len(free_vars)]] = ib.inttoptr(loaded, PTR)
-        inner.serial_loop(s.var, task.args[1], task.args[2], s.body)
-        inner.finish()
+            ptr = tb.gep(task.args[0], [ir.Constant(I64, k)], source_etype=I64)
+            loaded = tb.load(ptr, typ=I64)
+            args.append(loaded if k < len(free_vars) else tb.inttoptr(loaded, PTR))
+        tb.call(body, [*args, task.args[1], task.args[2]])
+        tb.ret_void()
         pfor = self.runtime_fn("deepc_parallel_for",
                                ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
         bld.call(pfor, [task, ctx, ir.Constant(I64, s.extent)])
@@ -276,7 +303,7 @@ def vectorizable(s: For) -> bool:
             return False
         for e in stmt_exprs(x):
             if any(isinstance(n, Select) and not _uniform(n.cond, s.var)
-                   and (unsafe_to_speculate(n.t) or unsafe_to_speculate(n.f))
+                   and unsafe_select(n)
                    for n in walk(e)):
                 return False
     return True
@@ -301,22 +328,25 @@ def declare_kernel(module: ir.Module, f: PrimFunc, noalias: bool = True) -> ir.F
     return fn
 
 
-def emit_kernel(module: ir.Module, f: PrimFunc, *, byte_permutes: bool = False) -> ir.Function:
-    """f as an LLVM function; byte_permutes: the target has AVX-512 VBMI's vpermi2b."""
+def emit_kernel(module: ir.Module, f: PrimFunc, *, byte_permutes: bool = False,
+                rounds_in_convert: bool = False) -> ir.Function:
+    """f as an LLVM function; byte_permutes: the target has AVX-512 VBMI's vpermi2b;
+    rounds_in_convert: its float -> int convert rounds to nearest even (convert.py)."""
     fn = declare_kernel(module, f)
     em = FunctionEmitter(module, fn, f.name,
                          buffers={b.name: a for b, a in zip(f.params, fn.args)},
-                         byte_permutes=byte_permutes,
+                         byte_permutes=byte_permutes, rounds_in_convert=rounds_in_convert,
                          fp_flags=IN_ORDER_FP_FLAGS if f.attrs.get(IN_ORDER) else FP_FLAGS)
     em.stmt(f.body)
     em.finish()
     return fn
 
 
-def emit_module(funcs: Iterable[PrimFunc], name: str = "deepc") -> ir.Module:
+def emit_module(funcs: Iterable[PrimFunc], name: str = "deepc", triple: str = "") -> ir.Module:
+    """The kernels of funcs, for `triple` where given (its conversions, convert.py)."""
     module = ir.Module(name=name)
     for f in funcs:
-        emit_kernel(module, f)
+        emit_kernel(module, f, rounds_in_convert=rounds_in_convert(triple))
     return module
 
 

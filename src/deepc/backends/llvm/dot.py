@@ -1,10 +1,13 @@
 """int8 dot products of 4-byte words (the DOT_FUNCS calls) -> LLVM IR: x86 vpdpbusd, ARM sdot,
-or four widening multiplies per lane.
+x86 vpmaddubsw or vpmaddwd (AVX2), or four widening multiplies per lane.
 
 acc + dot4(a, b) adds, per int32 lane, the four products of a's bytes (unsigned) and b's
 bytes (signed). vpdpbusd is exactly that; sdot multiplies signed by signed, so a's bytes are
 shifted to signed (u - 128, an xor of the top bit) and 128 * sum(b's bytes) added back by a
-second sdot of -128s.
+second sdot of -128s. vpmaddubsw sums the products of bytes 0,1 and 2,3 into int16 with
+saturation, then vpmaddwd by ones adds the two: exact only where the pass proved no pair of
+b's bytes reaches |b0| + |b1| > 128 (dot4.maddubs). dot4.maddwd is exact for any bytes: the
+even and odd bytes widened to int16 lanes, two vpmaddwd.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from llvmlite import ir
 
 from deepc.ir.expr import DOT_FUNCS, Binary, Call
 
-I8, I32 = ir.IntType(8), ir.IntType(32)
+I8, I16, I32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
 # vpdpbusd widths: 512-bit with AVX-512 VNNI, 256/128-bit with it and AVX-512VL
 _VNNI = {16: "llvm.x86.avx512.vpdpbusd.512", 8: "llvm.x86.avx512.vpdpbusd.256",
          4: "llvm.x86.avx512.vpdpbusd.128"}
 _SDOT = "llvm.aarch64.neon.sdot.v4i32.v16i8"
+# int32 lanes -> (vpmaddubsw, vpmaddwd): AVX2 ymm, SSSE3 xmm (ymm is all AVX2 declares)
+_MADD = {8: ("llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd"),
+         4: ("llvm.x86.ssse3.pmadd.ub.sw.128", "llvm.x86.sse2.pmadd.wd")}
 
 
 def dot_term(e: Binary) -> Call | None:
@@ -100,6 +106,29 @@ def _sdot(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
     return _joined(b, parts)
 
 
+def _madd(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value, exact: bool) -> ir.Value:
+    lanes = u.type.count
+    width = next(w for w in (8, 4) if lanes % w == 0)
+    v8, v16 = ir.VectorType(I8, 4 * width), ir.VectorType(I16, 2 * width)
+    ubs = _declare(b.module, _MADD[width][0], v16, [v8, v8])
+    wd = _declare(b.module, _MADD[width][1], ir.VectorType(I32, width), [v16, v16])
+
+    def h(x: int) -> ir.Constant:
+        return ir.Constant(v16, [x] * 2 * width)
+
+    parts = []
+    for c, x, y in zip(_chunks(b, acc, width), _chunks(b, u, width), _chunks(b, s, width)):
+        if exact:
+            x16, y16 = b.bitcast(x, v16), b.bitcast(y, v16)
+            even = b.call(wd, [b.and_(x16, h(0xFF)), b.ashr(b.shl(y16, h(8)), h(8))])
+            odd = b.call(wd, [b.lshr(x16, h(8)), b.ashr(y16, h(8))])
+            parts.append(b.add(c, b.add(even, odd)))
+        else:
+            pairs = b.call(ubs, [b.bitcast(x, v8), b.bitcast(y, v8)])
+            parts.append(b.add(c, b.call(wd, [pairs, h(1)])))
+    return _joined(b, parts)
+
+
 def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
     """acc + dot4(u, s); all three are int32 or int32 vectors of one lane count."""
     lanes = u.type.count if isinstance(u.type, ir.VectorType) else 1
@@ -107,4 +136,6 @@ def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Valu
         return _vnni(b, acc, u, s)
     if func == "dot4.sdot" and lanes % 4 == 0:
         return _sdot(b, acc, u, s)
+    if func in ("dot4.maddubs", "dot4.maddwd") and lanes % 4 == 0:
+        return _madd(b, acc, u, s, func == "dot4.maddwd")
     return widening(b, acc, u, s)

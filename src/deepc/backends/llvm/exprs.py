@@ -18,8 +18,9 @@ from deepc.backends.llvm.analysis import (
     lane_coefficient,
     linear_offset,
     non_negative,
-    unsafe_to_speculate,
+    unsafe_select,
 )
+from deepc.backends.llvm.convert import emit_lrint, rounded_operand
 from deepc.backends.llvm.dot import dot_term, emit_dot4
 from deepc.backends.llvm.memory_values import MemoryValues
 from deepc.backends.llvm.types import (
@@ -67,6 +68,8 @@ class ExprEmitter(MemoryValues):
     vec_var: Var | None = None
     lanes: int = 1
     byte_permutes: bool = False  # AVX-512 VBMI: 256-byte table reads permute (byte_table.py)
+    rounds_in_convert: bool = False  # int32(round(x)) is one llvm.lrint (convert.py)
+    shared: dict[Expr, ir.Value] = {}  # values a select's compare and sides share
     fp_flags: tuple[str, ...] = FP_FLAGS
 
     # -- helpers ------------------------------------------------------------------------------
@@ -113,6 +116,8 @@ class ExprEmitter(MemoryValues):
 
     # -- expressions --------------------------------------------------------------------------
     def emit(self, e: Expr) -> ir.Value:
+        if self.shared and e in self.shared:
+            return self.shared[e]
         if isinstance(e, Var):
             return self.vars[e]
         if isinstance(e, Const):
@@ -122,6 +127,9 @@ class ExprEmitter(MemoryValues):
         if isinstance(e, Unary):
             return self.emit_unary(e)
         if isinstance(e, Cast):
+            rounded = rounded_operand(e) if self.rounds_in_convert else None
+            if rounded is not None:
+                return emit_lrint(self.builder, self.emit(rounded))
             return self.emit_cast(self.emit(e.x), e.x.dtype, e.to)
         if isinstance(e, Call):
             return self.emit_call(e)
@@ -160,11 +168,9 @@ class ExprEmitter(MemoryValues):
                 return bld.call(self.intrinsic("llvm.floor", a.type), [bld.fdiv(a, b)])
             if op == "mod":  # python-style: result has the divisor's sign
                 r = bld.frem(a, b)
-                zero = ir.Constant(r.type, ir.Undefined if False else None) if False else None
                 fix = bld.and_(bld.fcmp_ordered("!=", r, fzero(r.type)),
                                bld.xor(bld.fcmp_ordered("<", r, fzero(r.type)),
                                        bld.fcmp_ordered("<", b, fzero(b.type))))
-                del zero
                 return bld.select(fix, bld.fadd(r, b), r)
             raise TypeError(f"float op {op}")
         return self.emit_int_binary(e, a, b)
@@ -316,8 +322,20 @@ class ExprEmitter(MemoryValues):
         return bld.sext(x, to) if is_signed(src) else bld.zext(x, to)
 
     def emit_select(self, e: Select) -> ir.Value:
-        if unsafe_to_speculate(e.t) or unsafe_to_speculate(e.f):
+        if unsafe_select(e):
             return self.emit_guarded_select(e)
+        if isinstance(e.cond, Binary) and {e.t, e.f} & {e.cond.a, e.cond.b}:
+            # a clamp select(y > lo, y, lo): y emitted once, or fast-math could fold the two
+            # copies differently and compare one value but pick the other
+            saved = self.shared
+            self.shared = {**saved, e.cond.a: self.emit(e.cond.a), e.cond.b: self.emit(e.cond.b)}
+            try:
+                return self._select_values(e)
+            finally:
+                self.shared = saved
+        return self._select_values(e)
+
+    def _select_values(self, e: Select) -> ir.Value:
         c = self.emit(e.cond)
         t, f = self.unify(self.emit(e.t), self.emit(e.f))
         if isinstance(t.type, ir.VectorType) and not isinstance(c.type, ir.VectorType):
