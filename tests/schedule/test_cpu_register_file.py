@@ -101,3 +101,8 @@ def test_avx2_unrolls_the_reduction_steps() -> None:
     run_blocked(func, graph, kernel, y, x, 8)
     graph, kernel, _ = _conv(AVX512, 32, 128, 27)
     assert "unroll" not in _knobs(default_schedule(kernel.func, AVX512))
+    # a 13-pixel row held whole past the 12-accumulator budget leaves one register spare:
+    # unrolled it spilled, so LLVM keeps it
+    _, kernel, _ = _conv(AVX2, 64, 256, 13, 1)
+    knobs = _knobs(default_schedule(kernel.func, AVX2))
+    assert knobs["rows"] == 13 and "unroll" not in knobs

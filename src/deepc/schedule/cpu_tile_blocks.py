@@ -135,5 +135,9 @@ def step_unroll(knobs: dict[str, Any], alloc: Stmt, machine: CpuMachine) -> int 
     block = int(knobs.get("pair_block", 2)) if knobs.get("row_pairs") else 1
     rows = int(knobs.get("rows", 1))
     accumulators = vectors * block * rows
+    if accumulators > machine.accumulator_registers:
+        # a short row held whole past the budget (13 pixels) leaves one register spare:
+        # unrolled, its steps' loads spilled 5 accumulators; LLVM leaves its body rolled
+        return None
     operands = machine.operand_registers(vectors * block, rows)
     return loops[-1].extent if operands > machine.vector_registers - accumulators else None
