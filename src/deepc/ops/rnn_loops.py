@@ -152,8 +152,10 @@ class _Direction:
         # gru without linear_before_reset sums r * h over the h gate's rows of R
         self.rh = (names.scratch("rh", hidden, dtype)
                    if rec.kind == "gru" and not rec.attrs["linear_before_reset"] else None)
-        # the most steps up to STEP_BLOCK that divide the sequence (no tail to guard)
-        self.step_block = max(s for s in range(1, STEP_BLOCK + 1) if rec.seq % s == 0)
+        # the most steps up to STEP_BLOCK (or the target's, passes/rnn_blocks.py) that divide
+        # the sequence (no tail to guard)
+        most = int(rec.attrs["step_block"]) if "step_block" in rec.attrs else STEP_BLOCK
+        self.step_block = max(s for s in range(1, most + 1) if rec.seq % s == 0)
         cells = max(ROW_BLOCK * self.step_block, RECURRENT_ROW_BLOCK)
         self.acc = Buffer(names.fresh(f"{names.base}_acc"), (cells,), dtype, "local")
         # x_t . W[row] + Wb[row] for every step, summed before the recurrence (a GEMM-like

@@ -58,10 +58,10 @@ PIPELINES: dict[int, list[str]] = {
     1: ["fold_qdq", "fold", "dce"],  # fold_qdq first: fold would dequantize the weights
     2: ["fold_qdq", *SIMPLIFY, "qdq_glue",
         # -- layout and fusion passes (they read the target; fuse stays last) --
-        "nchwc_layout", "kernel_layout", "gemm_pad", "fuse"],
+        "nchwc_layout", "kernel_layout", "rnn_blocks", "gemm_pad", "fuse"],
     3: ["fold_qdq", *SIMPLIFY, "qdq_glue",
         # -- layout and fusion passes; -O3-only ones join here --
-        "nchwc_layout", "kernel_layout", "gemm_pad", "fuse"],
+        "nchwc_layout", "kernel_layout", "rnn_blocks", "gemm_pad", "fuse"],
 }
 
 

@@ -29,6 +29,7 @@ from deepc.schedule.cpu_reduce_loops import (
     plan_reduce_loops,
 )
 from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile, plan_row_reduction
+from deepc.schedule.cpu_tile_blocks import step_unroll
 from deepc.schedule.interior import masked
 from deepc.schedule.schedule import Schedule
 
@@ -153,11 +154,16 @@ def _schedule_nest(sch: Schedule, nest: For, machine: CpuMachine,
     tile_want = {k: v for k, v in want.items() if k != "pack"}
     tile = plan_reduction_tile(chain, machine, tile_want)
     if tile is not None:
+        if not {"unroll", "reduce_inner"} & set(want):
+            steps = step_unroll(tile.knobs, chain[-1].body, machine)
+            want = {**want, "unroll": steps} if steps else want
         loops = plan_reduce_loops(chain[-1].body, want)
         order, outer, outer_knobs = plan_outer_order(tile.outer, want)
         blocked = plan_reduce_blocks(chain[-1].body, outer, want)
-        # the reduction loops and outer loops as the tile left them (no reorder or blocks)
-        plain_loops = not (loops[0] or order or blocked[0] or tile.knobs.get("sweep"))
+        # the reduction loops and outer loops named as the tile left them (no reorder, split
+        # or blocks; a whole loop unrolled keeps its name)
+        renamed = any(step[0] != "unroll" for step in loops[0])
+        plain_loops = not (renamed or order or blocked[0] or tile.knobs.get("sweep"))
         fetch = (plan_prefetch(chain, outer, machine, want) if plain_loops
                  else _no_prefetch(want))
         for step in tile.steps + loops[0] + order + blocked[0] + fetch[0]:

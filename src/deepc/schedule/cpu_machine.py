@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepc.ir.types import itemsize
+from deepc.target.host import broadcast_operand_of, vector_registers_of
 
 
 @dataclass(frozen=True)
@@ -17,13 +18,24 @@ class CpuMachine:
     l1d_kib: int
     l2_kib: int
     cache_line: int = 64  # bytes
+    # the register file and whether FMAs broadcast an operand from memory, read from the
+    # ISA (triple and features); a machine built by hand defaults to AVX-512's
+    vector_registers: int = 32
+    broadcast_operand: bool = True
 
     @staticmethod
     def of(target: Any) -> CpuMachine:
         """From a Target (each field is required of CPU and wasm targets: reading a missing
         one raises TargetError naming it)."""
         return CpuMachine(target.vector_bits, target.accumulator_registers, target.cores,
-                          target.l1d_kib, target.l2_kib, target.cache_line)
+                          target.l1d_kib, target.l2_kib, target.cache_line,
+                          vector_registers_of(target.triple, target.features),
+                          broadcast_operand_of(target.features))
+
+    def operand_registers(self, vectors: int, broadcasts: int) -> int:
+        """Registers a tile step's operands take: its vectors, and its broadcasts where an
+        FMA cannot read them from memory."""
+        return vectors + (0 if self.broadcast_operand else broadcasts)
 
     def lanes(self, dtype: str) -> int:
         """`dtype` elements per vector register (at least 1)."""

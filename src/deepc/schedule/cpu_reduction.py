@@ -21,6 +21,7 @@ from deepc.ir.tensor import walk
 from deepc.ir.types import itemsize
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.schedule.cpu_tile_blocks import (
+    inner_pairs,
     pair_tile,
     reduction_iterations,
     short_tile,
@@ -169,13 +170,14 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
             # rows 941 us, 2 x 8 884 us)
             panel = reduction_iterations(alloc) * nr * max(itemsize(acc.dtype), 1)
             widest = max(machine.l1d_kib * 1024 // max(panel, 1), 2)
-            block, mr = pair_tile(pair.extent, tile.extent, budget, widest)
+            block, mr = pair_tile(pair.extent, tile.extent, budget, widest, machine)
             mr = mr or half
         elif pairs:
             mr = half if block == 2 else best_factor(tile.extent, max(budget // block, 1))
         elif (want.get("row_pairs") is None and "rows" not in want and pair is not None
               and nr == lanes and (short := short_tile(
-                  pair.extent, tile.extent, budget, tile.extent / -(-tile.extent // mr)))):
+                  pair.extent, tile.extent, budget, tile.extent / -(-tile.extent // mr),
+                  machine))):
             # rows whose factors fill few registers: blocks of the pair loop fill them, the
             # last tile of rows short (guarded by version_rows like any)
             pairs, (block, mr) = True, short
@@ -209,7 +211,10 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         a, b = order.index(tile_o), order.index(vec_o)
         names[a], names[b] = names[b], names[a]
     tile_names = [tile_i, vec_i] if tile_i else [vec_i]
-    if pair is not None:
+    if pair is not None and inner_pairs(block, mr, machine):
+        steps.append(("reorder", tile_i, pair_i))
+        tile_names.insert(1, pair_i)
+    elif pair is not None:
         tile_names.insert(0, pair_i)
     outer = [(n, e) for n, e in names if n not in tile_names]
     sweep = want.get("sweep", False)

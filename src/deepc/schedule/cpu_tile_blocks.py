@@ -3,10 +3,42 @@ loop share each broadcast, and which outer loop may sweep inside the reduction l
 
 from __future__ import annotations
 
-from deepc.ir.loop import Allocate, For, walk_stmts
+from typing import Any
+
+from deepc.ir.loop import Allocate, For, Stmt, walk_stmts
+from deepc.schedule.cpu_machine import CpuMachine
+
+MAX_STEP_UNROLL = 16  # reduction steps a schedule unrolls whole (cpu_reduce_loops' bound)
 
 
-def pair_tile(pairs: int, rows: int, budget: int, widest: int) -> tuple[int, int]:
+def block_rows(block: int, budget: int, machine: CpuMachine) -> int:
+    """The most rows a tile of `block` blocks of the pair loop may take. Where FMAs broadcast
+    from memory (AVX-512), past two blocks the blocks' vectors need registers too. Where
+    each broadcast is a register of its own (AVX2, NEON), the tile holds one operand set
+    across its inner loop, the smaller of the blocks' vectors and the rows' broadcasts (see
+    inner_pairs), and streams the other through one more register: all beside the
+    accumulators. On 16 AVX2 registers 4 blocks x 3 rows fit (12 + 3 + 1); a 3x3 conv of
+    squeezenet in that tile took 282 us where 1 x 9 took 321."""
+    if machine.broadcast_operand:
+        return budget // block - (block > 2)
+    rows = budget // block
+    while rows > 0 and block * rows + min(block, rows) + 1 > machine.vector_registers:
+        rows -= 1
+    return rows
+
+
+def inner_pairs(block: int, rows: int, machine: CpuMachine) -> bool:
+    """Whether a tile of `block` blocks x `rows` rows runs its blocks inside its rows. The
+    inner loop's operands stay in registers across the outer one (rows inside: every row's
+    broadcast; blocks inside: every block's vectors), so where broadcasts take registers
+    and the rows' do not fit beside the accumulators, the blocks go inside: on 16 AVX2
+    registers a 2 x 6 tile holding 6 broadcasts spilled 6 of 12 accumulators a step."""
+    return (not machine.broadcast_operand and block < rows
+            and block * rows + rows + 1 > machine.vector_registers)
+
+
+def pair_tile(pairs: int, rows: int, budget: int, widest: int,
+              machine: CpuMachine) -> tuple[int, int]:
     """Blocks of the pair loop and rows of the tile loop (each dividing its loop) for a tile
     of at most `budget` accumulators that loads the fewest operands per multiply-add: a
     block x rows tile loads `block` vectors and `rows` broadcasts for block * rows of them.
@@ -15,8 +47,8 @@ def pair_tile(pairs: int, rows: int, budget: int, widest: int) -> tuple[int, int
     saves a tenth of the loads, with registers left for its vectors (mobilenet_v2's 112-pixel
     expand conv: 3 x 8 accumulators and 3 vectors 257 us, 2 x 8 207 us); never more blocks
     than rows (each block's vectors stream from further out in cache than the broadcasts)."""
-    def fit(block: int) -> int:  # past two blocks, the block's vectors need registers too
-        most = budget // block - (block > 2)
+    def fit(block: int) -> int:
+        most = block_rows(block, budget, machine)
         return max((d for d in range(2, most + 1) if rows % d == 0), default=0)
 
     def cost(block: int) -> float:
@@ -30,7 +62,8 @@ def pair_tile(pairs: int, rows: int, budget: int, widest: int) -> tuple[int, int
     return best, fit(best)  # 0: no divisor of the rows fits (the caller's rows stand)
 
 
-def short_tile(pairs: int, rows: int, budget: int, held: float) -> tuple[int, int] | None:
+def short_tile(pairs: int, rows: int, budget: int, held: float,
+               machine: CpuMachine) -> tuple[int, int] | None:
     """Blocks of the pair loop (dividing it) and rows of the tile loop (the last tile may be
     short) for a tile that keeps at least 1.5 times the `held` accumulators busy that the
     rows alone do, or None. For rows that no good factor divides: squeezenet's classifier,
@@ -38,7 +71,7 @@ def short_tile(pairs: int, rows: int, budget: int, held: float) -> tuple[int, in
     rows (the last tile 6) keep 19.5 busy on average: 0.83x its time."""
     best: tuple[float, int, int] | None = None
     for block in range(2, budget // 2 + 1):
-        most = budget // block - (block > 2)  # past two blocks, their vectors need registers
+        most = block_rows(block, budget, machine)
         if pairs % block or most < 2:
             continue
         tiles = -(-rows // most)
@@ -80,3 +113,31 @@ def swept_loop(outer: list[tuple[str, int]], alloc: Allocate) -> list[str] | Non
     if not outer or outer[-1][1] < 2 or len(reduction) < 2 or reduction[0].extent < 2:
         return None
     return [outer[-1][0], *(r.var.name for r in reduction[1:])]
+
+
+def step_unroll(knobs: dict[str, Any], alloc: Stmt, machine: CpuMachine) -> int | None:
+    """The innermost reduction loop's extent where the schedule should unroll it whole (its
+    `unroll` knob), or None to leave it to LLVM: when one step's operands (the block's
+    vectors, and the rows' broadcasts where FMAs cannot read them from memory) outnumber
+    the registers the tile's accumulators leave. LLVM then unrolls the loop by two and
+    schedules both steps' broadcasts ahead of their FMAs, and the accumulators spill: on a
+    16-register AVX2 core, squeezenet's 1 x 9 tile of a 3x3 conv stored and reloaded 3
+    accumulators per 18 FMAs (537 us; the 8 steps unrolled whole, 321 us). Never where
+    AVX-512 FMAs broadcast from memory: there one step's vectors fit beside any tile of
+    the accumulator budget."""
+    if not isinstance(alloc, Allocate):
+        return None
+    loops = [x for x in reduction_loops(alloc) if isinstance(x.extent, int) and x.extent >= 2]
+    if not loops or loops[-1].extent > MAX_STEP_UNROLL:
+        return None
+    lanes = machine.lanes(alloc.buffer.dtype)
+    vectors = -(-int(knobs["vector"]) // lanes)
+    block = int(knobs.get("pair_block", 2)) if knobs.get("row_pairs") else 1
+    rows = int(knobs.get("rows", 1))
+    accumulators = vectors * block * rows
+    if accumulators > machine.accumulator_registers:
+        # a short row held whole past the budget (13 pixels) leaves one register spare:
+        # unrolled, its steps' loads spilled 5 accumulators; LLVM leaves its body rolled
+        return None
+    operands = machine.operand_registers(vectors * block, rows)
+    return loops[-1].extent if operands > machine.vector_registers - accumulators else None

@@ -69,6 +69,21 @@ def accumulator_registers_of(features: Iterable[str]) -> int:
     return 24 if "avx512f" in {f.lstrip("+") for f in features} else 12
 
 
+def vector_registers_of(triple: str, features: Iterable[str]) -> int:
+    """Architectural vector registers: 32 with AVX-512 or on AArch64, 16 on other x86 (SSE,
+    AVX), ARMv7 NEON (16 quad registers) and anything else (wasm runs on one of those)."""
+    if "avx512f" in {f.lstrip("+") for f in features}:
+        return 32
+    return 32 if triple.startswith(("aarch64", "arm64")) else 16
+
+
+def broadcast_operand_of(features: Iterable[str]) -> bool:
+    """Whether a vector FMA can take a scalar broadcast straight from memory as its operand
+    (AVX-512's embedded broadcast, {1to16}); elsewhere each broadcast is a load into a
+    register of its own (AVX2's vbroadcastss, NEON's ld1r or a lane of a loaded vector)."""
+    return "avx512f" in {f.lstrip("+") for f in features}
+
+
 def has_fma(triple: str, features: Iterable[str]) -> bool:
     names = {f.lstrip("+") for f in features}
     # every AArch64 core has fused multiply-add; ARMv7 has it from VFPv4, x86 from the FMA3 set
