@@ -107,5 +107,9 @@ def run_blocked(func, graph, kernel, y: str, x: np.ndarray, lanes: int) -> np.nd
     jit = JitModule(optimize(emit_module([func]), MachineSpec.host()))
     jit.kernel(func.name, len(args) + 1)(*[np.ascontiguousarray(a).ctypes.data
                                            for a in [*args, out]])
-    np.testing.assert_allclose(out, run_graph(graph, feeds)[y], rtol=1e-5, atol=1e-5)
+    want = run_graph(graph, feeds)[y]
+    # float32 sums taken in another order: an output near zero carries the rounding of terms
+    # as large as the biggest outputs (a 3x3 conv over 32 channels: 1.3e-5 on a 0.16 output)
+    atol = 1e-5 * max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=atol)
     return out
