@@ -37,5 +37,5 @@ def test_kernel_texts_run_the_passes_with_the_given_context() -> None:
         texts = kernel_texts(load(EXAMPLE), "host", stage, pass_context=ctx)
         assert [name for name, _ in ctx.times] == [
             "fold_qdq", "fold", "cse", "simplify", "cse", "dce", "qdq_glue",
-            "nchwc_layout", "kernel_layout", "gemm_pad"]
+            "nchwc_layout", "kernel_layout", "rnn_blocks", "gemm_pad"]
         assert len(texts) > kernel_count()

@@ -61,6 +61,7 @@ def test_a_big_conv_is_offered_reduction_blocks() -> None:
         def __init__(self, l2: int):
             self.vector_bits, self.accumulator_registers, self.cores = 256, 12, 1
             self.l1d_kib, self.l2_kib, self.cache_line = 32, l2, 64
+            self.triple, self.features = "x86_64-unknown-linux-gnu", ("+avx2", "+fma")
 
         def fingerprint(self) -> str:
             return f"test-l2-{self.l2_kib}"
