@@ -47,13 +47,20 @@ AVX512 = CpuMachine(512, 24, 1, 48, 1024)
 AVX2 = CpuMachine(256, 12, 1, 32, 512)
 
 
-def _conv_knobs(machine: CpuMachine, c: int, o: int, size: int, k: int = 3) -> dict:
+def blocked_conv(machine: CpuMachine, c: int, o: int, size: int, k: int = 3):  # type: ignore[no-untyped-def]
+    """A k x k conv_nchwc of c -> o channels on a size x size image in the machine's float
+    blocks: its graph, its one kernel and its output's name."""
     lanes = machine.lanes("float32")
     n = Net(x=(1, c // lanes, size, size, lanes))
     w = weight_to_blocked(weights(o, c, k, k), lanes, lanes, False)
     y = n("conv_nchwc", "x", n.const(w), n.const(weights(o)), pads=(k // 2,) * 4, group=1)
     graph = n.graph(y)
     (kernel,) = graph_kernels(graph, [list(graph.nodes)])
+    return graph, kernel, y
+
+
+def _conv_knobs(machine: CpuMachine, c: int, o: int, size: int, k: int = 3) -> dict:
+    _, kernel, _ = blocked_conv(machine, c, o, size, k)
     knobs = dict(default_schedule(kernel.func, machine).knobs)
     return {key.rpartition(".")[2]: v for key, v in knobs.items() if "conv_nchwc" in key
             or "." not in key}

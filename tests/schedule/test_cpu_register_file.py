@@ -7,13 +7,10 @@ import numpy as np
 import pytest
 
 from deepc.ir.loop import For, ForKind, walk_stmts
-from deepc.lowering.kernels import graph_kernels
-from deepc.ops.conv_nchwc import weight_to_blocked
 from deepc.schedule.cpu import default_schedule
 from deepc.schedule.cpu_machine import CpuMachine
 from deepc.target import load_target
-from tests.passes.support import Net, weights
-from tests.schedule.test_cpu_conv_tiles import run_blocked
+from tests.schedule.test_cpu_conv_tiles import blocked_conv, run_blocked
 
 AVX2 = CpuMachine(256, 12, 1, 32, 512, vector_registers=16, broadcast_operand=False)
 AVX512 = CpuMachine(512, 24, 1, 48, 1024)
@@ -25,16 +22,6 @@ AVX512 = CpuMachine(512, 24, 1, 48, 1024)
 def test_machine_reads_the_register_file(name: str, registers: int, broadcast: bool) -> None:
     machine = CpuMachine.of(load_target(name))
     assert (machine.vector_registers, machine.broadcast_operand) == (registers, broadcast)
-
-
-def _conv(machine: CpuMachine, c: int, o: int, size: int, k: int = 3):  # type: ignore[no-untyped-def]
-    lanes = machine.lanes("float32")
-    n = Net(x=(1, c // lanes, size, size, lanes))
-    w = weight_to_blocked(weights(o, c, k, k), lanes, lanes, False)
-    y = n("conv_nchwc", "x", n.const(w), n.const(weights(o)), pads=(k // 2,) * 4, group=1)
-    graph = n.graph(y)
-    (kernel,) = graph_kernels(graph, [list(graph.nodes)])
-    return graph, kernel, y
 
 
 def _knobs(sch) -> dict:  # type: ignore[no-untyped-def]
@@ -61,7 +48,7 @@ def test_avx2_tile_fits_sixteen_registers(c: int, o: int, size: int, k: int,
                                           tile: tuple[int, int]) -> None:
     """Accumulators, the operand set the tile's inner loop holds (the smaller of the blocks'
     vectors and the rows' broadcasts) and one streaming operand fit 16 registers."""
-    _, kernel, _ = _conv(AVX2, c, o, size, k)
+    _, kernel, _ = blocked_conv(AVX2, c, o, size, k)
     knobs = _knobs(default_schedule(kernel.func, AVX2))
     block = knobs.get("pair_block", 2) if knobs["row_pairs"] else 1
     rows = knobs["rows"]
@@ -72,7 +59,7 @@ def test_avx2_tile_fits_sixteen_registers(c: int, o: int, size: int, k: int,
 def test_avx2_runs_the_blocks_inside_the_rows() -> None:
     """A 2 x 6 tile holds two blocks' vectors across its rows, not six broadcasts across its
     blocks (19 registers); AVX-512, whose FMAs broadcast from memory, keeps rows inside."""
-    graph, kernel, y = _conv(AVX2, 32, 64, 24)
+    graph, kernel, y = blocked_conv(AVX2, 32, 64, 24)
     sch = default_schedule(kernel.func, AVX2)
     assert (_knobs(sch)["rows"], _knobs(sch).get("pair_block", 2)) == (6, 2)
     func = sch.apply(kernel.func)
@@ -81,7 +68,7 @@ def test_avx2_runs_the_blocks_inside_the_rows() -> None:
     assert [t.extent for t in update[:2]] == [6, 2]
     x = np.random.default_rng(0).standard_normal((1, 32, 24, 24)).astype(np.float32)
     run_blocked(func, graph, kernel, y, x, 8)
-    graph, kernel, _ = _conv(AVX512, 128, 128, 24)
+    graph, kernel, _ = blocked_conv(AVX512, 128, 128, 24)
     wide = _tile_loops(default_schedule(kernel.func, AVX512).apply(kernel.func))
     assert wide[0].extent < wide[1].extent  # the blocks outside the rows
 
@@ -90,7 +77,7 @@ def test_avx2_unrolls_the_reduction_steps() -> None:
     """Where a step's operands outnumber the registers the accumulators leave, the schedule
     unrolls the innermost reduction loop itself (LLVM's unroll by two spilled); never on
     AVX-512, and the numbers stay."""
-    graph, kernel, y = _conv(AVX2, 32, 128, 27)
+    graph, kernel, y = blocked_conv(AVX2, 32, 128, 27)
     sch = default_schedule(kernel.func, AVX2)
     assert _knobs(sch)["unroll"] == 8
     func = sch.apply(kernel.func)
@@ -99,10 +86,10 @@ def test_avx2_unrolls_the_reduction_steps() -> None:
     assert steps and all(s.kind is ForKind.UNROLLED for s in steps)
     x = np.random.default_rng(1).standard_normal((1, 32, 27, 27)).astype(np.float32)
     run_blocked(func, graph, kernel, y, x, 8)
-    graph, kernel, _ = _conv(AVX512, 32, 128, 27)
+    graph, kernel, _ = blocked_conv(AVX512, 32, 128, 27)
     assert "unroll" not in _knobs(default_schedule(kernel.func, AVX512))
     # a 13-pixel row held whole past the 12-accumulator budget leaves one register spare:
     # unrolled it spilled, so LLVM keeps it
-    _, kernel, _ = _conv(AVX2, 64, 256, 13, 1)
+    _, kernel, _ = blocked_conv(AVX2, 64, 256, 13, 1)
     knobs = _knobs(default_schedule(kernel.func, AVX2))
     assert knobs["rows"] == 13 and "unroll" not in knobs
