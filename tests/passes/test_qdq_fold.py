@@ -11,6 +11,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from deepc.frontends.onnx import convert
+from deepc.frontends.output_units import output_units
 from deepc.ir.graph import Graph
 from deepc.ops.interpreter import run_graph
 from deepc.passes import PASSES, PassContext
@@ -251,14 +252,18 @@ def test_avx2_sums_pairs_saturating_only_where_the_weights_fit(kind: str, fits: 
     dots = {str(n.attrs["dot"]) for n in folded.nodes if n.op.startswith("dot4_")}
     assert dots == {"maddubs" if fits else "maddwd"}
     want = run_ort(model, feeds)[0]
-    np.testing.assert_array_equal(run_graph(folded, feeds)["y"], want)
+    # the integer sums are exact; the requantising epilogue may land a tie one unit away
+    # (#24's bar), where a saturated pair sum would be many units off
+    (unit,) = output_units(model)
+    assert unit is not None
+    np.testing.assert_allclose(run_graph(folded, feeds)["y"], want, rtol=0, atol=unit * 1.0001)
     if "avx2_madd" not in load_target("host").dot_intrinsics:
         pytest.skip("this CPU has no AVX2 to run the x86_64 bundle")
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
     compiled = deepc.compile(path, "x86_64")
     got = deepc.load(compiled.save(tmp_path / "m.tar")).run(feeds)["y"]
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, want, rtol=0, atol=unit * 1.0001)
 
 
 @pytest.mark.parametrize("act", ["Relu", "Clip"])
