@@ -119,15 +119,19 @@ def test_tiled_conv_matches_numpy(oc: int, pipelined: bool, tmp_path) -> None:  
 @needs_gxx
 @pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("oc,ic", [(56, 16), (64, 16), (128, 16), (64, 32)])
-def test_tf32_tiled_conv_matches_numpy(oc: int, ic: int, pipelined: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tf32_tiled_conv_matches_numpy(oc: int, ic: int, pipelined: bool, tmp_path,  # type: ignore[no-untyped-def]
+                                       monkeypatch) -> None:
     """The mma.sync tiles (fragments from interleaved shared tiles, TF32 rounding) through a
     C model of the PTX fragment layout: to TF32 precision of the numpy reference. K = 144
     ends in a partial k-step (weights loaded one by one); K = 288 is whole steps of 32
     (weights loaded as float4 pairs, two k octets per thread; pipelined, 16-byte cp.asyncs,
-    which K = 144 also takes, zero-filled past K)."""
+    which K = 144 also takes, zero-filled past K). The 128x64 tiles: the 128x128 ones that
+    WIDE_BY_DEFAULT gives 128 channels are test_gpu_gemm_wide's."""
     from deepc.ops.interpreter import run_graph
+    from deepc.schedule import gpu_gemm_match
     from tests.backends.cuda.omp_blocks import run_blocks
 
+    monkeypatch.setattr(gpu_gemm_match, "WIDE_BY_DEFAULT", False)
     rng = np.random.default_rng(oc)
     graph = _conv_graph(rng, oc, ic=ic)
     x = rng.standard_normal((2, ic, 12, 12)).astype(np.float32)

@@ -293,9 +293,12 @@ def _simt_step(bm: int, bn: int, bk: int, t: int, tx: int, As: Buffer, Bs: Buffe
 # the product tests nothing. Under a test around the whole epilogue, each of a
 # thread's 64 outputs waited for its residual's load before the next was issued and decoded
 # its row and column again (H100, b32 TF32: ResNet-50's 1x1 conv + residual + ReLU 0.265 ms
-# against 0.098 without the residual; PTX of its 1x1 conv k002 2843 -> 1469 lines). Off
-# until timed on a GPU; with WIDE_BY_DEFAULT too, ResNet-18's residual conv spills 16 bytes.
-EDGE_GUARDS_ONLY = False
+# against 0.098 without the residual; PTX of its 1x1 conv k002 2843 -> 1469 lines). On with
+# the other two switches (SCALE_UNIT_AXES, WIDE_BY_DEFAULT): H100, b32 TF32, all three on
+# against all off, two rounds each: ResNet-50 5.24 -> 4.95 ms, ResNet-18 1.74 -> 1.69,
+# DenseNet-121 4.17 -> 3.75, GoogLeNet 2.12 -> 2.14. ResNet-18's residual conv spills 16
+# bytes with WIDE_BY_DEFAULT and is faster all the same.
+EDGE_GUARDS_ONLY = True
 
 
 def epilogue_body(parts: GemmParts, gm: Expr, gn: Expr, value: Expr,

@@ -253,8 +253,9 @@ _MMA_WAVES = 2.5  # blocks per SM the larger tile must still give
 # 64x64 warp tiles (CUTLASS's TF32 shape) at 2 blocks per SM: per multiply-add, half the A
 # fetches of a 128x64 tile (a 3x3 conv's guarded table-driven loads are most of a k-step's
 # instructions) and a third fewer fragment loads (ptxas: 232 registers with k-steps of 16,
-# no spills). Off until timed on a GPU (tools/gemm_knob_ab.py --sets).
-WIDE_BY_DEFAULT = False
+# no spills). On, with the epilogue and operand switches (gpu_gemm.EDGE_GUARDS_ONLY has the
+# figures); alone it made ResNet-50 slower (5.24 -> 6.03 ms), with them faster (4.95).
+WIDE_BY_DEFAULT = True
 _MMA_WIDE = (128, 128, 16, 2, 2, 2)
 WIDE_WAVES = 2.0  # blocks per SM the wide tile must give: one whole wave at 2 per SM
 

@@ -35,8 +35,9 @@ _CMP = ("ge", "gt", "le", "lt")
 # Axes of extent 1 (a 1x1 conv's window) add nothing to an offset: left out of the test for a
 # constant stride, a 1x1 conv's input reads k * H * W, one load at an immediate offset an
 # element where a k table costs a constant-memory read and an add besides (ResNet-50: 14 of
-# 21 conv shapes had tables, 7 keep them). Same addresses; off until timed on a GPU.
-SCALE_UNIT_AXES = False
+# 21 conv shapes had tables, 7 keep them). Same addresses. On (timed on an
+# H100 with the other two switches: gpu_gemm.EDGE_GUARDS_ONLY has the figures).
+SCALE_UNIT_AXES = True
 
 
 class Direct:
