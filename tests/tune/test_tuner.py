@@ -132,9 +132,13 @@ def test_wrong_results_are_errors_never_applied(tmp_path, monkeypatch, host) -> 
 
     monkeypatch.setattr(LocalMeasurer, "measure", wrong)
     log = tmp_path / "wrong.jsonl"
-    tune_model(TINY, "host", log=log, budget_s=8)  # 85% searches: the rest checks the model
-    rows = [r for r in _lines(log) if r["candidate"] != 0 and r["error"] != "duplicate"]
-    measured = [r for r in rows if not r["error"].startswith("rejected")]
+    measured: list[dict] = []
+    for _ in range(4):  # a loaded machine may time no candidate in 8 s: the log resumes
+        tune_model(TINY, "host", log=log, budget_s=8)  # 85% searches: the rest checks the model
+        rows = [r for r in _lines(log) if r["candidate"] != 0 and r["error"] != "duplicate"]
+        measured = [r for r in rows if not r["error"].startswith("rejected")]
+        if measured:
+            break
     assert measured and all(r["error"].startswith("wrong result") for r in measured)
     assert all(r["cost"] is None for r in rows)
     assert best_knobs(log, host) == {}
