@@ -247,11 +247,17 @@ class ExprEmitter(MemoryValues, SelectValues):
 
     def emit_dot(self, e: Call, acc: Expr | None) -> ir.Value:
         """acc + e for an int8 dot product: the accumulator goes into the instruction."""
-        u, s = self.unify(self.emit(e.args[0]), self.emit(e.args[1]))
-        total = izero(u.type) if acc is None else self.emit(acc)
-        total, u = self.unify(total, u)
-        total, s = self.unify(total, s)
-        return emit_dot4(self.builder, e.func, total, u, s)
+        args = [self.emit(a) for a in e.args]
+        lanes = max((a.type.count for a in args if isinstance(a.type, ir.VectorType)),
+                    default=0)
+        if acc is not None:
+            total = self.emit(acc)
+            lanes = max(lanes, total.type.count if isinstance(total.type, ir.VectorType) else 0)
+        if lanes:
+            args = [a if isinstance(a.type, ir.VectorType) else self.broadcast(a, lanes)
+                    for a in args]
+        total = izero(args[0].type) if acc is None else self.unify(total, args[0])[0]
+        return emit_dot4(self.builder, e.func, total, *args)
 
     def emit_call(self, e: Call) -> ir.Value:
         if e.func == "bitcast":
