@@ -133,6 +133,8 @@ def _madd(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value, exact: bool)
 
 def _wd(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, even: ir.Value, odd: ir.Value
         ) -> ir.Value:
+    """acc + two vpmaddwd: u's even bytes (an and) by `even`, its odd bytes (a shift) by
+    `odd`, the weights' int16 pairs as stored."""
     lanes = u.type.count
     width = next(w for w in (8, 4) if lanes % w == 0)
     v16 = ir.VectorType(I16, 2 * width)
@@ -148,15 +150,21 @@ def _wd(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, even: ir.Value, odd: ir.Val
 
 
 def _words(b: ir.IRBuilder, even: ir.Value, odd: ir.Value) -> ir.Value:
-    """Signed byte words from their int16 pairs (dot4.wd where no vpmaddwd fits the lanes)."""
-    def c(x: int) -> ir.Constant:
-        return _splat(x, even.type.count) if isinstance(even.type, ir.VectorType) \
-            else ir.Constant(I32, x)
+    """Signed byte words from their int16 pairs (dot4.wd where no vpmaddwd fits the lanes):
+    byte t is the low byte of half t // 2 of even (t even) or odd (t odd)."""
+    vec = isinstance(even.type, ir.VectorType)
 
-    low = b.or_(b.and_(even, c(0xFF)), b.shl(b.and_(odd, c(0xFF)), c(8)))
-    high = b.or_(b.and_(b.lshr(even, c(16)), c(0xFF)), b.shl(b.and_(b.lshr(odd, c(16)),
-                                                                   c(0xFF)), c(8)))
-    return b.or_(low, b.shl(high, c(16)))
+    def c(x: int) -> ir.Constant:
+        return _splat(x, even.type.count) if vec else ir.Constant(I32, x)
+
+    out = None
+    for t in range(4):
+        half = even if t % 2 == 0 else odd
+        byte = b.and_(b.lshr(half, c(16)) if t >= 2 else half, c(0xFF))
+        part = b.shl(byte, c(8 * t)) if t else byte
+        out = part if out is None else b.or_(out, part)
+    assert out is not None
+    return out
 
 
 def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Value,

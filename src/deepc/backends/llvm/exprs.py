@@ -247,17 +247,14 @@ class ExprEmitter(MemoryValues, SelectValues):
 
     def emit_dot(self, e: Call, acc: Expr | None) -> ir.Value:
         """acc + e for an int8 dot product: the accumulator goes into the instruction."""
-        args = [self.emit(a) for a in e.args]
-        lanes = max((a.type.count for a in args if isinstance(a.type, ir.VectorType)),
-                    default=0)
-        if acc is not None:
-            total = self.emit(acc)
-            lanes = max(lanes, total.type.count if isinstance(total.type, ir.VectorType) else 0)
+        # the operands (wd: three) and the accumulator, scalars broadcast to the vectors' lanes
+        vals = [self.emit(a) for a in e.args] + ([] if acc is None else [self.emit(acc)])
+        lanes = max((v.type.count for v in vals if isinstance(v.type, ir.VectorType)), default=0)
         if lanes:
-            args = [a if isinstance(a.type, ir.VectorType) else self.broadcast(a, lanes)
-                    for a in args]
-        total = izero(args[0].type) if acc is None else self.unify(total, args[0])[0]
-        return emit_dot4(self.builder, e.func, total, *args)
+            vals = [v if isinstance(v.type, ir.VectorType) else self.broadcast(v, lanes)
+                    for v in vals]
+        total = izero(vals[0].type) if acc is None else vals.pop()
+        return emit_dot4(self.builder, e.func, total, *vals)
 
     def emit_call(self, e: Call) -> ir.Value:
         if e.func == "bitcast":
