@@ -10,7 +10,7 @@ from deepc.compiler.jit_graph import run_graph_jit
 from deepc.frontends.builder import GraphBuilder
 from deepc.ir.types import TensorType
 from deepc.ops.interpreter import run_graph
-from deepc.ops.qdot import pairs_fit
+from deepc.ops.qdot import narrow_pairs, pairs_fit, widen_pairs
 from deepc.target import load_target
 
 rng = np.random.default_rng(11)
@@ -18,7 +18,7 @@ HOST_DOTS = load_target("host").dot_intrinsics
 # the host intrinsic each kind's instruction needs: sdot's is ARM's, so on x86 the JIT must
 # not pick it
 NEEDS = {"": None, "sdot": "sdot", "vnni": "avx512_vnni", "maddubs": "avx2_madd",
-         "maddwd": "avx2_madd"}
+         "maddwd": "avx2_madd", "wd": "avx2_madd"}
 DOTS = list(NEEDS)
 
 
@@ -44,6 +44,15 @@ def test_pairs_fit():
     assert pairs_fit(words(-128, 0, 64, 64)) and pairs_fit(words(127, 1, -1, 127))
     assert not pairs_fit(words(-128, 1, 0, 0)) and not pairs_fit(words(0, 0, 64, -65))
     assert pairs_fit(words(0, 127, 127, 0))  # 1 and 2 belong to different pairs
+
+
+def test_widen_pairs_round_trips():
+    """wd's operands: word k's bytes 0, 2 (sign-extended int16 halves) at 2k, 1, 3 at 2k + 1."""
+    words = np.array([[-128, 127, -1, 5], [1, -2, 3, -4]], np.int8).view("<i4")  # [2, 1]
+    pairs = widen_pairs(words, 0)
+    halves = pairs.view("<i2").reshape(4, 2)
+    np.testing.assert_array_equal(halves, [[-128, -1], [127, 5], [1, 3], [-2, -4]])
+    np.testing.assert_array_equal(narrow_pairs(pairs, 0), words)
 
 
 def _graph(op: str, inputs: dict[str, np.ndarray], attrs: dict, consts: dict | None = None):
@@ -105,6 +114,9 @@ def test_dot4_matmul(run, unsigned, dot):
     words = {"a": u8 if not unsigned else s8, "b": s8 if not unsigned else u8}
     packed = {"a": np.ascontiguousarray(words["a"]).view("<i4"),
               "b": np.ascontiguousarray(words["b"].T).view("<i4").T.copy()}
+    if dot == "wd":  # the signed operand's words as their int16 pairs
+        side = "a" if unsigned else "b"
+        packed[side] = widen_pairs(packed[side], 1 if unsigned else 0)
     graph = _graph("dot4_matmul", packed, {"dot": dot, "unsigned": unsigned})
     got = run(graph, packed)[graph.outputs[0]]
     want = words["a"].astype(np.int64) @ words["b"].astype(np.int64)
@@ -130,6 +142,8 @@ def test_dot4_conv(run, strides, dilations, dot):
     weights = _signed(dot, (3, 3, 3, 32, 4))  # [.., words, M, bytes]
     x = np.ascontiguousarray(image).view("<i4")[..., 0]
     w = np.ascontiguousarray(weights).view("<i4")[..., 0]
+    if dot == "wd":
+        w = widen_pairs(w, 2)
     graph = _graph("dot4_conv", {"x": x}, {"strides": strides, "dilations": dilations,
                                           "dot": dot}, {"w": w})
     got = run(graph, {"x": x})[graph.outputs[0]]

@@ -249,8 +249,12 @@ def test_avx2_sums_pairs_saturating_only_where_the_weights_fit(kind: str, fits: 
     feeds["x"][:] = np.abs(feeds["x"]) + 4.0  # activations near 255
     graph = convert(model, {"x": feeds["x"].shape})
     folded = verify_graph(PASSES["fold_qdq"](graph, PassContext(target=load_target("x86_64"))))
-    dots = {str(n.attrs["dot"]) for n in folded.nodes if n.op.startswith("dot4_")}
-    assert dots == {"maddubs" if fits else "maddwd"}
+    # exact vpmaddwd: on weights widened ahead of time where the GEMM broadcasts them (pixels
+    # in the lanes), widened per use where they are the vector operand
+    dots = {(str(n.attrs["dot"]), int(n.attrs.get("unsigned", 0)))
+            for n in folded.nodes if n.op.startswith("dot4_")}
+    assert dots and all(d == ("maddubs" if fits else "wd" if swap else "maddwd")
+                        for d, swap in dots), dots
     want = run_ort(model, feeds)[0]
     # the integer sums are exact; the requantising epilogue may land a tie one unit away
     # (#24's bar), where a saturated pair sum would be many units off

@@ -29,7 +29,10 @@ MATH_FUNCS = frozenset({
 # must use (x86 vpdpbusd, ARM sdot, AVX2 vpmaddubsw or vpmaddwd); the bare name lets it widen
 # and multiply lane by lane. dot4.maddubs is exact only for b's whose byte pairs (0, 1) and
 # (2, 3) have |b0| + |b1| <= 128 (the int16 pair sums saturate); its users check that.
-DOT_FUNCS = frozenset({"dot4", "dot4.vnni", "dot4.sdot", "dot4.maddubs", "dot4.maddwd"})
+# dot4.wd(a, even, odd) takes b pre-widened (AVX2's vpmaddwd operands, no widening per use):
+# even holds b's bytes 0 and 2 as the int16 halves of its word, odd bytes 1 and 3.
+DOT_FUNCS = frozenset({"dot4", "dot4.vnni", "dot4.sdot", "dot4.maddubs", "dot4.maddwd",
+                       "dot4.wd"})
 
 INDEX = "int64"
 
@@ -217,8 +220,9 @@ def _fold(op: str, a: Expr, b: Expr) -> Expr | None:
 def call(func: str, *args: Any) -> Expr:
     xs = tuple(as_expr(a) for a in args)
     if func in DOT_FUNCS:
-        if len(xs) != 2 or any(x.dtype != "int32" for x in xs):
-            raise ValueError(f"{func} takes two int32 words")
+        if len(xs) != (3 if func == "dot4.wd" else 2) or any(x.dtype != "int32" for x in xs):
+            raise ValueError(f"{func} takes int32 words: a, then b (wd: b's even and odd"
+                             " int16 pairs)")
         return Call(func, xs, "int32")
     if func not in MATH_FUNCS:
         raise ValueError(f"unknown math function {func!r}")

@@ -44,12 +44,25 @@ _CALL: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def dot4(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DOT_FUNCS: sum over the 4 bytes of unsigned a-bytes times signed b-bytes."""
+def dot4(a: np.ndarray, b: np.ndarray, odd: np.ndarray | None = None) -> np.ndarray:
+    """DOT_FUNCS: sum over the 4 bytes of unsigned a-bytes times signed b-bytes; with `odd`
+    (dot4.wd), b and odd are b's int16 pairs: bytes 0, 2 and bytes 1, 3."""
+    if odd is not None:
+        b = pairs_to_words(np.asarray(b, np.int32), np.asarray(odd, np.int32))
     a, b = np.broadcast_arrays(np.asarray(a, np.int32), np.asarray(b, np.int32))
     ua = np.ascontiguousarray(a)[..., None].view(np.uint8).astype(np.int32)
     sb = np.ascontiguousarray(b)[..., None].view(np.int8).astype(np.int32)
     return (ua * sb).sum(axis=-1, dtype=np.int32)
+
+
+def pairs_to_words(even: np.ndarray, odd: np.ndarray) -> np.ndarray:
+    """int32 words of signed bytes from their int16-widened pairs (dot4.wd's operands):
+    even holds bytes 0 and 2, odd bytes 1 and 3, each the low byte of an int16 half."""
+    even, odd = np.broadcast_arrays(even, odd)
+    e = np.ascontiguousarray(even, "<i4")[..., None].view("<i2")
+    o = np.ascontiguousarray(odd, "<i4")[..., None].view("<i2")
+    b = np.stack([e[..., 0], o[..., 0], e[..., 1], o[..., 1]], axis=-1).astype(np.int8)
+    return np.ascontiguousarray(b).view("<i4")[..., 0]
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

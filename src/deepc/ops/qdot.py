@@ -19,14 +19,15 @@ from deepc.ir import expr as E
 from deepc.ir.graph import Attrs
 from deepc.ir.loop import Buffer, Stmt, Store
 from deepc.ir.tensor import Tensor, compute, extern, reduce_axis, rsum
-from deepc.ir.tensor_eval import dot4
+from deepc.ir.tensor_eval import dot4, pairs_to_words
 from deepc.ir.types import TensorType
 from deepc.ops.loop_nests import loop_nest
 from deepc.ops.registry import FusionKind, Op
 from deepc.ops.window import pad_spatial, spatial_attrs, window_out_shape, windows
 
-# "" = widening multiplies, else the instruction to use (maddubs: only for pairs_fit weights)
-DOT_KINDS = ("", "vnni", "sdot", "maddubs", "maddwd")
+# "" = widening multiplies, else the instruction to use (maddubs: only for pairs_fit weights;
+# wd: vpmaddwd on weights widened ahead of time, `widen_pairs`, their word axis doubled)
+DOT_KINDS = ("", "vnni", "sdot", "maddubs", "maddwd", "wd")
 PAIR_LIMIT = 128  # 255 * 128 = 32640 <= 32767: a vpmaddubsw pair sum of such bytes is exact
 
 
@@ -47,6 +48,25 @@ def pairs_fit(words_: np.ndarray) -> bool:
     b = np.ascontiguousarray(words_, "<i4")[..., None].view(np.int8).astype(np.int32)
     pairs = np.abs(b).reshape(*b.shape[:-1], 2, 2).sum(axis=-1)
     return bool(pairs.max(initial=0) <= PAIR_LIMIT)
+
+
+def widen_pairs(words_: np.ndarray, axis: int) -> np.ndarray:
+    """Signed byte words -> dot4.wd's operands: along `axis`, word k becomes entries 2k (its
+    bytes 0 and 2 as two int16) and 2k + 1 (bytes 1 and 3), the vpmaddwd operands."""
+    b = np.ascontiguousarray(words_, "<i4")[..., None].view(np.int8).astype("<i2")
+    even = np.ascontiguousarray(b[..., 0::2]).view("<i4")[..., 0]
+    odd = np.ascontiguousarray(b[..., 1::2]).view("<i4")[..., 0]
+    out = np.stack([even, odd], axis=axis + 1)
+    shape = list(words_.shape)
+    shape[axis] *= 2
+    return np.ascontiguousarray(out.reshape(shape))
+
+
+def narrow_pairs(pairs: np.ndarray, axis: int) -> np.ndarray:
+    """`widen_pairs`' inverse: the signed byte words."""
+    even = np.take(pairs, range(0, pairs.shape[axis], 2), axis)
+    odd = np.take(pairs, range(1, pairs.shape[axis], 2), axis)
+    return pairs_to_words(even, odd)
 
 
 def unsigned_bytes(x: Any, dtype: str) -> Any:
@@ -190,10 +210,14 @@ dot4_matmul = Op(
 def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     a, b = ins[0], ins[1]
     assert a is not None and b is not None
-    if a.rank != 2 or b.rank != 2 or a.shape[1] != b.shape[0] or {a.dtype, b.dtype} != {"int32"}:
-        raise ValueError(f"dot4_matmul takes int32 words [M, K] @ [K, N], got {a} and {b}")
     if str(attrs.get("dot", "")) not in DOT_KINDS:
         raise ValueError(f"dot {attrs.get('dot')!r} is none of {DOT_KINDS}")
+    # dot wd: the signed operand's words are pairs, twice as many
+    f = 2 if attrs.get("dot") == "wd" else 1
+    fa, fb = (f, 1) if int(attrs.get("unsigned", 0)) else (1, f)
+    if a.rank != 2 or b.rank != 2 or a.shape[1] * fb != b.shape[0] * fa \
+            or {a.dtype, b.dtype} != {"int32"}:
+        raise ValueError(f"dot4_matmul takes int32 words [M, K] @ [K, N], got {a} and {b}")
     return TensorType((a.shape[0], b.shape[1]), "int32")
 
 
@@ -201,7 +225,10 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     a, b = ins[0], ins[1]
     assert a is not None and b is not None
-    if int(attrs.get("unsigned", 0)):
+    swap = int(attrs.get("unsigned", 0))
+    if attrs.get("dot") == "wd":
+        a, b = (narrow_pairs(a, 1), b) if swap else (a, narrow_pairs(b, 0))
+    if swap:
         return dot4(b.T[None, :, :], a[:, None, :]).sum(-1, dtype=np.int32)
     return dot4(a[:, None, :], b.T[None, :, :]).sum(-1, dtype=np.int32)
 
@@ -212,9 +239,13 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     kind = str(attrs.get("dot", ""))
     func = f"dot4.{kind}" if kind else "dot4"
     swap = bool(int(attrs.get("unsigned", 0)))
-    k = reduce_axis(a.shape[1], "dot4.k")
+    k = reduce_axis(b.shape[0] if swap else a.shape[1], "dot4.k")
 
     def body(i: E.Expr, j: E.Expr) -> E.Expr:
+        if kind == "wd":  # the signed operand's pairs: words 2k and 2k + 1
+            if swap:
+                return rsum(E.call(func, b[(k, j)], a[(i, 2 * k)], a[(i, 2 * k + 1)]), k)
+            return rsum(E.call(func, a[(i, k)], b[(2 * k, j)], b[(2 * k + 1, j)]), k)
         u, s = (b[(k, j)], a[(i, k)]) if swap else (a[(i, k)], b[(k, j)])
         return rsum(E.call(func, u, s), k)
 
@@ -223,9 +254,9 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
 
 @dot4_matmul.flops
 def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
-    a = ins[0]
-    assert a is not None
-    return 2 * outs[0].size * a.shape[1] * 4
+    a, b = ins[0], ins[1]
+    assert a is not None and b is not None
+    return 2 * outs[0].size * (b.shape[0] if int(attrs.get("unsigned", 0)) else a.shape[1]) * 4
 
 
 # -- dot4_conv ------------------------------------------------------------------------------
@@ -234,7 +265,8 @@ dot4_conv = Op(
     doc="int32 y[OH, OW, M] = sum over taps (kh, kw) and words c of dot4(x[oh*sh + kh*dh, "
         "ow*sw + kw*dw, c], w[kh, kw, c, M]): a direct conv of channels-last words x[H, W, "
         "C/4] (unsigned bytes, already padded) and weight words w[KH, KW, C/4, M] (signed), "
-        "the output channels in the vector lanes; attrs strides, dilations, dot")
+        "the output channels in the vector lanes (dot wd: w[KH, KW, C/2, M], widen_pairs' "
+        "pairs); attrs strides, dilations, dot")
 
 
 def _taps_out(x: TensorType | tuple[int, ...], w: tuple[int, ...], attrs: Attrs
@@ -248,7 +280,9 @@ def _taps_out(x: TensorType | tuple[int, ...], w: tuple[int, ...], attrs: Attrs
 def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
     x, w = ins[0], ins[1]
     assert x is not None and w is not None
-    if x.rank != 3 or w.rank != 4 or w.shape[2] != x.shape[2] or {x.dtype, w.dtype} != {"int32"}:
+    f = 2 if attrs.get("dot") == "wd" else 1
+    if x.rank != 3 or w.rank != 4 or w.shape[2] != x.shape[2] * f \
+            or {x.dtype, w.dtype} != {"int32"}:
         raise ValueError(f"dot4_conv takes int32 words x[H, W, C4], w[KH, KW, C4, M], got {x}"
                          f" and {w}")
     if str(attrs.get("dot", "")) not in DOT_KINDS:
@@ -260,6 +294,8 @@ def _(ins: Sequence[TensorType | None], attrs: Attrs) -> TensorType:
 def _(ins: Sequence[np.ndarray | None], attrs: Attrs) -> np.ndarray:
     x, w = ins[0], ins[1]
     assert x is not None and w is not None
+    if attrs.get("dot") == "wd":
+        w = narrow_pairs(w, 2)
     (sh, sw), _, (dh, dw) = spatial_attrs(attrs, 2)
     oh, ow = _taps_out(x.shape, w.shape, attrs)
     y = np.zeros((oh, ow, w.shape[3]), np.int32)
@@ -277,10 +313,13 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
     func = f"dot4.{kind}" if kind else "dot4"
     (sh, sw), _, (dh, dw) = spatial_attrs(attrs, 2)
     kh, kw = (reduce_axis(n, f"dot4c.k{i}") for i, n in enumerate(w.shape[:2]))
-    c = reduce_axis(w.shape[2], "dot4c.c")
+    c = reduce_axis(x.shape[2], "dot4c.c")
 
     def body(oh: E.Expr, ow: E.Expr, m: E.Expr) -> E.Expr:
         u = x[(oh * sh + kh * dh, ow * sw + kw * dw, c)]
+        if kind == "wd":  # weight pairs 2c and 2c + 1
+            return rsum(E.call(func, u, w[(kh, kw, 2 * c, m)], w[(kh, kw, 2 * c + 1, m)]),
+                        (kh, kw, c))
         return rsum(E.call(func, u, w[(kh, kw, c, m)]), (kh, kw, c))
 
     return compute(outs[0].shape, body, "dot4_conv")
@@ -288,6 +327,6 @@ def _(ins: Sequence[Any], attrs: Attrs, outs: Sequence[TensorType]) -> Tensor:
 
 @dot4_conv.flops
 def _(ins: Sequence[TensorType | None], outs: Sequence[TensorType], attrs: Attrs) -> int:
-    w = ins[1]
-    assert w is not None
-    return 2 * outs[0].size * w.shape[0] * w.shape[1] * w.shape[2] * 4
+    x, w = ins[0], ins[1]
+    assert x is not None and w is not None
+    return 2 * outs[0].size * w.shape[0] * w.shape[1] * x.shape[2] * 4

@@ -7,7 +7,9 @@ shifted to signed (u - 128, an xor of the top bit) and 128 * sum(b's bytes) adde
 second sdot of -128s. vpmaddubsw sums the products of bytes 0,1 and 2,3 into int16 with
 saturation, then vpmaddwd by ones adds the two: exact only where the pass proved no pair of
 b's bytes reaches |b0| + |b1| > 128 (dot4.maddubs). dot4.maddwd is exact for any bytes: the
-even and odd bytes widened to int16 lanes, two vpmaddwd.
+even and odd bytes widened to int16 lanes, two vpmaddwd. dot4.wd is maddwd with b widened
+ahead of time (constant weights: qdot.widen_pairs), so only a's bytes are split per use (one
+and, one shift, shared by every vector a broadcast row meets).
 """
 
 from __future__ import annotations
@@ -129,9 +131,52 @@ def _madd(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, s: ir.Value, exact: bool)
     return _joined(b, parts)
 
 
-def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Value) -> ir.Value:
-    """acc + dot4(u, s); all three are int32 or int32 vectors of one lane count."""
+def _wd(b: ir.IRBuilder, acc: ir.Value, u: ir.Value, even: ir.Value, odd: ir.Value
+        ) -> ir.Value:
+    """acc + two vpmaddwd: u's even bytes (an and) by `even`, its odd bytes (a shift) by
+    `odd`, the weights' int16 pairs as stored."""
+    lanes = u.type.count
+    width = next(w for w in (8, 4) if lanes % w == 0)
+    v16 = ir.VectorType(I16, 2 * width)
+    wd = _declare(b.module, _MADD[width][1], ir.VectorType(I32, width), [v16, v16])
+    parts = []
+    for c, x, e, o in zip(_chunks(b, acc, width), _chunks(b, u, width),
+                          _chunks(b, even, width), _chunks(b, odd, width)):
+        x16 = b.bitcast(x, v16)
+        lo = b.call(wd, [b.and_(x16, ir.Constant(v16, [0xFF] * 2 * width)), b.bitcast(e, v16)])
+        hi = b.call(wd, [b.lshr(x16, ir.Constant(v16, [8] * 2 * width)), b.bitcast(o, v16)])
+        parts.append(b.add(b.add(c, lo), hi))
+    return _joined(b, parts)
+
+
+def _words(b: ir.IRBuilder, even: ir.Value, odd: ir.Value) -> ir.Value:
+    """Signed byte words from their int16 pairs (dot4.wd where no vpmaddwd fits the lanes):
+    byte t is the low byte of half t // 2 of even (t even) or odd (t odd)."""
+    vec = isinstance(even.type, ir.VectorType)
+
+    def c(x: int) -> ir.Constant:
+        return _splat(x, even.type.count) if vec else ir.Constant(I32, x)
+
+    out = None
+    for t in range(4):
+        half = even if t % 2 == 0 else odd
+        byte = b.and_(b.lshr(half, c(16)) if t >= 2 else half, c(0xFF))
+        part = b.shl(byte, c(8 * t)) if t else byte
+        out = part if out is None else b.or_(out, part)
+    assert out is not None
+    return out
+
+
+def emit_dot4(b: ir.IRBuilder, func: str, acc: ir.Value, u: ir.Value, s: ir.Value,
+              odd: ir.Value | None = None) -> ir.Value:
+    """acc + dot4(u, s) (dot4.wd: s and odd are the pairs); all int32 or int32 vectors of one
+    lane count."""
     lanes = u.type.count if isinstance(u.type, ir.VectorType) else 1
+    if func == "dot4.wd":
+        assert odd is not None
+        if lanes % 4 == 0:
+            return _wd(b, acc, u, s, odd)
+        s = _words(b, s, odd)
     if func == "dot4.vnni" and lanes % 4 == 0:
         return _vnni(b, acc, u, s)
     if func == "dot4.sdot" and lanes % 4 == 0:

@@ -247,11 +247,14 @@ class ExprEmitter(MemoryValues, SelectValues):
 
     def emit_dot(self, e: Call, acc: Expr | None) -> ir.Value:
         """acc + e for an int8 dot product: the accumulator goes into the instruction."""
-        u, s = self.unify(self.emit(e.args[0]), self.emit(e.args[1]))
-        total = izero(u.type) if acc is None else self.emit(acc)
-        total, u = self.unify(total, u)
-        total, s = self.unify(total, s)
-        return emit_dot4(self.builder, e.func, total, u, s)
+        # the operands (wd: three) and the accumulator, scalars broadcast to the vectors' lanes
+        vals = [self.emit(a) for a in e.args] + ([] if acc is None else [self.emit(acc)])
+        lanes = max((v.type.count for v in vals if isinstance(v.type, ir.VectorType)), default=0)
+        if lanes:
+            vals = [v if isinstance(v.type, ir.VectorType) else self.broadcast(v, lanes)
+                    for v in vals]
+        total = izero(vals[0].type) if acc is None else vals.pop()
+        return emit_dot4(self.builder, e.func, total, *vals)
 
     def emit_call(self, e: Call) -> ir.Value:
         if e.func == "bitcast":
