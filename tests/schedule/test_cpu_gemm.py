@@ -45,6 +45,7 @@ def packed(records: list) -> bool:
     ((3, 64, 48), (3, 48, 96)),   # batched
     ((2, 1, 40, 24), (3, 24, 130)),  # broadcast batch, ragged N
     ((37, 19), (19, 5)),          # narrower than a vector
+    ((1, 7, 7, 40), (40, 96)),    # a grid of tokens: its two row loops merged
 ])
 def test_matmul_shapes(a, b, tmp_path):
     x, w = rand(*a), rand(*b)
@@ -160,3 +161,15 @@ def test_pack_primitive_transposes_the_panel():
     jit = JitModule(optimize(emit_module([packed_func]), MachineSpec.host()))
     jit.kernel(packed_func.name, 3)(*[np.ascontiguousarray(x).ctypes.data for x in (a, b, out)])
     np.testing.assert_allclose(out, a.astype(np.float64) @ b.T, **TOL)
+
+
+def test_row_loops_merge_into_one_matrix():
+    """A [1, 7, 7, C] activation times weights tiles 49 rows past one packed panel (held as
+    7 x 7, each tile stopped at 7 rows and swin's weights were read unpacked 7 times); a
+    batched matmul, whose B moves with the batch, keeps its loops."""
+    machine = CpuMachine(256, 12, 1, 32, 512, vector_registers=16, broadcast_operand=False)
+    sch = default_schedule(_kernel_func((1, 7, 7, 64), (64, 96)), machine)
+    assert sch.knobs.get("merge_rows") and sch.knobs["kind"] == "packed_gemm"
+    assert next(s.args for s in sch.steps if s.primitive == "fuse") == ("matmul_i1", "matmul_i2")
+    batched = default_schedule(_kernel_func((3, 8, 16), (3, 16, 24)), machine)
+    assert "merge_rows" not in batched.knobs

@@ -88,7 +88,13 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         return None
     if _row_reduction(chain, alloc, vec):
         return None  # vectors across rows would gather: plan_row_reduction's case
-    nr = vector_width(vec.extent, lanes, machine.row_vectors())  # 1: a prime above the lanes
+    vector_vars = _vars_of_vector_loads(alloc, vec.var)
+    candidates = [c for c in chain if c is not vec and c.extent >= 2
+                  and c.var not in vector_vars]
+    # a short row loop leaves registers for a wider row; with no rows to share a vector
+    # operand (a pool), there is no broadcast to hold either
+    widest = machine.row_vectors(rows=candidates[-1].extent) if candidates else 4
+    nr = vector_width(vec.extent, lanes, widest)  # 1 for a prime extent above the lanes
     if pad:
         nr = min(lanes, vec.extent)
     if "vector" in want:
@@ -96,9 +102,6 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         if not 2 <= nr <= vec.extent or (vec.extent % nr and not pad):
             raise ScheduleError(f"vector={nr} does not divide the vector loop"
                                 f" {vec.var.name} ({vec.extent})")
-    vector_vars = _vars_of_vector_loads(alloc, vec.var)
-    candidates = [c for c in chain if c is not vec and c.extent >= 2
-                  and c.var not in vector_vars]
     if not candidates:
         # every vector operand moves with every loop (a depthwise conv): a tile along a loop
         # that some vector operand (the weights) ignores still reuses that one from a
