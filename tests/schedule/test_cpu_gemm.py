@@ -173,3 +173,7 @@ def test_row_loops_merge_into_one_matrix():
     assert next(s.args for s in sch.steps if s.primitive == "fuse") == ("matmul_i1", "matmul_i2")
     batched = default_schedule(_kernel_func((3, 8, 16), (3, 16, 24)), machine)
     assert "merge_rows" not in batched.knobs
+    # 16 cores and 6 panels of 16 columns: the row loop outside the panels stays to split
+    many = CpuMachine(256, 12, 16, 32, 512, vector_registers=16, broadcast_operand=False)
+    assert "merge_rows" not in default_schedule(_kernel_func((1, 7, 7, 64), (64, 96)),
+                                                many).knobs

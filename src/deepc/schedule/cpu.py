@@ -118,7 +118,7 @@ def default_schedule(f: PrimFunc, machine: CpuMachine,
     for nest, prefix, want in zip(nests, prefixes, wanted):
         merged: dict[str, Any] = {}
         if want.pop("merge_rows", True):
-            f, fused = merge_rows(f, perfect_chain(nest))
+            f, fused = merge_rows(f, perfect_chain(nest), machine)
             top = nest.var.name
             for outer, inner in fused:
                 sch.add("fuse", outer, inner)

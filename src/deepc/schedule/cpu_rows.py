@@ -19,15 +19,22 @@ from deepc.ir.expr import Load, Var
 from deepc.ir.loop import Allocate, For, PrimFunc, Store, find_loop, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule import primitives
+from deepc.schedule.cpu_machine import CpuMachine
 
 
-def merge_rows(f: PrimFunc, chain: list[For]) -> tuple[PrimFunc, list[tuple[str, str]]]:
+def merge_rows(f: PrimFunc, chain: list[For], machine: CpuMachine
+               ) -> tuple[PrimFunc, list[tuple[str, str]]]:
     """`f` with the row loops of the perfect nest `chain` merged pairwise, outermost first,
     and the fuse steps that did it; unchanged where the nest is not a GEMM (one accumulator,
-    one reduction loop) or no two neighbouring row loops merge cleanly."""
+    one reduction loop) or no two neighbouring row loops merge cleanly, and where the B
+    panels alone would not give each core one (threads split a packed GEMM by its panels, so
+    a merged row loop leaves them fewer chunks: 384 columns make 6 panels of 64)."""
     alloc = chain[-1].body
     if not (isinstance(alloc, Allocate) and alloc.buffer.scope == "local"
             and alloc.buffer.shape == (1,)):
+        return f, []
+    panel = machine.lanes(alloc.buffer.dtype) * machine.row_vectors()
+    if chain[-1].extent // panel < machine.cores:
         return f, []
     if sum(isinstance(s, For) for s in walk_stmts(alloc.body)) != 1:
         return f, []
