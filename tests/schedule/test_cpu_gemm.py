@@ -177,3 +177,28 @@ def test_row_loops_merge_into_one_matrix():
     many = CpuMachine(256, 12, 16, 32, 512, vector_registers=16, broadcast_operand=False)
     assert "merge_rows" not in default_schedule(_kernel_func((1, 7, 7, 64), (64, 96)),
                                                 many).knobs
+
+
+def test_rows_merge_past_a_residual_add(tmp_path):
+    """A residual read in the epilogue moves with the rows and the columns; it is not the B
+    operand, so the rows still merge (swin's fc2 + shortcut), and the numbers stay."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x, w, r = rand(1, 7, 7, 48), rand(48, 64), rand(1, 7, 7, 64)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Add", ["y", "r"], ["z"])],
+        "mm_res", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 7, 7, 48]),
+                   helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 7, 7, 64])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 7, 7, 64])],
+        initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    out, _ = compile_run(model, {"x": x, "r": r}, tmp_path)
+    np.testing.assert_allclose(out, x.astype(np.float64) @ w + r, **TOL)
+    from deepc.lowering.kernels import group_kernel
+    from deepc.passes.fuse import groups_of
+    from deepc.passes.manager import run_pipeline
+
+    graph = run_pipeline(convert(model))
+    (group,) = groups_of(graph)
+    machine = CpuMachine(256, 12, 2, 32, 512, vector_registers=16, broadcast_operand=False)
+    assert default_schedule(group_kernel(graph, group, 0).func, machine).knobs["merge_rows"]

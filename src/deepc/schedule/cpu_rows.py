@@ -20,6 +20,7 @@ from deepc.ir.loop import Allocate, For, PrimFunc, Store, find_loop, walk_stmts
 from deepc.ir.tensor import walk
 from deepc.schedule import primitives
 from deepc.schedule.cpu_machine import CpuMachine
+from deepc.schedule.cpu_reduction import update_stores
 
 
 def merge_rows(f: PrimFunc, chain: list[For], machine: CpuMachine
@@ -39,7 +40,10 @@ def merge_rows(f: PrimFunc, chain: list[For], machine: CpuMachine
     if sum(isinstance(s, For) for s in walk_stmts(alloc.body)) != 1:
         return f, []
     inner = chain[-1].var
-    moving = {v for ld in _global_loads(alloc) if inner in _vars(ld) for v in _vars(ld)}
+    # the B operand: what the accumulator updates read along the columns (an epilogue's
+    # residual moves with the rows too, and merges with them)
+    moving = {v for s in update_stores(alloc) for ld in walk(s.value) if isinstance(ld, Load)
+              and ld.source.scope == "global" and inner in _vars(ld) for v in _vars(ld)}
     rows = [c.var.name for c in chain[:-1] if c.extent >= 2 and c.var not in moving]
     steps: list[tuple[str, str]] = []
     outer = rows[0] if rows else None
@@ -74,11 +78,6 @@ def _affine_accesses(loop: For) -> bool:
             if any(not isinstance(t, Var) for t, _ in offset.terms):
                 return False
     return True
-
-
-def _global_loads(alloc: Allocate) -> list[Load]:
-    return [n for s in walk_stmts(alloc.body) if isinstance(s, Store) for n in walk(s.value)
-            if isinstance(n, Load) and n.source.scope == "global"]
 
 
 def _vars(load: Load) -> set[Var]:
