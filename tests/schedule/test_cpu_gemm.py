@@ -45,6 +45,7 @@ def packed(records: list) -> bool:
     ((3, 64, 48), (3, 48, 96)),   # batched
     ((2, 1, 40, 24), (3, 24, 130)),  # broadcast batch, ragged N
     ((37, 19), (19, 5)),          # narrower than a vector
+    ((1, 7, 7, 40), (40, 96)),    # a grid of tokens: its two row loops merged
 ])
 def test_matmul_shapes(a, b, tmp_path):
     x, w = rand(*a), rand(*b)
@@ -160,3 +161,44 @@ def test_pack_primitive_transposes_the_panel():
     jit = JitModule(optimize(emit_module([packed_func]), MachineSpec.host()))
     jit.kernel(packed_func.name, 3)(*[np.ascontiguousarray(x).ctypes.data for x in (a, b, out)])
     np.testing.assert_allclose(out, a.astype(np.float64) @ b.T, **TOL)
+
+
+def test_row_loops_merge_into_one_matrix():
+    """A [1, 7, 7, C] activation times weights tiles 49 rows past one packed panel (held as
+    7 x 7, each tile stopped at 7 rows and swin's weights were read unpacked 7 times); a
+    batched matmul, whose B moves with the batch, keeps its loops."""
+    machine = CpuMachine(256, 12, 1, 32, 512, vector_registers=16, broadcast_operand=False)
+    sch = default_schedule(_kernel_func((1, 7, 7, 64), (64, 96)), machine)
+    assert sch.knobs.get("merge_rows") and sch.knobs["kind"] == "packed_gemm"
+    assert next(s.args for s in sch.steps if s.primitive == "fuse") == ("matmul_i1", "matmul_i2")
+    batched = default_schedule(_kernel_func((3, 8, 16), (3, 16, 24)), machine)
+    assert "merge_rows" not in batched.knobs
+    # 16 cores and 6 panels of 16 columns: the row loop outside the panels stays to split
+    many = CpuMachine(256, 12, 16, 32, 512, vector_registers=16, broadcast_operand=False)
+    assert "merge_rows" not in default_schedule(_kernel_func((1, 7, 7, 64), (64, 96)),
+                                                many).knobs
+
+
+def test_rows_merge_past_a_residual_add(tmp_path):
+    """A residual read in the epilogue moves with the rows and the columns; it is not the B
+    operand, so the rows still merge (swin's fc2 + shortcut), and the numbers stay."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x, w, r = rand(1, 7, 7, 48), rand(48, 64), rand(1, 7, 7, 64)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Add", ["y", "r"], ["z"])],
+        "mm_res", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 7, 7, 48]),
+                   helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 7, 7, 64])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 7, 7, 64])],
+        initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    out, _ = compile_run(model, {"x": x, "r": r}, tmp_path)
+    np.testing.assert_allclose(out, x.astype(np.float64) @ w + r, **TOL)
+    from deepc.lowering.kernels import group_kernel
+    from deepc.passes.fuse import groups_of
+    from deepc.passes.manager import run_pipeline
+
+    graph = run_pipeline(convert(model))
+    (group,) = groups_of(graph)
+    machine = CpuMachine(256, 12, 2, 32, 512, vector_registers=16, broadcast_operand=False)
+    assert default_schedule(group_kernel(graph, group, 0).func, machine).knobs["merge_rows"]

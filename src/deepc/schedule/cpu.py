@@ -17,6 +17,7 @@ from deepc.ir.loop import (
     Seq,
     Stmt,
     Store,
+    find_loop,
     walk_stmts,
 )
 from deepc.ir.tensor import IN_ORDER
@@ -29,6 +30,7 @@ from deepc.schedule.cpu_reduce_loops import (
     plan_reduce_loops,
 )
 from deepc.schedule.cpu_reduction import best_factor, plan_reduction_tile, plan_row_reduction
+from deepc.schedule.cpu_rows import merge_rows
 from deepc.schedule.cpu_tile_blocks import step_unroll
 from deepc.schedule.interior import masked
 from deepc.schedule.schedule import Schedule
@@ -92,7 +94,7 @@ def _trip(root: For, target: For) -> int:
 
 KNOBS = {"kind", "vector", "rows", "row_pairs", "pair_block", "row_loop", "reduce_inner",
          "unroll", "outer_inner", "sweep", "reduce_blocks", "pack", "panel", "prefetch",
-         "threads"}
+         "threads", "merge_rows"}
 DERIVED = {"panel"}  # follows from the others; a record's value is not read back
 
 
@@ -114,8 +116,18 @@ def default_schedule(f: PrimFunc, machine: CpuMachine,
         raise ScheduleError(f"unknown knobs {sorted(unknown)} for kernel {f.name}"
                             f" (it has {len(nests)} nests; knobs: {sorted(KNOBS)})")
     for nest, prefix, want in zip(nests, prefixes, wanted):
+        merged: dict[str, Any] = {}
+        if want.pop("merge_rows", True):
+            f, fused = merge_rows(f, perfect_chain(nest), machine)
+            top = nest.var.name
+            for outer, inner in fused:
+                sch.add("fuse", outer, inner)
+                top = f"{outer}_{inner}" if outer == top else top
+            if fused:
+                nest = find_loop(f.body, top)
+                merged = {"merge_rows": True}
         chosen = _schedule_nest(sch, nest, machine, want, bool(f.attrs.get(IN_ORDER)))
-        sch.knobs.update({f"{prefix}{k}": v for k, v in chosen.items()})
+        sch.knobs.update({f"{prefix}{k}": v for k, v in {**merged, **chosen}.items()})
     return sch
 
 

@@ -37,6 +37,22 @@ class CpuMachine:
         FMA cannot read them from memory."""
         return vectors + (0 if self.broadcast_operand else broadcasts)
 
+    def row_vectors(self, widest: int = 4, rows: int | None = None) -> int:
+        """Most registers (a power of two, at most `widest`) that one row of a register tile
+        may span: the rows sharing the accumulator budget, plus one row's vector operands and
+        a broadcast register where FMAs cannot read it from memory, must fit the register
+        file, or the tile spills in its inner loop. AVX-512 (24 accumulators, 32 registers):
+        4, 6 rows of 4; AVX2 (12 of 16): 2, 6 rows of 2, as 3 rows of 4 need 17. Where the
+        nest has only `rows` rows to tile, those."""
+        vectors = widest
+        while vectors > 1:
+            held = max(self.accumulator_registers // vectors, 1)
+            held = min(held, rows) if rows else held
+            if held * vectors + self.operand_registers(vectors, 1) <= self.vector_registers:
+                break
+            vectors //= 2
+        return vectors
+
     def lanes(self, dtype: str) -> int:
         """`dtype` elements per vector register (at least 1)."""
         return max(self.vector_bits // (8 * max(itemsize(dtype), 1)), 1)

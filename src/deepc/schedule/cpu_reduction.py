@@ -50,16 +50,17 @@ def best_factor(extent: int, limit: int) -> int:
     return best if best * 2 > limit else limit
 
 
-def vector_width(extent: int, lanes: int) -> int:
+def vector_width(extent: int, lanes: int, widest: int = 4) -> int:
     """Lanes for the vector loop: four or two registers' worth when they divide the loop (so
     each broadcast operand feeds several vectors), else one register or a divisor below it,
     a power of two unless another divisor is over twice as wide (1000 channels: 8, not 10;
     28 pixels: 14). Never a width that leaves a guarded tail: a bounds test on the lanes
-    makes the loop scalar (232 channels run as 29 vectors of 8, not 15 of 16 with a test)."""
+    makes the loop scalar (232 channels run as 29 vectors of 8, not 15 of 16 with a test).
+    `widest` caps the registers (CpuMachine.row_vectors: what the register file holds)."""
     # never three registers: LLVM splits a <3L x float> row into element inserts and
     # shuffles (a 256x96x48 matmul at 8 GFLOP/s where 16 lanes reach 238)
     for nvec in (4, 2):
-        if extent % (nvec * lanes) == 0:
+        if nvec <= widest and extent % (nvec * lanes) == 0:
             return nvec * lanes
     if extent <= lanes:
         return extent
@@ -87,7 +88,13 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         return None
     if _row_reduction(chain, alloc, vec):
         return None  # vectors across rows would gather: plan_row_reduction's case
-    nr = vector_width(vec.extent, lanes)  # 1 for a prime extent above the lanes
+    vector_vars = _vars_of_vector_loads(alloc, vec.var)
+    candidates = [c for c in chain if c is not vec and c.extent >= 2
+                  and c.var not in vector_vars]
+    # a short row loop leaves registers for a wider row; with no rows to share a vector
+    # operand (a pool), there is no broadcast to hold either
+    widest = machine.row_vectors(rows=candidates[-1].extent) if candidates else 4
+    nr = vector_width(vec.extent, lanes, widest)  # 1 for a prime extent above the lanes
     if pad:
         nr = min(lanes, vec.extent)
     if "vector" in want:
@@ -95,9 +102,6 @@ def plan_reduction_tile(chain: list[For], machine: CpuMachine,
         if not 2 <= nr <= vec.extent or (vec.extent % nr and not pad):
             raise ScheduleError(f"vector={nr} does not divide the vector loop"
                                 f" {vec.var.name} ({vec.extent})")
-    vector_vars = _vars_of_vector_loads(alloc, vec.var)
-    candidates = [c for c in chain if c is not vec and c.extent >= 2
-                  and c.var not in vector_vars]
     if not candidates:
         # every vector operand moves with every loop (a depthwise conv): a tile along a loop
         # that some vector operand (the weights) ignores still reuses that one from a

@@ -171,7 +171,7 @@ def erf_f32(b: ir.IRBuilder, x: ir.Value, intrinsic: Intrinsic) -> ir.Value:
     x2 = b.fmul(x, x)
     p = _splat(ty, ERF_SERIES[-1])
     for c in reversed(ERF_SERIES[:-1]):
-        p = b.fadd(b.fmul(p, x2), _splat(ty, c))
+        p = b.fadd(b.fmul(p, x2, flags=_FL), _splat(ty, c), flags=_FL)
     small = b.fmul(x, p)
     # clamped, the divisor stays finite for the reciprocal estimate
     axc = _clamp_above(b, ax, ERF_ONE)
@@ -179,7 +179,7 @@ def erf_f32(b: ir.IRBuilder, x: ir.Value, intrinsic: Intrinsic) -> ir.Value:
                flags=FAST_DIV)
     q = _splat(ty, ERF_A[-1])
     for c in reversed(ERF_A[:-1]):
-        q = b.fadd(b.fmul(q, t), _splat(ty, c))
+        q = b.fadd(b.fmul(q, t, flags=_FL), _splat(ty, c), flags=_FL)
     tail = b.fmul(b.fmul(q, t), exp_nonpositive(b, b.fneg(b.fmul(axc, axc))))
     large = b.call(intrinsic("llvm.copysign", ty, 2), [b.fsub(_splat(ty, 1.0), tail), x])
     return b.select(b.fcmp_ordered("<", ax, _splat(ty, 1.0)), small, large)
