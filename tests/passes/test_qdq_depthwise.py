@@ -5,6 +5,8 @@ left between them, and compiles to onnxruntime's integers."""
 
 from __future__ import annotations
 
+import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,17 @@ from deepc.target import load_target
 from tests.helpers import run_ort
 
 RNG = np.random.default_rng(11)
+
+
+@pytest.fixture(autouse=True)
+def _own_draws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test draws its weights and inputs from a generator seeded by its own id, not by
+    the tests a parallel worker ran before it: about 1 draw in 170 of the squeeze-and-excite
+    block puts a pooled value on a rounding tie that onnxruntime's fused integer average
+    pool settles one unit away from the float QDQ semantics (deepc's reference, folded or
+    not), and the excitation spreads that unit over every channel (CI met one)."""
+    monkeypatch.setattr(sys.modules[__name__], "RNG",
+                        np.random.default_rng(zlib.crc32(request.node.nodeid.encode())))
 
 
 def _q(name: str, scale: float, zero: int, inits: list, nodes: list) -> str:  # type: ignore[type-arg]
