@@ -59,9 +59,8 @@ def merge_rows(f: PrimFunc, chain: list[For], machine: CpuMachine
 
 
 def _neighbours(f: PrimFunc, outer: str, inner: str) -> bool:
-    loop = next((s for s in walk_stmts(f.body) if isinstance(s, For) and s.var.name == outer),
-                None)
-    return loop is not None and isinstance(loop.body, For) and loop.body.var.name == inner
+    loop = find_loop(f.body, outer)
+    return isinstance(loop.body, For) and loop.body.var.name == inner
 
 
 def _affine_accesses(loop: For) -> bool:
